@@ -1,0 +1,28 @@
+/**
+ * Every environment variable Warden reads, named in one place. Most map onto a
+ * config key (dotted path); a flag beats the variable, which beats the file.
+ */
+export const CONFIG_ENV = {
+  dataDir: "WARDEN_DATA_DIR",
+  runDir: "WARDEN_RUN_DIR",
+  logLevel: "WARDEN_LOG_LEVEL",
+  defaultTimeout: "WARDEN_DEFAULT_TIMEOUT",
+  maxTimeout: "WARDEN_MAX_TIMEOUT",
+  killGracePeriod: "WARDEN_KILL_GRACE_PERIOD",
+  maxCpuPercent: "WARDEN_MAX_CPU_PERCENT",
+  maxMemoryMB: "WARDEN_MAX_MEMORY_MB",
+  maxDiskMB: "WARDEN_MAX_DISK_MB",
+  maxConcurrentSandboxes: "WARDEN_MAX_CONCURRENT_SANDBOXES",
+  maxSandboxesPerUser: "WARDEN_MAX_SANDBOXES_PER_USER",
+  "sandbox.bwrapPath": "WARDEN_BWRAP",
+  "sandbox.nativeDir": "WARDEN_NATIVE_DIR",
+  "sandbox.uidBase": "WARDEN_UID_BASE",
+  "sandbox.uidCount": "WARDEN_UID_COUNT",
+  "sandbox.cgroupParent": "WARDEN_CGROUP_PARENT",
+} as const;
+
+/** Variables that are not config keys. */
+export const ENV = {
+  /** Path of a JSON config file. */
+  config: "WARDEN_CONFIG",
+} as const;

@@ -1,0 +1,107 @@
+import { z } from "zod";
+import { RuntimeDefinitionSchema } from "../runtimes/definition.js";
+
+const MiB = 1024 * 1024;
+
+/** Default limits applied to a run that does not name its own. */
+export const DefaultLimitsSchema = z
+  .object({
+    memoryMb: z.number().int().min(16).default(512).describe("Memory limit (MiB); swap is off."),
+    cpuPercent: z
+      .number()
+      .min(1)
+      .max(100)
+      .default(80)
+      .describe("Share of the host's total CPU capacity (all cores), in percent."),
+    diskMb: z
+      .number()
+      .int()
+      .min(1)
+      .default(512)
+      .describe("Size of the sandbox's private tmpfs holding /workspace and /tmp (MiB)."),
+    pids: z.number().int().min(8).default(128).describe("Maximum processes and threads."),
+    outputBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(1 * MiB)
+      .describe("Cap on each of stdout and stderr (bytes); more ends the run as output_limit."),
+    openFiles: z.number().int().min(16).default(256).describe("RLIMIT_NOFILE of every process."),
+  })
+  .strict();
+
+export const SandboxHostConfigSchema = z
+  .object({
+    bwrapPath: z.string().default("/usr/bin/bwrap").describe("The bubblewrap binary."),
+    nativeDir: z
+      .string()
+      .optional()
+      .describe("Directory holding warden-exec, warden-init and seccomp.bpf (default: build/native)."),
+    uidBase: z
+      .number()
+      .int()
+      .min(1000)
+      .max(4_000_000_000)
+      .default(700_000)
+      .describe("First host uid (and gid) handed to sandboxes; the range must belong to no one else."),
+    uidCount: z.number().int().min(1).max(1_000_000).default(2000).describe("Size of the uid range."),
+    cgroupParent: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]+$/)
+      .default("warden")
+      .describe("Name of Warden's cgroup under each hierarchy's root."),
+    searchPath: z
+      .array(z.string().startsWith("/"))
+      .default(["/usr/local/bin", "/usr/bin", "/bin"])
+      .describe("System directories searched for runtime binaries (never a user's home)."),
+  })
+  .strict();
+
+export const ConfigSchema = z
+  .object({
+    dataDir: z.string().default("./.warden").describe("Where Warden keeps its state."),
+    runDir: z
+      .string()
+      .default("/run/warden")
+      .describe("Runtime state of live sandboxes (mount points, uid leases); must be traversable by others."),
+    logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    defaultTimeout: z.number().positive().default(300).describe("Wall-clock timeout of a run (s)."),
+    maxTimeout: z.number().positive().default(900).describe("Largest timeout a request may ask (s)."),
+    killGracePeriod: z
+      .number()
+      .min(0)
+      .default(10)
+      .describe("Time between SIGTERM and SIGKILL when a run is stopped (s)."),
+    maxCpuPercent: z.number().min(1).max(100).default(80),
+    maxMemoryMB: z.number().int().min(16).default(2048),
+    maxDiskMB: z.number().int().min(1).default(5120),
+    maxPids: z.number().int().min(8).default(1024),
+    maxOutputBytes: z.number().int().min(1024).default(64 * MiB),
+    maxConcurrentSandboxes: z.number().int().min(1).default(50),
+    maxSandboxesPerUser: z.number().int().min(1).default(5),
+    maxArtifactSizeMB: z.number().int().min(1).default(100),
+    maxArtifactsPerExecution: z.number().int().min(0).default(20),
+    maxRetries: z.number().int().min(0).default(3),
+    retryBackoffMs: z.number().int().min(0).default(1000),
+    defaults: DefaultLimitsSchema.default(DefaultLimitsSchema.parse({})),
+    sandbox: SandboxHostConfigSchema.default(SandboxHostConfigSchema.parse({})),
+    runtimes: z
+      .array(RuntimeDefinitionSchema)
+      .default([])
+      .describe("Extra runtimes, or replacements for built-in ones of the same name."),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.defaultTimeout > c.maxTimeout)
+      ctx.addIssue({ code: "custom", path: ["defaultTimeout"], message: "must not exceed maxTimeout" });
+    if (c.defaults.memoryMb > c.maxMemoryMB)
+      ctx.addIssue({ code: "custom", path: ["defaults", "memoryMb"], message: "must not exceed maxMemoryMB" });
+    if (c.defaults.diskMb > c.maxDiskMB)
+      ctx.addIssue({ code: "custom", path: ["defaults", "diskMb"], message: "must not exceed maxDiskMB" });
+    if (c.defaults.cpuPercent > c.maxCpuPercent)
+      ctx.addIssue({ code: "custom", path: ["defaults", "cpuPercent"], message: "must not exceed maxCpuPercent" });
+  });
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type DefaultLimits = z.infer<typeof DefaultLimitsSchema>;
+export type SandboxHostConfig = z.infer<typeof SandboxHostConfigSchema>;

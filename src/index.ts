@@ -1,0 +1,16 @@
+/** Warden as a library: the engine, the runtimes and the config, for in-process use. */
+export { SandboxHost, type SandboxHostOptions } from "./sandbox/host.js";
+export type { Box, BoxOptions } from "./sandbox/box.js";
+export type {
+  OutputChunk,
+  RunResult,
+  RunStatus,
+  SandboxFile,
+  SandboxLimits,
+  SandboxSpec,
+} from "./sandbox/types.js";
+export { RuntimeRegistry, type RuntimeInfo } from "./runtimes/registry.js";
+export { executeCode, type ExecuteRequest, type ExecutionResult } from "./runtimes/execute.js";
+export { loadConfig, type LoadConfigOptions } from "./config/load.js";
+export type { Config } from "./config/schema.js";
+export { WardenError, ERROR_CODES, type ErrorCode, type ErrorInfo } from "./errors.js";

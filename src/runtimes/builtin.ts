@@ -1,0 +1,103 @@
+import type { RuntimeDefinitionInput } from "./definition.js";
+
+/**
+ * The languages Warden knows out of the box. Each is offered only where its
+ * tools are really installed in the system search path.
+ */
+export const BUILTIN_RUNTIMES: RuntimeDefinitionInput[] = [
+  {
+    language: "python",
+    aliases: ["py", "python3"],
+    extensions: [".py"],
+    fileName: "main.py",
+    tools: { python: ["python3"] },
+    run: ["{python}", "-u", "{file}"],
+    env: { PYTHONDONTWRITEBYTECODE: "1", PYTHONIOENCODING: "utf-8", MPLBACKEND: "Agg" },
+    version: { tool: "python", args: ["--version"] },
+  },
+  {
+    language: "javascript",
+    aliases: ["js", "node", "nodejs"],
+    extensions: [".js", ".mjs", ".cjs"],
+    fileName: "main.js",
+    tools: { node: ["node", "nodejs"] },
+    run: ["{node}", "{file}"],
+    version: { tool: "node", args: ["--version"] },
+  },
+  {
+    language: "typescript",
+    aliases: ["ts"],
+    extensions: [".ts", ".mts"],
+    fileName: "main.ts",
+    tools: { node: ["node", "nodejs"] },
+    privateTools: { esbuild: "esbuild" },
+    // Types are stripped, not checked, as tsx and Node's own TypeScript support do.
+    compile: ["{esbuild}", "{file}", "--outfile=.warden-out.mjs", "--format=esm", "--platform=node", "--log-level=warning"],
+    run: ["{node}", ".warden-out.mjs"],
+    version: { tool: "node", args: ["--version"] },
+  },
+  {
+    language: "bash",
+    aliases: ["sh", "shell"],
+    extensions: [".sh", ".bash"],
+    fileName: "main.sh",
+    tools: { bash: ["bash"] },
+    run: ["{bash}", "{file}"],
+    version: { tool: "bash", args: ["--version"] },
+  },
+  {
+    language: "c",
+    extensions: [".c"],
+    fileName: "main.c",
+    tools: { cc: ["gcc", "cc", "clang"] },
+    compile: ["{cc}", "-O2", "-std=gnu17", "-o", "main", "{file}", "-lm"],
+    run: ["/workspace/main"],
+    version: { tool: "cc", args: ["--version"] },
+    compileLimits: { memoryMb: 1024, pids: 256 },
+  },
+  {
+    language: "cpp",
+    aliases: ["c++", "cxx"],
+    extensions: [".cpp", ".cc", ".cxx"],
+    fileName: "main.cpp",
+    tools: { cxx: ["g++", "c++", "clang++"] },
+    compile: ["{cxx}", "-O2", "-std=gnu++17", "-o", "main", "{file}"],
+    run: ["/workspace/main"],
+    version: { tool: "cxx", args: ["--version"] },
+    compileLimits: { memoryMb: 1024, pids: 256 },
+  },
+  {
+    language: "java",
+    extensions: [".java"],
+    fileName: "Main.java",
+    tools: { java: ["java"], javac: ["javac"] },
+    // Without /sys the JVM cannot see its cgroup: tell it the memory it has.
+    compile: ["{javac}", "-J-XX:MaxRAM={memoryMb}m", "-J-XX:+UseSerialGC", "-J-Xshare:off", "{file}"],
+    run: ["{java}", "-XX:MaxRAM={memoryMb}m", "-XX:+UseSerialGC", "-Xshare:off", "-cp", "/workspace", "Main"],
+    version: { tool: "java", args: ["-version"] },
+    compileLimits: { memoryMb: 1024, pids: 256 },
+  },
+  {
+    language: "go",
+    aliases: ["golang"],
+    extensions: [".go"],
+    fileName: "main.go",
+    tools: { go: ["go"] },
+    compile: ["{go}", "build", "-o", "main", "{file}"],
+    run: ["/workspace/main"],
+    env: { GOCACHE: "/tmp/go-cache", GOPATH: "/tmp/go", CGO_ENABLED: "0", GO111MODULE: "off" },
+    version: { tool: "go", args: ["version"] },
+    compileLimits: { memoryMb: 1024, pids: 256 },
+  },
+  {
+    language: "rust",
+    aliases: ["rs"],
+    extensions: [".rs"],
+    fileName: "main.rs",
+    tools: { rustc: ["rustc"] },
+    compile: ["{rustc}", "-O", "-o", "main", "{file}"],
+    run: ["/workspace/main"],
+    version: { tool: "rustc", args: ["--version"] },
+    compileLimits: { memoryMb: 1024, pids: 256 },
+  },
+];

@@ -1,0 +1,196 @@
+/**
+ * Runs source code in a language: an optional compile step in its own
+ * sandbox with its own limits, then the program, both in one box (they share
+ * the workspace). Produces the result shape every interface returns.
+ */
+import { WardenError, type ErrorInfo } from "../errors.js";
+import type { SandboxHost } from "../sandbox/host.js";
+import type { OutputChunk, RunResult, RunStatus, SandboxFile, SandboxLimits } from "../sandbox/types.js";
+import { executionId } from "../util/ids.js";
+import { expandTemplate, privateMountsFor, type RuntimeRegistry } from "./registry.js";
+
+export interface ExecuteRequest {
+  language: string;
+  /** Source files; the entry point is `entrypoint` or the first file. */
+  files: SandboxFile[];
+  entrypoint?: string | undefined;
+  stdin?: string | undefined;
+  args?: string[] | undefined;
+  env?: Record<string, string> | undefined;
+  /** Limits of the program run (already validated against the maxima). */
+  limits: SandboxLimits;
+  onOutput?: ((chunk: OutputChunk) => void) | undefined;
+  signal?: AbortSignal | undefined;
+  id?: string | undefined;
+  /** Told which box runs the code, for audit and leak checks. */
+  onBox?: ((box: { id: string; uid: number }) => void) | undefined;
+}
+
+export type ExecutionStatus = RunStatus | "queued" | "running" | "rejected";
+
+export interface StepResult {
+  status: RunStatus;
+  exitCode: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  truncated: { stdout: boolean; stderr: boolean };
+}
+
+export interface ArtifactInfo {
+  name: string;
+  size: number;
+  mimeType: string;
+  url: string;
+}
+
+/** The result shape of DESIGN §3, identical in CLI --json, REST, MCP and SDK. */
+export interface ExecutionResult {
+  id: string;
+  status: ExecutionStatus;
+  success: boolean;
+  exitCode: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  truncated: { stdout: boolean; stderr: boolean };
+  compile: StepResult | null;
+  artifacts: ArtifactInfo[];
+  error: ErrorInfo | null;
+  metrics: {
+    executionTimeMs: number;
+    cpuTimeMs: number;
+    peakMemoryBytes: number;
+    queueTimeMs: number;
+    retries: number;
+  };
+}
+
+const COMPILE_TIMEOUT_MS = 60_000;
+
+function step(r: RunResult): StepResult {
+  return {
+    status: r.status,
+    exitCode: r.exitCode,
+    signal: r.signal,
+    stdout: r.stdout,
+    stderr: r.stderr,
+    truncated: r.truncated,
+  };
+}
+
+function emptyResult(id: string): ExecutionResult {
+  return {
+    id,
+    status: "error",
+    success: false,
+    exitCode: null,
+    signal: null,
+    stdout: "",
+    stderr: "",
+    truncated: { stdout: false, stderr: false },
+    compile: null,
+    artifacts: [],
+    error: null,
+    metrics: { executionTimeMs: 0, cpuTimeMs: 0, peakMemoryBytes: 0, queueTimeMs: 0, retries: 0 },
+  };
+}
+
+export async function executeCode(
+  host: SandboxHost,
+  registry: RuntimeRegistry,
+  request: ExecuteRequest,
+): Promise<ExecutionResult> {
+  const result = emptyResult(request.id ?? executionId());
+  const runtime = registry.resolve(request.language);
+  const def = runtime.definition;
+  if (request.files.length === 0) throw new WardenError("INVALID_REQUEST", "files: at least one file is needed");
+  const entry = request.entrypoint ?? request.files[0]!.path;
+  if (!request.files.some((f) => f.path === entry))
+    throw new WardenError("INVALID_REQUEST", `entrypoint: no file named ${entry}`);
+
+  const vars = { ...runtime.tools, file: entry, memoryMb: String(request.limits.memoryMb) };
+  const mounts = privateMountsFor(runtime, (name) => host.privateFile(name));
+  const env = { ...def.env, ...request.env };
+  const box = await host.prepare({ diskMb: request.limits.diskMb, files: request.files });
+  request.onBox?.({ id: box.id, uid: box.uid });
+  try {
+    if (def.compile) {
+      const compileLimits: SandboxLimits = {
+        ...request.limits,
+        memoryMb: Math.max(request.limits.memoryMb, def.compileLimits.memoryMb ?? 0),
+        pids: Math.max(request.limits.pids, def.compileLimits.pids ?? 0),
+        timeoutMs: def.compileLimits.timeoutMs ?? COMPILE_TIMEOUT_MS,
+        cpuTimeMs: undefined,
+      };
+      const compiled = await box.run({
+        argv: expandTemplate(def.compile, { ...vars, memoryMb: String(compileLimits.memoryMb) }),
+        env,
+        limits: compileLimits,
+        mounts,
+        signal: request.signal,
+      });
+      result.compile = step(compiled);
+      if (compiled.status !== "completed") {
+        // The program never ran: the outcome is the compiler's.
+        result.status = compiled.status;
+        result.error = compileError(compiled);
+        return result;
+      }
+    }
+    const ran = await box.run(
+      {
+        argv: [...expandTemplate(def.run, vars), ...(request.args ?? [])],
+        env,
+        stdin: request.stdin,
+        limits: request.limits,
+        mounts,
+        onOutput: request.onOutput,
+        signal: request.signal,
+      },
+      { last: true },
+    );
+    Object.assign(result, {
+      status: ran.status,
+      success: ran.status === "completed",
+      exitCode: ran.exitCode,
+      signal: ran.signal,
+      stdout: ran.stdout,
+      stderr: ran.stderr,
+      truncated: ran.truncated,
+      metrics: {
+        ...result.metrics,
+        executionTimeMs: ran.metrics.wallTimeMs,
+        cpuTimeMs: ran.metrics.cpuTimeMs,
+        peakMemoryBytes: ran.metrics.peakMemoryBytes,
+      },
+    });
+    if (ran.status === "error")
+      result.error = { code: "INTERNAL", message: `sandbox failed: ${ran.errorMessage ?? "unknown"}`, retryable: false };
+    return result;
+  } finally {
+    await box.destroy();
+  }
+}
+
+/** A failed compile is the code's fault (INVALID_CODE), unless Warden failed or someone killed it. */
+function compileError(r: RunResult): ErrorInfo | null {
+  const invalid = (why: string): ErrorInfo => ({ code: "INVALID_CODE", message: `compilation ${why}`, retryable: false });
+  switch (r.status) {
+    case "killed":
+    case "completed":
+      return null;
+    case "error":
+      return { code: "INTERNAL", message: `compile step failed: ${r.errorMessage ?? "unknown"}`, retryable: false };
+    case "failed":
+      return invalid(`failed with exit code ${r.exitCode ?? r.signal}`);
+    case "timeout":
+      return invalid("exceeded its time limit");
+    case "memory_limit":
+      return invalid("exceeded its memory limit");
+    case "output_limit":
+      return invalid("produced too much output");
+    case "disk_limit":
+      return invalid("filled the disk");
+  }
+}

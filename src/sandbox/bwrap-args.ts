@@ -1,0 +1,136 @@
+/**
+ * Pure builders of the bubblewrap command line. Each returns a `string[]`
+ * fragment; `buildBwrapArgs` joins them in the order bubblewrap needs.
+ * Nothing here touches the filesystem, so every flag is unit-tested.
+ */
+import type { ReadOnlyMount } from "./types.js";
+
+/** Where Warden's init lives inside every sandbox. */
+export const INIT_PATH = "/.warden/init";
+export const WORKSPACE = "/workspace";
+/** The uid/gid the program sees; the host sees the box's own unprivileged uid. */
+export const SANDBOX_UID = 1000;
+export const SANDBOX_HOSTNAME = "warden";
+
+/** A top-level system path: bound read-only, or recreated as the same symlink (merged /usr). */
+export type SystemEntry =
+  | { kind: "dir"; path: string }
+  | { kind: "symlink"; path: string; target: string };
+
+export interface BwrapLayout {
+  /** /usr, /bin, /lib... as found on the host. */
+  system: readonly SystemEntry[];
+  /** Curated files for /etc: host source → path inside. */
+  etc: readonly ReadOnlyMount[];
+  /** Host directories behind /workspace and /tmp (inside the box's tmpfs). */
+  workspaceDir: string;
+  tmpDir: string;
+  /** Host path of warden-init (a copy readable by the sandbox uid). */
+  initPath: string;
+}
+
+export interface BwrapRunOptions {
+  layout: BwrapLayout;
+  mounts: readonly ReadOnlyMount[];
+  env: Readonly<Record<string, string>>;
+  cwd: string;
+  /** fd (in bwrap's table) holding the seccomp BPF program. */
+  seccompFd: number;
+  /** fd warden-init reports the program's exit on. */
+  statusFd: number;
+  argv: readonly string[];
+}
+
+/**
+ * Every namespace, with no way to make more: user namespaces are disabled
+ * inside (a nested userns is the usual first step of a kernel exploit),
+ * the sandbox dies with Warden, and a new session stops TIOCSTI injection.
+ */
+export function namespaceArgs(): string[] {
+  return [
+    "--unshare-user",
+    "--unshare-pid",
+    "--unshare-ipc",
+    "--unshare-uts",
+    "--unshare-net",
+    "--unshare-cgroup",
+    "--disable-userns",
+    "--assert-userns-disabled",
+    "--die-with-parent",
+    "--new-session",
+    "--as-pid-1",
+    "--uid",
+    String(SANDBOX_UID),
+    "--gid",
+    String(SANDBOX_UID),
+    "--hostname",
+    SANDBOX_HOSTNAME,
+  ];
+}
+
+/** System directories read-only; symlinked ones (merged /usr) recreated as symlinks. */
+export function systemArgs(system: readonly SystemEntry[]): string[] {
+  const args: string[] = [];
+  for (const entry of system) {
+    if (entry.kind === "dir") args.push("--ro-bind", entry.path, entry.path);
+    else args.push("--symlink", entry.target, entry.path);
+  }
+  return args;
+}
+
+export function readOnlyArgs(mounts: readonly ReadOnlyMount[]): string[] {
+  return mounts.flatMap((m) => ["--ro-bind", m.source, m.target]);
+}
+
+/**
+ * The private parts: a fresh /proc for the sandbox's own pid namespace, a
+ * minimal /dev, the box's tmpfs as /workspace and /tmp, and Warden's init.
+ * No /sys, no host /proc, nothing of the service.
+ */
+export function privateArgs(layout: BwrapLayout): string[] {
+  return [
+    "--proc",
+    "/proc",
+    "--dev",
+    "/dev",
+    "--bind",
+    layout.workspaceDir,
+    WORKSPACE,
+    "--bind",
+    layout.tmpDir,
+    "/tmp",
+    "--ro-bind",
+    layout.initPath,
+    INIT_PATH,
+  ];
+}
+
+/** The environment is cleared, then rebuilt from exactly what the caller gives. */
+export function envArgs(env: Readonly<Record<string, string>>): string[] {
+  const args = ["--clearenv"];
+  for (const [key, value] of Object.entries(env)) args.push("--setenv", key, value);
+  return args;
+}
+
+export function buildBwrapArgs(options: BwrapRunOptions): string[] {
+  const { layout } = options;
+  return [
+    ...namespaceArgs(),
+    ...systemArgs(layout.system),
+    ...readOnlyArgs(layout.etc),
+    ...readOnlyArgs(options.mounts),
+    ...privateArgs(layout),
+    // Everything not bound above (/, /etc, /.warden...) becomes read-only.
+    "--remount-ro",
+    "/",
+    ...envArgs(options.env),
+    "--chdir",
+    options.cwd,
+    "--seccomp",
+    String(options.seccompFd),
+    "--",
+    INIT_PATH,
+    String(options.statusFd),
+    ...options.argv,
+  ];
+}

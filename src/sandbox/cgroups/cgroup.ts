@@ -1,0 +1,144 @@
+import { readFile, writeFile, rmdir } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
+
+/** Limits written into a sandbox's cgroup. */
+export interface CgroupLimits {
+  memoryBytes: number;
+  pids: number;
+  /** Share of the whole host's CPU capacity, in percent. */
+  cpuPercent: number;
+}
+
+/** Read from the kernel after (or during) a run. */
+export interface CgroupAccounting {
+  cpuTimeMs: number;
+  /** 0 where the kernel keeps no peak (cgroup v2 before Linux 5.19). */
+  peakMemoryBytes: number;
+  oomKills: number;
+}
+
+/** One sandbox's cgroup, on whichever hierarchy the host uses. */
+export interface Cgroup {
+  readonly name: string;
+  /** Files a process writes its pid into to join (one per hierarchy). */
+  readonly procsFiles: readonly string[];
+  pids(): Promise<number[]>;
+  accounting(): Promise<CgroupAccounting>;
+  /** Sends `signal` to every member except `except`; returns how many got it. */
+  signal(signal: NodeJS.Signals, except?: ReadonlySet<number>): Promise<number>;
+  /** SIGKILLs every member, racing forks, until the cgroup is empty. */
+  killAll(): Promise<void>;
+  /** Empties and removes the cgroup. Safe to call twice. */
+  destroy(): Promise<void>;
+}
+
+export interface CgroupDriver {
+  readonly version: "v1" | "v2";
+  /** Creates the cgroup `name` under Warden's parent with `limits` applied. */
+  create(name: string, limits: CgroupLimits): Promise<Cgroup>;
+  /** An existing cgroup by name, for the janitor. */
+  open(name: string): Cgroup;
+  /** Names of the cgroups under Warden's parent. */
+  list(): Promise<string[]>;
+}
+
+export const CPU_PERIOD_US = 100_000;
+
+/** cpuPercent of the whole host → quota per period, at least 1 ms. */
+export function cpuQuotaUs(cpuPercent: number, cpuCount: number): number {
+  return Math.max(1000, Math.round((cpuPercent / 100) * cpuCount * CPU_PERIOD_US));
+}
+
+export async function readNumber(file: string): Promise<number> {
+  return Number((await readFile(file, "utf8")).trim());
+}
+
+/** Reads `key value` lines (memory.events, cpu.stat, memory.oom_control). */
+export async function readKeyed(file: string): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const line of (await readFile(file, "utf8")).split("\n")) {
+    const [key, value] = line.trim().split(/\s+/);
+    if (key && value !== undefined) out[key] = Number(value);
+  }
+  return out;
+}
+
+export async function readPids(procsFile: string): Promise<number[]> {
+  try {
+    const text = await readFile(procsFile, "utf8");
+    return text
+      .split("\n")
+      .filter(Boolean)
+      .map((p) => Number(p));
+  } catch (error) {
+    if (isErrno(error, "ENOENT")) return [];
+    throw error;
+  }
+}
+
+export async function signalAll(
+  pids: readonly number[],
+  signal: NodeJS.Signals,
+  except?: ReadonlySet<number>,
+): Promise<number> {
+  let sent = 0;
+  for (const pid of pids) {
+    if (except?.has(pid)) continue;
+    try {
+      process.kill(pid, signal);
+      sent++;
+    } catch {
+      // already gone
+    }
+  }
+  return sent;
+}
+
+/** Writes a control file, ignoring one the kernel does not offer. */
+export async function writeOptional(file: string, value: string): Promise<boolean> {
+  try {
+    await writeFile(file, value);
+    return true;
+  } catch (error) {
+    if (isErrno(error, "ENOENT")) return false;
+    throw error;
+  }
+}
+
+/** rmdir that waits out the short EBUSY window after the last member exits. */
+export async function removeDir(dir: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await rmdir(dir);
+      return;
+    } catch (error) {
+      if (isErrno(error, "ENOENT")) return;
+      if (!isErrno(error, "EBUSY") || attempt >= 50) throw error;
+      await sleep(10);
+    }
+  }
+}
+
+/** Kills members until none is left; a fork bomb refills, so loop (bounded by pids.max). */
+export async function killUntilEmpty(
+  list: () => Promise<number[]>,
+  beforeRound?: () => Promise<void>,
+  afterRound?: () => Promise<void>,
+): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    await beforeRound?.();
+    const pids = await list();
+    await signalAll(pids, "SIGKILL");
+    await afterRound?.();
+    if (pids.length === 0) {
+      if ((await list()).length === 0) return;
+    }
+    if (Date.now() > deadline) throw new Error("cgroup still has processes after 10 s of SIGKILL");
+    await sleep(pids.length === 0 ? 5 : 1);
+  }
+}
+
+export function isErrno(error: unknown, code: string): boolean {
+  return typeof error === "object" && error !== null && (error as NodeJS.ErrnoException).code === code;
+}

@@ -1,0 +1,145 @@
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  CPU_PERIOD_US,
+  cpuQuotaUs,
+  isErrno,
+  killUntilEmpty,
+  readKeyed,
+  readNumber,
+  readPids,
+  removeDir,
+  signalAll,
+  writeOptional,
+  type Cgroup,
+  type CgroupAccounting,
+  type CgroupDriver,
+  type CgroupLimits,
+} from "./cgroup.js";
+
+/**
+ * cgroup v1: one directory per controller hierarchy. Also drives hybrid hosts,
+ * where the controllers sit on v1 and the unified mount is empty.
+ */
+export class CgroupV1Driver implements CgroupDriver {
+  readonly version = "v1";
+
+  constructor(
+    /** controller → hierarchy mount point (memory and pids at least). */
+    private readonly mounts: Readonly<Record<string, string>>,
+    private readonly parent: string,
+    private readonly cpuCount: number,
+  ) {}
+
+  private dirsOf(name: string): Record<string, string> {
+    const dirs: Record<string, string> = {};
+    for (const [controller, mount] of Object.entries(this.mounts))
+      dirs[controller] = join(mount, this.parent, name);
+    return dirs;
+  }
+
+  open(name: string): Cgroup {
+    return new CgroupV1(name, this.dirsOf(name));
+  }
+
+  async create(name: string, limits: CgroupLimits): Promise<Cgroup> {
+    const group = new CgroupV1(name, this.dirsOf(name));
+    try {
+      await group.setUp(limits, this.cpuCount);
+    } catch (error) {
+      await group.destroy().catch(() => undefined);
+      throw error;
+    }
+    return group;
+  }
+
+  async list(): Promise<string[]> {
+    const memory = this.mounts.memory;
+    if (!memory) return [];
+    try {
+      const entries = await readdir(join(memory, this.parent), { withFileTypes: true });
+      return entries.filter((e) => e.isDirectory()).map((e) => e.name);
+    } catch (error) {
+      if (isErrno(error, "ENOENT")) return [];
+      throw error;
+    }
+  }
+}
+
+class CgroupV1 implements Cgroup {
+  readonly procsFiles: readonly string[];
+  private readonly uniqueDirs: string[];
+
+  constructor(
+    readonly name: string,
+    private readonly dirs: Readonly<Record<string, string>>,
+  ) {
+    // cpu and cpuacct may share one hierarchy: join each directory once.
+    this.uniqueDirs = [...new Set(Object.values(dirs))];
+    this.procsFiles = this.uniqueDirs.map((d) => join(d, "cgroup.procs"));
+  }
+
+  async setUp(limits: CgroupLimits, cpuCount: number): Promise<void> {
+    for (const dir of this.uniqueDirs) await mkdir(dir, { recursive: true });
+    const { memory, pids, cpu } = this.dirs;
+    if (memory) {
+      await writeFile(join(memory, "memory.limit_in_bytes"), String(limits.memoryBytes));
+      // Swap off: memsw (where swap accounting is on) equals the memory limit.
+      await writeOptional(join(memory, "memory.memsw.limit_in_bytes"), String(limits.memoryBytes));
+      await writeOptional(join(memory, "memory.swappiness"), "0");
+    }
+    if (pids) await writeFile(join(pids, "pids.max"), String(limits.pids));
+    if (cpu) {
+      await writeFile(join(cpu, "cpu.cfs_period_us"), String(CPU_PERIOD_US));
+      await writeFile(join(cpu, "cpu.cfs_quota_us"), String(cpuQuotaUs(limits.cpuPercent, cpuCount)));
+    }
+  }
+
+  pids(): Promise<number[]> {
+    const any = this.dirs.pids ?? this.dirs.memory ?? this.uniqueDirs[0]!;
+    return readPids(join(any, "cgroup.procs"));
+  }
+
+  async accounting(): Promise<CgroupAccounting> {
+    const { memory, cpuacct } = this.dirs;
+    const cpuNs = cpuacct ? await readNumber(join(cpuacct, "cpuacct.usage")).catch(() => 0) : 0;
+    const peak = memory ? await readNumber(join(memory, "memory.max_usage_in_bytes")).catch(() => 0) : 0;
+    const oom = memory ? await readKeyed(join(memory, "memory.oom_control")).catch(() => ({})) : {};
+    return {
+      cpuTimeMs: Math.round(cpuNs / 1e6),
+      peakMemoryBytes: peak,
+      oomKills: (oom as Record<string, number>).oom_kill ?? 0,
+    };
+  }
+
+  async signal(signal: NodeJS.Signals, except?: ReadonlySet<number>): Promise<number> {
+    return signalAll(await this.pids(), signal, except);
+  }
+
+  async killAll(): Promise<void> {
+    const freezer = this.dirs.freezer;
+    if (!freezer) return killUntilEmpty(() => this.pids());
+    // Freeze first so a fork bomb cannot outrun the kill loop; thaw to let the kills land.
+    const state = join(freezer, "freezer.state");
+    await killUntilEmpty(
+      () => this.pids(),
+      async () => {
+        await writeFile(state, "FROZEN").catch(() => undefined);
+        for (let i = 0; i < 100; i++) {
+          const now = await readFile(state, "utf8").catch(() => "FROZEN");
+          if (now.trim() === "FROZEN") break;
+          await sleep(1);
+        }
+      },
+      async () => {
+        await writeFile(state, "THAWED").catch(() => undefined);
+      },
+    );
+  }
+
+  async destroy(): Promise<void> {
+    if ((await this.pids()).length > 0) await this.killAll();
+    for (const dir of this.uniqueDirs) await removeDir(dir);
+  }
+}

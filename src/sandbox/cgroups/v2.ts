@@ -1,0 +1,132 @@
+import { access, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  CPU_PERIOD_US,
+  cpuQuotaUs,
+  isErrno,
+  killUntilEmpty,
+  readKeyed,
+  readNumber,
+  readPids,
+  removeDir,
+  signalAll,
+  writeOptional,
+  type Cgroup,
+  type CgroupAccounting,
+  type CgroupDriver,
+  type CgroupLimits,
+} from "./cgroup.js";
+
+/** cgroup v2: one unified directory per sandbox under `<mount>/<parent>`. */
+export class CgroupV2Driver implements CgroupDriver {
+  readonly version = "v2";
+  private delegated: Promise<void> | undefined;
+
+  constructor(
+    private readonly mount: string,
+    private readonly parent: string,
+    private readonly controllers: readonly string[],
+    private readonly cpuCount: number,
+  ) {}
+
+  /** Enables our controllers for Warden's parent and its children (once). */
+  private delegate(): Promise<void> {
+    this.delegated ??= (async () => {
+      const wanted = ["memory", "pids", "cpu"].filter((c) => this.controllers.includes(c));
+      const enable = wanted.map((c) => `+${c}`).join(" ");
+      const parentDir = join(this.mount, this.parent);
+      await writeFile(join(this.mount, "cgroup.subtree_control"), enable);
+      await mkdir(parentDir, { recursive: true });
+      await writeFile(join(parentDir, "cgroup.subtree_control"), enable);
+    })();
+    return this.delegated;
+  }
+
+  open(name: string): Cgroup {
+    return new CgroupV2(name, join(this.mount, this.parent, name));
+  }
+
+  async create(name: string, limits: CgroupLimits): Promise<Cgroup> {
+    await this.delegate();
+    const dir = join(this.mount, this.parent, name);
+    await mkdir(dir);
+    const group = new CgroupV2(name, dir);
+    try {
+      await writeFile(join(dir, "memory.max"), String(limits.memoryBytes));
+      await writeOptional(join(dir, "memory.swap.max"), "0");
+      // An OOM kill takes the whole sandbox, never leaves half a program running.
+      await writeOptional(join(dir, "memory.oom.group"), "1");
+      await writeFile(join(dir, "pids.max"), String(limits.pids));
+      if (this.controllers.includes("cpu"))
+        await writeFile(
+          join(dir, "cpu.max"),
+          `${cpuQuotaUs(limits.cpuPercent, this.cpuCount)} ${CPU_PERIOD_US}`,
+        );
+    } catch (error) {
+      await group.destroy().catch(() => undefined);
+      throw error;
+    }
+    return group;
+  }
+
+  async list(): Promise<string[]> {
+    try {
+      const entries = await readdir(join(this.mount, this.parent), { withFileTypes: true });
+      return entries.filter((e) => e.isDirectory()).map((e) => e.name);
+    } catch (error) {
+      if (isErrno(error, "ENOENT")) return [];
+      throw error;
+    }
+  }
+}
+
+class CgroupV2 implements Cgroup {
+  readonly procsFiles: readonly string[];
+
+  constructor(
+    readonly name: string,
+    private readonly dir: string,
+  ) {
+    this.procsFiles = [join(dir, "cgroup.procs")];
+  }
+
+  pids(): Promise<number[]> {
+    return readPids(join(this.dir, "cgroup.procs"));
+  }
+
+  async accounting(): Promise<CgroupAccounting> {
+    const cpu = await readKeyed(join(this.dir, "cpu.stat")).catch(() => ({}) as Record<string, number>);
+    const events = await readKeyed(join(this.dir, "memory.events")).catch(
+      () => ({}) as Record<string, number>,
+    );
+    const peak = await readNumber(join(this.dir, "memory.peak")).catch(() => 0);
+    return {
+      cpuTimeMs: Math.round((cpu.usage_usec ?? 0) / 1000),
+      peakMemoryBytes: peak,
+      oomKills: events.oom_kill ?? 0,
+    };
+  }
+
+  async signal(signal: NodeJS.Signals, except?: ReadonlySet<number>): Promise<number> {
+    return signalAll(await this.pids(), signal, except);
+  }
+
+  async killAll(): Promise<void> {
+    const killFile = join(this.dir, "cgroup.kill");
+    const hasKill = await access(killFile).then(
+      () => true,
+      () => false,
+    );
+    // cgroup.kill (Linux 5.14+) kills the whole tree atomically, forks included.
+    await killUntilEmpty(
+      () => this.pids(),
+      hasKill ? () => writeFile(killFile, "1").catch(() => undefined) : undefined,
+    );
+  }
+
+  async destroy(): Promise<void> {
+    const populated = await readFile(join(this.dir, "cgroup.procs"), "utf8").catch(() => "");
+    if (populated.trim()) await this.killAll();
+    await removeDir(this.dir);
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * The sandbox host: everything a process needs once to run sandboxes —
+ * checked prerequisites, the cgroup driver, the run directory, the uid pool —
+ * and the factory of boxes. One per Warden process.
+ */
+import { access, constants, mkdir } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { silentLogger, type Logger } from "../audit/logger.js";
+import type { SandboxHostConfig } from "../config/schema.js";
+import { WardenError } from "../errors.js";
+import { Box, type BoxOptions } from "./box.js";
+import { createCgroupDriver, readCgroupLayout, type CgroupDriver, type CgroupLayout } from "./cgroups/index.js";
+import { etcMounts, prepareRunDir, systemEntries, type RunDirLayout } from "./host-layout.js";
+import { runJanitor, type JanitorReport } from "./janitor.js";
+import { newBoxId } from "./owner.js";
+import { UidPool } from "./uid-pool.js";
+import { checkWorkspacePath } from "./workspace.js";
+
+export interface SandboxHostOptions {
+  config: SandboxHostConfig;
+  /** Runtime state directory (mount points, uid leases). */
+  runDir: string;
+  logger?: Logger;
+  /** Files to copy into the run directory's lib/ for use inside sandboxes: name → host path. */
+  privateFiles?: Record<string, string>;
+}
+
+/** Where Warden's compiled native helpers are, unless configured. */
+export function defaultNativeDir(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  // dist/sandbox → <root>/build/native; src/sandbox (tests) → the same.
+  return resolve(here, "..", "..", "build", "native");
+}
+
+export class SandboxHost {
+  private constructor(
+    readonly cgroupLayout: CgroupLayout,
+    readonly cgroups: CgroupDriver,
+    readonly runDir: RunDirLayout,
+    private readonly uids: UidPool,
+    private readonly boxContext: ConstructorParameters<typeof Box>[4],
+    readonly janitorReport: JanitorReport,
+  ) {}
+
+  /**
+   * Checks prerequisites, prepares the run directory and clears what a crashed
+   * Warden left behind. Throws ISOLATION_UNAVAILABLE saying what is missing.
+   */
+  static async open(options: SandboxHostOptions): Promise<SandboxHost> {
+    const logger = options.logger ?? silentLogger;
+    const { config } = options;
+    if (process.getuid?.() !== 0)
+      throw new WardenError(
+        "ISOLATION_UNAVAILABLE",
+        "Warden must run as root to manage cgroups and per-sandbox uids (run `warden doctor`)",
+      );
+    const nativeDir = config.nativeDir ?? defaultNativeDir();
+    const helperPath = join(nativeDir, "warden-exec");
+    const initSource = join(nativeDir, "warden-init");
+    const seccompPath = join(nativeDir, "seccomp.bpf");
+    for (const [path, what] of [
+      [config.bwrapPath, "bubblewrap (apt-get install bubblewrap)"],
+      [helperPath, "warden-exec (npm run build:native)"],
+      [initSource, "warden-init (npm run build:native)"],
+      [seccompPath, "the seccomp filter (npm run build:native)"],
+    ] as const) {
+      await access(path, constants.R_OK).catch(() => {
+        throw new WardenError("ISOLATION_UNAVAILABLE", `missing ${what}: ${path}`);
+      });
+    }
+    const cgroupLayout = readCgroupLayout();
+    const cgroups = createCgroupDriver(config.cgroupParent, cgroupLayout);
+    const runDir = await prepareRunDir(options.runDir, {
+      "warden-init": initSource,
+      ...options.privateFiles,
+    });
+    const uids = new UidPool(runDir.uids, config.uidBase, config.uidCount);
+    await uids.init();
+    const janitorReport = await runJanitor({ runDir, cgroups, uids, logger });
+    const layout = {
+      system: await systemEntries(),
+      etc: await etcMounts(runDir.etc),
+      initPath: join(runDir.lib, "warden-init"),
+    };
+    logger.info({ cgroups: cgroupLayout.mode, runDir: runDir.root }, "sandbox host ready");
+    return new SandboxHost(
+      cgroupLayout,
+      cgroups,
+      runDir,
+      uids,
+      { bwrapPath: config.bwrapPath, helperPath, seccompPath, layout, cgroups, uids, logger },
+      janitorReport,
+    );
+  }
+
+  /** Path inside the run directory of a private file, as the sandbox sees it (bound read-only). */
+  privateFile(name: string): string {
+    return join(this.runDir.lib, name);
+  }
+
+  /** A new box with its own uid and (unmounted) workspace. Destroy it when done. */
+  async prepare(options: BoxOptions): Promise<Box> {
+    const seen = new Set<string>();
+    for (const [i, file] of (options.files ?? []).entries()) {
+      const path = checkWorkspacePath(file.path, `files[${i}].path`);
+      if (seen.has(path))
+        throw new WardenError("INVALID_REQUEST", `files[${i}].path: duplicate path ${path}`);
+      seen.add(path);
+    }
+    const id = newBoxId();
+    const uid = await this.uids.acquire(id);
+    const dir = join(this.runDir.boxes, id);
+    try {
+      await mkdir(dir, { mode: 0o711 });
+    } catch (error) {
+      await this.uids.release(uid);
+      throw error;
+    }
+    return new Box(id, uid, dir, options, this.boxContext);
+  }
+}

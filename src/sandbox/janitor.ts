@@ -1,0 +1,92 @@
+/**
+ * Start-up janitor: removes what a crashed Warden left behind — cgroups,
+ * workspace mounts and directories, uid leases and stray processes. Only
+ * leftovers whose owner (the Warden process named in the box id) is dead are
+ * touched, so several Warden processes can share one host.
+ */
+import { readdir, readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { Logger } from "../audit/logger.js";
+import { isMountPoint, unmount } from "./box.js";
+import type { CgroupDriver } from "./cgroups/index.js";
+import type { RunDirLayout } from "./host-layout.js";
+import { isOwnerAlive, parseBoxName } from "./owner.js";
+import type { UidPool } from "./uid-pool.js";
+
+export interface JanitorReport {
+  cgroups: number;
+  mounts: number;
+  workspaces: number;
+  leases: number;
+  processes: number;
+}
+
+export interface JanitorOptions {
+  runDir: RunDirLayout;
+  cgroups: CgroupDriver;
+  uids: UidPool;
+  logger: Logger;
+}
+
+function isOrphan(name: string): boolean {
+  const parsed = parseBoxName(name);
+  return parsed !== null && !isOwnerAlive(parsed.owner);
+}
+
+/** Real uid of every process, from /proc/PID/status. */
+async function processesByUid(): Promise<Map<number, number[]>> {
+  const byUid = new Map<number, number[]>();
+  for (const entry of await readdir("/proc")) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid)) continue;
+    const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
+    const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1] ?? NaN);
+    if (!Number.isInteger(uid)) continue;
+    byUid.set(uid, [...(byUid.get(uid) ?? []), pid]);
+  }
+  return byUid;
+}
+
+export async function runJanitor(o: JanitorOptions): Promise<JanitorReport> {
+  const report: JanitorReport = { cgroups: 0, mounts: 0, workspaces: 0, leases: 0, processes: 0 };
+  for (const name of await o.cgroups.list()) {
+    if (!isOrphan(name)) continue;
+    await o.cgroups.open(name).destroy();
+    report.cgroups++;
+  }
+  for (const name of await readdir(o.runDir.boxes).catch(() => [] as string[])) {
+    if (!isOrphan(name)) continue;
+    const dir = join(o.runDir.boxes, name);
+    if (await isMountPoint(dir)) {
+      await unmount(dir);
+      report.mounts++;
+    }
+    await rm(dir, { recursive: true, force: true });
+    report.workspaces++;
+  }
+  // A process under a sandbox uid whose lease is gone or orphaned escaped its
+  // cgroup somehow (it cannot, by design): kill it rather than trust that.
+  const leases = await o.uids.leases();
+  const byUid = await processesByUid();
+  for (const [uid, pids] of byUid) {
+    if (!o.uids.contains(uid)) continue;
+    const lease = leases.get(uid);
+    if (lease !== undefined && !isOrphan(lease)) continue;
+    for (const pid of pids) {
+      try {
+        process.kill(pid, "SIGKILL");
+        report.processes++;
+      } catch {
+        // gone already
+      }
+    }
+  }
+  for (const [uid, boxId] of leases) {
+    if (!isOrphan(boxId)) continue;
+    await o.uids.release(uid);
+    report.leases++;
+  }
+  const total = Object.values(report).reduce((a, b) => a + b, 0);
+  if (total > 0) o.logger.warn({ cleaned: report }, "janitor removed leftovers of a crashed Warden");
+  return report;
+}

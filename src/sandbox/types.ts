@@ -1,0 +1,101 @@
+/** The engine's contract: a `SandboxSpec` goes in, a `RunResult` comes out. */
+
+/** Hard limits of one run. Every field is enforced by the kernel, not estimated. */
+export interface SandboxLimits {
+  /** Wall-clock limit; then SIGTERM, then SIGKILL after `killGraceMs`. */
+  timeoutMs: number;
+  /** Time between SIGTERM and SIGKILL. */
+  killGraceMs: number;
+  /** CPU time of the whole process tree (cgroup accounting); unset means only the wall limit. */
+  cpuTimeMs?: number | undefined;
+  /** cgroup memory limit, swap off. */
+  memoryMb: number;
+  /** Share of the host's total CPU capacity (cgroup CPU quota). */
+  cpuPercent: number;
+  /** Size of the private tmpfs behind /workspace and /tmp (set when the box is prepared). */
+  diskMb: number;
+  /** cgroup pids limit: processes plus threads. */
+  pids: number;
+  /** Cap on each of stdout and stderr. */
+  outputBytes: number;
+  /** RLIMIT_NOFILE. */
+  openFiles: number;
+}
+
+export interface SandboxFile {
+  /** Relative to /workspace; no `..`, no absolute paths. */
+  path: string;
+  content: string | Buffer;
+  /** Permission bits. @default 0o644 */
+  mode?: number;
+}
+
+/** A directory from the host made visible read-only inside the sandbox. */
+export interface ReadOnlyMount {
+  source: string;
+  target: string;
+}
+
+export type OutputStream = "stdout" | "stderr";
+
+export interface OutputChunk {
+  stream: OutputStream;
+  data: string;
+}
+
+/** One program to run inside a prepared box. */
+export interface SandboxSpec {
+  /** argv[0] must be an absolute path inside the sandbox. */
+  argv: string[];
+  /** Environment on top of the base one (PATH, HOME, LANG...). */
+  env?: Record<string, string>;
+  stdin?: string | Buffer;
+  /** Working directory inside the sandbox. @default "/workspace" */
+  cwd?: string;
+  limits: SandboxLimits;
+  /** Extra read-only directories (a runtime's toolchain). */
+  mounts?: ReadOnlyMount[];
+  /** Called for each piece of output, in order, while the program runs. */
+  onOutput?: (chunk: OutputChunk) => void;
+  /** Aborting kills the run; its status becomes `killed`. */
+  signal?: AbortSignal;
+}
+
+export type RunStatus =
+  | "completed"
+  | "failed"
+  | "timeout"
+  | "memory_limit"
+  | "output_limit"
+  | "disk_limit"
+  | "killed"
+  | "error";
+
+export interface RunMetrics {
+  /** From the moment the program was released to its exit. */
+  wallTimeMs: number;
+  /** User + system CPU of the whole cgroup. */
+  cpuTimeMs: number;
+  /** Peak memory of the whole cgroup (0 where the kernel does not track it). */
+  peakMemoryBytes: number;
+  oomKills: number;
+  /** Bytes in use in the workspace tmpfs at the end (/workspace and /tmp together). */
+  diskUsedBytes: number;
+  stdoutBytes: number;
+  stderrBytes: number;
+}
+
+export interface RunResult {
+  status: RunStatus;
+  exitCode: number | null;
+  /** Signal name when the program died of a signal, e.g. "SIGKILL". */
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  truncated: { stdout: boolean; stderr: boolean };
+  metrics: RunMetrics;
+  /** Why `status` is `error` (Warden's own fault); never shown raw to API clients. */
+  errorMessage?: string;
+  /** Which box and host uid ran it, for audit and leak checks. */
+  sandbox: { id: string; uid: number };
+}

@@ -1,0 +1,59 @@
+/**
+ * Writing input files into a box's workspace, as root, before the sandbox
+ * starts. Paths are checked first: relative, no `..`, no empty or dot-only
+ * parts, so nothing is ever written outside the workspace.
+ */
+import { chown, mkdir, writeFile } from "node:fs/promises";
+import { dirname, join, posix } from "node:path";
+import { WardenError } from "../errors.js";
+import type { SandboxFile } from "./types.js";
+
+export const MAX_PATH_BYTES = 1024;
+export const MAX_NAME_BYTES = 255;
+
+/** Returns the normalised relative path, or throws INVALID_REQUEST naming the problem. */
+export function checkWorkspacePath(path: string, field = "path"): string {
+  const fail = (why: string): never => {
+    throw new WardenError("INVALID_REQUEST", `${field}: ${why}`, { details: { field, path } });
+  };
+  if (path.length === 0) fail("must not be empty");
+  if (Buffer.byteLength(path) > MAX_PATH_BYTES) fail(`must be at most ${MAX_PATH_BYTES} bytes`);
+  if (path.includes("\0")) fail("must not contain NUL");
+  if (path.startsWith("/")) fail("must be relative to /workspace");
+  const parts = path.split("/");
+  for (const part of parts) {
+    if (part === "..") fail("must not contain '..'");
+    if (part === "" || part === ".") fail("must not contain empty or '.' segments");
+    if (Buffer.byteLength(part) > MAX_NAME_BYTES) fail(`each name must be at most ${MAX_NAME_BYTES} bytes`);
+  }
+  return posix.normalize(path);
+}
+
+/** Creates the workspace and tmp directories in a fresh tmpfs and writes the files, owned by `uid`. */
+export async function fillWorkspace(
+  dirs: { workspace: string; tmp: string },
+  files: readonly SandboxFile[],
+  uid: number,
+): Promise<void> {
+  await mkdir(dirs.workspace, { mode: 0o755 });
+  await chown(dirs.workspace, uid, uid);
+  await mkdir(dirs.tmp, { mode: 0o700 });
+  await chown(dirs.tmp, uid, uid);
+  const made = new Set<string>();
+  for (const file of files) {
+    const rel = checkWorkspacePath(file.path);
+    const target = join(dirs.workspace, rel);
+    // Create parents one by one so each gets the sandbox uid.
+    const parents: string[] = [];
+    for (let d = dirname(target); d !== dirs.workspace && !made.has(d); d = dirname(d)) parents.unshift(d);
+    for (const d of parents) {
+      await mkdir(d, { mode: 0o755 }).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== "EEXIST") throw error;
+      });
+      await chown(d, uid, uid);
+      made.add(d);
+    }
+    await writeFile(target, file.content, { mode: file.mode ?? 0o644, flag: "wx" });
+    await chown(target, uid, uid);
+  }
+}
