@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { z } from "zod";
+import type { z } from "zod";
 import { WardenError } from "../errors.js";
 import { ConfigSchema, type Config } from "./schema.js";
 import { CONFIG_ENV, ENV } from "./env.js";
@@ -62,6 +62,9 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     if (value !== undefined) setPath(raw, path, value);
   const parsed = ConfigSchema.safeParse(raw);
   if (!parsed.success)
-    throw new WardenError("INVALID_REQUEST", `invalid configuration:\n${formatIssues(parsed.error)}`);
+    throw new WardenError(
+      "INVALID_REQUEST",
+      `invalid configuration:\n${formatIssues(parsed.error)}`,
+    );
   return parsed.data;
 }

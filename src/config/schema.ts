@@ -36,15 +36,25 @@ export const SandboxHostConfigSchema = z
     nativeDir: z
       .string()
       .optional()
-      .describe("Directory holding warden-exec, warden-init and seccomp.bpf (default: build/native)."),
+      .describe(
+        "Directory holding warden-exec, warden-init and seccomp.bpf (default: build/native).",
+      ),
     uidBase: z
       .number()
       .int()
       .min(1000)
       .max(4_000_000_000)
       .default(700_000)
-      .describe("First host uid (and gid) handed to sandboxes; the range must belong to no one else."),
-    uidCount: z.number().int().min(1).max(1_000_000).default(2000).describe("Size of the uid range."),
+      .describe(
+        "First host uid (and gid) handed to sandboxes; the range must belong to no one else.",
+      ),
+    uidCount: z
+      .number()
+      .int()
+      .min(1)
+      .max(1_000_000)
+      .default(2000)
+      .describe("Size of the uid range."),
     cgroupParent: z
       .string()
       .regex(/^[A-Za-z0-9_.-]+$/)
@@ -63,10 +73,18 @@ export const ConfigSchema = z
     runDir: z
       .string()
       .default("/run/warden")
-      .describe("Runtime state of live sandboxes (mount points, uid leases); must be traversable by others."),
-    logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+      .describe(
+        "Runtime state of live sandboxes (mount points, uid leases); must be traversable by others.",
+      ),
+    logLevel: z
+      .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
+      .default("info"),
     defaultTimeout: z.number().positive().default(300).describe("Wall-clock timeout of a run (s)."),
-    maxTimeout: z.number().positive().default(900).describe("Largest timeout a request may ask (s)."),
+    maxTimeout: z
+      .number()
+      .positive()
+      .default(900)
+      .describe("Largest timeout a request may ask (s)."),
     killGracePeriod: z
       .number()
       .min(0)
@@ -76,7 +94,11 @@ export const ConfigSchema = z
     maxMemoryMB: z.number().int().min(16).default(2048),
     maxDiskMB: z.number().int().min(1).default(5120),
     maxPids: z.number().int().min(8).default(1024),
-    maxOutputBytes: z.number().int().min(1024).default(64 * MiB),
+    maxOutputBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(64 * MiB),
     maxConcurrentSandboxes: z.number().int().min(1).default(50),
     maxSandboxesPerUser: z.number().int().min(1).default(5),
     maxArtifactSizeMB: z.number().int().min(1).default(100),
@@ -93,13 +115,29 @@ export const ConfigSchema = z
   .strict()
   .superRefine((c, ctx) => {
     if (c.defaultTimeout > c.maxTimeout)
-      ctx.addIssue({ code: "custom", path: ["defaultTimeout"], message: "must not exceed maxTimeout" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["defaultTimeout"],
+        message: "must not exceed maxTimeout",
+      });
     if (c.defaults.memoryMb > c.maxMemoryMB)
-      ctx.addIssue({ code: "custom", path: ["defaults", "memoryMb"], message: "must not exceed maxMemoryMB" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["defaults", "memoryMb"],
+        message: "must not exceed maxMemoryMB",
+      });
     if (c.defaults.diskMb > c.maxDiskMB)
-      ctx.addIssue({ code: "custom", path: ["defaults", "diskMb"], message: "must not exceed maxDiskMB" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["defaults", "diskMb"],
+        message: "must not exceed maxDiskMB",
+      });
     if (c.defaults.cpuPercent > c.maxCpuPercent)
-      ctx.addIssue({ code: "custom", path: ["defaults", "cpuPercent"], message: "must not exceed maxCpuPercent" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["defaults", "cpuPercent"],
+        message: "must not exceed maxCpuPercent",
+      });
   });
 
 export type Config = z.infer<typeof ConfigSchema>;

@@ -12,8 +12,14 @@ export const RuntimeDefinitionSchema = z
       .regex(/^[a-z][a-z0-9+#-]*$/)
       .describe("Canonical name, e.g. python."),
     aliases: z.array(z.string()).default([]).describe("Other names accepted in requests."),
-    extensions: z.array(z.string().regex(/^\.[a-z0-9]+$/)).default([]).describe("File extensions for detection."),
-    fileName: z.string().min(1).describe("Name the code is saved under when given as a single string."),
+    extensions: z
+      .array(z.string().regex(/^\.[a-z0-9]+$/))
+      .default([])
+      .describe("File extensions for detection."),
+    fileName: z
+      .string()
+      .min(1)
+      .describe("Name the code is saved under when given as a single string."),
     tools: z
       .record(z.string().regex(/^[a-z][a-zA-Z0-9]*$/), z.array(z.string().min(1)).min(1))
       .describe("Tool name → candidate executables, searched in the system search path."),
@@ -21,11 +27,18 @@ export const RuntimeDefinitionSchema = z
       .record(z.string(), z.string())
       .default({})
       .describe("Tool name → file Warden ships (copied into the run dir), e.g. esbuild."),
-    compile: z.array(z.string()).optional().describe("Compile argv template, run in its own sandbox."),
+    compile: z
+      .array(z.string())
+      .optional()
+      .describe("Compile argv template, run in its own sandbox."),
     run: z.array(z.string()).min(1).describe("Run argv template."),
     env: z.record(z.string(), z.string()).default({}).describe("Environment for both steps."),
     version: z
-      .object({ tool: z.string(), args: z.array(z.string()), pattern: z.string().default("(\\d+\\.\\d+(?:\\.\\d+)?)") })
+      .object({
+        tool: z.string(),
+        args: z.array(z.string()),
+        pattern: z.string().default("(\\d+\\.\\d+(?:\\.\\d+)?)"),
+      })
       .describe("How to ask the runtime its version."),
     compileLimits: z
       .object({

@@ -5,7 +5,13 @@
  */
 import { WardenError, type ErrorInfo } from "../errors.js";
 import type { SandboxHost } from "../sandbox/host.js";
-import type { OutputChunk, RunResult, RunStatus, SandboxFile, SandboxLimits } from "../sandbox/types.js";
+import type {
+  OutputChunk,
+  RunResult,
+  RunStatus,
+  SandboxFile,
+  SandboxLimits,
+} from "../sandbox/types.js";
 import { executionId } from "../util/ids.js";
 import { expandTemplate, privateMountsFor, type RuntimeRegistry } from "./registry.js";
 
@@ -104,7 +110,8 @@ export async function executeCode(
   const result = emptyResult(request.id ?? executionId());
   const runtime = registry.resolve(request.language);
   const def = runtime.definition;
-  if (request.files.length === 0) throw new WardenError("INVALID_REQUEST", "files: at least one file is needed");
+  if (request.files.length === 0)
+    throw new WardenError("INVALID_REQUEST", "files: at least one file is needed");
   const entry = request.entrypoint ?? request.files[0]!.path;
   if (!request.files.some((f) => f.path === entry))
     throw new WardenError("INVALID_REQUEST", `entrypoint: no file named ${entry}`);
@@ -166,7 +173,11 @@ export async function executeCode(
       },
     });
     if (ran.status === "error")
-      result.error = { code: "INTERNAL", message: `sandbox failed: ${ran.errorMessage ?? "unknown"}`, retryable: false };
+      result.error = {
+        code: "INTERNAL",
+        message: `sandbox failed: ${ran.errorMessage ?? "unknown"}`,
+        retryable: false,
+      };
     return result;
   } finally {
     await box.destroy();
@@ -175,13 +186,21 @@ export async function executeCode(
 
 /** A failed compile is the code's fault (INVALID_CODE), unless Warden failed or someone killed it. */
 function compileError(r: RunResult): ErrorInfo | null {
-  const invalid = (why: string): ErrorInfo => ({ code: "INVALID_CODE", message: `compilation ${why}`, retryable: false });
+  const invalid = (why: string): ErrorInfo => ({
+    code: "INVALID_CODE",
+    message: `compilation ${why}`,
+    retryable: false,
+  });
   switch (r.status) {
     case "killed":
     case "completed":
       return null;
     case "error":
-      return { code: "INTERNAL", message: `compile step failed: ${r.errorMessage ?? "unknown"}`, retryable: false };
+      return {
+        code: "INTERNAL",
+        message: `compile step failed: ${r.errorMessage ?? "unknown"}`,
+        retryable: false,
+      };
     case "failed":
       return invalid(`failed with exit code ${r.exitCode ?? r.signal}`);
     case "timeout":

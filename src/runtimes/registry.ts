@@ -13,7 +13,11 @@ import { WardenError } from "../errors.js";
 import { SYSTEM_PATHS } from "../sandbox/host-layout.js";
 import type { ReadOnlyMount } from "../sandbox/types.js";
 import { BUILTIN_RUNTIMES } from "./builtin.js";
-import { RuntimeDefinitionSchema, type RuntimeDefinition, type RuntimeDefinitionInput } from "./definition.js";
+import {
+  RuntimeDefinitionSchema,
+  type RuntimeDefinition,
+  type RuntimeDefinitionInput,
+} from "./definition.js";
 
 const run = promisify(execFile);
 
@@ -56,7 +60,10 @@ function visibleInSandbox(path: string): boolean {
   return SYSTEM_PATHS.some((dir) => path === dir || path.startsWith(`${dir}/`));
 }
 
-export function findTool(candidates: readonly string[], searchPath: readonly string[]): string | null {
+export function findTool(
+  candidates: readonly string[],
+  searchPath: readonly string[],
+): string | null {
   for (const name of candidates) {
     for (const dir of searchPath) {
       const path = join(dir, name);
@@ -108,7 +115,10 @@ export class RuntimeRegistry {
     return this.definitions().find((d) => d.extensions.includes(extension.toLowerCase()));
   }
 
-  private resolveDefinition(def: RuntimeDefinition): { resolved: ResolvedRuntime; missing: string[] } {
+  private resolveDefinition(def: RuntimeDefinition): {
+    resolved: ResolvedRuntime;
+    missing: string[];
+  } {
     const tools: Record<string, string> = {};
     const missing: string[] = [];
     for (const [tool, candidates] of Object.entries(def.tools)) {
@@ -158,7 +168,8 @@ export class RuntimeRegistry {
         missing.length > 0 || !tool || tool.startsWith(PRIVATE_TOOL_DIR)
           ? Promise.resolve(null)
           : run(tool, def.version.args, { timeout: 15_000 }).then(
-              ({ stdout, stderr }) => new RegExp(def.version.pattern).exec(`${stdout}\n${stderr}`)?.[1] ?? null,
+              ({ stdout, stderr }) =>
+                new RegExp(def.version.pattern).exec(`${stdout}\n${stderr}`)?.[1] ?? null,
               () => null,
             );
       this.versions.set(def.language, cached);
@@ -186,7 +197,10 @@ export class RuntimeRegistry {
 }
 
 /** Expands `{name}` placeholders; an unknown one is a definition bug, reported as such. */
-export function expandTemplate(argv: readonly string[], vars: Readonly<Record<string, string>>): string[] {
+export function expandTemplate(
+  argv: readonly string[],
+  vars: Readonly<Record<string, string>>,
+): string[] {
   return argv.map((arg) =>
     arg.replace(/\{([a-zA-Z][a-zA-Z0-9]*)\}/g, (_, name: string) => {
       const value = vars[name];
@@ -197,6 +211,9 @@ export function expandTemplate(argv: readonly string[], vars: Readonly<Record<st
   );
 }
 
-export function privateMountsFor(runtime: ResolvedRuntime, privateFile: (name: string) => string): ReadOnlyMount[] {
+export function privateMountsFor(
+  runtime: ResolvedRuntime,
+  privateFile: (name: string) => string,
+): ReadOnlyMount[] {
   return runtime.privateMounts.map((m) => ({ source: privateFile(m.name), target: m.target }));
 }

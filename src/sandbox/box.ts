@@ -74,8 +74,10 @@ export class Box {
   }
 
   async run(spec: SandboxSpec, runOptions: BoxRunOptions = {}): Promise<RunResult> {
-    if (this.state === "running") throw new WardenError("INTERNAL", `box ${this.id} is already running`);
-    if (this.state === "destroyed") throw new WardenError("INTERNAL", `box ${this.id} is destroyed`);
+    if (this.state === "running")
+      throw new WardenError("INTERNAL", `box ${this.id} is already running`);
+    if (this.state === "destroyed")
+      throw new WardenError("INTERNAL", `box ${this.id} is destroyed`);
     if (this.state === "idle" && !this.mounted)
       throw new WardenError("INTERNAL", `box ${this.id} has no workspace any more`);
     this.state = "running";
@@ -145,7 +147,8 @@ export class Box {
       let stderr = outcome.stderr.text();
       if (verdict.status === "error" && outcome.program === null) {
         // bubblewrap's own complaint lands on stderr: it belongs in the error, not the output.
-        verdict.errorMessage = `${verdict.errorMessage ?? ""} ${stderr.trim().slice(0, 500)}`.trim();
+        verdict.errorMessage =
+          `${verdict.errorMessage ?? ""} ${stderr.trim().slice(0, 500)}`.trim();
         stderr = "";
       }
       if (verdict.status === "error") log.warn({ reason: verdict.errorMessage }, "sandbox failed");

@@ -14,14 +14,13 @@ export const SANDBOX_HOSTNAME = "warden";
 
 /** A top-level system path: bound read-only, or recreated as the same symlink (merged /usr). */
 export type SystemEntry =
-  | { kind: "dir"; path: string }
-  | { kind: "symlink"; path: string; target: string };
+  { kind: "dir"; path: string } | { kind: "symlink"; path: string; target: string };
 
 export interface BwrapLayout {
   /** /usr, /bin, /lib... as found on the host. */
   system: readonly SystemEntry[];
-  /** Curated files for /etc: host source → path inside. */
-  etc: readonly ReadOnlyMount[];
+  /** Host directory mounted read-only as /etc (a curated copy, never the host's). */
+  etcDir: string;
   /** Host directories behind /workspace and /tmp (inside the box's tmpfs). */
   workspaceDir: string;
   tmpDir: string;
@@ -117,7 +116,9 @@ export function buildBwrapArgs(options: BwrapRunOptions): string[] {
   return [
     ...namespaceArgs(),
     ...systemArgs(layout.system),
-    ...readOnlyArgs(layout.etc),
+    "--ro-bind",
+    layout.etcDir,
+    "/etc",
     ...readOnlyArgs(options.mounts),
     ...privateArgs(layout),
     // Everything not bound above (/, /etc, /.warden...) becomes read-only.

@@ -58,7 +58,8 @@ export function classify(f: Facts): Classification {
 
   if (!f.program) {
     // The program never reported: the sandbox itself failed to start or died.
-    const why = f.errors.length > 0 ? f.errors.join("; ") : `sandbox exited with status ${f.bwrapStatus}`;
+    const why =
+      f.errors.length > 0 ? f.errors.join("; ") : `sandbox exited with status ${f.bwrapStatus}`;
     return { status: "error", ...base, errorMessage: why };
   }
   if (f.errors.length > 0) return { status: "error", ...base, errorMessage: f.errors.join("; ") };

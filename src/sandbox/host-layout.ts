@@ -4,9 +4,20 @@
  * into the run directory so that the unprivileged sandbox uid can reach them
  * wherever Warden itself is installed.
  */
-import { chmod, copyFile, lstat, mkdir, readdir, readlink, rename, stat, writeFile } from "node:fs/promises";
-import { join } from "node:path";
-import type { ReadOnlyMount } from "./types.js";
+import {
+  chmod,
+  copyFile,
+  cp,
+  lstat,
+  mkdir,
+  readdir,
+  readlink,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { SANDBOX_HOSTNAME, SANDBOX_UID, type SystemEntry } from "./bwrap-args.js";
 
 /** Top-level system paths offered to sandboxes when the host has them. */
@@ -50,37 +61,39 @@ export function generatedEtc(): Record<string, string> {
   };
 }
 
-export async function systemEntries(paths: readonly string[] = SYSTEM_PATHS): Promise<SystemEntry[]> {
+export async function systemEntries(
+  paths: readonly string[] = SYSTEM_PATHS,
+): Promise<SystemEntry[]> {
   const entries: SystemEntry[] = [];
   for (const path of paths) {
     const info = await lstat(path).catch(() => null);
     if (!info) continue;
-    if (info.isSymbolicLink()) entries.push({ kind: "symlink", path, target: await readlink(path) });
+    if (info.isSymbolicLink())
+      entries.push({ kind: "symlink", path, target: await readlink(path) });
     else if (info.isDirectory()) entries.push({ kind: "dir", path });
   }
   return entries;
 }
 
-export async function etcMounts(generatedDir: string, hostEtc = "/etc"): Promise<ReadOnlyMount[]> {
-  const mounts: ReadOnlyMount[] = [];
-  for (const name of ETC_ENTRIES) {
-    const source = join(hostEtc, name);
-    if (await stat(source).catch(() => null)) mounts.push({ source, target: join("/etc", name) });
-  }
+/**
+ * Builds the sandbox's /etc as one directory: copies of the curated host
+ * entries (symlinks kept as symlinks) plus the generated files. One bind
+ * mount instead of one per file saves bubblewrap a few milliseconds a run.
+ */
+export async function buildEtcTree(target: string, hostEtc = "/etc"): Promise<void> {
+  await rm(target, { recursive: true, force: true });
+  await mkdir(target, { recursive: true, mode: 0o755 });
+  const names = [...ETC_ENTRIES];
   for (const name of await readdir(hostEtc).catch(() => [] as string[]))
-    if (ETC_PATTERNS.some((p) => p.test(name)))
-      mounts.push({ source: join(hostEtc, name), target: join("/etc", name) });
-  for (const name of Object.keys(generatedEtc()))
-    mounts.push({ source: join(generatedDir, name), target: join("/etc", name) });
-  return mounts;
-}
-
-/** Writes `content` at `path` atomically (other Warden processes may share the run dir). */
-async function writeAtomic(path: string, content: string | Buffer, mode: number): Promise<void> {
-  const temp = `${path}.${process.pid}.tmp`;
-  await writeFile(temp, content, { mode });
-  await chmod(temp, mode);
-  await rename(temp, path);
+    if (ETC_PATTERNS.some((p) => p.test(name))) names.push(name);
+  for (const name of names) {
+    const source = join(hostEtc, name);
+    if (!(await lstat(source).catch(() => null))) continue;
+    await mkdir(dirname(join(target, name)), { recursive: true, mode: 0o755 });
+    await cp(source, join(target, name), { recursive: true, verbatimSymlinks: true, force: true });
+  }
+  for (const [name, content] of Object.entries(generatedEtc()))
+    await writeFile(join(target, name), content, { mode: 0o644 });
 }
 
 async function copyAtomic(source: string, target: string, mode: number): Promise<void> {
@@ -96,6 +109,7 @@ export interface RunDirLayout {
   root: string;
   boxes: string;
   uids: string;
+  /** This process's /etc tree (under etc/, named like a box of this owner). */
   etc: string;
   lib: string;
 }
@@ -105,12 +119,16 @@ export interface RunDirLayout {
  * (mode 0711: traverse, not list), since bubblewrap opens bind sources as
  * that uid.
  */
-export async function prepareRunDir(root: string, privateFiles: Record<string, string>): Promise<RunDirLayout> {
+export async function prepareRunDir(
+  root: string,
+  etcName: string,
+  privateFiles: Record<string, string>,
+): Promise<RunDirLayout> {
   const layout: RunDirLayout = {
     root,
     boxes: join(root, "boxes"),
     uids: join(root, "uids"),
-    etc: join(root, "etc"),
+    etc: join(root, "etc", etcName),
     lib: join(root, "lib"),
   };
   await mkdir(root, { recursive: true, mode: 0o711 });
@@ -118,10 +136,9 @@ export async function prepareRunDir(root: string, privateFiles: Record<string, s
   await mkdir(layout.boxes, { recursive: true, mode: 0o711 });
   await chmod(layout.boxes, 0o711);
   await mkdir(layout.uids, { recursive: true, mode: 0o700 });
-  await mkdir(layout.etc, { recursive: true, mode: 0o755 });
+  await mkdir(dirname(layout.etc), { recursive: true, mode: 0o755 });
+  await buildEtcTree(layout.etc);
   await mkdir(layout.lib, { recursive: true, mode: 0o755 });
-  for (const [name, content] of Object.entries(generatedEtc()))
-    await writeAtomic(join(layout.etc, name), content, 0o644);
   for (const [name, source] of Object.entries(privateFiles))
     await copyAtomic(source, join(layout.lib, name), 0o755);
   return layout;

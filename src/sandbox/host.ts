@@ -3,17 +3,23 @@
  * checked prerequisites, the cgroup driver, the run directory, the uid pool —
  * and the factory of boxes. One per Warden process.
  */
-import { access, constants, mkdir } from "node:fs/promises";
+import { access, constants, mkdir, rm } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { silentLogger, type Logger } from "../audit/logger.js";
 import type { SandboxHostConfig } from "../config/schema.js";
 import { WardenError } from "../errors.js";
 import { Box, type BoxOptions } from "./box.js";
-import { createCgroupDriver, readCgroupLayout, type CgroupDriver, type CgroupLayout } from "./cgroups/index.js";
-import { etcMounts, prepareRunDir, systemEntries, type RunDirLayout } from "./host-layout.js";
+import { SANDBOX_UID } from "./bwrap-args.js";
+import {
+  createCgroupDriver,
+  readCgroupLayout,
+  type CgroupDriver,
+  type CgroupLayout,
+} from "./cgroups/index.js";
+import { prepareRunDir, systemEntries, type RunDirLayout } from "./host-layout.js";
 import { runJanitor, type JanitorReport } from "./janitor.js";
-import { newBoxId } from "./owner.js";
+import { newBoxId, ownerTag } from "./owner.js";
 import { UidPool } from "./uid-pool.js";
 import { checkWorkspacePath } from "./workspace.js";
 
@@ -71,7 +77,7 @@ export class SandboxHost {
     }
     const cgroupLayout = readCgroupLayout();
     const cgroups = createCgroupDriver(config.cgroupParent, cgroupLayout);
-    const runDir = await prepareRunDir(options.runDir, {
+    const runDir = await prepareRunDir(options.runDir, `${ownerTag()}-etc`, {
       "warden-init": initSource,
       ...options.privateFiles,
     });
@@ -80,7 +86,7 @@ export class SandboxHost {
     const janitorReport = await runJanitor({ runDir, cgroups, uids, logger });
     const layout = {
       system: await systemEntries(),
-      etc: await etcMounts(runDir.etc),
+      etcDir: runDir.etc,
       initPath: join(runDir.lib, "warden-init"),
     };
     logger.info({ cgroups: cgroupLayout.mode, runDir: runDir.root }, "sandbox host ready");
@@ -94,9 +100,49 @@ export class SandboxHost {
     );
   }
 
+  /** Removes this process's shared files (its /etc tree). Boxes must be destroyed first. */
+  async close(): Promise<void> {
+    await rm(this.runDir.etc, { recursive: true, force: true });
+  }
+
   /** Path inside the run directory of a private file, as the sandbox sees it (bound read-only). */
   privateFile(name: string): string {
     return join(this.runDir.lib, name);
+  }
+
+  /**
+   * Runs a tiny program in a real sandbox and checks that it ran as the
+   * sandbox user. Resolves to null when isolation works, else to the reason.
+   */
+  async selfTest(): Promise<string | null> {
+    const box = await this.prepare({ diskMb: 1 });
+    try {
+      const result = await box.run(
+        {
+          argv: ["/usr/bin/id", "-u"],
+          limits: {
+            timeoutMs: 10_000,
+            killGraceMs: 0,
+            memoryMb: 64,
+            cpuPercent: 50,
+            diskMb: 1,
+            pids: 16,
+            outputBytes: 4096,
+            openFiles: 64,
+          },
+        },
+        { last: true },
+      );
+      if (result.status !== "completed")
+        return `self-test run ended ${result.status}: ${result.errorMessage ?? result.stderr}`;
+      if (result.stdout.trim() !== String(SANDBOX_UID))
+        return `self-test ran as uid ${result.stdout.trim()}`;
+      return null;
+    } catch (error) {
+      return (error as Error).message;
+    } finally {
+      await box.destroy();
+    }
   }
 
   /** A new box with its own uid and (unmounted) workspace. Destroy it when done. */

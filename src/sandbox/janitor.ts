@@ -5,7 +5,7 @@
  * touched, so several Warden processes can share one host.
  */
 import { readdir, readFile, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { Logger } from "../audit/logger.js";
 import { isMountPoint, unmount } from "./box.js";
 import type { CgroupDriver } from "./cgroups/index.js";
@@ -64,6 +64,11 @@ export async function runJanitor(o: JanitorOptions): Promise<JanitorReport> {
     await rm(dir, { recursive: true, force: true });
     report.workspaces++;
   }
+  for (const name of await readdir(dirname(o.runDir.etc)).catch(() => [] as string[])) {
+    if (!isOrphan(name)) continue;
+    await rm(join(dirname(o.runDir.etc), name), { recursive: true, force: true });
+    report.workspaces++;
+  }
   // A process under a sandbox uid whose lease is gone or orphaned escaped its
   // cgroup somehow (it cannot, by design): kill it rather than trust that.
   const leases = await o.uids.leases();
@@ -86,7 +91,9 @@ export async function runJanitor(o: JanitorOptions): Promise<JanitorReport> {
     await o.uids.release(uid);
     report.leases++;
   }
-  const total = Object.values(report).reduce((a, b) => a + b, 0);
-  if (total > 0) o.logger.warn({ cleaned: report }, "janitor removed leftovers of a crashed Warden");
+  const total =
+    report.cgroups + report.mounts + report.workspaces + report.leases + report.processes;
+  if (total > 0)
+    o.logger.warn({ cleaned: report }, "janitor removed leftovers of a crashed Warden");
   return report;
 }

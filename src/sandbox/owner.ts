@@ -45,9 +45,14 @@ export function isOwnerAlive(owner: Owner): boolean {
 
 const BOX_NAME = /^b(\d+)-(\d+)-([a-z0-9]+)(?:-(\d+))?$/;
 
-/** `b<pid>-<startTicks>-<random>`; its cgroups append `-<run number>`. */
+/** `b<pid>-<startTicks>`: the prefix of every name this Warden process owns. */
+export function ownerTag(owner: Owner = currentOwner()): string {
+  return `b${owner.pid}-${owner.startTicks}`;
+}
+
+/** `<ownerTag>-<random>`; its cgroups append `-<run number>`. */
 export function newBoxId(owner: Owner = currentOwner()): string {
-  return `b${owner.pid}-${owner.startTicks}-${randomBytes(5).toString("hex")}`;
+  return `${ownerTag(owner)}-${randomBytes(5).toString("hex")}`;
 }
 
 export function parseBoxName(name: string): { boxId: string; owner: Owner } | null {

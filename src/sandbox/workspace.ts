@@ -24,7 +24,8 @@ export function checkWorkspacePath(path: string, field = "path"): string {
   for (const part of parts) {
     if (part === "..") fail("must not contain '..'");
     if (part === "" || part === ".") fail("must not contain empty or '.' segments");
-    if (Buffer.byteLength(part) > MAX_NAME_BYTES) fail(`each name must be at most ${MAX_NAME_BYTES} bytes`);
+    if (Buffer.byteLength(part) > MAX_NAME_BYTES)
+      fail(`each name must be at most ${MAX_NAME_BYTES} bytes`);
   }
   return posix.normalize(path);
 }
@@ -45,7 +46,8 @@ export async function fillWorkspace(
     const target = join(dirs.workspace, rel);
     // Create parents one by one so each gets the sandbox uid.
     const parents: string[] = [];
-    for (let d = dirname(target); d !== dirs.workspace && !made.has(d); d = dirname(d)) parents.unshift(d);
+    for (let d = dirname(target); d !== dirs.workspace && !made.has(d); d = dirname(d))
+      parents.unshift(d);
     for (const d of parents) {
       await mkdir(d, { mode: 0o755 }).catch((error: NodeJS.ErrnoException) => {
         if (error.code !== "EEXIST") throw error;

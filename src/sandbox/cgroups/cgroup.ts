@@ -76,11 +76,11 @@ export async function readPids(procsFile: string): Promise<number[]> {
   }
 }
 
-export async function signalAll(
+export function signalAll(
   pids: readonly number[],
   signal: NodeJS.Signals,
   except?: ReadonlySet<number>,
-): Promise<number> {
+): number {
   let sent = 0;
   for (const pid of pids) {
     if (except?.has(pid)) continue;
@@ -129,7 +129,7 @@ export async function killUntilEmpty(
   for (;;) {
     await beforeRound?.();
     const pids = await list();
-    await signalAll(pids, "SIGKILL");
+    signalAll(pids, "SIGKILL");
     await afterRound?.();
     if (pids.length === 0) {
       if ((await list()).length === 0) return;
@@ -140,5 +140,7 @@ export async function killUntilEmpty(
 }
 
 export function isErrno(error: unknown, code: string): boolean {
-  return typeof error === "object" && error !== null && (error as NodeJS.ErrnoException).code === code;
+  return (
+    typeof error === "object" && error !== null && (error as NodeJS.ErrnoException).code === code
+  );
 }

@@ -78,7 +78,8 @@ export function detectCgroupLayout(
   for (const m of mounts) {
     if (m.fsType !== "cgroup") continue;
     for (const option of m.superOptions)
-      if ((WANTED_CONTROLLERS as readonly string[]).includes(option)) v1Mounts[option] ??= m.mountPoint;
+      if ((WANTED_CONTROLLERS as readonly string[]).includes(option))
+        v1Mounts[option] ??= m.mountPoint;
   }
   const unifiedHas = (c: string): boolean => unifiedControllers.includes(c);
   if (unified && REQUIRED_CONTROLLERS.every(unifiedHas)) {

@@ -92,7 +92,10 @@ class CgroupV1 implements Cgroup {
     if (pids) await writeFile(join(pids, "pids.max"), String(limits.pids));
     if (cpu) {
       await writeFile(join(cpu, "cpu.cfs_period_us"), String(CPU_PERIOD_US));
-      await writeFile(join(cpu, "cpu.cfs_quota_us"), String(cpuQuotaUs(limits.cpuPercent, cpuCount)));
+      await writeFile(
+        join(cpu, "cpu.cfs_quota_us"),
+        String(cpuQuotaUs(limits.cpuPercent, cpuCount)),
+      );
     }
   }
 
@@ -104,12 +107,17 @@ class CgroupV1 implements Cgroup {
   async accounting(): Promise<CgroupAccounting> {
     const { memory, cpuacct } = this.dirs;
     const cpuNs = cpuacct ? await readNumber(join(cpuacct, "cpuacct.usage")).catch(() => 0) : 0;
-    const peak = memory ? await readNumber(join(memory, "memory.max_usage_in_bytes")).catch(() => 0) : 0;
-    const oom = memory ? await readKeyed(join(memory, "memory.oom_control")).catch(() => ({})) : {};
+    const peak = memory
+      ? await readNumber(join(memory, "memory.max_usage_in_bytes")).catch(() => 0)
+      : 0;
+    const none: Record<string, number> = {};
+    const oom = memory
+      ? await readKeyed(join(memory, "memory.oom_control")).catch(() => none)
+      : none;
     return {
       cpuTimeMs: Math.round(cpuNs / 1e6),
       peakMemoryBytes: peak,
-      oomKills: (oom as Record<string, number>).oom_kill ?? 0,
+      oomKills: oom.oom_kill ?? 0,
     };
   }
 

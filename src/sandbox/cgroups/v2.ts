@@ -95,10 +95,9 @@ class CgroupV2 implements Cgroup {
   }
 
   async accounting(): Promise<CgroupAccounting> {
-    const cpu = await readKeyed(join(this.dir, "cpu.stat")).catch(() => ({}) as Record<string, number>);
-    const events = await readKeyed(join(this.dir, "memory.events")).catch(
-      () => ({}) as Record<string, number>,
-    );
+    const none: Record<string, number> = {};
+    const cpu = await readKeyed(join(this.dir, "cpu.stat")).catch(() => none);
+    const events = await readKeyed(join(this.dir, "memory.events")).catch(() => none);
     const peak = await readNumber(join(this.dir, "memory.peak")).catch(() => 0);
     return {
       cpuTimeMs: Math.round((cpu.usage_usec ?? 0) / 1000),

@@ -1,0 +1,199 @@
+/**
+ * `warden bench`: isolation overhead and timeout accuracy, as ratios against
+ * a baseline measured in the same run on the same machine (absolute numbers
+ * mean little on shared hardware; ratios travel).
+ */
+import { spawn } from "node:child_process";
+import { performance } from "node:perf_hooks";
+import type { SandboxHost } from "../sandbox/host.js";
+import type { SandboxLimits } from "../sandbox/types.js";
+import { findTool } from "../runtimes/registry.js";
+import { createContext, openHost, type GlobalOptions } from "./context.js";
+
+export interface BenchOptions extends GlobalOptions {
+  runs?: string;
+  json?: boolean;
+}
+
+const LIMITS: SandboxLimits = {
+  timeoutMs: 30_000,
+  killGraceMs: 1000,
+  memoryMb: 256,
+  cpuPercent: 100,
+  diskMb: 16,
+  pids: 64,
+  outputBytes: 1 << 20,
+  openFiles: 256,
+};
+
+interface Stats {
+  medianMs: number;
+  p95Ms: number;
+}
+
+function stats(samples: number[]): Stats {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (q: number): number =>
+    sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+  return { medianMs: round(at(0.5)), p95Ms: round(at(0.95)) };
+}
+
+const round = (n: number): number => Math.round(n * 100) / 100;
+
+function bareSpawn(argv: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ["pipe", "pipe", "pipe"] });
+    child.stdin.end();
+    child.stdout.resume();
+    child.stderr.resume();
+    child.on("error", reject);
+    child.on("close", () => resolve());
+  });
+}
+
+async function sandboxed(host: SandboxHost, argv: string[], limits = LIMITS): Promise<number> {
+  const box = await host.prepare({ diskMb: limits.diskMb });
+  try {
+    const start = performance.now();
+    const result = await box.run({ argv, limits }, { last: true });
+    const elapsed = performance.now() - start;
+    if (result.status === "error")
+      throw new Error(`sandboxed ${argv.join(" ")}: ${result.errorMessage}`);
+    return elapsed;
+  } finally {
+    await box.destroy();
+  }
+}
+
+async function time(fn: () => Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  await fn();
+  return performance.now() - start;
+}
+
+export interface OverheadRow {
+  command: string;
+  bare: Stats;
+  sandboxed: Stats;
+  ratioMedian: number;
+  ratioP95: number;
+}
+
+export async function measureOverhead(
+  host: SandboxHost,
+  argv: string[],
+  runs: number,
+): Promise<OverheadRow> {
+  const bare: number[] = [];
+  const boxed: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    await bareSpawn(argv);
+    await sandboxed(host, argv);
+  }
+  // Interleave so that drift on a shared machine hits both sides alike.
+  for (let i = 0; i < runs; i++) {
+    bare.push(await time(() => bareSpawn(argv)));
+    boxed.push(await time(() => sandboxed(host, argv)));
+  }
+  const b = stats(bare);
+  const s = stats(boxed);
+  return {
+    command: argv.map((a) => (a.includes(" ") ? JSON.stringify(a) : a)).join(" "),
+    bare: b,
+    sandboxed: s,
+    ratioMedian: round(s.medianMs / b.medianMs),
+    ratioP95: round(s.p95Ms / b.p95Ms),
+  };
+}
+
+export interface TimeoutRow {
+  case: string;
+  requestedMs: number;
+  graceMs: number;
+  /** Observed end minus (deadline + grace where SIGTERM is trapped). */
+  overshootMedianMs: number;
+  overshootMaxMs: number;
+}
+
+async function measureTimeout(
+  host: SandboxHost,
+  sh: string,
+  trapped: boolean,
+  runs: number,
+): Promise<TimeoutRow> {
+  const requestedMs = 500;
+  const graceMs = trapped ? 300 : 1000;
+  const script = trapped ? "trap '' TERM; while :; do :; done" : "exec sleep 30";
+  const overshoots: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const box = await host.prepare({ diskMb: 4 });
+    try {
+      const result = await box.run(
+        {
+          argv: [sh, "-c", script],
+          limits: { ...LIMITS, timeoutMs: requestedMs, killGraceMs: graceMs },
+        },
+        { last: true },
+      );
+      if (result.status !== "timeout") throw new Error(`timeout bench ended ${result.status}`);
+      overshoots.push(result.metrics.wallTimeMs - requestedMs - (trapped ? graceMs : 0));
+    } finally {
+      await box.destroy();
+    }
+  }
+  const sorted = overshoots.sort((a, b) => a - b);
+  return {
+    case: trapped ? "SIGTERM trapped (killed after grace)" : "plain sleep (SIGTERM)",
+    requestedMs,
+    graceMs: trapped ? graceMs : 0,
+    overshootMedianMs: round(sorted[Math.floor(sorted.length / 2)]!),
+    overshootMaxMs: round(sorted[sorted.length - 1]!),
+  };
+}
+
+export async function benchCommand(options: BenchOptions): Promise<number> {
+  const runs = Math.max(5, Number(options.runs ?? 50));
+  const ctx = createContext(options);
+  const host = await openHost(ctx);
+  const search = ctx.config.sandbox.searchPath;
+  const python = findTool(["python3"], search);
+  const node = findTool(["node", "nodejs"], search);
+  const sh = findTool(["sh"], search) ?? "/bin/sh";
+  const commands = [
+    ...(python ? [[python, "-c", "pass"]] : []),
+    ...(node ? [[node, "-e", "0"]] : []),
+    [findTool(["true"], search) ?? "/bin/true"],
+  ];
+  const log = (line: string): void => {
+    if (!options.json) process.stdout.write(`${line}\n`);
+  };
+  log(
+    `warden bench: ${runs} runs each, bare spawn vs full sandbox (cgroup, tmpfs, bwrap, seccomp)\n`,
+  );
+  log(
+    `${"command".padEnd(34)} ${"bare med/p95 ms".padStart(18)} ${"sandbox med/p95 ms".padStart(20)} ${"ratio med/p95".padStart(15)}`,
+  );
+  const overhead: OverheadRow[] = [];
+  for (const argv of commands) {
+    const row = await measureOverhead(host, argv, runs);
+    overhead.push(row);
+    log(
+      `${row.command.padEnd(34)} ${`${row.bare.medianMs} / ${row.bare.p95Ms}`.padStart(18)} ${`${row.sandboxed.medianMs} / ${row.sandboxed.p95Ms}`.padStart(20)} ${`${row.ratioMedian}x / ${row.ratioP95}x`.padStart(15)}`,
+    );
+  }
+  log("\ntimeout accuracy (deadline 500 ms; overshoot = observed end - deadline - grace)");
+  const timeouts: TimeoutRow[] = [];
+  for (const trapped of [false, true]) {
+    const row = await measureTimeout(host, sh, trapped, 5);
+    timeouts.push(row);
+    log(
+      `  ${row.case.padEnd(38)} median +${row.overshootMedianMs} ms, max +${row.overshootMaxMs} ms`,
+    );
+  }
+  await host.close();
+  const peakRssMb = round(process.resourceUsage().maxRSS / 1024);
+  log(`\nWarden peak RSS: ${peakRssMb} MiB`);
+  if (options.json)
+    process.stdout.write(`${JSON.stringify({ runs, overhead, timeouts, peakRssMb }, null, 2)}\n`);
+  return 0;
+}

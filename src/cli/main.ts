@@ -1,0 +1,71 @@
+/** The `warden` command line. Every command returns its exit code; errors become one clear line. */
+import { Command, CommanderError } from "commander";
+import { WardenError } from "../errors.js";
+import { benchCommand, type BenchOptions } from "./bench.js";
+import { doctorCommand } from "./doctor.js";
+import { EXIT, runCommand, type RunOptions } from "./run.js";
+
+function program(setExit: (code: number) => void): Command {
+  const cli = new Command("warden")
+    .description("Run untrusted code behind real kernel isolation.")
+    .option("--config <file>", "JSON config file (or $WARDEN_CONFIG)")
+    .option("--data-dir <dir>", "state directory (or $WARDEN_DATA_DIR)")
+    .option("--log-level <level>", "fatal|error|warn|info|debug|trace|silent")
+    .exitOverride()
+    .showHelpAfterError();
+
+  cli
+    .command("run")
+    .description(
+      "run FILE (or - for standard input) once in a sandbox; exits with the program's code",
+    )
+    .argument("<file>", "source file, or - to read the code from standard input")
+    .argument("[args...]", "arguments for the program (after --)")
+    .option("-l, --language <language>", "language (default: from the file extension)")
+    .option("--stdin <file>", "file to feed as standard input (- for this process's stdin)")
+    .option("--timeout <seconds>", "wall-clock limit")
+    .option("--memory <mb>", "memory limit in MiB")
+    .option("--cpu <percent>", "share of the host's CPU capacity")
+    .option("--disk <mb>", "size of /workspace + /tmp in MiB")
+    .option("--allow-net <hosts>", "domains the program may reach (network policy)")
+    .option("--json", "print the result as JSON instead of streaming the output")
+    .action(async (file: string, args: string[], opts: RunOptions, cmd: Command) => {
+      setExit(await runCommand(file, args, { ...cmd.optsWithGlobals<RunOptions>(), ...opts }));
+    });
+
+  cli
+    .command("doctor")
+    .description("check every prerequisite of isolation and every runtime")
+    .option("--json", "print the checks as JSON")
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      setExit(await doctorCommand({ ...cmd.optsWithGlobals(), ...opts }));
+    });
+
+  cli
+    .command("bench")
+    .description("measure isolation overhead and timeout accuracy against a same-run baseline")
+    .option("--runs <n>", "runs per command (at least 5)", "50")
+    .option("--json", "print the figures as JSON")
+    .action(async (opts: BenchOptions, cmd: Command) => {
+      setExit(await benchCommand({ ...cmd.optsWithGlobals<BenchOptions>(), ...opts }));
+    });
+  return cli;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let exitCode = 0;
+  try {
+    await program((code) => (exitCode = code)).parseAsync(argv);
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : EXIT.usage;
+    if (error instanceof WardenError) {
+      console.error(`warden: ${error.code}: ${error.message}`);
+      return error.code === "INVALID_REQUEST" || error.code === "UNSUPPORTED_LANGUAGE"
+        ? EXIT.usage
+        : EXIT.wardenError;
+    }
+    console.error(`warden: internal error: ${(error as Error).message}`);
+    return EXIT.wardenError;
+  }
+}

@@ -1,0 +1,147 @@
+/** `warden run FILE|-`: one program, on this machine, behind full isolation. */
+import { readFile } from "node:fs/promises";
+import { basename, extname } from "node:path";
+import { constants } from "node:os";
+import { resolveLimits, type RequestLimits } from "../executions/limits.js";
+import { WardenError } from "../errors.js";
+import { executeCode, type ExecutionResult } from "../runtimes/execute.js";
+import { createContext, openHost, type GlobalOptions } from "./context.js";
+
+export interface RunOptions extends GlobalOptions {
+  language?: string;
+  stdin?: string;
+  timeout?: string;
+  memory?: string;
+  cpu?: string;
+  disk?: string;
+  allowNet?: string;
+  json?: boolean;
+}
+
+/** Exit codes of `warden run` besides the program's own. */
+export const EXIT = {
+  timeout: 124,
+  killed: 137,
+  wardenError: 125,
+  usage: 2,
+  compileFailed: 1,
+} as const;
+
+function number(flag: string, raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0)
+    throw new WardenError("INVALID_REQUEST", `--${flag}: must be a positive number, got "${raw}"`);
+  return value;
+}
+
+async function readStream(stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.from(chunk as Buffer));
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** The process exit code that stands for a result. */
+export function exitCodeFor(result: ExecutionResult): number {
+  switch (result.status) {
+    case "completed":
+      return 0;
+    case "failed":
+      if (result.exitCode !== null) return result.exitCode;
+      if (result.signal)
+        return 128 + ((constants.signals as Record<string, number>)[result.signal] ?? 0);
+      return EXIT.compileFailed;
+    case "timeout":
+      return EXIT.timeout;
+    case "killed":
+    case "memory_limit":
+    case "output_limit":
+      return EXIT.killed;
+    case "disk_limit":
+      return result.exitCode && result.exitCode > 0 ? result.exitCode : 1;
+    case "error":
+    case "queued":
+    case "running":
+    case "rejected":
+      return EXIT.wardenError;
+  }
+}
+
+function notice(result: ExecutionResult): string | null {
+  if (result.error)
+    return `warden: ${result.status}: ${result.error.code}: ${result.error.message}`;
+  if (result.status === "completed" || result.status === "failed") return null;
+  return `warden: ${result.status.replace("_", " ")} (${result.metrics.executionTimeMs} ms)`;
+}
+
+export async function runCommand(
+  file: string,
+  args: string[],
+  options: RunOptions,
+): Promise<number> {
+  if (options.allowNet)
+    throw new WardenError(
+      "PERMISSION_DENIED",
+      "--allow-net: network egress is not available in this version; sandboxes have no network",
+    );
+  const ctx = createContext(options);
+  const fromStdin = file === "-";
+  const definition = options.language
+    ? ctx.registry.lookup(options.language)
+    : fromStdin
+      ? undefined
+      : ctx.registry.lookupByExtension(extname(file));
+  if (!definition) {
+    throw new WardenError(
+      "UNSUPPORTED_LANGUAGE",
+      options.language
+        ? `--language: "${options.language}" is not a known language`
+        : `cannot tell the language of ${fromStdin ? "standard input" : file}: pass --language`,
+    );
+  }
+  const code = fromStdin ? await readStream(process.stdin) : await readFile(file, "utf8");
+  let stdin: string | undefined;
+  if (options.stdin === "-") {
+    if (fromStdin)
+      throw new WardenError("INVALID_REQUEST", "--stdin -: standard input already holds the code");
+    stdin = await readStream(process.stdin);
+  } else if (options.stdin) stdin = await readFile(options.stdin, "utf8");
+
+  const requestLimits: RequestLimits = {};
+  const memory = number("memory", options.memory);
+  const cpu = number("cpu", options.cpu);
+  const disk = number("disk", options.disk);
+  if (memory !== undefined) requestLimits.memoryMb = Math.round(memory);
+  if (cpu !== undefined) requestLimits.cpuPercent = cpu;
+  if (disk !== undefined) requestLimits.diskMb = Math.round(disk);
+  const limits = resolveLimits(ctx.config, {
+    timeout: number("timeout", options.timeout),
+    limits: requestLimits,
+  });
+
+  // Java wants the file named after its class; everything else keeps the user's name.
+  const fileName =
+    fromStdin || definition.language === "java" ? definition.fileName : basename(file);
+  const host = await openHost(ctx);
+  const result = await executeCode(host, ctx.registry, {
+    language: definition.language,
+    files: [{ path: fileName, content: code }],
+    stdin,
+    args,
+    limits,
+    onOutput: options.json
+      ? undefined
+      : (chunk) => (chunk.stream === "stdout" ? process.stdout : process.stderr).write(chunk.data),
+  }).finally(() => host.close());
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  } else {
+    if (result.compile && result.compile.status !== "completed") {
+      process.stderr.write(result.compile.stdout);
+      process.stderr.write(result.compile.stderr);
+    }
+    const line = notice(result);
+    if (line) process.stderr.write(`${line}\n`);
+  }
+  return exitCodeFor(result);
+}
