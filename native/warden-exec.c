@@ -228,6 +228,9 @@ int main(int argc, char **argv) {
   sa.sa_handler = on_term;
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
+  /* Orphans of the sandbox (its init, once bubblewrap is killed) come back
+   * to us to be reaped, not to the host's PID 1, which may never reap them. */
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) fail("subreaper");
   if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent) {
     report("E parent is gone");
     return 125;
@@ -254,10 +257,13 @@ int main(int argc, char **argv) {
   if (child < 0) fail("fork");
   if (child == 0) become_sandbox(&o);
 
+  /* Reap bubblewrap and every orphan it leaves, until no child is left. */
   int status = 0;
   for (;;) {
-    pid_t r = waitpid(child, &status, 0);
-    if (r == child) break;
+    int s;
+    pid_t r = waitpid(-1, &s, 0);
+    if (r == child) status = s;
+    if (r < 0 && errno == ECHILD) break;
     if (r < 0 && errno != EINTR) fail("waitpid");
     if (terminate_requested) kill(child, SIGKILL);
   }

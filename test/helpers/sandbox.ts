@@ -1,0 +1,123 @@
+/**
+ * Shared fixtures for tests that run real sandboxes: one host per test file,
+ * small limits, and `expectNothingLeft`, which checks a box left no process,
+ * cgroup, mount, directory or uid lease behind.
+ */
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { expect } from "vitest";
+import { loadConfig } from "../../src/config/load.js";
+import type { Config } from "../../src/config/schema.js";
+import {
+  executeCode,
+  type ExecuteRequest,
+  type ExecutionResult,
+} from "../../src/runtimes/execute.js";
+import { RuntimeRegistry } from "../../src/runtimes/registry.js";
+import { SandboxHost } from "../../src/sandbox/host.js";
+import type { SandboxLimits } from "../../src/sandbox/types.js";
+
+export const config: Config = loadConfig({ env: {} });
+export const registry = new RuntimeRegistry(config.sandbox.searchPath);
+
+let hostPromise: Promise<SandboxHost> | undefined;
+export function testHost(): Promise<SandboxHost> {
+  hostPromise ??= SandboxHost.open({
+    config: config.sandbox,
+    runDir: config.runDir,
+    privateFiles: registry.privateFiles(),
+  });
+  return hostPromise;
+}
+
+export function limits(overrides: Partial<SandboxLimits> = {}): SandboxLimits {
+  return {
+    timeoutMs: 20_000,
+    killGraceMs: 500,
+    memoryMb: 256,
+    cpuPercent: 100,
+    diskMb: 64,
+    pids: 64,
+    outputBytes: 1 << 20,
+    openFiles: 256,
+    ...overrides,
+  };
+}
+
+export interface RunCodeOptions extends Partial<
+  Omit<ExecuteRequest, "language" | "files" | "limits">
+> {
+  limits?: Partial<SandboxLimits>;
+  files?: ExecuteRequest["files"];
+}
+
+/** Runs code, then checks the box left nothing behind. */
+export async function runCode(
+  language: string,
+  code: string,
+  options: RunCodeOptions = {},
+): Promise<ExecutionResult & { box: { id: string; uid: number } }> {
+  const host = await testHost();
+  let box: { id: string; uid: number } | undefined;
+  const def = registry.lookup(language);
+  if (!def) throw new Error(`unknown language ${language}`);
+  const result = await executeCode(host, registry, {
+    ...options,
+    language,
+    files: options.files ?? [{ path: def.fileName, content: code }],
+    limits: limits(options.limits),
+    onBox: (b) => (box = b),
+  });
+  if (!box) throw new Error("no box reported");
+  expectNothingLeft(host, box);
+  return { ...result, box };
+}
+
+/** Real uids of every live process. */
+export function processesOfUid(uid: number): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const status = readFileSync(`/proc/${entry}/status`, "utf8");
+      if (Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]) === uid) pids.push(Number(entry));
+    } catch {
+      // exited while we looked
+    }
+  }
+  return pids;
+}
+
+/** Every cgroup directory Warden may have made for `boxId`, on v1 or v2. */
+export function cgroupDirsOf(host: SandboxHost, boxId: string): string[] {
+  const layout = host.cgroupLayout;
+  const roots =
+    layout.mode === "v2" ? [layout.unifiedMount!] : [...new Set(Object.values(layout.v1Mounts))];
+  const found: string[] = [];
+  for (const root of roots) {
+    const parent = join(root, config.sandbox.cgroupParent);
+    if (!existsSync(parent)) continue;
+    for (const name of readdirSync(parent))
+      if (name.startsWith(boxId)) found.push(join(parent, name));
+  }
+  return found;
+}
+
+export function expectNothingLeft(host: SandboxHost, box: { id: string; uid: number }): void {
+  expect(processesOfUid(box.uid), "processes of the box uid").toEqual([]);
+  expect(cgroupDirsOf(host, box.id), "cgroups of the box").toEqual([]);
+  expect(readFileSync("/proc/self/mountinfo", "utf8").includes(box.id), "mounts of the box").toBe(
+    false,
+  );
+  expect(existsSync(join(host.runDir.boxes, box.id)), "workspace dir of the box").toBe(false);
+  expect(existsSync(join(host.runDir.uids, String(box.uid))), "uid lease of the box").toBe(false);
+}
+
+export function available(language: string): boolean {
+  try {
+    registry.resolve(language);
+    return true;
+  } catch {
+    return false;
+  }
+}
