@@ -12,7 +12,7 @@ export default tseslint.config(
       "node_modules/",
       "coverage/",
       ".warden/",
-      "bin/",
+      "examples/",
       "test/attacks/programs/",
     ],
   },
@@ -42,6 +42,10 @@ export default tseslint.config(
   },
   {
     files: ["**/*.js", "**/*.mjs"],
-    ...tseslint.configs.disableTypeChecked,
+    extends: [tseslint.configs.disableTypeChecked],
+    languageOptions: {
+      parserOptions: { projectService: false, project: false },
+      globals: { process: "readonly", console: "readonly" },
+    },
   },
 );

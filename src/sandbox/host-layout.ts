@@ -4,10 +4,12 @@
  * into the run directory so that the unprivileged sandbox uid can reach them
  * wherever Warden itself is installed.
  */
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { createHash } from "node:crypto";
 import {
   chmod,
   copyFile,
-  cp,
   lstat,
   mkdir,
   readdir,
@@ -17,8 +19,10 @@ import {
   stat,
   writeFile,
 } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { SANDBOX_HOSTNAME, SANDBOX_UID, type SystemEntry } from "./bwrap-args.js";
+
+const execFileAsync = promisify(execFile);
 
 /** Top-level system paths offered to sandboxes when the host has them. */
 export const SYSTEM_PATHS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
@@ -75,25 +79,78 @@ export async function systemEntries(
   return entries;
 }
 
+/** Bumped when the way the tree is built changes. */
+const ETC_TREE_VERSION = "1";
+
+async function presentEntries(hostEtc: string): Promise<string[]> {
+  const names = [...ETC_ENTRIES];
+  for (const name of await readdir(hostEtc).catch(() => [] as string[]))
+    if (ETC_PATTERNS.some((p) => p.test(name))) names.push(name);
+  const present: string[] = [];
+  for (const name of names)
+    if (await lstat(join(hostEtc, name)).catch(() => null)) present.push(name);
+  return present;
+}
+
 /**
  * Builds the sandbox's /etc as one directory: copies of the curated host
  * entries (symlinks kept as symlinks) plus the generated files. One bind
  * mount instead of one per file saves bubblewrap a few milliseconds a run.
+ * coreutils' `cp -a` does the copy: several times faster than fs.cp.
  */
 export async function buildEtcTree(target: string, hostEtc = "/etc"): Promise<void> {
   await rm(target, { recursive: true, force: true });
   await mkdir(target, { recursive: true, mode: 0o755 });
-  const names = [...ETC_ENTRIES];
-  for (const name of await readdir(hostEtc).catch(() => [] as string[]))
-    if (ETC_PATTERNS.some((p) => p.test(name))) names.push(name);
-  for (const name of names) {
-    const source = join(hostEtc, name);
-    if (!(await lstat(source).catch(() => null))) continue;
-    await mkdir(dirname(join(target, name)), { recursive: true, mode: 0o755 });
-    await cp(source, join(target, name), { recursive: true, verbatimSymlinks: true, force: true });
-  }
+  const present = await presentEntries(hostEtc);
+  if (present.length > 0)
+    await execFileAsync("cp", ["-a", "--parents", "--", ...present, target], { cwd: hostEtc });
   for (const [name, content] of Object.entries(generatedEtc()))
     await writeFile(join(target, name), content, { mode: 0o644 });
+}
+
+/** A digest of everything the tree is made of: paths, types, sizes, mtimes, link targets. */
+export async function etcFingerprint(hostEtc = "/etc"): Promise<string> {
+  const present = await presentEntries(hostEtc);
+  const { stdout } = present.length
+    ? await execFileAsync("find", [...present, "-printf", "%p %y %s %T@ %l\\n"], {
+        cwd: hostEtc,
+        maxBuffer: 64 * 1024 * 1024,
+      })
+    : { stdout: "" };
+  return createHash("sha256")
+    .update(ETC_TREE_VERSION)
+    .update(stdout)
+    .update(JSON.stringify(generatedEtc()))
+    .digest("hex")
+    .slice(0, 16);
+}
+
+/**
+ * The /etc tree for the host's current /etc, shared by every Warden process
+ * on the host and built only when /etc changed. Each user leaves a marker in
+ * `<tree>.users/`; the janitor removes an outdated tree once no live owner
+ * marks it.
+ */
+export async function ensureEtcTree(
+  etcRoot: string,
+  owner: string,
+  hostEtc = "/etc",
+): Promise<string> {
+  await mkdir(etcRoot, { recursive: true, mode: 0o755 });
+  const tree = join(etcRoot, await etcFingerprint(hostEtc));
+  const users = `${tree}.users`;
+  await mkdir(users, { recursive: true, mode: 0o700 });
+  await writeFile(join(users, owner), "");
+  if (!(await stat(tree).catch(() => null))) {
+    const temp = join(etcRoot, `${owner}-tmp`);
+    await buildEtcTree(temp, hostEtc);
+    await rename(temp, tree).catch(async (error: NodeJS.ErrnoException) => {
+      // Another process built the same tree first: use theirs.
+      if (error.code !== "ENOTEMPTY" && error.code !== "EEXIST") throw error;
+      await rm(temp, { recursive: true, force: true });
+    });
+  }
+  return tree;
 }
 
 async function copyAtomic(source: string, target: string, mode: number): Promise<void> {
@@ -109,7 +166,9 @@ export interface RunDirLayout {
   root: string;
   boxes: string;
   uids: string;
-  /** This process's /etc tree (under etc/, named like a box of this owner). */
+  /** Where the shared /etc trees live. */
+  etcRoot: string;
+  /** The /etc tree this process binds into its sandboxes. */
   etc: string;
   lib: string;
 }
@@ -121,14 +180,16 @@ export interface RunDirLayout {
  */
 export async function prepareRunDir(
   root: string,
-  etcName: string,
+  owner: string,
   privateFiles: Record<string, string>,
 ): Promise<RunDirLayout> {
+  const etcRoot = join(root, "etc");
   const layout: RunDirLayout = {
     root,
     boxes: join(root, "boxes"),
     uids: join(root, "uids"),
-    etc: join(root, "etc", etcName),
+    etcRoot,
+    etc: "",
     lib: join(root, "lib"),
   };
   await mkdir(root, { recursive: true, mode: 0o711 });
@@ -136,8 +197,7 @@ export async function prepareRunDir(
   await mkdir(layout.boxes, { recursive: true, mode: 0o711 });
   await chmod(layout.boxes, 0o711);
   await mkdir(layout.uids, { recursive: true, mode: 0o700 });
-  await mkdir(dirname(layout.etc), { recursive: true, mode: 0o755 });
-  await buildEtcTree(layout.etc);
+  layout.etc = await ensureEtcTree(etcRoot, owner);
   await mkdir(layout.lib, { recursive: true, mode: 0o755 });
   for (const [name, source] of Object.entries(privateFiles))
     await copyAtomic(source, join(layout.lib, name), 0o755);

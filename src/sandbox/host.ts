@@ -77,7 +77,7 @@ export class SandboxHost {
     }
     const cgroupLayout = readCgroupLayout();
     const cgroups = createCgroupDriver(config.cgroupParent, cgroupLayout);
-    const runDir = await prepareRunDir(options.runDir, `${ownerTag()}-etc`, {
+    const runDir = await prepareRunDir(options.runDir, ownerTag(), {
       "warden-init": initSource,
       ...options.privateFiles,
     });
@@ -100,9 +100,9 @@ export class SandboxHost {
     );
   }
 
-  /** Removes this process's shared files (its /etc tree). Boxes must be destroyed first. */
+  /** Drops this process's claim on the shared /etc tree. Boxes must be destroyed first. */
   async close(): Promise<void> {
-    await rm(this.runDir.etc, { recursive: true, force: true });
+    await rm(join(`${this.runDir.etc}.users`, ownerTag()), { force: true });
   }
 
   /** Path inside the run directory of a private file, as the sandbox sees it (bound read-only). */

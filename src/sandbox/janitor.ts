@@ -5,12 +5,12 @@
  * touched, so several Warden processes can share one host.
  */
 import { readdir, readFile, rm } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import type { Logger } from "../audit/logger.js";
 import { isMountPoint, unmount } from "./box.js";
 import type { CgroupDriver } from "./cgroups/index.js";
 import type { RunDirLayout } from "./host-layout.js";
-import { isOwnerAlive, parseBoxName } from "./owner.js";
+import { isOwnerAlive, parseBoxName, parseOwnerTag } from "./owner.js";
 import type { UidPool } from "./uid-pool.js";
 
 export interface JanitorReport {
@@ -28,9 +28,15 @@ export interface JanitorOptions {
   logger: Logger;
 }
 
+/** A box (or one of its cgroups) whose Warden is gone. Names Warden did not make are left alone. */
 function isOrphan(name: string): boolean {
   const parsed = parseBoxName(name);
   return parsed !== null && !isOwnerAlive(parsed.owner);
+}
+
+function isDeadOwner(tag: string): boolean {
+  const owner = parseOwnerTag(tag);
+  return owner !== null && !isOwnerAlive(owner);
 }
 
 /** Real uid of every process, from /proc/PID/status. */
@@ -45,6 +51,26 @@ async function processesByUid(): Promise<Map<number, number[]>> {
     byUid.set(uid, [...(byUid.get(uid) ?? []), pid]);
   }
   return byUid;
+}
+
+/** Half-built trees of dead owners go; so do outdated trees no live owner still uses. */
+async function sweepEtcTrees(runDir: RunDirLayout): Promise<void> {
+  const entries = await readdir(runDir.etcRoot).catch(() => [] as string[]);
+  for (const name of entries) {
+    const path = join(runDir.etcRoot, name);
+    if (name.endsWith("-tmp")) {
+      if (isDeadOwner(name.slice(0, -"-tmp".length)))
+        await rm(path, { recursive: true, force: true });
+      continue;
+    }
+    if (!name.endsWith(".users")) continue;
+    const users = await readdir(path).catch(() => [] as string[]);
+    for (const user of users) if (isDeadOwner(user)) await rm(join(path, user), { force: true });
+    const tree = path.slice(0, -".users".length);
+    if (tree === runDir.etc || users.some((u) => !isDeadOwner(u))) continue;
+    await rm(tree, { recursive: true, force: true });
+    await rm(path, { recursive: true, force: true });
+  }
 }
 
 export async function runJanitor(o: JanitorOptions): Promise<JanitorReport> {
@@ -64,11 +90,7 @@ export async function runJanitor(o: JanitorOptions): Promise<JanitorReport> {
     await rm(dir, { recursive: true, force: true });
     report.workspaces++;
   }
-  for (const name of await readdir(dirname(o.runDir.etc)).catch(() => [] as string[])) {
-    if (!isOrphan(name)) continue;
-    await rm(join(dirname(o.runDir.etc), name), { recursive: true, force: true });
-    report.workspaces++;
-  }
+  await sweepEtcTrees(o.runDir);
   // A process under a sandbox uid whose lease is gone or orphaned escaped its
   // cgroup somehow (it cannot, by design): kill it rather than trust that.
   const leases = await o.uids.leases();

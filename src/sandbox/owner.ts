@@ -55,6 +55,12 @@ export function newBoxId(owner: Owner = currentOwner()): string {
   return `${ownerTag(owner)}-${randomBytes(5).toString("hex")}`;
 }
 
+/** The owner named by an owner tag (`b<pid>-<startTicks>`). */
+export function parseOwnerTag(tag: string): Owner | null {
+  const m = /^b(\d+)-(\d+)$/.exec(tag);
+  return m ? { pid: Number(m[1]), startTicks: Number(m[2]) } : null;
+}
+
 export function parseBoxName(name: string): { boxId: string; owner: Owner } | null {
   const m = BOX_NAME.exec(name);
   if (!m) return null;

@@ -1,0 +1,59 @@
+/** A Warden killed mid-run leaves a cgroup, a mount, a workspace and a uid lease; the next start clears them. */
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { SandboxHost } from "../../src/sandbox/host.js";
+import {
+  cgroupDirsOf,
+  config,
+  expectNothingLeft,
+  processesOfUid,
+  testHost,
+} from "../helpers/sandbox.js";
+
+function crashedWarden(): Promise<{ id: string; uid: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [join(import.meta.dirname, "../fixtures/crash-mid-run.mjs")],
+      {
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
+    let buffer = "";
+    child.stdout.on("data", (d: Buffer) => {
+      buffer += d.toString();
+      const line = buffer.split("\n")[0];
+      if (!buffer.includes("\n") || !line) return;
+      child.kill("SIGKILL");
+      child.on("close", () => resolve(JSON.parse(line) as { id: string; uid: number }));
+    });
+    child.on("error", reject);
+    setTimeout(() => reject(new Error("fixture did not start a sandbox")), 20_000).unref();
+  });
+}
+
+describe("janitor", () => {
+  it("removes what a crashed Warden left, and only that", async () => {
+    const host = await testHost();
+    // A live neighbour's box must survive the janitor.
+    const neighbour = await host.prepare({ diskMb: 1 });
+    const box = await crashedWarden();
+    expect(cgroupDirsOf(host, box.id).length).toBeGreaterThan(0);
+    expect(readFileSync("/proc/self/mountinfo", "utf8")).toContain(box.id);
+    expect(existsSync(join(host.runDir.uids, String(box.uid)))).toBe(true);
+
+    const restarted = await SandboxHost.open({ config: config.sandbox, runDir: config.runDir });
+    expect(restarted.janitorReport.cgroups).toBeGreaterThanOrEqual(1);
+    expect(restarted.janitorReport.mounts).toBeGreaterThanOrEqual(1);
+    expect(restarted.janitorReport.leases).toBeGreaterThanOrEqual(1);
+    expectNothingLeft(host, box);
+    expect(processesOfUid(box.uid)).toEqual([]);
+
+    expect(existsSync(join(host.runDir.uids, String(neighbour.uid)))).toBe(true);
+    expect(existsSync(join(host.runDir.boxes, neighbour.id))).toBe(true);
+    await neighbour.destroy();
+    await restarted.close();
+  });
+});
