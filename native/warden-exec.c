@@ -13,7 +13,7 @@
  *      rlimits, clears supplementary groups, switches to the sandbox uid/gid,
  *      sets no_new_privs and execs the program (bubblewrap);
  *   3. waits for the child, reports the workspace's usage ("U <used> <free>"
- *      bytes), unmounts it with --umount, then reports
+ *      bytes, then free inodes), unmounts it with --umount, then reports
  *      "S <wait status>" on the control fd.
  *
  * Errors go to the control fd as "E <message>", never to the sandbox's stderr.
@@ -271,8 +271,8 @@ int main(int argc, char **argv) {
     /* Usage is read before the workspace may go, to tell "disk full" apart. */
     struct statvfs st;
     if (statvfs(o.workspace, &st) == 0)
-      report("U %llu %llu", (unsigned long long)(st.f_blocks - st.f_bfree) * st.f_frsize,
-             (unsigned long long)st.f_bavail * st.f_frsize);
+      report("U %llu %llu %llu", (unsigned long long)(st.f_blocks - st.f_bfree) * st.f_frsize,
+             (unsigned long long)st.f_bavail * st.f_frsize, (unsigned long long)st.f_favail);
     if (o.umount && umount2(o.workspace, MNT_DETACH) < 0) report("E umount: %s", strerror(errno));
   }
   report("S %d", status);

@@ -99,6 +99,7 @@ export class Box {
         mounts: spec.mounts ?? [],
         env: { ...BASE_ENV, ...spec.env },
         cwd: spec.cwd ?? WORKSPACE,
+        shmBytes: limits.memoryMb * MiB,
         seccompFd: FD.seccomp,
         statusFd: FD.status,
         argv: spec.argv,

@@ -33,6 +33,8 @@ export interface BwrapRunOptions {
   mounts: readonly ReadOnlyMount[];
   env: Readonly<Record<string, string>>;
   cwd: string;
+  /** Size of /dev/shm (its pages count against the memory limit as well). */
+  shmBytes: number;
   /** fd (in bwrap's table) holding the seccomp BPF program. */
   seccompFd: number;
   /** fd warden-init reports the program's exit on. */
@@ -83,14 +85,25 @@ export function readOnlyArgs(mounts: readonly ReadOnlyMount[]): string[] {
 
 /**
  * The private parts: a fresh /proc for the sandbox's own pid namespace, a
- * minimal /dev, the box's tmpfs as /workspace and /tmp, and Warden's init.
+ * minimal read-only /dev (null, zero, full, random, urandom, tty, pts) with a
+ * bounded /dev/shm, the box's tmpfs as /workspace and /tmp, and Warden's init.
  * No /sys, no host /proc, nothing of the service.
  */
-export function privateArgs(layout: BwrapLayout): string[] {
+export function privateArgs(layout: BwrapLayout, shmBytes: number): string[] {
   return [
     "--proc",
     "/proc",
     "--dev",
+    "/dev",
+    // POSIX shared memory (multiprocessing locks) gets its own bounded tmpfs;
+    // the rest of /dev is read-only, so nothing else there takes writes.
+    "--perms",
+    "1777",
+    "--size",
+    String(shmBytes),
+    "--tmpfs",
+    "/dev/shm",
+    "--remount-ro",
     "/dev",
     "--bind",
     layout.workspaceDir,
@@ -120,7 +133,7 @@ export function buildBwrapArgs(options: BwrapRunOptions): string[] {
     layout.etcDir,
     "/etc",
     ...readOnlyArgs(options.mounts),
-    ...privateArgs(layout),
+    ...privateArgs(layout, options.shmBytes),
     // Everything not bound above (/, /etc, /.warden...) becomes read-only.
     "--remount-ro",
     "/",

@@ -53,7 +53,8 @@ export function classify(f: Facts): Classification {
 
   const failed = exitCode !== 0;
   if (f.oomKills > 0 && failed) return { status: "memory_limit", ...base };
-  const diskFull = f.disk !== null && f.disk.freeBytes < DISK_FULL_SLACK_BYTES;
+  const diskFull =
+    f.disk !== null && (f.disk.freeBytes < DISK_FULL_SLACK_BYTES || f.disk.freeInodes === 0);
   if (signal === "SIGXFSZ" || (diskFull && failed)) return { status: "disk_limit", ...base };
 
   if (!f.program) {

@@ -45,7 +45,7 @@ export interface Outcome {
   stdout: CappedOutput;
   stderr: CappedOutput;
   wallTimeMs: number;
-  disk: { usedBytes: number; freeBytes: number } | null;
+  disk: { usedBytes: number; freeBytes: number; freeInodes: number } | null;
 }
 
 const CPU_POLL_MS = 50;
@@ -179,7 +179,11 @@ export async function supervise(o: SuperviseOptions, seccompHandle: number): Pro
         },
       );
     } else if (kind === "U") {
-      outcome.disk = { usedBytes: Number(rest[0]), freeBytes: Number(rest[1]) };
+      outcome.disk = {
+        usedBytes: Number(rest[0]),
+        freeBytes: Number(rest[1]),
+        freeInodes: Number(rest[2]),
+      };
     } else if (kind === "S") {
       outcome.bwrapStatus = Number(rest[0]);
     } else if (kind === "E") {

@@ -60,9 +60,12 @@ describe("bwrap argv builders", () => {
   });
 
   it("gives the sandbox its own /proc, a minimal /dev and only its own workspace", () => {
-    const args = privateArgs(layout);
+    const args = privateArgs(layout, 1 << 20);
     expect(valuesOf(args, "--proc")).toEqual([["/proc"]]);
     expect(valuesOf(args, "--dev")).toEqual([["/dev"]]);
+    expect(valuesOf(args, "--tmpfs")).toEqual([["/dev/shm"]]);
+    expect(valuesOf(args, "--size")).toEqual([[String(1 << 20)]]);
+    expect(valuesOf(args, "--remount-ro")).toEqual([["/dev"]]);
     expect(valuesOf(args, "--bind", 2)).toEqual([
       [layout.workspaceDir, "/workspace"],
       [layout.tmpDir, "/tmp"],
@@ -88,6 +91,7 @@ describe("bwrap argv builders", () => {
       mounts: [{ source: "/run/warden/lib/esbuild", target: "/.warden/lib/esbuild" }],
       env: { PATH: "/usr/bin" },
       cwd: "/workspace",
+      shmBytes: 1 << 20,
       seccompFd: 5,
       statusFd: 4,
       argv: ["/usr/bin/python3", "-c", "print(1)"],
@@ -99,7 +103,7 @@ describe("bwrap argv builders", () => {
       "/.warden/lib/esbuild",
     ]);
     // Everything else read-only, applied after all binds.
-    const remount = args.indexOf("--remount-ro");
+    const remount = args.lastIndexOf("--remount-ro");
     expect(args[remount + 1]).toBe("/");
     expect(remount).toBeGreaterThan(args.lastIndexOf("--bind"));
     const tail = args.slice(args.indexOf("--") + 1);

@@ -10,7 +10,11 @@ const base = {
   outputExceeded: false,
   killedByUser: false,
   forceKilled: false,
-  disk: { usedBytes: 0, freeBytes: 1 << 20 } as { usedBytes: number; freeBytes: number } | null,
+  disk: { usedBytes: 0, freeBytes: 1 << 20, freeInodes: 100 } as {
+    usedBytes: number;
+    freeBytes: number;
+    freeInodes: number;
+  } | null,
   oomKills: 0,
 };
 
@@ -47,7 +51,11 @@ describe("classify", () => {
   it("reports OOM kills and a full disk only when the program failed", () => {
     expect(classify({ ...base, program: { signal: 9 }, oomKills: 1 }).status).toBe("memory_limit");
     expect(classify({ ...base, oomKills: 1 }).status).toBe("completed");
-    const full = { usedBytes: 10, freeBytes: 0 };
+    const full = { usedBytes: 10, freeBytes: 0, freeInodes: 5 };
+    const noInodes = { usedBytes: 10, freeBytes: 1 << 20, freeInodes: 0 };
+    expect(classify({ ...base, program: { exitCode: 1 }, disk: noInodes }).status).toBe(
+      "disk_limit",
+    );
     expect(classify({ ...base, program: { exitCode: 1 }, disk: full }).status).toBe("disk_limit");
     expect(classify({ ...base, disk: full }).status).toBe("completed");
     expect(classify({ ...base, program: { signal: 25 } }).status).toBe("disk_limit"); // SIGXFSZ
