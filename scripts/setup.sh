@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Sets Warden up on a Debian (12+) or Ubuntu machine, as root:
+#   Debian packages (bubblewrap, the compiler and libseccomp for the native
+#   helpers), npm packages, then the build (TypeScript + native helpers +
+#   seccomp filter).
+#
+#   scripts/setup.sh           what `warden run` / `warden serve` need
+#   scripts/setup.sh --test    plus the runtimes the test suite exercises
+#
+# Node.js >= 20 must already be installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_tests=false
+for arg in "$@"; do
+  case "$arg" in
+    --test) want_tests=true ;;
+    *) echo "usage: $0 [--test]" >&2; exit 2 ;;
+  esac
+done
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: run as root (Warden manages cgroups and per-sandbox uids)" >&2
+  exit 1
+fi
+
+packages=(bubblewrap libseccomp-dev gcc libc6-dev util-linux coreutils findutils)
+# The languages the tests run: python, C and C++ compilers. Java, Go and Rust
+# are tested when present and skipped otherwise.
+$want_tests && packages+=(python3 g++ bash)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+node -e 'const [major] = process.versions.node.split(".").map(Number); if (major < 20) { console.error(`setup: Node.js >= 20 needed, found ${process.versions.node}`); process.exit(1); }'
+
+npm ci --no-audit --no-fund --loglevel=error
+npm run build --silent
+echo "setup: done. Try: npx warden doctor"
