@@ -42,6 +42,12 @@ fi
 
 node -e 'const [major] = process.versions.node.split(".").map(Number); if (major < 20) { console.error(`setup: Node.js >= 20 needed, found ${process.versions.node}`); process.exit(1); }'
 
-npm ci --no-audit --no-fund --loglevel=error
+# npm 11 may reject a lockfile that lacks other platforms' optional packages
+# (npm/cli#4828, rollup's binaries); then install from it without rewriting it.
+if ! npm ci --no-audit --no-fund --loglevel=error 2>/tmp/warden-npm-ci.log; then
+  grep -q "in sync" /tmp/warden-npm-ci.log || { cat /tmp/warden-npm-ci.log >&2; exit 1; }
+  echo "setup: npm ci refused the lockfile (npm/cli#4828); installing from it with npm install --no-save"
+  npm install --no-save --no-audit --no-fund --loglevel=error
+fi
 npm run build --silent
 echo "setup: done. Try: npx warden doctor"
