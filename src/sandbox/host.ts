@@ -41,6 +41,8 @@ export function defaultNativeDir(): string {
 
 export class SandboxHost {
   private constructor(
+    /** Warden's cgroup name under each hierarchy root. */
+    readonly cgroupParent: string,
     readonly cgroupLayout: CgroupLayout,
     readonly cgroups: CgroupDriver,
     readonly runDir: RunDirLayout,
@@ -91,6 +93,7 @@ export class SandboxHost {
     };
     logger.info({ cgroups: cgroupLayout.mode, runDir: runDir.root }, "sandbox host ready");
     return new SandboxHost(
+      config.cgroupParent,
       cgroupLayout,
       cgroups,
       runDir,

@@ -116,6 +116,6 @@ export async function runJanitor(o: JanitorOptions): Promise<JanitorReport> {
   const total =
     report.cgroups + report.mounts + report.workspaces + report.leases + report.processes;
   if (total > 0)
-    o.logger.warn({ cleaned: report }, "janitor removed leftovers of a crashed Warden");
+    o.logger.info({ cleaned: report }, "janitor removed leftovers of a crashed Warden");
   return report;
 }

@@ -95,7 +95,7 @@ export function cgroupDirsOf(host: SandboxHost, boxId: string): string[] {
     layout.mode === "v2" ? [layout.unifiedMount!] : [...new Set(Object.values(layout.v1Mounts))];
   const found: string[] = [];
   for (const root of roots) {
-    const parent = join(root, config.sandbox.cgroupParent);
+    const parent = join(root, host.cgroupParent);
     if (!existsSync(parent)) continue;
     for (const name of readdirSync(parent))
       if (name.startsWith(boxId)) found.push(join(parent, name));

@@ -3,14 +3,21 @@ import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config/load.js";
 import { SandboxHost } from "../../src/sandbox/host.js";
-import {
-  cgroupDirsOf,
-  config,
-  expectNothingLeft,
-  processesOfUid,
-  testHost,
-} from "../helpers/sandbox.js";
+import { cgroupDirsOf, expectNothingLeft, processesOfUid } from "../helpers/sandbox.js";
+
+// A world of its own (run dir, cgroup parent, uid range), so that no other
+// test's janitor can clean up the crash before this test's does.
+const isolatedEnv = {
+  WARDEN_RUN_DIR: "/run/warden-janitor-test",
+  WARDEN_CGROUP_PARENT: "warden-janitor-test",
+  WARDEN_UID_BASE: "760000",
+  WARDEN_UID_COUNT: "100",
+};
+const config = loadConfig({ env: isolatedEnv });
+const openHost = (): Promise<SandboxHost> =>
+  SandboxHost.open({ config: config.sandbox, runDir: config.runDir });
 
 function crashedWarden(): Promise<{ id: string; uid: number }> {
   return new Promise((resolve, reject) => {
@@ -19,6 +26,7 @@ function crashedWarden(): Promise<{ id: string; uid: number }> {
       [join(import.meta.dirname, "../fixtures/crash-mid-run.mjs")],
       {
         stdio: ["ignore", "pipe", "inherit"],
+        env: { ...process.env, ...isolatedEnv },
       },
     );
     let buffer = "";
@@ -36,7 +44,7 @@ function crashedWarden(): Promise<{ id: string; uid: number }> {
 
 describe("janitor", () => {
   it("removes what a crashed Warden left, and only that", async () => {
-    const host = await testHost();
+    const host = await openHost();
     // A live neighbour's box must survive the janitor.
     const neighbour = await host.prepare({ diskMb: 1 });
     const box = await crashedWarden();
@@ -44,7 +52,7 @@ describe("janitor", () => {
     expect(readFileSync("/proc/self/mountinfo", "utf8")).toContain(box.id);
     expect(existsSync(join(host.runDir.uids, String(box.uid)))).toBe(true);
 
-    const restarted = await SandboxHost.open({ config: config.sandbox, runDir: config.runDir });
+    const restarted = await openHost();
     expect(restarted.janitorReport.cgroups).toBeGreaterThanOrEqual(1);
     expect(restarted.janitorReport.mounts).toBeGreaterThanOrEqual(1);
     expect(restarted.janitorReport.leases).toBeGreaterThanOrEqual(1);
@@ -55,5 +63,6 @@ describe("janitor", () => {
     expect(existsSync(join(host.runDir.boxes, neighbour.id))).toBe(true);
     await neighbour.destroy();
     await restarted.close();
+    await host.close();
   });
 });
