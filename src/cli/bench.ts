@@ -5,6 +5,7 @@
  */
 import { spawn } from "node:child_process";
 import { performance } from "node:perf_hooks";
+import { BASE_ENV } from "../sandbox/box.js";
 import type { SandboxHost } from "../sandbox/host.js";
 import type { SandboxLimits } from "../sandbox/types.js";
 import { findTool } from "../runtimes/registry.js";
@@ -42,7 +43,12 @@ const round = (n: number): number => Math.round(n * 100) / 100;
 
 function bareSpawn(argv: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ["pipe", "pipe", "pipe"] });
+    // The same environment a sandboxed program gets, so both sides do the same work.
+    const child = spawn(argv[0]!, argv.slice(1), {
+      stdio: ["pipe", "pipe", "pipe"],
+      env: BASE_ENV,
+      cwd: "/tmp",
+    });
     child.stdin.end();
     child.stdout.resume();
     child.stderr.resume();
