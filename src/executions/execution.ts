@@ -1,0 +1,115 @@
+/**
+ * One execution as the service tracks it: the request, its place in the
+ * lifecycle (queued → running → a final status), its output as it streams,
+ * and a promise of its result.
+ */
+import { EventEmitter } from "node:events";
+import type { ErrorInfo } from "../errors.js";
+import type { ExecutionResult, ExecutionStatus } from "../runtimes/execute.js";
+import type { OutputChunk, SandboxFile, SandboxLimits } from "../sandbox/types.js";
+
+/** Where a request came from, for audit. */
+export type ExecutionSource = "api" | "piston" | "library" | "mcp" | "cli";
+
+export interface ExecutionRequest {
+  language: string;
+  files: SandboxFile[];
+  entrypoint?: string | undefined;
+  stdin?: string | undefined;
+  args?: string[] | undefined;
+  env?: Record<string, string> | undefined;
+  limits: SandboxLimits;
+  /** Retry Warden's own transient failures (never the program). @default true */
+  retryOnFailure: boolean;
+  userId: string;
+  keyId?: string | undefined;
+  source: ExecutionSource;
+}
+
+export const FINAL_STATUSES: ReadonlySet<ExecutionStatus> = new Set([
+  "completed",
+  "failed",
+  "timeout",
+  "memory_limit",
+  "output_limit",
+  "disk_limit",
+  "killed",
+  "rejected",
+  "error",
+]);
+
+export interface ExecutionEvents {
+  output: [OutputChunk];
+  status: [ExecutionStatus];
+  end: [ExecutionResult];
+}
+
+export class Execution extends EventEmitter<ExecutionEvents> {
+  status: ExecutionStatus = "queued";
+  readonly createdAt = Date.now();
+  startedAt: number | null = null;
+  finishedAt: number | null = null;
+  retries = 0;
+  result: ExecutionResult | null = null;
+  /** Output so far, replayed to late stream subscribers (bounded by the output caps). */
+  readonly chunks: OutputChunk[] = [];
+  readonly abort = new AbortController();
+  killReason: string | null = null;
+  readonly done: Promise<ExecutionResult>;
+  private resolveDone!: (result: ExecutionResult) => void;
+
+  constructor(
+    readonly id: string,
+    readonly request: ExecutionRequest,
+  ) {
+    super();
+    this.done = new Promise((resolve) => (this.resolveDone = resolve));
+  }
+
+  get userId(): string {
+    return this.request.userId;
+  }
+
+  pushOutput(chunk: OutputChunk): void {
+    this.chunks.push(chunk);
+    this.emit("output", chunk);
+  }
+
+  setStatus(status: ExecutionStatus): void {
+    this.status = status;
+    this.emit("status", status);
+  }
+
+  finish(result: ExecutionResult): void {
+    if (this.result) return;
+    this.finishedAt = Date.now();
+    this.result = result;
+    this.status = result.status;
+    this.emit("end", result);
+    this.resolveDone(result);
+  }
+
+  /** A final result for an execution that never ran (rejected, killed or dropped while queued). */
+  finishWithout(status: ExecutionStatus, error: ErrorInfo | null): void {
+    this.finish({
+      id: this.id,
+      status,
+      success: false,
+      exitCode: null,
+      signal: null,
+      stdout: "",
+      stderr: "",
+      truncated: { stdout: false, stderr: false },
+      compile: null,
+      artifacts: [],
+      error,
+      metrics: {
+        executionTimeMs: 0,
+        cpuTimeMs: 0,
+        peakMemoryBytes: 0,
+        queueTimeMs: Date.now() - this.createdAt,
+        retries: this.retries,
+      },
+    });
+  }
+}
