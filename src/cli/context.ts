@@ -17,10 +17,14 @@ export interface CliContext {
   registry: RuntimeRegistry;
 }
 
-export function createContext(options: GlobalOptions, defaultLogLevel = "warn"): CliContext {
+export function createContext(
+  options: GlobalOptions,
+  defaultLogLevel = "warn",
+  overrides: Record<string, unknown> = {},
+): CliContext {
   const config = loadConfig({
     file: options.config,
-    overrides: { dataDir: options.dataDir, logLevel: options.logLevel },
+    overrides: { dataDir: options.dataDir, logLevel: options.logLevel, ...overrides },
   });
   // One-shot commands stay quiet unless asked; the service logs at its configured level.
   const level =

@@ -3,7 +3,10 @@ import { Command, CommanderError } from "commander";
 import { WardenError } from "../errors.js";
 import { benchCommand, type BenchOptions } from "./bench.js";
 import { doctorCommand } from "./doctor.js";
+import type { GlobalOptions } from "./context.js";
+import { keysCreate, keysList, keysRevoke } from "./keys.js";
 import { EXIT, runCommand, type RunOptions } from "./run.js";
+import { serveCommand, type ServeOptions } from "./serve.js";
 
 function program(setExit: (code: number) => void): Command {
   const cli = new Command("warden")
@@ -31,6 +34,45 @@ function program(setExit: (code: number) => void): Command {
     .option("--json", "print the result as JSON instead of streaming the output")
     .action(async (file: string, args: string[], opts: RunOptions, cmd: Command) => {
       setExit(await runCommand(file, args, { ...cmd.optsWithGlobals<RunOptions>(), ...opts }));
+    });
+
+  cli
+    .command("serve")
+    .description(
+      "run the multi-tenant service (REST, Piston-compatible API, admin API) on the embedded defaults",
+    )
+    .option("--port <port>", "listen port (default 8080, or $WARDEN_PORT)")
+    .option("--host <address>", "listen address (default 127.0.0.1, or $WARDEN_HOST)")
+    .action(async (opts: ServeOptions, cmd: Command) => {
+      setExit(await serveCommand({ ...cmd.optsWithGlobals<ServeOptions>(), ...opts }));
+    });
+
+  const keys = cli.command("keys").description("manage API keys");
+  keys
+    .command("create")
+    .description("make a key and print it (once)")
+    .requiredOption("--name <name>", "what the key is for")
+    .option("--scopes <list>", "comma-separated: execute, sessions, admin, delegate", "execute")
+    .option("--user <userId>", "the user it acts as (default: the name)")
+    .option("--json", "print the key record with its token as JSON")
+    .action(
+      (opts: { name: string; scopes: string; user?: string; json?: boolean }, cmd: Command) => {
+        setExit(keysCreate({ ...cmd.optsWithGlobals<GlobalOptions>(), ...opts }));
+      },
+    );
+  keys
+    .command("list")
+    .description("list keys (never their tokens)")
+    .option("--json", "as JSON")
+    .action((opts: { json?: boolean }, cmd: Command) => {
+      setExit(keysList({ ...cmd.optsWithGlobals<GlobalOptions>(), ...opts }));
+    });
+  keys
+    .command("revoke")
+    .description("revoke a key by id")
+    .argument("<id>", "key id (see keys list)")
+    .action((id: string, _opts: unknown, cmd: Command) => {
+      setExit(keysRevoke({ ...cmd.optsWithGlobals<GlobalOptions>(), id }));
     });
 
   cli

@@ -14,6 +14,13 @@ export const CONFIG_ENV = {
   maxDiskMB: "WARDEN_MAX_DISK_MB",
   maxConcurrentSandboxes: "WARDEN_MAX_CONCURRENT_SANDBOXES",
   maxSandboxesPerUser: "WARDEN_MAX_SANDBOXES_PER_USER",
+  maxQueueSize: "WARDEN_MAX_QUEUE_SIZE",
+  queueTimeout: "WARDEN_QUEUE_TIMEOUT",
+  memoryBudgetMB: "WARDEN_MEMORY_BUDGET_MB",
+  retentionDays: "WARDEN_RETENTION_DAYS",
+  "server.host": "WARDEN_HOST",
+  "server.port": "WARDEN_PORT",
+  "server.pistonAnonymous": "WARDEN_PISTON_ANONYMOUS",
   "sandbox.bwrapPath": "WARDEN_BWRAP",
   "sandbox.nativeDir": "WARDEN_NATIVE_DIR",
   "sandbox.uidBase": "WARDEN_UID_BASE",
@@ -25,4 +32,6 @@ export const CONFIG_ENV = {
 export const ENV = {
   /** Path of a JSON config file. */
   config: "WARDEN_CONFIG",
+  /** Admin token to accept (for automation and tests) instead of generating one. */
+  adminToken: "WARDEN_ADMIN_TOKEN",
 } as const;

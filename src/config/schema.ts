@@ -67,6 +67,61 @@ export const SandboxHostConfigSchema = z
   })
   .strict();
 
+const WindowSchema = z
+  .object({
+    burst: z.number().int().min(1).describe("Requests per second."),
+    perMinute: z.number().int().min(1),
+    perHour: z.number().int().min(1),
+  })
+  .strict();
+
+export const ServerConfigSchema = z
+  .object({
+    host: z.string().default("127.0.0.1").describe("Listen address (loopback unless you mean it)."),
+    port: z.number().int().min(0).max(65_535).default(8080),
+    trustProxy: z
+      .array(z.string())
+      .default([])
+      .describe("Proxies (IPs or CIDRs) whose X-Forwarded-For is believed; empty = none."),
+    corsOrigins: z
+      .array(z.string())
+      .default([])
+      .describe("Origins allowed by CORS; empty = CORS off."),
+    bodyLimitBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(5 * MiB)
+      .describe("Largest request body."),
+    tls: z
+      .object({ certFile: z.string(), keyFile: z.string() })
+      .strict()
+      .optional()
+      .describe("Serve HTTPS (and send HSTS) with this certificate."),
+    shutdownGracePeriod: z
+      .number()
+      .min(0)
+      .default(30)
+      .describe("On SIGTERM, how long running executions may finish (s)."),
+    pistonAnonymous: z
+      .boolean()
+      .default(false)
+      .describe("Let the Piston-compatible routes run without a key, as user `anonymous`."),
+    rateLimits: z
+      .object({
+        perKey: WindowSchema.default({ burst: 50, perMinute: 3000, perHour: 60_000 }),
+        perIp: WindowSchema.default({ burst: 100, perMinute: 6000, perHour: 120_000 }),
+        anonymous: WindowSchema.default({ burst: 5, perMinute: 60, perHour: 600 }),
+      })
+      .strict()
+      .default({
+        perKey: { burst: 50, perMinute: 3000, perHour: 60_000 },
+        perIp: { burst: 100, perMinute: 6000, perHour: 120_000 },
+        anonymous: { burst: 5, perMinute: 60, perHour: 600 },
+      }),
+  })
+  .strict();
+
 export const ConfigSchema = z
   .object({
     dataDir: z.string().default("./.warden").describe("Where Warden keeps its state."),
@@ -99,14 +154,53 @@ export const ConfigSchema = z
       .int()
       .min(1024)
       .default(64 * MiB),
+    maxCodeBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(1024 * 1024)
+      .describe("Largest `code` field (bytes)."),
+    maxFiles: z.number().int().min(1).default(100).describe("Most files in one request."),
+    maxFileBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(4 * MiB)
+      .describe("Largest single file (bytes, decoded)."),
+    maxStdinBytes: z.number().int().min(0).default(MiB).describe("Largest stdin (bytes)."),
     maxConcurrentSandboxes: z.number().int().min(1).default(50),
     maxSandboxesPerUser: z.number().int().min(1).default(5),
+    maxQueueSize: z
+      .number()
+      .int()
+      .min(0)
+      .default(500)
+      .describe("Executions that may wait; more are refused (SANDBOX_BUSY)."),
+    maxQueuedPerUser: z
+      .number()
+      .int()
+      .min(0)
+      .default(100)
+      .describe("Executions one user may have waiting."),
+    queueTimeout: z.number().positive().default(300).describe("Longest wait in the queue (s)."),
+    memoryBudgetMB: z
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe("Sum of running memory limits allowed (MiB); 0 = 80% of the host's RAM."),
+    retentionDays: z
+      .number()
+      .positive()
+      .default(7)
+      .describe("How long execution records and audit events are kept."),
     maxArtifactSizeMB: z.number().int().min(1).default(100),
     maxArtifactsPerExecution: z.number().int().min(0).default(20),
     maxRetries: z.number().int().min(0).default(3),
     retryBackoffMs: z.number().int().min(0).default(1000),
     defaults: DefaultLimitsSchema.default(DefaultLimitsSchema.parse({})),
     sandbox: SandboxHostConfigSchema.default(SandboxHostConfigSchema.parse({})),
+    server: ServerConfigSchema.default(ServerConfigSchema.parse({})),
     runtimes: z
       .array(RuntimeDefinitionSchema)
       .default([])
@@ -143,3 +237,4 @@ export const ConfigSchema = z
 export type Config = z.infer<typeof ConfigSchema>;
 export type DefaultLimits = z.infer<typeof DefaultLimitsSchema>;
 export type SandboxHostConfig = z.infer<typeof SandboxHostConfigSchema>;
+export type ServerConfig = z.infer<typeof ServerConfigSchema>;

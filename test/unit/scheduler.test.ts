@@ -109,8 +109,8 @@ describe("scheduler", () => {
     expect(s.queuedCount).toBe(5);
     expect(s.canStart("alice")).toEqual({ allowed: true, reason: "user_limit" });
     expect(executions.map((e) => e.status)).toEqual([
-      ...Array(5).fill("running"),
-      ...Array(5).fill("queued"),
+      ...Array<string>(5).fill("running"),
+      ...Array<string>(5).fill("queued"),
     ]);
     runner.finishAll();
     await Promise.all(executions.slice(0, 5).map((e) => e.done));

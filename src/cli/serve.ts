@@ -1,0 +1,61 @@
+/**
+ * `warden serve`: the multi-tenant service on the embedded defaults (SQLite
+ * in the data dir, in-process queue). This is the one place that handles
+ * SIGTERM and SIGINT: stop intake, let running executions finish up to the
+ * grace period, kill the rest, record every final state, exit.
+ */
+import { resolve } from "node:path";
+import { ENV } from "../config/env.js";
+import { openWarden } from "../executions/embedded.js";
+import { buildServer } from "../http/server.js";
+import { KeyStore, SCOPES } from "../store/keys.js";
+import { createContext, type GlobalOptions } from "./context.js";
+
+export interface ServeOptions extends GlobalOptions {
+  port?: string;
+  host?: string;
+}
+
+export async function serveCommand(options: ServeOptions): Promise<number> {
+  const overrides: Record<string, unknown> = {};
+  if (options.port !== undefined) overrides["server.port"] = Number(options.port);
+  if (options.host !== undefined) overrides["server.host"] = options.host;
+  const ctx = createContext({ ...options, logLevel: options.logLevel }, "info", overrides);
+  const { config, logger } = ctx;
+  const dataDir = resolve(config.dataDir);
+  const warden = await openWarden({ config, logger });
+  const keys = new KeyStore(warden.db);
+  const envToken = process.env[ENV.adminToken];
+  if (envToken) keys.ensureEnvAdmin(envToken);
+  else if (!keys.hasAdmin()) {
+    const { token } = keys.create({
+      name: "admin (first start)",
+      scopes: [...SCOPES],
+      userId: "admin",
+    });
+    process.stderr.write(
+      `\n  Warden admin key (shown once; store it now):\n\n    ${token}\n\n  Make more with: warden keys create --name NAME --scopes execute\n\n`,
+    );
+  }
+  const app = await buildServer({ ...warden, config, logger, service: warden, keys });
+  const address = await app.listen({ host: config.server.host, port: config.server.port });
+  logger.info({ address, dataDir, cgroups: warden.host.cgroupLayout.mode }, "warden serving");
+
+  return new Promise<number>((resolveExit) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal, graceSeconds: config.server.shutdownGracePeriod }, "shutting down");
+      void (async () => {
+        const closing = app.close(); // stop accepting; in-flight requests finish with their executions
+        await warden.shutdown(config.server.shutdownGracePeriod * 1000);
+        await closing;
+        logger.info("stopped");
+        resolveExit(0);
+      })();
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+}

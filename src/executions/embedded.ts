@@ -1,0 +1,94 @@
+/**
+ * Warden in process: the whole service (sandbox host, runtimes, store,
+ * scheduler) behind the spec's library API, without HTTP.
+ *
+ *     const warden = await openWarden();
+ *     const result = await warden.execute({ code: "print(1)", language: "python", timeout: 10 }, "user-42");
+ *     await warden.close();
+ */
+import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { createLogger, silentLogger, type Logger } from "../audit/logger.js";
+import { loadConfig, type LoadConfigOptions } from "../config/load.js";
+import type { Config } from "../config/schema.js";
+import { RuntimeRegistry } from "../runtimes/registry.js";
+import { WardenError } from "../errors.js";
+import { SandboxHost } from "../sandbox/host.js";
+import { isOwnerAlive, processStartTicks } from "../sandbox/owner.js";
+import { openDatabase, type Db } from "../store/database.js";
+import { ExecutionService } from "./service.js";
+
+export interface OpenWardenOptions extends LoadConfigOptions {
+  /** A ready config; otherwise loaded from file, env and overrides. */
+  config?: Config;
+  /** @default a silent logger */
+  logger?: Logger;
+}
+
+export interface EmbeddedWarden extends ExecutionService {
+  readonly host: SandboxHost;
+  readonly registry: RuntimeRegistry;
+  readonly db: Db;
+  readonly config: Config;
+  /** Drains (running executions get `deadlineMs`), then releases the host and the store. */
+  shutdown(deadlineMs?: number): Promise<void>;
+}
+
+/**
+ * One service per data dir: its records of running executions are its own,
+ * and start-up marks any it finds as orphans. A pid file names the owner.
+ */
+function lockDataDir(dataDir: string): () => void {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const path = join(dataDir, "warden.pid");
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(path, "wx", 0o600);
+      writeSync(fd, `${process.pid} ${processStartTicks("self")}\n`);
+      closeSync(fd);
+      return () => unlinkSync(path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      const [pid, ticks] = readFileSync(path, "utf8").trim().split(" ").map(Number);
+      if (pid && isOwnerAlive({ pid, startTicks: ticks ?? 0 }))
+        throw new WardenError("INVALID_REQUEST", `another Warden (pid ${pid}) is using ${dataDir}`);
+      unlinkSync(path); // left by a crashed Warden
+    }
+  }
+  throw new WardenError("INTERNAL", `cannot lock ${dataDir}`);
+}
+
+export async function openWarden(options: OpenWardenOptions = {}): Promise<EmbeddedWarden> {
+  const config = options.config ?? loadConfig(options);
+  const logger = options.logger ?? (options.config ? silentLogger : createLogger(config.logLevel));
+  const dataDir = resolve(config.dataDir);
+  const unlock = lockDataDir(dataDir);
+  const registry = new RuntimeRegistry(config.sandbox.searchPath, config.runtimes);
+  let host: SandboxHost;
+  let db: Db;
+  try {
+    host = await SandboxHost.open({
+      config: config.sandbox,
+      runDir: config.runDir,
+      logger,
+      privateFiles: registry.privateFiles(),
+    });
+    db = openDatabase(dataDir);
+  } catch (error) {
+    unlock();
+    throw error;
+  }
+  const service = new ExecutionService({ config, host, registry, db, logger });
+  return Object.assign(service, {
+    host,
+    registry,
+    db,
+    config,
+    async shutdown(deadlineMs = config.server.shutdownGracePeriod * 1000): Promise<void> {
+      await service.close(deadlineMs);
+      await host.close();
+      db.close();
+      unlock();
+    },
+  });
+}

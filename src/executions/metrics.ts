@@ -1,0 +1,104 @@
+/** Prometheus metrics of the service (prom-client), fed by scheduler lifecycle events. */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { LifecycleEvent } from "./scheduler.js";
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly executions;
+  private readonly duration;
+  private readonly queueWait;
+  private readonly rejections;
+  private readonly retries;
+
+  constructor(gauges: {
+    queueDepth: () => number;
+    activeSandboxes: () => number;
+    memoryReservedMb: () => number;
+  }) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: "warden_process_" });
+    this.executions = new Counter({
+      name: "warden_executions_total",
+      help: "Finished executions by language and final status.",
+      labelNames: ["language", "status"] as const,
+      registers,
+    });
+    this.duration = new Histogram({
+      name: "warden_execution_duration_seconds",
+      help: "Wall time of the program (compile excluded), by language.",
+      labelNames: ["language"] as const,
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900],
+      registers,
+    });
+    this.queueWait = new Histogram({
+      name: "warden_queue_wait_seconds",
+      help: "Time executions spent waiting for a sandbox.",
+      buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300],
+      registers,
+    });
+    this.rejections = new Counter({
+      name: "warden_rejections_total",
+      help: "Requests refused, by reason (queue_full, rate_limit, unauthorized, invalid_request...).",
+      labelNames: ["reason"] as const,
+      registers,
+    });
+    this.retries = new Counter({
+      name: "warden_retries_total",
+      help: "Retries of Warden's own transient failures.",
+      registers,
+    });
+    new Gauge({
+      name: "warden_queue_depth",
+      help: "Executions waiting for a sandbox.",
+      registers,
+      collect() {
+        this.set(gauges.queueDepth());
+      },
+    });
+    new Gauge({
+      name: "warden_active_sandboxes",
+      help: "Executions running now.",
+      registers,
+      collect() {
+        this.set(gauges.activeSandboxes());
+      },
+    });
+    new Gauge({
+      name: "warden_memory_reserved_bytes",
+      help: "Sum of the memory limits of running executions.",
+      registers,
+      collect() {
+        this.set(gauges.memoryReservedMb() * 1024 * 1024);
+      },
+    });
+  }
+
+  reject(reason: string): void {
+    this.rejections.inc({ reason });
+  }
+
+  observe(event: LifecycleEvent): void {
+    switch (event.type) {
+      case "queued":
+        return;
+      case "started":
+        this.queueWait.observe(
+          ((event.execution.startedAt ?? Date.now()) - event.execution.createdAt) / 1000,
+        );
+        return;
+      case "retried":
+        this.retries.inc();
+        return;
+      case "finished": {
+        const language = event.execution.request.language;
+        this.executions.inc({ language, status: event.result.status });
+        if (event.execution.startedAt !== null)
+          this.duration.observe({ language }, event.result.metrics.executionTimeMs / 1000);
+        return;
+      }
+      case "rejected":
+        this.rejections.inc({ reason: event.reason });
+        return;
+    }
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * The execution request schema, shared by REST, the library API and (later)
+ * MCP. Every field is bounded; the bounds come from config, and a value past
+ * one is refused with a message naming the field and the limit.
+ */
+import { z } from "zod";
+import type { Config } from "../config/schema.js";
+import { WardenError } from "../errors.js";
+import type { SandboxFile } from "../sandbox/types.js";
+import { checkWorkspacePath } from "../sandbox/workspace.js";
+import { USER_ID_PATTERN } from "../store/keys.js";
+import { RequestLimitsSchema } from "./limits.js";
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+const MAX_ENV_VARS = 64;
+const MAX_ARGS = 256;
+
+export function createExecutionSchemas(config: Config) {
+  const bytes = (field: string, max: number, key: string) =>
+    z
+      .string()
+      .refine(
+        (s) => Buffer.byteLength(s) <= max,
+        `${field}: must be at most ${max} bytes (${key})`,
+      );
+  const FileSchema = z
+    .object({
+      path: z.string().min(1).max(1024).describe("Path under /workspace, relative, no '..'."),
+      content: z.string().describe("File content, as text or base64 (see encoding)."),
+      encoding: z.enum(["utf8", "base64"]).default("utf8"),
+    })
+    .strict();
+  const CreateExecutionSchema = z
+    .object({
+      language: z.string().min(1).max(64).describe("Language name or alias (GET /v1/runtimes)."),
+      code: bytes("code", config.maxCodeBytes, "maxCodeBytes")
+        .optional()
+        .describe("Source code; saved under the runtime's file name. Give this or files."),
+      files: z
+        .array(FileSchema)
+        .min(1)
+        .max(config.maxFiles, `files: at most ${config.maxFiles} files (maxFiles)`)
+        .optional()
+        .describe("Source files; the entry point is `entrypoint` or the first file."),
+      entrypoint: z.string().max(1024).optional(),
+      stdin: bytes("stdin", config.maxStdinBytes, "maxStdinBytes").optional(),
+      args: z
+        .array(z.string().max(4096))
+        .max(MAX_ARGS, `args: at most ${MAX_ARGS} arguments`)
+        .optional(),
+      env: z
+        .record(
+          z.string().regex(ENV_NAME, "env: names must match [A-Za-z_][A-Za-z0-9_]*"),
+          z.string().max(32_768),
+        )
+        .refine(
+          (e) => Object.keys(e).length <= MAX_ENV_VARS,
+          `env: at most ${MAX_ENV_VARS} variables`,
+        )
+        .optional(),
+      timeout: z.number().positive().optional().describe("Wall-clock timeout in seconds."),
+      limits: RequestLimitsSchema.optional(),
+      network: z
+        .object({
+          allow: z.array(z.string().max(253)).max(64),
+          ports: z.array(z.number().int()).optional(),
+        })
+        .strict()
+        .optional()
+        .describe("Egress allowlist (not available yet: any entry is refused)."),
+      retryOnFailure: z.boolean().default(true).describe("Retry Warden's own transient failures."),
+      wait: z
+        .boolean()
+        .default(true)
+        .describe("Answer with the result (true) or at once with 202 (false)."),
+      userId: z
+        .string()
+        .regex(USER_ID_PATTERN)
+        .optional()
+        .describe("Acting user; keys with the delegate scope only."),
+    })
+    .strict();
+  return { FileSchema, CreateExecutionSchema };
+}
+
+export type CreateExecutionInput = z.infer<
+  ReturnType<typeof createExecutionSchemas>["CreateExecutionSchema"]
+>;
+
+/** Decodes and checks files; a request's `code` becomes one file named for the runtime. */
+export function toSandboxFiles(
+  input: Pick<CreateExecutionInput, "code" | "files">,
+  defaultFileName: string,
+  config: Pick<Config, "maxFileBytes" | "maxCodeBytes">,
+): SandboxFile[] {
+  if ((input.code === undefined) === (input.files === undefined))
+    throw new WardenError("INVALID_REQUEST", "code, files: give exactly one of them");
+  if (input.code !== undefined) return [{ path: defaultFileName, content: input.code }];
+  let total = 0;
+  return input.files!.map((f, i) => {
+    const path = checkWorkspacePath(f.path, `files[${i}].path`);
+    const content = f.encoding === "base64" ? Buffer.from(f.content, "base64") : f.content;
+    const size = Buffer.byteLength(content);
+    if (size > config.maxFileBytes)
+      throw new WardenError(
+        "INVALID_REQUEST",
+        `files[${i}].content: must be at most ${config.maxFileBytes} bytes (maxFileBytes)`,
+      );
+    total += size;
+    if (total > config.maxCodeBytes * 4)
+      throw new WardenError(
+        "INVALID_REQUEST",
+        `files: together at most ${config.maxCodeBytes * 4} bytes (4 × maxCodeBytes)`,
+      );
+    return { path, content };
+  });
+}
+
+/** Network egress arrives with the network policy; until then any allowlist is refused. */
+export function checkNetwork(network: CreateExecutionInput["network"]): void {
+  if (network && network.allow.length > 0)
+    throw new WardenError(
+      "PERMISSION_DENIED",
+      "network.allow: egress is not available on this server; sandboxes have no network",
+    );
+}

@@ -1,0 +1,349 @@
+/**
+ * The execution service: scheduler + sandbox engine + records + audit +
+ * metrics. The HTTP layer is one client of it; an application can use it in
+ * process through the same methods (the spec's library API).
+ */
+import { totalmem } from "node:os";
+import type { Logger } from "../audit/logger.js";
+import type { Config } from "../config/schema.js";
+import { WardenError } from "../errors.js";
+import { executeCode, type ExecutionResult } from "../runtimes/execute.js";
+import type { RuntimeRegistry } from "../runtimes/registry.js";
+import type { SandboxHost } from "../sandbox/host.js";
+import type { Db } from "../store/database.js";
+import {
+  RecordStore,
+  type AuditEvent,
+  type ExecutionRecord,
+  type NewEvent,
+} from "../store/records.js";
+import type { Execution, ExecutionRequest, ExecutionSource } from "./execution.js";
+import { resolveLimits } from "./limits.js";
+import { Metrics } from "./metrics.js";
+import { checkNetwork, toSandboxFiles, type CreateExecutionInput } from "./request.js";
+import {
+  Scheduler,
+  TransientError,
+  type AdmissionDecision,
+  type LifecycleEvent,
+} from "./scheduler.js";
+
+export interface ExecutionServiceOptions {
+  config: Config;
+  host: SandboxHost;
+  registry: RuntimeRegistry;
+  db: Db;
+  logger: Logger;
+}
+
+/** The spec's library call: `execute({code, language, timeout, retryOnFailure}, userId)`. */
+export interface ExecuteOptions {
+  code: string;
+  language: string;
+  /** Seconds. @default config.defaultTimeout */
+  timeout?: number;
+  /** @default true */
+  retryOnFailure?: boolean;
+  stdin?: string;
+  args?: string[];
+  limits?: CreateExecutionInput["limits"];
+}
+
+export interface SystemMetrics {
+  activeExecutions: number;
+  queuedExecutions: number;
+  totalUsers: number;
+  utilizationPercent: number;
+  maxConcurrentSandboxes: number;
+  maxSandboxesPerUser: number;
+  memoryReservedMb: number;
+  memoryBudgetMb: number;
+}
+
+export interface UserMetrics {
+  userId: string;
+  activeExecutions: number;
+  queuedExecutions: number;
+  utilizationPercent: number;
+  maxSandboxesPerUser: number;
+}
+
+const COMPILE_MEMORY_FLOOR_MB = 0;
+
+export class ExecutionService {
+  readonly scheduler: Scheduler;
+  readonly records: RecordStore;
+  readonly metrics: Metrics;
+  private readonly memoryBudgetMb: number;
+  private retentionTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly o: ExecutionServiceOptions) {
+    const { config } = o;
+    this.records = new RecordStore(o.db);
+    this.memoryBudgetMb = config.memoryBudgetMB || Math.floor((totalmem() / 1024 / 1024) * 0.8);
+    this.scheduler = new Scheduler({
+      maxConcurrent: config.maxConcurrentSandboxes,
+      maxPerUser: config.maxSandboxesPerUser,
+      maxQueueSize: config.maxQueueSize,
+      maxQueuedPerUser: config.maxQueuedPerUser,
+      queueTimeoutMs: config.queueTimeout * 1000,
+      memoryBudgetMb: this.memoryBudgetMb,
+      maxRetries: config.maxRetries,
+      retryBackoffMs: config.retryBackoffMs,
+      reservationMb: (r) => this.reservationMb(r),
+      run: (execution, signal) => this.runOnce(execution, signal),
+    });
+    this.metrics = new Metrics({
+      queueDepth: () => this.scheduler.queuedCount,
+      activeSandboxes: () => this.scheduler.activeCount,
+      memoryReservedMb: () => this.scheduler.memoryReservedMb,
+    });
+    this.scheduler.onEvent((event) => this.record(event));
+    this.scheduler.onEvent((event) => this.metrics.observe(event));
+    const orphans = this.records.failOrphans();
+    if (orphans.length > 0)
+      o.logger.warn(
+        { count: orphans.length },
+        "marked executions left in progress by a stopped Warden as error",
+      );
+    this.expireOld();
+    this.retentionTimer = setInterval(() => this.expireOld(), 3_600_000);
+    this.retentionTimer.unref();
+  }
+
+  private expireOld(): void {
+    const removed = this.records.expire(this.o.config.retentionDays * 86_400_000);
+    if (removed.executions + removed.events > 0)
+      this.o.logger.info({ removed }, "expired old records");
+  }
+
+  /** The most memory an execution holds at once: its run, or its compile step if larger. */
+  private reservationMb(request: ExecutionRequest): number {
+    const def = this.o.registry.lookup(request.language);
+    const compile = def?.compile ? (def.compileLimits.memoryMb ?? COMPILE_MEMORY_FLOOR_MB) : 0;
+    return Math.max(request.limits.memoryMb, compile);
+  }
+
+  private async runOnce(execution: Execution, signal: AbortSignal): Promise<ExecutionResult> {
+    const r = execution.request;
+    let result: ExecutionResult;
+    try {
+      result = await executeCode(this.o.host, this.o.registry, {
+        id: execution.id,
+        language: r.language,
+        files: r.files,
+        entrypoint: r.entrypoint,
+        stdin: r.stdin,
+        args: r.args,
+        env: r.env,
+        limits: r.limits,
+        signal,
+        onOutput: (chunk) => execution.pushOutput(chunk),
+      });
+    } catch (error) {
+      if (error instanceof WardenError) throw error;
+      // A spawn, cgroup or mount failure of Warden's own: the program never ran.
+      throw new TransientError(`sandbox failed: ${(error as Error).message}`, error);
+    }
+    const neverRan =
+      result.exitCode === null && result.signal === null && !result.stdout && !result.stderr;
+    if (result.status === "error" && neverRan)
+      throw new TransientError(result.error?.message ?? "sandbox failed");
+    return result;
+  }
+
+  /** Writes each lifecycle step to the record and the audit trail. */
+  private record(event: LifecycleEvent): void {
+    const log = this.o.logger;
+    switch (event.type) {
+      case "queued": {
+        const e = event.execution;
+        const r = e.request;
+        this.records.queued({
+          id: e.id,
+          userId: r.userId,
+          keyId: r.keyId ?? null,
+          source: r.source,
+          language: r.language,
+          files: r.files,
+          limits: r.limits,
+          createdAt: e.createdAt,
+        });
+        this.audit({
+          executionId: e.id,
+          userId: r.userId,
+          level: "info",
+          event: "queued",
+          message: `${r.language} execution queued`,
+          data: { source: r.source },
+        });
+        return;
+      }
+      case "started":
+        this.records.started(event.execution.id, event.execution.startedAt ?? Date.now());
+        this.audit({
+          executionId: event.execution.id,
+          userId: event.execution.userId,
+          level: "info",
+          event: "started",
+          message: "sandbox started",
+        });
+        return;
+      case "retried":
+        this.audit({
+          executionId: event.execution.id,
+          userId: event.execution.userId,
+          level: "warn",
+          event: "retried",
+          message: `attempt ${event.attempt + 1} after a transient failure: ${event.reason}`,
+        });
+        return;
+      case "finished": {
+        const { execution, result } = event;
+        this.records.finished(execution.id, result, execution.finishedAt ?? Date.now());
+        const level =
+          result.status === "completed" || result.status === "failed"
+            ? "info"
+            : result.status === "error"
+              ? "error"
+              : "warn";
+        const why = execution.killReason
+          ? ` (${execution.killReason})`
+          : result.error
+            ? `: ${result.error.message}`
+            : "";
+        this.audit({
+          executionId: execution.id,
+          userId: execution.userId,
+          level,
+          event: result.status,
+          message: `execution ended ${result.status}${why}`,
+          data: { exitCode: result.exitCode, signal: result.signal, metrics: result.metrics },
+        });
+        return;
+      }
+      case "rejected":
+        this.audit({
+          userId: event.request.userId,
+          level: "warn",
+          event: "rejected",
+          message: event.error.message,
+          data: { reason: event.reason },
+        });
+        log.debug({ reason: event.reason }, "execution refused");
+        return;
+    }
+  }
+
+  /** Stores an audit event and logs it. */
+  audit(event: NewEvent): void {
+    this.records.event(event);
+    const { level, ...rest } = event;
+    this.o.logger[level]({ ...rest, audit: true }, event.message);
+  }
+
+  /** Validates a request (already shape-checked) and queues it for `userId`. */
+  submit(
+    input: CreateExecutionInput,
+    actor: { userId: string; keyId?: string | undefined },
+    source: ExecutionSource,
+  ): Execution {
+    const def = this.o.registry.lookup(input.language);
+    if (!def)
+      throw new WardenError(
+        "UNSUPPORTED_LANGUAGE",
+        `language: "${input.language}" is not supported (GET /v1/runtimes)`,
+      );
+    this.o.registry.resolve(def.language); // not installed here → UNSUPPORTED_LANGUAGE
+    checkNetwork(input.network);
+    const files = toSandboxFiles(input, def.fileName, this.o.config);
+    if (input.entrypoint !== undefined && !files.some((f) => f.path === input.entrypoint))
+      throw new WardenError("INVALID_REQUEST", `entrypoint: no file named ${input.entrypoint}`);
+    const limits = resolveLimits(this.o.config, { timeout: input.timeout, limits: input.limits });
+    return this.scheduler.submit({
+      language: def.language,
+      files,
+      entrypoint: input.entrypoint,
+      stdin: input.stdin,
+      args: input.args,
+      env: input.env,
+      limits,
+      retryOnFailure: input.retryOnFailure,
+      userId: actor.userId,
+      keyId: actor.keyId,
+      source,
+    });
+  }
+
+  /** Runs code for `userId` and resolves with the result (the spec's library API). */
+  async execute(options: ExecuteOptions, userId = "library"): Promise<ExecutionResult> {
+    const execution = this.submit(
+      {
+        language: options.language,
+        code: options.code,
+        timeout: options.timeout,
+        retryOnFailure: options.retryOnFailure ?? true,
+        stdin: options.stdin,
+        args: options.args,
+        limits: options.limits,
+        wait: true,
+      },
+      { userId },
+      "library",
+    );
+    return execution.done;
+  }
+
+  canStartExecution(userId: string): AdmissionDecision {
+    return this.scheduler.canStart(userId);
+  }
+
+  killExecution(executionId: string, reason: string): boolean {
+    return this.scheduler.kill(executionId, reason);
+  }
+
+  getSystemMetrics(): SystemMetrics {
+    const c = this.o.config;
+    return {
+      activeExecutions: this.scheduler.activeCount,
+      queuedExecutions: this.scheduler.queuedCount,
+      totalUsers: this.scheduler.users().length,
+      utilizationPercent:
+        Math.round((this.scheduler.activeCount / c.maxConcurrentSandboxes) * 1000) / 10,
+      maxConcurrentSandboxes: c.maxConcurrentSandboxes,
+      maxSandboxesPerUser: c.maxSandboxesPerUser,
+      memoryReservedMb: this.scheduler.memoryReservedMb,
+      memoryBudgetMb: this.memoryBudgetMb,
+    };
+  }
+
+  getUserMetrics(userId: string): UserMetrics {
+    const active = this.scheduler.activeOf(userId);
+    return {
+      userId,
+      activeExecutions: active,
+      queuedExecutions: this.scheduler.queuedOf(userId),
+      utilizationPercent: Math.round((active / this.o.config.maxSandboxesPerUser) * 1000) / 10,
+      maxSandboxesPerUser: this.o.config.maxSandboxesPerUser,
+    };
+  }
+
+  getLogs(executionId: string): AuditEvent[] {
+    return this.records.events(executionId);
+  }
+
+  /** The live execution, if it is still queued or running. */
+  live(executionId: string): Execution | undefined {
+    return this.scheduler.get(executionId);
+  }
+
+  getRecord(executionId: string): ExecutionRecord | null {
+    return this.records.get(executionId);
+  }
+
+  /** Graceful stop: no intake, running executions get `deadlineMs`, every final state recorded. */
+  async close(deadlineMs: number): Promise<void> {
+    if (this.retentionTimer) clearInterval(this.retentionTimer);
+    await this.scheduler.drain(deadlineMs);
+  }
+}

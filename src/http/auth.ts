@@ -1,0 +1,129 @@
+/**
+ * Who is asking: a bearer API key (or, on the Piston routes when allowed, no
+ * key at all as user `anonymous`), checked before anything is parsed, then
+ * rate-limited per client IP and per key.
+ */
+import type { FastifyReply, FastifyRequest } from "fastify";
+import type { ServerConfig } from "../config/schema.js";
+import type { ExecutionService } from "../executions/service.js";
+import { WardenError } from "../errors.js";
+import { SlidingWindowLimiter, type RateDecision, type WindowLimit } from "../policy/rate-limit.js";
+import type { ApiKey, KeyStore, Scope } from "../store/keys.js";
+
+export interface Actor {
+  userId: string;
+  key: ApiKey | null;
+  anonymous: boolean;
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    actor: Actor | null;
+  }
+  interface FastifyContextConfig {
+    /** Scope a route needs; `public` routes need no key. */
+    scope?: Scope | "public" | "any";
+    /** Accept requests without a key as `anonymous` (Piston routes, when enabled). */
+    anonymous?: boolean;
+  }
+}
+
+function windows(w: { burst: number; perMinute: number; perHour: number }): WindowLimit[] {
+  return [
+    { name: "burst", windowMs: 1000, limit: w.burst },
+    { name: "minute", windowMs: 60_000, limit: w.perMinute },
+    { name: "hour", windowMs: 3_600_000, limit: w.perHour },
+  ];
+}
+
+export class Gate {
+  private readonly perIp: SlidingWindowLimiter;
+  private readonly perKey: SlidingWindowLimiter;
+  private readonly anonymous: SlidingWindowLimiter;
+
+  constructor(
+    private readonly keys: KeyStore,
+    private readonly service: ExecutionService,
+    private readonly server: ServerConfig,
+  ) {
+    this.perIp = new SlidingWindowLimiter(windows(server.rateLimits.perIp));
+    this.perKey = new SlidingWindowLimiter(windows(server.rateLimits.perKey));
+    this.anonymous = new SlidingWindowLimiter(windows(server.rateLimits.anonymous));
+  }
+
+  private limit(
+    reply: FastifyReply,
+    decision: RateDecision,
+    who: string,
+    request: FastifyRequest,
+  ): void {
+    void reply.header("RateLimit-Limit", String(decision.limit));
+    void reply.header("RateLimit-Remaining", String(decision.remaining));
+    void reply.header("RateLimit-Reset", String(decision.resetSeconds));
+    if (decision.allowed) return;
+    this.service.metrics.reject("rate_limit");
+    this.service.audit({
+      userId: request.actor?.userId,
+      level: "warn",
+      event: "rate_limited",
+      message: `${who} exceeded its ${decision.window} rate limit`,
+      data: { ip: request.ip, route: request.routeOptions.url, requestId: request.id },
+    });
+    throw new WardenError(
+      "RATE_LIMIT",
+      `too many requests (${decision.window} limit of ${decision.limit})`,
+      {
+        details: { retryAfterSeconds: decision.resetSeconds },
+      },
+    );
+  }
+
+  private refuse(
+    request: FastifyRequest,
+    code: "UNAUTHORIZED" | "PERMISSION_DENIED",
+    message: string,
+  ): never {
+    this.service.metrics.reject(code === "UNAUTHORIZED" ? "unauthorized" : "forbidden");
+    this.service.audit({
+      userId: request.actor?.userId,
+      level: "warn",
+      event: code === "UNAUTHORIZED" ? "auth_failure" : "forbidden",
+      message,
+      data: {
+        ip: request.ip,
+        method: request.method,
+        route: request.routeOptions.url,
+        requestId: request.id,
+      },
+    });
+    throw new WardenError(code, message);
+  }
+
+  /** onRequest hook: IP limit, then key, then key limit. */
+  check = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    request.actor = null;
+    const scope = request.routeOptions.config.scope ?? "any";
+    if (scope === "public") return;
+    this.limit(reply, this.perIp.hit(request.ip), `client ${request.ip}`, request);
+    const header = request.headers.authorization;
+    const token = header?.startsWith("Bearer ") ? header.slice(7).trim() : undefined;
+    if (!token) {
+      if (request.routeOptions.config.anonymous && this.server.pistonAnonymous) {
+        request.actor = { userId: "anonymous", key: null, anonymous: true };
+        this.limit(reply, this.anonymous.hit(request.ip), "anonymous client", request);
+        return;
+      }
+      this.refuse(request, "UNAUTHORIZED", "missing API key: send Authorization: Bearer <key>");
+    }
+    const key = this.keys.authenticate(token);
+    if (!key) this.refuse(request, "UNAUTHORIZED", "invalid or revoked API key");
+    request.actor = { userId: key.userId, key, anonymous: false };
+    if (scope !== "any" && !key.scopes.includes(scope) && !key.scopes.includes("admin"))
+      this.refuse(request, "PERMISSION_DENIED", `this key lacks the ${scope} scope`);
+    this.limit(reply, this.perKey.hit(key.id), `key ${key.id}`, request);
+  };
+}
+
+export function hasScope(actor: Actor | null, scope: Scope): boolean {
+  return actor?.key?.scopes.includes(scope) ?? false;
+}

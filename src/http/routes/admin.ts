@@ -1,0 +1,115 @@
+/** The spec's admin monitoring API, at exactly its paths; admin scope only. */
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { z } from "zod";
+import type { ExecutionService } from "../../executions/service.js";
+import { WardenError } from "../../errors.js";
+import { USER_ID_PATTERN } from "../../store/keys.js";
+import { ErrorBodySchema, IdParamsSchema } from "../schemas.js";
+
+const errors = {
+  400: ErrorBodySchema,
+  401: ErrorBodySchema,
+  403: ErrorBodySchema,
+  404: ErrorBodySchema,
+  429: ErrorBodySchema,
+};
+const ExecutionIdParams = z.object({ executionId: IdParamsSchema.shape.id });
+
+export const adminRoutes: FastifyPluginAsyncZod<{ service: ExecutionService }> = async (
+  app,
+  { service },
+) => {
+  app.get(
+    "/api/sandbox/metrics",
+    {
+      config: { scope: "admin" },
+      schema: {
+        summary: "System-wide sandbox metrics",
+        response: {
+          200: z.object({
+            activeExecutions: z.number(),
+            queuedExecutions: z.number(),
+            totalUsers: z.number(),
+            utilizationPercent: z.number(),
+            maxConcurrentSandboxes: z.number(),
+            maxSandboxesPerUser: z.number(),
+            memoryReservedMb: z.number(),
+            memoryBudgetMb: z.number(),
+          }),
+          ...errors,
+        },
+      },
+    },
+    async () => service.getSystemMetrics(),
+  );
+
+  app.get(
+    "/api/sandbox/metrics/:userId",
+    {
+      config: { scope: "admin" },
+      schema: {
+        summary: "One user's sandbox metrics",
+        params: z.object({ userId: z.string().regex(USER_ID_PATTERN) }),
+        response: {
+          200: z.object({
+            userId: z.string(),
+            activeExecutions: z.number(),
+            queuedExecutions: z.number(),
+            utilizationPercent: z.number(),
+            maxSandboxesPerUser: z.number(),
+          }),
+          ...errors,
+        },
+      },
+    },
+    async (request) => service.getUserMetrics(request.params.userId),
+  );
+
+  app.get(
+    "/api/sandbox/logs/:executionId",
+    {
+      config: { scope: "admin" },
+      schema: {
+        summary: "The audit trail of one execution",
+        params: ExecutionIdParams,
+        response: {
+          200: z.array(
+            z.object({
+              timestamp: z.string(),
+              executionId: z.string().nullable(),
+              userId: z.string().nullable(),
+              level: z.string(),
+              event: z.string(),
+              message: z.string(),
+              data: z.record(z.string(), z.unknown()).optional(),
+            }),
+          ),
+          ...errors,
+        },
+      },
+    },
+    async (request) => {
+      const logs = service.getLogs(request.params.executionId);
+      if (logs.length === 0 && !service.getRecord(request.params.executionId))
+        throw new WardenError("NOT_FOUND", `execution ${request.params.executionId} not found`);
+      return logs;
+    },
+  );
+
+  app.post(
+    "/api/sandbox/kill/:executionId",
+    {
+      config: { scope: "admin" },
+      schema: {
+        summary: "Kill any execution",
+        params: ExecutionIdParams,
+        response: { 200: z.object({ success: z.boolean() }), ...errors },
+      },
+    },
+    async (request) => {
+      const id = request.params.executionId;
+      if (!service.getRecord(id)) throw new WardenError("NOT_FOUND", `execution ${id} not found`);
+      return { success: service.killExecution(id, `killed by admin ${request.actor!.userId}`) };
+    },
+  );
+};

@@ -1,0 +1,258 @@
+/** REST /v1: create (wait or async), get, stream (SSE), kill; runtimes. */
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { z } from "zod";
+import type { Config } from "../../config/schema.js";
+import type { Execution } from "../../executions/execution.js";
+import { createExecutionSchemas } from "../../executions/request.js";
+import type { ExecutionService } from "../../executions/service.js";
+import { WardenError } from "../../errors.js";
+import type { ExecutionResult } from "../../runtimes/execute.js";
+import type { RuntimeRegistry } from "../../runtimes/registry.js";
+import { hasScope, type Actor } from "../auth.js";
+import {
+  AcceptedSchema,
+  ErrorBodySchema,
+  ExecutionResultSchema,
+  ExecutionViewSchema,
+  IdParamsSchema,
+  RuntimeSchema,
+} from "../schemas.js";
+
+export interface ExecutionRoutesOptions {
+  service: ExecutionService;
+  registry: RuntimeRegistry;
+  config: Config;
+}
+
+const errors = {
+  400: ErrorBodySchema,
+  401: ErrorBodySchema,
+  403: ErrorBodySchema,
+  404: ErrorBodySchema,
+  429: ErrorBodySchema,
+  503: ErrorBodySchema,
+};
+
+/** Owners see their executions; admins see all; everyone else gets NOT_FOUND (no existence leak). */
+function visible(actor: Actor | null, userId: string): boolean {
+  return actor !== null && (actor.userId === userId || hasScope(actor, "admin"));
+}
+
+const SSE_HEARTBEAT_MS = 15_000;
+
+export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = async (
+  app,
+  { service, registry, config },
+) => {
+  const { CreateExecutionSchema } = createExecutionSchemas(config);
+
+  const actingUser = (actor: Actor, requested: string | undefined): string => {
+    if (requested === undefined || requested === actor.userId) return actor.userId;
+    if (!hasScope(actor, "delegate"))
+      throw new WardenError(
+        "PERMISSION_DENIED",
+        "userId: only keys with the delegate scope may act for another user",
+      );
+    return requested;
+  };
+
+  const find = (
+    id: string,
+    actor: Actor | null,
+  ): {
+    live?: Execution;
+    userId: string;
+    result: ExecutionResult | null;
+    language: string;
+    createdAt: string;
+    startedAt: string | null;
+    finishedAt: string | null;
+    status: ExecutionResult["status"];
+  } => {
+    const live = service.live(id);
+    const record = service.getRecord(id);
+    if (!record || !visible(actor, record.userId))
+      throw new WardenError("NOT_FOUND", `execution ${id} not found`);
+    return {
+      ...(live ? { live } : {}),
+      userId: record.userId,
+      result: live?.result ?? record.result,
+      language: record.language,
+      createdAt: record.createdAt,
+      startedAt: record.startedAt,
+      finishedAt: record.finishedAt,
+      status: live?.status ?? record.status,
+    };
+  };
+
+  app.post(
+    "/v1/executions",
+    {
+      config: { scope: "execute" },
+      schema: {
+        summary: "Run code once",
+        description:
+          "Runs code in a fresh sandbox. With wait=true (default) answers with the result; with wait=false answers 202 at once; follow /events or poll.",
+        body: CreateExecutionSchema,
+        response: { 200: ExecutionResultSchema, 202: AcceptedSchema, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const actor = request.actor!;
+      const userId = actingUser(actor, request.body.userId);
+      const execution = service.submit(request.body, { userId, keyId: actor.key?.id }, "api");
+      if (!request.body.wait) {
+        void reply.header("Location", `/v1/executions/${execution.id}`);
+        return reply.status(202).send({ id: execution.id, status: "queued" as const });
+      }
+      // A client that hangs up before its answer does not leave its execution running.
+      const onClose = (): void => {
+        if (!reply.raw.writableFinished && !execution.result)
+          service.killExecution(execution.id, "client disconnected");
+      };
+      reply.raw.on("close", onClose);
+      const result = await execution.done;
+      reply.raw.off("close", onClose);
+      return result;
+    },
+  );
+
+  app.get(
+    "/v1/executions/:id",
+    {
+      config: { scope: "execute" },
+      schema: {
+        summary: "An execution's state and, once final, its result",
+        params: IdParamsSchema,
+        response: { 200: ExecutionViewSchema, ...errors },
+      },
+    },
+    async (request) => {
+      const found = find(request.params.id, request.actor);
+      const base = found.result ?? {
+        id: request.params.id,
+        status: found.status,
+        success: false,
+        exitCode: null,
+        signal: null,
+        stdout: "",
+        stderr: "",
+        truncated: { stdout: false, stderr: false },
+        compile: null,
+        artifacts: [],
+        error: null,
+        metrics: {
+          executionTimeMs: 0,
+          cpuTimeMs: 0,
+          peakMemoryBytes: 0,
+          queueTimeMs: 0,
+          retries: found.live?.retries ?? 0,
+        },
+      };
+      return {
+        ...base,
+        status: found.status,
+        language: found.language,
+        userId: found.userId,
+        createdAt: found.createdAt,
+        startedAt: found.startedAt,
+        finishedAt: found.finishedAt,
+      };
+    },
+  );
+
+  app.post(
+    "/v1/executions/:id/kill",
+    {
+      config: { scope: "execute" },
+      schema: {
+        summary: "Kill a queued or running execution",
+        params: IdParamsSchema,
+        response: { 200: z.object({ success: z.boolean(), status: z.string() }), ...errors },
+      },
+    },
+    async (request) => {
+      const found = find(request.params.id, request.actor);
+      const killed = service.killExecution(request.params.id, `killed by ${request.actor!.userId}`);
+      const result = killed && found.live ? await found.live.done : null;
+      return { success: killed, status: result?.status ?? found.status };
+    },
+  );
+
+  app.get(
+    "/v1/executions/:id/events",
+    {
+      config: { scope: "execute" },
+      schema: {
+        summary: "Stream an execution (Server-Sent Events)",
+        description:
+          "Events: `status` ({status}), `stdout` / `stderr` ({data}) as the program writes, then `result` (the result shape), then the stream ends.",
+        params: IdParamsSchema,
+      },
+    },
+    async (request, reply) => {
+      const found = find(request.params.id, request.actor);
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, {
+        "content-type": "text/event-stream; charset=utf-8",
+        "cache-control": "no-cache, no-transform",
+        connection: "keep-alive",
+        "x-request-id": request.id,
+        "x-content-type-options": "nosniff",
+      });
+      const send = (event: string, data: unknown): void => {
+        res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      };
+      const live = found.live;
+      if (!live || live.result) {
+        const result = live?.result ?? found.result;
+        if (result) {
+          if (result.stdout) send("stdout", { data: result.stdout });
+          if (result.stderr) send("stderr", { data: result.stderr });
+          send("result", result);
+        }
+        res.end();
+        return;
+      }
+      send("status", { status: live.status });
+      for (const chunk of live.chunks) send(chunk.stream, { data: chunk.data });
+      const onOutput = (chunk: { stream: string; data: string }): void =>
+        send(chunk.stream, { data: chunk.data });
+      const onStatus = (status: string): void => send("status", { status });
+      const heartbeat = setInterval(() => res.write(": keep-alive\n\n"), SSE_HEARTBEAT_MS);
+      const cleanup = (): void => {
+        clearInterval(heartbeat);
+        live.off("output", onOutput);
+        live.off("status", onStatus);
+      };
+      live.on("output", onOutput);
+      live.on("status", onStatus);
+      res.on("close", cleanup);
+      const result = await live.done;
+      cleanup();
+      send("result", result);
+      res.end();
+    },
+  );
+
+  app.get(
+    "/v1/runtimes",
+    {
+      config: { scope: "any" },
+      schema: {
+        summary: "Languages runnable on this server, with versions",
+        response: { 200: z.array(RuntimeSchema), ...errors },
+      },
+    },
+    async () =>
+      (await registry.list())
+        .filter((r) => r.available)
+        .map((r) => ({
+          language: r.language,
+          aliases: r.aliases,
+          extensions: r.extensions,
+          version: r.version,
+        })),
+  );
+};

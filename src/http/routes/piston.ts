@@ -1,0 +1,310 @@
+/**
+ * Piston-compatible API (v2): `GET /api/v2/runtimes`, `POST /api/v2/execute`
+ * with Piston's request and response shapes, status letters and `{message}`
+ * errors, so existing Piston clients work unchanged. Quirks of real clients
+ * are honoured: piston-client sends JSON labelled text/plain, omits `version`
+ * when given an alias, and passes -1 for "no memory limit".
+ */
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
+import type { Config } from "../../config/schema.js";
+import type { Execution } from "../../executions/execution.js";
+import type { ExecutionService } from "../../executions/service.js";
+import { ERROR_CODES, WardenError } from "../../errors.js";
+import type { ExecutionResult, StepResult } from "../../runtimes/execute.js";
+import type { RuntimeRegistry } from "../../runtimes/registry.js";
+import { toWardenError } from "../errors.js";
+
+interface PistonStage {
+  stdout: string;
+  stderr: string;
+  output: string;
+  code: number | null;
+  signal: string | null;
+  message: string | null;
+  status: string | null;
+  cpu_time: number | null;
+  wall_time: number | null;
+  memory: number | null;
+}
+
+/** Piston's status letters: RE exit, SG signal, TO time, OL/EL output, XX internal. */
+function letter(step: StepResult): string | null {
+  switch (step.status) {
+    case "completed":
+      return null;
+    case "failed":
+    case "disk_limit":
+      return step.signal ? "SG" : "RE";
+    case "timeout":
+      return "TO";
+    case "output_limit":
+      return step.truncated.stderr && !step.truncated.stdout ? "EL" : "OL";
+    case "memory_limit":
+    case "killed":
+      return "SG";
+    case "error":
+      return "XX";
+  }
+}
+
+function message(step: StepResult): string | null {
+  switch (step.status) {
+    case "completed":
+      return null;
+    case "timeout":
+      return "Time limit exceeded";
+    case "output_limit":
+      return step.truncated.stderr && !step.truncated.stdout
+        ? "stderr length exceeded"
+        : "stdout length exceeded";
+    case "memory_limit":
+      return "Memory limit exceeded";
+    case "disk_limit":
+      return "Disk limit exceeded";
+    case "error":
+      return "Internal error";
+    case "killed":
+      return "Killed";
+    case "failed":
+      return step.signal
+        ? `Killed by signal ${step.signal}`
+        : `Exited with error status ${step.exitCode}`;
+  }
+}
+
+function stage(
+  step: StepResult,
+  output: string,
+  metrics?: ExecutionResult["metrics"],
+): PistonStage {
+  const status = letter(step);
+  return {
+    stdout: step.stdout,
+    stderr: step.stderr,
+    output,
+    code: step.exitCode,
+    signal:
+      step.signal ?? (status === "TO" || status === "OL" || status === "EL" ? "SIGKILL" : null),
+    message: message(step),
+    status,
+    cpu_time: metrics ? metrics.cpuTimeMs : null,
+    wall_time: metrics ? metrics.executionTimeMs : null,
+    memory: metrics ? metrics.peakMemoryBytes : null,
+  };
+}
+
+/** Piston versions are semver; accept "*", an exact version, a prefix ("3", "3.11") or an x-range ("3.x"). */
+export function versionMatches(wanted: string, actual: string): boolean {
+  const w = wanted.trim();
+  if (w === "*" || w === "" || w === "x") return true;
+  const parts = w.replace(/^[v=^~]/, "").split(".");
+  const have = actual.split(".");
+  return parts.every((p, i) => p === "x" || p === "*" || p === have[i]);
+}
+
+function fail(reply: FastifyReply, status: number, text: string): FastifyReply {
+  return reply.status(status).send({ message: text });
+}
+
+interface PistonFile {
+  name?: unknown;
+  content?: unknown;
+  encoding?: unknown;
+}
+
+export const pistonRoutes: FastifyPluginAsync<{
+  service: ExecutionService;
+  registry: RuntimeRegistry;
+  config: Config;
+}> = async (app, { service, registry, config }) => {
+  // Piston clients send JSON under any content type (piston-client: text/plain).
+  app.addContentTypeParser(
+    ["text/plain", "application/x-www-form-urlencoded"],
+    { parseAs: "string" },
+    (_req, body, done) => {
+      try {
+        done(null, JSON.parse(body as string));
+      } catch {
+        done(new WardenError("INVALID_REQUEST", "body: not valid JSON"), undefined);
+      }
+    },
+  );
+  // Errors in Piston's shape: {message}.
+  app.setErrorHandler(async (error, _request, reply) => {
+    const e = toWardenError(error);
+    const retryAfter = e.details?.retryAfterSeconds;
+    if (typeof retryAfter === "number") void reply.header("Retry-After", String(retryAfter));
+    const status =
+      typeof e.details?.httpStatus === "number"
+        ? e.details.httpStatus
+        : ERROR_CODES[e.code].httpStatus;
+    return reply.status(status).send({ message: e.message });
+  });
+
+  const runtimes = async (): Promise<{ language: string; version: string; aliases: string[] }[]> =>
+    (await registry.list())
+      .filter((r) => r.available)
+      .map((r) => ({ language: r.language, version: r.version ?? "0.0.0", aliases: r.aliases }));
+
+  app.get(
+    "/api/v2/runtimes",
+    {
+      config: { scope: "execute", anonymous: true },
+      schema: { summary: "Piston: runtimes", tags: ["piston"] },
+    },
+    runtimes,
+  );
+
+  app.post(
+    "/api/v2/execute",
+    {
+      config: { scope: "execute", anonymous: true },
+      schema: { summary: "Piston: execute", tags: ["piston"] },
+    },
+    async (request: FastifyRequest, reply: FastifyReply) => {
+      const body = request.body as Record<string, unknown> | null;
+      if (typeof body !== "object" || body === null || Array.isArray(body))
+        return fail(reply, 400, "body must be a JSON object");
+      const { language, version, files, stdin, args } = body;
+      if (typeof language !== "string" || !language)
+        return fail(reply, 400, "language is required as a string");
+      if (version !== undefined && (typeof version !== "string" || !version))
+        return fail(reply, 400, "version is required as a string");
+      if (!Array.isArray(files)) return fail(reply, 400, "files is required as an array");
+      const def = registry.lookup(language);
+      const all = await runtimes();
+      const runtime = def && all.find((r) => r.language === def.language);
+      const wanted = version ?? "*";
+      if (!runtime || !versionMatches(wanted, runtime.version))
+        return fail(reply, 400, `${language}-${wanted} runtime is unknown`);
+      if (files.length > config.maxFiles)
+        return fail(reply, 400, `files cannot have more than ${config.maxFiles} entries`);
+      const decoded: { path: string; content: string; encoding: "utf8" | "base64" }[] = [];
+      for (const [i, f] of (files as PistonFile[]).entries()) {
+        if (typeof f !== "object" || f === null || typeof f.content !== "string")
+          return fail(reply, 400, `files[${i}].content is required as a string`);
+        const encoding = f.encoding === "base64" || f.encoding === "hex" ? f.encoding : "utf8";
+        const name =
+          typeof f.name === "string" && f.name
+            ? f.name
+            : i === 0
+              ? registry.lookup(language)!.fileName
+              : `file${i}.code`;
+        decoded.push(
+          encoding === "hex"
+            ? {
+                path: name,
+                content: Buffer.from(f.content, "hex").toString("base64"),
+                encoding: "base64",
+              }
+            : { path: name, content: f.content, encoding },
+        );
+      }
+      if (decoded.length === 0)
+        return fail(reply, 400, "files must include at least one utf8 encoded file");
+      if (stdin !== undefined && typeof stdin !== "string")
+        return fail(reply, 400, "stdin must be a string");
+      if (args !== undefined && (!Array.isArray(args) || !args.every((a) => typeof a === "string")))
+        return fail(reply, 400, "args must be an array of strings");
+      const numbers: Record<string, number | undefined> = {};
+      for (const name of [
+        "run_timeout",
+        "compile_timeout",
+        "run_memory_limit",
+        "compile_memory_limit",
+        "run_cpu_time",
+        "compile_cpu_time",
+      ]) {
+        const v = body[name];
+        if (v === undefined || v === null) continue;
+        if (typeof v !== "number" || !Number.isFinite(v))
+          return fail(reply, 400, `If specified, ${name} must be a number`);
+        numbers[name] = v;
+      }
+      const maxTimeoutMs = config.maxTimeout * 1000;
+      const runTimeout = numbers.run_timeout;
+      if (runTimeout !== undefined && runTimeout > maxTimeoutMs)
+        return fail(
+          reply,
+          400,
+          `run_timeout cannot exceed the configured limit of ${maxTimeoutMs}`,
+        );
+      const memoryBytes = numbers.run_memory_limit;
+      const maxMemoryBytes = config.maxMemoryMB * 1024 * 1024;
+      if (memoryBytes !== undefined && memoryBytes > maxMemoryBytes)
+        return fail(
+          reply,
+          400,
+          `run_memory_limit cannot exceed the configured limit of ${maxMemoryBytes}`,
+        );
+      const actor = request.actor!;
+      let execution: Execution;
+      try {
+        execution = service.submit(
+          {
+            language: def.language,
+            files: decoded,
+            stdin: typeof stdin === "string" ? stdin : undefined,
+            args: args,
+            // Piston: 0 or -1 means "the default".
+            timeout: runTimeout && runTimeout > 0 ? runTimeout / 1000 : undefined,
+            limits:
+              memoryBytes && memoryBytes > 0
+                ? { memoryMb: Math.max(16, Math.ceil(memoryBytes / 1024 / 1024)) }
+                : undefined,
+            retryOnFailure: true,
+            wait: true,
+          },
+          { userId: actor.userId, keyId: actor.key?.id },
+          "piston",
+        );
+      } catch (error) {
+        const e = toWardenError(error);
+        const status =
+          e.code === "INVALID_REQUEST" ||
+          e.code === "UNSUPPORTED_LANGUAGE" ||
+          e.code === "PERMISSION_DENIED"
+            ? 400
+            : ERROR_CODES[e.code].httpStatus;
+        if (typeof e.details?.retryAfterSeconds === "number")
+          void reply.header("Retry-After", String(e.details.retryAfterSeconds));
+        return fail(reply, status, e.message);
+      }
+      const result = await execution.done;
+      if (
+        result.status === "rejected" ||
+        (result.status === "error" && !result.compile && result.exitCode === null && !result.stdout)
+      )
+        return fail(
+          reply,
+          result.error?.code === "SANDBOX_BUSY" ? 503 : 500,
+          result.error?.message ?? "internal error",
+        );
+      const output = execution.chunks.map((c) => c.data).join("");
+      const response: Record<string, unknown> = {};
+      if (result.compile) {
+        const compileOutput = result.compile.stdout + result.compile.stderr;
+        response.compile = stage(result.compile, compileOutput);
+        if (result.compile.status !== "completed") {
+          response.run = response.compile;
+          return { ...response, language: runtime.language, version: runtime.version };
+        }
+      }
+      const run: StepResult = {
+        ...result,
+        status:
+          result.status === "completed" ||
+          result.status === "failed" ||
+          result.status === "timeout" ||
+          result.status === "memory_limit" ||
+          result.status === "output_limit" ||
+          result.status === "disk_limit" ||
+          result.status === "killed"
+            ? result.status
+            : "error",
+      };
+      response.run = stage(run, output, result.metrics);
+      return { ...response, language: runtime.language, version: runtime.version };
+    },
+  );
+};

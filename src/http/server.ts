@@ -1,0 +1,156 @@
+/**
+ * The HTTP server: Fastify with zod schemas (validation and OpenAPI from the
+ * same source), security headers, one error shape, authentication and rate
+ * limits before any body is read, then the routes.
+ */
+import { readFileSync } from "node:fs";
+import cors from "@fastify/cors";
+import helmet from "@fastify/helmet";
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
+import Fastify from "fastify";
+import {
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from "fastify-type-provider-zod";
+import type { Logger } from "../audit/logger.js";
+import type { Config } from "../config/schema.js";
+import type { ExecutionService } from "../executions/service.js";
+import type { RuntimeRegistry } from "../runtimes/registry.js";
+import type { SandboxHost } from "../sandbox/host.js";
+import type { Db } from "../store/database.js";
+import type { KeyStore } from "../store/keys.js";
+import { ulid } from "../util/ids.js";
+import { Gate } from "./auth.js";
+import { sendError, toWardenError } from "./errors.js";
+import { adminRoutes } from "./routes/admin.js";
+import { executionRoutes } from "./routes/executions.js";
+import { healthRoutes } from "./routes/health.js";
+import { pistonRoutes } from "./routes/piston.js";
+
+export interface ServerDeps {
+  config: Config;
+  logger: Logger;
+  service: ExecutionService;
+  registry: RuntimeRegistry;
+  host: SandboxHost;
+  db: Db;
+  keys: KeyStore;
+}
+
+// The return type is inferred: a Fastify instance with the zod type provider.
+export async function buildServer(deps: ServerDeps) {
+  const { config, service } = deps;
+  const server = config.server;
+  const app = Fastify({
+    loggerInstance: deps.logger.child({ component: "http" }),
+    disableRequestLogging: true,
+    bodyLimit: server.bodyLimitBytes,
+    trustProxy: server.trustProxy.length > 0 ? server.trustProxy : false,
+    genReqId: () => `req_${ulid()}`,
+    requestIdHeader: false,
+    ...(server.tls
+      ? {
+          https: { cert: readFileSync(server.tls.certFile), key: readFileSync(server.tls.keyFile) },
+        }
+      : {}),
+  }).withTypeProvider<ZodTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  app.decorateRequest("actor", null);
+
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        // The API docs page (swagger-ui) needs inline styles; nothing else is served.
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", "data:"],
+        frameAncestors: ["'none'"],
+      },
+    },
+    frameguard: { action: "deny" },
+    referrerPolicy: { policy: "no-referrer" },
+    hsts: server.tls ? { maxAge: 31_536_000, includeSubDomains: true } : false,
+  });
+  if (server.corsOrigins.length > 0) await app.register(cors, { origin: server.corsOrigins });
+
+  app.addHook("onSend", async (request, reply) => {
+    void reply.header("X-Request-Id", request.id);
+    void reply.header(
+      "Permissions-Policy",
+      "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+    );
+  });
+  const gate = new Gate(deps.keys, service, server);
+  app.addHook("onRequest", gate.check);
+  app.addHook("onResponse", async (request, reply) => {
+    request.log.info(
+      {
+        requestId: request.id,
+        method: request.method,
+        route: request.routeOptions.url,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+      },
+      "request",
+    );
+  });
+
+  app.setErrorHandler(async (error, request, reply) => {
+    const e = toWardenError(error);
+    if (e.code === "INVALID_REQUEST") {
+      service.metrics.reject("invalid_request");
+      service.audit({
+        userId: request.actor?.userId,
+        level: "warn",
+        event: "validation_failed",
+        message: e.message,
+        data: { route: request.routeOptions.url, requestId: request.id, ip: request.ip },
+      });
+    }
+    await sendError(reply, request, error);
+  });
+  app.setNotFoundHandler(async (request, reply) => {
+    await reply.status(404).send({
+      error: {
+        code: "NOT_FOUND",
+        message: `no route ${request.method} ${request.url.split("?")[0]}`,
+        requestId: request.id,
+      },
+    });
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      info: {
+        title: "Warden",
+        description: "Run untrusted code behind real kernel isolation.",
+        version: "0.1.0",
+      },
+      components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(swaggerUi, {
+    routePrefix: "/docs",
+    uiConfig: { deepLinking: false },
+    staticCSP: true,
+  });
+  app.get("/openapi.json", { config: { scope: "public" }, schema: { hide: true } }, async () =>
+    app.swagger(),
+  );
+  // swagger-ui's own routes are public documentation.
+  app.addHook("onRoute", (route) => {
+    if (route.url.startsWith("/docs")) route.config = { ...(route.config ?? {}), scope: "public" };
+  });
+
+  await app.register(healthRoutes, { service, host: deps.host, db: deps.db });
+  await app.register(executionRoutes, { service, registry: deps.registry, config });
+  await app.register(adminRoutes, { service });
+  await app.register(pistonRoutes, { service, registry: deps.registry, config });
+  return app;
+}

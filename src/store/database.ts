@@ -1,0 +1,81 @@
+/**
+ * The embedded store: one SQLite file in the data dir (WAL mode), opened once
+ * per process. Schema changes are numbered migrations applied at start-up.
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+
+export type Db = Database.Database;
+
+const MIGRATIONS: string[] = [
+  `CREATE TABLE api_keys (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     hash TEXT NOT NULL UNIQUE,
+     scopes TEXT NOT NULL,
+     user_id TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     revoked_at INTEGER,
+     last_used_at INTEGER
+   );
+   CREATE TABLE executions (
+     id TEXT PRIMARY KEY,
+     user_id TEXT NOT NULL,
+     key_id TEXT,
+     source TEXT NOT NULL,
+     language TEXT NOT NULL,
+     status TEXT NOT NULL,
+     code_sha256 TEXT NOT NULL,
+     code_bytes INTEGER NOT NULL,
+     limits TEXT NOT NULL,
+     result TEXT,
+     created_at INTEGER NOT NULL,
+     started_at INTEGER,
+     finished_at INTEGER
+   );
+   CREATE INDEX executions_user ON executions (user_id, created_at);
+   CREATE INDEX executions_status ON executions (status);
+   CREATE INDEX executions_created ON executions (created_at);
+   CREATE TABLE events (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     timestamp INTEGER NOT NULL,
+     execution_id TEXT,
+     user_id TEXT,
+     level TEXT NOT NULL,
+     event TEXT NOT NULL,
+     message TEXT NOT NULL,
+     data TEXT
+   );
+   CREATE INDEX events_execution ON events (execution_id, id);
+   CREATE INDEX events_timestamp ON events (timestamp);`,
+];
+
+export function openDatabase(dataDir: string, fileName = "warden.db"): Db {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const db = new Database(join(dataDir, fileName));
+  db.pragma("journal_mode = WAL");
+  db.pragma("synchronous = NORMAL");
+  db.pragma("foreign_keys = ON");
+  db.pragma("busy_timeout = 5000");
+  const version = db.pragma("user_version", { simple: true }) as number;
+  for (let v = version; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+  return db;
+}
+
+/** A writable store answers a trivial write (for /readyz). */
+export function storeIsWritable(db: Db): boolean {
+  try {
+    db.prepare("CREATE TEMP TABLE IF NOT EXISTS readyz (x)").run();
+    db.prepare("INSERT INTO readyz VALUES (1)").run();
+    db.prepare("DELETE FROM readyz").run();
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * API keys. Only a SHA-256 of each token is stored (tokens are 256-bit
+ * random, so a fast hash is enough); the token itself is shown once, when
+ * the key is made.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { z } from "zod";
+import { WardenError } from "../errors.js";
+import type { Db } from "./database.js";
+
+export const SCOPES = ["execute", "sessions", "admin", "delegate"] as const;
+export type Scope = (typeof SCOPES)[number];
+export const ScopeSchema = z.enum(SCOPES);
+
+export interface ApiKey {
+  id: string;
+  name: string;
+  scopes: Scope[];
+  /** The user this key acts as (a delegate key may name others per request). */
+  userId: string;
+  createdAt: number;
+  revokedAt: number | null;
+  lastUsedAt: number | null;
+}
+
+interface KeyRow {
+  id: string;
+  name: string;
+  scopes: string;
+  user_id: string;
+  created_at: number;
+  revoked_at: number | null;
+  last_used_at: number | null;
+}
+
+const TOKEN_PREFIX = "wdn_";
+
+export function hashToken(token: string): string {
+  return createHash("sha256").update(token).digest("hex");
+}
+
+function toKey(row: KeyRow): ApiKey {
+  return {
+    id: row.id,
+    name: row.name,
+    scopes: row.scopes.split(",").filter(Boolean) as Scope[],
+    userId: row.user_id,
+    createdAt: row.created_at,
+    revokedAt: row.revoked_at,
+    lastUsedAt: row.last_used_at,
+  };
+}
+
+export const USER_ID_PATTERN = /^[A-Za-z0-9._@:-]{1,128}$/;
+
+export class KeyStore {
+  private readonly byHash;
+  private readonly touch;
+
+  constructor(private readonly db: Db) {
+    this.byHash = db.prepare<[string], KeyRow>(
+      "SELECT * FROM api_keys WHERE hash = ? AND revoked_at IS NULL",
+    );
+    this.touch = db.prepare<[number, string]>("UPDATE api_keys SET last_used_at = ? WHERE id = ?");
+  }
+
+  /** Makes a key; returns it with its token, which is never stored or shown again. */
+  create(options: { name: string; scopes: Scope[]; userId: string; token?: string; id?: string }): {
+    key: ApiKey;
+    token: string;
+  } {
+    if (!USER_ID_PATTERN.test(options.userId))
+      throw new WardenError("INVALID_REQUEST", `userId: must match ${USER_ID_PATTERN.source}`);
+    if (options.scopes.length === 0)
+      throw new WardenError("INVALID_REQUEST", "scopes: at least one scope is needed");
+    const id = options.id ?? `key_${randomBytes(6).toString("hex")}`;
+    const token = options.token ?? `${TOKEN_PREFIX}${randomBytes(32).toString("base64url")}`;
+    const now = Date.now();
+    this.db
+      .prepare(
+        "INSERT INTO api_keys (id, name, hash, scopes, user_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+      )
+      .run(
+        id,
+        options.name,
+        hashToken(token),
+        [...new Set(options.scopes)].join(","),
+        options.userId,
+        now,
+      );
+    return { key: this.get(id)!, token };
+  }
+
+  /** The live key behind a token, or null. */
+  authenticate(token: string): ApiKey | null {
+    const row = this.byHash.get(hashToken(token));
+    if (!row) return null;
+    this.touch.run(Date.now(), row.id);
+    return toKey(row);
+  }
+
+  get(id: string): ApiKey | null {
+    const row = this.db.prepare<[string], KeyRow>("SELECT * FROM api_keys WHERE id = ?").get(id);
+    return row ? toKey(row) : null;
+  }
+
+  list(): ApiKey[] {
+    return this.db
+      .prepare<[], KeyRow>("SELECT * FROM api_keys ORDER BY created_at")
+      .all()
+      .map(toKey);
+  }
+
+  revoke(id: string): boolean {
+    return (
+      this.db
+        .prepare("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+        .run(Date.now(), id).changes > 0
+    );
+  }
+
+  hasAdmin(): boolean {
+    return this.list().some((k) => k.revokedAt === null && k.scopes.includes("admin"));
+  }
+
+  /**
+   * Makes sure the admin token from the environment works (for automation):
+   * its key is created, or re-pointed at the new token when the variable changed.
+   */
+  ensureEnvAdmin(token: string): void {
+    const id = "key_env_admin";
+    const existing = this.get(id);
+    if (existing) {
+      this.db
+        .prepare("UPDATE api_keys SET hash = ?, revoked_at = NULL WHERE id = ?")
+        .run(hashToken(token), id);
+      return;
+    }
+    this.create({
+      id,
+      name: "admin (WARDEN_ADMIN_TOKEN)",
+      scopes: [...SCOPES],
+      userId: "admin",
+      token,
+    });
+  }
+}

@@ -1,0 +1,237 @@
+/**
+ * Execution records and audit events. Records follow the lifecycle
+ * (queued → running → final); events are the audit trail, one row each,
+ * readable through the admin logs API. Both expire after the retention.
+ */
+import { createHash } from "node:crypto";
+import type { ExecutionResult, ExecutionStatus } from "../runtimes/execute.js";
+import type { SandboxLimits } from "../sandbox/types.js";
+import type { Db } from "./database.js";
+
+export type EventLevel = "debug" | "info" | "warn" | "error";
+
+export interface AuditEvent {
+  timestamp: string;
+  executionId: string | null;
+  userId: string | null;
+  level: EventLevel;
+  event: string;
+  message: string;
+  data?: Record<string, unknown>;
+}
+
+export interface NewEvent {
+  executionId?: string | null | undefined;
+  userId?: string | null | undefined;
+  level: EventLevel;
+  event: string;
+  message: string;
+  data?: Record<string, unknown> | undefined;
+}
+
+export interface ExecutionRecord {
+  id: string;
+  userId: string;
+  keyId: string | null;
+  source: string;
+  language: string;
+  status: ExecutionStatus;
+  codeSha256: string;
+  codeBytes: number;
+  limits: SandboxLimits;
+  result: ExecutionResult | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+interface RecordRow {
+  id: string;
+  user_id: string;
+  key_id: string | null;
+  source: string;
+  language: string;
+  status: string;
+  code_sha256: string;
+  code_bytes: number;
+  limits: string;
+  result: string | null;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+}
+
+interface EventRow {
+  timestamp: number;
+  execution_id: string | null;
+  user_id: string | null;
+  level: string;
+  event: string;
+  message: string;
+  data: string | null;
+}
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+export function digestFiles(files: readonly { path: string; content: string | Buffer }[]): {
+  sha256: string;
+  bytes: number;
+} {
+  const hash = createHash("sha256");
+  let bytes = 0;
+  for (const f of files) {
+    hash.update(f.path).update("\0").update(f.content).update("\0");
+    bytes += Buffer.byteLength(f.content);
+  }
+  return { sha256: hash.digest("hex"), bytes };
+}
+
+export class RecordStore {
+  private readonly insertEvent;
+  private readonly insertRecord;
+  private readonly markStarted;
+  private readonly markFinished;
+
+  constructor(private readonly db: Db) {
+    this.insertEvent = db.prepare(
+      "INSERT INTO events (timestamp, execution_id, user_id, level, event, message, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    );
+    this.insertRecord = db.prepare(
+      `INSERT INTO executions (id, user_id, key_id, source, language, status, code_sha256, code_bytes, limits, created_at)
+       VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)`,
+    );
+    this.markStarted = db.prepare(
+      "UPDATE executions SET status = 'running', started_at = ? WHERE id = ?",
+    );
+    this.markFinished = db.prepare(
+      "UPDATE executions SET status = ?, result = ?, finished_at = ? WHERE id = ?",
+    );
+  }
+
+  event(e: NewEvent): void {
+    this.insertEvent.run(
+      Date.now(),
+      e.executionId ?? null,
+      e.userId ?? null,
+      e.level,
+      e.event,
+      e.message,
+      e.data ? JSON.stringify(e.data) : null,
+    );
+  }
+
+  queued(r: {
+    id: string;
+    userId: string;
+    keyId: string | null;
+    source: string;
+    language: string;
+    files: readonly { path: string; content: string | Buffer }[];
+    limits: SandboxLimits;
+    createdAt: number;
+  }): void {
+    const digest = digestFiles(r.files);
+    this.insertRecord.run(
+      r.id,
+      r.userId,
+      r.keyId,
+      r.source,
+      r.language,
+      digest.sha256,
+      digest.bytes,
+      JSON.stringify(r.limits),
+      r.createdAt,
+    );
+  }
+
+  started(id: string, at: number): void {
+    this.markStarted.run(at, id);
+  }
+
+  finished(id: string, result: ExecutionResult, at: number): void {
+    this.markFinished.run(result.status, JSON.stringify(result), at, id);
+  }
+
+  get(id: string): ExecutionRecord | null {
+    const row = this.db
+      .prepare<[string], RecordRow>("SELECT * FROM executions WHERE id = ?")
+      .get(id);
+    if (!row) return null;
+    return {
+      id: row.id,
+      userId: row.user_id,
+      keyId: row.key_id,
+      source: row.source,
+      language: row.language,
+      status: row.status as ExecutionStatus,
+      codeSha256: row.code_sha256,
+      codeBytes: row.code_bytes,
+      limits: JSON.parse(row.limits) as SandboxLimits,
+      result: row.result ? (JSON.parse(row.result) as ExecutionResult) : null,
+      createdAt: iso(row.created_at)!,
+      startedAt: iso(row.started_at),
+      finishedAt: iso(row.finished_at),
+    };
+  }
+
+  events(executionId: string, limit = 1000): AuditEvent[] {
+    return this.db
+      .prepare<[string, number], EventRow>(
+        "SELECT * FROM events WHERE execution_id = ? ORDER BY id LIMIT ?",
+      )
+      .all(executionId, limit)
+      .map((row) => ({
+        timestamp: iso(row.timestamp)!,
+        executionId: row.execution_id,
+        userId: row.user_id,
+        level: row.level as EventLevel,
+        event: row.event,
+        message: row.message,
+        ...(row.data ? { data: JSON.parse(row.data) as Record<string, unknown> } : {}),
+      }));
+  }
+
+  /** Records left queued or running by a Warden that stopped: they end as `error`. */
+  failOrphans(): string[] {
+    const ids = this.db
+      .prepare<[], { id: string }>(
+        "SELECT id FROM executions WHERE status IN ('queued', 'running')",
+      )
+      .all()
+      .map((r) => r.id);
+    const now = Date.now();
+    const mark = this.db.prepare(
+      `UPDATE executions SET status = 'error', finished_at = ?, result = json_object(
+         'id', id, 'status', 'error', 'success', json('false'), 'exitCode', NULL, 'signal', NULL,
+         'stdout', '', 'stderr', '', 'truncated', json('{"stdout":false,"stderr":false}'), 'compile', NULL,
+         'artifacts', json('[]'),
+         'error', json_object('code', 'INTERNAL', 'message', 'Warden stopped while this execution was in progress', 'retryable', json('true')),
+         'metrics', json('{"executionTimeMs":0,"cpuTimeMs":0,"peakMemoryBytes":0,"queueTimeMs":0,"retries":0}'))
+       WHERE id = ?`,
+    );
+    this.db.transaction(() => {
+      for (const id of ids) {
+        mark.run(now, id);
+        this.event({
+          executionId: id,
+          level: "warn",
+          event: "orphaned",
+          message: "Warden stopped while this execution was in progress",
+        });
+      }
+    })();
+    return ids;
+  }
+
+  /** Deletes records and events older than `retentionMs`. */
+  expire(retentionMs: number): { executions: number; events: number } {
+    const before = Date.now() - retentionMs;
+    const executions = this.db
+      .prepare(
+        "DELETE FROM executions WHERE created_at < ? AND status NOT IN ('queued', 'running')",
+      )
+      .run(before).changes;
+    const events = this.db.prepare("DELETE FROM events WHERE timestamp < ?").run(before).changes;
+    return { executions, events };
+  }
+}
