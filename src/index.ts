@@ -14,3 +14,12 @@ export { executeCode, type ExecuteRequest, type ExecutionResult } from "./runtim
 export { loadConfig, type LoadConfigOptions } from "./config/load.js";
 export type { Config } from "./config/schema.js";
 export { WardenError, ERROR_CODES, type ErrorCode, type ErrorInfo } from "./errors.js";
+export { openWarden, type EmbeddedWarden, type OpenWardenOptions } from "./executions/embedded.js";
+export {
+  ExecutionService,
+  type ExecuteOptions,
+  type SystemMetrics,
+  type UserMetrics,
+} from "./executions/service.js";
+export type { AuditEvent } from "./store/records.js";
+export { buildServer } from "./http/server.js";

@@ -50,7 +50,11 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
       void (async () => {
         const closing = app.close(); // stop accepting; in-flight requests finish with their executions
         await warden.shutdown(config.server.shutdownGracePeriod * 1000);
+        // Every execution has ended; keep-alive sockets that went idle since close() began go too.
+        app.server.closeIdleConnections();
+        const stragglers = setTimeout(() => app.server.closeAllConnections(), 2000);
         await closing;
+        clearTimeout(stragglers);
         logger.info("stopped");
         resolveExit(0);
       })();

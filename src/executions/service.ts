@@ -275,9 +275,12 @@ export class ExecutionService {
     });
   }
 
-  /** Runs code for `userId` and resolves with the result (the spec's library API). */
-  async execute(options: ExecuteOptions, userId = "library"): Promise<ExecutionResult> {
-    const execution = this.submit(
+  /**
+   * Queues code for `userId` and returns the live execution at once: its `id`
+   * (for killExecution), `done` (the result) and `output` events as it runs.
+   */
+  start(options: ExecuteOptions, userId = "library"): Execution {
+    return this.submit(
       {
         language: options.language,
         code: options.code,
@@ -291,7 +294,11 @@ export class ExecutionService {
       { userId },
       "library",
     );
-    return execution.done;
+  }
+
+  /** Runs code for `userId` and resolves with the result (the spec's library API). */
+  async execute(options: ExecuteOptions, userId = "library"): Promise<ExecutionResult> {
+    return this.start(options, userId).done;
   }
 
   canStartExecution(userId: string): AdmissionDecision {

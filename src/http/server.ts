@@ -135,6 +135,10 @@ export async function buildServer(deps: ServerDeps) {
     },
     transform: jsonSchemaTransform,
   });
+  // swagger-ui's own routes are public documentation.
+  app.addHook("onRoute", (route) => {
+    if (route.url.startsWith("/docs")) route.config = { ...(route.config ?? {}), scope: "public" };
+  });
   await app.register(swaggerUi, {
     routePrefix: "/docs",
     uiConfig: { deepLinking: false },
@@ -143,10 +147,6 @@ export async function buildServer(deps: ServerDeps) {
   app.get("/openapi.json", { config: { scope: "public" }, schema: { hide: true } }, async () =>
     app.swagger(),
   );
-  // swagger-ui's own routes are public documentation.
-  app.addHook("onRoute", (route) => {
-    if (route.url.startsWith("/docs")) route.config = { ...(route.config ?? {}), scope: "public" };
-  });
 
   await app.register(healthRoutes, { service, host: deps.host, db: deps.db });
   await app.register(executionRoutes, { service, registry: deps.registry, config });
