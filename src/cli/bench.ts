@@ -9,11 +9,16 @@ import { BASE_ENV } from "../sandbox/box.js";
 import type { SandboxHost } from "../sandbox/host.js";
 import type { SandboxLimits } from "../sandbox/types.js";
 import { findTool } from "../runtimes/registry.js";
+import { benchHttp, type ThroughputRow } from "./bench-http.js";
 import { createContext, openHost, type GlobalOptions } from "./context.js";
 
 export interface BenchOptions extends GlobalOptions {
   runs?: string;
   json?: boolean;
+  /** Also measure executions/s through the REST API. */
+  http?: boolean;
+  requests?: string;
+  concurrency?: string;
 }
 
 const LIMITS: SandboxLimits = {
@@ -197,9 +202,25 @@ export async function benchCommand(options: BenchOptions): Promise<number> {
     );
   }
   await host.close();
+  let throughput: ThroughputRow[] | undefined;
+  if (options.http) {
+    const requests = Math.max(20, Number(options.requests ?? 500));
+    const concurrency = Math.max(1, Number(options.concurrency ?? 20));
+    log(`\nthroughput: ${requests} trivial python executions at concurrency ${concurrency}`);
+    throughput = await benchHttp({ requests, concurrency, configFile: options.config });
+    for (const row of throughput)
+      log(
+        `  ${row.path.padEnd(26)} ${`${row.perSecond} exec/s`.padStart(14)}   p50 ${row.p50Ms} ms   p99 ${row.p99Ms} ms   failures ${row.failures}`,
+      );
+    const [direct, rest] = throughput;
+    if (direct && rest)
+      log(`  REST / direct throughput: ${round(rest.perSecond / direct.perSecond)}x`);
+  }
   const peakRssMb = round(process.resourceUsage().maxRSS / 1024);
   log(`\nWarden peak RSS: ${peakRssMb} MiB`);
   if (options.json)
-    process.stdout.write(`${JSON.stringify({ runs, overhead, timeouts, peakRssMb }, null, 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ runs, overhead, timeouts, throughput, peakRssMb }, null, 2)}\n`,
+    );
   return 0;
 }

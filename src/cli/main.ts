@@ -87,6 +87,9 @@ function program(setExit: (code: number) => void): Command {
     .command("bench")
     .description("measure isolation overhead and timeout accuracy against a same-run baseline")
     .option("--runs <n>", "runs per command (at least 5)", "50")
+    .option("--http", "also measure executions/s through the REST API against the engine directly")
+    .option("--requests <n>", "executions per throughput measurement", "500")
+    .option("--concurrency <n>", "concurrent clients in the throughput measurement", "20")
     .option("--json", "print the figures as JSON")
     .action(async (opts: BenchOptions, cmd: Command) => {
       setExit(await benchCommand({ ...cmd.optsWithGlobals<BenchOptions>(), ...opts }));

@@ -8,7 +8,7 @@ import cors from "@fastify/cors";
 import helmet from "@fastify/helmet";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
-import Fastify from "fastify";
+import Fastify, { LogController } from "fastify";
 import {
   jsonSchemaTransform,
   serializerCompiler,
@@ -46,7 +46,8 @@ export async function buildServer(deps: ServerDeps) {
   const server = config.server;
   const app = Fastify({
     loggerInstance: deps.logger.child({ component: "http" }),
-    disableRequestLogging: true,
+    // One line per request comes from our onResponse hook instead.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: server.bodyLimitBytes,
     trustProxy: server.trustProxy.length > 0 ? server.trustProxy : false,
     genReqId: () => `req_${ulid()}`,

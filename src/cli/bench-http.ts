@@ -1,0 +1,120 @@
+/**
+ * `warden bench --http`: executions per second and latency through the REST
+ * API (autocannon on loopback) against the same executions run directly
+ * through the engine, in the same run.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import autocannon from "autocannon";
+import { silentLogger } from "../audit/logger.js";
+import { loadConfig } from "../config/load.js";
+import { openWarden } from "../executions/embedded.js";
+import { buildServer } from "../http/server.js";
+import { resolveLimits } from "../executions/limits.js";
+import { executeCode } from "../runtimes/execute.js";
+import { KeyStore, SCOPES } from "../store/keys.js";
+
+export interface HttpBenchOptions {
+  requests: number;
+  concurrency: number;
+  configFile?: string | undefined;
+}
+
+export interface ThroughputRow {
+  path: string;
+  executions: number;
+  perSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  failures: number;
+}
+
+const CODE = "print(1)";
+
+function percentile(sorted: number[], q: number): number {
+  return Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! * 10) / 10;
+}
+
+export async function benchHttp(o: HttpBenchOptions): Promise<ThroughputRow[]> {
+  const dataDir = mkdtempSync(join(tmpdir(), "warden-bench-"));
+  const base = loadConfig({ file: o.configFile });
+  // Wide limits: this measures the machine, not the admission policy.
+  const config = loadConfig({
+    file: o.configFile,
+    overrides: {
+      dataDir,
+      maxConcurrentSandboxes: Math.max(base.maxConcurrentSandboxes, o.concurrency),
+      maxSandboxesPerUser: Math.max(base.maxSandboxesPerUser, o.concurrency),
+      maxQueuedPerUser: Math.max(base.maxQueuedPerUser, o.concurrency * 2),
+      "server.port": 0,
+      "server.rateLimits": {
+        perKey: { burst: 100_000, perMinute: 1_000_000, perHour: 10_000_000 },
+        perIp: { burst: 100_000, perMinute: 1_000_000, perHour: 10_000_000 },
+      },
+    },
+  });
+  const warden = await openWarden({ config, logger: silentLogger });
+  const keys = new KeyStore(warden.db);
+  const { token } = keys.create({ name: "bench", scopes: [...SCOPES], userId: "bench" });
+  const app = await buildServer({ ...warden, config, logger: silentLogger, service: warden, keys });
+  const url = await app.listen({ host: "127.0.0.1", port: 0 });
+  const rows: ThroughputRow[] = [];
+  try {
+    // Direct: the engine alone, same concurrency, same code.
+    const limits = resolveLimits(config, { timeout: 30 });
+    const latencies: number[] = [];
+    let failures = 0;
+    let next = 0;
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: o.concurrency }, async () => {
+        while (next < o.requests) {
+          next++;
+          const t = performance.now();
+          const r = await executeCode(warden.host, warden.registry, {
+            language: "python",
+            files: [{ path: "main.py", content: CODE }],
+            limits,
+          });
+          latencies.push(performance.now() - t);
+          if (r.status !== "completed") failures++;
+        }
+      }),
+    );
+    const directSeconds = (performance.now() - started) / 1000;
+    latencies.sort((a, b) => a - b);
+    rows.push({
+      path: "engine (direct)",
+      executions: latencies.length,
+      perSecond: Math.round((latencies.length / directSeconds) * 10) / 10,
+      p50Ms: percentile(latencies, 0.5),
+      p99Ms: percentile(latencies, 0.99),
+      failures,
+    });
+
+    const result = await autocannon({
+      url: `${url}/v1/executions`,
+      method: "POST",
+      connections: o.concurrency,
+      amount: o.requests,
+      timeout: 60,
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ language: "python", code: CODE, timeout: 30 }),
+    });
+    rows.push({
+      path: "REST POST /v1/executions",
+      executions: result["2xx"],
+      perSecond: Math.round((result["2xx"] / result.duration) * 10) / 10,
+      p50Ms: result.latency.p50,
+      p99Ms: result.latency.p99,
+      failures: result.non2xx + result.errors + result.timeouts,
+    });
+  } finally {
+    await app.close();
+    await warden.shutdown(5000);
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+  return rows;
+}
