@@ -37,7 +37,7 @@ describe("load", () => {
       headers: { authorization: `Bearer ${server.adminToken}`, "content-type": "application/json" },
       body: JSON.stringify({ language: "python", code: "print(1)", timeout: 30 }),
     });
-    const limited = result.statusCodeStats["429"]?.count ?? 0;
+    const limited = result.statusCodeStats?.["429"]?.count ?? 0;
     expect(result.errors).toBe(0);
     expect(result.timeouts).toBe(0);
     expect(result["2xx"] + limited).toBe(2000);
