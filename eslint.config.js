@@ -13,6 +13,7 @@ export default tseslint.config(
       "coverage/",
       ".warden/",
       "examples/",
+      "native/",
       "test/attacks/programs/",
     ],
   },

@@ -13,3 +13,6 @@ flags=(-O2 -Wall -Wextra -Werror -D_FORTIFY_SOURCE=2 -fstack-protector-strong)
 "$cc" "${flags[@]}" -o "$out/seccomp-gen" native/seccomp-gen.c -lseccomp
 "$out/seccomp-gen" "$out/seccomp.bpf"
 echo "native helpers built in $out"
+# Node programs with egress get fetch routed through the proxy (see the file).
+npx --no-install esbuild native/node-proxy.cjs --bundle --platform=node --format=cjs \
+  --log-level=warning --outfile="$out/node-proxy.cjs"

@@ -3,6 +3,7 @@ import { readFile } from "node:fs/promises";
 import { basename, extname } from "node:path";
 import { constants } from "node:os";
 import { resolveLimits, type RequestLimits } from "../executions/limits.js";
+import { resolveEgress } from "../network/policy.js";
 import { WardenError } from "../errors.js";
 import { executeCode, type ExecutionResult } from "../runtimes/execute.js";
 import { createContext, openHost, type GlobalOptions } from "./context.js";
@@ -79,12 +80,18 @@ export async function runCommand(
   args: string[],
   options: RunOptions,
 ): Promise<number> {
-  if (options.allowNet)
-    throw new WardenError(
-      "PERMISSION_DENIED",
-      "--allow-net: network egress is not available in this version; sandboxes have no network",
-    );
   const ctx = createContext(options);
+  // The operator at the CLI may name hosts directly; a configured allowlist still bounds them.
+  const hosts =
+    options.allowNet
+      ?.split(",")
+      .map((h) => h.trim())
+      .filter(Boolean) ?? [];
+  const serverNetwork =
+    ctx.config.network.allow.length > 0
+      ? ctx.config.network
+      : { ...ctx.config.network, allow: hosts };
+  const egress = resolveEgress(hosts.length > 0 ? { allow: hosts } : undefined, serverNetwork);
   const fromStdin = file === "-";
   const definition = options.language
     ? ctx.registry.lookup(options.language)
@@ -129,6 +136,15 @@ export async function runCommand(
     stdin,
     args,
     limits,
+    network: egress
+      ? {
+          policy: egress,
+          onEvent: (e) => {
+            if (e.decision === "denied" && !options.json)
+              process.stderr.write(`warden: egress to ${e.host}:${e.port} denied: ${e.reason}\n`);
+          },
+        }
+      : undefined,
     onOutput: options.json
       ? undefined
       : (chunk) => (chunk.stream === "stdout" ? process.stdout : process.stderr).write(chunk.data),

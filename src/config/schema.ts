@@ -67,6 +67,41 @@ export const SandboxHostConfigSchema = z
   })
   .strict();
 
+export const NetworkConfigSchema = z
+  .object({
+    allow: z
+      .array(z.string())
+      .default([])
+      .describe(
+        "Server-wide egress allowlist (host names, *.domain); requests may ask only within it. Empty = no egress for anyone.",
+      ),
+    ports: z
+      .array(z.number().int().min(1).max(65_535))
+      .default([80, 443])
+      .describe("Ports reachable through the proxy."),
+    maxEgressBytes: z
+      .number()
+      .int()
+      .min(0)
+      .default(100 * MiB)
+      .describe("Bytes one execution may move through the proxy."),
+    maxConnections: z
+      .number()
+      .int()
+      .min(1)
+      .default(256)
+      .describe("Connections one execution may open."),
+    staticHosts: z
+      .record(z.string(), z.string())
+      .default({})
+      .describe("Name → address answers the proxy uses before DNS (tests, split horizons)."),
+    allowPrivateAddresses: z
+      .boolean()
+      .default(false)
+      .describe("TEST ONLY: let allowed names resolve to loopback/private/metadata addresses."),
+  })
+  .strict();
+
 const WindowSchema = z
   .object({
     burst: z.number().int().min(1).describe("Requests per second."),
@@ -201,6 +236,7 @@ export const ConfigSchema = z
     defaults: DefaultLimitsSchema.default(DefaultLimitsSchema.parse({})),
     sandbox: SandboxHostConfigSchema.default(SandboxHostConfigSchema.parse({})),
     server: ServerConfigSchema.default(ServerConfigSchema.parse({})),
+    network: NetworkConfigSchema.default(NetworkConfigSchema.parse({})),
     runtimes: z
       .array(RuntimeDefinitionSchema)
       .default([])
@@ -238,3 +274,4 @@ export type Config = z.infer<typeof ConfigSchema>;
 export type DefaultLimits = z.infer<typeof DefaultLimitsSchema>;
 export type SandboxHostConfig = z.infer<typeof SandboxHostConfigSchema>;
 export type ServerConfig = z.infer<typeof ServerConfigSchema>;
+export type NetworkConfig = z.infer<typeof NetworkConfigSchema>;

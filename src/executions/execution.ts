@@ -5,6 +5,7 @@
  */
 import { EventEmitter } from "node:events";
 import type { ErrorInfo } from "../errors.js";
+import type { EgressPolicy } from "../network/policy.js";
 import type { ExecutionResult, ExecutionStatus } from "../runtimes/execute.js";
 import type { OutputChunk, SandboxFile, SandboxLimits } from "../sandbox/types.js";
 
@@ -19,6 +20,8 @@ export interface ExecutionRequest {
   args?: string[] | undefined;
   env?: Record<string, string> | undefined;
   limits: SandboxLimits;
+  /** Egress policy for the program; null = no network. */
+  network: EgressPolicy | null;
   /** Retry Warden's own transient failures (never the program). @default true */
   retryOnFailure: boolean;
   userId: string;

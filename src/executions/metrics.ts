@@ -1,5 +1,6 @@
 /** Prometheus metrics of the service (prom-client), fed by scheduler lifecycle events. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { EgressEvent } from "../network/proxy.js";
 import type { LifecycleEvent } from "./scheduler.js";
 
 export class Metrics {
@@ -9,6 +10,8 @@ export class Metrics {
   private readonly queueWait;
   private readonly rejections;
   private readonly retries;
+  private readonly egressConnections;
+  private readonly egressBytes;
 
   constructor(gauges: {
     queueDepth: () => number;
@@ -47,6 +50,17 @@ export class Metrics {
       help: "Retries of Warden's own transient failures.",
       registers,
     });
+    this.egressConnections = new Counter({
+      name: "warden_egress_connections_total",
+      help: "Connections through the egress proxy, by decision.",
+      labelNames: ["decision"] as const,
+      registers,
+    });
+    this.egressBytes = new Counter({
+      name: "warden_egress_bytes_total",
+      help: "Bytes through the egress proxy, both ways.",
+      registers,
+    });
     new Gauge({
       name: "warden_queue_depth",
       help: "Executions waiting for a sandbox.",
@@ -71,6 +85,11 @@ export class Metrics {
         this.set(gauges.memoryReservedMb() * 1024 * 1024);
       },
     });
+  }
+
+  egress(event: EgressEvent): void {
+    this.egressConnections.inc({ decision: event.decision });
+    if (event.bytes > 0) this.egressBytes.inc(event.bytes);
   }
 
   reject(reason: string): void {

@@ -67,7 +67,9 @@ export function createExecutionSchemas(config: Config) {
         })
         .strict()
         .optional()
-        .describe("Egress allowlist (not available yet: any entry is refused)."),
+        .describe(
+          "Egress allowlist (host names, *.domain) and ports, within the server's policy; absent = no network.",
+        ),
       retryOnFailure: z.boolean().default(true).describe("Retry Warden's own transient failures."),
       wait: z
         .boolean()
@@ -114,13 +116,4 @@ export function toSandboxFiles(
       );
     return { path, content };
   });
-}
-
-/** Network egress arrives with the network policy; until then any allowlist is refused. */
-export function checkNetwork(network: CreateExecutionInput["network"]): void {
-  if (network && network.allow.length > 0)
-    throw new WardenError(
-      "PERMISSION_DENIED",
-      "network.allow: egress is not available on this server; sandboxes have no network",
-    );
 }

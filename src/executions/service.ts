@@ -20,7 +20,8 @@ import {
 import type { Execution, ExecutionRequest, ExecutionSource } from "./execution.js";
 import { resolveLimits } from "./limits.js";
 import { Metrics } from "./metrics.js";
-import { checkNetwork, toSandboxFiles, type CreateExecutionInput } from "./request.js";
+import { resolveEgress } from "../network/policy.js";
+import { toSandboxFiles, type CreateExecutionInput } from "./request.js";
 import {
   Scheduler,
   TransientError,
@@ -47,6 +48,8 @@ export interface ExecuteOptions {
   stdin?: string;
   args?: string[];
   limits?: CreateExecutionInput["limits"];
+  /** Egress allowlist within the server's policy. */
+  network?: CreateExecutionInput["network"];
 }
 
 export interface SystemMetrics {
@@ -139,6 +142,29 @@ export class ExecutionService {
         limits: r.limits,
         signal,
         onOutput: (chunk) => execution.pushOutput(chunk),
+        network: r.network
+          ? {
+              policy: r.network,
+              onEvent: (e) => {
+                this.metrics.egress(e);
+                this.audit({
+                  executionId: execution.id,
+                  userId: execution.userId,
+                  level: e.decision === "allowed" ? "info" : "warn",
+                  event: `network_${e.decision}`,
+                  message: `${e.protocol} ${e.host}:${e.port} ${e.decision}${e.reason ? `: ${e.reason}` : ""}`,
+                  data: {
+                    host: e.host,
+                    port: e.port,
+                    protocol: e.protocol,
+                    bytes: e.bytes,
+                    address: e.address,
+                    reason: e.reason,
+                  },
+                });
+              },
+            }
+          : undefined,
       });
     } catch (error) {
       if (error instanceof WardenError) throw error;
@@ -255,7 +281,7 @@ export class ExecutionService {
         `language: "${input.language}" is not supported (GET /v1/runtimes)`,
       );
     this.o.registry.resolve(def.language); // not installed here → UNSUPPORTED_LANGUAGE
-    checkNetwork(input.network);
+    const network = resolveEgress(input.network, this.o.config.network);
     const files = toSandboxFiles(input, def.fileName, this.o.config);
     if (input.entrypoint !== undefined && !files.some((f) => f.path === input.entrypoint))
       throw new WardenError("INVALID_REQUEST", `entrypoint: no file named ${input.entrypoint}`);
@@ -268,6 +294,7 @@ export class ExecutionService {
       args: input.args,
       env: input.env,
       limits,
+      network,
       retryOnFailure: input.retryOnFailure,
       userId: actor.userId,
       keyId: actor.keyId,
@@ -289,6 +316,7 @@ export class ExecutionService {
         stdin: options.stdin,
         args: options.args,
         limits: options.limits,
+        network: options.network,
         wait: true,
       },
       { userId },

@@ -11,6 +11,7 @@ import type {
   RunStatus,
   SandboxFile,
   SandboxLimits,
+  SandboxNetwork,
 } from "../sandbox/types.js";
 import { executionId } from "../util/ids.js";
 import { expandTemplate, privateMountsFor, type RuntimeRegistry } from "./registry.js";
@@ -28,6 +29,8 @@ export interface ExecuteRequest {
   onOutput?: ((chunk: OutputChunk) => void) | undefined;
   signal?: AbortSignal | undefined;
   id?: string | undefined;
+  /** Egress for the program (not its compile step); absent = no network. */
+  network?: SandboxNetwork | undefined;
   /** Told which box runs the code, for audit and leak checks. */
   onBox?: ((box: { id: string; uid: number }) => void) | undefined;
 }
@@ -154,6 +157,7 @@ export async function executeCode(
         mounts,
         onOutput: request.onOutput,
         signal: request.signal,
+        network: request.network,
       },
       { last: true },
     );

@@ -9,7 +9,8 @@
  */
 import { spawn } from "node:child_process";
 import { open, readFile, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { EgressProxy } from "../network/proxy.js";
 import type { Logger } from "../audit/logger.js";
 import { WardenError } from "../errors.js";
 import { buildBwrapArgs, WORKSPACE, type BwrapLayout } from "./bwrap-args.js";
@@ -31,6 +32,8 @@ export interface BoxContext {
   cgroups: CgroupDriver;
   uids: UidPool;
   logger: Logger;
+  /** Preload routing Node's fetch through the egress proxy, when built. */
+  nodeProxyPath: string | null;
 }
 
 export interface BoxOptions {
@@ -42,6 +45,30 @@ export interface BoxOptions {
 export interface BoxRunOptions {
   /** Unmount the workspace when this run ends (the last run of a one-shot box). */
   last?: boolean;
+}
+
+/** Inside the sandbox: the egress socket, and the loopback port the bridge serves it on. */
+export const EGRESS_SOCKET = "/.warden/egress.sock";
+export const EGRESS_PORT = 3128;
+export const NODE_PROXY_PRELOAD = "/.warden/lib/node-proxy.cjs";
+
+/** What programs, package managers and tools read to find the proxy. */
+export function proxyEnv(port = EGRESS_PORT): Record<string, string> {
+  const http = `http://127.0.0.1:${port}`;
+  const socks = `socks5h://127.0.0.1:${port}`;
+  return {
+    HTTP_PROXY: http,
+    HTTPS_PROXY: http,
+    http_proxy: http,
+    https_proxy: http,
+    ALL_PROXY: socks,
+    all_proxy: socks,
+    NO_PROXY: "",
+    no_proxy: "",
+    npm_config_proxy: http,
+    npm_config_https_proxy: http,
+    NODE_USE_ENV_PROXY: "1",
+  };
 }
 
 /** The environment every program starts from; runtimes and requests add to it. */
@@ -92,17 +119,35 @@ export class Box {
     const mountNow = !this.mounted;
     const last = runOptions.last === true;
     let seccomp: Awaited<ReturnType<typeof open>> | undefined;
+    let proxy: EgressProxy | undefined;
+    const socketPath = join(dirname(this.dir), cgroupName);
+    const mounts = [...(spec.mounts ?? [])];
     try {
+      if (spec.network) {
+        proxy = new EgressProxy(spec.network.policy, (e) => spec.network?.onEvent?.(e));
+        await proxy.listen(socketPath, this.uid);
+        mounts.push({ source: socketPath, target: EGRESS_SOCKET });
+        if (this.ctx.nodeProxyPath)
+          mounts.push({ source: this.ctx.nodeProxyPath, target: NODE_PROXY_PRELOAD });
+      }
       seccomp = await open(this.ctx.seccompPath, "r");
       const bwrapArgs = buildBwrapArgs({
         layout: { ...this.ctx.layout, workspaceDir: this.dirs.workspace, tmpDir: this.dirs.tmp },
-        mounts: spec.mounts ?? [],
-        env: { ...BASE_ENV, ...spec.env },
+        mounts,
+        env: {
+          ...BASE_ENV,
+          ...(spec.network ? proxyEnv() : {}),
+          ...(spec.network && this.ctx.nodeProxyPath
+            ? { NODE_OPTIONS: `--require=${NODE_PROXY_PRELOAD}` }
+            : {}),
+          ...spec.env,
+        },
         cwd: spec.cwd ?? WORKSPACE,
         shmBytes: limits.memoryMb * MiB,
         seccompFd: FD.seccomp,
         statusFd: FD.status,
         argv: spec.argv,
+        bridge: spec.network ? { socket: EGRESS_SOCKET, port: EGRESS_PORT } : undefined,
       });
       const helperArgs = buildExecArgs({
         bwrapPath: this.ctx.bwrapPath,
@@ -166,11 +211,16 @@ export class Box {
           diskUsedBytes: outcome.disk?.usedBytes ?? 0,
           stdoutBytes: outcome.stdout.bytes,
           stderrBytes: outcome.stderr.bytes,
+          networkBytes: proxy?.bytes ?? 0,
         },
         sandbox: { id: this.id, uid: this.uid },
       };
     } finally {
       await seccomp?.close();
+      if (proxy) {
+        await proxy.close();
+        await rm(socketPath, { force: true });
+      }
       await cgroup.destroy();
       if (this.state === "running") this.state = "idle";
     }

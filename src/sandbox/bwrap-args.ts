@@ -40,6 +40,8 @@ export interface BwrapRunOptions {
   /** fd warden-init reports the program's exit on. */
   statusFd: number;
   argv: readonly string[];
+  /** Relay 127.0.0.1:port inside to this Unix socket (egress proxy). */
+  bridge?: { socket: string; port: number } | undefined;
 }
 
 /**
@@ -145,6 +147,7 @@ export function buildBwrapArgs(options: BwrapRunOptions): string[] {
     "--",
     INIT_PATH,
     String(options.statusFd),
+    ...(options.bridge ? ["--bridge", options.bridge.socket, String(options.bridge.port)] : []),
     ...options.argv,
   ];
 }

@@ -79,8 +79,14 @@ export class SandboxHost {
     }
     const cgroupLayout = readCgroupLayout();
     const cgroups = createCgroupDriver(config.cgroupParent, cgroupLayout);
+    const nodeProxy = join(nativeDir, "node-proxy.cjs");
+    const hasNodeProxy = await access(nodeProxy, constants.R_OK).then(
+      () => true,
+      () => false,
+    );
     const runDir = await prepareRunDir(options.runDir, ownerTag(), {
       "warden-init": initSource,
+      ...(hasNodeProxy ? { "node-proxy.cjs": nodeProxy } : {}),
       ...options.privateFiles,
     });
     const uids = new UidPool(runDir.uids, config.uidBase, config.uidCount);
@@ -98,7 +104,16 @@ export class SandboxHost {
       cgroups,
       runDir,
       uids,
-      { bwrapPath: config.bwrapPath, helperPath, seccompPath, layout, cgroups, uids, logger },
+      {
+        bwrapPath: config.bwrapPath,
+        helperPath,
+        seccompPath,
+        layout,
+        cgroups,
+        uids,
+        logger,
+        nodeProxyPath: hasNodeProxy ? join(runDir.lib, "node-proxy.cjs") : null,
+      },
       janitorReport,
     );
   }

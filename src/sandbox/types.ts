@@ -1,4 +1,6 @@
 /** The engine's contract: a `SandboxSpec` goes in, a `RunResult` comes out. */
+import type { EgressPolicy } from "../network/policy.js";
+import type { EgressEvent } from "../network/proxy.js";
 
 /** Hard limits of one run. Every field is enforced by the kernel, not estimated. */
 export interface SandboxLimits {
@@ -38,6 +40,12 @@ export interface ReadOnlyMount {
 
 export type OutputStream = "stdout" | "stderr";
 
+/** Egress for one run: the policy and who hears about each connection. */
+export interface SandboxNetwork {
+  policy: EgressPolicy;
+  onEvent?: ((event: EgressEvent) => void) | undefined;
+}
+
 export interface OutputChunk {
   stream: OutputStream;
   data: string;
@@ -59,6 +67,8 @@ export interface SandboxSpec {
   onOutput?: (chunk: OutputChunk) => void;
   /** Aborting kills the run; its status becomes `killed`. */
   signal?: AbortSignal;
+  /** Egress through the proxy; absent means no network at all. */
+  network?: SandboxNetwork | undefined;
 }
 
 export type RunStatus =
@@ -83,6 +93,8 @@ export interface RunMetrics {
   diskUsedBytes: number;
   stdoutBytes: number;
   stderrBytes: number;
+  /** Bytes through the egress proxy, both ways. */
+  networkBytes: number;
 }
 
 export interface RunResult {

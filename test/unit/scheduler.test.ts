@@ -23,6 +23,7 @@ function request(userId: string, memoryMb = 100): ExecutionRequest {
       outputBytes: 1024,
       openFiles: 16,
     },
+    network: null,
     retryOnFailure: true,
     userId,
     source: "library",

@@ -1,0 +1,143 @@
+/**
+ * Egress policy: which names a sandbox may reach, on which ports, and which
+ * addresses are never reachable whatever the name says.
+ */
+import { BlockList, isIP } from "node:net";
+import { WardenError } from "../errors.js";
+
+/** A host name, or `*.` followed by a domain (any subdomain, not the domain itself). No bare `*`. */
+const PATTERN =
+  /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
+
+export function checkPattern(pattern: string, field: string): string {
+  const p = pattern.trim().toLowerCase().replace(/\.$/, "");
+  if (p === "*" || !PATTERN.test(p) || p.length > 253)
+    throw new WardenError(
+      "INVALID_REQUEST",
+      `${field}: "${pattern}" is not a host name or *.domain pattern`,
+    );
+  return p;
+}
+
+/** Does `host` match `pattern` (exact, or a subdomain for `*.domain`)? */
+export function matches(pattern: string, host: string): boolean {
+  const h = host.toLowerCase().replace(/\.$/, "");
+  if (!pattern.startsWith("*.")) return h === pattern;
+  return h.endsWith(pattern.slice(1)) && h.length > pattern.length - 1;
+}
+
+/** Is a requested pattern within the server's allowlist? */
+export function covered(requested: string, allowed: readonly string[]): boolean {
+  return allowed.some((a) => {
+    if (a === requested) return true;
+    if (!a.startsWith("*.")) return false;
+    const domain = a.slice(1); // ".example.com"
+    return requested.startsWith("*.")
+      ? requested.slice(1).endsWith(domain) && requested.length > a.length
+      : matches(a, requested);
+  });
+}
+
+/**
+ * Addresses never reached through the proxy, whatever name resolves to them:
+ * loopback, private, link-local (cloud metadata at 169.254.169.254),
+ * carrier-grade NAT, multicast, reserved; IPv6 loopback, ULA (fc00::/7),
+ * link-local, multicast, and v4-mapped forms of the v4 ranges.
+ */
+const BLOCKED = new BlockList();
+for (const [net, prefix] of [
+  ["0.0.0.0", 8],
+  ["10.0.0.0", 8],
+  ["100.64.0.0", 10],
+  ["127.0.0.0", 8],
+  ["169.254.0.0", 16],
+  ["172.16.0.0", 12],
+  ["192.0.0.0", 24],
+  ["192.0.2.0", 24],
+  ["192.168.0.0", 16],
+  ["198.18.0.0", 15],
+  ["198.51.100.0", 24],
+  ["203.0.113.0", 24],
+  ["224.0.0.0", 4],
+  ["240.0.0.0", 4],
+] as const)
+  BLOCKED.addSubnet(net, prefix, "ipv4");
+for (const [net, prefix] of [
+  ["::", 128],
+  ["::1", 128],
+  ["fc00::", 7],
+  ["fe80::", 10],
+  ["ff00::", 8],
+  ["64:ff9b::", 96],
+  ["2001:db8::", 32],
+] as const)
+  BLOCKED.addSubnet(net, prefix, "ipv6");
+
+export function isBlockedAddress(address: string): boolean {
+  const family = isIP(address);
+  if (family === 4) return BLOCKED.check(address, "ipv4");
+  if (family !== 6) return true;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return BLOCKED.check(mapped[1]!, "ipv4");
+  return BLOCKED.check(address, "ipv6");
+}
+
+/** The egress a run gets: validated, and within the server's bounds. */
+export interface EgressPolicy {
+  allow: string[];
+  ports: number[];
+  maxBytes: number;
+  maxConnections: number;
+  /** Name → address overrides used before DNS (tests, split horizons). */
+  staticHosts: Record<string, string>;
+  /** Test-only: let allowed names resolve to refused ranges. */
+  allowPrivateAddresses: boolean;
+}
+
+/**
+ * The policy for a request's `network` field, bounded by the server's config:
+ * every requested pattern must lie within the server allowlist, every port
+ * within the server's ports. Empty or absent → null (no network at all).
+ */
+export function resolveEgress(
+  requested: { allow: string[]; ports?: number[] | undefined } | undefined,
+  server: {
+    allow: string[];
+    ports: number[];
+    maxEgressBytes: number;
+    maxConnections: number;
+    staticHosts: Record<string, string>;
+    allowPrivateAddresses: boolean;
+  },
+): EgressPolicy | null {
+  if (!requested || requested.allow.length === 0) return null;
+  const wanted = requested.allow.map((p, i) => checkPattern(p, `network.allow[${i}]`));
+  const serverAllow = server.allow.map((p, i) =>
+    checkPattern(p, `network.allow[${i}] (server config)`),
+  );
+  const allow = wanted.map((pattern, i) => {
+    if (!covered(pattern, serverAllow))
+      throw new WardenError(
+        "PERMISSION_DENIED",
+        `network.allow[${i}]: "${pattern}" is outside this server's egress allowlist${serverAllow.length ? ` (${serverAllow.join(", ")})` : " (egress is off)"}`,
+      );
+    return pattern;
+  });
+  const ports = requested.ports ?? server.ports;
+  for (const [i, port] of ports.entries())
+    if (!server.ports.includes(port))
+      throw new WardenError(
+        "PERMISSION_DENIED",
+        `network.ports[${i}]: ${port} is not among the allowed ports (${server.ports.join(", ")})`,
+      );
+  return {
+    allow,
+    ports,
+    maxBytes: server.maxEgressBytes,
+    maxConnections: server.maxConnections,
+    staticHosts: Object.fromEntries(
+      Object.entries(server.staticHosts).map(([k, v]) => [k.toLowerCase(), v]),
+    ),
+    allowPrivateAddresses: server.allowPrivateAddresses,
+  };
+}

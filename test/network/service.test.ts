@@ -1,0 +1,80 @@
+/** The `network` request field through `warden serve`: bounded by the server's policy, audited, counted. */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startServer, type TestServer } from "../helpers/server.js";
+
+let upstream: Server;
+let port: number;
+let server: TestServer;
+
+beforeAll(async () => {
+  upstream = createServer((req, res) => res.end(`upstream ${req.url}`));
+  await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
+  port = (upstream.address() as AddressInfo).port;
+  server = await startServer({
+    config: {
+      network: {
+        allow: ["*.pkg.test"],
+        ports: [port],
+        staticHosts: { "files.pkg.test": "127.0.0.1", "evil.test": "127.0.0.1" },
+        allowPrivateAddresses: true, // the upstream is a loopback test server
+      },
+    },
+  });
+});
+afterAll(async () => {
+  upstream?.close();
+  await server?.stop();
+});
+
+describe("network policy through the API", () => {
+  it("runs with egress inside the server's allowlist, audits every connection, counts it in /metrics", async () => {
+    const code = [
+      "import urllib.request",
+      `print(urllib.request.urlopen('http://files.pkg.test:${port}/wheel').read().decode())`,
+      "try:",
+      `    urllib.request.urlopen('http://evil.test:${port}/')`,
+      "except Exception as e:",
+      "    print('refused', getattr(e, 'code', e))",
+    ].join("\n");
+    const res = await server.request("POST", "/v1/executions", {
+      body: { language: "python", code, network: { allow: ["files.pkg.test"] } },
+    });
+    const result = (await res.json()) as { id: string; status: string; stdout: string };
+    expect(result.status).toBe("completed");
+    expect(result.stdout).toBe("upstream /wheel\nrefused 403\n");
+    const logs = (await (await server.request("GET", `/api/sandbox/logs/${result.id}`)).json()) as {
+      event: string;
+      data?: Record<string, unknown>;
+    }[];
+    const network = logs.filter((l) => l.event.startsWith("network_"));
+    expect(network.map((l) => [l.event, l.data?.host])).toEqual(
+      expect.arrayContaining([
+        ["network_allowed", "files.pkg.test"],
+        ["network_denied", "evil.test"],
+      ]),
+    );
+    const metrics = await (await server.request("GET", "/metrics", { token: null })).text();
+    expect(metrics).toMatch(/warden_egress_connections_total\{decision="allowed"\} [1-9]/);
+    expect(metrics).toMatch(/warden_egress_connections_total\{decision="denied"\} [1-9]/);
+  });
+
+  it("asking beyond the server's policy is PERMISSION_DENIED, and nothing is stored", async () => {
+    const before = server.count("executions");
+    for (const network of [{ allow: ["github.com"] }, { allow: ["files.pkg.test"], ports: [22] }]) {
+      const res = await server.request("POST", "/v1/executions", {
+        body: { language: "python", code: "print(1)", network },
+      });
+      expect(res.status).toBe(403);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe(
+        "PERMISSION_DENIED",
+      );
+    }
+    const star = await server.request("POST", "/v1/executions", {
+      body: { language: "python", code: "print(1)", network: { allow: ["*"] } },
+    });
+    expect(star.status).toBe(400);
+    expect(server.count("executions")).toBe(before);
+  });
+});
