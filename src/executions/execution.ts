@@ -6,7 +6,7 @@
 import { EventEmitter } from "node:events";
 import type { ErrorInfo } from "../errors.js";
 import type { EgressPolicy } from "../network/policy.js";
-import type { ExecutionResult, ExecutionStatus } from "../runtimes/execute.js";
+import { blankResult, type ExecutionResult, type ExecutionStatus } from "../runtimes/execute.js";
 import type { OutputChunk, SandboxFile, SandboxLimits } from "../sandbox/types.js";
 
 /** Where a request came from, for audit. */
@@ -94,25 +94,11 @@ export class Execution extends EventEmitter<ExecutionEvents> {
 
   /** A final result for an execution that never ran (rejected, killed or dropped while queued). */
   finishWithout(status: ExecutionStatus, error: ErrorInfo | null): void {
-    this.finish({
-      id: this.id,
-      status,
-      success: false,
-      exitCode: null,
-      signal: null,
-      stdout: "",
-      stderr: "",
-      truncated: { stdout: false, stderr: false },
-      compile: null,
-      artifacts: [],
-      error,
-      metrics: {
-        executionTimeMs: 0,
-        cpuTimeMs: 0,
-        peakMemoryBytes: 0,
+    this.finish(
+      blankResult(this.id, status, error, {
         queueTimeMs: Date.now() - this.createdAt,
         retries: this.retries,
-      },
-    });
+      }),
+    );
   }
 }

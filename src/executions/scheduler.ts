@@ -7,7 +7,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { toErrorInfo, WardenError } from "../errors.js";
-import type { ExecutionResult } from "../runtimes/execute.js";
+import { blankResult, type ExecutionResult } from "../runtimes/execute.js";
 import { executionId } from "../util/ids.js";
 import { Execution, type ExecutionRequest } from "./execution.js";
 import { FairQueue } from "./fair-queue.js";
@@ -228,30 +228,15 @@ export class Scheduler {
 
   private failedResult(execution: Execution, error: unknown, queueTimeMs: number): ExecutionResult {
     const killed = execution.abort.signal.aborted;
-    return {
-      id: execution.id,
-      status: killed
-        ? "killed"
-        : error instanceof WardenError && error.code !== "INTERNAL"
-          ? "rejected"
-          : "error",
-      success: false,
-      exitCode: null,
-      signal: null,
-      stdout: "",
-      stderr: "",
-      truncated: { stdout: false, stderr: false },
-      compile: null,
-      artifacts: [],
-      error: killed ? null : toErrorInfo(error),
-      metrics: {
-        executionTimeMs: 0,
-        cpuTimeMs: 0,
-        peakMemoryBytes: 0,
-        queueTimeMs,
-        retries: execution.retries,
-      },
-    };
+    const status = killed
+      ? "killed"
+      : error instanceof WardenError && error.code !== "INTERNAL"
+        ? "rejected"
+        : "error";
+    return blankResult(execution.id, status, killed ? null : toErrorInfo(error), {
+      queueTimeMs,
+      retries: execution.retries,
+    });
   }
 
   /** Kills a queued or running execution. Returns false when there is no such live execution. */

@@ -88,10 +88,16 @@ function step(r: RunResult): StepResult {
   };
 }
 
-function emptyResult(id: string): ExecutionResult {
+/** A result with nothing run yet (or nothing run at all): the base every final result starts from. */
+export function blankResult(
+  id: string,
+  status: ExecutionStatus = "error",
+  error: ErrorInfo | null = null,
+  metrics: Partial<ExecutionResult["metrics"]> = {},
+): ExecutionResult {
   return {
     id,
-    status: "error",
+    status,
     success: false,
     exitCode: null,
     signal: null,
@@ -100,8 +106,15 @@ function emptyResult(id: string): ExecutionResult {
     truncated: { stdout: false, stderr: false },
     compile: null,
     artifacts: [],
-    error: null,
-    metrics: { executionTimeMs: 0, cpuTimeMs: 0, peakMemoryBytes: 0, queueTimeMs: 0, retries: 0 },
+    error,
+    metrics: {
+      executionTimeMs: 0,
+      cpuTimeMs: 0,
+      peakMemoryBytes: 0,
+      queueTimeMs: 0,
+      retries: 0,
+      ...metrics,
+    },
   };
 }
 
@@ -110,7 +123,7 @@ export async function executeCode(
   registry: RuntimeRegistry,
   request: ExecuteRequest,
 ): Promise<ExecutionResult> {
-  const result = emptyResult(request.id ?? executionId());
+  const result = blankResult(request.id ?? executionId());
   const runtime = registry.resolve(request.language);
   const def = runtime.definition;
   if (request.files.length === 0)

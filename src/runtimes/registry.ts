@@ -177,8 +177,18 @@ export class RuntimeRegistry {
     return cached;
   }
 
-  /** Every known runtime with availability and version, for `doctor` and `GET /v1/runtimes`. */
-  async list(): Promise<RuntimeInfo[]> {
+  private listed: Promise<RuntimeInfo[]> | undefined;
+
+  /**
+   * Every known runtime with availability and version, for `doctor` and
+   * `GET /v1/runtimes`. Detected once per process: install a runtime, restart.
+   */
+  list(): Promise<RuntimeInfo[]> {
+    this.listed ??= this.detect();
+    return this.listed;
+  }
+
+  private async detect(): Promise<RuntimeInfo[]> {
     return Promise.all(
       this.definitions().map(async (def) => {
         const { resolved, missing } = this.resolveDefinition(def);

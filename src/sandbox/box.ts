@@ -187,7 +187,10 @@ export class Box {
         },
         seccomp.fd,
       );
-      if (last && outcome.bwrapStatus !== null) this.mounted = false;
+      // The helper reports its end; without that report, whether the workspace is still
+      // mounted is unknown, and destroy() checks the mount table.
+      if (outcome.bwrapStatus === null && mountNow) this.mounted = true;
+      else if (last && outcome.bwrapStatus !== null) this.mounted = false;
       const accounting = await cgroup.accounting();
       const verdict = classify({ ...outcome, oomKills: accounting.oomKills });
       let stderr = outcome.stderr.text();
@@ -230,7 +233,7 @@ export class Box {
   destroy(): Promise<void> {
     this.destroying ??= (async () => {
       this.state = "destroyed";
-      if (this.mounted || (await isMountPoint(this.dir))) await unmount(this.dir);
+      if (this.mounted && (await isMountPoint(this.dir))) await unmount(this.dir);
       this.mounted = false;
       await rm(this.dir, { recursive: true, force: true });
       await this.ctx.uids.release(this.uid);

@@ -6,7 +6,7 @@ import type { Execution } from "../../executions/execution.js";
 import { createExecutionSchemas } from "../../executions/request.js";
 import type { ExecutionService } from "../../executions/service.js";
 import { WardenError } from "../../errors.js";
-import type { ExecutionResult } from "../../runtimes/execute.js";
+import { blankResult, type ExecutionResult } from "../../runtimes/execute.js";
 import type { RuntimeRegistry } from "../../runtimes/registry.js";
 import { hasScope, type Actor } from "../auth.js";
 import {
@@ -129,26 +129,9 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
     },
     async (request) => {
       const found = find(request.params.id, request.actor);
-      const base = found.result ?? {
-        id: request.params.id,
-        status: found.status,
-        success: false,
-        exitCode: null,
-        signal: null,
-        stdout: "",
-        stderr: "",
-        truncated: { stdout: false, stderr: false },
-        compile: null,
-        artifacts: [],
-        error: null,
-        metrics: {
-          executionTimeMs: 0,
-          cpuTimeMs: 0,
-          peakMemoryBytes: 0,
-          queueTimeMs: 0,
-          retries: found.live?.retries ?? 0,
-        },
-      };
+      const base =
+        found.result ??
+        blankResult(request.params.id, found.status, null, { retries: found.live?.retries ?? 0 });
       return {
         ...base,
         status: found.status,
