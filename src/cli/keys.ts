@@ -1,6 +1,7 @@
 /** `warden keys create|list|revoke`: API keys in the data dir's store (works while serve runs). */
 import { resolve } from "node:path";
 import { WardenError } from "../errors.js";
+import { resolveEgress } from "../network/policy.js";
 import { openDatabase } from "../store/database.js";
 import { KeyStore, SCOPES, ScopeSchema, type Scope } from "../store/keys.js";
 import { createContext, type GlobalOptions } from "./context.js";
@@ -12,7 +13,13 @@ function store(options: GlobalOptions): { keys: KeyStore; close: () => void } {
 }
 
 export function keysCreate(
-  options: GlobalOptions & { name: string; scopes: string; user?: string; json?: boolean },
+  options: GlobalOptions & {
+    name: string;
+    scopes: string;
+    user?: string;
+    allowNet?: string;
+    json?: boolean;
+  },
 ): number {
   const scopes = options.scopes
     .split(",")
@@ -24,12 +31,20 @@ export function keysCreate(
         "INVALID_REQUEST",
         `--scopes: unknown scope "${scope}" (one of ${SCOPES.join(", ")})`,
       );
+  const { config } = createContext(options);
+  const networkAllow = options.allowNet
+    ?.split(",")
+    .map((h) => h.trim())
+    .filter(Boolean);
+  // The key's list must lie within the server's: checked now, so a bad key is never made.
+  if (networkAllow?.length) resolveEgress({ allow: networkAllow }, config.network);
   const { keys, close } = store(options);
   try {
     const { key, token } = keys.create({
       name: options.name,
       scopes: scopes as Scope[],
       userId: options.user ?? options.name,
+      networkAllow: networkAllow?.length ? networkAllow : null,
     });
     if (options.json) process.stdout.write(`${JSON.stringify({ ...key, token })}\n`);
     else process.stdout.write(`${token}\n`);

@@ -54,9 +54,13 @@ function program(setExit: (code: number) => void): Command {
     .requiredOption("--name <name>", "what the key is for")
     .option("--scopes <list>", "comma-separated: execute, sessions, admin, delegate", "execute")
     .option("--user <userId>", "the user it acts as (default: the name)")
+    .option("--allow-net <hosts>", "egress this key's executions may ask for, within network.allow")
     .option("--json", "print the key record with its token as JSON")
     .action(
-      (opts: { name: string; scopes: string; user?: string; json?: boolean }, cmd: Command) => {
+      (
+        opts: { name: string; scopes: string; user?: string; allowNet?: string; json?: boolean },
+        cmd: Command,
+      ) => {
         setExit(keysCreate({ ...cmd.optsWithGlobals<GlobalOptions>(), ...opts }));
       },
     );

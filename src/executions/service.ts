@@ -271,7 +271,11 @@ export class ExecutionService {
   /** Validates a request (already shape-checked) and queues it for `userId`. */
   submit(
     input: CreateExecutionInput,
-    actor: { userId: string; keyId?: string | undefined },
+    actor: {
+      userId: string;
+      keyId?: string | undefined;
+      networkAllow?: string[] | null | undefined;
+    },
     source: ExecutionSource,
   ): Execution {
     const def = this.o.registry.lookup(input.language);
@@ -281,7 +285,11 @@ export class ExecutionService {
         `language: "${input.language}" is not supported (GET /v1/runtimes)`,
       );
     this.o.registry.resolve(def.language); // not installed here → UNSUPPORTED_LANGUAGE
-    const network = resolveEgress(input.network, this.o.config.network);
+    // A key's own allowlist narrows the server's (it was checked against it when made).
+    const bound = actor.networkAllow
+      ? { ...this.o.config.network, allow: actor.networkAllow }
+      : this.o.config.network;
+    const network = resolveEgress(input.network, bound);
     const files = toSandboxFiles(input, def.fileName, this.o.config);
     if (input.entrypoint !== undefined && !files.some((f) => f.path === input.entrypoint))
       throw new WardenError("INVALID_REQUEST", `entrypoint: no file named ${input.entrypoint}`);

@@ -49,6 +49,8 @@ const MIGRATIONS: string[] = [
    );
    CREATE INDEX events_execution ON events (execution_id, id);
    CREATE INDEX events_timestamp ON events (timestamp);`,
+  // A key may narrow the server's egress allowlist for everything it runs.
+  `ALTER TABLE api_keys ADD COLUMN network_allow TEXT;`,
 ];
 
 export function openDatabase(dataDir: string, fileName = "warden.db"): Db {

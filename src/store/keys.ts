@@ -21,6 +21,8 @@ export interface ApiKey {
   createdAt: number;
   revokedAt: number | null;
   lastUsedAt: number | null;
+  /** Egress this key's executions may ask for (within the server's); null = the server's allowlist. */
+  networkAllow: string[] | null;
 }
 
 interface KeyRow {
@@ -31,6 +33,7 @@ interface KeyRow {
   created_at: number;
   revoked_at: number | null;
   last_used_at: number | null;
+  network_allow: string | null;
 }
 
 const TOKEN_PREFIX = "wdn_";
@@ -48,6 +51,7 @@ function toKey(row: KeyRow): ApiKey {
     createdAt: row.created_at,
     revokedAt: row.revoked_at,
     lastUsedAt: row.last_used_at,
+    networkAllow: row.network_allow ? (JSON.parse(row.network_allow) as string[]) : null,
   };
 }
 
@@ -65,7 +69,14 @@ export class KeyStore {
   }
 
   /** Makes a key; returns it with its token, which is never stored or shown again. */
-  create(options: { name: string; scopes: Scope[]; userId: string; token?: string; id?: string }): {
+  create(options: {
+    name: string;
+    scopes: Scope[];
+    userId: string;
+    token?: string;
+    id?: string;
+    networkAllow?: string[] | null;
+  }): {
     key: ApiKey;
     token: string;
   } {
@@ -78,7 +89,7 @@ export class KeyStore {
     const now = Date.now();
     this.db
       .prepare(
-        "INSERT INTO api_keys (id, name, hash, scopes, user_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO api_keys (id, name, hash, scopes, user_id, created_at, network_allow) VALUES (?, ?, ?, ?, ?, ?, ?)",
       )
       .run(
         id,
@@ -87,6 +98,7 @@ export class KeyStore {
         [...new Set(options.scopes)].join(","),
         options.userId,
         now,
+        options.networkAllow ? JSON.stringify(options.networkAllow) : null,
       );
     return { key: this.get(id)!, token };
   }

@@ -14,6 +14,7 @@ export interface TestServer {
   url: string;
   adminToken: string;
   dataDir: string;
+  configFile: string;
   process: ChildProcess;
   logs: string[];
   /** fetch with the admin key (or another token) and JSON body handling. */
@@ -90,6 +91,7 @@ export async function startServer(
     url,
     adminToken,
     dataDir,
+    configFile,
     process: child,
     logs,
     request(method, path, o = {}) {
@@ -131,6 +133,7 @@ export function createKey(
   name: string,
   scopes: string,
   user?: string,
+  allowNet?: string[],
 ): Promise<string> {
   return new Promise((resolve, reject) => {
     const args = [
@@ -143,8 +146,9 @@ export function createKey(
       scopes,
     ];
     if (user) args.push("--user", user);
+    if (allowNet) args.push("--allow-net", allowNet.join(","));
     const child = spawn(process.execPath, args, {
-      env: { ...process.env, WARDEN_DATA_DIR: server.dataDir },
+      env: { ...process.env, WARDEN_DATA_DIR: server.dataDir, WARDEN_CONFIG: server.configFile },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";

@@ -2,7 +2,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startServer, type TestServer } from "../helpers/server.js";
+import { createKey, startServer, type TestServer } from "../helpers/server.js";
 
 let upstream: Server;
 let port: number;
@@ -76,5 +76,22 @@ describe("network policy through the API", () => {
     });
     expect(star.status).toBe(400);
     expect(server.count("executions")).toBe(before);
+  });
+});
+
+describe("per-key egress", () => {
+  it("a key's own allowlist narrows the server's, and is checked against it when made", async () => {
+    const narrow = await createKey(server, "narrow", "execute", "narrow", ["other.pkg.test"]);
+    const res = await server.request("POST", "/v1/executions", {
+      token: narrow,
+      body: { language: "python", code: "print(1)", network: { allow: ["files.pkg.test"] } },
+    });
+    expect(res.status).toBe(403);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(
+      /other\.pkg\.test/,
+    );
+    await expect(createKey(server, "too-wide", "execute", "w", ["github.com"])).rejects.toThrow(
+      /outside this server's egress allowlist/,
+    );
   });
 });

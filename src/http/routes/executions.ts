@@ -100,7 +100,11 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
     async (request, reply) => {
       const actor = request.actor!;
       const userId = actingUser(actor, request.body.userId);
-      const execution = service.submit(request.body, { userId, keyId: actor.key?.id }, "api");
+      const execution = service.submit(
+        request.body,
+        { userId, keyId: actor.key?.id, networkAllow: actor.key?.networkAllow },
+        "api",
+      );
       if (!request.body.wait) {
         void reply.header("Location", `/v1/executions/${execution.id}`);
         return reply.status(202).send({ id: execution.id, status: "queued" as const });

@@ -255,7 +255,7 @@ export const pistonRoutes: FastifyPluginAsync<{
             retryOnFailure: true,
             wait: true,
           },
-          { userId: actor.userId, keyId: actor.key?.id },
+          { userId: actor.userId, keyId: actor.key?.id, networkAllow: actor.key?.networkAllow },
           "piston",
         );
       } catch (error) {
