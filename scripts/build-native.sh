@@ -16,3 +16,5 @@ echo "native helpers built in $out"
 # Node programs with egress get fetch routed through the proxy (see the file).
 npx --no-install esbuild native/node-proxy.cjs --bundle --platform=node --format=cjs \
   --log-level=warning --outfile="$out/node-proxy.cjs"
+# The session agent is plain CommonJS with Node built-ins only.
+cp native/agent.cjs "$out/agent.cjs"

@@ -229,6 +229,27 @@ export const ConfigSchema = z
       .positive()
       .default(7)
       .describe("How long execution records and audit events are kept."),
+    maxSessionsPerUser: z
+      .number()
+      .int()
+      .min(0)
+      .default(3)
+      .describe("Live sessions one user may hold."),
+    sessionTimeout: z
+      .number()
+      .positive()
+      .default(1800)
+      .describe("Default session lifetime (TTL, s)."),
+    maxSessionTimeout: z
+      .number()
+      .positive()
+      .default(86_400)
+      .describe("Longest session lifetime a request may ask (s)."),
+    sessionIdleTimeout: z
+      .number()
+      .positive()
+      .default(600)
+      .describe("A session unused this long is destroyed (s)."),
     maxArtifactSizeMB: z.number().int().min(1).default(100),
     maxArtifactsPerExecution: z.number().int().min(0).default(20),
     maxRetries: z.number().int().min(0).default(3),

@@ -16,6 +16,7 @@ import { WardenError } from "../errors.js";
 import { SandboxHost } from "../sandbox/host.js";
 import { isOwnerAlive, processStartTicks } from "../sandbox/owner.js";
 import { openDatabase, type Db } from "../store/database.js";
+import { SessionManager } from "../sessions/manager.js";
 import { ExecutionService } from "./service.js";
 
 export interface OpenWardenOptions extends LoadConfigOptions {
@@ -30,6 +31,8 @@ export interface EmbeddedWarden extends ExecutionService {
   readonly registry: RuntimeRegistry;
   readonly db: Db;
   readonly config: Config;
+  /** Long-lived sandboxes (sessions). */
+  readonly sessions: SessionManager;
   /** Drains (running executions get `deadlineMs`), then releases the host and the store. */
   shutdown(deadlineMs?: number): Promise<void>;
 }
@@ -79,13 +82,15 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
     throw error;
   }
   const service = new ExecutionService({ config, host, registry, db, logger });
+  const sessions = new SessionManager(config, host, logger, (e) => service.audit(e));
   return Object.assign(service, {
     host,
     registry,
     db,
     config,
+    sessions,
     async shutdown(deadlineMs = config.server.shutdownGracePeriod * 1000): Promise<void> {
-      await service.close(deadlineMs);
+      await Promise.all([service.close(deadlineMs), sessions.closeAll()]);
       await host.close();
       db.close();
       unlock();

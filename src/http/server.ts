@@ -29,6 +29,8 @@ import { adminRoutes } from "./routes/admin.js";
 import { executionRoutes } from "./routes/executions.js";
 import { healthRoutes } from "./routes/health.js";
 import { pistonRoutes } from "./routes/piston.js";
+import { sessionRoutes } from "./routes/sessions.js";
+import type { SessionManager } from "../sessions/manager.js";
 
 export interface ServerDeps {
   config: Config;
@@ -38,6 +40,7 @@ export interface ServerDeps {
   host: SandboxHost;
   db: Db;
   keys: KeyStore;
+  sessions: SessionManager;
 }
 
 // The return type is inferred: a Fastify instance with the zod type provider.
@@ -153,5 +156,6 @@ export async function buildServer(deps: ServerDeps) {
   await app.register(executionRoutes, { service, registry: deps.registry, config });
   await app.register(adminRoutes, { service });
   await app.register(pistonRoutes, { service, registry: deps.registry, config });
+  await app.register(sessionRoutes, { sessions: deps.sessions });
   return app;
 }

@@ -178,6 +178,7 @@ export class Box {
               }
             : undefined,
           stdin: spec.stdin,
+          retainOutput: spec.retainOutput,
           outputBytes: limits.outputBytes,
           onOutput: spec.onOutput,
           timeoutMs: limits.timeoutMs,

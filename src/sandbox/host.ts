@@ -84,9 +84,15 @@ export class SandboxHost {
       () => true,
       () => false,
     );
+    const agent = join(nativeDir, "agent.cjs");
+    const hasAgent = await access(agent, constants.R_OK).then(
+      () => true,
+      () => false,
+    );
     const runDir = await prepareRunDir(options.runDir, ownerTag(), {
       "warden-init": initSource,
       ...(hasNodeProxy ? { "node-proxy.cjs": nodeProxy } : {}),
+      ...(hasAgent ? { "agent.cjs": agent } : {}),
       ...options.privateFiles,
     });
     const uids = new UidPool(runDir.uids, config.uidBase, config.uidCount);

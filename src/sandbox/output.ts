@@ -15,6 +15,8 @@ export class CappedOutput {
     readonly stream: OutputStream,
     private readonly capBytes: number,
     private readonly onChunk?: (chunk: OutputChunk) => void,
+    /** Keep the text for `text()`; off for long-lived programs whose output is only streamed. */
+    private readonly retain = true,
   ) {}
 
   /** Returns false once the cap is exceeded. */
@@ -33,7 +35,7 @@ export class CappedOutput {
 
   private emit(text: string): void {
     if (!text) return;
-    this.parts.push(text);
+    if (this.retain) this.parts.push(text);
     this.onChunk?.({ stream: this.stream, data: text });
   }
 

@@ -19,7 +19,10 @@ export interface SuperviseOptions {
   cgroup: Cgroup;
   /** Called between mount and go when the helper mounts the workspace. */
   fillWorkspace?: () => Promise<void>;
-  stdin?: string | Buffer | undefined;
+  /** Written then closed; a stream is piped (a long-lived program's request channel). */
+  stdin?: string | Buffer | Readable | undefined;
+  /** Keep stdout/stderr text in the result (off: only streamed to onOutput). @default true */
+  retainOutput?: boolean | undefined;
   outputBytes: number;
   onOutput?: ((chunk: OutputChunk) => void) | undefined;
   timeoutMs: number;
@@ -60,8 +63,8 @@ export async function supervise(o: SuperviseOptions, seccompHandle: number): Pro
     outputExceeded: false,
     killedByUser: false,
     forceKilled: false,
-    stdout: new CappedOutput("stdout", o.outputBytes, o.onOutput),
-    stderr: new CappedOutput("stderr", o.outputBytes, o.onOutput),
+    stdout: new CappedOutput("stdout", o.outputBytes, o.onOutput, o.retainOutput ?? true),
+    stderr: new CappedOutput("stderr", o.outputBytes, o.onOutput, o.retainOutput ?? true),
     wallTimeMs: 0,
     disk: null,
   };
@@ -107,7 +110,12 @@ export async function supervise(o: SuperviseOptions, seccompHandle: number): Pro
         await Promise.race([grace, closed]);
         if (ended) return;
       }
-      await killAll();
+      // Keep killing until the helper is gone: a process that joins the cgroup
+      // just after a round (the start-up window) must not survive the stop.
+      while (!ended) {
+        await killAll();
+        await Promise.race([new Promise((resolve) => setTimeout(resolve, 50)), closed]);
+      }
     })();
   };
 
@@ -144,7 +152,8 @@ export async function supervise(o: SuperviseOptions, seccompHandle: number): Pro
       else o.signal.addEventListener("abort", onAbort, { once: true });
     }
     stdin.on("error", () => undefined); // the program may exit without reading
-    stdin.end(o.stdin ?? "");
+    if (o.stdin && typeof o.stdin === "object" && "pipe" in o.stdin) o.stdin.pipe(stdin);
+    else stdin.end(o.stdin ?? "");
   };
 
   const onData = (out: CappedOutput) => (data: Buffer) => {
@@ -170,6 +179,11 @@ export async function supervise(o: SuperviseOptions, seccompHandle: number): Pro
     if (kind === "R" && fill) {
       fill().then(
         () => {
+          // Stopped before it started: never release the program; the helper unmounts and exits.
+          if (outcome.killedByUser || outcome.timedOut) {
+            control.end();
+            return;
+          }
           control.write("G");
           begin();
         },

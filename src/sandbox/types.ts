@@ -1,4 +1,5 @@
 /** The engine's contract: a `SandboxSpec` goes in, a `RunResult` comes out. */
+import type { Readable } from "node:stream";
 import type { EgressPolicy } from "../network/policy.js";
 import type { EgressEvent } from "../network/proxy.js";
 
@@ -57,7 +58,10 @@ export interface SandboxSpec {
   argv: string[];
   /** Environment on top of the base one (PATH, HOME, LANG...). */
   env?: Record<string, string>;
-  stdin?: string | Buffer;
+  /** Written and closed; or a stream piped for the program's whole life. */
+  stdin?: string | Buffer | Readable;
+  /** Keep output in the result; off for long-lived programs that only stream it. @default true */
+  retainOutput?: boolean;
   /** Working directory inside the sandbox. @default "/workspace" */
   cwd?: string;
   limits: SandboxLimits;

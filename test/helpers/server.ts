@@ -158,3 +158,12 @@ export function createKey(
     child.on("close", (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(err))));
   });
 }
+
+/** Polls `check` until it holds (the machine may be busy), failing after `timeoutMs`. */
+export async function eventually(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

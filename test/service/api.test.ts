@@ -1,6 +1,6 @@
 /** The REST API and the admin API against a real `warden serve`, as a client sees them. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createKey, startServer, type TestServer } from "../helpers/server.js";
+import { createKey, eventually, startServer, type TestServer } from "../helpers/server.js";
 
 let server: TestServer;
 let userKey: string;
@@ -120,7 +120,14 @@ describe("REST /v1", () => {
       });
       ids.push(((await res.json()) as { id: string }).id);
     }
-    await new Promise((r) => setTimeout(r, 500));
+    // Wait until all ten are admitted (running or queued), however busy the machine is.
+    await eventually(async () => {
+      const m = (await (await server.request("GET", "/api/sandbox/metrics")).json()) as {
+        activeExecutions: number;
+        queuedExecutions: number;
+      };
+      return m.activeExecutions === 5 && m.queuedExecutions === 5;
+    });
     const user = await (await server.request("GET", "/api/sandbox/metrics/alice")).json();
     expect(user).toMatchObject({
       userId: "alice",
@@ -152,10 +159,12 @@ describe("REST /v1", () => {
       expect(await (await server.request("POST", `/api/sandbox/kill/${id}`)).json()).toEqual({
         success: true,
       });
-    await new Promise((r) => setTimeout(r, 500));
-    expect(await (await server.request("GET", "/api/sandbox/metrics")).json()).toMatchObject({
-      activeExecutions: 0,
-      queuedExecutions: 0,
+    await eventually(async () => {
+      const m = (await (await server.request("GET", "/api/sandbox/metrics")).json()) as {
+        activeExecutions: number;
+        queuedExecutions: number;
+      };
+      return m.activeExecutions === 0 && m.queuedExecutions === 0;
     });
   });
 

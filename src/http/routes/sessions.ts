@@ -1,0 +1,266 @@
+/** REST /v1/sessions: long-lived sandboxes, their commands and their files. */
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { WardenError } from "../../errors.js";
+import { RequestLimitsSchema } from "../../executions/limits.js";
+import type { SessionManager } from "../../sessions/manager.js";
+import { hasScope, type Actor } from "../auth.js";
+import { ErrorBodySchema } from "../schemas.js";
+
+const errors = {
+  400: ErrorBodySchema,
+  401: ErrorBodySchema,
+  403: ErrorBodySchema,
+  404: ErrorBodySchema,
+  429: ErrorBodySchema,
+};
+
+const SessionSchema = z.object({
+  id: z.string(),
+  userId: z.string(),
+  status: z.enum(["running", "ended"]),
+  createdAt: z.string(),
+  expiresAt: z.string(),
+  lastUsedAt: z.string(),
+  idleTimeoutSeconds: z.number(),
+  limits: z.object({
+    memoryMb: z.number(),
+    cpuPercent: z.number(),
+    diskMb: z.number(),
+    pids: z.number(),
+  }),
+  metadata: z.record(z.string(), z.string()),
+});
+
+const Params = z.object({ id: z.string().regex(/^sess_[0-9A-Z]{26}$/, "id: not a session id") });
+const FileParams = Params.extend({ "*": z.string().min(1, "path: empty").max(1024) });
+
+const CommandSchema = z
+  .object({
+    command: z
+      .union([z.array(z.string().max(32_768)).min(1).max(1024), z.string().min(1).max(65_536)])
+      .describe("argv, or a string run by /bin/sh -c inside the sandbox."),
+    cwd: z.string().max(1024).optional().describe("Relative to /workspace."),
+    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string().max(32_768)).optional(),
+    stdin: z
+      .string()
+      .max(1024 * 1024)
+      .optional(),
+    timeout: z.number().positive().optional().describe("Seconds; the command, not the session."),
+  })
+  .strict();
+
+const CommandResultSchema = z.object({
+  status: z.enum(["completed", "failed", "timeout", "output_limit"]),
+  success: z.boolean(),
+  exitCode: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  stdout: z.string(),
+  stderr: z.string(),
+  truncated: z.boolean(),
+  durationMs: z.number(),
+});
+
+export const sessionRoutes: FastifyPluginAsyncZod<{ sessions: SessionManager }> = async (
+  app,
+  { sessions },
+) => {
+  // File uploads are raw bytes.
+  app.addContentTypeParser("application/octet-stream", { parseAs: "buffer" }, (_req, body, done) =>
+    done(null, body),
+  );
+  const me = (actor: Actor | null): { userId: string; admin: boolean } => ({
+    userId: actor!.userId,
+    admin: hasScope(actor, "admin"),
+  });
+
+  app.post(
+    "/v1/sessions",
+    {
+      config: { scope: "sessions" },
+      schema: {
+        summary: "Start a session: a sandbox that lives across calls",
+        body: z
+          .object({
+            timeout: z.number().positive().optional().describe("Lifetime (TTL) in seconds."),
+            idleTimeout: z
+              .number()
+              .positive()
+              .optional()
+              .describe("Destroyed after this many idle seconds."),
+            limits: RequestLimitsSchema.optional().describe(
+              "Limits of the whole session (one cgroup).",
+            ),
+            metadata: z.record(z.string().max(64), z.string().max(1024)).optional(),
+          })
+          .strict(),
+        response: { 201: SessionSchema, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const info = await sessions.create(request.actor!.userId, request.body);
+      return reply.status(201).send(info);
+    },
+  );
+
+  app.get(
+    "/v1/sessions",
+    {
+      config: { scope: "sessions" },
+      schema: {
+        summary: "Your live sessions (admins: all)",
+        response: { 200: z.array(SessionSchema), ...errors },
+      },
+    },
+    async (request) => {
+      const { userId, admin } = me(request.actor);
+      return sessions.list(userId, admin);
+    },
+  );
+
+  app.get(
+    "/v1/sessions/:id",
+    {
+      config: { scope: "sessions" },
+      schema: {
+        summary: "One session",
+        params: Params,
+        response: { 200: SessionSchema, ...errors },
+      },
+    },
+    async (request) => {
+      const { userId, admin } = me(request.actor);
+      return sessions.get(request.params.id, userId, admin);
+    },
+  );
+
+  app.post(
+    "/v1/sessions/:id/extend",
+    {
+      config: { scope: "sessions" },
+      schema: {
+        summary: "Extend a session's lifetime",
+        params: Params,
+        body: z.object({ timeout: z.number().positive() }).strict(),
+        response: { 200: SessionSchema, ...errors },
+      },
+    },
+    async (request) =>
+      sessions.extend(request.params.id, request.actor!.userId, request.body.timeout),
+  );
+
+  app.delete(
+    "/v1/sessions/:id",
+    {
+      config: { scope: "sessions" },
+      schema: { summary: "End a session and remove everything of it", params: Params },
+    },
+    async (request, reply) => {
+      const { userId, admin } = me(request.actor);
+      await sessions.destroy(request.params.id, userId, `deleted by ${userId}`, admin);
+      return reply.status(204).send();
+    },
+  );
+
+  app.post(
+    "/v1/sessions/:id/commands",
+    {
+      config: { scope: "sessions" },
+      schema: {
+        summary: "Run a command inside the session",
+        params: Params,
+        body: CommandSchema,
+        response: { 200: CommandResultSchema, ...errors },
+      },
+    },
+    async (request) => sessions.command(request.params.id, request.actor!.userId, request.body),
+  );
+
+  app.put(
+    "/v1/sessions/:id/files/*",
+    {
+      config: { scope: "sessions" },
+      schema: { summary: "Upload a file (raw body, application/octet-stream)", params: FileParams },
+    },
+    async (request, reply) => {
+      if (!Buffer.isBuffer(request.body))
+        throw new WardenError(
+          "INVALID_REQUEST",
+          "body: send the file's bytes as application/octet-stream",
+          { details: { httpStatus: 415 } },
+        );
+      await sessions.writeFile(
+        request.params.id,
+        request.actor!.userId,
+        request.params["*"],
+        request.body,
+      );
+      return reply.status(204).send();
+    },
+  );
+
+  app.get(
+    "/v1/sessions/:id/files/*",
+    { config: { scope: "sessions" }, schema: { summary: "Download a file", params: FileParams } },
+    async (request, reply) => {
+      const content = await sessions.readFile(
+        request.params.id,
+        request.actor!.userId,
+        request.params["*"],
+      );
+      return reply
+        .type("application/octet-stream")
+        .header("content-disposition", "attachment")
+        .send(content);
+    },
+  );
+
+  app.get(
+    "/v1/sessions/:id/files",
+    {
+      config: { scope: "sessions" },
+      schema: {
+        summary: "List a directory",
+        params: Params,
+        querystring: z.object({ dir: z.string().max(1024).default(".") }),
+        response: {
+          200: z.array(
+            z.object({
+              name: z.string(),
+              type: z.string(),
+              size: z.number(),
+              mtime: z.string().nullable(),
+            }),
+          ),
+          ...errors,
+        },
+      },
+    },
+    async (request) =>
+      sessions.listFiles(request.params.id, request.actor!.userId, request.query.dir),
+  );
+
+  app.delete(
+    "/v1/sessions/:id/files/*",
+    {
+      config: { scope: "sessions" },
+      schema: { summary: "Delete a file or directory", params: FileParams },
+    },
+    async (request, reply) => {
+      await sessions.deleteFile(request.params.id, request.actor!.userId, request.params["*"]);
+      return reply.status(204).send();
+    },
+  );
+
+  app.post(
+    "/v1/sessions/:id/dirs/*",
+    {
+      config: { scope: "sessions" },
+      schema: { summary: "Make a directory (and its parents)", params: FileParams },
+    },
+    async (request, reply) => {
+      await sessions.makeDir(request.params.id, request.actor!.userId, request.params["*"]);
+      return reply.status(204).send();
+    },
+  );
+};

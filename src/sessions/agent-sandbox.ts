@@ -1,0 +1,160 @@
+/**
+ * A sandbox that lives: one box, one cgroup and one set of limits for its
+ * whole life, with Warden's agent (native/agent.cjs, run by the system's
+ * Node inside) as its program. Requests go in on the agent's stdin as JSON
+ * lines; events come back on its stdout. Everything the agent does — run a
+ * command, read or write a file — happens inside the sandbox.
+ */
+import { PassThrough } from "node:stream";
+import { ERROR_CODES, WardenError, type ErrorCode } from "../errors.js";
+import { findTool } from "../runtimes/registry.js";
+import type { Box } from "../sandbox/box.js";
+import type { SandboxHost } from "../sandbox/host.js";
+import type { RunResult, SandboxLimits } from "../sandbox/types.js";
+
+export interface AgentEvent {
+  id?: number;
+  type: string;
+  [key: string]: unknown;
+}
+
+export interface AgentSandboxOptions {
+  limits: SandboxLimits;
+  searchPath: readonly string[];
+  /** Called when the sandbox ends on its own (TTL, memory, crash). */
+  onExit?: (result: RunResult) => void;
+}
+
+const AGENT_PATH = "/.warden/lib/agent.cjs";
+
+/** A string field of an agent event ("" when absent or not a string). */
+export function text(value: unknown): string {
+  return typeof value === "string" ? value : "";
+}
+
+function knownCode(code: unknown): ErrorCode {
+  return typeof code === "string" && code in ERROR_CODES ? (code as ErrorCode) : "INTERNAL";
+}
+
+export class AgentSandbox {
+  private readonly input = new PassThrough();
+  private readonly pending = new Map<number, (event: AgentEvent) => void>();
+  private nextId = 1;
+  private buffer = "";
+  private readonly stop = new AbortController();
+  readonly ended: Promise<RunResult>;
+  result: RunResult | null = null;
+
+  private constructor(
+    readonly box: Box,
+    ready: () => void,
+    options: AgentSandboxOptions,
+    host: SandboxHost,
+  ) {
+    const node = findTool(["node", "nodejs"], options.searchPath);
+    if (!node)
+      throw new WardenError(
+        "ISOLATION_UNAVAILABLE",
+        "sessions need Node.js in the system search path",
+      );
+    this.ended = box
+      .run(
+        {
+          argv: [node, AGENT_PATH],
+          mounts: [{ source: host.privateFile("agent.cjs"), target: AGENT_PATH }],
+          stdin: this.input,
+          retainOutput: false,
+          limits: { ...options.limits, outputBytes: Number.MAX_SAFE_INTEGER },
+          signal: this.stop.signal,
+          onOutput: (chunk) => {
+            if (chunk.stream === "stdout") this.receive(chunk.data, ready);
+          },
+        },
+        { last: true },
+      )
+      .then((result) => {
+        this.result = result;
+        for (const [, deliver] of this.pending)
+          deliver({ type: "error", code: "INTERNAL", message: `session ended: ${result.status}` });
+        this.pending.clear();
+        options.onExit?.(result);
+        return result;
+      });
+  }
+
+  /** Starts the sandbox and waits until its agent is ready. */
+  static async start(
+    host: SandboxHost,
+    diskMb: number,
+    options: AgentSandboxOptions,
+  ): Promise<AgentSandbox> {
+    const box = await host.prepare({ diskMb });
+    let markReady!: () => void;
+    const ready = new Promise<void>((resolve) => (markReady = resolve));
+    const sandbox = new AgentSandbox(box, markReady, options, host);
+    const ended = sandbox.ended.then((r) => {
+      throw new WardenError(
+        "INTERNAL",
+        `session sandbox failed to start: ${r.errorMessage ?? r.status}`,
+      );
+    });
+    try {
+      await Promise.race([ready, ended]);
+    } catch (error) {
+      await box.destroy();
+      throw error;
+    }
+    return sandbox;
+  }
+
+  private receive(data: string, ready: () => void): void {
+    this.buffer += data;
+    let newline;
+    while ((newline = this.buffer.indexOf("\n")) >= 0) {
+      const line = this.buffer.slice(0, newline);
+      this.buffer = this.buffer.slice(newline + 1);
+      let event: AgentEvent;
+      try {
+        event = JSON.parse(line) as AgentEvent;
+      } catch {
+        continue;
+      }
+      if (event.type === "ready") ready();
+      else if (event.id !== undefined) this.pending.get(event.id)?.(event);
+    }
+  }
+
+  /**
+   * Sends a request; `onEvent` sees every event for it; resolves with the
+   * final one (exit, ok, file, list) or rejects with the agent's error.
+   */
+  request(
+    body: Record<string, unknown>,
+    onEvent?: (event: AgentEvent) => void,
+  ): Promise<AgentEvent> {
+    if (this.result) return Promise.reject(new WardenError("NOT_FOUND", "the session has ended"));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, (event) => {
+        if (event.type === "stdout" || event.type === "stderr") {
+          onEvent?.(event);
+          return;
+        }
+        this.pending.delete(id);
+        if (event.type === "error")
+          reject(new WardenError(knownCode(event.code), text(event.message) || "agent error"));
+        else resolve(event);
+      });
+      this.input.write(`${JSON.stringify({ ...body, id })}\n`);
+    });
+  }
+
+  /** Kills everything in the sandbox and removes it. Safe to call twice. */
+  async close(): Promise<RunResult> {
+    this.stop.abort();
+    this.input.end();
+    const result = await this.ended;
+    await this.box.destroy();
+    return result;
+  }
+}

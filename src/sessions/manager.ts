@@ -1,0 +1,326 @@
+/**
+ * Sessions: sandboxes that live across calls, each with session-wide limits,
+ * a TTL and an idle timeout, owned by one user. Commands and file operations
+ * run inside through the session's agent. Expiry, deletion and crashes all
+ * end in the same place: the sandbox is destroyed and nothing is left.
+ */
+import type { Logger } from "../audit/logger.js";
+import type { Config } from "../config/schema.js";
+import { WardenError } from "../errors.js";
+import { resolveLimits, type RequestLimits } from "../executions/limits.js";
+import type { SandboxHost } from "../sandbox/host.js";
+import { checkWorkspacePath } from "../sandbox/workspace.js";
+import type { OutputChunk } from "../sandbox/types.js";
+import { ulid } from "../util/ids.js";
+import { AgentSandbox, text } from "./agent-sandbox.js";
+
+export interface SessionInfo {
+  id: string;
+  userId: string;
+  status: "running" | "ended";
+  createdAt: string;
+  expiresAt: string;
+  lastUsedAt: string;
+  idleTimeoutSeconds: number;
+  limits: { memoryMb: number; cpuPercent: number; diskMb: number; pids: number };
+  metadata: Record<string, string>;
+}
+
+export interface CreateSessionOptions {
+  timeout?: number | undefined;
+  idleTimeout?: number | undefined;
+  limits?: RequestLimits | undefined;
+  metadata?: Record<string, string> | undefined;
+}
+
+export interface CommandOptions {
+  command: string[] | string;
+  cwd?: string | undefined;
+  env?: Record<string, string> | undefined;
+  stdin?: string | undefined;
+  timeout?: number | undefined;
+  onOutput?: ((chunk: OutputChunk) => void) | undefined;
+}
+
+export interface CommandResult {
+  status: "completed" | "failed" | "timeout" | "output_limit";
+  success: boolean;
+  exitCode: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  truncated: boolean;
+  durationMs: number;
+}
+
+export interface FileEntry {
+  name: string;
+  type: string;
+  size: number;
+  mtime: string | null;
+}
+
+interface Session {
+  info: SessionInfo;
+  sandbox: AgentSandbox;
+  expiresAt: number;
+  lastUsedAt: number;
+  idleMs: number;
+}
+
+const SWEEP_MS = 1000;
+
+export class SessionManager {
+  private readonly sessions = new Map<string, Session>();
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(
+    private readonly config: Config,
+    private readonly host: SandboxHost,
+    private readonly logger: Logger,
+    private readonly audit: (e: {
+      userId: string;
+      level: "info" | "warn";
+      event: string;
+      message: string;
+      data?: Record<string, unknown>;
+    }) => void,
+  ) {
+    this.sweeper = setInterval(() => void this.expire(), SWEEP_MS);
+    this.sweeper.unref();
+  }
+
+  get count(): number {
+    return this.sessions.size;
+  }
+
+  private ownedBy(id: string, userId: string, admin = false): Session {
+    const session = this.sessions.get(id);
+    if (!session || (!admin && session.info.userId !== userId))
+      throw new WardenError("NOT_FOUND", `session ${id} not found`);
+    return session;
+  }
+
+  async create(userId: string, options: CreateSessionOptions = {}): Promise<SessionInfo> {
+    const mine = [...this.sessions.values()].filter((s) => s.info.userId === userId).length;
+    if (mine >= this.config.maxSessionsPerUser)
+      throw new WardenError(
+        "QUOTA_EXCEEDED",
+        `sessions: you already hold ${mine} (maxSessionsPerUser ${this.config.maxSessionsPerUser})`,
+      );
+    const ttl = options.timeout ?? this.config.sessionTimeout;
+    if (ttl > this.config.maxSessionTimeout)
+      throw new WardenError(
+        "INVALID_REQUEST",
+        `timeout: ${ttl} exceeds the maximum ${this.config.maxSessionTimeout} (maxSessionTimeout)`,
+      );
+    const idle = options.idleTimeout ?? this.config.sessionIdleTimeout;
+    // The sandbox's own wall limit is the TTL (plus slack): the manager ends it first.
+    const limits = {
+      ...resolveLimits(this.config, { limits: options.limits }),
+      timeoutMs: (ttl + 60) * 1000,
+    };
+    const id = `sess_${ulid()}`;
+    const sandbox = await AgentSandbox.start(this.host, limits.diskMb, {
+      limits,
+      searchPath: this.config.sandbox.searchPath,
+      onExit: (result) => {
+        if (!this.sessions.has(id)) return;
+        this.logger.warn(
+          { sessionId: id, status: result.status },
+          "session sandbox ended on its own",
+        );
+        void this.destroy(id, userId, `sandbox ended: ${result.status}`, true);
+      },
+    });
+    const now = Date.now();
+    const info: SessionInfo = {
+      id,
+      userId,
+      status: "running",
+      createdAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + ttl * 1000).toISOString(),
+      lastUsedAt: new Date(now).toISOString(),
+      idleTimeoutSeconds: idle,
+      limits: {
+        memoryMb: limits.memoryMb,
+        cpuPercent: limits.cpuPercent,
+        diskMb: limits.diskMb,
+        pids: limits.pids,
+      },
+      metadata: options.metadata ?? {},
+    };
+    this.sessions.set(id, {
+      info,
+      sandbox,
+      expiresAt: now + ttl * 1000,
+      lastUsedAt: now,
+      idleMs: idle * 1000,
+    });
+    this.audit({
+      userId,
+      level: "info",
+      event: "session_created",
+      message: `session ${id} created`,
+      data: { sessionId: id, ttl },
+    });
+    return { ...info };
+  }
+
+  get(id: string, userId: string, admin = false): SessionInfo {
+    const s = this.ownedBy(id, userId, admin);
+    return {
+      ...s.info,
+      lastUsedAt: new Date(s.lastUsedAt).toISOString(),
+      expiresAt: new Date(s.expiresAt).toISOString(),
+    };
+  }
+
+  list(userId: string, admin = false): SessionInfo[] {
+    return [...this.sessions.values()]
+      .filter((s) => admin || s.info.userId === userId)
+      .map((s) => this.get(s.info.id, s.info.userId, true));
+  }
+
+  extend(id: string, userId: string, seconds: number): SessionInfo {
+    const s = this.ownedBy(id, userId);
+    const created = Date.parse(s.info.createdAt);
+    const wanted = Date.now() + seconds * 1000;
+    if (wanted - created > this.config.maxSessionTimeout * 1000)
+      throw new WardenError(
+        "INVALID_REQUEST",
+        `timeout: a session lives at most ${this.config.maxSessionTimeout} s (maxSessionTimeout)`,
+      );
+    s.expiresAt = Math.max(s.expiresAt, wanted);
+    return this.get(id, userId);
+  }
+
+  private touch(s: Session): void {
+    s.lastUsedAt = Date.now();
+  }
+
+  async destroy(id: string, userId: string, reason: string, admin = false): Promise<void> {
+    const s = this.ownedBy(id, userId, admin);
+    this.sessions.delete(id);
+    await s.sandbox.close();
+    this.audit({
+      userId: s.info.userId,
+      level: "info",
+      event: "session_ended",
+      message: `session ${id} ended: ${reason}`,
+      data: { sessionId: id },
+    });
+  }
+
+  private async expire(): Promise<void> {
+    const now = Date.now();
+    for (const s of [...this.sessions.values()]) {
+      const why =
+        now >= s.expiresAt ? "TTL reached" : now - s.lastUsedAt >= s.idleMs ? "idle timeout" : null;
+      if (why) await this.destroy(s.info.id, s.info.userId, why, true).catch(() => undefined);
+    }
+  }
+
+  async command(id: string, userId: string, o: CommandOptions): Promise<CommandResult> {
+    const s = this.ownedBy(id, userId);
+    this.touch(s);
+    const timeoutMs = Math.round((o.timeout ?? this.config.defaultTimeout) * 1000);
+    if (timeoutMs > this.config.maxTimeout * 1000)
+      throw new WardenError(
+        "INVALID_REQUEST",
+        `timeout: ${o.timeout} exceeds the maximum ${this.config.maxTimeout} (maxTimeout)`,
+      );
+    const out = { stdout: "", stderr: "" };
+    const exit = await s.sandbox.request(
+      {
+        op: "exec",
+        ...(typeof o.command === "string" ? { shell: o.command } : { argv: o.command }),
+        cwd: o.cwd,
+        env: o.env,
+        stdin: o.stdin,
+        timeoutMs,
+        outputBytes: this.config.defaults.outputBytes,
+      },
+      (event) => {
+        const stream = event.type as "stdout" | "stderr";
+        const data = text(event.data);
+        out[stream] += data;
+        o.onOutput?.({ stream, data });
+      },
+    );
+    this.touch(s);
+    const exitCode = typeof exit.exitCode === "number" ? exit.exitCode : null;
+    const signal = typeof exit.signal === "string" ? exit.signal : null;
+    const status = exit.timedOut
+      ? "timeout"
+      : exit.truncated
+        ? "output_limit"
+        : exitCode === 0
+          ? "completed"
+          : "failed";
+    return {
+      status,
+      success: status === "completed",
+      exitCode,
+      signal,
+      ...out,
+      truncated: exit.truncated === true,
+      durationMs: Number(exit.durationMs ?? 0),
+    };
+  }
+
+  async writeFile(id: string, userId: string, path: string, content: Buffer): Promise<void> {
+    const s = this.ownedBy(id, userId);
+    this.touch(s);
+    if (content.length > this.config.maxFileBytes)
+      throw new WardenError(
+        "INVALID_REQUEST",
+        `body: at most ${this.config.maxFileBytes} bytes per file (maxFileBytes)`,
+      );
+    await s.sandbox.request({
+      op: "write",
+      path: checkWorkspacePath(path),
+      content: content.toString("base64"),
+    });
+  }
+
+  async readFile(id: string, userId: string, path: string): Promise<Buffer> {
+    const s = this.ownedBy(id, userId);
+    this.touch(s);
+    const file = await s.sandbox.request({
+      op: "read",
+      path: checkWorkspacePath(path),
+      maxBytes: this.config.maxFileBytes,
+    });
+    return Buffer.from(text(file.content), "base64");
+  }
+
+  async listFiles(id: string, userId: string, dir: string): Promise<FileEntry[]> {
+    const s = this.ownedBy(id, userId);
+    this.touch(s);
+    const path = dir === "" || dir === "." ? "." : checkWorkspacePath(dir, "dir");
+    return (await s.sandbox.request({ op: "list", path })).entries as FileEntry[];
+  }
+
+  async deleteFile(id: string, userId: string, path: string): Promise<void> {
+    const s = this.ownedBy(id, userId);
+    this.touch(s);
+    await s.sandbox.request({ op: "delete", path: checkWorkspacePath(path) });
+  }
+
+  async makeDir(id: string, userId: string, path: string): Promise<void> {
+    const s = this.ownedBy(id, userId);
+    this.touch(s);
+    await s.sandbox.request({ op: "mkdir", path: checkWorkspacePath(path) });
+  }
+
+  /** Ends every session (shutdown). */
+  async closeAll(): Promise<void> {
+    clearInterval(this.sweeper);
+    await Promise.all(
+      [...this.sessions.keys()].map((id) =>
+        this.destroy(id, "", "shutdown", true).catch(() => undefined),
+      ),
+    );
+  }
+}

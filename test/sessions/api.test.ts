@@ -1,0 +1,123 @@
+/** Sessions through `warden serve`: the REST routes, their owner checks and limits. */
+import { request as httpRequest } from "node:http";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createKey, startServer, type TestServer } from "../helpers/server.js";
+
+let server: TestServer;
+let ann: string;
+let bob: string;
+
+beforeAll(async () => {
+  server = await startServer();
+  ann = await createKey(server, "ann-app", "sessions", "ann");
+  bob = await createKey(server, "bob-app", "sessions,execute", "bob");
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+/** Sends only the headers of a huge upload: the server must refuse on Content-Length. */
+function hugeUpload(path: string, token: string, bytes: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(`${server.url}${path}`, {
+      method: "PUT",
+      headers: {
+        authorization: `Bearer ${token}`,
+        "content-type": "application/octet-stream",
+        "content-length": bytes,
+      },
+    });
+    req.on("response", (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+      req.destroy();
+    });
+    req.on("error", (e: NodeJS.ErrnoException) =>
+      e.code === "EPIPE" || e.code === "ECONNRESET" ? undefined : reject(e),
+    );
+    req.write(Buffer.alloc(64 * 1024));
+  });
+}
+
+describe("REST /v1/sessions", () => {
+  it("creates a session, runs commands in it, moves files, lists and deletes", async () => {
+    const created = await server.request("POST", "/v1/sessions", {
+      token: ann,
+      body: { timeout: 600, metadata: { purpose: "test" } },
+    });
+    expect(created.status).toBe(201);
+    const session = (await created.json()) as { id: string; userId: string };
+    expect(session).toMatchObject({
+      userId: "ann",
+      status: "running",
+      metadata: { purpose: "test" },
+    });
+    const base = `/v1/sessions/${session.id}`;
+
+    const put = await server.request("PUT", `${base}/files/src/data.bin`, {
+      token: ann,
+      raw: "\u0000\u0001binary",
+      headers: { "content-type": "application/octet-stream" },
+    });
+    expect(put.status).toBe(204);
+    const cmd = (await (
+      await server.request("POST", `${base}/commands`, {
+        token: ann,
+        body: { command: "wc -c < src/data.bin; echo x > out.txt" },
+      })
+    ).json()) as { stdout: string; status: string };
+    expect(cmd).toMatchObject({ status: "completed", stdout: "8\n" });
+    const argv = (await (
+      await server.request("POST", `${base}/commands`, {
+        token: ann,
+        body: { command: ["cat", "out.txt"] },
+      })
+    ).json()) as { stdout: string };
+    expect(argv.stdout).toBe("x\n");
+    const download = await server.request("GET", `${base}/files/src/data.bin`, { token: ann });
+    expect(download.headers.get("content-type")).toBe("application/octet-stream");
+    expect(Buffer.from(await download.arrayBuffer())).toEqual(Buffer.from("\u0000\u0001binary"));
+    const listing = (await (
+      await server.request("GET", `${base}/files?dir=src`, { token: ann })
+    ).json()) as { name: string }[];
+    expect(listing.map((e) => e.name)).toEqual(["data.bin"]);
+    expect((await server.request("POST", `${base}/dirs/a/b`, { token: ann })).status).toBe(204);
+    expect((await server.request("DELETE", `${base}/files/out.txt`, { token: ann })).status).toBe(
+      204,
+    );
+
+    // Another user sees nothing of it; an admin sees it listed.
+    expect((await server.request("GET", base, { token: bob })).status).toBe(404);
+    expect(
+      (await server.request("POST", `${base}/commands`, { token: bob, body: { command: "true" } }))
+        .status,
+    ).toBe(404);
+    const all = (await (await server.request("GET", "/v1/sessions")).json()) as { id: string }[];
+    expect(all.map((s) => s.id)).toContain(session.id);
+
+    expect((await server.request("DELETE", base, { token: ann })).status).toBe(204);
+    expect((await server.request("GET", base, { token: ann })).status).toBe(404);
+  });
+
+  it("refuses traversal, a 1 GB upload and keys without the sessions scope", async () => {
+    const session = (await (
+      await server.request("POST", "/v1/sessions", { token: ann, body: {} })
+    ).json()) as { id: string };
+    const base = `/v1/sessions/${session.id}`;
+    const traversal = await server.request("GET", `${base}/files/..%2F..%2Fetc%2Fpasswd`, {
+      token: ann,
+    });
+    expect(traversal.status).toBe(400);
+    expect(await hugeUpload(`${base}/files/big.bin`, ann, 1024 * 1024 * 1024)).toBe(413);
+    const jsonBody = await server.request("PUT", `${base}/files/x.json`, {
+      token: ann,
+      body: { a: 1 },
+    });
+    expect(jsonBody.status).toBe(415);
+    const execOnly = await createKey(server, "exec-only", "execute", "carl");
+    expect(
+      (await server.request("POST", "/v1/sessions", { token: execOnly, body: {} })).status,
+    ).toBe(403);
+    await server.request("DELETE", base, { token: ann });
+  });
+});

@@ -1,0 +1,155 @@
+/** Sessions in process: a sandbox that lives across calls, and leaves nothing when it goes. */
+import { readFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { silentLogger } from "../../src/audit/logger.js";
+import { loadConfig } from "../../src/config/load.js";
+import { SessionManager } from "../../src/sessions/manager.js";
+import { expectNothingLeft, testHost } from "../helpers/sandbox.js";
+import { eventually } from "../helpers/server.js";
+
+const config = loadConfig({
+  env: {},
+  overrides: { maxSessionsPerUser: 200, sessionIdleTimeout: 2 },
+});
+let manager: SessionManager;
+const events: string[] = [];
+
+beforeAll(async () => {
+  manager = new SessionManager(config, await testHost(), silentLogger, (e) => events.push(e.event));
+});
+afterAll(async () => {
+  await manager?.closeAll();
+});
+
+describe("sessions", () => {
+  it("keeps files and state between commands, and runs argv or shell commands", async () => {
+    const s = await manager.create("ann", { limits: { memoryMb: 256 } });
+    expect(s).toMatchObject({ userId: "ann", status: "running", limits: { memoryMb: 256 } });
+    const first = await manager.command(s.id, "ann", {
+      command: "echo hello > note.txt; mkdir -p sub; echo $HOME",
+    });
+    expect(first).toMatchObject({ status: "completed", exitCode: 0, stdout: "/workspace\n" });
+    const second = await manager.command(s.id, "ann", { command: ["/bin/cat", "note.txt"] });
+    expect(second.stdout).toBe("hello\n");
+    const cwd = await manager.command(s.id, "ann", { command: "pwd", cwd: "sub" });
+    expect(cwd.stdout).toBe("/workspace/sub\n");
+    const failed = await manager.command(s.id, "ann", { command: "exit 3" });
+    expect(failed).toMatchObject({ status: "failed", exitCode: 3 });
+    const slow = await manager.command(s.id, "ann", { command: "sleep 30", timeout: 0.5 });
+    expect(slow.status).toBe("timeout");
+    // The session survives its command's timeout.
+    expect((await manager.command(s.id, "ann", { command: "echo alive" })).stdout).toBe("alive\n");
+    await manager.destroy(s.id, "ann", "test");
+  });
+
+  it("moves files in and out, binary-safe, and lists them", async () => {
+    const s = await manager.create("ann");
+    const bytes = Buffer.from([0, 1, 2, 255, 254, 10, 13]);
+    await manager.writeFile(s.id, "ann", "data/blob.bin", bytes);
+    expect(await manager.readFile(s.id, "ann", "data/blob.bin")).toEqual(bytes);
+    const listing = await manager.listFiles(s.id, "ann", "data");
+    expect(listing).toEqual([expect.objectContaining({ name: "blob.bin", type: "file", size: 7 })]);
+    await manager.makeDir(s.id, "ann", "empty/dir");
+    await manager.deleteFile(s.id, "ann", "data/blob.bin");
+    await expect(manager.readFile(s.id, "ann", "data/blob.bin")).rejects.toMatchObject({
+      code: "NOT_FOUND",
+    });
+    await manager.destroy(s.id, "ann", "test");
+  });
+
+  it("gives nothing of the host through planted links or traversal", async () => {
+    const s = await manager.create("ann");
+    await manager.command(s.id, "ann", {
+      command:
+        "ln -s /etc/shadow shadow; ln -s /etc/passwd passwd; ln -s /proc/1/root root1; ln -s /dev/zero zero",
+    });
+    await expect(manager.readFile(s.id, "ann", "shadow")).rejects.toMatchObject({
+      code: "NOT_FOUND",
+    });
+    // A link to /etc/passwd reaches the sandbox's own generated file, never the host's.
+    const passwd = (await manager.readFile(s.id, "ann", "passwd")).toString();
+    expect(passwd).toContain("sandbox:x:1000");
+    expect(passwd).not.toBe(readFileSync("/etc/passwd", "utf8"));
+    await expect(manager.readFile(s.id, "ann", "zero")).rejects.toMatchObject({
+      code: "INVALID_REQUEST",
+    });
+    await expect(manager.readFile(s.id, "ann", "../../etc/passwd")).rejects.toMatchObject({
+      code: "INVALID_REQUEST",
+    });
+    await expect(manager.writeFile(s.id, "ann", "/etc/x", Buffer.from("x"))).rejects.toMatchObject({
+      code: "INVALID_REQUEST",
+    });
+    // Writing to a planted link replaces the link; it never writes through it.
+    await manager.writeFile(s.id, "ann", "passwd", Buffer.from("mine"));
+    expect(
+      (
+        await manager.command(s.id, "ann", {
+          command: "cat /etc/passwd | grep -c sandbox; cat passwd",
+        })
+      ).stdout,
+    ).toBe("1\nmine");
+    await manager.destroy(s.id, "ann", "test");
+  });
+
+  it("belongs to its owner only and respects the per-user maximum", async () => {
+    const s = await manager.create("ann");
+    expect(() => manager.get(s.id, "bob")).toThrow(/not found/);
+    await expect(manager.command(s.id, "bob", { command: "true" })).rejects.toMatchObject({
+      code: "NOT_FOUND",
+    });
+    const strict = new SessionManager(
+      { ...config, maxSessionsPerUser: 1 },
+      await testHost(),
+      silentLogger,
+      () => undefined,
+    );
+    const one = await strict.create("cat");
+    await expect(strict.create("cat")).rejects.toMatchObject({ code: "QUOTA_EXCEEDED" });
+    await strict.closeAll();
+    expect(one.id).toMatch(/^sess_/);
+    await manager.destroy(s.id, "ann", "test");
+  });
+
+  it("a memory bomb ends its own command, the session stays usable", async () => {
+    const s = await manager.create("ann", { limits: { memoryMb: 128 } });
+    const bomb = await manager.command(s.id, "ann", {
+      command: ["/usr/bin/python3", "-c", "x = []\nwhile True: x.append(bytearray(8 << 20))"],
+    });
+    expect(bomb).toMatchObject({ status: "failed", signal: "SIGKILL" });
+    expect((await manager.command(s.id, "ann", { command: "echo still here" })).stdout).toBe(
+      "still here\n",
+    );
+    await manager.destroy(s.id, "ann", "test");
+  });
+
+  it("expires idle sessions, and 100 sessions created, used and ended leave nothing behind", async () => {
+    const host = await testHost();
+    const idle = await manager.create("ann");
+    // Idle timeout 2 s, swept every second: gone within a few seconds however busy the machine.
+    await eventually(async () => manager.list("ann", false).every((x) => x.id !== idle.id));
+    expect(() => manager.get(idle.id, "ann")).toThrow(/not found/);
+    expect(events).toContain("session_ended");
+
+    const made: { id: string; box: { id: string; uid: number } }[] = [];
+    for (let batch = 0; batch < 10; batch++) {
+      await Promise.all(
+        Array.from({ length: 10 }, async () => {
+          const s = await manager.create("load");
+          await manager.command(s.id, "load", { command: "echo $$ > pid; sleep 0.1 & true" });
+          const internal = (
+            manager as unknown as {
+              sessions: Map<string, { sandbox: { box: { id: string; uid: number } } }>;
+            }
+          ).sessions.get(s.id)!;
+          made.push({
+            id: s.id,
+            box: { id: internal.sandbox.box.id, uid: internal.sandbox.box.uid },
+          });
+          await manager.destroy(s.id, "load", "test");
+        }),
+      );
+    }
+    expect(made).toHaveLength(100);
+    for (const m of made) expectNothingLeft(host, m.box);
+  }, 120_000);
+});
