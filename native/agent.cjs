@@ -15,6 +15,95 @@ const fs = require("node:fs");
 const path = require("node:path");
 const readline = require("node:readline");
 
+/** The persistent Python context, started on first use; one cell at a time. */
+let kernel = null;
+let cellChain = Promise.resolve();
+
+function startKernel() {
+  const python = process.env.WARDEN_PYTHON;
+  if (!python)
+    throw Object.assign(new Error("language: python is not available in this session"), {
+      code: "UNSUPPORTED_LANGUAGE",
+    });
+  const child = spawn(python, ["-u", "/.warden/lib/kernel.py"], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe", "pipe"],
+  });
+  const k = { child, current: null, buffer: "" };
+  const forward = (name) => (d) => {
+    if (k.current) send({ id: k.current.id, type: name, data: d.toString("utf8") });
+  };
+  child.stdout.on("data", forward("stdout"));
+  child.stderr.on("data", forward("stderr"));
+  child.stdio[3].on("data", (d) => {
+    k.buffer += d.toString("utf8");
+    let nl;
+    while ((nl = k.buffer.indexOf("\n")) >= 0) {
+      const line = k.buffer.slice(0, nl);
+      k.buffer = k.buffer.slice(nl + 1);
+      try {
+        const ev = JSON.parse(line);
+        if (k.current && ev.id === k.current.id) k.current.done(ev);
+      } catch {}
+    }
+  });
+  child.on("exit", () => {
+    if (kernel === k) kernel = null;
+    if (k.current)
+      k.current.done({
+        type: "result",
+        results: [],
+        error: {
+          name: "KernelDied",
+          value: "the Python context ended; its state is lost",
+          traceback: "",
+        },
+      });
+  });
+  return k;
+}
+
+function runCell(req) {
+  cellChain = cellChain.then(
+    () =>
+      new Promise((resolve) => {
+        const started = Date.now();
+        let k;
+        try {
+          k = kernel || (kernel = startKernel());
+        } catch (e) {
+          fail(req.id, e.code, e.message);
+          return resolve();
+        }
+        let timedOut = false;
+        let hard = null;
+        const timer = setTimeout(() => {
+          timedOut = true;
+          k.child.kill("SIGINT"); // KeyboardInterrupt in the cell; state survives
+          hard = setTimeout(() => k.child.kill("SIGKILL"), 2000); // it would not stop: restart
+        }, req.timeoutMs || 60000);
+        k.current = {
+          id: req.id,
+          done: (ev) => {
+            clearTimeout(timer);
+            if (hard) clearTimeout(hard);
+            k.current = null;
+            send({
+              id: req.id,
+              type: "cell",
+              results: ev.results || [],
+              error: ev.error || null,
+              timedOut,
+              durationMs: Date.now() - started,
+            });
+            resolve();
+          },
+        };
+        k.child.stdio[3].write(`${JSON.stringify({ id: req.id, code: String(req.code || "") })}\n`);
+      }),
+  );
+}
+
 const ROOT = "/workspace";
 
 function send(event) {
@@ -188,6 +277,7 @@ readline.createInterface({ input: process.stdin }).on("line", (line) => {
   }
   try {
     if (req.op === "exec") exec(req);
+    else if (req.op === "run") runCell(req);
     else fileOp(req);
   } catch (e) {
     const code =

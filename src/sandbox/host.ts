@@ -84,15 +84,22 @@ export class SandboxHost {
       () => true,
       () => false,
     );
-    const agent = join(nativeDir, "agent.cjs");
-    const hasAgent = await access(agent, constants.R_OK).then(
-      () => true,
-      () => false,
-    );
+    // Session agent and Python kernel, when built.
+    const optional: Record<string, string> = {};
+    for (const name of ["agent.cjs", "kernel.py"]) {
+      const path = join(nativeDir, name);
+      if (
+        await access(path, constants.R_OK).then(
+          () => true,
+          () => false,
+        )
+      )
+        optional[name] = path;
+    }
     const runDir = await prepareRunDir(options.runDir, ownerTag(), {
       "warden-init": initSource,
       ...(hasNodeProxy ? { "node-proxy.cjs": nodeProxy } : {}),
-      ...(hasAgent ? { "agent.cjs": agent } : {}),
+      ...optional,
       ...options.privateFiles,
     });
     const uids = new UidPool(runDir.uids, config.uidBase, config.uidCount);

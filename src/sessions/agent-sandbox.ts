@@ -26,6 +26,7 @@ export interface AgentSandboxOptions {
 }
 
 const AGENT_PATH = "/.warden/lib/agent.cjs";
+const KERNEL_PATH = "/.warden/lib/kernel.py";
 
 /** A string field of an agent event ("" when absent or not a string). */
 export function text(value: unknown): string {
@@ -57,11 +58,18 @@ export class AgentSandbox {
         "ISOLATION_UNAVAILABLE",
         "sessions need Node.js in the system search path",
       );
+    const python = findTool(["python3"], options.searchPath);
     this.ended = box
       .run(
         {
           argv: [node, AGENT_PATH],
-          mounts: [{ source: host.privateFile("agent.cjs"), target: AGENT_PATH }],
+          mounts: [
+            { source: host.privateFile("agent.cjs"), target: AGENT_PATH },
+            { source: host.privateFile("kernel.py"), target: KERNEL_PATH },
+          ],
+          env: python
+            ? { WARDEN_PYTHON: python, MPLBACKEND: "Agg", PYTHONDONTWRITEBYTECODE: "1" }
+            : {},
           stdin: this.input,
           retainOutput: false,
           limits: { ...options.limits, outputBytes: Number.MAX_SAFE_INTEGER },

@@ -53,6 +53,29 @@ export interface CommandResult {
   durationMs: number;
 }
 
+export interface RunCellOptions {
+  code: string;
+  language?: string | undefined;
+  timeout?: number | undefined;
+  onOutput?: ((chunk: OutputChunk) => void) | undefined;
+}
+
+/** A rich output: a MIME bundle, e.g. {"text/plain": "42", "image/png": "<base64>"}. */
+export interface RichResult {
+  data: Record<string, string>;
+  isMainResult: boolean;
+}
+
+export interface CellResult {
+  status: "completed" | "failed" | "timeout";
+  success: boolean;
+  stdout: string;
+  stderr: string;
+  results: RichResult[];
+  error: { name: string; value: string; traceback: string } | null;
+  durationMs: number;
+}
+
 export interface FileEntry {
   name: string;
   type: string;
@@ -266,6 +289,45 @@ export class SessionManager {
       ...out,
       truncated: exit.truncated === true,
       durationMs: Number(exit.durationMs ?? 0),
+    };
+  }
+
+  /**
+   * Runs a cell in the session's persistent Python context: variables, imports
+   * and the working directory carry over. A timeout interrupts the cell
+   * (KeyboardInterrupt), not the session.
+   */
+  async run(id: string, userId: string, o: RunCellOptions): Promise<CellResult> {
+    const s = this.ownedBy(id, userId);
+    this.touch(s);
+    if (o.language && !["python", "py", "python3"].includes(o.language.toLowerCase()))
+      throw new WardenError(
+        "UNSUPPORTED_LANGUAGE",
+        `language: code contexts exist for python only (got ${o.language})`,
+      );
+    const timeoutMs = Math.round((o.timeout ?? this.config.defaultTimeout) * 1000);
+    if (timeoutMs > this.config.maxTimeout * 1000)
+      throw new WardenError(
+        "INVALID_REQUEST",
+        `timeout: ${o.timeout} exceeds the maximum ${this.config.maxTimeout} (maxTimeout)`,
+      );
+    const out = { stdout: "", stderr: "" };
+    const cell = await s.sandbox.request({ op: "run", code: o.code, timeoutMs }, (event) => {
+      const stream = event.type as "stdout" | "stderr";
+      const data = text(event.data);
+      out[stream] += data;
+      o.onOutput?.({ stream, data });
+    });
+    this.touch(s);
+    const error = (cell.error as CellResult["error"]) ?? null;
+    const status = cell.timedOut ? "timeout" : error ? "failed" : "completed";
+    return {
+      status,
+      success: status === "completed",
+      ...out,
+      results: (cell.results as CellResult["results"]) ?? [],
+      error,
+      durationMs: Number(cell.durationMs ?? 0),
     };
   }
 

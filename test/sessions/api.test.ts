@@ -95,6 +95,18 @@ describe("REST /v1/sessions", () => {
     const all = (await (await server.request("GET", "/v1/sessions")).json()) as { id: string }[];
     expect(all.map((s) => s.id)).toContain(session.id);
 
+    // The persistent Python context.
+    await server.request("POST", `${base}/run`, { token: ann, body: { code: "x = 41" } });
+    const cell = (await (
+      await server.request("POST", `${base}/run`, { token: ann, body: { code: "x + 1" } })
+    ).json()) as { results: { data: Record<string, string>; isMainResult: boolean }[] };
+    expect(cell.results).toEqual([{ data: { "text/plain": "42" }, isMainResult: true }]);
+    const js = await server.request("POST", `${base}/run`, {
+      token: ann,
+      body: { code: "1", language: "javascript" },
+    });
+    expect(js.status).toBe(400);
+
     expect((await server.request("DELETE", base, { token: ann })).status).toBe(204);
     expect((await server.request("GET", base, { token: ann })).status).toBe(404);
   });

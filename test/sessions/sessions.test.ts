@@ -42,6 +42,42 @@ describe("sessions", () => {
     await manager.destroy(s.id, "ann", "test");
   });
 
+  it("keeps a Python context between calls: variables, imports, main result, errors, interrupts", async () => {
+    const s = await manager.create("ann");
+    const first = await manager.run(s.id, "ann", { code: "x = 41" });
+    expect(first).toMatchObject({ status: "completed", results: [], error: null });
+    const second = await manager.run(s.id, "ann", {
+      code: "import math\nprint('side effect')\nx + 1",
+    });
+    expect(second.stdout).toBe("side effect\n");
+    expect(second.results).toEqual([{ data: { "text/plain": "42" }, isMainResult: true }]);
+    expect(
+      (await manager.run(s.id, "ann", { code: "math.floor(2.5)" })).results[0]?.data["text/plain"],
+    ).toBe("2");
+    const error = await manager.run(s.id, "ann", { code: "1 / 0" });
+    expect(error).toMatchObject({
+      status: "failed",
+      error: { name: "ZeroDivisionError", value: "division by zero" },
+    });
+    expect(error.error?.traceback).toContain("ZeroDivisionError");
+    const html = await manager.run(s.id, "ann", {
+      code: "class H:\n    def _repr_html_(self): return '<b>hi</b>'\nH()",
+    });
+    expect(html.results[0]?.data["text/html"]).toBe("<b>hi</b>");
+    // A runaway cell is interrupted; the context and its variables survive.
+    const loop = await manager.run(s.id, "ann", { code: "while True: pass", timeout: 1 });
+    expect(loop).toMatchObject({ status: "timeout", error: { name: "KeyboardInterrupt" } });
+    expect((await manager.run(s.id, "ann", { code: "x" })).results[0]?.data["text/plain"]).toBe(
+      "41",
+    );
+    // Output from C level (a subprocess) is captured too.
+    const shell = await manager.run(s.id, "ann", {
+      code: "import os\nos.system('echo from-the-shell')",
+    });
+    expect(shell.stdout).toContain("from-the-shell");
+    await manager.destroy(s.id, "ann", "test");
+  });
+
   it("moves files in and out, binary-safe, and lists them", async () => {
     const s = await manager.create("ann");
     const bytes = Buffer.from([0, 1, 2, 255, 254, 10, 13]);

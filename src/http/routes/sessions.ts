@@ -176,6 +176,47 @@ export const sessionRoutes: FastifyPluginAsyncZod<{ sessions: SessionManager }> 
     async (request) => sessions.command(request.params.id, request.actor!.userId, request.body),
   );
 
+  app.post(
+    "/v1/sessions/:id/run",
+    {
+      config: { scope: "sessions" },
+      schema: {
+        summary: "Run code in the session's persistent context (python)",
+        description:
+          "State (variables, imports) carries over between calls. The last expression's value is the main result; matplotlib figures come back as image/png.",
+        params: Params,
+        body: z
+          .object({
+            code: z.string().max(1024 * 1024),
+            language: z.string().max(32).optional(),
+            timeout: z
+              .number()
+              .positive()
+              .optional()
+              .describe("Seconds; interrupts the cell, not the session."),
+          })
+          .strict(),
+        response: {
+          200: z.object({
+            status: z.enum(["completed", "failed", "timeout"]),
+            success: z.boolean(),
+            stdout: z.string(),
+            stderr: z.string(),
+            results: z.array(
+              z.object({ data: z.record(z.string(), z.string()), isMainResult: z.boolean() }),
+            ),
+            error: z
+              .object({ name: z.string(), value: z.string(), traceback: z.string() })
+              .nullable(),
+            durationMs: z.number(),
+          }),
+          ...errors,
+        },
+      },
+    },
+    async (request) => sessions.run(request.params.id, request.actor!.userId, request.body),
+  );
+
   app.put(
     "/v1/sessions/:id/files/*",
     {
