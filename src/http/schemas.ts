@@ -95,3 +95,13 @@ export const RuntimeSchema = z.object({
 export const IdParamsSchema = z.object({
   id: z.string().regex(/^exec_[0-9A-Z]{26}$/, "id: not an execution id"),
 });
+
+/** The error answers every authenticated route may give, for the OpenAPI document. */
+export const ErrorResponses = {
+  400: ErrorBodySchema,
+  401: ErrorBodySchema,
+  403: ErrorBodySchema,
+  404: ErrorBodySchema,
+  429: ErrorBodySchema,
+  503: ErrorBodySchema,
+};

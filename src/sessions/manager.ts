@@ -12,7 +12,7 @@ import type { SandboxHost } from "../sandbox/host.js";
 import { checkWorkspacePath } from "../sandbox/workspace.js";
 import type { OutputChunk } from "../sandbox/types.js";
 import { ulid } from "../util/ids.js";
-import { AgentSandbox, text } from "./agent-sandbox.js";
+import { AgentSandbox, text, type AgentEvent } from "./agent-sandbox.js";
 
 export interface SessionInfo {
   id: string;
@@ -92,6 +92,23 @@ interface Session {
 }
 
 const SWEEP_MS = 1000;
+
+/** Gathers a request's streamed output while passing each piece on. */
+function collect(onOutput?: (chunk: OutputChunk) => void): {
+  out: { stdout: string; stderr: string };
+  onEvent: (event: AgentEvent) => void;
+} {
+  const out = { stdout: "", stderr: "" };
+  return {
+    out,
+    onEvent: (event) => {
+      const stream = event.type as "stdout" | "stderr";
+      const data = text(event.data);
+      out[stream] += data;
+      onOutput?.({ stream, data });
+    },
+  };
+}
 
 export class SessionManager {
   private readonly sessions = new Map<string, Session>();
@@ -244,16 +261,22 @@ export class SessionManager {
     }
   }
 
+  /** A request's timeout in ms, refused above the maximum. */
+  private timeoutMs(seconds: number | undefined): number {
+    const ms = Math.round((seconds ?? this.config.defaultTimeout) * 1000);
+    if (ms > this.config.maxTimeout * 1000)
+      throw new WardenError(
+        "INVALID_REQUEST",
+        `timeout: ${seconds} exceeds the maximum ${this.config.maxTimeout} (maxTimeout)`,
+      );
+    return ms;
+  }
+
   async command(id: string, userId: string, o: CommandOptions): Promise<CommandResult> {
     const s = this.ownedBy(id, userId);
     this.touch(s);
-    const timeoutMs = Math.round((o.timeout ?? this.config.defaultTimeout) * 1000);
-    if (timeoutMs > this.config.maxTimeout * 1000)
-      throw new WardenError(
-        "INVALID_REQUEST",
-        `timeout: ${o.timeout} exceeds the maximum ${this.config.maxTimeout} (maxTimeout)`,
-      );
-    const out = { stdout: "", stderr: "" };
+    const timeoutMs = this.timeoutMs(o.timeout);
+    const { out, onEvent } = collect(o.onOutput);
     const exit = await s.sandbox.request(
       {
         op: "exec",
@@ -264,12 +287,7 @@ export class SessionManager {
         timeoutMs,
         outputBytes: this.config.defaults.outputBytes,
       },
-      (event) => {
-        const stream = event.type as "stdout" | "stderr";
-        const data = text(event.data);
-        out[stream] += data;
-        o.onOutput?.({ stream, data });
-      },
+      onEvent,
     );
     this.touch(s);
     const exitCode = typeof exit.exitCode === "number" ? exit.exitCode : null;
@@ -305,19 +323,9 @@ export class SessionManager {
         "UNSUPPORTED_LANGUAGE",
         `language: code contexts exist for python only (got ${o.language})`,
       );
-    const timeoutMs = Math.round((o.timeout ?? this.config.defaultTimeout) * 1000);
-    if (timeoutMs > this.config.maxTimeout * 1000)
-      throw new WardenError(
-        "INVALID_REQUEST",
-        `timeout: ${o.timeout} exceeds the maximum ${this.config.maxTimeout} (maxTimeout)`,
-      );
-    const out = { stdout: "", stderr: "" };
-    const cell = await s.sandbox.request({ op: "run", code: o.code, timeoutMs }, (event) => {
-      const stream = event.type as "stdout" | "stderr";
-      const data = text(event.data);
-      out[stream] += data;
-      o.onOutput?.({ stream, data });
-    });
+    const timeoutMs = this.timeoutMs(o.timeout);
+    const { out, onEvent } = collect(o.onOutput);
+    const cell = await s.sandbox.request({ op: "run", code: o.code, timeoutMs }, onEvent);
     this.touch(s);
     const error = (cell.error as CellResult["error"]) ?? null;
     const status = cell.timedOut ? "timeout" : error ? "failed" : "completed";

@@ -4,15 +4,9 @@ import { z } from "zod";
 import type { ExecutionService } from "../../executions/service.js";
 import { WardenError } from "../../errors.js";
 import { USER_ID_PATTERN } from "../../store/keys.js";
-import { ErrorBodySchema, IdParamsSchema } from "../schemas.js";
+import { ErrorResponses, IdParamsSchema } from "../schemas.js";
 
-const errors = {
-  400: ErrorBodySchema,
-  401: ErrorBodySchema,
-  403: ErrorBodySchema,
-  404: ErrorBodySchema,
-  429: ErrorBodySchema,
-};
+const errors = ErrorResponses;
 const ExecutionIdParams = z.object({ executionId: IdParamsSchema.shape.id });
 
 export const adminRoutes: FastifyPluginAsyncZod<{ service: ExecutionService }> = async (

@@ -11,7 +11,7 @@ import type { RuntimeRegistry } from "../../runtimes/registry.js";
 import { hasScope, type Actor } from "../auth.js";
 import {
   AcceptedSchema,
-  ErrorBodySchema,
+  ErrorResponses,
   ExecutionResultSchema,
   ExecutionViewSchema,
   IdParamsSchema,
@@ -24,14 +24,7 @@ export interface ExecutionRoutesOptions {
   config: Config;
 }
 
-const errors = {
-  400: ErrorBodySchema,
-  401: ErrorBodySchema,
-  403: ErrorBodySchema,
-  404: ErrorBodySchema,
-  429: ErrorBodySchema,
-  503: ErrorBodySchema,
-};
+const errors = ErrorResponses;
 
 /** Owners see their executions; admins see all; everyone else gets NOT_FOUND (no existence leak). */
 function visible(actor: Actor | null, userId: string): boolean {

@@ -5,15 +5,9 @@ import { WardenError } from "../../errors.js";
 import { RequestLimitsSchema } from "../../executions/limits.js";
 import type { SessionManager } from "../../sessions/manager.js";
 import { hasScope, type Actor } from "../auth.js";
-import { ErrorBodySchema } from "../schemas.js";
+import { ErrorResponses } from "../schemas.js";
 
-const errors = {
-  400: ErrorBodySchema,
-  401: ErrorBodySchema,
-  403: ErrorBodySchema,
-  404: ErrorBodySchema,
-  429: ErrorBodySchema,
-};
+const errors = ErrorResponses;
 
 const SessionSchema = z.object({
   id: z.string(),
