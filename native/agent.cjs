@@ -15,20 +15,23 @@ const fs = require("node:fs");
 const path = require("node:path");
 const readline = require("node:readline");
 
-/** The persistent Python context, started on first use; one cell at a time. */
-let kernel = null;
+/** Persistent code contexts (python, javascript), each started on first use; one cell at a time. */
+const kernels = {};
 let cellChain = Promise.resolve();
 
-function startKernel() {
+function kernelCommand(language) {
+  if (language === "javascript") return [process.execPath, ["/.warden/lib/kernel.cjs"]];
   const python = process.env.WARDEN_PYTHON;
   if (!python)
     throw Object.assign(new Error("language: python is not available in this session"), {
       code: "UNSUPPORTED_LANGUAGE",
     });
-  const child = spawn(python, ["-u", "/.warden/lib/kernel.py"], {
-    cwd: ROOT,
-    stdio: ["ignore", "pipe", "pipe", "pipe"],
-  });
+  return [python, ["-u", "/.warden/lib/kernel.py"]];
+}
+
+function startKernel(language) {
+  const [command, args] = kernelCommand(language);
+  const child = spawn(command, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe", "pipe"] });
   const k = { child, current: null, buffer: "" };
   const forward = (name) => (d) => {
     if (k.current) send({ id: k.current.id, type: name, data: d.toString("utf8") });
@@ -48,7 +51,7 @@ function startKernel() {
     }
   });
   child.on("exit", () => {
-    if (kernel === k) kernel = null;
+    if (kernels[language] === k) delete kernels[language];
     if (k.current)
       k.current.done({
         type: "result",
@@ -70,7 +73,8 @@ function runCell(req) {
         const started = Date.now();
         let k;
         try {
-          k = kernel || (kernel = startKernel());
+          const language = req.language === "javascript" ? "javascript" : "python";
+          k = kernels[language] || (kernels[language] = startKernel(language));
         } catch (e) {
           fail(req.id, e.code, e.message);
           return resolve();
@@ -93,13 +97,13 @@ function runCell(req) {
               type: "cell",
               results: ev.results || [],
               error: ev.error || null,
-              timedOut,
+              timedOut: timedOut || ev.timedOut === true,
               durationMs: Date.now() - started,
             });
             resolve();
           },
         };
-        k.child.stdio[3].write(`${JSON.stringify({ id: req.id, code: String(req.code || "") })}\n`);
+        k.child.stdio[3].write(`${JSON.stringify({ id: req.id, code: String(req.code || ""), timeoutMs: req.timeoutMs })}\n`);
       }),
   );
 }

@@ -18,4 +18,4 @@ npx --no-install esbuild native/node-proxy.cjs --bundle --platform=node --format
   --log-level=warning --outfile="$out/node-proxy.cjs"
 # The session agent is plain CommonJS with Node built-ins only.
 cp native/agent.cjs "$out/agent.cjs"
-cp native/kernel.py "$out/kernel.py"
+cp native/kernel.py native/kernel.cjs "$out/"

@@ -86,7 +86,7 @@ export class SandboxHost {
     );
     // Session agent and Python kernel, when built.
     const optional: Record<string, string> = {};
-    for (const name of ["agent.cjs", "kernel.py"]) {
+    for (const name of ["agent.cjs", "kernel.py", "kernel.cjs"]) {
       const path = join(nativeDir, name);
       if (
         await access(path, constants.R_OK).then(

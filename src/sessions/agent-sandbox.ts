@@ -27,6 +27,7 @@ export interface AgentSandboxOptions {
 
 const AGENT_PATH = "/.warden/lib/agent.cjs";
 const KERNEL_PATH = "/.warden/lib/kernel.py";
+const JS_KERNEL_PATH = "/.warden/lib/kernel.cjs";
 
 /** A string field of an agent event ("" when absent or not a string). */
 export function text(value: unknown): string {
@@ -66,6 +67,7 @@ export class AgentSandbox {
           mounts: [
             { source: host.privateFile("agent.cjs"), target: AGENT_PATH },
             { source: host.privateFile("kernel.py"), target: KERNEL_PATH },
+            { source: host.privateFile("kernel.cjs"), target: JS_KERNEL_PATH },
           ],
           env: python
             ? { WARDEN_PYTHON: python, MPLBACKEND: "Agg", PYTHONDONTWRITEBYTECODE: "1" }

@@ -93,6 +93,16 @@ interface Session {
 
 const SWEEP_MS = 1000;
 
+/** Languages with a persistent context, by name and alias. */
+const CONTEXT_LANGUAGES: Record<string, "python" | "javascript"> = {
+  python: "python",
+  py: "python",
+  python3: "python",
+  javascript: "javascript",
+  js: "javascript",
+  node: "javascript",
+};
+
 /** Gathers a request's streamed output while passing each piece on. */
 function collect(onOutput?: (chunk: OutputChunk) => void): {
   out: { stdout: string; stderr: string };
@@ -318,14 +328,15 @@ export class SessionManager {
   async run(id: string, userId: string, o: RunCellOptions): Promise<CellResult> {
     const s = this.ownedBy(id, userId);
     this.touch(s);
-    if (o.language && !["python", "py", "python3"].includes(o.language.toLowerCase()))
+    const language = CONTEXT_LANGUAGES[(o.language ?? "python").toLowerCase()];
+    if (!language)
       throw new WardenError(
         "UNSUPPORTED_LANGUAGE",
-        `language: code contexts exist for python only (got ${o.language})`,
+        `language: code contexts exist for python and javascript (got ${o.language})`,
       );
     const timeoutMs = this.timeoutMs(o.timeout);
     const { out, onEvent } = collect(o.onOutput);
-    const cell = await s.sandbox.request({ op: "run", code: o.code, timeoutMs }, onEvent);
+    const cell = await s.sandbox.request({ op: "run", language, code: o.code, timeoutMs }, onEvent);
     this.touch(s);
     const error = (cell.error as CellResult["error"]) ?? null;
     const status = cell.timedOut ? "timeout" : error ? "failed" : "completed";

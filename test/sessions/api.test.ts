@@ -101,11 +101,11 @@ describe("REST /v1/sessions", () => {
       await server.request("POST", `${base}/run`, { token: ann, body: { code: "x + 1" } })
     ).json()) as { results: { data: Record<string, string>; isMainResult: boolean }[] };
     expect(cell.results).toEqual([{ data: { "text/plain": "42" }, isMainResult: true }]);
-    const js = await server.request("POST", `${base}/run`, {
+    const ruby = await server.request("POST", `${base}/run`, {
       token: ann,
-      body: { code: "1", language: "javascript" },
+      body: { code: "1", language: "ruby" },
     });
-    expect(js.status).toBe(400);
+    expect(ruby.status).toBe(400);
 
     expect((await server.request("DELETE", base, { token: ann })).status).toBe(204);
     expect((await server.request("GET", base, { token: ann })).status).toBe(404);

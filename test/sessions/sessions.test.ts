@@ -78,6 +78,47 @@ describe("sessions", () => {
     await manager.destroy(s.id, "ann", "test");
   });
 
+  it("keeps a JavaScript context between calls: let, functions, promises, errors, timeouts", async () => {
+    const s = await manager.create("ann");
+    await manager.run(s.id, "ann", {
+      language: "javascript",
+      code: "let counter = 41; function bump() { return ++counter; }",
+    });
+    const next = await manager.run(s.id, "ann", {
+      language: "js",
+      code: "console.log('bumping'); bump()",
+    });
+    expect(next).toMatchObject({
+      status: "completed",
+      stdout: "bumping\n",
+      results: [{ data: { "text/plain": "42" }, isMainResult: true }],
+    });
+    const awaited = await manager.run(s.id, "ann", {
+      language: "javascript",
+      code: "Promise.resolve(counter * 2)",
+    });
+    expect(awaited.results[0]?.data["text/plain"]).toBe("84");
+    const error = await manager.run(s.id, "ann", {
+      language: "javascript",
+      code: "undefinedThing.x",
+    });
+    expect(error).toMatchObject({ status: "failed", error: { name: "ReferenceError" } });
+    const loop = await manager.run(s.id, "ann", {
+      language: "javascript",
+      code: "while (true) {}",
+      timeout: 1,
+    });
+    expect(loop.status).toBe("timeout");
+    expect(
+      (await manager.run(s.id, "ann", { language: "javascript", code: "counter" })).results[0]
+        ?.data["text/plain"],
+    ).toBe("42");
+    await expect(manager.run(s.id, "ann", { language: "ruby", code: "1" })).rejects.toMatchObject({
+      code: "UNSUPPORTED_LANGUAGE",
+    });
+    await manager.destroy(s.id, "ann", "test");
+  });
+
   it("moves files in and out, binary-safe, and lists them", async () => {
     const s = await manager.create("ann");
     const bytes = Buffer.from([0, 1, 2, 255, 254, 10, 13]);
