@@ -25,9 +25,10 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 packages=(bubblewrap libseccomp-dev gcc libc6-dev util-linux coreutils findutils)
-# The languages the tests run: python, C and C++ compilers. Java, Go and Rust
-# are tested when present and skipped otherwise.
-$want_tests && packages+=(python3 g++ bash)
+# The languages the tests run: python (with matplotlib, for plots as
+# image/png), C and C++ compilers; openssl and curl for the egress tests.
+# Java, Go and Rust are tested when present and skipped otherwise.
+$want_tests && packages+=(python3 g++ bash python3-matplotlib openssl curl)
 
 missing=()
 for p in "${packages[@]}"; do

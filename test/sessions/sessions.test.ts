@@ -78,6 +78,21 @@ describe("sessions", () => {
     await manager.destroy(s.id, "ann", "test");
   });
 
+  it("returns a matplotlib figure as an image/png result", async () => {
+    const s = await manager.create("ann", { limits: { memoryMb: 512 } });
+    const plot = await manager.run(s.id, "ann", {
+      code: "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3], [1, 4, 9])\nplt.title('squares')",
+      timeout: 60,
+    });
+    expect(plot.error).toBeNull();
+    const image = plot.results.find((r) => r.data["image/png"]);
+    expect(image?.isMainResult).toBe(false);
+    const png = Buffer.from(image!.data["image/png"]!, "base64");
+    expect(png.subarray(1, 4).toString()).toBe("PNG");
+    expect(png.length).toBeGreaterThan(1000);
+    await manager.destroy(s.id, "ann", "test");
+  });
+
   it("keeps a JavaScript context between calls: let, functions, promises, errors, timeouts", async () => {
     const s = await manager.create("ann");
     await manager.run(s.id, "ann", {
