@@ -154,7 +154,7 @@ export async function buildServer(deps: ServerDeps) {
 
   await app.register(healthRoutes, { service, host: deps.host, db: deps.db });
   await app.register(executionRoutes, { service, registry: deps.registry, config });
-  await app.register(adminRoutes, { service });
+  await app.register(adminRoutes, { service, sessions: deps.sessions });
   await app.register(pistonRoutes, { service, registry: deps.registry, config });
   await app.register(sessionRoutes, { sessions: deps.sessions });
   return app;

@@ -116,6 +116,7 @@ export class Box {
       pids: limits.pids,
       cpuPercent: limits.cpuPercent,
     });
+    spec.onCgroup?.(cgroup);
     const mountNow = !this.mounted;
     const last = runOptions.last === true;
     let seccomp: Awaited<ReturnType<typeof open>> | undefined;

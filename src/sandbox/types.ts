@@ -1,6 +1,7 @@
 /** The engine's contract: a `SandboxSpec` goes in, a `RunResult` comes out. */
 import type { Readable } from "node:stream";
 import type { EgressPolicy } from "../network/policy.js";
+import type { Cgroup } from "./cgroups/cgroup.js";
 import type { EgressEvent } from "../network/proxy.js";
 
 /** Hard limits of one run. Every field is enforced by the kernel, not estimated. */
@@ -71,6 +72,8 @@ export interface SandboxSpec {
   onOutput?: (chunk: OutputChunk) => void;
   /** Aborting kills the run; its status becomes `killed`. */
   signal?: AbortSignal;
+  /** Told the run's cgroup once it exists, for live monitoring (sessions). */
+  onCgroup?: ((cgroup: Cgroup) => void) | undefined;
   /** Egress through the proxy; absent means no network at all. */
   network?: SandboxNetwork | undefined;
 }

@@ -9,6 +9,7 @@ import { PassThrough } from "node:stream";
 import { ERROR_CODES, WardenError, type ErrorCode } from "../errors.js";
 import { findTool } from "../runtimes/registry.js";
 import type { Box } from "../sandbox/box.js";
+import type { Cgroup } from "../sandbox/cgroups/index.js";
 import type { SandboxHost } from "../sandbox/host.js";
 import type { RunResult, SandboxLimits } from "../sandbox/types.js";
 
@@ -46,6 +47,7 @@ export class AgentSandbox {
   private readonly stop = new AbortController();
   readonly ended: Promise<RunResult>;
   result: RunResult | null = null;
+  private cgroup: Cgroup | undefined;
 
   private constructor(
     readonly box: Box,
@@ -76,6 +78,7 @@ export class AgentSandbox {
           retainOutput: false,
           limits: { ...options.limits, outputBytes: Number.MAX_SAFE_INTEGER },
           signal: this.stop.signal,
+          onCgroup: (cgroup) => (this.cgroup = cgroup),
           onOutput: (chunk) => {
             if (chunk.stream === "stdout") this.receive(chunk.data, ready);
           },
@@ -157,6 +160,11 @@ export class AgentSandbox {
       });
       this.input.write(`${JSON.stringify({ ...body, id })}\n`);
     });
+  }
+
+  /** Live memory and CPU of the whole session, read from its cgroup. */
+  async usage(): Promise<{ memoryBytes: number; cpuTimeMs: number }> {
+    return this.cgroup && !this.result ? this.cgroup.usage() : { memoryBytes: 0, cpuTimeMs: 0 };
   }
 
   /** Kills everything in the sandbox and removes it. Safe to call twice. */

@@ -232,6 +232,16 @@ export class SessionManager {
       .map((s) => this.get(s.info.id, s.info.userId, true));
   }
 
+  /** Every live session with its memory and CPU now (the admin's view). */
+  async monitor(): Promise<(SessionInfo & { memoryBytes: number; cpuTimeMs: number })[]> {
+    return Promise.all(
+      [...this.sessions.values()].map(async (s) => ({
+        ...this.get(s.info.id, s.info.userId, true),
+        ...(await s.sandbox.usage()),
+      })),
+    );
+  }
+
   extend(id: string, userId: string, seconds: number): SessionInfo {
     const s = this.ownedBy(id, userId);
     const created = Date.parse(s.info.createdAt);

@@ -94,6 +94,15 @@ describe("REST /v1/sessions", () => {
     ).toBe(404);
     const all = (await (await server.request("GET", "/v1/sessions")).json()) as { id: string }[];
     expect(all.map((s) => s.id)).toContain(session.id);
+    // The admin's live view: memory and CPU read from the session's cgroup.
+    const live = (await (await server.request("GET", "/api/sandbox/sessions")).json()) as {
+      id: string;
+      memoryBytes: number;
+      cpuTimeMs: number;
+    }[];
+    const mine = live.find((x) => x.id === session.id);
+    expect(mine?.memoryBytes).toBeGreaterThan(1024 * 1024);
+    expect(mine?.cpuTimeMs).toBeGreaterThan(0);
 
     // The persistent Python context.
     await server.request("POST", `${base}/run`, { token: ann, body: { code: "x = 41" } });
@@ -130,6 +139,10 @@ describe("REST /v1/sessions", () => {
     expect(
       (await server.request("POST", "/v1/sessions", { token: execOnly, body: {} })).status,
     ).toBe(403);
-    await server.request("DELETE", base, { token: ann });
+    // An admin can end anyone's session.
+    expect(
+      await (await server.request("DELETE", `/api/sandbox/sessions/${session.id}`)).json(),
+    ).toEqual({ success: true });
+    expect((await server.request("GET", base, { token: ann })).status).toBe(404);
   });
 });

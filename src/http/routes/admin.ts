@@ -2,6 +2,7 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { ExecutionService } from "../../executions/service.js";
+import type { SessionManager } from "../../sessions/manager.js";
 import { WardenError } from "../../errors.js";
 import { USER_ID_PATTERN } from "../../store/keys.js";
 import { ErrorResponses, IdParamsSchema } from "../schemas.js";
@@ -9,10 +10,62 @@ import { ErrorResponses, IdParamsSchema } from "../schemas.js";
 const errors = ErrorResponses;
 const ExecutionIdParams = z.object({ executionId: IdParamsSchema.shape.id });
 
-export const adminRoutes: FastifyPluginAsyncZod<{ service: ExecutionService }> = async (
-  app,
-  { service },
-) => {
+export const adminRoutes: FastifyPluginAsyncZod<{
+  service: ExecutionService;
+  sessions: SessionManager;
+}> = async (app, { service, sessions }) => {
+  app.get(
+    "/api/sandbox/sessions",
+    {
+      config: { scope: "admin" },
+      schema: {
+        summary: "Every live session, with its memory and CPU now (from its cgroup)",
+        response: {
+          200: z.array(
+            z.object({
+              id: z.string(),
+              userId: z.string(),
+              createdAt: z.string(),
+              expiresAt: z.string(),
+              lastUsedAt: z.string(),
+              memoryBytes: z.number(),
+              cpuTimeMs: z.number(),
+              limits: z.object({
+                memoryMb: z.number(),
+                cpuPercent: z.number(),
+                diskMb: z.number(),
+                pids: z.number(),
+              }),
+            }),
+          ),
+          ...errors,
+        },
+      },
+    },
+    async () => sessions.monitor(),
+  );
+
+  app.delete(
+    "/api/sandbox/sessions/:id",
+    {
+      config: { scope: "admin" },
+      schema: {
+        summary: "End any session",
+        params: z.object({ id: z.string().regex(/^sess_[0-9A-Z]{26}$/) }),
+        response: { 200: z.object({ success: z.boolean() }), ...errors },
+      },
+    },
+    async (request) => {
+      await sessions.destroy(
+        request.params.id,
+        "",
+        `ended by admin ${request.actor!.userId}`,
+        true,
+      );
+      return { success: true };
+    },
+  );
+
   app.get(
     "/api/sandbox/metrics",
     {

@@ -24,6 +24,8 @@ export interface Cgroup {
   readonly procsFiles: readonly string[];
   pids(): Promise<number[]>;
   accounting(): Promise<CgroupAccounting>;
+  /** Memory in use now (bytes) and CPU used so far, for live monitoring. */
+  usage(): Promise<{ memoryBytes: number; cpuTimeMs: number }>;
   /** Sends `signal` to every member except `except`; returns how many got it. */
   signal(signal: NodeJS.Signals, except?: ReadonlySet<number>): Promise<number>;
   /** SIGKILLs every member, racing forks, until the cgroup is empty. */

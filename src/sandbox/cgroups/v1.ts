@@ -121,6 +121,15 @@ class CgroupV1 implements Cgroup {
     };
   }
 
+  async usage(): Promise<{ memoryBytes: number; cpuTimeMs: number }> {
+    const { memory, cpuacct } = this.dirs;
+    const memoryBytes = memory
+      ? await readNumber(join(memory, "memory.usage_in_bytes")).catch(() => 0)
+      : 0;
+    const cpuNs = cpuacct ? await readNumber(join(cpuacct, "cpuacct.usage")).catch(() => 0) : 0;
+    return { memoryBytes, cpuTimeMs: Math.round(cpuNs / 1e6) };
+  }
+
   async signal(signal: NodeJS.Signals, except?: ReadonlySet<number>): Promise<number> {
     return signalAll(await this.pids(), signal, except);
   }

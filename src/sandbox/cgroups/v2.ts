@@ -106,6 +106,14 @@ class CgroupV2 implements Cgroup {
     };
   }
 
+  async usage(): Promise<{ memoryBytes: number; cpuTimeMs: number }> {
+    const memoryBytes = await readNumber(join(this.dir, "memory.current")).catch(() => 0);
+    const cpu = await readKeyed(join(this.dir, "cpu.stat")).catch(
+      (): Record<string, number> => ({}),
+    );
+    return { memoryBytes, cpuTimeMs: Math.round((cpu.usage_usec ?? 0) / 1000) };
+  }
+
   async signal(signal: NodeJS.Signals, except?: ReadonlySet<number>): Promise<number> {
     return signalAll(await this.pids(), signal, except);
   }
