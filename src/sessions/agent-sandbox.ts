@@ -48,6 +48,8 @@ export class AgentSandbox {
   readonly ended: Promise<RunResult>;
   result: RunResult | null = null;
   private cgroup: Cgroup | undefined;
+  /** Requests not yet answered: a session at work is never idle. */
+  inFlight = 0;
 
   private constructor(
     readonly box: Box,
@@ -147,13 +149,15 @@ export class AgentSandbox {
   ): Promise<AgentEvent> {
     if (this.result) return Promise.reject(new WardenError("NOT_FOUND", "the session has ended"));
     const id = this.nextId++;
-    return new Promise((resolve, reject) => {
+    this.inFlight++;
+    return new Promise<AgentEvent>((resolve, reject) => {
       this.pending.set(id, (event) => {
         if (event.type === "stdout" || event.type === "stderr") {
           onEvent?.(event);
           return;
         }
         this.pending.delete(id);
+        this.inFlight--;
         if (event.type === "error")
           reject(new WardenError(knownCode(event.code), text(event.message) || "agent error"));
         else resolve(event);

@@ -276,7 +276,11 @@ export class SessionManager {
     const now = Date.now();
     for (const s of [...this.sessions.values()]) {
       const why =
-        now >= s.expiresAt ? "TTL reached" : now - s.lastUsedAt >= s.idleMs ? "idle timeout" : null;
+        now >= s.expiresAt
+          ? "TTL reached"
+          : s.sandbox.inFlight === 0 && now - s.lastUsedAt >= s.idleMs
+            ? "idle timeout"
+            : null;
       if (why) await this.destroy(s.info.id, s.info.userId, why, true).catch(() => undefined);
     }
   }

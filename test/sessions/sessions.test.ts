@@ -78,6 +78,13 @@ describe("sessions", () => {
     await manager.destroy(s.id, "ann", "test");
   });
 
+  it("is not idle while a command runs longer than the idle timeout", async () => {
+    const s = await manager.create("ann"); // idle timeout 2 s in this file
+    const long = await manager.command(s.id, "ann", { command: "sleep 3.5; echo done" });
+    expect(long.stdout).toBe("done\n");
+    await manager.destroy(s.id, "ann", "test");
+  });
+
   it("returns a matplotlib figure as an image/png result", async () => {
     const s = await manager.create("ann", { limits: { memoryMb: 512 } });
     const plot = await manager.run(s.id, "ann", {
