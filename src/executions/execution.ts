@@ -29,18 +29,6 @@ export interface ExecutionRequest {
   source: ExecutionSource;
 }
 
-export const FINAL_STATUSES: ReadonlySet<ExecutionStatus> = new Set([
-  "completed",
-  "failed",
-  "timeout",
-  "memory_limit",
-  "output_limit",
-  "disk_limit",
-  "killed",
-  "rejected",
-  "error",
-]);
-
 export interface ExecutionEvents {
   output: [OutputChunk];
   status: [ExecutionStatus];
