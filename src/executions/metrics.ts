@@ -61,30 +61,25 @@ export class Metrics {
       help: "Bytes through the egress proxy, both ways.",
       registers,
     });
-    new Gauge({
-      name: "warden_queue_depth",
-      help: "Executions waiting for a sandbox.",
-      registers,
-      collect() {
-        this.set(gauges.queueDepth());
-      },
-    });
-    new Gauge({
-      name: "warden_active_sandboxes",
-      help: "Executions running now.",
-      registers,
-      collect() {
-        this.set(gauges.activeSandboxes());
-      },
-    });
-    new Gauge({
-      name: "warden_memory_reserved_bytes",
-      help: "Sum of the memory limits of running executions.",
-      registers,
-      collect() {
-        this.set(gauges.memoryReservedMb() * 1024 * 1024);
-      },
-    });
+    // Sampled at scrape time from the scheduler.
+    const sampled: [name: string, help: string, read: () => number][] = [
+      ["warden_queue_depth", "Executions waiting for a sandbox.", gauges.queueDepth],
+      ["warden_active_sandboxes", "Executions running now.", gauges.activeSandboxes],
+      [
+        "warden_memory_reserved_bytes",
+        "Sum of the memory limits of running executions.",
+        () => gauges.memoryReservedMb() * 1024 * 1024,
+      ],
+    ];
+    for (const [name, help, read] of sampled)
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(read());
+        },
+      });
   }
 
   egress(event: EgressEvent): void {

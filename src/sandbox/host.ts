@@ -32,6 +32,8 @@ export interface SandboxHostOptions {
   privateFiles?: Record<string, string>;
 }
 
+const OPTIONAL_NATIVE_FILES = ["node-proxy.cjs", "agent.cjs", "kernel.py", "kernel.cjs"];
+
 /** Where Warden's compiled native helpers are, unless configured. */
 export function defaultNativeDir(): string {
   const here = dirname(fileURLToPath(import.meta.url));
@@ -79,26 +81,19 @@ export class SandboxHost {
     }
     const cgroupLayout = readCgroupLayout();
     const cgroups = createCgroupDriver(config.cgroupParent, cgroupLayout);
-    const nodeProxy = join(nativeDir, "node-proxy.cjs");
-    const hasNodeProxy = await access(nodeProxy, constants.R_OK).then(
-      () => true,
-      () => false,
-    );
-    // Session agent and Python kernel, when built.
+    // Built alongside the helpers, each optional: the Node fetch preload for
+    // egress, the session agent and its Python and JavaScript kernels.
     const optional: Record<string, string> = {};
-    for (const name of ["agent.cjs", "kernel.py", "kernel.cjs"]) {
+    for (const name of OPTIONAL_NATIVE_FILES) {
       const path = join(nativeDir, name);
-      if (
-        await access(path, constants.R_OK).then(
-          () => true,
-          () => false,
-        )
-      )
-        optional[name] = path;
+      const readable = await access(path, constants.R_OK).then(
+        () => true,
+        () => false,
+      );
+      if (readable) optional[name] = path;
     }
     const runDir = await prepareRunDir(options.runDir, ownerTag(), {
       "warden-init": initSource,
-      ...(hasNodeProxy ? { "node-proxy.cjs": nodeProxy } : {}),
       ...optional,
       ...options.privateFiles,
     });
@@ -125,7 +120,7 @@ export class SandboxHost {
         cgroups,
         uids,
         logger,
-        nodeProxyPath: hasNodeProxy ? join(runDir.lib, "node-proxy.cjs") : null,
+        nodeProxyPath: optional["node-proxy.cjs"] ? join(runDir.lib, "node-proxy.cjs") : null,
       },
       janitorReport,
     );

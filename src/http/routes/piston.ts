@@ -185,11 +185,7 @@ export const pistonRoutes: FastifyPluginAsync<{
           return fail(reply, 400, `files[${i}].content is required as a string`);
         const encoding = f.encoding === "base64" || f.encoding === "hex" ? f.encoding : "utf8";
         const name =
-          typeof f.name === "string" && f.name
-            ? f.name
-            : i === 0
-              ? registry.lookup(language)!.fileName
-              : `file${i}.code`;
+          typeof f.name === "string" && f.name ? f.name : i === 0 ? def.fileName : `file${i}.code`;
         decoded.push(
           encoding === "hex"
             ? {
