@@ -2,7 +2,7 @@
  * Escape attacks: each program tries to reach beyond its sandbox — the host's
  * files, Warden's state, the network, the kernel, other sandboxes.
  */
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
@@ -96,6 +96,29 @@ describe("escape attacks", () => {
   it("a syscall through the i386 ABI kills the process", async () => {
     const result = await runCode("c", program("i386-abi.c"));
     expect(result).toMatchObject({ status: "failed", signal: "SIGSYS", stdout: "" });
+  });
+
+  it("a syscall through the x32 ABI kills the process", async () => {
+    const result = await runCode("c", program("x32-abi.c"));
+    expect(result).toMatchObject({ status: "failed", signal: "SIGSYS", stdout: "" });
+  });
+
+  it("cannot see the host's System V IPC objects (own IPC namespace)", async () => {
+    const made = execFileSync("ipcmk", ["-M", "4096"]).toString();
+    const id = /(\d+)/.exec(made)?.[1];
+    try {
+      const result = await runCode(
+        "bash",
+        "ipcs -m | awk 'NR>3 && $2 ~ /^[0-9]+$/ {print $2}' | wc -l; ipcs -m -i " +
+          (id ?? "0") +
+          " 2>&1 | head -1",
+      );
+      const [count, detail] = result.stdout.trim().split("\n");
+      expect(count).toBe("0");
+      expect(detail).toMatch(/invalid|not|error/i);
+    } finally {
+      if (id) execFileSync("ipcrm", ["-m", id]);
+    }
   });
 
   it("runs unprivileged: own uid, no capabilities, no_new_privs, seccomp, no userns, no setuid", async () => {
