@@ -7,11 +7,14 @@
 //   read   {id, op, path, maxBytes}               → {id, type: "file", content (base64), size}
 //   list   {id, op, path}                         → {id, type: "list", entries: [{name, type, size, mtime}]}
 //   delete {id, op, path} / mkdir {id, op, path}  → {id, type: "ok"}
+//   relay  {id, op, port, socket, token}           → {id, type: "ok"} once 127.0.0.1:port inside
+//          is joined to Warden's preview socket (which this agent dials, announcing the token)
 // Errors: {id, type: "error", code, message}. Everything it touches is the
 // sandbox's own: the host never opens a path the sandbox controls.
 "use strict";
 const { spawn } = require("node:child_process");
 const fs = require("node:fs");
+const net = require("node:net");
 const path = require("node:path");
 const readline = require("node:readline");
 
@@ -193,6 +196,41 @@ function exec(req) {
   });
 }
 
+/** Joins a loopback port inside the sandbox to Warden's preview socket (web previews). */
+function relay(req) {
+  const port = Number(req.port);
+  const app = net.connect({ host: "127.0.0.1", port });
+  app.once("error", (e) =>
+    fail(
+      req.id,
+      "ECONNREFUSED",
+      `port ${port}: ${e.code === "ECONNREFUSED" ? "nothing is listening there in the session" : e.message}`,
+    ),
+  );
+  app.once("connect", () => {
+    app.removeAllListeners("error");
+    const warden = net.connect(String(req.socket));
+    let answered = false;
+    const drop = () => {
+      app.destroy();
+      warden.destroy();
+    };
+    app.on("error", drop);
+    warden.on("error", (e) => {
+      if (!answered) fail(req.id, "INTERNAL", `preview relay: ${e.message}`);
+      answered = true;
+      drop();
+    });
+    warden.once("connect", () => {
+      answered = true;
+      warden.write(`${req.token}\n`);
+      app.pipe(warden);
+      warden.pipe(app);
+      send({ id: req.id, type: "ok" });
+    });
+  });
+}
+
 function fileOp(req) {
   const full = resolvePath(req.path || ".");
   switch (req.op) {
@@ -282,6 +320,7 @@ readline.createInterface({ input: process.stdin }).on("line", (line) => {
   try {
     if (req.op === "exec") exec(req);
     else if (req.op === "run") runCell(req);
+    else if (req.op === "relay") relay(req);
     else fileOp(req);
   } catch (e) {
     const code =

@@ -235,6 +235,12 @@ export const ConfigSchema = z
       .min(0)
       .default(3)
       .describe("Live sessions one user may hold."),
+    maxSessions: z
+      .number()
+      .int()
+      .min(0)
+      .default(100)
+      .describe("Live sessions on this host, all users together."),
     sessionTimeout: z
       .number()
       .positive()

@@ -82,7 +82,11 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
     throw error;
   }
   const service = new ExecutionService({ config, host, registry, db, logger });
-  const sessions = new SessionManager(config, host, logger, (e) => service.audit(e));
+  const sessions = new SessionManager(config, host, logger, {
+    audit: (e) => service.audit(e),
+    egress: (policy, owner) => service.egress(policy, owner),
+    reserveMemory: (mb, what) => service.scheduler.reserveMemory(mb, what),
+  });
   return Object.assign(service, {
     host,
     registry,

@@ -15,6 +15,17 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const MAX_ENV_VARS = 64;
 const MAX_ARGS = 256;
 
+/** A request's egress: names (exact or *.domain) and ports, within the server's policy. */
+export const NetworkRequestSchema = z
+  .object({
+    allow: z.array(z.string().max(253)).max(64),
+    ports: z.array(z.number().int()).optional(),
+  })
+  .strict()
+  .describe(
+    "Egress allowlist (host names, *.domain) and ports, within the server's policy; absent = no network.",
+  );
+
 export function createExecutionSchemas(config: Config) {
   const bytes = (field: string, max: number, key: string) =>
     z
@@ -60,16 +71,7 @@ export function createExecutionSchemas(config: Config) {
         .optional(),
       timeout: z.number().positive().optional().describe("Wall-clock timeout in seconds."),
       limits: RequestLimitsSchema.optional(),
-      network: z
-        .object({
-          allow: z.array(z.string().max(253)).max(64),
-          ports: z.array(z.number().int()).optional(),
-        })
-        .strict()
-        .optional()
-        .describe(
-          "Egress allowlist (host names, *.domain) and ports, within the server's policy; absent = no network.",
-        ),
+      network: NetworkRequestSchema.optional(),
       retryOnFailure: z.boolean().default(true).describe("Retry Warden's own transient failures."),
       wait: z
         .boolean()

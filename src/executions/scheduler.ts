@@ -151,6 +151,28 @@ export class Scheduler {
     return execution;
   }
 
+  /**
+   * Holds `mb` of the memory budget for something that is not an execution (a
+   * live session) until the returned release is called. Refused when it does
+   * not fit now: a session is never queued.
+   */
+  reserveMemory(mb: number, what: string): () => void {
+    if (this.memoryInUseMb + mb > this.o.memoryBudgetMb)
+      throw new WardenError(
+        "SANDBOX_BUSY",
+        `${what}: ${mb} MiB does not fit in the host's memory budget now (${this.memoryInUseMb} of ${this.o.memoryBudgetMb} MiB held)`,
+        { details: { reason: "memory_budget", retryAfterSeconds: this.retryAfterSeconds() } },
+      );
+    this.memoryInUseMb += mb;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      this.memoryInUseMb -= mb;
+      this.pump();
+    };
+  }
+
   private fits(execution: Execution): boolean {
     return (
       this.running.size < this.o.maxConcurrent &&

@@ -20,7 +20,8 @@ import {
 import type { Execution, ExecutionRequest, ExecutionSource } from "./execution.js";
 import { resolveLimits } from "./limits.js";
 import { Metrics } from "./metrics.js";
-import { resolveEgress } from "../network/policy.js";
+import { resolveEgress, type EgressPolicy } from "../network/policy.js";
+import type { SandboxNetwork } from "../sandbox/types.js";
 import { toSandboxFiles, type CreateExecutionInput } from "./request.js";
 import {
   Scheduler,
@@ -143,27 +144,7 @@ export class ExecutionService {
         signal,
         onOutput: (chunk) => execution.pushOutput(chunk),
         network: r.network
-          ? {
-              policy: r.network,
-              onEvent: (e) => {
-                this.metrics.egress(e);
-                this.audit({
-                  executionId: execution.id,
-                  userId: execution.userId,
-                  level: e.decision === "allowed" ? "info" : "warn",
-                  event: `network_${e.decision}`,
-                  message: `${e.protocol} ${e.host}:${e.port} ${e.decision}${e.reason ? `: ${e.reason}` : ""}`,
-                  data: {
-                    host: e.host,
-                    port: e.port,
-                    protocol: e.protocol,
-                    bytes: e.bytes,
-                    address: e.address,
-                    reason: e.reason,
-                  },
-                });
-              },
-            }
+          ? this.egress(r.network, { executionId: execution.id, userId: execution.userId })
           : undefined,
       });
     } catch (error) {
@@ -268,6 +249,49 @@ export class ExecutionService {
     this.o.logger[level]({ ...rest, audit: true }, event.message);
   }
 
+  /** Sandbox egress under `policy`, each connection counted and audited for `owner`. */
+  egress(
+    policy: EgressPolicy,
+    owner: { userId: string; executionId?: string; sessionId?: string },
+  ): SandboxNetwork {
+    return {
+      policy,
+      onEvent: (e) => {
+        this.metrics.egress(e);
+        this.audit({
+          executionId: owner.executionId,
+          userId: owner.userId,
+          level: e.decision === "allowed" ? "info" : "warn",
+          event: `network_${e.decision}`,
+          message: `${e.protocol} ${e.host}:${e.port} ${e.decision}${e.reason ? `: ${e.reason}` : ""}`,
+          data: {
+            host: e.host,
+            port: e.port,
+            protocol: e.protocol,
+            bytes: e.bytes,
+            address: e.address,
+            reason: e.reason,
+            ...(owner.sessionId ? { sessionId: owner.sessionId } : {}),
+          },
+        });
+      },
+    };
+  }
+
+  /**
+   * A request's `network` checked against the server's policy, narrowed by the
+   * key's own allowlist (checked against the server's when the key was made).
+   */
+  resolveNetwork(
+    input: CreateExecutionInput["network"],
+    networkAllow?: string[] | null,
+  ): EgressPolicy | null {
+    const bound = networkAllow
+      ? { ...this.o.config.network, allow: networkAllow }
+      : this.o.config.network;
+    return resolveEgress(input, bound);
+  }
+
   /** Validates a request (already shape-checked) and queues it for `userId`. */
   submit(
     input: CreateExecutionInput,
@@ -285,11 +309,7 @@ export class ExecutionService {
         `language: "${input.language}" is not supported (GET /v1/runtimes)`,
       );
     this.o.registry.resolve(def.language); // not installed here → UNSUPPORTED_LANGUAGE
-    // A key's own allowlist narrows the server's (it was checked against it when made).
-    const bound = actor.networkAllow
-      ? { ...this.o.config.network, allow: actor.networkAllow }
-      : this.o.config.network;
-    const network = resolveEgress(input.network, bound);
+    const network = this.resolveNetwork(input.network, actor.networkAllow);
     const files = toSandboxFiles(input, def.fileName, this.o.config);
     if (input.entrypoint !== undefined && !files.some((f) => f.path === input.entrypoint))
       throw new WardenError("INVALID_REQUEST", `entrypoint: no file named ${input.entrypoint}`);

@@ -3,6 +3,7 @@
  * key at all as user `anonymous`), checked before anything is parsed, then
  * rate-limited per client IP and per key.
  */
+import type { IncomingMessage } from "node:http";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { ServerConfig } from "../config/schema.js";
 import type { ExecutionService } from "../executions/service.js";
@@ -99,14 +100,48 @@ export class Gate {
     throw new WardenError(code, message);
   }
 
+  /**
+   * The same checks for a request Fastify never routes (a WebSocket upgrade):
+   * IP limit, key, scope, key limit. Throws the error to answer with.
+   */
+  admitRaw(raw: IncomingMessage, scope: Scope): Actor {
+    const ip = raw.socket.remoteAddress ?? "unknown";
+    const route = (raw.url ?? "").split("?")[0];
+    const deny = (code: "UNAUTHORIZED" | "PERMISSION_DENIED" | "RATE_LIMIT", message: string) => {
+      const reason = { UNAUTHORIZED: "unauthorized", PERMISSION_DENIED: "forbidden" } as const;
+      this.service.metrics.reject(code === "RATE_LIMIT" ? "rate_limit" : reason[code]);
+      this.service.audit({
+        level: "warn",
+        event:
+          code === "UNAUTHORIZED"
+            ? "auth_failure"
+            : code === "RATE_LIMIT"
+              ? "rate_limited"
+              : "forbidden",
+        message,
+        data: { ip, method: raw.method, route },
+      });
+      return new WardenError(code, message);
+    };
+    if (!this.perIp.hit(ip).allowed) throw deny("RATE_LIMIT", `client ${ip}: too many requests`);
+    const token = bearer(raw.headers.authorization);
+    if (!token) throw deny("UNAUTHORIZED", "missing API key: send Authorization: Bearer <key>");
+    const key = this.keys.authenticate(token);
+    if (!key) throw deny("UNAUTHORIZED", "invalid or revoked API key");
+    if (!key.scopes.includes(scope) && !key.scopes.includes("admin"))
+      throw deny("PERMISSION_DENIED", `this key lacks the ${scope} scope`);
+    if (!this.perKey.hit(key.id).allowed)
+      throw deny("RATE_LIMIT", `key ${key.id}: too many requests`);
+    return { userId: key.userId, key, anonymous: false };
+  }
+
   /** onRequest hook: IP limit, then key, then key limit. */
   check = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     request.actor = null;
     const scope = request.routeOptions.config.scope ?? "any";
     if (scope === "public") return;
     this.limit(reply, this.perIp.hit(request.ip), `client ${request.ip}`, request);
-    const header = request.headers.authorization;
-    const token = header?.startsWith("Bearer ") ? header.slice(7).trim() : undefined;
+    const token = bearer(request.headers.authorization);
     if (!token) {
       if (request.routeOptions.config.anonymous && this.server.pistonAnonymous) {
         request.actor = { userId: "anonymous", key: null, anonymous: true };
@@ -122,6 +157,11 @@ export class Gate {
       this.refuse(request, "PERMISSION_DENIED", `this key lacks the ${scope} scope`);
     this.limit(reply, this.perKey.hit(key.id), `key ${key.id}`, request);
   };
+}
+
+/** The bearer token of an Authorization header, if any. */
+function bearer(header: string | undefined): string | undefined {
+  return header?.startsWith("Bearer ") ? header.slice(7).trim() || undefined : undefined;
 }
 
 export function hasScope(actor: Actor | null, scope: Scope): boolean {

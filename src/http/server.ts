@@ -29,6 +29,7 @@ import { adminRoutes } from "./routes/admin.js";
 import { executionRoutes } from "./routes/executions.js";
 import { healthRoutes } from "./routes/health.js";
 import { pistonRoutes } from "./routes/piston.js";
+import { previewRoutes } from "./routes/previews.js";
 import { sessionRoutes } from "./routes/sessions.js";
 import type { SessionManager } from "../sessions/manager.js";
 
@@ -156,6 +157,7 @@ export async function buildServer(deps: ServerDeps) {
   await app.register(executionRoutes, { service, registry: deps.registry, config });
   await app.register(adminRoutes, { service, sessions: deps.sessions });
   await app.register(pistonRoutes, { service, registry: deps.registry, config });
-  await app.register(sessionRoutes, { sessions: deps.sessions });
+  await app.register(sessionRoutes, { sessions: deps.sessions, service });
+  await app.register(previewRoutes, { sessions: deps.sessions, gate });
   return app;
 }

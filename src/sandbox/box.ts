@@ -96,6 +96,15 @@ export class Box {
     private readonly ctx: BoxContext,
   ) {}
 
+  /**
+   * A host path beside the box's directory (for a socket bound into the box). It is
+   * root-owned territory the sandbox cannot write, and carries the box's owner-tagged
+   * name so the janitor finds it after a crash.
+   */
+  sidePath(name: string): string {
+    return join(dirname(this.dir), `${this.id}-${name}`);
+  }
+
   private get dirs(): { workspace: string; tmp: string } {
     return { workspace: join(this.dir, "workspace"), tmp: join(this.dir, "tmp") };
   }

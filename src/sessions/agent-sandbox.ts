@@ -5,13 +5,15 @@
  * lines; events come back on its stdout. Everything the agent does — run a
  * command, read or write a file — happens inside the sandbox.
  */
+import type { Socket } from "node:net";
 import { PassThrough } from "node:stream";
 import { ERROR_CODES, WardenError, type ErrorCode } from "../errors.js";
 import { findTool } from "../runtimes/registry.js";
 import type { Box } from "../sandbox/box.js";
 import type { Cgroup } from "../sandbox/cgroups/index.js";
 import type { SandboxHost } from "../sandbox/host.js";
-import type { RunResult, SandboxLimits } from "../sandbox/types.js";
+import type { RunResult, SandboxLimits, SandboxNetwork } from "../sandbox/types.js";
+import { PREVIEW_SOCKET, PreviewRelay } from "./preview.js";
 
 export interface AgentEvent {
   id?: number;
@@ -22,6 +24,8 @@ export interface AgentEvent {
 export interface AgentSandboxOptions {
   limits: SandboxLimits;
   searchPath: readonly string[];
+  /** Egress through the proxy for everything in the session; absent = no network. */
+  network?: SandboxNetwork | undefined;
   /** Called when the sandbox ends on its own (TTL, memory, crash). */
   onExit?: (result: RunResult) => void;
 }
@@ -53,6 +57,7 @@ export class AgentSandbox {
 
   private constructor(
     readonly box: Box,
+    private readonly relay: PreviewRelay,
     ready: () => void,
     options: AgentSandboxOptions,
     host: SandboxHost,
@@ -72,7 +77,9 @@ export class AgentSandbox {
             { source: host.privateFile("agent.cjs"), target: AGENT_PATH },
             { source: host.privateFile("kernel.py"), target: KERNEL_PATH },
             { source: host.privateFile("kernel.cjs"), target: JS_KERNEL_PATH },
+            { source: relay.path, target: PREVIEW_SOCKET },
           ],
+          network: options.network,
           env: python
             ? { WARDEN_PYTHON: python, MPLBACKEND: "Agg", PYTHONDONTWRITEBYTECODE: "1" }
             : {},
@@ -104,9 +111,18 @@ export class AgentSandbox {
     options: AgentSandboxOptions,
   ): Promise<AgentSandbox> {
     const box = await host.prepare({ diskMb });
+    const relay = new PreviewRelay(box.sidePath("preview"));
     let markReady!: () => void;
     const ready = new Promise<void>((resolve) => (markReady = resolve));
-    const sandbox = new AgentSandbox(box, markReady, options, host);
+    let sandbox: AgentSandbox;
+    try {
+      await relay.listen(box.uid);
+      sandbox = new AgentSandbox(box, relay, markReady, options, host);
+    } catch (error) {
+      await relay.close();
+      await box.destroy();
+      throw error;
+    }
     const ended = sandbox.ended.then((r) => {
       throw new WardenError(
         "INTERNAL",
@@ -116,6 +132,7 @@ export class AgentSandbox {
     try {
       await Promise.race([ready, ended]);
     } catch (error) {
+      await relay.close();
       await box.destroy();
       throw error;
     }
@@ -171,11 +188,28 @@ export class AgentSandbox {
     return this.cgroup && !this.result ? this.cgroup.usage() : { memoryBytes: 0, cpuTimeMs: 0 };
   }
 
+  /**
+   * A connection to `port` on the session's own loopback, made by the agent
+   * inside (web previews), paused until its reader resumes it. Rejects with
+   * ECONNREFUSED when nothing listens there.
+   */
+  async openPort(port: number): Promise<Socket> {
+    const { token, socket, cancel } = this.relay.expect();
+    try {
+      await this.request({ op: "relay", port, token, socket: PREVIEW_SOCKET });
+      return await socket;
+    } catch (error) {
+      cancel();
+      throw error;
+    }
+  }
+
   /** Kills everything in the sandbox and removes it. Safe to call twice. */
   async close(): Promise<RunResult> {
     this.stop.abort();
     this.input.end();
     const result = await this.ended;
+    await this.relay.close();
     await this.box.destroy();
     return result;
   }

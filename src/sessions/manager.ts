@@ -10,7 +10,9 @@ import { WardenError } from "../errors.js";
 import { resolveLimits, type RequestLimits } from "../executions/limits.js";
 import type { SandboxHost } from "../sandbox/host.js";
 import { checkWorkspacePath } from "../sandbox/workspace.js";
-import type { OutputChunk } from "../sandbox/types.js";
+import type { Socket } from "node:net";
+import type { EgressPolicy } from "../network/policy.js";
+import type { OutputChunk, SandboxNetwork } from "../sandbox/types.js";
 import { ulid } from "../util/ids.js";
 import { AgentSandbox, text, type AgentEvent } from "./agent-sandbox.js";
 
@@ -22,11 +24,18 @@ export interface SessionInfo {
   expiresAt: string;
   lastUsedAt: string;
   idleTimeoutSeconds: number;
+  /** Default language of `run` (the code context). */
+  language: "python" | "javascript";
+  /** Hosts the session may reach through the egress proxy; empty = no network. */
+  network: string[];
   limits: { memoryMb: number; cpuPercent: number; diskMb: number; pids: number };
   metadata: Record<string, string>;
 }
 
 export interface CreateSessionOptions {
+  language?: string | undefined;
+  /** Egress for the whole session, already checked against the server's and key's policy. */
+  network?: EgressPolicy | null | undefined;
   timeout?: number | undefined;
   idleTimeout?: number | undefined;
   limits?: RequestLimits | undefined;
@@ -83,15 +92,34 @@ export interface FileEntry {
   mtime: string | null;
 }
 
+/** What the manager needs from the rest of the service. */
+export interface SessionHooks {
+  audit(e: {
+    userId: string;
+    level: "info" | "warn";
+    event: string;
+    message: string;
+    data?: Record<string, unknown>;
+  }): void;
+  /** Egress with per-connection audit and metrics. */
+  egress?(policy: EgressPolicy, owner: { userId: string; sessionId: string }): SandboxNetwork;
+  /** Holds a session's memory in the host's budget while it lives; returns the release. */
+  reserveMemory?(mb: number, what: string): () => void;
+}
+
 interface Session {
   info: SessionInfo;
   sandbox: AgentSandbox;
+  release: () => void;
   expiresAt: number;
   lastUsedAt: number;
   idleMs: number;
 }
 
 const SWEEP_MS = 1000;
+
+/** Loopback ports inside a session that are Warden's own (the egress bridge). */
+const RESERVED_PORTS = new Set([3128]);
 
 /** Languages with a persistent context, by name and alias. */
 const CONTEXT_LANGUAGES: Record<string, "python" | "javascript"> = {
@@ -128,13 +156,7 @@ export class SessionManager {
     private readonly config: Config,
     private readonly host: SandboxHost,
     private readonly logger: Logger,
-    private readonly audit: (e: {
-      userId: string;
-      level: "info" | "warn";
-      event: string;
-      message: string;
-      data?: Record<string, unknown>;
-    }) => void,
+    private readonly hooks: SessionHooks,
   ) {
     this.sweeper = setInterval(() => void this.expire(), SWEEP_MS);
     this.sweeper.unref();
@@ -151,7 +173,25 @@ export class SessionManager {
     return session;
   }
 
+  /** The context language a name or alias stands for, or UNSUPPORTED_LANGUAGE. */
+  private contextLanguage(name: string, field: string): "python" | "javascript" {
+    const language = CONTEXT_LANGUAGES[name.toLowerCase()];
+    if (!language)
+      throw new WardenError(
+        "UNSUPPORTED_LANGUAGE",
+        `${field}: code contexts exist for python and javascript (got ${name})`,
+      );
+    return language;
+  }
+
   async create(userId: string, options: CreateSessionOptions = {}): Promise<SessionInfo> {
+    if (this.sessions.size >= this.config.maxSessions)
+      throw new WardenError(
+        "SANDBOX_BUSY",
+        `sessions: this host holds its maximum of ${this.config.maxSessions} (maxSessions)`,
+        { details: { reason: "max_sessions", retryAfterSeconds: 30 } },
+      );
+    const language = this.contextLanguage(options.language ?? "python", "language");
     const mine = [...this.sessions.values()].filter((s) => s.info.userId === userId).length;
     if (mine >= this.config.maxSessionsPerUser)
       throw new WardenError(
@@ -171,19 +211,16 @@ export class SessionManager {
       timeoutMs: (ttl + 60) * 1000,
     };
     const id = `sess_${ulid()}`;
-    const sandbox = await AgentSandbox.start(this.host, limits.diskMb, {
-      limits,
-      searchPath: this.config.sandbox.searchPath,
-      onExit: (result) => {
-        if (!this.sessions.has(id)) return;
-        this.logger.warn(
-          { sessionId: id, status: result.status },
-          "session sandbox ended on its own",
-        );
-        void this.destroy(id, userId, `sandbox ended: ${result.status}`, true);
-      },
-    });
+    const release = this.hooks.reserveMemory?.(limits.memoryMb, "limits.memoryMb") ?? (() => {});
+    let sandbox: AgentSandbox;
+    try {
+      sandbox = await this.startSandbox(id, userId, limits, options.network);
+    } catch (error) {
+      release();
+      throw error;
+    }
     const now = Date.now();
+
     const info: SessionInfo = {
       id,
       userId,
@@ -192,6 +229,8 @@ export class SessionManager {
       expiresAt: new Date(now + ttl * 1000).toISOString(),
       lastUsedAt: new Date(now).toISOString(),
       idleTimeoutSeconds: idle,
+      language,
+      network: options.network?.allow ?? [],
       limits: {
         memoryMb: limits.memoryMb,
         cpuPercent: limits.cpuPercent,
@@ -203,11 +242,12 @@ export class SessionManager {
     this.sessions.set(id, {
       info,
       sandbox,
+      release,
       expiresAt: now + ttl * 1000,
       lastUsedAt: now,
       idleMs: idle * 1000,
     });
-    this.audit({
+    this.hooks.audit({
       userId,
       level: "info",
       event: "session_created",
@@ -215,6 +255,30 @@ export class SessionManager {
       data: { sessionId: id, ttl },
     });
     return { ...info };
+  }
+
+  private startSandbox(
+    id: string,
+    userId: string,
+    limits: ReturnType<typeof resolveLimits>,
+    network: EgressPolicy | null | undefined,
+  ): Promise<AgentSandbox> {
+    return AgentSandbox.start(this.host, limits.diskMb, {
+      limits,
+      searchPath: this.config.sandbox.searchPath,
+      network:
+        network && this.hooks.egress
+          ? this.hooks.egress(network, { userId, sessionId: id })
+          : undefined,
+      onExit: (result) => {
+        if (!this.sessions.has(id)) return;
+        this.logger.warn(
+          { sessionId: id, status: result.status },
+          "session sandbox ended on its own",
+        );
+        void this.destroy(id, userId, `sandbox ended: ${result.status}`, true);
+      },
+    });
   }
 
   get(id: string, userId: string, admin = false): SessionInfo {
@@ -262,8 +326,12 @@ export class SessionManager {
   async destroy(id: string, userId: string, reason: string, admin = false): Promise<void> {
     const s = this.ownedBy(id, userId, admin);
     this.sessions.delete(id);
-    await s.sandbox.close();
-    this.audit({
+    try {
+      await s.sandbox.close();
+    } finally {
+      s.release();
+    }
+    this.hooks.audit({
       userId: s.info.userId,
       level: "info",
       event: "session_ended",
@@ -342,12 +410,7 @@ export class SessionManager {
   async run(id: string, userId: string, o: RunCellOptions): Promise<CellResult> {
     const s = this.ownedBy(id, userId);
     this.touch(s);
-    const language = CONTEXT_LANGUAGES[(o.language ?? "python").toLowerCase()];
-    if (!language)
-      throw new WardenError(
-        "UNSUPPORTED_LANGUAGE",
-        `language: code contexts exist for python and javascript (got ${o.language})`,
-      );
+    const language = o.language ? this.contextLanguage(o.language, "language") : s.info.language;
     const timeoutMs = this.timeoutMs(o.timeout);
     const { out, onEvent } = collect(o.onOutput);
     const cell = await s.sandbox.request({ op: "run", language, code: o.code, timeoutMs }, onEvent);
@@ -407,6 +470,21 @@ export class SessionManager {
     const s = this.ownedBy(id, userId);
     this.touch(s);
     await s.sandbox.request({ op: "mkdir", path: checkWorkspacePath(path) });
+  }
+
+  /**
+   * A connection to a server listening on `port` inside the session (web
+   * previews), for its owner only: an admin key does not open another user's.
+   */
+  async openPort(id: string, userId: string, port: number): Promise<Socket> {
+    const s = this.ownedBy(id, userId);
+    if (!Number.isInteger(port) || port < 1 || port > 65_535 || RESERVED_PORTS.has(port))
+      throw new WardenError(
+        "INVALID_REQUEST",
+        `port: must be 1-65535 and not ${[...RESERVED_PORTS].join(", ")}`,
+      );
+    this.touch(s);
+    return s.sandbox.openPort(port);
   }
 
   /** Ends every session (shutdown). */

@@ -15,7 +15,9 @@ let manager: SessionManager;
 const events: string[] = [];
 
 beforeAll(async () => {
-  manager = new SessionManager(config, await testHost(), silentLogger, (e) => events.push(e.event));
+  manager = new SessionManager(config, await testHost(), silentLogger, {
+    audit: (e) => events.push(e.event),
+  });
 });
 afterAll(async () => {
   await manager?.closeAll();
@@ -200,7 +202,7 @@ describe("sessions", () => {
       { ...config, maxSessionsPerUser: 1 },
       await testHost(),
       silentLogger,
-      () => undefined,
+      { audit: () => undefined },
     );
     const one = await strict.create("cat");
     await expect(strict.create("cat")).rejects.toMatchObject({ code: "QUOTA_EXCEEDED" });

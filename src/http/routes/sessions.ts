@@ -3,6 +3,8 @@ import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { WardenError } from "../../errors.js";
 import { RequestLimitsSchema } from "../../executions/limits.js";
+import { NetworkRequestSchema } from "../../executions/request.js";
+import type { ExecutionService } from "../../executions/service.js";
 import type { SessionManager } from "../../sessions/manager.js";
 import { hasScope, type Actor } from "../auth.js";
 import { ErrorResponses } from "../schemas.js";
@@ -17,6 +19,8 @@ const SessionSchema = z.object({
   expiresAt: z.string(),
   lastUsedAt: z.string(),
   idleTimeoutSeconds: z.number(),
+  language: z.enum(["python", "javascript"]),
+  network: z.array(z.string()),
   limits: z.object({
     memoryMb: z.number(),
     cpuPercent: z.number(),
@@ -55,10 +59,10 @@ const CommandResultSchema = z.object({
   durationMs: z.number(),
 });
 
-export const sessionRoutes: FastifyPluginAsyncZod<{ sessions: SessionManager }> = async (
-  app,
-  { sessions },
-) => {
+export const sessionRoutes: FastifyPluginAsyncZod<{
+  sessions: SessionManager;
+  service: ExecutionService;
+}> = async (app, { sessions, service }) => {
   // File uploads are raw bytes.
   app.addContentTypeParser("application/octet-stream", { parseAs: "buffer" }, (_req, body, done) =>
     done(null, body),
@@ -76,6 +80,12 @@ export const sessionRoutes: FastifyPluginAsyncZod<{ sessions: SessionManager }> 
         summary: "Start a session: a sandbox that lives across calls",
         body: z
           .object({
+            language: z
+              .string()
+              .max(32)
+              .optional()
+              .describe("Default language of /run: python (default) or javascript."),
+            network: NetworkRequestSchema.optional(),
             timeout: z.number().positive().optional().describe("Lifetime (TTL) in seconds."),
             idleTimeout: z
               .number()
@@ -92,7 +102,9 @@ export const sessionRoutes: FastifyPluginAsyncZod<{ sessions: SessionManager }> 
       },
     },
     async (request, reply) => {
-      const info = await sessions.create(request.actor!.userId, request.body);
+      const actor = request.actor!;
+      const network = service.resolveNetwork(request.body.network, actor.key?.networkAllow);
+      const info = await sessions.create(actor.userId, { ...request.body, network });
       return reply.status(201).send(info);
     },
   );

@@ -1,0 +1,132 @@
+/**
+ * Web previews through `warden serve`: a server inside a session answers at
+ * /v1/sessions/:id/ports/:port for its owner only, over HTTP and WebSocket-style
+ * upgrades, with no host port and no network for the sandbox.
+ */
+import { request as httpRequest } from "node:http";
+import type { Socket } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createKey, eventually, startServer, type TestServer } from "../helpers/server.js";
+
+let server: TestServer;
+let ann: string;
+let bob: string;
+let base: string;
+
+/** An upgrade server inside the session that answers 101 and echoes bytes back. */
+const ECHO_SERVER = `
+const http = require("node:http");
+const s = http.createServer((req, res) => res.end("plain " + req.url));
+s.on("upgrade", (req, socket) => {
+  socket.write("HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: echo\\r\\nConnection: Upgrade\\r\\nX-Seen-Auth: " + (req.headers.authorization ? "yes" : "no") + "\\r\\n\\r\\n");
+  socket.pipe(socket);
+});
+s.listen(9000, "127.0.0.1");
+`;
+
+beforeAll(async () => {
+  server = await startServer();
+  ann = await createKey(server, "ann-web", "sessions", "ann");
+  bob = await createKey(server, "bob-web", "sessions", "bob");
+  const created = await server.request("POST", "/v1/sessions", { token: ann, body: {} });
+  expect(created.status).toBe(201);
+  base = `/v1/sessions/${((await created.json()) as { id: string }).id}`;
+  await server.request("PUT", `${base}/files/site/index.html`, {
+    token: ann,
+    raw: "<h1>hello from the session</h1>",
+    headers: { "content-type": "application/octet-stream" },
+  });
+  await server.request("PUT", `${base}/files/echo.cjs`, {
+    token: ann,
+    raw: ECHO_SERVER,
+    headers: { "content-type": "application/octet-stream" },
+  });
+  const started = await server.request("POST", `${base}/commands`, {
+    token: ann,
+    body: {
+      command:
+        "cd site && python3 -m http.server 8000 --bind 127.0.0.1 >/dev/null 2>&1 & node /workspace/echo.cjs >/dev/null 2>&1 &",
+    },
+  });
+  expect(started.status).toBe(200);
+}, 60_000);
+afterAll(async () => {
+  await server?.stop();
+});
+
+describe("web previews", () => {
+  it("serves python3 -m http.server to the session's owner, and no one else", async () => {
+    let page = "";
+    await eventually(async () => {
+      const r = await server.request("GET", `${base}/ports/8000/index.html`, { token: ann });
+      page = await r.text();
+      return r.status === 200;
+    });
+    expect(page).toContain("hello from the session");
+
+    const listing = await server.request("GET", `${base}/ports/8000/`, { token: ann });
+    expect(listing.status).toBe(200);
+    // The page runs with an opaque origin: it cannot act as Warden's own pages.
+    expect(listing.headers.get("content-security-policy")).toMatch(/^sandbox /);
+    expect(await listing.text()).toContain("hello from the session");
+
+    const other = await server.request("GET", `${base}/ports/8000/`, { token: bob });
+    expect(other.status).toBe(404);
+    const anonymous = await server.request("GET", `${base}/ports/8000/`, { token: null });
+    expect(anonymous.status).toBe(401);
+    const admin = await server.request("GET", `${base}/ports/8000/`);
+    expect(admin.status).toBe(404);
+  }, 60_000);
+
+  it("answers clearly for a port with nothing listening and for Warden's own ports", async () => {
+    const closed = await server.request("GET", `${base}/ports/8001/`, { token: ann });
+    expect(closed.status).toBe(502);
+    expect(await closed.text()).toMatch(/nothing is listening/);
+    const bad = await server.request("GET", `${base}/ports/70000/`, { token: ann });
+    expect(bad.status).toBe(400);
+    const reserved = await server.request("GET", `${base}/ports/3128/`, { token: ann });
+    expect(reserved.status).toBe(400);
+  });
+
+  it("carries upgrades (WebSocket) both ways, without passing on the API key", async () => {
+    await eventually(async () => {
+      const r = await server.request("GET", `${base}/ports/9000/x`, { token: ann });
+      return r.status === 200 && (await r.text()) === "plain /x";
+    });
+    const upgrade = (token: string | null) =>
+      new Promise<{ status: number; socket?: Socket; seen?: string }>((resolve, reject) => {
+        const req = httpRequest(`${server.url}${base}/ports/9000/ws`, {
+          headers: {
+            connection: "Upgrade",
+            upgrade: "echo",
+            ...(token ? { authorization: `Bearer ${token}` } : {}),
+          },
+        });
+        req.on("upgrade", (res, socket) =>
+          resolve({
+            status: res.statusCode ?? 0,
+            socket,
+            seen: String(res.headers["x-seen-auth"]),
+          }),
+        );
+        req.on("response", (res) => {
+          res.resume();
+          resolve({ status: res.statusCode ?? 0 });
+        });
+        req.on("error", reject);
+        req.end();
+      });
+    const ok = await upgrade(ann);
+    expect(ok.status).toBe(101);
+    expect(ok.seen).toBe("no");
+    const echoed = await new Promise<string>((resolve) => {
+      ok.socket!.once("data", (d: Buffer) => resolve(d.toString()));
+      ok.socket!.write("ping through the session");
+    });
+    expect(echoed).toBe("ping through the session");
+    ok.socket!.destroy();
+
+    expect((await upgrade(bob)).status).toBe(404);
+    expect((await upgrade(null)).status).toBe(401);
+  }, 60_000);
+});
