@@ -1,12 +1,14 @@
 // warden session agent: runs inside a session's sandbox as the long-lived
 // program under warden-init. It reads JSON requests, one per line, on stdin
 // and answers with JSON events, one per line, on stdout:
-//   exec   {id, op, argv | shell, cwd, env, stdin, timeoutMs, outputBytes}
+//   exec   {id, op, argv | shell, cwd, env, stdin, keepStdin, timeoutMs (0 = none), outputBytes}
 //          → {id, type: "stdout" | "stderr", data}* then {id, type: "exit", exitCode, signal, timedOut, truncated, durationMs}
 //   write  {id, op, path, content (base64), mode} → {id, type: "ok"}
 //   read   {id, op, path, maxBytes}               → {id, type: "file", content (base64), size}
 //   list   {id, op, path}                         → {id, type: "list", entries: [{name, type, size, mtime}]}
 //   delete {id, op, path} / mkdir {id, op, path}  → {id, type: "ok"}
+//   stdin  {id, op, target, data, eof}            → {id, type: "ok"}  (to a running exec)
+//   signal {id, op, target, signal}               → {id, type: "ok"}  (to its whole process group)
 //   relay  {id, op, port, socket, token}           → {id, type: "ok"} once 127.0.0.1:port inside
 //          is joined to Warden's preview socket (which this agent dials, announcing the token)
 // Errors: {id, type: "error", code, message}. Everything it touches is the
@@ -131,6 +133,9 @@ function resolvePath(p) {
   return full;
 }
 
+/** Running exec requests by id, for stdin and signals. */
+const procs = new Map();
+
 function exec(req) {
   const started = Date.now();
   const argv = req.shell != null ? ["/bin/sh", "-c", String(req.shell)] : req.argv;
@@ -167,15 +172,22 @@ function exec(req) {
   pipe(child.stdout, "stdout");
   pipe(child.stderr, "stderr");
   child.stdin.on("error", () => {});
-  child.stdin.end(req.stdin || "");
-  const timer = setTimeout(() => {
-    timedOut = true;
-    try {
-      process.kill(-child.pid, "SIGKILL");
-    } catch {}
-  }, req.timeoutMs || 60000);
+  if (req.keepStdin) {
+    if (req.stdin) child.stdin.write(req.stdin);
+  } else child.stdin.end(req.stdin || "");
+  procs.set(req.id, child);
+  const timer =
+    req.timeoutMs === 0
+      ? null
+      : setTimeout(() => {
+          timedOut = true;
+          try {
+            process.kill(-child.pid, "SIGKILL");
+          } catch {}
+        }, req.timeoutMs || 60000);
   child.on("error", (e) => {
     clearTimeout(timer);
+    procs.delete(req.id);
     fail(
       req.id,
       "INVALID_REQUEST",
@@ -184,6 +196,7 @@ function exec(req) {
   });
   child.on("close", (code, signal) => {
     clearTimeout(timer);
+    procs.delete(req.id);
     send({
       id: req.id,
       type: "exit",
@@ -194,6 +207,23 @@ function exec(req) {
       durationMs: Date.now() - started,
     });
   });
+}
+
+/** Standard input and signals for a running command. */
+function control(req) {
+  const child = procs.get(req.target);
+  if (!child) return fail(req.id, "NOT_FOUND", "command: not running");
+  if (req.op === "stdin") {
+    if (req.data) child.stdin.write(Buffer.from(String(req.data), "utf8"));
+    if (req.eof) child.stdin.end();
+  } else {
+    try {
+      process.kill(-child.pid, String(req.signal || "SIGTERM"));
+    } catch (e) {
+      return fail(req.id, "INVALID_REQUEST", `signal: ${e.message}`);
+    }
+  }
+  send({ id: req.id, type: "ok" });
 }
 
 /** Joins a loopback port inside the sandbox to Warden's preview socket (web previews). */
@@ -321,6 +351,7 @@ readline.createInterface({ input: process.stdin }).on("line", (line) => {
     if (req.op === "exec") exec(req);
     else if (req.op === "run") runCell(req);
     else if (req.op === "relay") relay(req);
+    else if (req.op === "stdin" || req.op === "signal") control(req);
     else fileOp(req);
   } catch (e) {
     const code =

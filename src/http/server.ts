@@ -30,6 +30,7 @@ import { executionRoutes } from "./routes/executions.js";
 import { healthRoutes } from "./routes/health.js";
 import { pistonRoutes } from "./routes/piston.js";
 import { previewRoutes } from "./routes/previews.js";
+import { sessionCommandRoutes } from "./routes/session-commands.js";
 import { sessionRoutes } from "./routes/sessions.js";
 import type { SessionManager } from "../sessions/manager.js";
 
@@ -158,6 +159,7 @@ export async function buildServer(deps: ServerDeps) {
   await app.register(adminRoutes, { service, sessions: deps.sessions });
   await app.register(pistonRoutes, { service, registry: deps.registry, config });
   await app.register(sessionRoutes, { sessions: deps.sessions, service });
+  await app.register(sessionCommandRoutes, { sessions: deps.sessions });
   await app.register(previewRoutes, { sessions: deps.sessions, gate });
   return app;
 }

@@ -164,23 +164,37 @@ export class AgentSandbox {
     body: Record<string, unknown>,
     onEvent?: (event: AgentEvent) => void,
   ): Promise<AgentEvent> {
-    if (this.result) return Promise.reject(new WardenError("NOT_FOUND", "the session has ended"));
+    return this.send(body, onEvent).done;
+  }
+
+  /**
+   * Like request(), with the agent's id for the request (to address a running
+   * command later). A `background` request does not keep the session from idling.
+   */
+  send(
+    body: Record<string, unknown>,
+    onEvent?: (event: AgentEvent) => void,
+    background = false,
+  ): { id: number; done: Promise<AgentEvent> } {
     const id = this.nextId++;
-    this.inFlight++;
-    return new Promise<AgentEvent>((resolve, reject) => {
+    if (this.result)
+      return { id, done: Promise.reject(new WardenError("NOT_FOUND", "the session has ended")) };
+    if (!background) this.inFlight++;
+    const done = new Promise<AgentEvent>((resolve, reject) => {
       this.pending.set(id, (event) => {
         if (event.type === "stdout" || event.type === "stderr") {
           onEvent?.(event);
           return;
         }
         this.pending.delete(id);
-        this.inFlight--;
+        if (!background) this.inFlight--;
         if (event.type === "error")
           reject(new WardenError(knownCode(event.code), text(event.message) || "agent error"));
         else resolve(event);
       });
       this.input.write(`${JSON.stringify({ ...body, id })}\n`);
     });
+    return { id, done };
   }
 
   /** Live memory and CPU of the whole session, read from its cgroup. */

@@ -15,6 +15,13 @@ import type { EgressPolicy } from "../network/policy.js";
 import type { OutputChunk, SandboxNetwork } from "../sandbox/types.js";
 import { ulid } from "../util/ids.js";
 import { AgentSandbox, text, type AgentEvent } from "./agent-sandbox.js";
+import {
+  BackgroundCommands,
+  type BackgroundEvent,
+  type BackgroundInfo,
+  type BackgroundStart,
+  type CommandSignal,
+} from "./commands.js";
 
 export interface SessionInfo {
   id: string;
@@ -110,6 +117,7 @@ export interface SessionHooks {
 interface Session {
   info: SessionInfo;
   sandbox: AgentSandbox;
+  background: BackgroundCommands;
   release: () => void;
   expiresAt: number;
   lastUsedAt: number;
@@ -242,6 +250,7 @@ export class SessionManager {
     this.sessions.set(id, {
       info,
       sandbox,
+      background: new BackgroundCommands(sandbox, this.config.defaults.outputBytes),
       release,
       expiresAt: now + ttl * 1000,
       lastUsedAt: now,
@@ -400,6 +409,54 @@ export class SessionManager {
       truncated: exit.truncated === true,
       durationMs: Number(exit.durationMs ?? 0),
     };
+  }
+
+  /** Starts a command that outlives the request (a server, a watcher). */
+  startBackground(id: string, userId: string, o: BackgroundStart): BackgroundInfo {
+    const s = this.ownedBy(id, userId);
+    this.touch(s);
+    return s.background.start(o);
+  }
+
+  listBackground(id: string, userId: string): BackgroundInfo[] {
+    return this.ownedBy(id, userId).background.list();
+  }
+
+  getBackground(id: string, userId: string, commandId: string) {
+    return this.ownedBy(id, userId).background.get(commandId);
+  }
+
+  /** Output so far, then live, until the command exits; returns the unsubscribe. */
+  followBackground(
+    id: string,
+    userId: string,
+    commandId: string,
+    listener: (event: BackgroundEvent) => void,
+  ): () => void {
+    return this.ownedBy(id, userId).background.follow(commandId, listener);
+  }
+
+  async stdinBackground(
+    id: string,
+    userId: string,
+    commandId: string,
+    data: string,
+    eof: boolean,
+  ): Promise<void> {
+    const s = this.ownedBy(id, userId);
+    this.touch(s);
+    await s.background.stdin(commandId, data, eof);
+  }
+
+  async signalBackground(
+    id: string,
+    userId: string,
+    commandId: string,
+    signal: CommandSignal,
+  ): Promise<void> {
+    const s = this.ownedBy(id, userId);
+    this.touch(s);
+    await s.background.signal(commandId, signal);
   }
 
   /**

@@ -1,7 +1,7 @@
 /** Sessions through `warden serve`: the REST routes, their owner checks and limits. */
 import { request as httpRequest } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createKey, startServer, type TestServer } from "../helpers/server.js";
+import { createKey, eventually, startServer, type TestServer } from "../helpers/server.js";
 
 let server: TestServer;
 let ann: string;
@@ -118,6 +118,93 @@ describe("REST /v1/sessions", () => {
 
     expect((await server.request("DELETE", base, { token: ann })).status).toBe(204);
     expect((await server.request("GET", base, { token: ann })).status).toBe(404);
+  });
+
+  it("runs background commands: list, stream, stdin, kill; and streams foreground output as SSE", async () => {
+    const created = await server.request("POST", "/v1/sessions", {
+      token: ann,
+      body: { language: "javascript" },
+    });
+    const session = (await created.json()) as { id: string; language: string };
+    expect(session.language).toBe("javascript");
+    const base = `/v1/sessions/${session.id}`;
+
+    // A background `cat` that answers what it is sent, until its stdin closes.
+    const started = await server.request("POST", `${base}/commands`, {
+      token: ann,
+      body: { command: ["sh", "-c", "echo ready; cat; echo bye >&2"], background: true },
+    });
+    expect(started.status).toBe(202);
+    const cmd = (await started.json()) as { id: string; status: string };
+    expect(cmd.status).toBe("running");
+    const list = (await (
+      await server.request("GET", `${base}/commands`, { token: ann })
+    ).json()) as { id: string }[];
+    expect(list.map((c) => c.id)).toEqual([cmd.id]);
+    expect((await server.request("GET", `${base}/commands`, { token: bob })).status).toBe(404);
+
+    const events = server.request("GET", `${base}/commands/${cmd.id}/events`, { token: ann });
+    const fed = await server.request("POST", `${base}/commands/${cmd.id}/stdin`, {
+      token: ann,
+      body: { data: "hello\n", eof: true },
+    });
+    expect(fed.status).toBe(204);
+    const stream = await (await events).text();
+    expect(stream).toContain('event: stdout\ndata: {"data":"ready\\n"}');
+    expect(stream).toContain('"data":"hello\\n"');
+    expect(stream).toContain("event: exit");
+    const done = (await (
+      await server.request("GET", `${base}/commands/${cmd.id}`, { token: ann })
+    ).json()) as { status: string; exitCode: number; stdout: string; stderr: string };
+    expect(done).toMatchObject({ status: "exited", exitCode: 0, stdout: "ready\nhello\n" });
+    expect(done.stderr).toBe("bye\n");
+
+    // A server-like command that never ends is killed with everything it started.
+    const sleeper = (await (
+      await server.request("POST", `${base}/commands`, {
+        token: ann,
+        body: { command: "sleep 1000 & sleep 1000; echo not reached", background: true },
+      })
+    ).json()) as { id: string };
+    const killed = await server.request("POST", `${base}/commands/${sleeper.id}/kill`, {
+      token: ann,
+      body: { signal: "SIGKILL" },
+    });
+    expect(killed.status).toBe(204);
+    await eventually(async () => {
+      const c = (await (
+        await server.request("GET", `${base}/commands/${sleeper.id}`, { token: ann })
+      ).json()) as { status: string; signal: string };
+      return c.status === "exited" && c.signal === "SIGKILL";
+    });
+    const ps = (await (
+      await server.request("POST", `${base}/commands`, {
+        token: ann,
+        body: { command: "cat /proc/[0-9]*/comm 2>/dev/null | grep -c ^sleep || true" },
+      })
+    ).json()) as { stdout: string };
+    expect(ps.stdout.trim()).toBe("0");
+
+    // Foreground output as Server-Sent Events, then the result; the session's
+    // default language (javascript) runs the cell.
+    const sse = await server.request("POST", `${base}/run`, {
+      token: ann,
+      body: { code: "console.log('streamed'); 6 * 7" },
+      headers: { accept: "text/event-stream" },
+    });
+    expect(sse.headers.get("content-type")).toMatch(/text\/event-stream/);
+    const body = await sse.text();
+    expect(body.indexOf("event: stdout")).toBeLessThan(body.indexOf("event: result"));
+    expect(body).toContain('"text/plain":"42"');
+    const cmdSse = await (
+      await server.request("POST", `${base}/commands`, {
+        token: ann,
+        body: { command: "echo one; echo two >&2; exit 3" },
+        headers: { accept: "text/event-stream" },
+      })
+    ).text();
+    expect(cmdSse).toMatch(/event: stdout[\s\S]*event: result\ndata: .*"exitCode":3/);
+    expect((await server.request("DELETE", base, { token: ann })).status).toBe(204);
   });
 
   it("refuses traversal, a 1 GB upload and keys without the sessions scope", async () => {

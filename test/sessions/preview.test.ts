@@ -41,14 +41,13 @@ beforeAll(async () => {
     raw: ECHO_SERVER,
     headers: { "content-type": "application/octet-stream" },
   });
-  const started = await server.request("POST", `${base}/commands`, {
-    token: ann,
-    body: {
-      command:
-        "cd site && python3 -m http.server 8000 --bind 127.0.0.1 >/dev/null 2>&1 & node /workspace/echo.cjs >/dev/null 2>&1 &",
-    },
-  });
-  expect(started.status).toBe(200);
+  for (const body of [
+    { command: "python3 -m http.server 8000 --bind 127.0.0.1", cwd: "site", background: true },
+    { command: ["node", "echo.cjs"], background: true },
+  ]) {
+    const started = await server.request("POST", `${base}/commands`, { token: ann, body });
+    expect(started.status).toBe(202);
+  }
 }, 60_000);
 afterAll(async () => {
   await server?.stop();

@@ -9,6 +9,7 @@ import { WardenError } from "../../errors.js";
 import { blankResult, type ExecutionResult } from "../../runtimes/execute.js";
 import type { RuntimeRegistry } from "../../runtimes/registry.js";
 import { hasScope, type Actor } from "../auth.js";
+import { openEventStream } from "../sse.js";
 import {
   AcceptedSchema,
   ErrorResponses,
@@ -30,8 +31,6 @@ const errors = ErrorResponses;
 function visible(actor: Actor | null, userId: string): boolean {
   return actor !== null && (actor.userId === userId || hasScope(actor, "admin"));
 }
-
-const SSE_HEARTBEAT_MS = 15_000;
 
 export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = async (
   app,
@@ -172,18 +171,8 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
     },
     async (request, reply) => {
       const found = find(request.params.id, request.actor);
-      reply.hijack();
-      const res = reply.raw;
-      res.writeHead(200, {
-        "content-type": "text/event-stream; charset=utf-8",
-        "cache-control": "no-cache, no-transform",
-        connection: "keep-alive",
-        "x-request-id": request.id,
-        "x-content-type-options": "nosniff",
-      });
-      const send = (event: string, data: unknown): void => {
-        res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-      };
+      const stream = openEventStream(request, reply);
+      const send = stream.send;
       const live = found.live;
       if (!live || live.result) {
         const result = live?.result ?? found.result;
@@ -192,7 +181,7 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
           if (result.stderr) send("stderr", { data: result.stderr });
           send("result", result);
         }
-        res.end();
+        stream.end();
         return;
       }
       send("status", { status: live.status });
@@ -200,19 +189,17 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
       const onOutput = (chunk: { stream: string; data: string }): void =>
         send(chunk.stream, { data: chunk.data });
       const onStatus = (status: string): void => send("status", { status });
-      const heartbeat = setInterval(() => res.write(": keep-alive\n\n"), SSE_HEARTBEAT_MS);
       const cleanup = (): void => {
-        clearInterval(heartbeat);
         live.off("output", onOutput);
         live.off("status", onStatus);
       };
       live.on("output", onOutput);
       live.on("status", onStatus);
-      res.on("close", cleanup);
+      stream.onClose(cleanup);
       const result = await live.done;
       cleanup();
       send("result", result);
-      res.end();
+      stream.end();
     },
   );
 

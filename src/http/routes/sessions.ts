@@ -1,4 +1,4 @@
-/** REST /v1/sessions: long-lived sandboxes, their commands and their files. */
+/** REST /v1/sessions: long-lived sandboxes and their files (commands and code: session-commands.ts). */
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { WardenError } from "../../errors.js";
@@ -11,7 +11,7 @@ import { ErrorResponses } from "../schemas.js";
 
 const errors = ErrorResponses;
 
-const SessionSchema = z.object({
+export const SessionSchema = z.object({
   id: z.string(),
   userId: z.string(),
   status: z.enum(["running", "ended"]),
@@ -30,34 +30,10 @@ const SessionSchema = z.object({
   metadata: z.record(z.string(), z.string()),
 });
 
-const Params = z.object({ id: z.string().regex(/^sess_[0-9A-Z]{26}$/, "id: not a session id") });
-const FileParams = Params.extend({ "*": z.string().min(1, "path: empty").max(1024) });
-
-const CommandSchema = z
-  .object({
-    command: z
-      .union([z.array(z.string().max(32_768)).min(1).max(1024), z.string().min(1).max(65_536)])
-      .describe("argv, or a string run by /bin/sh -c inside the sandbox."),
-    cwd: z.string().max(1024).optional().describe("Relative to /workspace."),
-    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string().max(32_768)).optional(),
-    stdin: z
-      .string()
-      .max(1024 * 1024)
-      .optional(),
-    timeout: z.number().positive().optional().describe("Seconds; the command, not the session."),
-  })
-  .strict();
-
-const CommandResultSchema = z.object({
-  status: z.enum(["completed", "failed", "timeout", "output_limit"]),
-  success: z.boolean(),
-  exitCode: z.number().int().nullable(),
-  signal: z.string().nullable(),
-  stdout: z.string(),
-  stderr: z.string(),
-  truncated: z.boolean(),
-  durationMs: z.number(),
+export const Params = z.object({
+  id: z.string().regex(/^sess_[0-9A-Z]{26}$/, "id: not a session id"),
 });
+const FileParams = Params.extend({ "*": z.string().min(1, "path: empty").max(1024) });
 
 export const sessionRoutes: FastifyPluginAsyncZod<{
   sessions: SessionManager;
@@ -166,61 +142,6 @@ export const sessionRoutes: FastifyPluginAsyncZod<{
       await sessions.destroy(request.params.id, userId, `deleted by ${userId}`, admin);
       return reply.status(204).send();
     },
-  );
-
-  app.post(
-    "/v1/sessions/:id/commands",
-    {
-      config: { scope: "sessions" },
-      schema: {
-        summary: "Run a command inside the session",
-        params: Params,
-        body: CommandSchema,
-        response: { 200: CommandResultSchema, ...errors },
-      },
-    },
-    async (request) => sessions.command(request.params.id, request.actor!.userId, request.body),
-  );
-
-  app.post(
-    "/v1/sessions/:id/run",
-    {
-      config: { scope: "sessions" },
-      schema: {
-        summary: "Run code in the session's persistent context (python)",
-        description:
-          "State (variables, imports) carries over between calls. The last expression's value is the main result; matplotlib figures come back as image/png.",
-        params: Params,
-        body: z
-          .object({
-            code: z.string().max(1024 * 1024),
-            language: z.string().max(32).optional(),
-            timeout: z
-              .number()
-              .positive()
-              .optional()
-              .describe("Seconds; interrupts the cell, not the session."),
-          })
-          .strict(),
-        response: {
-          200: z.object({
-            status: z.enum(["completed", "failed", "timeout"]),
-            success: z.boolean(),
-            stdout: z.string(),
-            stderr: z.string(),
-            results: z.array(
-              z.object({ data: z.record(z.string(), z.string()), isMainResult: z.boolean() }),
-            ),
-            error: z
-              .object({ name: z.string(), value: z.string(), traceback: z.string() })
-              .nullable(),
-            durationMs: z.number(),
-          }),
-          ...errors,
-        },
-      },
-    },
-    async (request) => sessions.run(request.params.id, request.actor!.userId, request.body),
   );
 
   app.put(

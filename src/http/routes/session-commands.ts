@@ -1,0 +1,263 @@
+/**
+ * REST /v1/sessions/:id/commands and /run: commands (foreground or in the
+ * background) and cells of the persistent code context. Foreground answers are
+ * one JSON document, or Server-Sent Events when the client accepts
+ * text/event-stream (stdout/stderr as they come, then `result`).
+ */
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { toErrorInfo } from "../../errors.js";
+import type { OutputChunk } from "../../sandbox/types.js";
+import { SIGNALS } from "../../sessions/commands.js";
+import type { SessionManager } from "../../sessions/manager.js";
+import { ErrorResponses } from "../schemas.js";
+import { openEventStream, wantsEventStream } from "../sse.js";
+import { Params } from "./sessions.js";
+
+const errors = ErrorResponses;
+const CommandParams = Params.extend({
+  commandId: z.string().regex(/^cmd_[0-9A-Z]{26}$/, "commandId: not a command id"),
+});
+
+const CommandSchema = z
+  .object({
+    command: z
+      .union([z.array(z.string().max(32_768)).min(1).max(1024), z.string().min(1).max(65_536)])
+      .describe("argv, or a string run by /bin/sh -c inside the sandbox."),
+    cwd: z.string().max(1024).optional().describe("Relative to /workspace."),
+    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string().max(32_768)).optional(),
+    stdin: z
+      .string()
+      .max(1024 * 1024)
+      .optional(),
+    timeout: z
+      .number()
+      .positive()
+      .optional()
+      .describe("Seconds; the command, not the session. Not for background commands."),
+    background: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Answer 202 at once; the command runs until it ends, is killed or the session ends.",
+      ),
+  })
+  .strict();
+
+const CommandResultSchema = z.object({
+  status: z.enum(["completed", "failed", "timeout", "output_limit"]),
+  success: z.boolean(),
+  exitCode: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  stdout: z.string(),
+  stderr: z.string(),
+  truncated: z.boolean(),
+  durationMs: z.number(),
+});
+
+const BackgroundSchema = z.object({
+  id: z.string(),
+  command: z.union([z.array(z.string()), z.string()]),
+  status: z.enum(["running", "exited"]),
+  exitCode: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  startedAt: z.string(),
+  endedAt: z.string().nullable(),
+  truncated: z.boolean(),
+});
+
+const CellResultSchema = z.object({
+  status: z.enum(["completed", "failed", "timeout"]),
+  success: z.boolean(),
+  stdout: z.string(),
+  stderr: z.string(),
+  results: z.array(z.object({ data: z.record(z.string(), z.string()), isMainResult: z.boolean() })),
+  error: z.object({ name: z.string(), value: z.string(), traceback: z.string() }).nullable(),
+  durationMs: z.number(),
+});
+
+const STREAM_NOTE =
+  " With `Accept: text/event-stream` the answer is a stream: `stdout` / `stderr` ({data}) as they come, then `result` (or `error`).";
+
+export const sessionCommandRoutes: FastifyPluginAsyncZod<{ sessions: SessionManager }> = async (
+  app,
+  { sessions },
+) => {
+  /** Answers with the result, or streams the output and then the result. */
+  async function answer<T>(
+    request: Parameters<typeof wantsEventStream>[0],
+    reply: Parameters<typeof openEventStream>[1],
+    run: (onOutput?: (chunk: OutputChunk) => void) => Promise<T>,
+  ): Promise<T | undefined> {
+    if (!wantsEventStream(request)) return run();
+    const stream = openEventStream(request, reply);
+    try {
+      stream.send("result", await run((chunk) => stream.send(chunk.stream, { data: chunk.data })));
+    } catch (error) {
+      stream.send("error", toErrorInfo(error));
+    }
+    stream.end();
+    return undefined;
+  }
+
+  app.post(
+    "/v1/sessions/:id/commands",
+    {
+      config: { scope: "sessions" },
+      schema: {
+        summary: "Run a command inside the session (foreground or background)",
+        description: `The sandbox is the boundary: no host-side filter. Background commands answer 202 with their id.${STREAM_NOTE}`,
+        params: Params,
+        body: CommandSchema,
+        response: { 200: CommandResultSchema, 202: BackgroundSchema, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      const userId = request.actor!.userId;
+      const { background, ...command } = request.body;
+      if (background) {
+        const started = sessions.startBackground(id, userId, command);
+        void reply.header("Location", `/v1/sessions/${id}/commands/${started.id}`);
+        return reply.status(202).send(started);
+      }
+      return answer(request, reply, (onOutput) =>
+        sessions.command(id, userId, { ...command, onOutput }),
+      );
+    },
+  );
+
+  app.get(
+    "/v1/sessions/:id/commands",
+    {
+      config: { scope: "sessions" },
+      schema: {
+        summary: "Background commands of the session",
+        params: Params,
+        response: { 200: z.array(BackgroundSchema), ...errors },
+      },
+    },
+    async (request) => sessions.listBackground(request.params.id, request.actor!.userId),
+  );
+
+  app.get(
+    "/v1/sessions/:id/commands/:commandId",
+    {
+      config: { scope: "sessions" },
+      schema: {
+        summary: "A background command with its output so far",
+        params: CommandParams,
+        response: {
+          200: BackgroundSchema.extend({ stdout: z.string(), stderr: z.string() }),
+          ...errors,
+        },
+      },
+    },
+    async (request) =>
+      sessions.getBackground(request.params.id, request.actor!.userId, request.params.commandId),
+  );
+
+  app.get(
+    "/v1/sessions/:id/commands/:commandId/events",
+    {
+      config: { scope: "sessions" },
+      schema: {
+        summary: "Stream a background command (Server-Sent Events)",
+        description:
+          "Its output from the start (`stdout` / `stderr`, {data}), live, then `exit` (the command) when it ends.",
+        params: CommandParams,
+      },
+    },
+    async (request, reply) => {
+      const { id, commandId } = request.params;
+      const userId = request.actor!.userId;
+      sessions.getBackground(id, userId, commandId); // 404 before the stream opens
+      const stream = openEventStream(request, reply);
+      const stop = sessions.followBackground(id, userId, commandId, (event) => {
+        if (event.type === "exit") {
+          stream.send("exit", event.command);
+          stream.end();
+        } else stream.send(event.type, { data: event.data });
+      });
+      stream.onClose(stop);
+    },
+  );
+
+  app.post(
+    "/v1/sessions/:id/commands/:commandId/stdin",
+    {
+      config: { scope: "sessions" },
+      schema: {
+        summary: "Send standard input to a background command",
+        params: CommandParams,
+        body: z
+          .object({
+            data: z
+              .string()
+              .max(1024 * 1024)
+              .default(""),
+            eof: z.boolean().default(false).describe("Close its standard input after the data."),
+          })
+          .strict(),
+      },
+    },
+    async (request, reply) => {
+      const { id, commandId } = request.params;
+      const { data, eof } = request.body;
+      await sessions.stdinBackground(id, request.actor!.userId, commandId, data, eof);
+      return reply.status(204).send();
+    },
+  );
+
+  app.post(
+    "/v1/sessions/:id/commands/:commandId/kill",
+    {
+      config: { scope: "sessions" },
+      schema: {
+        summary: "Signal a background command and everything it started",
+        params: CommandParams,
+        body: z
+          .object({ signal: z.enum(SIGNALS).default("SIGTERM") })
+          .strict()
+          .default({ signal: "SIGTERM" }),
+      },
+    },
+    async (request, reply) => {
+      const { id, commandId } = request.params;
+      await sessions.signalBackground(id, request.actor!.userId, commandId, request.body.signal);
+      return reply.status(204).send();
+    },
+  );
+
+  app.post(
+    "/v1/sessions/:id/run",
+    {
+      config: { scope: "sessions" },
+      schema: {
+        summary: "Run code in the session's persistent context (python, javascript)",
+        description: `State (variables, imports) carries over between calls. The last expression's value is the main result; matplotlib figures come back as image/png.${STREAM_NOTE}`,
+        params: Params,
+        body: z
+          .object({
+            code: z.string().max(1024 * 1024),
+            language: z
+              .string()
+              .max(32)
+              .optional()
+              .describe("python or javascript; default: the session's language."),
+            timeout: z
+              .number()
+              .positive()
+              .optional()
+              .describe("Seconds; interrupts the cell, not the session."),
+          })
+          .strict(),
+        response: { 200: CellResultSchema, ...errors },
+      },
+    },
+    async (request, reply) =>
+      answer(request, reply, (onOutput) =>
+        sessions.run(request.params.id, request.actor!.userId, { ...request.body, onOutput }),
+      ),
+  );
+};
