@@ -4,10 +4,10 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 const HEARTBEAT_MS = 15_000;
 
 export interface EventStream {
-  send(event: string, data: unknown): void;
-  end(): void;
+  send: (event: string, data: unknown) => void;
+  end: () => void;
   /** Called once when the client goes away (or the stream ends). */
-  onClose(listener: () => void): void;
+  onClose: (listener: () => void) => void;
 }
 
 /** Does the client ask for an event stream rather than one JSON answer? */
