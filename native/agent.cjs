@@ -7,6 +7,9 @@
 //   read   {id, op, path, maxBytes}               → {id, type: "file", content (base64), size}
 //   list   {id, op, path}                         → {id, type: "list", entries: [{name, type, size, mtime}]}
 //   delete {id, op, path} / mkdir {id, op, path}  → {id, type: "ok"}
+//   collect {id, op, since, maxBytes, maxCount, maxTotal}
+//          → {id, type: "collected", files: [{name, size, content (base64)?, problem?}]}:
+//          regular files under /workspace/output changed since `since` (ms), never following links
 //   stdin  {id, op, target, data, eof}            → {id, type: "ok"}  (to a running exec)
 //   signal {id, op, target, signal}               → {id, type: "ok"}  (to its whole process group)
 //   relay  {id, op, port, socket, token}           → {id, type: "ok"} once 127.0.0.1:port inside
@@ -209,6 +212,63 @@ function exec(req) {
   });
 }
 
+/** Artifacts: files under /workspace/output changed since `since`, read without following links. */
+function collect(req) {
+  const files = [];
+  let read = 0;
+  let budget = req.maxTotal;
+  const walk = (dir, prefix, depth) => {
+    let names;
+    try {
+      names = fs.readdirSync(dir);
+    } catch {
+      return;
+    }
+    for (const entry of names) {
+      if (files.length >= 1000) return;
+      const full = path.join(dir, entry);
+      const name = prefix ? `${prefix}/${entry}` : entry;
+      let st;
+      try {
+        st = fs.lstatSync(full);
+      } catch {
+        continue;
+      }
+      if (st.isDirectory()) {
+        if (depth < 8) walk(full, name, depth + 1);
+        continue;
+      }
+      if (st.mtimeMs < req.since) continue;
+      if (!st.isFile()) {
+        const what = st.isSymbolicLink() ? "a symbolic link" : "not a regular file";
+        files.push({ name, size: 0, problem: `${what}: only regular files are collected` });
+        continue;
+      }
+      if (st.size > req.maxBytes || read >= req.maxCount || st.size > budget) {
+        files.push({ name, size: st.size });
+        continue;
+      }
+      let fd;
+      try {
+        fd = fs.openSync(full, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+        const content = fs.readFileSync(fd);
+        read++;
+        budget -= content.length;
+        files.push({ name, size: content.length, content: content.toString("base64") });
+      } catch (e) {
+        files.push({ name, size: st.size, problem: `could not be read: ${e.code || e.message}` });
+      } finally {
+        if (fd !== undefined) fs.closeSync(fd);
+      }
+    }
+  };
+  const root = path.join(ROOT, "output");
+  try {
+    if (fs.lstatSync(root).isDirectory()) walk(root, "", 0);
+  } catch {}
+  send({ id: req.id, type: "collected", files });
+}
+
 /** Standard input and signals for a running command. */
 function control(req) {
   const child = procs.get(req.target);
@@ -351,6 +411,7 @@ readline.createInterface({ input: process.stdin }).on("line", (line) => {
     if (req.op === "exec") exec(req);
     else if (req.op === "run") runCell(req);
     else if (req.op === "relay") relay(req);
+    else if (req.op === "collect") collect(req);
     else if (req.op === "stdin" || req.op === "signal") control(req);
     else fileOp(req);
   } catch (e) {

@@ -157,6 +157,36 @@ export const ServerConfigSchema = z
   })
   .strict();
 
+/** Allowed unless configured otherwise: documents, images, data, archives; never programs. */
+export const DEFAULT_ARTIFACT_TYPES = [
+  "text/plain",
+  "text/csv",
+  "text/markdown",
+  "text/html",
+  "application/json",
+  "application/xml",
+  "image/svg+xml",
+  "image/png",
+  "image/jpeg",
+  "image/gif",
+  "image/webp",
+  "image/bmp",
+  "image/tiff",
+  "application/pdf",
+  "application/zip",
+  "application/gzip",
+  "application/x-tar",
+  "audio/wav",
+  "audio/mpeg",
+  "audio/ogg",
+  "video/mp4",
+  "video/webm",
+  "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+  "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+  "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+  "application/x-parquet",
+];
+
 export const ConfigSchema = z
   .object({
     dataDir: z.string().default("./.warden").describe("Where Warden keeps its state."),
@@ -256,8 +286,33 @@ export const ConfigSchema = z
       .positive()
       .default(600)
       .describe("A session unused this long is destroyed (s)."),
-    maxArtifactSizeMB: z.number().int().min(1).default(100),
-    maxArtifactsPerExecution: z.number().int().min(0).default(20),
+    maxArtifactSizeMB: z
+      .number()
+      .int()
+      .min(1)
+      .default(100)
+      .describe("Largest artifact (one file) that leaves a sandbox (MiB)."),
+    maxArtifactsPerExecution: z
+      .number()
+      .int()
+      .min(0)
+      .default(20)
+      .describe("Artifacts kept per run (execution, command or cell); 0 = none."),
+    maxArtifactsTotalMB: z
+      .number()
+      .int()
+      .min(1)
+      .default(200)
+      .describe("All artifacts of one run together (MiB)."),
+    artifactTypes: z
+      .array(z.string().regex(/^[a-z]+\/[a-z0-9.+-]+$/))
+      .default(DEFAULT_ARTIFACT_TYPES)
+      .describe("MIME types an artifact may have, decided from its content (not its name)."),
+    artifactRetentionHours: z
+      .number()
+      .positive()
+      .default(24)
+      .describe("Stored artifacts are removed after this many hours."),
     maxRetries: z.number().int().min(0).default(3),
     retryBackoffMs: z.number().int().min(0).default(1000),
     defaults: DefaultLimitsSchema.default(DefaultLimitsSchema.parse({})),

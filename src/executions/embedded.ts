@@ -86,6 +86,10 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
     audit: (e) => service.audit(e),
     egress: (policy, owner) => service.egress(policy, owner),
     reserveMemory: (mb, what) => service.scheduler.reserveMemory(mb, what),
+    artifacts: {
+      limits: () => service.artifactLimits(),
+      keep: (candidates, owner, urlOf) => service.keepArtifacts(candidates, owner, urlOf),
+    },
   });
   return Object.assign(service, {
     host,

@@ -22,6 +22,8 @@ export interface ExecutionRequest {
   limits: SandboxLimits;
   /** Egress policy for the program; null = no network. */
   network: EgressPolicy | null;
+  /** Files (relative to /workspace) to return as artifacts besides those under output/. */
+  artifacts?: string[] | undefined;
   /** Retry Warden's own transient failures (never the program). @default true */
   retryOnFailure: boolean;
   userId: string;

@@ -72,6 +72,16 @@ export function createExecutionSchemas(config: Config) {
       timeout: z.number().positive().optional().describe("Wall-clock timeout in seconds."),
       limits: RequestLimitsSchema.optional(),
       network: NetworkRequestSchema.optional(),
+      artifacts: z
+        .array(z.string().min(1).max(1024))
+        .max(
+          config.maxArtifactsPerExecution,
+          `artifacts: at most ${config.maxArtifactsPerExecution} (maxArtifactsPerExecution)`,
+        )
+        .optional()
+        .describe(
+          "Files (relative to /workspace) to return as artifacts, besides everything under /workspace/output/.",
+        ),
       retryOnFailure: z.boolean().default(true).describe("Retry Warden's own transient failures."),
       wait: z
         .boolean()

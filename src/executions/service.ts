@@ -19,9 +19,18 @@ import {
 } from "../store/records.js";
 import type { Execution, ExecutionRequest, ExecutionSource } from "./execution.js";
 import { resolveLimits } from "./limits.js";
+import {
+  keepArtifacts,
+  readDeadWorkspace,
+  type ArtifactCandidate,
+  type ArtifactLimits,
+  type Collected,
+} from "../artifacts/collect.js";
+import { ArtifactStore } from "../artifacts/store.js";
 import { Metrics } from "./metrics.js";
 import { resolveEgress, type EgressPolicy } from "../network/policy.js";
 import type { SandboxNetwork } from "../sandbox/types.js";
+import { checkWorkspacePath } from "../sandbox/workspace.js";
 import { toSandboxFiles, type CreateExecutionInput } from "./request.js";
 import {
   Scheduler,
@@ -78,12 +87,14 @@ export class ExecutionService {
   readonly scheduler: Scheduler;
   readonly records: RecordStore;
   readonly metrics: Metrics;
+  readonly artifacts: ArtifactStore;
   private readonly memoryBudgetMb: number;
   private retentionTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: ExecutionServiceOptions) {
     const { config } = o;
     this.records = new RecordStore(o.db);
+    this.artifacts = new ArtifactStore(o.db, config.dataDir);
     this.memoryBudgetMb = config.memoryBudgetMB || Math.floor((totalmem() / 1024 / 1024) * 0.8);
     this.scheduler = new Scheduler({
       maxConcurrent: config.maxConcurrentSandboxes,
@@ -119,6 +130,48 @@ export class ExecutionService {
     const removed = this.records.expire(this.o.config.retentionDays * 86_400_000);
     if (removed.executions + removed.events > 0)
       this.o.logger.info({ removed }, "expired old records");
+    void this.artifacts
+      .expire(this.o.config.artifactRetentionHours * 3_600_000)
+      .then((n) => n > 0 && this.o.logger.info({ removed: n }, "expired old artifacts"))
+      .catch((error: unknown) => this.o.logger.error({ err: error }, "artifact expiry failed"));
+  }
+
+  /** The artifact limits of one run, from the config. */
+  artifactLimits(): ArtifactLimits {
+    const c = this.o.config;
+    return {
+      maxBytes: c.maxArtifactSizeMB * 1024 * 1024,
+      maxCount: c.maxArtifactsPerExecution,
+      maxTotalBytes: c.maxArtifactsTotalMB * 1024 * 1024,
+      allowedTypes: c.artifactTypes,
+    };
+  }
+
+  /**
+   * Stores what a run left for `ownerId` (an execution or a session) and audits
+   * every refusal. `urlOf` gives each artifact's download URL.
+   */
+  async keepArtifacts(
+    candidates: ArtifactCandidate[],
+    owner: { ownerId: string; userId: string; executionId?: string },
+    urlOf: (name: string) => string,
+  ): Promise<Collected> {
+    const kept = await keepArtifacts(candidates, {
+      ...owner,
+      limits: this.artifactLimits(),
+      store: this.artifacts,
+      urlOf,
+    });
+    for (const r of kept.rejected)
+      this.audit({
+        executionId: owner.executionId,
+        userId: owner.userId,
+        level: "warn",
+        event: "artifact_rejected",
+        message: `artifact ${r.name} refused: ${r.reason}`,
+        data: { owner: owner.ownerId, name: r.name, reason: r.reason },
+      });
+    return kept;
   }
 
   /** The most memory an execution holds at once: its run, or its compile step if larger. */
@@ -146,6 +199,16 @@ export class ExecutionService {
         network: r.network
           ? this.egress(r.network, { executionId: execution.id, userId: execution.userId })
           : undefined,
+        collectAlways: (r.artifacts ?? []).length > 0,
+        collect:
+          this.o.config.maxArtifactsPerExecution > 0
+            ? async (workspace) =>
+                this.keepArtifacts(
+                  await readDeadWorkspace(workspace, this.artifactLimits(), r.artifacts),
+                  { ownerId: execution.id, userId: execution.userId, executionId: execution.id },
+                  (name) => `/v1/executions/${execution.id}/artifacts/${encodeURI(name)}`,
+                )
+            : undefined,
       });
     } catch (error) {
       if (error instanceof WardenError) throw error;
@@ -323,6 +386,7 @@ export class ExecutionService {
       env: input.env,
       limits,
       network,
+      artifacts: input.artifacts?.map((path, i) => checkWorkspacePath(path, `artifacts[${i}]`)),
       retryOnFailure: input.retryOnFailure,
       userId: actor.userId,
       keyId: actor.keyId,

@@ -64,6 +64,7 @@ export const ExecutionResultSchema = z
     artifacts: z.array(
       z.object({ name: z.string(), size: z.number(), mimeType: z.string(), url: z.string() }),
     ),
+    rejectedArtifacts: z.array(z.object({ name: z.string(), reason: z.string() })),
     error: ErrorInfoSchema.nullable(),
     metrics: z.object({
       executionTimeMs: z.number(),

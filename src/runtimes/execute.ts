@@ -3,6 +3,12 @@
  * sandbox with its own limits, then the program, both in one box (they share
  * the workspace). Produces the result shape every interface returns.
  */
+import {
+  ARTIFACT_DIR,
+  type ArtifactEntry,
+  type Collected,
+  type RejectedArtifact,
+} from "../artifacts/collect.js";
 import { WardenError, type ErrorInfo } from "../errors.js";
 import type { SandboxHost } from "../sandbox/host.js";
 import type {
@@ -33,6 +39,13 @@ export interface ExecuteRequest {
   network?: SandboxNetwork | undefined;
   /** Told which box runs the code, for audit and leak checks. */
   onBox?: ((box: { id: string; uid: number }) => void) | undefined;
+  /**
+   * Collects artifacts from the workspace of the finished program (a host path;
+   * every process of the sandbox is gone by then). Called when /workspace/output
+   * exists, or always with `collectAlways` (files named in the request).
+   */
+  collect?: ((workspace: string) => Promise<Collected>) | undefined;
+  collectAlways?: boolean | undefined;
 }
 
 export type ExecutionStatus = RunStatus | "queued" | "running" | "rejected";
@@ -46,12 +59,7 @@ export interface StepResult {
   truncated: { stdout: boolean; stderr: boolean };
 }
 
-export interface ArtifactInfo {
-  name: string;
-  size: number;
-  mimeType: string;
-  url: string;
-}
+export type ArtifactInfo = ArtifactEntry;
 
 /** The result shape of DESIGN §3, identical in CLI --json, REST, MCP and SDK. */
 export interface ExecutionResult {
@@ -65,6 +73,8 @@ export interface ExecutionResult {
   truncated: { stdout: boolean; stderr: boolean };
   compile: StepResult | null;
   artifacts: ArtifactInfo[];
+  /** Files that were found but refused as artifacts, with the reason. */
+  rejectedArtifacts: RejectedArtifact[];
   error: ErrorInfo | null;
   metrics: {
     executionTimeMs: number;
@@ -106,6 +116,7 @@ export function blankResult(
     truncated: { stdout: false, stderr: false },
     compile: null,
     artifacts: [],
+    rejectedArtifacts: [],
     error,
     metrics: {
       executionTimeMs: 0,
@@ -172,8 +183,17 @@ export async function executeCode(
         signal: request.signal,
         network: request.network,
       },
-      { last: true },
+      {
+        last: true,
+        keepIf: request.collect ? (request.collectAlways ? "." : ARTIFACT_DIR) : undefined,
+      },
     );
+    const workspace = box.deadWorkspace;
+    if (request.collect && workspace && ran.status !== "error") {
+      const collected = await request.collect(workspace);
+      result.artifacts = collected.artifacts;
+      result.rejectedArtifacts = collected.rejected;
+    }
     Object.assign(result, {
       status: ran.status,
       success: ran.status === "completed",

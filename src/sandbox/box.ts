@@ -45,6 +45,11 @@ export interface BoxOptions {
 export interface BoxRunOptions {
   /** Unmount the workspace when this run ends (the last run of a one-shot box). */
   last?: boolean;
+  /**
+   * With `last`: keep the workspace mounted if this directory (relative to
+   * /workspace) exists when the run ends, for artifacts to be collected.
+   */
+  keepIf?: string;
 }
 
 /** Inside the sandbox: the egress socket, and the loopback port the bridge serves it on. */
@@ -103,6 +108,14 @@ export class Box {
    */
   sidePath(name: string): string {
     return join(dirname(this.dir), `${this.id}-${name}`);
+  }
+
+  /**
+   * The workspace on the host while it is mounted, after the sandbox's processes
+   * are gone (a run with `keepIf` that kept it), else null.
+   */
+  get deadWorkspace(): string | null {
+    return this.mounted && this.state === "idle" ? this.dirs.workspace : null;
   }
 
   private get dirs(): { workspace: string; tmp: string } {
@@ -172,6 +185,7 @@ export class Box {
             ? { bytes: this.options.diskMb * MiB, inodes: workspaceInodes(this.options.diskMb) }
             : undefined,
           umount: last,
+          keepIf: runOptions.keepIf ? `workspace/${runOptions.keepIf}` : undefined,
         },
       });
       log.debug({ argv: spec.argv }, "sandbox starting");
@@ -201,7 +215,7 @@ export class Box {
       // The helper reports its end; without that report, whether the workspace is still
       // mounted is unknown, and destroy() checks the mount table.
       if (outcome.bwrapStatus === null && mountNow) this.mounted = true;
-      else if (last && outcome.bwrapStatus !== null) this.mounted = false;
+      else if (last && outcome.bwrapStatus !== null && !outcome.workspaceKept) this.mounted = false;
       const accounting = await cgroup.accounting();
       const verdict = classify({ ...outcome, oomKills: accounting.oomKills });
       let stderr = outcome.stderr.text();

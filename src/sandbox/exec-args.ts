@@ -16,7 +16,13 @@ export interface ExecArgsOptions {
   gid: number;
   cgroupProcsFiles: readonly string[];
   rlimits: Readonly<Record<string, number>>;
-  workspace: { dir: string; mount?: { bytes: number; inodes: number }; umount: boolean };
+  workspace: {
+    dir: string;
+    mount?: { bytes: number; inodes: number };
+    umount: boolean;
+    /** With umount: a path (relative to dir) whose existence as a directory keeps the mount. */
+    keepIf?: string | undefined;
+  };
 }
 
 /**
@@ -56,6 +62,7 @@ export function buildExecArgs(o: ExecArgsOptions): string[] {
       String(o.workspace.mount.inodes),
     );
   if (o.workspace.umount) args.push("--umount");
+  if (o.workspace.umount && o.workspace.keepIf) args.push("--keep-if", o.workspace.keepIf);
   for (const file of o.cgroupProcsFiles) args.push("--cgroup", file);
   for (const [name, value] of Object.entries(o.rlimits)) args.push("--rlimit", `${name}=${value}`);
   args.push("--uid", String(o.uid), "--gid", String(o.gid));

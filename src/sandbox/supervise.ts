@@ -37,6 +37,8 @@ export interface Outcome {
   program: { exitCode: number } | { signal: number } | null;
   /** Helper's wait status of bubblewrap, when reported. */
   bwrapStatus: number | null;
+  /** The helper kept the workspace mounted (--keep-if matched). */
+  workspaceKept: boolean;
   /** Warden-side failures (helper "E" lines, init errors, spawn errors). */
   errors: string[];
   timedOut: boolean;
@@ -57,6 +59,7 @@ export async function supervise(o: SuperviseOptions, seccompHandle: number): Pro
   const outcome: Outcome = {
     program: null,
     bwrapStatus: null,
+    workspaceKept: false,
     errors: [],
     timedOut: false,
     cpuExceeded: false,
@@ -198,6 +201,8 @@ export async function supervise(o: SuperviseOptions, seccompHandle: number): Pro
         freeBytes: Number(rest[1]),
         freeInodes: Number(rest[2]),
       };
+    } else if (kind === "K") {
+      outcome.workspaceKept = true;
     } else if (kind === "S") {
       outcome.bwrapStatus = Number(rest[0]);
     } else if (kind === "E") {

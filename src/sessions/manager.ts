@@ -11,6 +11,13 @@ import { resolveLimits, type RequestLimits } from "../executions/limits.js";
 import type { SandboxHost } from "../sandbox/host.js";
 import { checkWorkspacePath } from "../sandbox/workspace.js";
 import type { Socket } from "node:net";
+import type {
+  ArtifactCandidate,
+  ArtifactEntry,
+  ArtifactLimits,
+  Collected,
+  RejectedArtifact,
+} from "../artifacts/collect.js";
 import type { EgressPolicy } from "../network/policy.js";
 import type { OutputChunk, SandboxNetwork } from "../sandbox/types.js";
 import { ulid } from "../util/ids.js";
@@ -67,6 +74,8 @@ export interface CommandResult {
   stderr: string;
   truncated: boolean;
   durationMs: number;
+  artifacts: ArtifactEntry[];
+  rejectedArtifacts: RejectedArtifact[];
 }
 
 export interface RunCellOptions {
@@ -90,6 +99,8 @@ export interface CellResult {
   results: RichResult[];
   error: { name: string; value: string; traceback: string } | null;
   durationMs: number;
+  artifacts: ArtifactEntry[];
+  rejectedArtifacts: RejectedArtifact[];
 }
 
 export interface FileEntry {
@@ -112,6 +123,15 @@ export interface SessionHooks {
   egress?(policy: EgressPolicy, owner: { userId: string; sessionId: string }): SandboxNetwork;
   /** Holds a session's memory in the host's budget while it lives; returns the release. */
   reserveMemory?(mb: number, what: string): () => void;
+  /** Judges and stores what a call left under /workspace/output (artifacts). */
+  artifacts?: {
+    limits(): ArtifactLimits;
+    keep(
+      candidates: ArtifactCandidate[],
+      owner: { ownerId: string; userId: string },
+      urlOf: (name: string) => string,
+    ): Promise<Collected>;
+  };
 }
 
 interface Session {
@@ -125,6 +145,8 @@ interface Session {
 }
 
 const SWEEP_MS = 1000;
+/** File times and Warden's clock may disagree by a little: look a bit before the call began. */
+const COLLECT_SLACK_MS = 10;
 
 /** Loopback ports inside a session that are Warden's own (the egress bridge). */
 const RESERVED_PORTS = new Set([3128]);
@@ -140,7 +162,7 @@ const CONTEXT_LANGUAGES: Record<string, "python" | "javascript"> = {
 };
 
 /** Gathers a request's streamed output while passing each piece on. */
-function collect(onOutput?: (chunk: OutputChunk) => void): {
+function gather(onOutput?: (chunk: OutputChunk) => void): {
   out: { stdout: string; stderr: string };
   onEvent: (event: AgentEvent) => void;
 } {
@@ -373,11 +395,43 @@ export class SessionManager {
     return ms;
   }
 
+  /**
+   * The artifacts a call left: files under /workspace/output changed since it
+   * began, read by the agent inside (the session is alive: the host reads nothing).
+   */
+  private async collect(s: Session, since: number): Promise<Collected> {
+    const artifacts = this.hooks.artifacts;
+    if (!artifacts || this.config.maxArtifactsPerExecution === 0 || s.sandbox.result)
+      return { artifacts: [], rejected: [] };
+    const limits = artifacts.limits();
+    const found = await s.sandbox.request({
+      op: "collect",
+      since: since - COLLECT_SLACK_MS,
+      maxBytes: limits.maxBytes,
+      maxCount: limits.maxCount,
+      maxTotal: limits.maxTotalBytes,
+    });
+    const files = (found.files ?? []) as (Omit<ArtifactCandidate, "content"> & {
+      content?: string;
+    })[];
+    if (files.length === 0) return { artifacts: [], rejected: [] };
+    const id = s.info.id;
+    return artifacts.keep(
+      files.map((f) => ({
+        ...f,
+        content: f.content ? Buffer.from(f.content, "base64") : undefined,
+      })),
+      { ownerId: id, userId: s.info.userId },
+      (name) => `/v1/sessions/${id}/artifacts/${encodeURI(name)}`,
+    );
+  }
+
   async command(id: string, userId: string, o: CommandOptions): Promise<CommandResult> {
     const s = this.ownedBy(id, userId);
     this.touch(s);
+    const started = Date.now();
     const timeoutMs = this.timeoutMs(o.timeout);
-    const { out, onEvent } = collect(o.onOutput);
+    const { out, onEvent } = gather(o.onOutput);
     const exit = await s.sandbox.request(
       {
         op: "exec",
@@ -391,6 +445,7 @@ export class SessionManager {
       onEvent,
     );
     this.touch(s);
+    const kept = await this.collect(s, started);
     const exitCode = typeof exit.exitCode === "number" ? exit.exitCode : null;
     const signal = typeof exit.signal === "string" ? exit.signal : null;
     const status = exit.timedOut
@@ -408,6 +463,8 @@ export class SessionManager {
       ...out,
       truncated: exit.truncated === true,
       durationMs: Number(exit.durationMs ?? 0),
+      artifacts: kept.artifacts,
+      rejectedArtifacts: kept.rejected,
     };
   }
 
@@ -469,9 +526,11 @@ export class SessionManager {
     this.touch(s);
     const language = o.language ? this.contextLanguage(o.language, "language") : s.info.language;
     const timeoutMs = this.timeoutMs(o.timeout);
-    const { out, onEvent } = collect(o.onOutput);
+    const { out, onEvent } = gather(o.onOutput);
+    const started = Date.now();
     const cell = await s.sandbox.request({ op: "run", language, code: o.code, timeoutMs }, onEvent);
     this.touch(s);
+    const kept = await this.collect(s, started);
     const error = (cell.error as CellResult["error"]) ?? null;
     const status = cell.timedOut ? "timeout" : error ? "failed" : "completed";
     return {
@@ -481,6 +540,8 @@ export class SessionManager {
       results: (cell.results as CellResult["results"]) ?? [],
       error,
       durationMs: Number(cell.durationMs ?? 0),
+      artifacts: kept.artifacts,
+      rejectedArtifacts: kept.rejected,
     };
   }
 

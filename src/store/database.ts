@@ -51,6 +51,18 @@ const MIGRATIONS: string[] = [
    CREATE INDEX events_timestamp ON events (timestamp);`,
   // A key may narrow the server's egress allowlist for everything it runs.
   `ALTER TABLE api_keys ADD COLUMN network_allow TEXT;`,
+  // Files that left a sandbox (executions and sessions), stored under the data dir.
+  `CREATE TABLE artifacts (
+     id TEXT PRIMARY KEY,
+     owner_id TEXT NOT NULL,
+     user_id TEXT NOT NULL,
+     name TEXT NOT NULL,
+     mime_type TEXT NOT NULL,
+     size INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     UNIQUE (owner_id, name)
+   );
+   CREATE INDEX artifacts_created ON artifacts (created_at);`,
 ];
 
 export function openDatabase(dataDir: string, fileName = "warden.db"): Db {

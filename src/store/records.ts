@@ -4,7 +4,7 @@
  * readable through the admin logs API. Both expire after the retention.
  */
 import { createHash } from "node:crypto";
-import type { ExecutionResult, ExecutionStatus } from "../runtimes/execute.js";
+import { blankResult, type ExecutionResult, type ExecutionStatus } from "../runtimes/execute.js";
 import type { SandboxLimits } from "../sandbox/types.js";
 import type { Db } from "./database.js";
 
@@ -84,6 +84,13 @@ export function digestFiles(files: readonly { path: string; content: string | Bu
     bytes += Buffer.byteLength(f.content);
   }
   return { sha256: hash.digest("hex"), bytes };
+}
+
+/** A stored result; one stored before a field existed gets that field's empty value. */
+function parseResult(text: string): ExecutionResult {
+  const result = JSON.parse(text) as ExecutionResult;
+  result.rejectedArtifacts ??= [];
+  return result;
 }
 
 export class RecordStore {
@@ -167,7 +174,7 @@ export class RecordStore {
       codeSha256: row.code_sha256,
       codeBytes: row.code_bytes,
       limits: JSON.parse(row.limits) as SandboxLimits,
-      result: row.result ? (JSON.parse(row.result) as ExecutionResult) : null,
+      result: row.result ? parseResult(row.result) : null,
       createdAt: iso(row.created_at)!,
       startedAt: iso(row.started_at),
       finishedAt: iso(row.finished_at),
@@ -201,17 +208,16 @@ export class RecordStore {
       .map((r) => r.id);
     const now = Date.now();
     const mark = this.db.prepare(
-      `UPDATE executions SET status = 'error', finished_at = ?, result = json_object(
-         'id', id, 'status', 'error', 'success', json('false'), 'exitCode', NULL, 'signal', NULL,
-         'stdout', '', 'stderr', '', 'truncated', json('{"stdout":false,"stderr":false}'), 'compile', NULL,
-         'artifacts', json('[]'),
-         'error', json_object('code', 'INTERNAL', 'message', 'Warden stopped while this execution was in progress', 'retryable', json('true')),
-         'metrics', json('{"executionTimeMs":0,"cpuTimeMs":0,"peakMemoryBytes":0,"queueTimeMs":0,"retries":0}'))
-       WHERE id = ?`,
+      "UPDATE executions SET status = 'error', finished_at = ?, result = ? WHERE id = ?",
     );
+    const lost = {
+      code: "INTERNAL" as const,
+      message: "Warden stopped while this execution was in progress",
+      retryable: true,
+    };
     this.db.transaction(() => {
       for (const id of ids) {
-        mark.run(now, id);
+        mark.run(now, JSON.stringify(blankResult(id, "error", lost)), id);
         this.event({
           executionId: id,
           level: "warn",

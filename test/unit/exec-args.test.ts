@@ -66,6 +66,27 @@ describe("warden-exec argv", () => {
     expect(args).not.toContain("--umount");
   });
 
+  it("keeps the workspace for artifacts only when asked and the directory exists", () => {
+    const base = {
+      bwrapPath: "/b",
+      bwrapArgs: [],
+      uid: 1,
+      gid: 1,
+      cgroupProcsFiles: [],
+      rlimits: {},
+    };
+    const kept = buildExecArgs({
+      ...base,
+      workspace: { dir: "/w", umount: true, keepIf: "workspace/output" },
+    });
+    expect(kept.join(" ")).toContain("--umount --keep-if workspace/output");
+    const notLast = buildExecArgs({
+      ...base,
+      workspace: { dir: "/w", umount: false, keepIf: "x" },
+    });
+    expect(notLast).not.toContain("--keep-if");
+  });
+
   it("bounds inodes with the disk size", () => {
     expect(workspaceInodes(1)).toBe(1024);
     expect(workspaceInodes(512)).toBe(512 * 256);

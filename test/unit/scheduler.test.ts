@@ -42,6 +42,7 @@ function result(id: string, status: ExecutionResult["status"] = "completed"): Ex
     truncated: { stdout: false, stderr: false },
     compile: null,
     artifacts: [],
+    rejectedArtifacts: [],
     error: null,
     metrics: { executionTimeMs: 1, cpuTimeMs: 1, peakMemoryBytes: 1, queueTimeMs: 0, retries: 0 },
   };

@@ -9,6 +9,7 @@ import { WardenError } from "../../errors.js";
 import { blankResult, type ExecutionResult } from "../../runtimes/execute.js";
 import type { RuntimeRegistry } from "../../runtimes/registry.js";
 import { hasScope, type Actor } from "../auth.js";
+import { sendArtifact } from "../artifacts.js";
 import { openEventStream } from "../sse.js";
 import {
   AcceptedSchema,
@@ -155,6 +156,55 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
       const killed = service.killExecution(request.params.id, `killed by ${request.actor!.userId}`);
       const result = killed && found.live ? await found.live.done : null;
       return { success: killed, status: result?.status ?? found.status };
+    },
+  );
+
+  app.get(
+    "/v1/executions/:id/artifacts",
+    {
+      config: { scope: "execute" },
+      schema: {
+        summary: "The artifacts an execution left",
+        params: IdParamsSchema,
+        response: {
+          200: z.array(
+            z.object({
+              name: z.string(),
+              size: z.number(),
+              mimeType: z.string(),
+              createdAt: z.string(),
+            }),
+          ),
+          ...errors,
+        },
+      },
+    },
+    async (request) => {
+      find(request.params.id, request.actor); // owner (or admin) only
+      return service.artifacts
+        .list(request.params.id)
+        .map(({ name, size, mimeType, createdAt }) => ({ name, size, mimeType, createdAt }));
+    },
+  );
+
+  app.get(
+    "/v1/executions/:id/artifacts/*",
+    {
+      config: { scope: "execute" },
+      schema: {
+        summary: "Download an artifact",
+        params: IdParamsSchema.extend({ "*": z.string().min(1).max(1024) }),
+      },
+    },
+    async (request, reply) => {
+      const { userId } = find(request.params.id, request.actor);
+      const artifact = await service.artifacts.open(
+        request.params.id,
+        request.params["*"],
+        userId,
+        true,
+      );
+      return sendArtifact(reply, artifact);
     },
   );
 

@@ -44,6 +44,13 @@ const CommandSchema = z
   })
   .strict();
 
+const ArtifactsFields = {
+  artifacts: z.array(
+    z.object({ name: z.string(), size: z.number(), mimeType: z.string(), url: z.string() }),
+  ),
+  rejectedArtifacts: z.array(z.object({ name: z.string(), reason: z.string() })),
+};
+
 const CommandResultSchema = z.object({
   status: z.enum(["completed", "failed", "timeout", "output_limit"]),
   success: z.boolean(),
@@ -53,6 +60,7 @@ const CommandResultSchema = z.object({
   stderr: z.string(),
   truncated: z.boolean(),
   durationMs: z.number(),
+  ...ArtifactsFields,
 });
 
 const BackgroundSchema = z.object({
@@ -74,6 +82,7 @@ const CellResultSchema = z.object({
   results: z.array(z.object({ data: z.record(z.string(), z.string()), isMainResult: z.boolean() })),
   error: z.object({ name: z.string(), value: z.string(), traceback: z.string() }).nullable(),
   durationMs: z.number(),
+  ...ArtifactsFields,
 });
 
 const STREAM_NOTE =

@@ -7,6 +7,7 @@ import { NetworkRequestSchema } from "../../executions/request.js";
 import type { ExecutionService } from "../../executions/service.js";
 import type { SessionManager } from "../../sessions/manager.js";
 import { hasScope, type Actor } from "../auth.js";
+import { sendArtifact } from "../artifacts.js";
 import { ErrorResponses } from "../schemas.js";
 
 const errors = ErrorResponses;
@@ -141,6 +142,53 @@ export const sessionRoutes: FastifyPluginAsyncZod<{
       const { userId, admin } = me(request.actor);
       await sessions.destroy(request.params.id, userId, `deleted by ${userId}`, admin);
       return reply.status(204).send();
+    },
+  );
+
+  app.get(
+    "/v1/sessions/:id/artifacts",
+    {
+      config: { scope: "sessions" },
+      schema: {
+        summary: "The artifacts a session's calls left (kept after the session ends)",
+        params: Params,
+        response: {
+          200: z.array(
+            z.object({
+              name: z.string(),
+              size: z.number(),
+              mimeType: z.string(),
+              createdAt: z.string(),
+            }),
+          ),
+          ...errors,
+        },
+      },
+    },
+    async (request) => {
+      const { userId, admin } = me(request.actor);
+      return service.artifacts
+        .list(request.params.id)
+        .filter((a) => admin || a.userId === userId)
+        .map(({ name, size, mimeType, createdAt }) => ({ name, size, mimeType, createdAt }));
+    },
+  );
+
+  app.get(
+    "/v1/sessions/:id/artifacts/*",
+    {
+      config: { scope: "sessions" },
+      schema: { summary: "Download an artifact of a session", params: FileParams },
+    },
+    async (request, reply) => {
+      const { userId, admin } = me(request.actor);
+      const artifact = await service.artifacts.open(
+        request.params.id,
+        request.params["*"],
+        userId,
+        admin,
+      );
+      return sendArtifact(reply, artifact);
     },
   );
 

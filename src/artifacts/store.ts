@@ -1,0 +1,117 @@
+/**
+ * Artifact storage: files under `<dataDir>/artifacts/<id>` (names chosen by
+ * Warden, never by the sandbox), rows in SQLite saying whose they are. The
+ * owner is an execution or a session; the same name saved again by the same
+ * owner replaces the old file. Everything older than the retention is removed.
+ */
+import { mkdirSync } from "node:fs";
+import { readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { WardenError } from "../errors.js";
+import type { Db } from "../store/database.js";
+import { ulid } from "../util/ids.js";
+
+export interface StoredArtifact {
+  id: string;
+  ownerId: string;
+  userId: string;
+  name: string;
+  mimeType: string;
+  size: number;
+  createdAt: string;
+}
+
+interface Row {
+  id: string;
+  owner_id: string;
+  user_id: string;
+  name: string;
+  mime_type: string;
+  size: number;
+  created_at: number;
+}
+
+function fromRow(r: Row): StoredArtifact {
+  return {
+    id: r.id,
+    ownerId: r.owner_id,
+    userId: r.user_id,
+    name: r.name,
+    mimeType: r.mime_type,
+    size: r.size,
+    createdAt: new Date(r.created_at).toISOString(),
+  };
+}
+
+export class ArtifactStore {
+  private readonly dir: string;
+
+  constructor(
+    private readonly db: Db,
+    dataDir: string,
+  ) {
+    this.dir = join(dataDir, "artifacts");
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+  }
+
+  async save(a: {
+    ownerId: string;
+    userId: string;
+    name: string;
+    mimeType: string;
+    content: Buffer;
+  }): Promise<StoredArtifact> {
+    const id = `art_${ulid()}`;
+    await writeFile(join(this.dir, id), a.content, { mode: 0o600 });
+    const old = this.db
+      .prepare("SELECT id FROM artifacts WHERE owner_id = ? AND name = ?")
+      .get(a.ownerId, a.name) as { id: string } | undefined;
+    this.db
+      .prepare(
+        `INSERT INTO artifacts (id, owner_id, user_id, name, mime_type, size, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (owner_id, name) DO UPDATE SET id = excluded.id, mime_type = excluded.mime_type,
+           size = excluded.size, created_at = excluded.created_at`,
+      )
+      .run(id, a.ownerId, a.userId, a.name, a.mimeType, a.content.length, Date.now());
+    if (old) await rm(join(this.dir, old.id), { force: true });
+    return fromRow(this.db.prepare("SELECT * FROM artifacts WHERE id = ?").get(id) as Row);
+  }
+
+  /** An artifact with its bytes, for its owner (or an admin); NOT_FOUND otherwise. */
+  async open(
+    ownerId: string,
+    name: string,
+    userId: string,
+    admin: boolean,
+  ): Promise<StoredArtifact & { content: Buffer }> {
+    const row = this.db
+      .prepare("SELECT * FROM artifacts WHERE owner_id = ? AND name = ?")
+      .get(ownerId, name) as Row | undefined;
+    if (!row || (!admin && row.user_id !== userId))
+      throw new WardenError("NOT_FOUND", `artifact ${name} not found`);
+    const content = await readFile(join(this.dir, row.id)).catch(() => {
+      throw new WardenError("NOT_FOUND", `artifact ${name} has expired`);
+    });
+    return { ...fromRow(row), content };
+  }
+
+  list(ownerId: string): StoredArtifact[] {
+    return (
+      this.db
+        .prepare("SELECT * FROM artifacts WHERE owner_id = ? ORDER BY name")
+        .all(ownerId) as Row[]
+    ).map(fromRow);
+  }
+
+  /** Removes artifacts older than `maxAgeMs`; returns how many. */
+  async expire(maxAgeMs: number): Promise<number> {
+    const cutoff = Date.now() - maxAgeMs;
+    const old = this.db.prepare("SELECT id FROM artifacts WHERE created_at < ?").all(cutoff) as {
+      id: string;
+    }[];
+    for (const { id } of old) await rm(join(this.dir, id), { force: true });
+    this.db.prepare("DELETE FROM artifacts WHERE created_at < ?").run(cutoff);
+    return old.length;
+  }
+}

@@ -1,0 +1,18 @@
+/** Sending a stored artifact: as a download, typed by its content, never rendered as Warden's page. */
+import type { FastifyReply } from "fastify";
+import type { StoredArtifact } from "../artifacts/store.js";
+
+/** Active content (HTML, SVG) gets an opaque origin if a browser opens it anyway. */
+const ARTIFACT_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'";
+
+export function sendArtifact(
+  reply: FastifyReply,
+  artifact: StoredArtifact & { content: Buffer },
+): FastifyReply {
+  const fileName = artifact.name.split("/").pop() ?? "artifact";
+  return reply
+    .type(artifact.mimeType)
+    .header("content-disposition", `attachment; filename*=UTF-8''${encodeURIComponent(fileName)}`)
+    .header("content-security-policy", ARTIFACT_CSP)
+    .send(artifact.content);
+}
