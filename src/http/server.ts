@@ -158,7 +158,11 @@ export async function buildServer(deps: ServerDeps) {
   await app.register(executionRoutes, { service, registry: deps.registry, config });
   await app.register(adminRoutes, { service, sessions: deps.sessions });
   await app.register(pistonRoutes, { service, registry: deps.registry, config });
-  await app.register(sessionRoutes, { sessions: deps.sessions, service });
+  await app.register(sessionRoutes, {
+    sessions: deps.sessions,
+    service,
+    maxFileBytes: config.maxFileBytes,
+  });
   await app.register(sessionCommandRoutes, { sessions: deps.sessions });
   await app.register(previewRoutes, { sessions: deps.sessions, gate });
   return app;

@@ -207,7 +207,7 @@ describe("REST /v1/sessions", () => {
     expect((await server.request("DELETE", base, { token: ann })).status).toBe(204);
   });
 
-  it("refuses traversal, a 1 GB upload and keys without the sessions scope", async () => {
+  it("takes multipart uploads; refuses traversal, a 1 GB upload and keys without the sessions scope", async () => {
     const session = (await (
       await server.request("POST", "/v1/sessions", { token: ann, body: {} })
     ).json()) as { id: string };
@@ -222,6 +222,31 @@ describe("REST /v1/sessions", () => {
       body: { a: 1 },
     });
     expect(jsonBody.status).toBe(415);
+
+    // Multipart upload to the same route: one file part, binary-safe, size-limited.
+    const upload = (bytes: Buffer) => {
+      const form = new FormData();
+      form.append("file", new Blob([bytes]), "ignored-name.bin");
+      return fetch(`${server.url}${base}/files/up/data.bin`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${ann}` },
+        body: form,
+      });
+    };
+    const small = Buffer.from([0, 255, 1, 254, 10, 13]);
+    expect((await upload(small)).status).toBe(204);
+    const back = await server.request("GET", `${base}/files/up/data.bin`, { token: ann });
+    expect(Buffer.from(await back.arrayBuffer())).toEqual(small);
+    const tooBig = await upload(Buffer.alloc(5 * 1024 * 1024, 1));
+    expect(tooBig.status).toBe(413);
+    expect(await tooBig.text()).toMatch(/maxFileBytes/);
+    const notForm = await server.request("POST", `${base}/files/x.bin`, {
+      token: ann,
+      raw: "abc",
+      headers: { "content-type": "application/octet-stream" },
+    });
+    expect(notForm.status).toBe(415);
+
     const execOnly = await createKey(server, "exec-only", "execute", "carl");
     expect(
       (await server.request("POST", "/v1/sessions", { token: execOnly, body: {} })).status,

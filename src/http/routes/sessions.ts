@@ -1,4 +1,5 @@
 /** REST /v1/sessions: long-lived sandboxes and their files (commands and code: session-commands.ts). */
+import multipart from "@fastify/multipart";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { WardenError } from "../../errors.js";
@@ -39,7 +40,13 @@ const FileParams = Params.extend({ "*": z.string().min(1, "path: empty").max(102
 export const sessionRoutes: FastifyPluginAsyncZod<{
   sessions: SessionManager;
   service: ExecutionService;
-}> = async (app, { sessions, service }) => {
+  maxFileBytes: number;
+}> = async (app, { sessions, service, maxFileBytes }) => {
+  // Multipart uploads: one file part, no other fields, at most maxFileBytes.
+  await app.register(multipart, {
+    limits: { fileSize: maxFileBytes, files: 1, fields: 0, parts: 1 },
+    throwFileSizeLimit: true,
+  });
   // File uploads are raw bytes.
   app.addContentTypeParser("application/octet-stream", { parseAs: "buffer" }, (_req, body, done) =>
     done(null, body),
@@ -210,6 +217,47 @@ export const sessionRoutes: FastifyPluginAsyncZod<{
         request.actor!.userId,
         request.params["*"],
         request.body,
+      );
+      return reply.status(204).send();
+    },
+  );
+
+  app.post(
+    "/v1/sessions/:id/files/*",
+    {
+      config: { scope: "sessions" },
+      schema: {
+        summary: "Upload a file (multipart/form-data with one file part)",
+        consumes: ["multipart/form-data"],
+        params: FileParams,
+      },
+    },
+    async (request, reply) => {
+      if (!request.isMultipart())
+        throw new WardenError(
+          "INVALID_REQUEST",
+          "body: send multipart/form-data with one file part (or PUT the raw bytes)",
+          { details: { httpStatus: 415 } },
+        );
+      const part = await request.file();
+      if (!part) throw new WardenError("INVALID_REQUEST", "body: no file part in the form");
+      let content: Buffer;
+      try {
+        content = await part.toBuffer();
+      } catch (error) {
+        if ((error as { code?: string }).code === "FST_REQ_FILE_TOO_LARGE")
+          throw new WardenError(
+            "INVALID_REQUEST",
+            `body: at most ${maxFileBytes} bytes per file (maxFileBytes)`,
+            { details: { httpStatus: 413 } },
+          );
+        throw error;
+      }
+      await sessions.writeFile(
+        request.params.id,
+        request.actor!.userId,
+        request.params["*"],
+        content,
       );
       return reply.status(204).send();
     },
