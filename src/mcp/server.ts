@@ -1,0 +1,61 @@
+/**
+ * Warden as an MCP server: a thin adapter that turns tool calls into calls
+ * of the execution service and the session manager, acting as one user.
+ * `createMcpServer` makes a NEW server per client; a server (and its
+ * transport) is never shared, so one client can never see another's calls.
+ */
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { WardenError } from "../errors.js";
+import type { Scope } from "../store/keys.js";
+import type { McpServerOptions } from "./context.js";
+import { errorResult, type ToolExtra } from "./results.js";
+import { fileTools } from "./tools-files.js";
+import { runTools } from "./tools-run.js";
+import { sandboxTools } from "./tools-sandbox.js";
+
+const VERSION = "0.1.0";
+
+export type { McpServerOptions } from "./context.js";
+
+const INSTRUCTIONS = `Warden runs code in isolated Linux sandboxes (no network, hard limits).
+Use run_code for one-off programs. For work across several steps, create_sandbox once,
+then run_in_sandbox (persistent Python or JavaScript context: variables, imports and
+files carry over; matplotlib figures come back as images), exec_command (shell),
+write_file / read_file / list_files (paths relative to /workspace), and destroy_sandbox
+when done. Sandboxes also end on their own at their TTL or after being idle.`;
+
+function allowed(scopes: readonly Scope[] | undefined, needed: Scope | "any"): boolean {
+  if (scopes === undefined || needed === "any") return true;
+  return scopes.includes(needed) || scopes.includes("admin");
+}
+
+/** A new MCP server with Warden's tools, acting as `options.userId`. */
+export function createMcpServer(options: McpServerOptions): McpServer {
+  const server = new McpServer(
+    { name: "warden", title: "Warden code sandbox", version: VERSION },
+    { instructions: INSTRUCTIONS },
+  );
+  const tools = [...runTools(options), ...sandboxTools(options), ...fileTools(options)];
+  for (const tool of tools) {
+    server.registerTool(
+      tool.name,
+      {
+        title: tool.title,
+        description: tool.description,
+        inputSchema: tool.input,
+        outputSchema: tool.output,
+        annotations: { title: tool.title, ...tool.annotations },
+      },
+      async (args: Record<string, unknown>, extra: ToolExtra) => {
+        try {
+          if (!allowed(options.scopes, tool.scope))
+            throw new WardenError("PERMISSION_DENIED", `this key lacks the ${tool.scope} scope`);
+          return await tool.run(args, extra);
+        } catch (error) {
+          return errorResult(error, options.logger, tool.name);
+        }
+      },
+    );
+  }
+  return server;
+}
