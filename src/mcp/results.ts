@@ -26,13 +26,17 @@ const IMAGE_EXTENSIONS: Record<string, string> = {
   gif: "image/gif",
   webp: "image/webp",
 };
+/** Where an error result carries `{code, message, retryable}`. */
+export const ERROR_META_KEY = "dev.warden/error";
 /** Longest piece of output carried by one progress notification. */
 const PROGRESS_MESSAGE_CHARS = 2000;
 
 /**
- * The one place a failure becomes a tool result: `isError` with the Warden
- * code in both the text and `structuredContent`. Anything that is not a
- * WardenError is INTERNAL with no detail (logged here, never sent).
+ * The one place a failure becomes a tool result: `isError`, text `CODE:
+ * message`, and the error info under `_meta` for programs (not in
+ * `structuredContent`, which clients check against the tool's output schema).
+ * Anything that is not a WardenError is INTERNAL with no detail (logged here,
+ * never sent).
  */
 export function errorResult(error: unknown, logger: Logger, tool: string): CallToolResult {
   const info = toErrorInfo(error);
@@ -40,7 +44,7 @@ export function errorResult(error: unknown, logger: Logger, tool: string): CallT
   return {
     isError: true,
     content: [{ type: "text", text: `${info.code}: ${info.message}` }],
-    structuredContent: { error: info },
+    _meta: { [ERROR_META_KEY]: info },
   };
 }
 
