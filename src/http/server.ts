@@ -28,6 +28,7 @@ import { sendError, toWardenError } from "./errors.js";
 import { adminRoutes } from "./routes/admin.js";
 import { executionRoutes } from "./routes/executions.js";
 import { healthRoutes } from "./routes/health.js";
+import { mcpRoutes } from "./routes/mcp.js";
 import { pistonRoutes } from "./routes/piston.js";
 import { sessionRoutes } from "./routes/sessions.js";
 import type { SessionManager } from "../sessions/manager.js";
@@ -157,5 +158,6 @@ export async function buildServer(deps: ServerDeps) {
   await app.register(adminRoutes, { service, sessions: deps.sessions });
   await app.register(pistonRoutes, { service, registry: deps.registry, config });
   await app.register(sessionRoutes, { sessions: deps.sessions });
+  await app.register(mcpRoutes, { ...deps });
   return app;
 }

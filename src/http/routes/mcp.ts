@@ -1,0 +1,127 @@
+/**
+ * MCP over streamable HTTP at `/mcp`, stateless: every POST gets a new MCP
+ * server and a new transport, acting as the request's key, so no instance is
+ * ever shared between clients (sandbox state lives behind `sandbox_id`).
+ * The Gate has already checked the bearer key; tools check their own scope.
+ */
+import type { AddressInfo } from "node:net";
+import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
+import type { Logger } from "../../audit/logger.js";
+import type { Config } from "../../config/schema.js";
+import { WardenError } from "../../errors.js";
+import type { ExecutionService } from "../../executions/service.js";
+import { createMcpServer } from "../../mcp/server.js";
+import type { RuntimeRegistry } from "../../runtimes/registry.js";
+import type { SessionManager } from "../../sessions/manager.js";
+
+export interface McpRoutesOptions {
+  service: ExecutionService;
+  sessions: SessionManager;
+  registry: RuntimeRegistry;
+  config: Config;
+  logger: Logger;
+}
+
+const LOOPBACK_NAMES = ["localhost", "127.0.0.1", "[::1]"];
+
+export const mcpRoutes: FastifyPluginAsync<McpRoutesOptions> = async (app, o) => {
+  const tls = o.config.server.tls !== undefined;
+
+  /** Host header values we answer to: the listen address and loopback names on our port, plus configured ones. */
+  const allowedHosts = (): Set<string> => {
+    const port = (app.server.address() as AddressInfo | null)?.port ?? o.config.server.port;
+    const listen = o.config.server.host.includes(":")
+      ? `[${o.config.server.host}]`
+      : o.config.server.host;
+    return new Set([
+      ...[...LOOPBACK_NAMES, listen].map((name) => `${name}:${port}`),
+      ...o.config.server.allowedHosts,
+    ]);
+  };
+
+  /**
+   * DNS-rebinding protection: a web page that got a name of its own to
+   * resolve to 127.0.0.1 still sends its own Host and Origin, so both must
+   * be ours. Clients other than browsers send no Origin.
+   */
+  const checkHostAndOrigin = async (request: FastifyRequest): Promise<void> => {
+    const hosts = allowedHosts();
+    const host = request.headers.host ?? "";
+    const origin = request.headers.origin;
+    let why: string | null = null;
+    if (!hosts.has(host)) why = `Host ${JSON.stringify(host)} is not this server`;
+    else if (origin !== undefined && !o.config.server.corsOrigins.includes(origin)) {
+      const originHost = URL.canParse(origin) ? new URL(origin).host : "";
+      if (!hosts.has(originHost)) why = `Origin ${JSON.stringify(origin)} is not allowed`;
+    }
+    if (why === null) return;
+    o.service.audit({
+      userId: request.actor?.userId,
+      level: "warn",
+      event: "forbidden",
+      message: `/mcp: ${why}`,
+      data: { ip: request.ip, requestId: request.id },
+    });
+    throw new WardenError("PERMISSION_DENIED", `${why} (DNS-rebinding protection)`);
+  };
+
+  app.post(
+    "/mcp",
+    {
+      config: { scope: "any" },
+      schema: { hide: true },
+      onRequest: checkHostAndOrigin,
+    },
+    async (request, reply) => {
+      const actor = request.actor!;
+      const server = createMcpServer({
+        service: o.service,
+        sessions: o.sessions,
+        registry: o.registry,
+        config: o.config,
+        logger: o.logger,
+        userId: actor.userId,
+        scopes: actor.key?.scopes ?? [],
+        keyId: actor.key?.id,
+        networkAllow: actor.key?.networkAllow,
+        publicUrl:
+          o.config.server.publicUrl ?? `${tls ? "https" : "http"}://${request.headers.host}`,
+      });
+      const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+      reply.hijack();
+      // The response is the whole exchange: when it ends (or the client hangs
+      // up), the server goes, and closing it aborts its calls (a run is killed).
+      reply.raw.on("close", () => {
+        void transport.close();
+        void server.close();
+      });
+      await server.connect(transport);
+      await transport.handleRequest(request.raw, reply.raw, request.body);
+    },
+  );
+
+  // Stateless: no server-initiated stream to open (GET), no session to end (DELETE).
+  const notAllowed = async (_request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    await reply
+      .status(405)
+      .header("Allow", "POST")
+      .send({
+        jsonrpc: "2.0",
+        error: {
+          code: -32000,
+          message: "Method not allowed: this server is stateless; POST only.",
+        },
+        id: null,
+      });
+  };
+  for (const method of ["GET", "DELETE"] as const)
+    app.route({
+      method,
+      url: "/mcp",
+      config: { scope: "any" },
+      schema: { hide: true },
+      onRequest: checkHostAndOrigin,
+      handler: notAllowed,
+    });
+};
