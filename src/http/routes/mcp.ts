@@ -25,8 +25,24 @@ export interface McpRoutesOptions {
 
 const LOOPBACK_NAMES = ["localhost", "127.0.0.1", "[::1]"];
 
+type JsonRpcMessage = { id?: unknown; method?: unknown; params?: { requestId?: unknown } };
+
+/** The JSON-RPC messages of a body (one, or a batch). */
+function messagesOf(body: unknown): JsonRpcMessage[] {
+  return (Array.isArray(body) ? body : [body]).filter(
+    (m): m is JsonRpcMessage => typeof m === "object" && m !== null,
+  );
+}
+
 export const mcpRoutes: FastifyPluginAsync<McpRoutesOptions> = async (app, o) => {
   const tls = o.config.server.tls !== undefined;
+  /**
+   * Calls in progress, by key and JSON-RPC id. A client cancels a call with
+   * `notifications/cancelled` in a POST of its own, which a stateless server
+   * cannot tie to the call; this map can (only the same key may cancel).
+   */
+  const inFlight = new Map<string, Set<() => void>>();
+  const callKey = (owner: string, id: unknown): string => `${owner} ${JSON.stringify(id)}`;
 
   /** Host header values we answer to: the listen address and loopback names on our port, plus configured ones. */
   const allowedHosts = (): Set<string> => {
@@ -89,12 +105,29 @@ export const mcpRoutes: FastifyPluginAsync<McpRoutesOptions> = async (app, o) =>
           o.config.server.publicUrl ?? `${tls ? "https" : "http"}://${request.headers.host}`,
       });
       const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
-      reply.hijack();
       // The response is the whole exchange: when it ends (or the client hangs
-      // up), the server goes, and closing it aborts its calls (a run is killed).
-      reply.raw.on("close", () => {
+      // up, or cancels), the server goes, and closing it aborts its calls (a
+      // run is killed).
+      const close = (): void => {
         void transport.close();
         void server.close();
+      };
+      const owner = actor.key?.id ?? actor.userId;
+      const messages = messagesOf(request.body);
+      for (const m of messages)
+        if (m.method === "notifications/cancelled")
+          for (const cancel of inFlight.get(callKey(owner, m.params?.requestId)) ?? []) cancel();
+      const calls = messages
+        .filter((m) => typeof m.method === "string" && m.id !== undefined)
+        .map((m) => callKey(owner, m.id));
+      for (const key of calls) inFlight.set(key, (inFlight.get(key) ?? new Set()).add(close));
+      reply.hijack();
+      reply.raw.on("close", () => {
+        for (const key of calls) {
+          inFlight.get(key)?.delete(close);
+          if (inFlight.get(key)?.size === 0) inFlight.delete(key);
+        }
+        close();
       });
       await server.connect(transport);
       await transport.handleRequest(request.raw, reply.raw, request.body);
