@@ -4,11 +4,12 @@
  * output chunks to progress notifications. Nothing here names a host path.
  */
 import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
-import type {
-  CallToolResult,
-  ContentBlock,
-  ServerNotification,
-  ServerRequest,
+import {
+  ErrorCode,
+  type CallToolResult,
+  type ContentBlock,
+  type ServerNotification,
+  type ServerRequest,
 } from "@modelcontextprotocol/sdk/types.js";
 import type { Logger } from "../audit/logger.js";
 import { toErrorInfo, WardenError } from "../errors.js";
@@ -97,32 +98,47 @@ function isUtf8(bytes: Buffer): boolean {
   }
 }
 
-/** A file's bytes as content: an image, text, or a base64 blob resource. */
+/** A file as the contents of a resource: text when it is UTF-8, else a base64 blob. */
+export function fileResource(
+  uri: string,
+  path: string,
+  bytes: Buffer,
+):
+  | { uri: string; mimeType: string; text: string }
+  | { uri: string; mimeType: string; blob: string } {
+  const image = IMAGE_EXTENSIONS[path.split(".").pop()?.toLowerCase() ?? ""];
+  if (!image && isUtf8(bytes)) return { uri, mimeType: "text/plain", text: bytes.toString("utf8") };
+  return { uri, mimeType: image ?? "application/octet-stream", blob: bytes.toString("base64") };
+}
+
+/** A file's bytes as tool content: an image, or a text or blob resource. */
 export function fileContent(
   sandboxId: string,
   path: string,
   bytes: Buffer,
 ): { content: ContentBlock[]; encoding: "utf8" | "base64"; text: string } {
-  const uri = sandboxUri(sandboxId, path);
-  const image = IMAGE_EXTENSIONS[path.split(".").pop()?.toLowerCase() ?? ""];
-  if (image) {
-    const data = bytes.toString("base64");
-    return { content: [{ type: "image", data, mimeType: image }], encoding: "base64", text: data };
-  }
-  if (isUtf8(bytes)) {
-    const text = bytes.toString("utf8");
-    return {
-      content: [{ type: "resource", resource: { uri, mimeType: "text/plain", text } }],
-      encoding: "utf8",
-      text,
-    };
-  }
-  const blob = bytes.toString("base64");
-  return {
-    content: [{ type: "resource", resource: { uri, mimeType: "application/octet-stream", blob } }],
-    encoding: "base64",
-    text: blob,
-  };
+  const resource = fileResource(sandboxUri(sandboxId, path), path, bytes);
+  if ("text" in resource)
+    return { content: [{ type: "resource", resource }], encoding: "utf8", text: resource.text };
+  const content: ContentBlock = resource.mimeType.startsWith("image/")
+    ? { type: "image", data: resource.blob, mimeType: resource.mimeType }
+    : { type: "resource", resource };
+  return { content: [content], encoding: "base64", text: resource.blob };
+}
+
+/**
+ * A failure outside a tool call (reading a resource) as a JSON-RPC error:
+ * the same `CODE: message`, the info as `data`, never internals. (The SDK
+ * sends `code`, `message` and `data` of what a handler throws.)
+ */
+export function protocolError(error: unknown, logger: Logger): Error {
+  const info = toErrorInfo(error);
+  if (!(error instanceof WardenError)) logger.error({ err: error }, "MCP request failed");
+  const code =
+    info.code === "INVALID_REQUEST" || info.code === "NOT_FOUND"
+      ? ErrorCode.InvalidParams
+      : ErrorCode.InternalError;
+  return Object.assign(new Error(`${info.code}: ${info.message}`), { code, data: info });
 }
 
 /**

@@ -4,11 +4,11 @@
  * `createMcpServer` makes a NEW server per client; a server (and its
  * transport) is never shared, so one client can never see another's calls.
  */
-import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { McpServer, ResourceTemplate } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { WardenError } from "../errors.js";
 import type { Scope } from "../store/keys.js";
 import type { McpServerOptions } from "./context.js";
-import { errorResult, type ToolExtra } from "./results.js";
+import { errorResult, fileResource, protocolError, type ToolExtra } from "./results.js";
 import { fileTools } from "./tools-files.js";
 import { runTools } from "./tools-run.js";
 import { sandboxTools } from "./tools-sandbox.js";
@@ -27,6 +27,15 @@ when done. Sandboxes also end on their own at their TTL or after being idle.`;
 function allowed(scopes: readonly Scope[] | undefined, needed: Scope | "any"): boolean {
   if (scopes === undefined || needed === "any") return true;
   return scopes.includes(needed) || scopes.includes("admin");
+}
+
+/** The path of a `sandbox://` URI; the core then checks it like any other. */
+function decodePath(encoded: string): string {
+  try {
+    return encoded.split("/").map(decodeURIComponent).join("/");
+  } catch {
+    throw new WardenError("INVALID_REQUEST", "uri: not a valid sandbox:// file URI");
+  }
 }
 
 /** A new MCP server with Warden's tools, acting as `options.userId`. */
@@ -57,5 +66,26 @@ export function createMcpServer(options: McpServerOptions): McpServer {
       },
     );
   }
+  // Files named in results (`sandbox://<id>/<path>`) can be read back as resources.
+  server.registerResource(
+    "sandbox-file",
+    new ResourceTemplate("sandbox://{sandbox_id}/{+path}", { list: undefined }),
+    {
+      title: "A file in a sandbox",
+      description: "A file in a sandbox's /workspace, by sandbox_id and relative path.",
+    },
+    async (uri, variables) => {
+      try {
+        if (!allowed(options.scopes, "sessions"))
+          throw new WardenError("PERMISSION_DENIED", "this key lacks the sessions scope");
+        const id = String(variables.sandbox_id);
+        const path = decodePath(String(variables.path));
+        const bytes = await options.sessions.readFile(id, options.userId, path);
+        return { contents: [fileResource(uri.href, path, bytes)] };
+      } catch (error) {
+        throw protocolError(error, options.logger);
+      }
+    },
+  );
   return server;
 }

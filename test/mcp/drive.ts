@@ -169,6 +169,10 @@ export async function drivesASandbox(client: Client, previewBase: string | null)
     type: "resource",
     resource: { uri: `sandbox://${id}/src/a.py`, text: "print('a')\n" },
   });
+  const resource = await client.readResource({ uri: `sandbox://${id}/src/a.py` });
+  expect(resource.contents).toEqual([
+    { uri: `sandbox://${id}/src/a.py`, mimeType: "text/plain", text: "print('a')\n" },
+  ]);
   const readBin = await call(client, "read_file", { sandbox_id: id, path: "b.bin" });
   expect(readBin.content[0]?.resource?.blob).toBe(bin.toString("base64"));
   expect(readBin.structuredContent).toMatchObject({ encoding: "base64", size: 5 });
@@ -230,6 +234,10 @@ export async function keepsFilesInside(client: Client): Promise<void> {
   expect(y.isError).toBe(true);
   const z = await call(client, "read_file", { sandbox_id: id, path: "z/passwd" });
   expect(leaks(z)).toEqual([]);
+  for (const uri of [`sandbox://${id}/..%2F..%2Fetc%2Fpasswd`, `sandbox://${id}/../../etc/passwd`])
+    await expect(client.readResource({ uri }), uri).rejects.toThrow(
+      /^MCP error -32602: (INVALID_REQUEST: path: |NOT_FOUND: path: )/,
+    );
   const writeOut = await call(client, "write_file", {
     sandbox_id: id,
     path: "../escape.txt",
