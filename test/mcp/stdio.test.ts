@@ -3,7 +3,7 @@
  * and the MCP Inspector's CLI mode. When the client goes, its sandboxes go.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -44,6 +44,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await main?.client.close();
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
 function executionStatus(id: string): string | undefined {
