@@ -129,8 +129,21 @@ export const mcpRoutes: FastifyPluginAsync<McpRoutesOptions> = async (app, o) =>
         }
         close();
       });
-      await server.connect(transport);
-      await transport.handleRequest(request.raw, reply.raw, request.body);
+      try {
+        await server.connect(transport);
+        await transport.handleRequest(request.raw, reply.raw, request.body);
+      } catch (error) {
+        // Hijacked: Fastify's error handler can no longer answer for us.
+        request.log.error({ err: error }, "MCP request failed");
+        if (!reply.raw.headersSent)
+          reply.raw.writeHead(500, { "content-type": "application/json" }).end(
+            JSON.stringify({
+              jsonrpc: "2.0",
+              error: { code: -32603, message: "internal error" },
+              id: null,
+            }),
+          );
+      }
     },
   );
 
