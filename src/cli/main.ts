@@ -5,6 +5,7 @@ import { benchCommand, type BenchOptions } from "./bench.js";
 import { doctorCommand } from "./doctor.js";
 import type { GlobalOptions } from "./context.js";
 import { keysCreate, keysList, keysRevoke } from "./keys.js";
+import { DEFAULT_MCP_USER, mcpCommand, type McpOptions } from "./mcp.js";
 import { EXIT, runCommand, type RunOptions } from "./run.js";
 import { serveCommand, type ServeOptions } from "./serve.js";
 
@@ -45,6 +46,16 @@ function program(setExit: (code: number) => void): Command {
     .option("--host <address>", "listen address (default 127.0.0.1, or $WARDEN_HOST)")
     .action(async (opts: ServeOptions, cmd: Command) => {
       setExit(await serveCommand({ ...cmd.optsWithGlobals<ServeOptions>(), ...opts }));
+    });
+
+  cli
+    .command("mcp")
+    .description(
+      "serve MCP on stdio for one local client; its sandboxes are destroyed when it disconnects",
+    )
+    .option("--user <userId>", "the user every call acts as", DEFAULT_MCP_USER)
+    .action(async (opts: McpOptions, cmd: Command) => {
+      setExit(await mcpCommand({ ...cmd.optsWithGlobals<McpOptions>(), ...opts }));
     });
 
   const keys = cli.command("keys").description("manage API keys");

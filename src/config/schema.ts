@@ -122,6 +122,18 @@ export const ServerConfigSchema = z
       .array(z.string())
       .default([])
       .describe("Origins allowed by CORS; empty = CORS off."),
+    allowedHosts: z
+      .array(z.string())
+      .default([])
+      .describe(
+        "Host header values /mcp accepts besides the listen address and localhost (DNS-rebinding protection), e.g. warden.example.com:443.",
+      ),
+    publicUrl: z
+      .url()
+      .optional()
+      .describe(
+        "Base URL clients reach this service at, for links Warden hands out (MCP preview URLs); default: from the request's Host.",
+      ),
     bodyLimitBytes: z
       .number()
       .int()

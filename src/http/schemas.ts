@@ -1,16 +1,8 @@
 /** Response shapes, in zod, for validation of what we send and for the OpenAPI document. */
 import { z } from "zod";
-import { ERROR_CODES } from "../errors.js";
+import { ErrorCodeSchema, ExecutionResultSchema } from "../executions/result-schema.js";
 
-const ErrorCodeSchema = z.enum(
-  Object.keys(ERROR_CODES) as [keyof typeof ERROR_CODES, ...(keyof typeof ERROR_CODES)[]],
-);
-
-export const ErrorInfoSchema = z.object({
-  code: ErrorCodeSchema,
-  message: z.string(),
-  retryable: z.boolean(),
-});
+export { ErrorInfoSchema, ExecutionResultSchema } from "../executions/result-schema.js";
 
 export const ErrorBodySchema = z
   .object({
@@ -24,57 +16,6 @@ export const ErrorBodySchema = z
   .describe(
     "Every error: a code from the table in the README, a message naming the field, the request id.",
   );
-
-const StatusSchema = z.enum([
-  "queued",
-  "running",
-  "completed",
-  "failed",
-  "timeout",
-  "memory_limit",
-  "output_limit",
-  "disk_limit",
-  "killed",
-  "rejected",
-  "error",
-]);
-
-const TruncatedSchema = z.object({ stdout: z.boolean(), stderr: z.boolean() });
-
-export const ExecutionResultSchema = z
-  .object({
-    id: z.string(),
-    status: StatusSchema,
-    success: z.boolean(),
-    exitCode: z.number().int().nullable(),
-    signal: z.string().nullable(),
-    stdout: z.string(),
-    stderr: z.string(),
-    truncated: TruncatedSchema,
-    compile: z
-      .object({
-        status: StatusSchema,
-        exitCode: z.number().int().nullable(),
-        signal: z.string().nullable(),
-        stdout: z.string(),
-        stderr: z.string(),
-        truncated: TruncatedSchema,
-      })
-      .nullable(),
-    artifacts: z.array(
-      z.object({ name: z.string(), size: z.number(), mimeType: z.string(), url: z.string() }),
-    ),
-    rejectedArtifacts: z.array(z.object({ name: z.string(), reason: z.string() })),
-    error: ErrorInfoSchema.nullable(),
-    metrics: z.object({
-      executionTimeMs: z.number(),
-      cpuTimeMs: z.number(),
-      peakMemoryBytes: z.number(),
-      queueTimeMs: z.number(),
-      retries: z.number(),
-    }),
-  })
-  .describe("The result shape shared by every interface.");
 
 export const AcceptedSchema = z.object({ id: z.string(), status: z.literal("queued") });
 

@@ -28,6 +28,7 @@ import { sendError, toWardenError } from "./errors.js";
 import { adminRoutes } from "./routes/admin.js";
 import { executionRoutes } from "./routes/executions.js";
 import { healthRoutes } from "./routes/health.js";
+import { mcpRoutes } from "./routes/mcp.js";
 import { pistonRoutes } from "./routes/piston.js";
 import { previewRoutes } from "./routes/previews.js";
 import { sessionCommandRoutes } from "./routes/session-commands.js";
@@ -165,5 +166,6 @@ export async function buildServer(deps: ServerDeps) {
   });
   await app.register(sessionCommandRoutes, { sessions: deps.sessions });
   await app.register(previewRoutes, { sessions: deps.sessions, gate });
+  await app.register(mcpRoutes, { ...deps });
   return app;
 }

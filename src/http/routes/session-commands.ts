@@ -10,6 +10,7 @@ import { toErrorInfo } from "../../errors.js";
 import type { OutputChunk } from "../../sandbox/types.js";
 import { SIGNALS } from "../../sessions/commands.js";
 import type { SessionManager } from "../../sessions/manager.js";
+import { CellResultSchema, CommandResultSchema } from "../../sessions/result-schema.js";
 import { ErrorResponses } from "../schemas.js";
 import { openEventStream, wantsEventStream } from "../sse.js";
 import { Params } from "./sessions.js";
@@ -44,25 +45,6 @@ const CommandSchema = z
   })
   .strict();
 
-const ArtifactsFields = {
-  artifacts: z.array(
-    z.object({ name: z.string(), size: z.number(), mimeType: z.string(), url: z.string() }),
-  ),
-  rejectedArtifacts: z.array(z.object({ name: z.string(), reason: z.string() })),
-};
-
-const CommandResultSchema = z.object({
-  status: z.enum(["completed", "failed", "timeout", "output_limit"]),
-  success: z.boolean(),
-  exitCode: z.number().int().nullable(),
-  signal: z.string().nullable(),
-  stdout: z.string(),
-  stderr: z.string(),
-  truncated: z.boolean(),
-  durationMs: z.number(),
-  ...ArtifactsFields,
-});
-
 const BackgroundSchema = z.object({
   id: z.string(),
   command: z.union([z.array(z.string()), z.string()]),
@@ -72,17 +54,6 @@ const BackgroundSchema = z.object({
   startedAt: z.string(),
   endedAt: z.string().nullable(),
   truncated: z.boolean(),
-});
-
-const CellResultSchema = z.object({
-  status: z.enum(["completed", "failed", "timeout"]),
-  success: z.boolean(),
-  stdout: z.string(),
-  stderr: z.string(),
-  results: z.array(z.object({ data: z.record(z.string(), z.string()), isMainResult: z.boolean() })),
-  error: z.object({ name: z.string(), value: z.string(), traceback: z.string() }).nullable(),
-  durationMs: z.number(),
-  ...ArtifactsFields,
 });
 
 const STREAM_NOTE =

@@ -1,0 +1,175 @@
+/**
+ * One-shot tools: `list_runtimes` and `run_code`, which goes through the
+ * execution service exactly like `POST /v1/executions` (same scheduler,
+ * per-user limits, records and audit trail).
+ */
+import { z } from "zod";
+import { WardenError } from "../errors.js";
+import type { ExecutionResult } from "../runtimes/execute.js";
+import { defineTool, type McpServerOptions, type ToolDefinition } from "./context.js";
+import { progressReporter, runText } from "./results.js";
+import { ExecutionResultOutput, RuntimesOutput } from "./schemas.js";
+
+/** Languages with a persistent context in a sandbox (run_in_sandbox). */
+export const SANDBOX_LANGUAGES = ["python", "javascript"];
+
+function resultText(r: ExecutionResult): string {
+  const detail =
+    r.exitCode !== null ? ` (exit ${r.exitCode})` : r.signal ? ` (signal ${r.signal})` : "";
+  const compile =
+    r.compile && r.compile.status !== "completed"
+      ? `\ncompile (${r.compile.status}):\n${r.compile.stderr || r.compile.stdout}`
+      : "";
+  const error = r.error ? `\nerror: ${r.error.code}: ${r.error.message}` : "";
+  return runText(r.status, detail, r.stdout, r.stderr) + compile + error;
+}
+
+export function runTools(o: McpServerOptions): ToolDefinition[] {
+  return [
+    defineTool({
+      name: "list_runtimes",
+      title: "List languages",
+      description:
+        "Lists the programming languages this Warden can run, with versions and accepted aliases. Call it when unsure whether a language is available.",
+      scope: "any",
+      input: z.object({}),
+      output: RuntimesOutput,
+      annotations: { readOnlyHint: true, idempotentHint: true, openWorldHint: false },
+      async run() {
+        const runtimes = (await o.registry.list())
+          .filter((r) => r.available)
+          .map((r) => ({
+            language: r.language,
+            aliases: r.aliases,
+            extensions: r.extensions,
+            version: r.version,
+          }));
+        const sandboxLanguages = SANDBOX_LANGUAGES.filter((l) =>
+          runtimes.some((r) => r.language === l),
+        );
+        const lines = runtimes.map(
+          (r) => `${r.language} ${r.version ?? ""} (aliases: ${r.aliases.join(", ") || "none"})`,
+        );
+        return {
+          content: [
+            {
+              type: "text",
+              text: `${lines.join("\n")}\nrun_in_sandbox contexts: ${sandboxLanguages.join(", ")}`,
+            },
+          ],
+          structuredContent: { runtimes, sandboxLanguages },
+        };
+      },
+    }),
+
+    defineTool({
+      name: "run_code",
+      title: "Run code once",
+      description:
+        "Runs a program once in a fresh, isolated sandbox (no network, limited memory and time) and returns its stdout, stderr, exit code and status. Nothing persists between calls: use create_sandbox for multi-step work. Compiled languages (c, cpp, java, rust, go...) are compiled first; compiler errors come back in the result.",
+      scope: "execute",
+      input: z.object({
+        language: z
+          .string()
+          .min(1)
+          .max(64)
+          .describe(
+            'Language name or alias, e.g. "python", "javascript", "bash", "c" (see list_runtimes).',
+          ),
+        code: z
+          .string()
+          .describe(
+            "The complete program source. It is the entry point, saved under the language's usual file name (main.py, main.c...).",
+          ),
+        files: z
+          .array(
+            z.object({
+              path: z
+                .string()
+                .min(1)
+                .max(1024)
+                .describe("Path relative to the working directory, e.g. data/input.csv."),
+              content: z
+                .string()
+                .describe("File content: text, or base64 when encoding is base64."),
+              encoding: z.enum(["utf8", "base64"]).default("utf8"),
+            }),
+          )
+          .max(o.config.maxFiles)
+          .optional()
+          .describe("Extra files placed next to the program before it runs (data, modules)."),
+        stdin: z.string().optional().describe("Text fed to the program's standard input."),
+        timeout_seconds: z
+          .number()
+          .positive()
+          .optional()
+          .describe(
+            `Wall-clock limit in seconds (default ${o.config.defaultTimeout}, at most ${o.config.maxTimeout}).`,
+          ),
+      }),
+      output: ExecutionResultOutput,
+      annotations: {
+        readOnlyHint: false,
+        destructiveHint: false,
+        idempotentHint: false,
+        openWorldHint: false,
+      },
+      async run(args, extra) {
+        if (Buffer.byteLength(args.code) > o.config.maxCodeBytes)
+          throw new WardenError(
+            "INVALID_REQUEST",
+            `code: must be at most ${o.config.maxCodeBytes} bytes (maxCodeBytes)`,
+          );
+        const main = o.registry.lookup(args.language)?.fileName;
+        const files =
+          args.files && main
+            ? [{ path: main, content: args.code, encoding: "utf8" as const }, ...args.files]
+            : undefined;
+        if (files && new Set(files.map((f) => f.path)).size !== files.length)
+          throw new WardenError(
+            "INVALID_REQUEST",
+            `files: each path once, and not ${main} (the program)`,
+          );
+        const execution = o.service.submit(
+          {
+            language: args.language,
+            ...(files ? { files, entrypoint: main } : { code: args.code }),
+            stdin: args.stdin,
+            timeout: args.timeout_seconds,
+            retryOnFailure: true,
+            wait: true,
+          },
+          { userId: o.userId, keyId: o.keyId, networkAllow: o.networkAllow },
+          "mcp",
+        );
+        // A client that cancels the call (or goes away) does not leave its run going.
+        const cancel = (): void => {
+          o.service.killExecution(execution.id, "cancelled by the MCP client");
+        };
+        if (extra.signal.aborted) cancel();
+        extra.signal.addEventListener("abort", cancel, { once: true });
+        const report = progressReporter(extra);
+        execution.on("output", report);
+        try {
+          const result = await execution.done;
+          return {
+            ...(result.error ? { isError: true } : {}),
+            content: [
+              { type: "text", text: resultText(result) },
+              ...(o.publicUrl === undefined ? [] : result.artifacts).map((a) => ({
+                type: "resource_link" as const,
+                uri: `${o.publicUrl}${a.url}`,
+                name: a.name,
+                mimeType: a.mimeType,
+              })),
+            ],
+            structuredContent: { ...result },
+          };
+        } finally {
+          execution.off("output", report);
+          extra.signal.removeEventListener("abort", cancel);
+        }
+      },
+    }),
+  ];
+}

@@ -1,0 +1,28 @@
+/** Results of session calls in zod: one schema for REST and MCP. */
+import { z } from "zod";
+import { ArtifactsFields } from "../executions/result-schema.js";
+
+/** A command's result (foreground). */
+export const CommandResultSchema = z.object({
+  status: z.enum(["completed", "failed", "timeout", "output_limit"]),
+  success: z.boolean(),
+  exitCode: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  stdout: z.string(),
+  stderr: z.string(),
+  truncated: z.boolean(),
+  durationMs: z.number(),
+  ...ArtifactsFields,
+});
+
+/** A cell's result in the persistent code context. */
+export const CellResultSchema = z.object({
+  status: z.enum(["completed", "failed", "timeout"]),
+  success: z.boolean(),
+  stdout: z.string(),
+  stderr: z.string(),
+  results: z.array(z.object({ data: z.record(z.string(), z.string()), isMainResult: z.boolean() })),
+  error: z.object({ name: z.string(), value: z.string(), traceback: z.string() }).nullable(),
+  durationMs: z.number(),
+  ...ArtifactsFields,
+});

@@ -1,0 +1,176 @@
+/**
+ * MCP over streamable HTTP at `/mcp` on a real `warden serve`: the SDK's
+ * Client with a bearer key; refusals of missing and wrong keys, forged Host
+ * and Origin; sandboxes as the key's user's ordinary sessions.
+ */
+import { request as httpRequest } from "node:http";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createKey, eventually, startServer, type TestServer } from "../helpers/server.js";
+import {
+  call,
+  drivesASandbox,
+  keepsFilesInside,
+  listsEveryTool,
+  runsCodeOnce,
+  text,
+} from "./drive.js";
+
+let server: TestServer;
+let ann: string;
+let carl: string;
+const clients: Client[] = [];
+
+async function connect(token: string): Promise<Client> {
+  const transport = new StreamableHTTPClientTransport(new URL(`${server.url}/mcp`), {
+    requestInit: { headers: { authorization: `Bearer ${token}` } },
+  });
+  const client = new Client({ name: "warden-test", version: "1.0.0" });
+  await client.connect(transport);
+  clients.push(client);
+  return client;
+}
+
+beforeAll(async () => {
+  server = await startServer({ config: { maxSessionsPerUser: 2 } });
+  ann = await createKey(server, "ann-agent", "execute,sessions", "ann");
+  carl = await createKey(server, "carl-exec", "execute", "carl");
+});
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  await server?.stop();
+});
+
+const INITIALIZE = {
+  jsonrpc: "2.0",
+  id: 1,
+  method: "initialize",
+  params: {
+    protocolVersion: "2025-06-18",
+    capabilities: {},
+    clientInfo: { name: "raw", version: "0" },
+  },
+};
+
+/** A raw POST /mcp with headers fetch would not let us forge (Host). */
+function post(headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  const url = new URL(`${server.url}/mcp`);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      {
+        host: url.hostname,
+        port: url.port,
+        path: "/mcp",
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+          ...headers,
+        },
+      },
+      (res) => {
+        let body = "";
+        res.on("data", (d: Buffer) => (body += d.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on("error", reject);
+    req.end(JSON.stringify(INITIALIZE));
+  });
+}
+
+describe("MCP over streamable HTTP (/mcp)", () => {
+  it("serves every tool to the SDK client, as the key's user", async () => {
+    const client = await connect(ann);
+    await listsEveryTool(client);
+    await runsCodeOnce(client);
+    await drivesASandbox(client, server.url);
+    await keepsFilesInside(client);
+  });
+
+  it("refuses a missing or wrong key (401), a forged Host or Origin (403)", async () => {
+    const host = new URL(server.url).host;
+    const bearer = { authorization: `Bearer ${ann}` };
+    expect((await post({})).status).toBe(401);
+    expect((await post({ authorization: "Bearer not-a-key-0123456789" })).status).toBe(401);
+    const forgedHost = await post({ ...bearer, host: "evil.example:80" });
+    expect(forgedHost.status).toBe(403);
+    expect(JSON.parse(forgedHost.body)).toMatchObject({ error: { code: "PERMISSION_DENIED" } });
+    expect(
+      (await post({ ...bearer, host: `attacker.example:${new URL(server.url).port}` })).status,
+    ).toBe(403);
+    expect((await post({ ...bearer, origin: "http://evil.example" })).status).toBe(403);
+    expect(
+      (await post({ ...bearer, origin: `http://evil.example:${new URL(server.url).port}` })).status,
+    ).toBe(403);
+    // The same request from our own origin, and from a client that sends none, is served.
+    expect((await post({ ...bearer, origin: `http://${host}` })).status).toBe(200);
+    expect((await post({ ...bearer, host: `localhost:${new URL(server.url).port}` })).status).toBe(
+      200,
+    );
+    expect((await server.request("GET", "/mcp", { token: ann })).status).toBe(405);
+    expect(server.count("events", "event = 'forbidden'")).toBeGreaterThanOrEqual(4);
+  });
+
+  it("gives tools only the key's scopes; sandboxes are the user's own sessions, within their limits", async () => {
+    const carlClient = await connect(carl);
+    const denied = await call(carlClient, "create_sandbox");
+    expect(denied.isError).toBe(true);
+    expect(text(denied)).toMatch(/^PERMISSION_DENIED: /);
+    expect(
+      (await call(carlClient, "run_code", { language: "python", code: "print(1)" })).isError,
+    ).toBeFalsy();
+
+    const annClient = await connect(ann);
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++)
+      ids.push((await call(annClient, "create_sandbox")).structuredContent?.sandbox_id as string);
+    // maxSessionsPerUser is 2: MCP sandboxes count like any session of ann's.
+    const third = await call(annClient, "create_sandbox");
+    expect(text(third)).toMatch(/^QUOTA_EXCEEDED: /);
+    const listed = (await (await server.request("GET", "/v1/sessions", { token: ann })).json()) as {
+      id: string;
+      userId: string;
+    }[];
+    expect(listed.map((s) => s.id).sort()).toEqual([...ids].sort());
+    expect(listed.every((s) => s.userId === "ann")).toBe(true);
+    // Another user's client cannot reach them.
+    const other = await call(
+      await connect(await createKey(server, "bob", "sessions", "bob")),
+      "exec_command",
+      {
+        sandbox_id: ids[0],
+        command: "true",
+      },
+    );
+    expect(text(other)).toMatch(/^NOT_FOUND: /);
+    for (const id of ids) await call(annClient, "destroy_sandbox", { sandbox_id: id });
+  });
+
+  it("kills a run whose client cancels it", async () => {
+    const client = await connect(ann);
+    const abort = new AbortController();
+    let progressed = 0;
+    const pending = client.callTool(
+      {
+        name: "run_code",
+        arguments: {
+          language: "python",
+          code: "import sys, time\nfor i in range(600):\n    sys.stdout.write(f'tick {i}\\n')\n    sys.stdout.flush()\n    time.sleep(0.1)",
+        },
+      },
+      undefined,
+      {
+        signal: abort.signal,
+        onprogress: () => {
+          if (++progressed === 2) abort.abort();
+        },
+      },
+    );
+    await expect(pending).rejects.toThrow();
+    await eventually(
+      async () => server.count("executions", "user_id = 'ann' AND status = 'killed'") === 1,
+    );
+  });
+});
