@@ -51,6 +51,8 @@ const MIGRATIONS: string[] = [
    CREATE INDEX events_timestamp ON events (timestamp);`,
   // A key may narrow the server's egress allowlist for everything it runs.
   `ALTER TABLE api_keys ADD COLUMN network_allow TEXT;`,
+  // A key may set its own static-analysis policy mode (off | audit | block); NULL = the server's.
+  `ALTER TABLE api_keys ADD COLUMN policy TEXT;`,
 ];
 
 export function openDatabase(dataDir: string, fileName = "warden.db"): Db {
