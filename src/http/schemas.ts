@@ -1,6 +1,7 @@
 /** Response shapes, in zod, for validation of what we send and for the OpenAPI document. */
 import { z } from "zod";
 import { ERROR_CODES } from "../errors.js";
+import { FindingSchema } from "../policy/findings.js";
 
 const ErrorCodeSchema = z.enum(
   Object.keys(ERROR_CODES) as [keyof typeof ERROR_CODES, ...(keyof typeof ERROR_CODES)[]],
@@ -72,10 +73,18 @@ export const ExecutionResultSchema = z
       queueTimeMs: z.number(),
       retries: z.number(),
     }),
+    findings: z
+      .array(FindingSchema)
+      .optional()
+      .describe("Static-analysis findings, when the key's or server's policy is audit or block."),
   })
   .describe("The result shape shared by every interface.");
 
-export const AcceptedSchema = z.object({ id: z.string(), status: z.literal("queued") });
+export const AcceptedSchema = z.object({
+  id: z.string(),
+  status: z.literal("queued"),
+  findings: z.array(FindingSchema).optional(),
+});
 
 export const ExecutionViewSchema = ExecutionResultSchema.extend({
   language: z.string(),

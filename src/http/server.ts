@@ -31,6 +31,9 @@ import { healthRoutes } from "./routes/health.js";
 import { pistonRoutes } from "./routes/piston.js";
 import { sessionRoutes } from "./routes/sessions.js";
 import type { SessionManager } from "../sessions/manager.js";
+import type { NotebookService } from "../notebooks/service.js";
+import type { Analyzer } from "../policy/analyzer.js";
+import { notebookRoutes } from "./routes/notebooks.js";
 
 export interface ServerDeps {
   config: Config;
@@ -41,6 +44,8 @@ export interface ServerDeps {
   db: Db;
   keys: KeyStore;
   sessions: SessionManager;
+  analyzer: Analyzer;
+  notebooks: NotebookService;
 }
 
 // The return type is inferred: a Fastify instance with the zod type provider.
@@ -153,9 +158,19 @@ export async function buildServer(deps: ServerDeps) {
   );
 
   await app.register(healthRoutes, { service, host: deps.host, db: deps.db });
-  await app.register(executionRoutes, { service, registry: deps.registry, config });
+  await app.register(executionRoutes, {
+    service,
+    registry: deps.registry,
+    config,
+    analyzer: deps.analyzer,
+  });
   await app.register(adminRoutes, { service, sessions: deps.sessions });
   await app.register(pistonRoutes, { service, registry: deps.registry, config });
   await app.register(sessionRoutes, { sessions: deps.sessions });
+  await app.register(notebookRoutes, {
+    notebooks: deps.notebooks,
+    analyzer: deps.analyzer,
+    config,
+  });
   return app;
 }
