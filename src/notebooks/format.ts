@@ -47,7 +47,7 @@ const TextCellSchema = (type: "markdown" | "raw") =>
 const CellSchema = z.discriminatedUnion(
   "cell_type",
   [CodeCellSchema, TextCellSchema("markdown"), TextCellSchema("raw")],
-  { error: "cell_type: must be code, markdown or raw" },
+  { error: "must be code, markdown or raw" },
 );
 
 export function notebookSchema(limits: Pick<NotebookConfig, "maxCells">) {

@@ -5,7 +5,7 @@
  * process is safe; the walk below is iterative for the same reason.
  */
 import { parse, type Node, type Options } from "acorn";
-import type { Finding, Severity, SourceUnit } from "./findings.js";
+import { sortFindings, type Finding, type Severity, type SourceUnit } from "./findings.js";
 
 type AnyNode = Node & Record<string, unknown>;
 
@@ -80,7 +80,8 @@ function analyseUnit(unit: SourceUnit): Finding[] {
       program = parse(unit.source, { ...OPTIONS, sourceType: "script" }) as unknown as AnyNode;
     } catch (error) {
       const root = { type: "Program", loc: { start: { line: 1, column: 0 } } } as AnyNode;
-      if (error instanceof RangeError)
+      // acorn turns its own stack overflow into "Not enough stack space"; a RangeError may still escape.
+      if (error instanceof RangeError || /stack space/.test((error as Error).message))
         add("analysis-failed", "high", "too deeply nested to analyse", root);
       else add("syntax-error", "low", `does not parse: ${(error as Error).message}`, root);
       return findings;
@@ -205,6 +206,6 @@ function analyseUnit(unit: SourceUnit): Finding[] {
 
 /** Findings for each unit; never throws on hostile input. */
 export function analyseJavaScript(units: SourceUnit[]): { findings: Finding[]; complete: boolean } {
-  const findings = units.flatMap((unit) => analyseUnit(unit)).slice(0, MAX_FINDINGS);
+  const findings = sortFindings(units.flatMap((unit) => analyseUnit(unit))).slice(0, MAX_FINDINGS);
   return { findings, complete: !findings.some((f) => f.ruleId === "analysis-failed") };
 }
