@@ -76,10 +76,26 @@ function invalid(message: string): WardenError {
   return new WardenError("INVALID_REQUEST", message);
 }
 
+/** Nesting a notebook never needs; deeper JSON would overflow the stack of JSON.stringify. */
+export const MAX_DEPTH = 64;
+
+/** True when `value` nests deeper than `limit` (checked without recursion). */
+function tooDeep(value: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (typeof node !== "object" || node === null) continue;
+    if (depth >= limit) return true;
+    for (const child of Object.values(node)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
 /** Checks a parsed JSON value as an nbformat 4 notebook; throws INVALID_REQUEST naming the field. */
 export function validateNotebook(value: unknown, limits: NotebookConfig): Notebook {
   if (typeof value !== "object" || value === null || Array.isArray(value))
     throw invalid("notebook: must be a JSON object (an .ipynb file)");
+  if (tooDeep(value, MAX_DEPTH)) throw invalid(`notebook: nested deeper than ${MAX_DEPTH} levels`);
   const version = (value as { nbformat?: unknown }).nbformat;
   if (typeof version === "number" && version < 4)
     throw invalid(

@@ -87,6 +87,22 @@ export function segments(source: string): Segment[] {
 const lines = (text: string): string[] =>
   text.split("\n").filter((l, i, all) => l !== "" || i < all.length - 1);
 
+/**
+ * A Python traceback as nbformat lines, without the frames of Warden's own
+ * kernel (a `File "/.warden/..."` line and the source lines under it): the
+ * reader wants their cell, not our plumbing.
+ */
+function traceback(text: string): string[] {
+  const out: string[] = [];
+  let inKernelFrame = false;
+  for (const line of lines(text)) {
+    if (/^ {2}File "/.test(line)) inKernelFrame = line.startsWith('  File "/.warden/');
+    else if (!line.startsWith("    ")) inKernelFrame = false;
+    if (!inKernelFrame) out.push(line);
+  }
+  return out;
+}
+
 function streams(stdout: string, stderr: string): NotebookOutput[] {
   const out: NotebookOutput[] = [];
   if (stdout) out.push({ output_type: "stream", name: "stdout", text: stdout });
@@ -107,14 +123,14 @@ function cellOutputs(r: CellResult, count: number, timeout: number): NotebookOut
       output_type: "error",
       ename: "TimeoutError",
       evalue: `the cell exceeded its ${timeout} s timeout`,
-      traceback: r.error ? lines(r.error.traceback) : [],
+      traceback: r.error ? traceback(r.error.traceback) : [],
     });
   else if (r.error)
     out.push({
       output_type: "error",
       ename: r.error.name,
       evalue: r.error.value,
-      traceback: lines(r.error.traceback),
+      traceback: traceback(r.error.traceback),
     });
   return out;
 }

@@ -81,14 +81,21 @@ export class NotebookService {
   /** An upload as a validated notebook; refuses what is too large, malformed or of another kind. */
   read(upload: Upload): Notebook {
     const limits = this.config.notebooks;
-    if ("notebook" in upload) return validateNotebook(upload.notebook, limits);
-    const size = Buffer.byteLength(upload.content);
-    if (size > limits.maxBytes)
-      throw new WardenError(
+    const tooLarge = (field: string, size: number): WardenError =>
+      new WardenError(
         "INVALID_REQUEST",
-        `file: ${size} bytes exceed the limit of ${limits.maxBytes} (notebooks.maxBytes)`,
+        `${field}: ${size} bytes exceed the limit of ${limits.maxBytes} (notebooks.maxBytes)`,
         { details: { httpStatus: 413 } },
       );
+    if ("notebook" in upload) {
+      // Validated first: that also refuses nesting too deep to serialise.
+      const notebook = validateNotebook(upload.notebook, limits);
+      const size = Buffer.byteLength(JSON.stringify(notebook));
+      if (size > limits.maxBytes) throw tooLarge("notebook", size);
+      return notebook;
+    }
+    const size = Buffer.byteLength(upload.content);
+    if (size > limits.maxBytes) throw tooLarge("file", size);
     const text = upload.content.toString();
     if (/\.ipynb$/i.test(upload.filename)) return parseNotebook(text, limits);
     if (/\.py$/i.test(upload.filename)) return pythonToNotebook(text, limits);

@@ -156,6 +156,12 @@ describe("POST /v1/notebooks", () => {
     const run = (await res.json()) as Run;
     expect(run.summary).toMatchObject({ cellsRun: 2, cellsFailed: 1, cellsSkipped: 1 });
     expect(run.notebook.cells[2]!.outputs).toEqual([]);
+    const slow = await server.request("POST", "/v1/notebooks", {
+      body: { notebook: nb(["import time\ntime.sleep(30)", "print('after')"]), cellTimeout: 1 },
+    });
+    const slowRun = (await slow.json()) as Run;
+    expect(slowRun.summary).toMatchObject({ cellsFailed: 1, cellsSkipped: 1 });
+    expect(slowRun.notebook.cells[0]!.outputs!.at(-1)).toMatchObject({ ename: "TimeoutError" });
     const py = await server.request("POST", "/v1/notebooks", {
       body: { filename: "job.py", content: "# %%\nprint(6 * 7)\n# %%\n6 * 7\n" },
     });
@@ -284,6 +290,15 @@ describe("bad uploads get a clear 4xx", () => {
       }),
       400,
       /^cells\[3\]\.source: must be a string or an array of strings$/,
+    );
+    const deep = `{"nbformat": 4, "nbformat_minor": 5, "cells": [], "metadata": {"x": ${"[".repeat(100_000)}${"]".repeat(100_000)}}}`;
+    await refused(
+      await server.request("POST", "/v1/notebooks", {
+        raw: `{"notebook": ${deep}}`,
+        headers: { "content-type": "application/json" },
+      }),
+      400,
+      /notebook: nested deeper than 64 levels/,
     );
     await refused(
       await upload("x", "notes.txt", server.adminToken),

@@ -94,12 +94,6 @@ export const notebookRoutes: FastifyPluginAsyncZod<NotebookRoutesOptions> = asyn
         "body: send {notebook: {...}} or {filename, content} as JSON, or the file as multipart field `file`",
       );
     const { stopOnError, cellTimeout, ...upload } = parsed.data;
-    if ("notebook" in upload && JSON.stringify(upload.notebook).length > maxBytes)
-      throw new WardenError(
-        "INVALID_REQUEST",
-        `notebook: larger than the limit of ${maxBytes} bytes (notebooks.maxBytes)`,
-        { details: { httpStatus: 413 } },
-      );
     return {
       upload,
       ...(stopOnError === undefined ? {} : { stopOnError }),
