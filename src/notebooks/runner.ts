@@ -30,6 +30,8 @@ export interface RunNotebookOptions {
   stopOnError: boolean;
   /** Longest session lifetime allowed (config.maxSessionTimeout), seconds. */
   maxSessionSeconds: number;
+  /** Aborting ends the session (and the cell running in it); later cells are skipped. */
+  signal?: AbortSignal | undefined;
 }
 
 export interface RunSummary {
@@ -209,15 +211,24 @@ export async function runNotebook(
   );
   const codeCells = cells.filter((c) => c.cell_type === "code").length;
   const summary: RunSummary = { cellsRun: 0, cellsFailed: 0, cellsSkipped: 0, durationMs: 0 };
+  const executed = (): Notebook => ({
+    ...input,
+    nbformat_minor: Math.max(5, input.nbformat_minor),
+    cells,
+  });
+  if (codeCells === 0) return { notebook: executed(), summary };
   const ttl = Math.min(o.maxSessionSeconds, Math.ceil(codeCells * (o.cellTimeout + 5)) + 120);
   const session = await sessions.create(o.userId, { timeout: ttl });
+  const cancel = (): void =>
+    void sessions.destroy(session.id, o.userId, "notebook run cancelled").catch(() => undefined);
+  o.signal?.addEventListener("abort", cancel, { once: true });
   let count = 0;
   let stopped = false;
   try {
     for (const cell of cells) {
       if (cell.cell_type !== "code") continue;
       const source = sourceText(cell.source);
-      if (stopped) {
+      if (stopped || o.signal?.aborted) {
         summary.cellsSkipped++;
         continue;
       }
@@ -249,15 +260,9 @@ export async function runNotebook(
       }
     }
   } finally {
+    o.signal?.removeEventListener("abort", cancel);
     await sessions.destroy(session.id, o.userId, "notebook run finished").catch(() => undefined);
   }
   summary.durationMs = Date.now() - started;
-  return {
-    notebook: {
-      ...input,
-      nbformat_minor: Math.max(5, input.nbformat_minor),
-      cells,
-    },
-    summary,
-  };
+  return { notebook: executed(), summary };
 }

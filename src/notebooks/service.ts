@@ -29,6 +29,8 @@ export interface NotebookRunRequest {
   cellTimeout?: number | undefined;
   /** @default true */
   stopOnError?: boolean | undefined;
+  /** Aborting cancels the run (say, the client hung up). */
+  signal?: AbortSignal | undefined;
 }
 
 export interface NotebookRun {
@@ -147,6 +149,7 @@ export class NotebookService {
         cellTimeout,
         stopOnError: request.stopOnError ?? true,
         maxSessionSeconds: this.config.maxSessionTimeout,
+        signal: request.signal,
       });
       run = {
         ...base,

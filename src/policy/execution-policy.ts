@@ -30,11 +30,15 @@ export async function checkPolicy(
   const mode = analyzer.modeFor(actor.key?.policy);
   const none: PolicyOutcome = { rejected: null, findings: null, audit: () => undefined };
   if (mode === "off" || !Analyzer.languageOf(input.language)) return none;
-  const files = (input.files ?? []).filter((f) => f.encoding !== "base64");
+  // base64 files are decoded too: encoding a file must not be a way around block mode.
+  const files = (input.files ?? []).map((f) => ({
+    path: f.path,
+    source: f.encoding === "base64" ? Buffer.from(f.content, "base64").toString("utf8") : f.content,
+  }));
   const units =
     input.code !== undefined
       ? [{ cell: 0, source: input.code }]
-      : files.map((f, i) => ({ cell: i, source: f.content }));
+      : files.map((f, i) => ({ cell: i, source: f.source }));
   if (units.length === 0) return none;
   const verdict = await analyzer.check(mode, input.language, units);
   const report = verdict.report!;

@@ -9,7 +9,7 @@ import { request as httpRequest } from "node:http";
 import { join } from "node:path";
 import AjvModule from "ajv-draft-04";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startServer, type TestServer } from "../helpers/server.js";
+import { eventually, startServer, type TestServer } from "../helpers/server.js";
 
 const root = join(import.meta.dirname, "..", "..");
 const fixtures = join(root, "test", "fixtures", "notebooks");
@@ -171,6 +171,27 @@ describe("POST /v1/notebooks", () => {
   });
 });
 
+describe("a client that hangs up", () => {
+  it("cancels its notebook: the session goes", async () => {
+    const hangUp = new AbortController();
+    const pending = fetch(`${server.url}/v1/notebooks`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${server.adminToken}`,
+        "content-type": "application/json",
+      },
+      body: JSON.stringify({ notebook: nb(["import time\ntime.sleep(60)", "print('never')"]) }),
+      signal: hangUp.signal,
+    }).catch(() => null);
+    const sessions = async (): Promise<number> =>
+      ((await (await server.request("GET", "/v1/sessions")).json()) as unknown[]).length;
+    await eventually(async () => (await sessions()) === 1);
+    hangUp.abort();
+    await pending;
+    await eventually(async () => (await sessions()) === 0);
+  });
+});
+
 describe("policy modes", () => {
   const dangerous = nb(["print('hello')", "import os\nos.system('id')"]);
 
@@ -220,6 +241,24 @@ describe("policy modes", () => {
       status: "completed",
       stdout: "ran\n",
       findings: [expect.objectContaining({ ruleId: "process-exec" })],
+    });
+    const encoded = await server.request("POST", "/v1/executions", {
+      token: blockKey,
+      body: {
+        language: "python",
+        files: [
+          { path: "main.py", content: "import helper" },
+          {
+            path: "helper.py",
+            content: Buffer.from(body.code).toString("base64"),
+            encoding: "base64",
+          },
+        ],
+      },
+    });
+    expect(encoded.status).toBe(422);
+    expect(await encoded.json()).toMatchObject({
+      findings: [expect.objectContaining({ ruleId: "process-exec", file: "helper.py" })],
     });
     const js = await server.request("POST", "/v1/executions", {
       token: blockKey,

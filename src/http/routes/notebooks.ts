@@ -132,6 +132,12 @@ export const notebookRoutes: FastifyPluginAsyncZod<NotebookRoutesOptions> = asyn
       const { upload, ...options } = await readUpload(request);
       const notebook = notebooks.read(upload);
       const query = request.query;
+      // A client that hangs up before its answer does not leave its notebook running.
+      const hangUp = new AbortController();
+      const onClose = (): void => {
+        if (!reply.raw.writableFinished) hangUp.abort();
+      };
+      reply.raw.on("close", onClose);
       const run = await notebooks.run(
         notebook,
         { userId: actor.userId, policy: actor.key?.policy },
@@ -139,8 +145,10 @@ export const notebookRoutes: FastifyPluginAsyncZod<NotebookRoutesOptions> = asyn
           stopOnError:
             options.stopOnError ?? (query.stopOnError ? query.stopOnError === "true" : undefined),
           cellTimeout: options.cellTimeout ?? query.cellTimeout,
+          signal: hangUp.signal,
         },
       );
+      reply.raw.off("close", onClose);
       return reply
         .status(run.status === "rejected" ? 422 : 200)
         .send({ ...run, download: `/v1/notebooks/${run.id}/notebook.ipynb` });
