@@ -79,10 +79,11 @@ export function keysList(options: GlobalOptions & { json?: boolean }): number {
       k.name,
       k.userId,
       k.scopes.join(","),
+      k.policy ?? "-",
       new Date(k.createdAt).toISOString(),
       k.revokedAt ? `revoked ${new Date(k.revokedAt).toISOString()}` : "active",
     ]);
-    const header = ["ID", "NAME", "USER", "SCOPES", "CREATED", "STATE"];
+    const header = ["ID", "NAME", "USER", "SCOPES", "POLICY", "CREATED", "STATE"];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     for (const row of [header, ...rows])
       process.stdout.write(`${row.map((c, i) => c.padEnd(widths[i]!)).join("  ")}\n`);

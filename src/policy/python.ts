@@ -5,6 +5,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { WardenError } from "../errors.js";
 import { executeCode } from "../runtimes/execute.js";
 import type { RuntimeRegistry } from "../runtimes/registry.js";
 import type { SandboxHost } from "../sandbox/host.js";
@@ -48,7 +49,11 @@ export async function analysePython(
   script ??= readFile(join(o.nativeDir, "analyze.py"), "utf8");
   const source = await script.catch((error: unknown) => {
     script = undefined;
-    throw error;
+    throw new WardenError(
+      "INTERNAL",
+      "the Python analyser is not installed next to the native helpers (npm run build:native)",
+      { cause: error },
+    );
   });
   const result = await executeCode(o.host, o.registry, {
     language: "python",

@@ -60,8 +60,12 @@ describe("warden notebook run", () => {
     const ok = warden("notebook", "run", good, "-o", join(dir, "good.ipynb"));
     expect(ok.status).toBe(0);
   });
+});
 
-  it("refuses an unknown policy mode for a key", () => {
+describe("warden keys --policy", () => {
+  it("makes a key with a policy and lists it; refuses an unknown mode", () => {
+    expect(warden("keys", "create", "--name", "strict", "--policy", "block").status).toBe(0);
+    expect(warden("keys", "list").stdout).toMatch(/strict\s+strict\s+execute\s+block\s/);
     const r = warden("keys", "create", "--name", "x", "--policy", "strict");
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('--policy: unknown mode "strict" (one of off, audit, block)');
