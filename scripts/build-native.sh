@@ -19,3 +19,5 @@ npx --no-install esbuild native/node-proxy.cjs --bundle --platform=node --format
 # The session agent is plain CommonJS with Node built-ins only.
 cp native/agent.cjs "$out/agent.cjs"
 cp native/kernel.py native/kernel.cjs "$out/"
+# The Python analyser runs in a one-shot sandbox (src/policy/python.ts), never on the host.
+cp native/analyze.py "$out/"

@@ -23,3 +23,7 @@ export {
 } from "./executions/service.js";
 export type { AuditEvent } from "./store/records.js";
 export { buildServer } from "./http/server.js";
+export { Analyzer, type PolicyVerdict } from "./policy/analyzer.js";
+export type { AnalysisReport, Finding, PolicyMode, Severity } from "./policy/findings.js";
+export { NotebookService, type NotebookRun, type Upload } from "./notebooks/service.js";
+export type { Notebook } from "./notebooks/format.js";

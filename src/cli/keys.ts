@@ -2,6 +2,7 @@
 import { resolve } from "node:path";
 import { WardenError } from "../errors.js";
 import { resolveEgress } from "../network/policy.js";
+import { PolicyModeSchema, POLICY_MODES } from "../policy/findings.js";
 import { openDatabase } from "../store/database.js";
 import { KeyStore, SCOPES, ScopeSchema, type Scope } from "../store/keys.js";
 import { createContext, type GlobalOptions } from "./context.js";
@@ -18,6 +19,7 @@ export function keysCreate(
     scopes: string;
     user?: string;
     allowNet?: string;
+    policy?: string;
     json?: boolean;
   },
 ): number {
@@ -31,6 +33,12 @@ export function keysCreate(
         "INVALID_REQUEST",
         `--scopes: unknown scope "${scope}" (one of ${SCOPES.join(", ")})`,
       );
+  const policy = options.policy === undefined ? null : PolicyModeSchema.safeParse(options.policy);
+  if (policy && !policy.success)
+    throw new WardenError(
+      "INVALID_REQUEST",
+      `--policy: unknown mode "${options.policy}" (one of ${POLICY_MODES.join(", ")})`,
+    );
   const { config } = createContext(options);
   const networkAllow = options.allowNet
     ?.split(",")
@@ -45,6 +53,7 @@ export function keysCreate(
       scopes: scopes as Scope[],
       userId: options.user ?? options.name,
       networkAllow: networkAllow?.length ? networkAllow : null,
+      policy: policy?.data ?? null,
     });
     if (options.json) process.stdout.write(`${JSON.stringify({ ...key, token })}\n`);
     else process.stdout.write(`${token}\n`);
@@ -70,10 +79,11 @@ export function keysList(options: GlobalOptions & { json?: boolean }): number {
       k.name,
       k.userId,
       k.scopes.join(","),
+      k.policy ?? "-",
       new Date(k.createdAt).toISOString(),
       k.revokedAt ? `revoked ${new Date(k.revokedAt).toISOString()}` : "active",
     ]);
-    const header = ["ID", "NAME", "USER", "SCOPES", "CREATED", "STATE"];
+    const header = ["ID", "NAME", "USER", "SCOPES", "POLICY", "CREATED", "STATE"];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     for (const row of [header, ...rows])
       process.stdout.write(`${row.map((c, i) => c.padEnd(widths[i]!)).join("  ")}\n`);

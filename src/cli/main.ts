@@ -6,6 +6,7 @@ import { doctorCommand } from "./doctor.js";
 import type { GlobalOptions } from "./context.js";
 import { keysCreate, keysList, keysRevoke } from "./keys.js";
 import { DEFAULT_MCP_USER, mcpCommand, type McpOptions } from "./mcp.js";
+import { analyzeCommand, notebookRunCommand } from "./notebook.js";
 import { EXIT, runCommand, type RunOptions } from "./run.js";
 import { serveCommand, type ServeOptions } from "./serve.js";
 
@@ -38,6 +39,49 @@ function program(setExit: (code: number) => void): Command {
     });
 
   cli
+    .command("analyze")
+    .description(
+      "static analysis of a .py, .js or .ipynb file (Python in a sandbox); exits 1 on a high-severity finding",
+    )
+    .argument("<file>", "source file or notebook")
+    .option("-l, --language <language>", "python or javascript (default: from the extension)")
+    .option("--json", "print the report as JSON")
+    .action(async (file: string, opts: { language?: string; json?: boolean }, cmd: Command) => {
+      setExit(await analyzeCommand(file, { ...cmd.optsWithGlobals<GlobalOptions>(), ...opts }));
+    });
+
+  cli
+    .command("notebook")
+    .description("notebooks")
+    .command("run")
+    .description(
+      "run a notebook (.ipynb or .py) in a fresh session; exits 0 clean, 1 a cell failed, 4 refused by policy",
+    )
+    .argument("<file>", "the notebook")
+    .option("-o, --output <file>", "write the executed notebook here (default: standard output)")
+    .option("--cell-timeout <seconds>", "per-cell timeout (default notebooks.cellTimeout)")
+    .option("--continue", "keep going after a failing cell (default: stop)")
+    .option("--policy <mode>", "static-analysis policy: off, audit or block (default policy.mode)")
+    .option("--json", "print the run (notebook and summary) as JSON")
+    .action(
+      async (
+        file: string,
+        opts: {
+          output?: string;
+          cellTimeout?: string;
+          continue?: boolean;
+          policy?: string;
+          json?: boolean;
+        },
+        cmd: Command,
+      ) => {
+        setExit(
+          await notebookRunCommand(file, { ...cmd.optsWithGlobals<GlobalOptions>(), ...opts }),
+        );
+      },
+    );
+
+  cli
     .command("serve")
     .description(
       "run the multi-tenant service (REST, Piston-compatible API, admin API) on the embedded defaults",
@@ -66,10 +110,18 @@ function program(setExit: (code: number) => void): Command {
     .option("--scopes <list>", "comma-separated: execute, sessions, admin, delegate", "execute")
     .option("--user <userId>", "the user it acts as (default: the name)")
     .option("--allow-net <hosts>", "egress this key's executions may ask for, within network.allow")
+    .option("--policy <mode>", "static-analysis policy for this key: off, audit or block")
     .option("--json", "print the key record with its token as JSON")
     .action(
       (
-        opts: { name: string; scopes: string; user?: string; allowNet?: string; json?: boolean },
+        opts: {
+          name: string;
+          scopes: string;
+          user?: string;
+          allowNet?: string;
+          policy?: string;
+          json?: boolean;
+        },
         cmd: Command,
       ) => {
         setExit(keysCreate({ ...cmd.optsWithGlobals<GlobalOptions>(), ...opts }));

@@ -18,6 +18,7 @@ export const CONFIG_ENV = {
   queueTimeout: "WARDEN_QUEUE_TIMEOUT",
   memoryBudgetMB: "WARDEN_MEMORY_BUDGET_MB",
   retentionDays: "WARDEN_RETENTION_DAYS",
+  "policy.mode": "WARDEN_POLICY_MODE",
   "server.host": "WARDEN_HOST",
   "server.port": "WARDEN_PORT",
   "server.pistonAnonymous": "WARDEN_PISTON_ANONYMOUS",

@@ -199,6 +199,51 @@ export const DEFAULT_ARTIFACT_TYPES = [
   "application/x-parquet",
 ];
 
+export const PolicyConfigSchema = z
+  .object({
+    mode: z
+      .enum(["off", "audit", "block"])
+      .default("off")
+      .describe(
+        "Static analysis of python/javascript code: off, audit (record and return findings), block (refuse high-severity findings). A key's own mode overrides it.",
+      ),
+    analysisTimeout: z
+      .number()
+      .positive()
+      .default(10)
+      .describe("Wall-clock limit of one Python analysis sandbox (s)."),
+    analysisMemoryMb: z
+      .number()
+      .int()
+      .min(32)
+      .default(256)
+      .describe("Memory limit of one Python analysis sandbox (MiB)."),
+    maxConcurrentAnalyses: z
+      .number()
+      .int()
+      .min(1)
+      .default(4)
+      .describe("Analysis sandboxes running at once; more wait, up to 100, then SANDBOX_BUSY."),
+  })
+  .strict();
+
+export const NotebookConfigSchema = z
+  .object({
+    maxBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(20 * MiB)
+      .describe("Largest notebook or .py upload (bytes)."),
+    maxCells: z.number().int().min(1).default(2000).describe("Most cells in one notebook."),
+    cellTimeout: z
+      .number()
+      .positive()
+      .default(60)
+      .describe("Default per-cell timeout (s); at most maxTimeout."),
+  })
+  .strict();
+
 export const ConfigSchema = z
   .object({
     dataDir: z.string().default("./.warden").describe("Where Warden keeps its state."),
@@ -331,6 +376,8 @@ export const ConfigSchema = z
     sandbox: SandboxHostConfigSchema.default(SandboxHostConfigSchema.parse({})),
     server: ServerConfigSchema.default(ServerConfigSchema.parse({})),
     network: NetworkConfigSchema.default(NetworkConfigSchema.parse({})),
+    policy: PolicyConfigSchema.default(PolicyConfigSchema.parse({})),
+    notebooks: NotebookConfigSchema.default(NotebookConfigSchema.parse({})),
     runtimes: z
       .array(RuntimeDefinitionSchema)
       .default([])
@@ -369,3 +416,5 @@ export type DefaultLimits = z.infer<typeof DefaultLimitsSchema>;
 export type SandboxHostConfig = z.infer<typeof SandboxHostConfigSchema>;
 export type ServerConfig = z.infer<typeof ServerConfigSchema>;
 export type NetworkConfig = z.infer<typeof NetworkConfigSchema>;
+export type PolicyConfig = z.infer<typeof PolicyConfigSchema>;
+export type NotebookConfig = z.infer<typeof NotebookConfigSchema>;

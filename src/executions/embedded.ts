@@ -16,6 +16,8 @@ import { WardenError } from "../errors.js";
 import { SandboxHost } from "../sandbox/host.js";
 import { isOwnerAlive, processStartTicks } from "../sandbox/owner.js";
 import { openDatabase, type Db } from "../store/database.js";
+import { NotebookService } from "../notebooks/service.js";
+import { Analyzer } from "../policy/analyzer.js";
 import { SessionManager } from "../sessions/manager.js";
 import { ExecutionService } from "./service.js";
 
@@ -33,6 +35,10 @@ export interface EmbeddedWarden extends ExecutionService {
   readonly config: Config;
   /** Long-lived sandboxes (sessions). */
   readonly sessions: SessionManager;
+  /** Static analysis (Python in sandboxes, JavaScript with acorn) and policy modes. */
+  readonly analyzer: Analyzer;
+  /** Upload, analyse and run notebooks. */
+  readonly notebooks: NotebookService;
   /** Drains (running executions get `deadlineMs`), then releases the host and the store. */
   shutdown(deadlineMs?: number): Promise<void>;
 }
@@ -91,12 +97,22 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
       keep: (candidates, owner, urlOf) => service.keepArtifacts(candidates, owner, urlOf),
     },
   });
+  const analyzer = new Analyzer(config, host, registry);
+  const notebooks = new NotebookService(
+    config,
+    sessions,
+    analyzer,
+    (e) => service.audit(e),
+    join(dataDir, "notebooks"),
+  );
   return Object.assign(service, {
     host,
     registry,
     db,
     config,
     sessions,
+    analyzer,
+    notebooks,
     async shutdown(deadlineMs = config.server.shutdownGracePeriod * 1000): Promise<void> {
       await Promise.all([service.close(deadlineMs), sessions.closeAll()]);
       await host.close();

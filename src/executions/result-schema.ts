@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { ERROR_CODES } from "../errors.js";
+import { FindingSchema } from "../policy/findings.js";
 
 export const ErrorCodeSchema = z.enum(
   Object.keys(ERROR_CODES) as [keyof typeof ERROR_CODES, ...(keyof typeof ERROR_CODES)[]],
@@ -70,5 +71,9 @@ export const ExecutionResultSchema = z
       queueTimeMs: z.number(),
       retries: z.number(),
     }),
+    findings: z
+      .array(FindingSchema)
+      .optional()
+      .describe("Static-analysis findings, when the key's or server's policy is audit or block."),
   })
   .describe("The result shape shared by every interface.");

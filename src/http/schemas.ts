@@ -1,6 +1,7 @@
 /** Response shapes, in zod, for validation of what we send and for the OpenAPI document. */
 import { z } from "zod";
 import { ErrorCodeSchema, ExecutionResultSchema } from "../executions/result-schema.js";
+import { FindingSchema } from "../policy/findings.js";
 
 export { ErrorInfoSchema, ExecutionResultSchema } from "../executions/result-schema.js";
 
@@ -17,7 +18,11 @@ export const ErrorBodySchema = z
     "Every error: a code from the table in the README, a message naming the field, the request id.",
   );
 
-export const AcceptedSchema = z.object({ id: z.string(), status: z.literal("queued") });
+export const AcceptedSchema = z.object({
+  id: z.string(),
+  status: z.literal("queued"),
+  findings: z.array(FindingSchema).optional(),
+});
 
 export const ExecutionViewSchema = ExecutionResultSchema.extend({
   language: z.string(),

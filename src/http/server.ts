@@ -34,6 +34,9 @@ import { previewRoutes } from "./routes/previews.js";
 import { sessionCommandRoutes } from "./routes/session-commands.js";
 import { sessionRoutes } from "./routes/sessions.js";
 import type { SessionManager } from "../sessions/manager.js";
+import type { NotebookService } from "../notebooks/service.js";
+import type { Analyzer } from "../policy/analyzer.js";
+import { notebookRoutes } from "./routes/notebooks.js";
 
 export interface ServerDeps {
   config: Config;
@@ -44,6 +47,8 @@ export interface ServerDeps {
   db: Db;
   keys: KeyStore;
   sessions: SessionManager;
+  analyzer: Analyzer;
+  notebooks: NotebookService;
 }
 
 // The return type is inferred: a Fastify instance with the zod type provider.
@@ -156,7 +161,12 @@ export async function buildServer(deps: ServerDeps) {
   );
 
   await app.register(healthRoutes, { service, host: deps.host, db: deps.db });
-  await app.register(executionRoutes, { service, registry: deps.registry, config });
+  await app.register(executionRoutes, {
+    service,
+    registry: deps.registry,
+    config,
+    analyzer: deps.analyzer,
+  });
   await app.register(adminRoutes, { service, sessions: deps.sessions });
   await app.register(pistonRoutes, { service, registry: deps.registry, config });
   await app.register(sessionRoutes, {
@@ -167,5 +177,10 @@ export async function buildServer(deps: ServerDeps) {
   await app.register(sessionCommandRoutes, { sessions: deps.sessions });
   await app.register(previewRoutes, { sessions: deps.sessions, gate });
   await app.register(mcpRoutes, { ...deps });
+  await app.register(notebookRoutes, {
+    notebooks: deps.notebooks,
+    analyzer: deps.analyzer,
+    config,
+  });
   return app;
 }

@@ -63,6 +63,8 @@ const MIGRATIONS: string[] = [
      UNIQUE (owner_id, name)
    );
    CREATE INDEX artifacts_created ON artifacts (created_at);`,
+  // A key may set its own static-analysis policy mode (off | audit | block); NULL = the server's.
+  `ALTER TABLE api_keys ADD COLUMN policy TEXT;`,
 ];
 
 export function openDatabase(dataDir: string, fileName = "warden.db"): Db {

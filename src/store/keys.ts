@@ -6,6 +6,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { z } from "zod";
 import { WardenError } from "../errors.js";
+import type { PolicyMode } from "../policy/findings.js";
 import type { Db } from "./database.js";
 
 export const SCOPES = ["execute", "sessions", "admin", "delegate"] as const;
@@ -23,6 +24,8 @@ export interface ApiKey {
   lastUsedAt: number | null;
   /** Egress this key's executions may ask for (within the server's); null = the server's allowlist. */
   networkAllow: string[] | null;
+  /** Static-analysis policy for this key's code; null = the server's `policy.mode`. */
+  policy: PolicyMode | null;
 }
 
 interface KeyRow {
@@ -34,6 +37,7 @@ interface KeyRow {
   revoked_at: number | null;
   last_used_at: number | null;
   network_allow: string | null;
+  policy: string | null;
 }
 
 const TOKEN_PREFIX = "wdn_";
@@ -52,6 +56,7 @@ function toKey(row: KeyRow): ApiKey {
     revokedAt: row.revoked_at,
     lastUsedAt: row.last_used_at,
     networkAllow: row.network_allow ? (JSON.parse(row.network_allow) as string[]) : null,
+    policy: (row.policy as PolicyMode | null) ?? null,
   };
 }
 
@@ -76,6 +81,7 @@ export class KeyStore {
     token?: string;
     id?: string;
     networkAllow?: string[] | null;
+    policy?: PolicyMode | null;
   }): {
     key: ApiKey;
     token: string;
@@ -89,7 +95,7 @@ export class KeyStore {
     const now = Date.now();
     this.db
       .prepare(
-        "INSERT INTO api_keys (id, name, hash, scopes, user_id, created_at, network_allow) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO api_keys (id, name, hash, scopes, user_id, created_at, network_allow, policy) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
       )
       .run(
         id,
@@ -99,6 +105,7 @@ export class KeyStore {
         options.userId,
         now,
         options.networkAllow ? JSON.stringify(options.networkAllow) : null,
+        options.policy ?? null,
       );
     return { key: this.get(id)!, token };
   }

@@ -6,6 +6,8 @@ import type { Execution } from "../../executions/execution.js";
 import { createExecutionSchemas } from "../../executions/request.js";
 import type { ExecutionService } from "../../executions/service.js";
 import { WardenError } from "../../errors.js";
+import type { Analyzer } from "../../policy/analyzer.js";
+import { checkPolicy } from "../../policy/execution-policy.js";
 import { blankResult, type ExecutionResult } from "../../runtimes/execute.js";
 import type { RuntimeRegistry } from "../../runtimes/registry.js";
 import { hasScope, type Actor } from "../auth.js";
@@ -24,6 +26,7 @@ export interface ExecutionRoutesOptions {
   service: ExecutionService;
   registry: RuntimeRegistry;
   config: Config;
+  analyzer: Analyzer;
 }
 
 const errors = ErrorResponses;
@@ -35,7 +38,7 @@ function visible(actor: Actor | null, userId: string): boolean {
 
 export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = async (
   app,
-  { service, registry, config },
+  { service, registry, config, analyzer },
 ) => {
   const { CreateExecutionSchema } = createExecutionSchemas(config);
 
@@ -87,20 +90,31 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
         description:
           "Runs code in a fresh sandbox. With wait=true (default) answers with the result; with wait=false answers 202 at once; follow /events or poll.",
         body: CreateExecutionSchema,
-        response: { 200: ExecutionResultSchema, 202: AcceptedSchema, ...errors },
+        response: {
+          200: ExecutionResultSchema,
+          202: AcceptedSchema,
+          422: ExecutionResultSchema.describe(
+            "Refused by the static-analysis policy (block): status rejected, MALICIOUS_CODE, the findings.",
+          ),
+          ...errors,
+        },
       },
     },
     async (request, reply) => {
       const actor = request.actor!;
       const userId = actingUser(actor, request.body.userId);
+      const policy = await checkPolicy(analyzer, service, request.body, actor, userId);
+      if (policy.rejected) return reply.status(422).send(policy.rejected);
       const execution = service.submit(
         request.body,
         { userId, keyId: actor.key?.id, networkAllow: actor.key?.networkAllow },
         "api",
       );
+      const findings = policy.findings ? { findings: policy.findings } : {};
+      if (policy.findings) policy.audit(execution.id);
       if (!request.body.wait) {
         void reply.header("Location", `/v1/executions/${execution.id}`);
-        return reply.status(202).send({ id: execution.id, status: "queued" as const });
+        return reply.status(202).send({ id: execution.id, status: "queued" as const, ...findings });
       }
       // A client that hangs up before its answer does not leave its execution running.
       const onClose = (): void => {
@@ -110,7 +124,7 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
       reply.raw.on("close", onClose);
       const result = await execution.done;
       reply.raw.off("close", onClose);
-      return result;
+      return { ...result, ...findings };
     },
   );
 

@@ -1,0 +1,217 @@
+"""warden static analyser for Python: policy and insight, never the boundary.
+
+Runs INSIDE a sandbox (one-shot, tight memory and time limits), never in
+Warden's host process: a file crafted to crash or hang the parser only costs
+this sandbox. Reads {"cells": [{"cell": index|null, "source": "..."}]} as JSON
+on stdin and prints {"findings": [...], "errors": [...]} as one JSON line.
+
+IPython lines (`!cmd`, `%magic`, `%%cell magic`) are reported, then blanked so
+the rest of the cell still parses with its line numbers intact.
+"""
+import ast
+import json
+import re
+import sys
+
+MAX_FINDINGS = 500
+SHELL_MAGICS = {"system", "sx", "bash", "sh", "script", "python", "python3", "perl", "ruby"}
+PROCESS_CALLS = {
+    "os.system", "os.popen", "os.fork", "os.forkpty", "os.posix_spawn", "os.posix_spawnp",
+    "pty.spawn", "pty.fork", "commands.getoutput", "commands.getstatusoutput",
+}
+PROCESS_PREFIXES = ("subprocess.", "os.exec", "os.spawn", "asyncio.create_subprocess")
+DECODERS = {
+    "base64.b64decode", "base64.b32decode", "base64.b16decode", "base64.a85decode",
+    "base64.b85decode", "base64.decodebytes", "base64.urlsafe_b64decode", "binascii.unhexlify",
+    "binascii.a2b_hex", "binascii.a2b_base64", "codecs.decode", "bytes.fromhex",
+    "bytearray.fromhex", "zlib.decompress", "gzip.decompress", "bz2.decompress", "lzma.decompress",
+}
+DESERIALIZERS = {"pickle.loads", "pickle.load", "cPickle.loads", "cPickle.load", "marshal.loads",
+                 "marshal.load", "dill.loads", "dill.load", "shelve.open", "pickle.Unpickler"}
+NETWORK_MODULES = {"socket", "urllib", "urllib2", "urllib3", "requests", "http", "httpx",
+                   "aiohttp", "ftplib", "smtplib", "telnetlib", "websocket", "websockets", "paramiko"}
+NATIVE_MODULES = {"ctypes", "cffi", "_ctypes"}
+PROCESS_MODULES = {"subprocess", "pty", "multiprocessing"}
+DUNDER_WALK = {"__subclasses__", "__globals__", "__builtins__", "__bases__", "__base__", "__mro__",
+               "__code__", "__closure__", "__getattribute__", "__reduce__", "__reduce_ex__",
+               "__loader__", "__spec__"}
+SAFE_WRITE_ROOTS = ("/workspace", "/tmp")
+
+
+class Analyser:
+    def __init__(self, cell):
+        self.cell = cell
+        self.findings = []
+        self.aliases = {}  # local name -> dotted origin ("sp" -> "subprocess", "system" -> "os.system")
+        self.decoded = set()  # names assigned from a decoder call
+
+    def add(self, rule, severity, message, node=None, line=None, col=0):
+        self.findings.append({
+            "ruleId": rule, "severity": severity, "message": message,
+            "line": line if line is not None else getattr(node, "lineno", 1),
+            "column": (getattr(node, "col_offset", col) if node is not None else col) + 1,
+            "cell": self.cell,
+        })
+
+    def dotted(self, node):
+        """`a.b.c` as a dotted name with the first part resolved through imports, else None."""
+        parts = []
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        if not isinstance(node, ast.Name):
+            return None
+        parts.append(self.aliases.get(node.id, node.id))
+        return ".".join(reversed(parts))
+
+    def is_decoder_call(self, node):
+        if isinstance(node, ast.Call):
+            name = self.dotted(node.func) or ""
+            if name in DECODERS or name.endswith(".fromhex") or name.endswith("b64decode"):
+                return True
+            # "...".decode("hex"/"base64"/"rot13") style, and s.decode() of a decoded value
+            if isinstance(node.func, ast.Attribute) and node.func.attr == "decode":
+                return self.is_decoder_call(node.func.value) or self.mentions_decoded(node.func.value)
+        return False
+
+    def mentions_decoded(self, node):
+        for sub in ast.walk(node):
+            if self.is_decoder_call(sub) or (isinstance(sub, ast.Name) and sub.id in self.decoded):
+                return True
+        return False
+
+    def imports(self, tree):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    self.aliases[(a.asname or a.name).split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
+                    self.check_module(a.name, node)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                self.check_module(node.module, node)
+                for a in node.names:
+                    self.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+            elif isinstance(node, ast.Assign) and self.is_decoder_call(node.value):
+                for t in node.targets:
+                    if isinstance(t, ast.Name):
+                        self.decoded.add(t.id)
+
+    def check_module(self, module, node):
+        root = module.split(".")[0]
+        if root in NATIVE_MODULES:
+            self.add("native-code", "high", f"imports {module}: calls into native code", node)
+        elif root in PROCESS_MODULES:
+            self.add("process-import", "medium", f"imports {module}: can start processes", node)
+        elif root in NETWORK_MODULES:
+            self.add("network", "medium", f"imports {module}: opens network connections", node)
+        elif root in ("pickle", "marshal", "dill", "shelve", "cPickle"):
+            self.add("deserialization-import", "low", f"imports {module}", node)
+
+    def call(self, node):
+        name = self.dotted(node.func) or ""
+        bare = node.func.id if isinstance(node.func, ast.Name) else None
+        if name in PROCESS_CALLS or name.startswith(PROCESS_PREFIXES):
+            self.add("process-exec", "high", f"{name}(): runs another program", node)
+        elif name in ("eval", "exec", "compile", "builtins.eval", "builtins.exec") or bare in ("eval", "exec", "compile"):
+            fn = name or bare
+            if any(self.mentions_decoded(a) for a in node.args):
+                self.add("obfuscated-exec", "high", f"{fn}() of decoded (base64/hex/codec) data: hidden code", node)
+            else:
+                self.add("dynamic-exec", "high", f"{fn}(): runs code built at run time", node)
+        elif name in ("__import__", "builtins.__import__", "importlib.import_module", "importlib.__import__"):
+            self.add("dynamic-import", "medium", f"{name}(): imports a module chosen at run time", node)
+        elif name in DESERIALIZERS:
+            self.add("unsafe-deserialization", "high", f"{name}(): unpickling runs code from the data", node)
+        elif name in ("socket.socket", "socket.create_connection", "socket.fromfd"):
+            self.add("raw-socket", "high", f"{name}(): raw network socket", node)
+        elif name in ("getattr", "builtins.getattr") and len(node.args) >= 2:
+            arg = node.args[1]
+            if isinstance(arg, ast.Constant) and arg.value in DUNDER_WALK:
+                self.add("introspection-escape", "high", f"getattr(..., {arg.value!r}): walks to interpreter internals", node)
+        elif name in ("open", "io.open", "builtins.open", "os.open"):
+            self.file_write(node, name)
+        elif isinstance(node.func, ast.Attribute) and node.func.attr in ("write_text", "write_bytes", "touch", "mkdir", "symlink_to"):
+            target = node.func.value
+            if isinstance(target, ast.Call) and self.dotted(target.func) in ("pathlib.Path", "Path", "pathlib.PurePath") and target.args:
+                self.outside(target.args[0], node, f"Path.{node.func.attr}()")
+
+    def file_write(self, node, name):
+        if not node.args:
+            return
+        mode = node.args[1] if len(node.args) > 1 else next((k.value for k in node.keywords if k.arg in ("mode", "flags")), None)
+        if name == "os.open":
+            writes = mode is not None and "O_WRONLY" in ast.dump(mode) or mode is not None and "O_RDWR" in ast.dump(mode)
+        else:
+            writes = isinstance(mode, ast.Constant) and isinstance(mode.value, str) and any(c in mode.value for c in "wax+")
+        if writes:
+            self.outside(node.args[0], node, f"{name}()")
+
+    def outside(self, path_node, node, what):
+        if isinstance(path_node, ast.Constant) and isinstance(path_node.value, str):
+            path = path_node.value
+            if path.startswith("/") and not any(path == r or path.startswith(r + "/") for r in SAFE_WRITE_ROOTS):
+                self.add("file-write-outside-workspace", "high", f"{what} writes {path}, outside /workspace", node)
+            elif ".." in path.split("/"):
+                self.add("file-write-outside-workspace", "medium", f"{what} writes {path}, climbing out with ..", node)
+
+    def run(self, tree):
+        self.imports(tree)
+        for node in ast.walk(tree):
+            if len(self.findings) >= MAX_FINDINGS:
+                return
+            if isinstance(node, ast.Call):
+                self.call(node)
+            elif isinstance(node, ast.Attribute) and node.attr in DUNDER_WALK:
+                self.add("introspection-escape", "high", f".{node.attr}: walks to interpreter internals", node)
+            elif isinstance(node, ast.Name) and node.id in ("__builtins__", "__loader__"):
+                self.add("introspection-escape", "medium", f"{node.id}: reaches the interpreter's builtins", node)
+
+
+MAGIC = re.compile(r"^(\s*)(%%?|!!?)\s*([A-Za-z_][\w.-]*)?")
+
+
+def strip_ipython(source, analyser):
+    """Reports IPython shell/magic lines and blanks them; a `%%` cell magic makes the whole cell non-Python."""
+    lines = source.split("\n")
+    first = next((l for l in lines if l.strip()), "")
+    m = MAGIC.match(first)
+    if m and m.group(2) == "%%":
+        name = m.group(3) or ""
+        shell = name in SHELL_MAGICS
+        analyser.add("ipython-shell" if shell else "ipython-magic", "medium" if shell else "low",
+                     f"%%{name}: {'the cell runs as a shell script' if shell else 'cell magic'}", line=lines.index(first) + 1, col=len(m.group(1)))
+        return None
+    out = []
+    for i, line in enumerate(lines):
+        m = MAGIC.match(line)
+        if m and not line.strip().startswith("!=") and (m.group(2).startswith("!") or m.group(3)):
+            name = m.group(3) or ""
+            if m.group(2).startswith("!") or name in SHELL_MAGICS:
+                analyser.add("ipython-shell", "medium", f"shell command: {line.strip()[:120]}", line=i + 1, col=len(m.group(1)))
+            else:
+                analyser.add("ipython-magic", "low", f"IPython magic %{name}", line=i + 1, col=len(m.group(1)))
+            out.append(m.group(1) + "pass" if m.group(1) else "")
+        else:
+            out.append(line)
+    return "\n".join(out)
+
+
+def main():
+    request = json.load(sys.stdin)
+    findings, errors = [], []
+    for item in request.get("cells", []):
+        analyser = Analyser(item.get("cell"))
+        try:
+            source = strip_ipython(item.get("source", ""), analyser)
+            if source is not None:
+                analyser.run(ast.parse(source, "<cell>", "exec"))
+        except SyntaxError as e:
+            analyser.add("syntax-error", "low", f"does not parse: {e.msg}", line=e.lineno or 1, col=max((e.offset or 1) - 1, 0))
+        except (RecursionError, MemoryError) as e:
+            errors.append({"cell": item.get("cell"), "message": f"too deeply nested or too large to analyse ({type(e).__name__})"})
+        findings.extend(analyser.findings)
+        if len(findings) >= MAX_FINDINGS:
+            break
+    sys.stdout.write(json.dumps({"findings": findings[:MAX_FINDINGS], "errors": errors}) + "\n")
+
+
+main()

@@ -1,0 +1,141 @@
+/**
+ * `warden analyze FILE` (static analysis, sandboxed for Python) and
+ * `warden notebook run IN -o OUT` (a notebook in a fresh local session),
+ * both on this machine without the service, like `warden run`.
+ */
+import { readFile, writeFile } from "node:fs/promises";
+import { extname } from "node:path";
+import { WardenError } from "../errors.js";
+import { parseNotebook, sourceText } from "../notebooks/format.js";
+import { NotebookService } from "../notebooks/service.js";
+import { Analyzer } from "../policy/analyzer.js";
+import {
+  describeFinding,
+  POLICY_MODES,
+  PolicyModeSchema,
+  type AnalysisReport,
+} from "../policy/findings.js";
+import { SessionManager } from "../sessions/manager.js";
+import { createContext, openHost, type GlobalOptions } from "./context.js";
+import { EXIT } from "./run.js";
+
+/** Exit codes of `warden analyze` and `warden notebook run`. */
+export const NOTEBOOK_EXIT = { clean: 0, findingsOrFailed: 1, rejected: 4 } as const;
+
+const EXTENSIONS: Record<string, string> = {
+  ".py": "python",
+  ".js": "javascript",
+  ".mjs": "javascript",
+  ".cjs": "javascript",
+};
+
+export async function analyzeCommand(
+  file: string,
+  options: GlobalOptions & { language?: string; json?: boolean },
+): Promise<number> {
+  const ctx = createContext(options);
+  const text = await readFile(file, "utf8");
+  let language = options.language ?? EXTENSIONS[extname(file).toLowerCase()];
+  let units = [{ cell: null as number | null, source: text }];
+  if (extname(file).toLowerCase() === ".ipynb") {
+    const notebook = parseNotebook(text, ctx.config.notebooks);
+    const meta = notebook.metadata as { kernelspec?: { language?: string } };
+    language = options.language ?? meta.kernelspec?.language ?? "python";
+    units = notebook.cells.flatMap((c, i) =>
+      c.cell_type === "code" ? [{ cell: i, source: sourceText(c.source) }] : [],
+    );
+  }
+  if (!language)
+    throw new WardenError(
+      "UNSUPPORTED_LANGUAGE",
+      `cannot tell the language of ${file}: pass --language`,
+    );
+  const host = await openHost(ctx);
+  let report: AnalysisReport;
+  try {
+    report = await new Analyzer(ctx.config, host, ctx.registry).analyse(language, units);
+  } finally {
+    await host.close();
+  }
+  if (options.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  else {
+    for (const f of report.findings) process.stdout.write(`${file}: ${describeFinding(f)}\n`);
+    process.stderr.write(
+      `${report.findings.length} finding(s)${report.complete ? "" : "; analysis incomplete"}\n`,
+    );
+  }
+  // High severity (or code that could not be analysed) is what block mode would refuse.
+  return report.findings.some((f) => f.severity === "high")
+    ? NOTEBOOK_EXIT.findingsOrFailed
+    : NOTEBOOK_EXIT.clean;
+}
+
+export async function notebookRunCommand(
+  file: string,
+  options: GlobalOptions & {
+    output?: string;
+    policy?: string;
+    cellTimeout?: string;
+    continue?: boolean;
+    json?: boolean;
+  },
+): Promise<number> {
+  const overrides: Record<string, unknown> = {};
+  if (options.policy !== undefined) {
+    if (!PolicyModeSchema.safeParse(options.policy).success)
+      throw new WardenError(
+        "INVALID_REQUEST",
+        `--policy: unknown mode "${options.policy}" (one of ${POLICY_MODES.join(", ")})`,
+      );
+    overrides["policy.mode"] = options.policy;
+  }
+  const ctx = createContext(options, "warn", overrides);
+  const cellTimeout = options.cellTimeout === undefined ? undefined : Number(options.cellTimeout);
+  if (cellTimeout !== undefined && !(cellTimeout > 0))
+    throw new WardenError(
+      "INVALID_REQUEST",
+      "--cell-timeout: must be a positive number of seconds",
+    );
+  const content = await readFile(file);
+  const host = await openHost(ctx);
+  const log = ctx.logger;
+  const sessions = new SessionManager(ctx.config, host, log, {
+    audit: (e) => log[e.level](e, e.message),
+  });
+  try {
+    const analyzer = new Analyzer(ctx.config, host, ctx.registry);
+    const notebooks = new NotebookService(
+      ctx.config,
+      sessions,
+      analyzer,
+      (e) => log[e.level](e, e.message),
+      null,
+    );
+    const notebook = notebooks.read({ filename: file, content });
+    const run = await notebooks.run(
+      notebook,
+      { userId: "cli" },
+      { cellTimeout, stopOnError: !options.continue },
+    );
+    const text = `${JSON.stringify(run.notebook, null, 1)}\n`;
+    if (options.output) await writeFile(options.output, text);
+    else if (!options.json) process.stdout.write(text);
+    if (options.json) process.stdout.write(`${JSON.stringify(run, null, 2)}\n`);
+    for (const f of run.summary.findings) process.stderr.write(`${file}: ${describeFinding(f)}\n`);
+    const s = run.summary;
+    process.stderr.write(
+      run.error
+        ? `warden: rejected: ${run.error.code}: ${run.error.message}\n`
+        : `${s.cellsRun} cell(s) run, ${s.cellsFailed} failed, ${s.cellsSkipped} skipped in ${s.durationMs} ms\n`,
+    );
+    if (run.status === "rejected") return NOTEBOOK_EXIT.rejected;
+    return run.status === "completed" ? NOTEBOOK_EXIT.clean : NOTEBOOK_EXIT.findingsOrFailed;
+  } catch (error) {
+    if (error instanceof WardenError) throw error;
+    process.stderr.write(`warden: internal error: ${(error as Error).message}\n`);
+    return EXIT.wardenError;
+  } finally {
+    await sessions.closeAll();
+    await host.close();
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * The static-analysis policy applied to POST /v1/executions: python and
+ * javascript code is analysed when the key's (or server's) mode is audit or
+ * block, before it is queued. Other languages pass unanalysed.
+ */
+import type { CreateExecutionInput } from "../executions/request.js";
+import type { ExecutionService } from "../executions/service.js";
+import { blankResult, type ExecutionResult } from "../runtimes/execute.js";
+import type { PolicyMode } from "./findings.js";
+import { Analyzer, blockedMessage } from "./analyzer.js";
+import type { Finding } from "./findings.js";
+import { executionId } from "../util/ids.js";
+
+export interface PolicyOutcome {
+  /** Set when the code is refused: the result to answer with (status rejected). */
+  rejected: (ExecutionResult & { findings: Finding[] }) | null;
+  /** Findings to return with the result (audit and block modes), or null when not analysed. */
+  findings: Finding[] | null;
+  /** Records the findings against the execution once it has an id. */
+  audit: (executionId: string) => void;
+}
+
+export async function checkPolicy(
+  analyzer: Analyzer,
+  service: ExecutionService,
+  input: Pick<CreateExecutionInput, "language" | "code" | "files">,
+  actor: { key: { policy: PolicyMode | null } | null },
+  userId: string,
+): Promise<PolicyOutcome> {
+  const mode = analyzer.modeFor(actor.key?.policy);
+  const none: PolicyOutcome = { rejected: null, findings: null, audit: () => undefined };
+  if (mode === "off" || !Analyzer.languageOf(input.language)) return none;
+  // base64 files are decoded too: encoding a file must not be a way around block mode.
+  const files = (input.files ?? []).map((f) => ({
+    path: f.path,
+    source: f.encoding === "base64" ? Buffer.from(f.content, "base64").toString("utf8") : f.content,
+  }));
+  const units =
+    input.code !== undefined
+      ? [{ cell: 0, source: input.code }]
+      : files.map((f, i) => ({ cell: i, source: f.source }));
+  if (units.length === 0) return none;
+  const verdict = await analyzer.check(mode, input.language, units);
+  const report = verdict.report!;
+  // Findings name the file they are in; `cell` is for notebooks.
+  const findings = report.findings.map((f) => ({
+    ...f,
+    cell: null,
+    ...(input.code === undefined && f.cell !== null ? { file: files[f.cell]?.path } : {}),
+  }));
+  const record = (id: string | null, event: string, message: string): void =>
+    service.audit({
+      executionId: id,
+      userId,
+      level: "warn",
+      event,
+      message,
+      data: { policy: mode, findings: findings.slice(0, 50) },
+    });
+  if (verdict.blocked) {
+    const message = blockedMessage({ ...report, findings });
+    const id = executionId();
+    record(id, "rejected", `execution ${id} refused: ${message}`);
+    service.metrics.reject("policy");
+    return {
+      rejected: {
+        ...blankResult(id, "rejected", { code: "MALICIOUS_CODE", message, retryable: false }),
+        findings,
+      },
+      findings,
+      audit: () => undefined,
+    };
+  }
+  return {
+    rejected: null,
+    findings,
+    audit: (id) => {
+      if (findings.length > 0)
+        record(id, "policy_findings", `${findings.length} finding(s) (policy ${mode})`);
+    },
+  };
+}

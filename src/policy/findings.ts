@@ -1,0 +1,66 @@
+/**
+ * What static analysis reports and what a policy mode does with it. Analysis
+ * is policy and insight, never the security boundary: the kernel is.
+ */
+import { z } from "zod";
+
+export const SEVERITIES = ["low", "medium", "high"] as const;
+export type Severity = (typeof SEVERITIES)[number];
+
+/**
+ * `off`: no analysis on executions; `audit`: analyse, record the findings as an
+ * audit event, return them and run anyway; `block`: refuse code with a
+ * high-severity finding (status `rejected`, MALICIOUS_CODE).
+ */
+export const POLICY_MODES = ["off", "audit", "block"] as const;
+export type PolicyMode = (typeof POLICY_MODES)[number];
+export const PolicyModeSchema = z.enum(POLICY_MODES);
+
+export const FindingSchema = z.object({
+  ruleId: z.string().describe("Stable rule name, e.g. process-exec, obfuscated-exec."),
+  severity: z.enum(SEVERITIES),
+  message: z.string(),
+  line: z.number().int().describe("1-based line within the cell (or file)."),
+  column: z.number().int().describe("1-based column."),
+  cell: z.number().int().nullable().describe("Notebook cell index; null for plain code."),
+  file: z.string().optional().describe("The request file it is in, for multi-file executions."),
+});
+export type Finding = z.infer<typeof FindingSchema>;
+
+export const AnalysisReportSchema = z.object({
+  language: z.string(),
+  findings: z.array(FindingSchema),
+  complete: z
+    .boolean()
+    .describe("False when some code could not be analysed (its sandbox hit a limit)."),
+  durationMs: z.number(),
+});
+export type AnalysisReport = z.infer<typeof AnalysisReportSchema>;
+
+/** One unit of source: a notebook cell (with its index) or a whole file (cell null). */
+export interface SourceUnit {
+  cell: number | null;
+  source: string;
+}
+
+/** Findings in reading order: by cell, then line, then column. */
+export function sortFindings(findings: Finding[]): Finding[] {
+  return [...findings].sort(
+    (a, b) => (a.cell ?? -1) - (b.cell ?? -1) || a.line - b.line || a.column - b.column,
+  );
+}
+
+/**
+ * Code is refused in `block` mode when any finding is high severity. An analysis
+ * that could not finish yields a high `analysis-failed` finding, so block mode
+ * fails closed on code crafted to defeat the analyser.
+ */
+export function isBlocked(mode: PolicyMode, report: AnalysisReport): boolean {
+  return mode === "block" && report.findings.some((f) => f.severity === "high");
+}
+
+/** One line per finding: `cell 3, line 2:5 high process-exec: os.system(): ...` */
+export function describeFinding(f: Finding): string {
+  const where = `${f.cell === null ? "" : `cell ${f.cell}, `}line ${f.line}:${f.column}`;
+  return `${where} ${f.severity} ${f.ruleId}: ${f.message}`;
+}

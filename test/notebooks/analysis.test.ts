@@ -1,0 +1,119 @@
+/**
+ * Python analysis in its sandbox: the rules, and hostile source that can only
+ * cost the analyser's own sandbox (a bounded analysis error, never a crash).
+ */
+import { beforeAll, describe, expect, it } from "vitest";
+import { Analyzer } from "../../src/policy/analyzer.js";
+import { config, registry, testHost } from "../helpers/sandbox.js";
+
+let analyzer: Analyzer;
+beforeAll(async () => {
+  analyzer = new Analyzer(config, await testHost(), registry);
+});
+
+const rules = async (source: string): Promise<string[]> =>
+  (await analyzer.analyse("python", [{ cell: null, source }])).findings.map((f) => f.ruleId);
+
+describe("python analysis (ast, in a sandbox)", () => {
+  it("finds each dangerous pattern with its line and column", async () => {
+    const source = [
+      "import os, base64",
+      "import subprocess as sp",
+      "os.system('id')",
+      "sp.run(['ls'])",
+      "from os import execv",
+      "execv('/bin/sh', ['sh'])",
+      "eval(input())",
+      "__import__('os')",
+      "().__class__.__bases__[0].__subclasses__()",
+      "import ctypes",
+      "import pickle; pickle.loads(b'')",
+      "import socket; socket.socket()",
+      "import requests",
+      "open('/etc/cron.d/job', 'w')",
+      "open('/workspace/ok.txt', 'w')",
+      "import pty; pty.spawn('/bin/sh')",
+    ].join("\n");
+    const report = await analyzer.analyse("python", [{ cell: 4, source }]);
+    const found = report.findings.map((f) => `${f.line}:${f.ruleId}`);
+    for (const expected of [
+      "2:process-import",
+      "3:process-exec",
+      "4:process-exec",
+      "6:process-exec",
+      "7:dynamic-exec",
+      "8:dynamic-import",
+      "9:introspection-escape",
+      "10:native-code",
+      "11:unsafe-deserialization",
+      "12:raw-socket",
+      "13:network",
+      "14:file-write-outside-workspace",
+      "16:process-exec",
+    ])
+      expect(found).toContain(expected);
+    expect(found.filter((f) => f.startsWith("15:"))).toEqual([]);
+    expect(report.findings.find((f) => f.line === 3)).toMatchObject({
+      cell: 4,
+      column: 1,
+      severity: "high",
+    });
+    expect(report.complete).toBe(true);
+  });
+
+  it("finds exec of base64- and hex-decoded code, directly or through a variable", async () => {
+    expect(await rules("import base64\nexec(base64.b64decode('cHJpbnQoMSk='))")).toContain(
+      "obfuscated-exec",
+    );
+    expect(
+      await rules(
+        "import codecs\npayload = bytes.fromhex('7072696e74283129').decode()\neval(payload)",
+      ),
+    ).toContain("obfuscated-exec");
+    expect(
+      await rules("from base64 import b64decode as d\nexec(compile(d('eA=='), 'x', 'exec'))"),
+    ).toContain("obfuscated-exec");
+  });
+
+  it("reports IPython shell lines and magics, and still analyses the rest", async () => {
+    expect(await rules("!rm -rf /workspace\n%pip install x\nimport os\nos.system('x')")).toEqual([
+      "ipython-shell",
+      "ipython-magic",
+      "process-exec",
+    ]);
+    expect(await rules("%%bash\nls")).toEqual(["ipython-shell"]);
+  });
+
+  it("keeps clean code clean and reports a syntax error as low", async () => {
+    expect(
+      await rules("words = 'a b a'.split()\nprint({w: words.count(w) for w in words})"),
+    ).toEqual([]);
+    expect(await rules("def f(:\n  pass")).toEqual(["syntax-error"]);
+  });
+
+  it("bounds hostile input: deep nesting, a parser-exhausting expression, a huge literal", async () => {
+    const nested = await analyzer.analyse("python", [{ cell: null, source: "(".repeat(100_000) }]);
+    expect(nested.findings.map((f) => f.ruleId)).toEqual(["syntax-error"]);
+
+    const started = Date.now();
+    const unary = await analyzer.analyse("python", [
+      { cell: null, source: `x = ${"-".repeat(1_000_000)}1` },
+    ]);
+    expect(unary.complete).toBe(false);
+    expect(unary.findings[0]).toMatchObject({ ruleId: "analysis-failed", severity: "high" });
+
+    // ~4 MB of list literal: millions of AST nodes against a 64 MiB analyser.
+    const small = new Analyzer(
+      { ...config, policy: { ...config.policy, analysisMemoryMb: 64 } },
+      await testHost(),
+      registry,
+    );
+    const huge = await small.analyse("python", [
+      { cell: null, source: `x = [${"1,".repeat(2_000_000)}]` },
+    ]);
+    expect(huge.complete).toBe(false);
+    expect(huge.findings[0]?.message).toMatch(/memory_limit|too large|analyse/);
+    // Bounded by the analysis sandboxes' own limits (10 s each), not the host.
+    expect(Date.now() - started).toBeLessThan(30_000);
+  });
+});
