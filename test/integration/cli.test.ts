@@ -52,6 +52,7 @@ describe("warden run", () => {
         "truncated",
         "compile",
         "artifacts",
+        "rejectedArtifacts",
         "error",
         "metrics",
       ].sort(),
