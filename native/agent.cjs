@@ -10,6 +10,8 @@
 //   collect {id, op, since, maxBytes, maxCount, maxTotal}
 //          → {id, type: "collected", files: [{name, size, content (base64)?, problem?}]}:
 //          regular files under /workspace/output changed since `since` (ms), never following links
+//   cancel {id, op, target}                       → {id, type: "ok"}: kills a running exec's process
+//          group, or interrupts a running cell (KeyboardInterrupt)
 //   stdin  {id, op, target, data, eof}            → {id, type: "ok"}  (to a running exec)
 //   signal {id, op, target, signal}               → {id, type: "ok"}  (to its whole process group)
 //   relay  {id, op, port, socket, token}           → {id, type: "ok"} once 127.0.0.1:port inside
@@ -269,6 +271,19 @@ function collect(req) {
   send({ id: req.id, type: "collected", files });
 }
 
+/** Stops a request that is still running (the client went away or cancelled). */
+function cancel(req) {
+  const child = procs.get(req.target);
+  if (child) {
+    try {
+      process.kill(-child.pid, "SIGKILL");
+    } catch {}
+  }
+  for (const k of Object.values(kernels))
+    if (k.current && k.current.id === req.target) k.child.kill("SIGINT");
+  send({ id: req.id, type: "ok" });
+}
+
 /** Standard input and signals for a running command. */
 function control(req) {
   const child = procs.get(req.target);
@@ -412,6 +427,7 @@ readline.createInterface({ input: process.stdin }).on("line", (line) => {
     else if (req.op === "run") runCell(req);
     else if (req.op === "relay") relay(req);
     else if (req.op === "collect") collect(req);
+    else if (req.op === "cancel") cancel(req);
     else if (req.op === "stdin" || req.op === "signal") control(req);
     else fileOp(req);
   } catch (e) {

@@ -14,7 +14,9 @@ import {
 import type { Logger } from "../audit/logger.js";
 import { toErrorInfo, WardenError } from "../errors.js";
 import type { OutputChunk } from "../sandbox/types.js";
+import type { ArtifactEntry, RejectedArtifact } from "../artifacts/collect.js";
 import type { RichResult } from "../sessions/manager.js";
+import type { McpServerOptions } from "./context.js";
 
 export type ToolExtra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 
@@ -82,6 +84,43 @@ export function richContent(results: RichResult[]): {
     return { data, mimeTypes: Object.keys(r.data), isMainResult: r.isMainResult };
   });
   return { content, structured };
+}
+
+/** Images up to this size come back inline; larger ones, like other artifacts, as links. */
+const INLINE_IMAGE_BYTES = 4 * 1024 * 1024;
+
+/** The URI of an artifact: its owner (execution or sandbox) and name, never a host path. */
+export function artifactUri(ownerId: string, name: string): string {
+  return `artifact://${ownerId}/${name.split("/").map(encodeURIComponent).join("/")}`;
+}
+
+/**
+ * A run's artifacts as content: images as image content (a plot saved to
+ * output/), everything else as a link to an `artifact://` resource the client
+ * can read, plus a line for each refused one.
+ */
+export async function artifactContent(
+  o: McpServerOptions,
+  ownerId: string,
+  r: { artifacts: ArtifactEntry[]; rejectedArtifacts: RejectedArtifact[] },
+): Promise<ContentBlock[]> {
+  const blocks: ContentBlock[] = [];
+  for (const a of r.artifacts) {
+    if (IMAGE_TYPES.has(a.mimeType) && a.size <= INLINE_IMAGE_BYTES) {
+      const stored = await o.service.artifacts.open(ownerId, a.name, o.userId, false);
+      blocks.push({ type: "image", data: stored.content.toString("base64"), mimeType: a.mimeType });
+    } else
+      blocks.push({
+        type: "resource_link",
+        uri: artifactUri(ownerId, a.name),
+        name: a.name,
+        mimeType: a.mimeType,
+        description: `artifact, ${a.size} bytes`,
+      });
+  }
+  for (const x of r.rejectedArtifacts)
+    blocks.push({ type: "text", text: `artifact ${x.name} refused: ${x.reason}` });
+  return blocks;
 }
 
 /** The URI of a file in a sandbox: scoped to the sandbox, never a host path. */

@@ -87,5 +87,33 @@ export function createMcpServer(options: McpServerOptions): McpServer {
       }
     },
   );
+  // Artifacts named in results (`artifact://<execution or sandbox id>/<name>`), for their owner.
+  server.registerResource(
+    "artifact",
+    new ResourceTemplate("artifact://{owner_id}/{+name}", { list: undefined }),
+    {
+      title: "An artifact",
+      description:
+        "A file a run left in /workspace/output, by its execution or sandbox id and name.",
+    },
+    async (uri, variables) => {
+      try {
+        const name = decodePath(String(variables.name));
+        const a = await options.service.artifacts.open(
+          String(variables.owner_id),
+          name,
+          options.userId,
+          false,
+        );
+        const content =
+          a.mimeType.startsWith("text/") || a.mimeType === "application/json"
+            ? { uri: uri.href, mimeType: a.mimeType, text: a.content.toString("utf8") }
+            : { uri: uri.href, mimeType: a.mimeType, blob: a.content.toString("base64") };
+        return { contents: [content] };
+      } catch (error) {
+        throw protocolError(error, options.logger);
+      }
+    },
+  );
   return server;
 }

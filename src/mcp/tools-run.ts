@@ -7,7 +7,7 @@ import { z } from "zod";
 import { WardenError } from "../errors.js";
 import type { ExecutionResult } from "../runtimes/execute.js";
 import { defineTool, type McpServerOptions, type ToolDefinition } from "./context.js";
-import { progressReporter, runText } from "./results.js";
+import { artifactContent, progressReporter, runText } from "./results.js";
 import { ExecutionResultOutput, RuntimesOutput } from "./schemas.js";
 
 /** Languages with a persistent context in a sandbox (run_in_sandbox). */
@@ -156,12 +156,7 @@ export function runTools(o: McpServerOptions): ToolDefinition[] {
             ...(result.error ? { isError: true } : {}),
             content: [
               { type: "text", text: resultText(result) },
-              ...(o.publicUrl === undefined ? [] : result.artifacts).map((a) => ({
-                type: "resource_link" as const,
-                uri: `${o.publicUrl}${a.url}`,
-                name: a.name,
-                mimeType: a.mimeType,
-              })),
+              ...(await artifactContent(o, result.id, result)),
             ],
             structuredContent: { ...result },
           };

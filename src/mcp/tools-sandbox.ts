@@ -7,7 +7,7 @@ import { z } from "zod";
 import { WardenError } from "../errors.js";
 import type { SessionInfo } from "../sessions/manager.js";
 import { defineTool, type McpServerOptions, type ToolDefinition } from "./context.js";
-import { progressReporter, richContent, runText } from "./results.js";
+import { artifactContent, progressReporter, richContent, runText } from "./results.js";
 import {
   CellOutput,
   CommandOutput,
@@ -37,7 +37,7 @@ function timeoutSchema(o: McpServerOptions, what: string) {
 function sandboxView(s: SessionInfo): z.infer<typeof SandboxOutput> {
   return {
     sandbox_id: s.id,
-    language: s.metadata.language ?? "python",
+    language: s.language,
     createdAt: s.createdAt,
     expiresAt: s.expiresAt,
     idleTimeoutSeconds: s.idleTimeoutSeconds,
@@ -74,8 +74,9 @@ export function sandboxTools(o: McpServerOptions): ToolDefinition[] {
       },
       async run(args) {
         const info = await o.sessions.create(o.userId, {
+          language: args.language,
           timeout: args.timeout_seconds,
-          metadata: { language: args.language, via: "mcp" },
+          metadata: { via: "mcp" },
         });
         const view = sandboxView(info);
         return {
@@ -114,13 +115,12 @@ export function sandboxTools(o: McpServerOptions): ToolDefinition[] {
         openWorldHint: false,
       },
       async run(args, extra) {
-        const language =
-          args.language ?? o.sessions.get(args.sandbox_id, o.userId).metadata.language;
         const cell = await o.sessions.run(args.sandbox_id, o.userId, {
           code: args.code,
-          language,
+          language: args.language,
           timeout: args.timeout_seconds,
           onOutput: progressReporter(extra),
+          signal: extra.signal,
         });
         const rich = richContent(cell.results);
         const error = cell.error
@@ -130,6 +130,7 @@ export function sandboxTools(o: McpServerOptions): ToolDefinition[] {
           content: [
             { type: "text", text: runText(cell.status, "", cell.stdout, cell.stderr) + error },
             ...rich.content,
+            ...(await artifactContent(o, args.sandbox_id, cell)),
           ],
           structuredContent: { ...cell, results: rich.structured },
         };
@@ -163,11 +164,15 @@ export function sandboxTools(o: McpServerOptions): ToolDefinition[] {
           command: args.command,
           timeout: args.timeout_seconds,
           onOutput: progressReporter(extra),
+          signal: extra.signal,
         });
         const detail =
           r.exitCode !== null ? ` (exit ${r.exitCode})` : r.signal ? ` (signal ${r.signal})` : "";
         return {
-          content: [{ type: "text", text: runText(r.status, detail, r.stdout, r.stderr) }],
+          content: [
+            { type: "text", text: runText(r.status, detail, r.stdout, r.stderr) },
+            ...(await artifactContent(o, args.sandbox_id, r)),
+          ],
           structuredContent: { ...r },
         };
       },

@@ -63,6 +63,8 @@ export interface CommandOptions {
   stdin?: string | undefined;
   timeout?: number | undefined;
   onOutput?: ((chunk: OutputChunk) => void) | undefined;
+  /** Aborting stops the command (its whole process group); the session goes on. */
+  signal?: AbortSignal | undefined;
 }
 
 export interface CommandResult {
@@ -83,6 +85,8 @@ export interface RunCellOptions {
   language?: string | undefined;
   timeout?: number | undefined;
   onOutput?: ((chunk: OutputChunk) => void) | undefined;
+  /** Aborting interrupts the cell (KeyboardInterrupt); the context survives. */
+  signal?: AbortSignal | undefined;
 }
 
 /** A rich output: a MIME bundle, e.g. {"text/plain": "42", "image/png": "<base64>"}. */
@@ -426,13 +430,35 @@ export class SessionManager {
     );
   }
 
+  /** A request to the agent that `signal` can stop (the agent kills or interrupts it). */
+  private async cancellable(
+    s: Session,
+    signal: AbortSignal | undefined,
+    body: Record<string, unknown>,
+    onEvent: (event: AgentEvent) => void,
+  ): Promise<AgentEvent> {
+    const { id, done } = s.sandbox.send(body, onEvent);
+    const cancel = (): void => {
+      s.sandbox.request({ op: "cancel", target: id }).catch(() => undefined);
+    };
+    if (signal?.aborted) cancel();
+    signal?.addEventListener("abort", cancel, { once: true });
+    try {
+      return await done;
+    } finally {
+      signal?.removeEventListener("abort", cancel);
+    }
+  }
+
   async command(id: string, userId: string, o: CommandOptions): Promise<CommandResult> {
     const s = this.ownedBy(id, userId);
     this.touch(s);
     const started = Date.now();
     const timeoutMs = this.timeoutMs(o.timeout);
     const { out, onEvent } = gather(o.onOutput);
-    const exit = await s.sandbox.request(
+    const exit = await this.cancellable(
+      s,
+      o.signal,
       {
         op: "exec",
         ...(typeof o.command === "string" ? { shell: o.command } : { argv: o.command }),
@@ -528,7 +554,12 @@ export class SessionManager {
     const timeoutMs = this.timeoutMs(o.timeout);
     const { out, onEvent } = gather(o.onOutput);
     const started = Date.now();
-    const cell = await s.sandbox.request({ op: "run", language, code: o.code, timeoutMs }, onEvent);
+    const cell = await this.cancellable(
+      s,
+      o.signal,
+      { op: "run", language, code: o.code, timeoutMs },
+      onEvent,
+    );
     this.touch(s);
     const kept = await this.collect(s, started);
     const error = (cell.error as CellResult["error"]) ?? null;

@@ -91,6 +91,31 @@ export async function runsCodeOnce(client: Client): Promise<void> {
     code: "raise SystemExit(3)",
   });
   expect(failing.structuredContent).toMatchObject({ status: "failed", exitCode: 3 });
+  // Artifacts: an image inline, other files as artifact:// links readable as resources,
+  // refusals said in words.
+  const made = await call(client, "run_code", {
+    language: "python",
+    code: `import os, shutil
+import matplotlib.pyplot as plt
+os.makedirs("output", exist_ok=True)
+plt.plot([1, 2]); plt.savefig("output/plot.png")
+open("output/table.csv", "w").write("a,b\\n1,2\\n")
+shutil.copy("/bin/true", "output/fake.png")`,
+  });
+  const picture = made.content.find((c) => c.type === "image");
+  expect(picture?.mimeType).toBe("image/png");
+  const link = made.content.find((c) => c.type === "resource_link") as
+    { uri: string; name: string } | undefined;
+  expect(link?.name).toBe("table.csv");
+  expect(link?.uri).toMatch(/^artifact:\/\/exec_[0-9A-Z]{26}\/table\.csv$/);
+  const table = await client.readResource({ uri: link!.uri });
+  expect(table.contents[0]).toMatchObject({ mimeType: "text/csv", text: "a,b\n1,2\n" });
+  const said = made.content.map((c) => (c.type === "text" ? c.text : "")).join("\n");
+  expect(said).toMatch(/artifact fake\.png refused: .*application\/x-elf/);
+  await expect(
+    client.readResource({ uri: link!.uri.replace(/exec_\w+/, "exec_01J000000000000000000000AA") }),
+  ).rejects.toThrow(/NOT_FOUND/);
+
   const unknown = await call(client, "run_code", { language: "cobol-9000", code: "x" });
   expect(unknown.isError).toBe(true);
   expect(text(unknown)).toMatch(/^UNSUPPORTED_LANGUAGE: /);

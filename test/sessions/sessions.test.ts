@@ -87,6 +87,34 @@ describe("sessions", () => {
     await manager.destroy(s.id, "ann", "test");
   });
 
+  it("stops a call whose client goes away; the session and its context go on", async () => {
+    const s = await manager.create("ann");
+    await manager.run(s.id, "ann", { code: "kept = 7" });
+    const gone = new AbortController();
+    setTimeout(() => gone.abort(), 300);
+    const cell = await manager.run(s.id, "ann", {
+      code: "import time\ntime.sleep(60)",
+      timeout: 120,
+      signal: gone.signal,
+    });
+    expect(cell.error?.name).toBe("KeyboardInterrupt");
+    const again = new AbortController();
+    setTimeout(() => again.abort(), 300);
+    const cmd = await manager.command(s.id, "ann", {
+      command: "sleep 60 & sleep 60",
+      timeout: 120,
+      signal: again.signal,
+    });
+    expect(cmd).toMatchObject({ status: "failed", signal: "SIGKILL" });
+    const after = await manager.run(s.id, "ann", { code: "kept * 6" });
+    expect(after.results[0]?.data["text/plain"]).toBe("42");
+    const procs = await manager.command(s.id, "ann", {
+      command: "cat /proc/[0-9]*/comm 2>/dev/null | grep -c ^sleep || true",
+    });
+    expect(procs.stdout.trim()).toBe("0");
+    await manager.destroy(s.id, "ann", "test");
+  }, 60_000);
+
   it("returns a matplotlib figure as an image/png result", async () => {
     const s = await manager.create("ann", { limits: { memoryMb: 512 } });
     const plot = await manager.run(s.id, "ann", {

@@ -63,21 +63,36 @@ export const sessionCommandRoutes: FastifyPluginAsyncZod<{ sessions: SessionMana
   app,
   { sessions },
 ) => {
-  /** Answers with the result, or streams the output and then the result. */
+  /**
+   * Answers with the result, or streams the output and then the result. A
+   * client that hangs up first stops the call (`signal`), not the session.
+   */
   async function answer<T>(
     request: Parameters<typeof wantsEventStream>[0],
     reply: Parameters<typeof openEventStream>[1],
-    run: (onOutput?: (chunk: OutputChunk) => void) => Promise<T>,
+    run: (signal: AbortSignal, onOutput?: (chunk: OutputChunk) => void) => Promise<T>,
   ): Promise<T | undefined> {
-    if (!wantsEventStream(request)) return run();
-    const stream = openEventStream(request, reply);
+    const gone = new AbortController();
+    const onClose = (): void => {
+      if (!reply.raw.writableFinished) gone.abort();
+    };
+    reply.raw.on("close", onClose);
     try {
-      stream.send("result", await run((chunk) => stream.send(chunk.stream, { data: chunk.data })));
-    } catch (error) {
-      stream.send("error", toErrorInfo(error));
+      if (!wantsEventStream(request)) return await run(gone.signal);
+      const stream = openEventStream(request, reply);
+      try {
+        const result = await run(gone.signal, (chunk) =>
+          stream.send(chunk.stream, { data: chunk.data }),
+        );
+        stream.send("result", result);
+      } catch (error) {
+        stream.send("error", toErrorInfo(error));
+      }
+      stream.end();
+      return undefined;
+    } finally {
+      reply.raw.off("close", onClose);
     }
-    stream.end();
-    return undefined;
   }
 
   app.post(
@@ -101,8 +116,8 @@ export const sessionCommandRoutes: FastifyPluginAsyncZod<{ sessions: SessionMana
         void reply.header("Location", `/v1/sessions/${id}/commands/${started.id}`);
         return reply.status(202).send(started);
       }
-      return answer(request, reply, (onOutput) =>
-        sessions.command(id, userId, { ...command, onOutput }),
+      return answer(request, reply, (signal, onOutput) =>
+        sessions.command(id, userId, { ...command, onOutput, signal }),
       );
     },
   );
@@ -236,8 +251,12 @@ export const sessionCommandRoutes: FastifyPluginAsyncZod<{ sessions: SessionMana
       },
     },
     async (request, reply) =>
-      answer(request, reply, (onOutput) =>
-        sessions.run(request.params.id, request.actor!.userId, { ...request.body, onOutput }),
+      answer(request, reply, (signal, onOutput) =>
+        sessions.run(request.params.id, request.actor!.userId, {
+          ...request.body,
+          onOutput,
+          signal,
+        }),
       ),
   );
 };
