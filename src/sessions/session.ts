@@ -1,0 +1,246 @@
+/**
+ * One live session: its sandbox and agent, its background commands, its
+ * clocks; and what can be done in it — commands, cells, files, ports. The
+ * manager decides who may use it and when it ends; this is what it does.
+ */
+import type { Socket } from "node:net";
+import type { ArtifactCandidate, Collected } from "../artifacts/collect.js";
+import type { Config } from "../config/schema.js";
+import { WardenError } from "../errors.js";
+import { checkWorkspacePath } from "../sandbox/workspace.js";
+import type { OutputChunk } from "../sandbox/types.js";
+import { text, type AgentEvent, type AgentSandbox } from "./agent-sandbox.js";
+import { BackgroundCommands } from "./commands.js";
+import type {
+  CellResult,
+  CommandOptions,
+  CommandResult,
+  FileEntry,
+  RunCellOptions,
+  SessionHooks,
+  SessionInfo,
+} from "./types.js";
+
+export type ContextLanguage = "python" | "javascript";
+
+/** File times and Warden's clock may disagree by a little: look a bit before the call began. */
+const COLLECT_SLACK_MS = 10;
+
+/** Loopback ports inside a session that are Warden's own (the egress bridge). */
+const RESERVED_PORTS = new Set([3128]);
+
+/** Gathers a request's streamed output while passing each piece on. */
+function gather(onOutput?: (chunk: OutputChunk) => void): {
+  out: { stdout: string; stderr: string };
+  onEvent: (event: AgentEvent) => void;
+} {
+  const out = { stdout: "", stderr: "" };
+  return {
+    out,
+    onEvent: (event) => {
+      const stream = event.type as "stdout" | "stderr";
+      const data = text(event.data);
+      out[stream] += data;
+      onOutput?.({ stream, data });
+    },
+  };
+}
+
+export class LiveSession {
+  readonly background: BackgroundCommands;
+  expiresAt: number;
+  lastUsedAt: number;
+
+  constructor(
+    readonly info: SessionInfo,
+    readonly sandbox: AgentSandbox,
+    readonly release: () => void,
+    readonly idleMs: number,
+    ttlMs: number,
+    private readonly config: Config,
+    private readonly hooks: SessionHooks,
+  ) {
+    this.background = new BackgroundCommands(sandbox, config.defaults.outputBytes);
+    this.lastUsedAt = Date.now();
+    this.expiresAt = this.lastUsedAt + ttlMs;
+  }
+
+  /** A request's timeout in ms, refused above the maximum. */
+  private timeoutMs(seconds: number | undefined): number {
+    const ms = Math.round((seconds ?? this.config.defaultTimeout) * 1000);
+    if (ms > this.config.maxTimeout * 1000)
+      throw new WardenError(
+        "INVALID_REQUEST",
+        `timeout: ${seconds} exceeds the maximum ${this.config.maxTimeout} (maxTimeout)`,
+      );
+    return ms;
+  }
+
+  /**
+   * The artifacts a call left: files under /workspace/output changed since it
+   * began, read by the agent inside (the session is alive: the host reads nothing).
+   */
+  async collect(since: number): Promise<Collected> {
+    const artifacts = this.hooks.artifacts;
+    if (!artifacts || this.config.maxArtifactsPerExecution === 0 || this.sandbox.result)
+      return { artifacts: [], rejected: [] };
+    const limits = artifacts.limits();
+    const found = await this.sandbox.request({
+      op: "collect",
+      since: since - COLLECT_SLACK_MS,
+      maxBytes: limits.maxBytes,
+      maxCount: limits.maxCount,
+      maxTotal: limits.maxTotalBytes,
+    });
+    const files = (found.files ?? []) as (Omit<ArtifactCandidate, "content"> & {
+      content?: string;
+    })[];
+    if (files.length === 0) return { artifacts: [], rejected: [] };
+    const id = this.info.id;
+    return artifacts.keep(
+      files.map((f) => ({
+        ...f,
+        content: f.content ? Buffer.from(f.content, "base64") : undefined,
+      })),
+      { ownerId: id, userId: this.info.userId },
+      (name) => `/v1/sessions/${id}/artifacts/${encodeURI(name)}`,
+    );
+  }
+
+  /** A request to the agent that `signal` can stop (the agent kills or interrupts it). */
+  private async cancellable(
+    signal: AbortSignal | undefined,
+    body: Record<string, unknown>,
+    onEvent: (event: AgentEvent) => void,
+  ): Promise<AgentEvent> {
+    const { id, done } = this.sandbox.send(body, onEvent);
+    const cancel = (): void => {
+      this.sandbox.request({ op: "cancel", target: id }).catch(() => undefined);
+    };
+    if (signal?.aborted) cancel();
+    signal?.addEventListener("abort", cancel, { once: true });
+    try {
+      return await done;
+    } finally {
+      signal?.removeEventListener("abort", cancel);
+    }
+  }
+
+  async command(o: CommandOptions): Promise<CommandResult> {
+    const started = Date.now();
+    const timeoutMs = this.timeoutMs(o.timeout);
+    const { out, onEvent } = gather(o.onOutput);
+    const exit = await this.cancellable(
+      o.signal,
+      {
+        op: "exec",
+        ...(typeof o.command === "string" ? { shell: o.command } : { argv: o.command }),
+        cwd: o.cwd,
+        env: o.env,
+        stdin: o.stdin,
+        timeoutMs,
+        outputBytes: this.config.defaults.outputBytes,
+      },
+      onEvent,
+    );
+    const kept = await this.collect(started);
+    const exitCode = typeof exit.exitCode === "number" ? exit.exitCode : null;
+    const signal = typeof exit.signal === "string" ? exit.signal : null;
+    const status = exit.timedOut
+      ? "timeout"
+      : exit.truncated
+        ? "output_limit"
+        : exitCode === 0
+          ? "completed"
+          : "failed";
+    return {
+      status,
+      success: status === "completed",
+      exitCode,
+      signal,
+      ...out,
+      truncated: exit.truncated === true,
+      durationMs: Number(exit.durationMs ?? 0),
+      artifacts: kept.artifacts,
+      rejectedArtifacts: kept.rejected,
+    };
+  }
+
+  /**
+   * Runs a cell in the session's persistent Python context: variables, imports
+   * and the working directory carry over. A timeout interrupts the cell
+   * (KeyboardInterrupt), not the session.
+   */
+  async run(o: RunCellOptions & { language: ContextLanguage }): Promise<CellResult> {
+    const language = o.language;
+    const timeoutMs = this.timeoutMs(o.timeout);
+    const { out, onEvent } = gather(o.onOutput);
+    const started = Date.now();
+    const cell = await this.cancellable(
+      o.signal,
+      { op: "run", language, code: o.code, timeoutMs },
+      onEvent,
+    );
+    const kept = await this.collect(started);
+    const error = (cell.error as CellResult["error"]) ?? null;
+    const status = cell.timedOut ? "timeout" : error ? "failed" : "completed";
+    return {
+      status,
+      success: status === "completed",
+      ...out,
+      results: (cell.results as CellResult["results"]) ?? [],
+      error,
+      durationMs: Number(cell.durationMs ?? 0),
+      artifacts: kept.artifacts,
+      rejectedArtifacts: kept.rejected,
+    };
+  }
+
+  async writeFile(path: string, content: Buffer): Promise<void> {
+    if (content.length > this.config.maxFileBytes)
+      throw new WardenError(
+        "INVALID_REQUEST",
+        `body: at most ${this.config.maxFileBytes} bytes per file (maxFileBytes)`,
+      );
+    await this.sandbox.request({
+      op: "write",
+      path: checkWorkspacePath(path),
+      content: content.toString("base64"),
+    });
+  }
+
+  async readFile(path: string): Promise<Buffer> {
+    const file = await this.sandbox.request({
+      op: "read",
+      path: checkWorkspacePath(path),
+      maxBytes: this.config.maxFileBytes,
+    });
+    return Buffer.from(text(file.content), "base64");
+  }
+
+  async listFiles(dir: string): Promise<FileEntry[]> {
+    const path = dir === "" || dir === "." ? "." : checkWorkspacePath(dir, "dir");
+    return (await this.sandbox.request({ op: "list", path })).entries as FileEntry[];
+  }
+
+  async deleteFile(path: string): Promise<void> {
+    await this.sandbox.request({ op: "delete", path: checkWorkspacePath(path) });
+  }
+
+  async makeDir(path: string): Promise<void> {
+    await this.sandbox.request({ op: "mkdir", path: checkWorkspacePath(path) });
+  }
+
+  /**
+   * A connection to a server listening on `port` inside the session (web
+   * previews), for its owner only: an admin key does not open another user's.
+   */
+  async openPort(port: number): Promise<Socket> {
+    if (!Number.isInteger(port) || port < 1 || port > 65_535 || RESERVED_PORTS.has(port))
+      throw new WardenError(
+        "INVALID_REQUEST",
+        `port: must be 1-65535 and not ${[...RESERVED_PORTS].join(", ")}`,
+      );
+    return this.sandbox.openPort(port);
+  }
+}
