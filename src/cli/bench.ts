@@ -10,6 +10,7 @@ import type { SandboxHost } from "../sandbox/host.js";
 import type { SandboxLimits } from "../sandbox/types.js";
 import { findTool } from "../runtimes/registry.js";
 import { benchHttp, type ThroughputRow } from "./bench-http.js";
+import { measureWarm } from "./bench-session.js";
 import { createContext, openHost, type GlobalOptions } from "./context.js";
 
 export interface BenchOptions extends GlobalOptions {
@@ -201,6 +202,12 @@ export async function benchCommand(options: BenchOptions): Promise<number> {
       `  ${row.case.padEnd(38)} median +${row.overshootMedianMs} ms, max +${row.overshootMaxMs} ms`,
     );
   }
+  log("\nwarm path: one call into a live session vs the same work spawned bare");
+  const warm = await measureWarm(ctx.config, host, ctx.logger, { python, sh }, runs);
+  for (const row of warm)
+    log(
+      `  ${row.case.padEnd(38)} bare ${row.bareMedianMs} ms, session ${row.sessionMedianMs} ms: ${row.ratio}x`,
+    );
   await host.close();
   let throughput: ThroughputRow[] | undefined;
   if (options.http) {
@@ -220,7 +227,7 @@ export async function benchCommand(options: BenchOptions): Promise<number> {
   log(`\nWarden peak RSS: ${peakRssMb} MiB`);
   if (options.json)
     process.stdout.write(
-      `${JSON.stringify({ runs, overhead, timeouts, throughput, peakRssMb }, null, 2)}\n`,
+      `${JSON.stringify({ runs, overhead, timeouts, warm, throughput, peakRssMb }, null, 2)}\n`,
     );
   return 0;
 }

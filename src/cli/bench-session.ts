@@ -1,0 +1,82 @@
+/**
+ * `warden bench`, warm path: a call into a live session (a Python cell, a
+ * shell command through the agent) against a bare spawn of the same work on
+ * the host, measured in the same run. This is what a client pays per step
+ * once its sandbox exists, next to the one-shot cost measured above.
+ */
+import { spawn } from "node:child_process";
+import { performance } from "node:perf_hooks";
+import type { Config } from "../config/schema.js";
+import type { Logger } from "../audit/logger.js";
+import type { SandboxHost } from "../sandbox/host.js";
+import { SessionManager } from "../sessions/manager.js";
+
+export interface WarmRow {
+  case: string;
+  bareMedianMs: number;
+  sessionMedianMs: number;
+  ratio: number;
+}
+
+const round = (n: number): number => Math.round(n * 100) / 100;
+
+function median(samples: number[]): number {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return round(sorted[Math.floor(sorted.length / 2)]!);
+}
+
+function bare(argv: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: "ignore", cwd: "/tmp" });
+    child.on("error", reject);
+    child.on("close", () => resolve());
+  });
+}
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  await fn();
+  return performance.now() - start;
+}
+
+export async function measureWarm(
+  config: Config,
+  host: SandboxHost,
+  logger: Logger,
+  tools: { python: string | null; sh: string },
+  runs: number,
+): Promise<WarmRow[]> {
+  const sessions = new SessionManager(config, host, logger, { audit: () => undefined });
+  const rows: WarmRow[] = [];
+  try {
+    const s = await sessions.create("bench", { limits: { memoryMb: 256 } });
+    const cases: { name: string; bare: string[]; call: () => Promise<unknown> }[] = [
+      {
+        name: "command `true` (agent, /bin/sh -c)",
+        bare: [tools.sh, "-c", "true"],
+        call: () => sessions.command(s.id, "bench", { command: "true" }),
+      },
+    ];
+    if (tools.python)
+      cases.push({
+        name: "python cell `x = 1` vs python3 -c",
+        bare: [tools.python, "-c", "x = 1"],
+        call: () => sessions.run(s.id, "bench", { code: "x = 1" }),
+      });
+    for (const c of cases) {
+      await c.call(); // starts the context
+      const b: number[] = [];
+      const w: number[] = [];
+      for (let i = 0; i < runs; i++) {
+        b.push(await timed(() => bare(c.bare)));
+        w.push(await timed(c.call));
+      }
+      const row = { case: c.name, bareMedianMs: median(b), sessionMedianMs: median(w), ratio: 0 };
+      row.ratio = round(row.sessionMedianMs / row.bareMedianMs);
+      rows.push(row);
+    }
+  } finally {
+    await sessions.closeAll();
+  }
+  return rows;
+}
