@@ -8,7 +8,7 @@
 //   list   {id, op, path}                         → {id, type: "list", entries: [{name, type, size, mtime}]}
 //   delete {id, op, path} / mkdir {id, op, path}  → {id, type: "ok"}
 //   collect {id, op, since, maxBytes, maxCount, maxTotal}
-//          → {id, type: "collected", files: [{name, size, content (base64)?, problem?}]}:
+//          → {id, type: "artifact", name, size, content (base64)?, problem?}* then {id, type: "collected"}:
 //          regular files under /workspace/output changed since `since` (ms), never following links
 //   cancel {id, op, target}                       → {id, type: "ok"}: kills a running exec's process
 //          group, or interrupts a running cell (KeyboardInterrupt)
@@ -216,7 +216,17 @@ function exec(req) {
 
 /** Artifacts: files under /workspace/output changed since `since`, read without following links. */
 function collect(req) {
-  const files = [];
+  let count = 0;
+  const files = {
+    get length() {
+      return count;
+    },
+    // One message per file: a large file is one long line, not part of a larger one.
+    push: (file) => {
+      count++;
+      send({ id: req.id, type: "artifact", ...file });
+    },
+  };
   let read = 0;
   let budget = req.maxTotal;
   const walk = (dir, prefix, depth) => {
@@ -268,7 +278,7 @@ function collect(req) {
   try {
     if (fs.lstatSync(root).isDirectory()) walk(root, "", 0);
   } catch {}
-  send({ id: req.id, type: "collected", files });
+  send({ id: req.id, type: "collected" });
 }
 
 /** Stops a request that is still running (the client went away or cancelled). */

@@ -99,7 +99,10 @@ export async function readDeadWorkspace(
     let path = workspace;
     let st: Stats | null = null;
     for (const part of name.split("/")) {
-      if (st && !st.isDirectory()) break;
+      if (st && !st.isDirectory()) {
+        st = null; // a component before the last is not a directory
+        break;
+      }
       path = join(path, part);
       st = await lstat(path).catch(() => null);
       if (!st) break;
@@ -123,6 +126,20 @@ export async function readDeadWorkspace(
   };
   await walk(root, "", 0);
   return found;
+}
+
+/**
+ * The outcome when collecting failed as a whole (the store could not write, a
+ * directory could not be read): the run's own result stands, and says so.
+ */
+export function collectFailed(error: unknown): Collected {
+  // The code only: a file system error's message names host paths.
+  const code = (error as { code?: unknown } | null)?.code;
+  const why = typeof code === "string" ? code : "internal error";
+  return {
+    artifacts: [],
+    rejected: [{ name: "*", reason: `artifacts could not be collected (${why})` }],
+  };
 }
 
 /** Judges and stores candidates for `ownerId`; `urlOf` makes each download URL. */

@@ -86,8 +86,11 @@ export function richContent(results: RichResult[]): {
   return { content, structured };
 }
 
-/** Images up to this size come back inline; larger ones, like other artifacts, as links. */
+/** Images up to this size (and this much per result) come back inline; the rest as links. */
 const INLINE_IMAGE_BYTES = 4 * 1024 * 1024;
+const INLINE_TOTAL_BYTES = 8 * 1024 * 1024;
+/** Progress notifications at most this often; output between them is batched. */
+const PROGRESS_INTERVAL_MS = 100;
 
 /** The URI of an artifact: its owner (execution or sandbox) and name, never a host path. */
 export function artifactUri(ownerId: string, name: string): string {
@@ -105,9 +108,19 @@ export async function artifactContent(
   r: { artifacts: ArtifactEntry[]; rejectedArtifacts: RejectedArtifact[] },
 ): Promise<ContentBlock[]> {
   const blocks: ContentBlock[] = [];
+  let inline = 0;
   for (const a of r.artifacts) {
-    if (IMAGE_TYPES.has(a.mimeType) && a.size <= INLINE_IMAGE_BYTES) {
-      const stored = await o.service.artifacts.open(ownerId, a.name, o.userId, false);
+    const fits = a.size <= INLINE_IMAGE_BYTES && inline + a.size <= INLINE_TOTAL_BYTES;
+    if (IMAGE_TYPES.has(a.mimeType) && fits) {
+      // An artifact that expired or vanished meanwhile is said so; the run's result stands.
+      const stored = await o.service.artifacts
+        .open(ownerId, a.name, o.userId, false)
+        .catch(() => null);
+      if (!stored) {
+        blocks.push({ type: "text", text: `artifact ${a.name} is no longer available` });
+        continue;
+      }
+      inline += a.size;
       blocks.push({ type: "image", data: stored.content.toString("base64"), mimeType: a.mimeType });
     } else
       blocks.push({
@@ -189,9 +202,18 @@ export function progressReporter(extra: ToolExtra): (chunk: OutputChunk) => void
   const token = extra._meta?.progressToken;
   if (token === undefined) return () => undefined;
   let progress = 0;
+  let pending = "";
+  let last = 0;
+  // Batched: a program flushing byte by byte must not become a notification per byte.
+  // What is left unsent at the end is in the result anyway.
   return (chunk) => {
+    if (pending.length < PROGRESS_MESSAGE_CHARS) pending += `${chunk.stream}: ${chunk.data}`;
+    const now = Date.now();
+    if (now - last < PROGRESS_INTERVAL_MS) return;
+    last = now;
     progress += 1;
-    const message = `${chunk.stream}: ${chunk.data}`.slice(0, PROGRESS_MESSAGE_CHARS);
+    const message = pending.slice(0, PROGRESS_MESSAGE_CHARS);
+    pending = "";
     extra
       .sendNotification({
         method: "notifications/progress",

@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import { ExecutionResultSchema } from "../executions/result-schema.js";
-import { CellResultSchema, CommandResultSchema } from "../sessions/result-schema.js";
+import { CellResultSchema, CommandResultSchema } from "../sessions/schemas.js";
 
 /** DESIGN §3: the one result shape of a run, as every interface sends it. */
 export const ExecutionResultOutput = ExecutionResultSchema;

@@ -98,6 +98,11 @@ export function createMcpServer(options: McpServerOptions): McpServer {
     },
     async (uri, variables) => {
       try {
+        if (!allowed(options.scopes, "execute") && !allowed(options.scopes, "sessions"))
+          throw new WardenError(
+            "PERMISSION_DENIED",
+            "this key lacks the execute or sessions scope",
+          );
         const name = decodePath(String(variables.name));
         const a = await options.service.artifacts.open(
           String(variables.owner_id),

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { WardenError } from "../errors.js";
+import { CellCodeSchema, CommandLineSchema } from "../sessions/schemas.js";
 import type { SessionInfo } from "../sessions/manager.js";
 import { defineTool, type McpServerOptions, type ToolDefinition } from "./context.js";
 import { artifactContent, progressReporter, richContent, runText } from "./results.js";
@@ -99,9 +100,9 @@ export function sandboxTools(o: McpServerOptions): ToolDefinition[] {
       scope: "sessions",
       input: z.object({
         sandbox_id: SandboxIdSchema,
-        code: z
-          .string()
-          .describe("Code to run (a cell). Print, or end with an expression, to see results."),
+        code: CellCodeSchema.describe(
+          "Code to run (a cell). Print, or end with an expression, to see results.",
+        ),
         language: ContextLanguageSchema.optional().describe(
           "python or javascript (default: the sandbox's language).",
         ),
@@ -145,11 +146,9 @@ export function sandboxTools(o: McpServerOptions): ToolDefinition[] {
       scope: "sessions",
       input: z.object({
         sandbox_id: SandboxIdSchema,
-        command: z
-          .union([z.string().min(1), z.array(z.string()).min(1)])
-          .describe(
-            'A shell command line ("ls -la | head") or an argv array (["python3", "main.py"]).',
-          ),
+        command: CommandLineSchema.describe(
+          'A shell command line ("ls -la | head") or an argv array (["python3", "main.py"]).',
+        ),
         timeout_seconds: timeoutSchema(o, "Limit for this command"),
       }),
       output: CommandOutput,
@@ -221,7 +220,7 @@ export function sandboxTools(o: McpServerOptions): ToolDefinition[] {
       annotations: {
         readOnlyHint: false,
         destructiveHint: true,
-        idempotentHint: true,
+        idempotentHint: false,
         openWorldHint: false,
       },
       async run(args) {

@@ -5,6 +5,7 @@
  */
 import {
   ARTIFACT_DIR,
+  collectFailed,
   type ArtifactEntry,
   type Collected,
   type RejectedArtifact,
@@ -190,7 +191,8 @@ export async function executeCode(
     );
     const workspace = box.deadWorkspace;
     if (request.collect && workspace && ran.status !== "error") {
-      const collected = await request.collect(workspace);
+      // The program has run: whatever happens here must not make it run again (a retry).
+      const collected = await request.collect(workspace).catch(collectFailed);
       result.artifacts = collected.artifacts;
       result.rejectedArtifacts = collected.rejected;
     }

@@ -31,6 +31,8 @@ export interface AgentSandboxOptions {
 }
 
 const AGENT_PATH = "/.warden/lib/agent.cjs";
+/** Events that are part of a request's answer, before its final event. */
+const STREAMED = new Set(["stdout", "stderr", "artifact"]);
 const KERNEL_PATH = "/.warden/lib/kernel.py";
 const JS_KERNEL_PATH = "/.warden/lib/kernel.cjs";
 
@@ -48,6 +50,7 @@ export class AgentSandbox {
   private readonly pending = new Map<number, (event: AgentEvent) => void>();
   private nextId = 1;
   private buffer = "";
+  private partial: string[] = [];
   private readonly stop = new AbortController();
   readonly ended: Promise<RunResult>;
   result: RunResult | null = null;
@@ -140,7 +143,14 @@ export class AgentSandbox {
   }
 
   private receive(data: string, ready: () => void): void {
-    this.buffer += data;
+    // Only the new data can hold the end of a line: a long line (a file's
+    // bytes) is searched once, not again with every chunk.
+    if (!data.includes("\n")) {
+      this.partial.push(data);
+      return;
+    }
+    this.buffer = this.partial.join("") + data;
+    this.partial = [];
     let newline;
     while ((newline = this.buffer.indexOf("\n")) >= 0) {
       const line = this.buffer.slice(0, newline);
@@ -154,6 +164,8 @@ export class AgentSandbox {
       if (event.type === "ready") ready();
       else if (event.id !== undefined) this.pending.get(event.id)?.(event);
     }
+    if (this.buffer) this.partial.push(this.buffer);
+    this.buffer = "";
   }
 
   /**
@@ -182,7 +194,7 @@ export class AgentSandbox {
     if (!background) this.inFlight++;
     const done = new Promise<AgentEvent>((resolve, reject) => {
       this.pending.set(id, (event) => {
-        if (event.type === "stdout" || event.type === "stderr") {
+        if (STREAMED.has(event.type)) {
           onEvent?.(event);
           return;
         }
@@ -210,7 +222,11 @@ export class AgentSandbox {
   async openPort(port: number): Promise<Socket> {
     const { token, socket, cancel } = this.relay.expect();
     try {
-      await this.request({ op: "relay", port, token, socket: PREVIEW_SOCKET });
+      // The dial is bounded as a whole (the agent's connect could hang on a full backlog).
+      await Promise.race([
+        this.request({ op: "relay", port, token, socket: PREVIEW_SOCKET }),
+        socket,
+      ]);
       return await socket;
     } catch (error) {
       cancel();

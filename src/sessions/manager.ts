@@ -46,6 +46,8 @@ const CONTEXT_LANGUAGES: Record<string, ContextLanguage> = {
 
 export class SessionManager {
   private readonly sessions = new Map<string, LiveSession>();
+  /** Sessions being started, by user: counted against the limits like live ones. */
+  private readonly starting = new Map<string, number>();
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(
@@ -81,14 +83,17 @@ export class SessionManager {
   }
 
   async create(userId: string, options: CreateSessionOptions = {}): Promise<SessionInfo> {
-    if (this.sessions.size >= this.config.maxSessions)
+    const startingNow = [...this.starting.values()].reduce((a, b) => a + b, 0);
+    if (this.sessions.size + startingNow >= this.config.maxSessions)
       throw new WardenError(
         "SANDBOX_BUSY",
         `sessions: this host holds its maximum of ${this.config.maxSessions} (maxSessions)`,
         { details: { reason: "max_sessions", retryAfterSeconds: 30 } },
       );
     const language = this.contextLanguage(options.language ?? "python", "language");
-    const mine = [...this.sessions.values()].filter((s) => s.info.userId === userId).length;
+    const mine =
+      [...this.sessions.values()].filter((s) => s.info.userId === userId).length +
+      (this.starting.get(userId) ?? 0);
     if (mine >= this.config.maxSessionsPerUser)
       throw new WardenError(
         "QUOTA_EXCEEDED",
@@ -109,14 +114,19 @@ export class SessionManager {
     const id = `sess_${ulid()}`;
     const release = this.hooks.reserveMemory?.(limits.memoryMb, "limits.memoryMb") ?? (() => {});
     let sandbox: AgentSandbox;
+    // Counted from here, so that concurrent creates cannot all pass the limits above.
+    this.starting.set(userId, (this.starting.get(userId) ?? 0) + 1);
     try {
       sandbox = await this.startSandbox(id, userId, limits, options.network);
     } catch (error) {
       release();
       throw error;
+    } finally {
+      const left = (this.starting.get(userId) ?? 1) - 1;
+      if (left > 0) this.starting.set(userId, left);
+      else this.starting.delete(userId);
     }
     const now = Date.now();
-
     const info: SessionInfo = {
       id,
       userId,

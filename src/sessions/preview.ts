@@ -17,11 +17,19 @@ const DIAL_TIMEOUT_MS = 10_000;
 const TOKEN_BYTES = 16;
 /** The token line is 32 hex digits and a newline; anything longer is not ours. */
 const MAX_HELLO_BYTES = 64;
+/**
+ * The socket is reachable by anything in the sandbox, not only the agent: a
+ * connection that does not present a token soon is dropped, and at most this
+ * many may be waiting to, so the sandbox cannot pile up Warden's descriptors.
+ */
+const HELLO_TIMEOUT_MS = 2000;
+const MAX_UNANNOUNCED = 32;
 
 export class PreviewRelay {
   private server: Server | undefined;
   private readonly waiting = new Map<string, (socket: Socket) => void>();
   private readonly sockets = new Set<Socket>();
+  private unannounced = 0;
 
   constructor(readonly path: string) {}
 
@@ -60,12 +68,27 @@ export class PreviewRelay {
         this.waiting.delete(token);
       };
     });
+    // Whoever awaits it may be gone by the time it settles: never an unhandled rejection.
+    socket.catch(() => undefined);
     return { token, socket, cancel };
   }
 
   private accept(socket: Socket): void {
+    if (this.unannounced >= MAX_UNANNOUNCED) return void socket.destroy();
+    this.unannounced++;
+    let announced = false;
+    const announce = (): void => {
+      if (announced) return;
+      announced = true;
+      this.unannounced--;
+      clearTimeout(timer);
+    };
+    const timer = setTimeout(() => socket.destroy(), HELLO_TIMEOUT_MS);
     this.sockets.add(socket);
-    socket.on("close", () => this.sockets.delete(socket));
+    socket.on("close", () => {
+      announce();
+      this.sockets.delete(socket);
+    });
     socket.on("error", () => socket.destroy());
     let hello = Buffer.alloc(0);
     const onData = (data: Buffer): void => {
@@ -75,6 +98,7 @@ export class PreviewRelay {
         if (hello.length > MAX_HELLO_BYTES) socket.destroy();
         return;
       }
+      announce();
       socket.off("data", onData);
       socket.pause();
       const token = hello.subarray(0, newline).toString("latin1");

@@ -4,7 +4,7 @@
  * manager decides who may use it and when it ends; this is what it does.
  */
 import type { Socket } from "node:net";
-import type { ArtifactCandidate, Collected } from "../artifacts/collect.js";
+import { collectFailed, type ArtifactCandidate, type Collected } from "../artifacts/collect.js";
 import type { Config } from "../config/schema.js";
 import { WardenError } from "../errors.js";
 import { checkWorkspacePath } from "../sandbox/workspace.js";
@@ -20,6 +20,10 @@ import type {
   SessionHooks,
   SessionInfo,
 } from "./types.js";
+
+function artifactUrl(sessionId: string, name: string): string {
+  return `/v1/sessions/${sessionId}/artifacts/${encodeURI(name)}`;
+}
 
 export type ContextLanguage = "python" | "javascript";
 
@@ -85,26 +89,37 @@ export class LiveSession {
     if (!artifacts || this.config.maxArtifactsPerExecution === 0 || this.sandbox.result)
       return { artifacts: [], rejected: [] };
     const limits = artifacts.limits();
-    const found = await this.sandbox.request({
-      op: "collect",
-      since: since - COLLECT_SLACK_MS,
-      maxBytes: limits.maxBytes,
-      maxCount: limits.maxCount,
-      maxTotal: limits.maxTotalBytes,
-    });
-    const files = (found.files ?? []) as (Omit<ArtifactCandidate, "content"> & {
-      content?: string;
-    })[];
+    const files: ArtifactCandidate[] = [];
+    await this.sandbox.request(
+      {
+        op: "collect",
+        since: since - COLLECT_SLACK_MS,
+        maxBytes: limits.maxBytes,
+        maxCount: limits.maxCount,
+        maxTotal: limits.maxTotalBytes,
+      },
+      (e) =>
+        files.push({
+          name: text(e.name),
+          size: Number(e.size ?? 0),
+          content: typeof e.content === "string" ? Buffer.from(e.content, "base64") : undefined,
+          problem: typeof e.problem === "string" ? e.problem : undefined,
+        }),
+    );
     if (files.length === 0) return { artifacts: [], rejected: [] };
     const id = this.info.id;
-    return artifacts.keep(
-      files.map((f) => ({
-        ...f,
-        content: f.content ? Buffer.from(f.content, "base64") : undefined,
-      })),
-      { ownerId: id, userId: this.info.userId },
-      (name) => `/v1/sessions/${id}/artifacts/${encodeURI(name)}`,
+    return artifacts.keep(files, { ownerId: id, userId: this.info.userId }, (name) =>
+      artifactUrl(id, name),
     );
+  }
+
+  /** The call's artifacts; a failure to collect them is reported, never loses the call's result. */
+  private async collectSafely(since: number): Promise<Collected> {
+    try {
+      return await this.collect(since);
+    } catch (error) {
+      return collectFailed(error);
+    }
   }
 
   /** A request to the agent that `signal` can stop (the agent kills or interrupts it). */
@@ -143,7 +158,7 @@ export class LiveSession {
       },
       onEvent,
     );
-    const kept = await this.collect(started);
+    const kept = await this.collectSafely(started);
     const exitCode = typeof exit.exitCode === "number" ? exit.exitCode : null;
     const signal = typeof exit.signal === "string" ? exit.signal : null;
     const status = exit.timedOut
@@ -181,7 +196,7 @@ export class LiveSession {
       { op: "run", language, code: o.code, timeoutMs },
       onEvent,
     );
-    const kept = await this.collect(started);
+    const kept = await this.collectSafely(started);
     const error = (cell.error as CellResult["error"]) ?? null;
     const status = cell.timedOut ? "timeout" : error ? "failed" : "completed";
     return {

@@ -57,7 +57,7 @@ afterAll(async () => {
 
 describe("artifacts", () => {
   it("returns output/ files typed by content and refuses links, programs and liars", async () => {
-    const r = await run(ann, HOSTILE, { artifacts: ["result.json"] });
+    const r = await run(ann, HOSTILE, { artifacts: ["result.json", "result.json/x"] });
     expect(r.status).toBe("completed");
     expect(r.artifacts.map((a) => [a.name, a.mimeType])).toEqual([
       ["data.csv", "text/csv"],
@@ -70,6 +70,7 @@ describe("artifacts", () => {
     );
     expect(reasons.tool).toMatch(/application\/x-elf is not allowed/);
     expect(reasons.passwd).toMatch(/symbolic link/);
+    expect(reasons["result.json/x"]).toMatch(/no such file/);
     // The kernel refuses a hard link to a host file: the workspace is its own filesystem.
     expect(r.stdout).toMatch(/hard link refused: 18/); // EXDEV
     expect(reasons.hard).toBeUndefined();

@@ -16,7 +16,10 @@ let base: string;
 /** An upgrade server inside the session that answers 101 and echoes bytes back. */
 const ECHO_SERVER = `
 const http = require("node:http");
-const s = http.createServer((req, res) => res.end("plain " + req.url));
+const s = http.createServer((req, res) => {
+  res.setHeader("set-cookie", "sid=planted; Path=/");
+  res.end("plain " + req.url + " cookie=" + (req.headers.cookie || "none"));
+});
 s.on("upgrade", (req, socket) => {
   socket.write("HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: echo\\r\\nConnection: Upgrade\\r\\nX-Seen-Auth: " + (req.headers.authorization ? "yes" : "no") + "\\r\\n\\r\\n");
   socket.pipe(socket);
@@ -54,6 +57,42 @@ afterAll(async () => {
 });
 
 describe("web previews", () => {
+  it("drops connections to the relay socket that never present a token", async () => {
+    const flood = await server.request("POST", `${base}/commands`, {
+      token: ann,
+      body: {
+        command: [
+          "python3",
+          "-c",
+          `import socket, time
+held = []
+for i in range(100):
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect("/.warden/preview.sock")
+        held.append(s)
+    except OSError:
+        pass
+def closed_within(s, seconds):
+    s.settimeout(seconds)
+    try:
+        return s.recv(10) == b""
+    except OSError:
+        return False
+# Beyond the cap: dropped at once. Within it: dropped once the hello is overdue.
+print(closed_within(held[-1], 1), closed_within(held[0], 10))`,
+        ],
+        timeout: 30,
+      },
+    });
+    expect(((await flood.json()) as { stdout: string }).stdout).toBe("True True\n");
+    // Previews still work: Warden's descriptors were not held.
+    await eventually(async () => {
+      const r = await server.request("GET", `${base}/ports/8000/index.html`, { token: ann });
+      return r.status === 200;
+    });
+  }, 60_000);
+
   it("serves python3 -m http.server to the session's owner, and no one else", async () => {
     let page = "";
     await eventually(async () => {
@@ -89,8 +128,16 @@ describe("web previews", () => {
 
   it("carries upgrades (WebSocket) both ways, without passing on the API key", async () => {
     await eventually(async () => {
-      const r = await server.request("GET", `${base}/ports/9000/x`, { token: ann });
-      return r.status === 200 && (await r.text()) === "plain /x";
+      const r = await server.request("GET", `${base}/ports/9000/x`, {
+        token: ann,
+        headers: { cookie: "warden_ui=secret" },
+      });
+      // Cookies cross neither way: every preview shares Warden's origin.
+      return (
+        r.status === 200 &&
+        (await r.text()) === "plain /x cookie=none" &&
+        r.headers.get("set-cookie") === null
+      );
     });
     const upgrade = (token: string | null) =>
       new Promise<{ status: number; socket?: Socket; seen?: string }>((resolve, reject) => {

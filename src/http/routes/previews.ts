@@ -22,9 +22,14 @@ const Params = z.object({
 });
 const UPGRADE_PATH = /^\/v1\/sessions\/(sess_[0-9A-Z]{26})\/ports\/(\d{1,5})(\/[^?]*)?(\?.*)?$/;
 
-/** Hop-by-hop headers and Warden's own credentials never cross the proxy. */
+/**
+ * Hop-by-hop headers and Warden's own credentials never cross the proxy; nor do
+ * cookies: every preview shares Warden's origin, so a cookie one session set
+ * would reach every other user's previews.
+ */
 const DROPPED = new Set([
   "authorization",
+  "cookie",
   "connection",
   "host",
   "keep-alive",
@@ -36,6 +41,18 @@ const DROPPED = new Set([
   "transfer-encoding",
   "upgrade",
 ]);
+
+/** What a previewed server may not say on Warden's origin. */
+const DROPPED_FROM_RESPONSE = new Set([
+  ...DROPPED,
+  "set-cookie",
+  "clear-site-data",
+  "strict-transport-security",
+  "content-security-policy",
+]);
+
+/** A preview connection with no traffic this long is closed. */
+const IDLE_MS = 5 * 60_000;
 
 /**
  * A previewed page is the session's content served from Warden's origin. The
@@ -84,6 +101,11 @@ export const previewRoutes: FastifyPluginAsyncZod<{
     const socket = await sessions.openPort(id, request.actor!.userId, port);
     const url = request.raw.url ?? "";
     const path = url.startsWith(prefix) ? url.slice(prefix.length) : "/";
+    socket.setTimeout(IDLE_MS, () => socket.destroy());
+    // A client that hangs up ends the connection inside the session too.
+    reply.raw.on("close", () => {
+      if (!reply.raw.writableFinished) socket.destroy();
+    });
     return new Promise((resolve, reject) => {
       const upstream = httpRequest({
         createConnection: () => socket,
@@ -96,7 +118,8 @@ export const previewRoutes: FastifyPluginAsyncZod<{
       upstream.on("response", (response) => {
         void reply.status(response.statusCode ?? 502);
         for (const [name, value] of Object.entries(response.headers))
-          if (value !== undefined && !DROPPED.has(name)) void reply.header(name, value);
+          if (value !== undefined && !DROPPED_FROM_RESPONSE.has(name))
+            void reply.header(name, value);
         void reply.header("content-security-policy", PREVIEW_CSP);
         resolve(reply.send(response));
       });
@@ -136,10 +159,11 @@ export const previewRoutes: FastifyPluginAsyncZod<{
       const name = raw.rawHeaders[i]!;
       const lower = name.toLowerCase();
       // Connection and Upgrade stay: they are the upgrade.
-      if (lower === "authorization" || lower === "host") continue;
+      if (lower === "authorization" || lower === "host" || lower === "cookie") continue;
       lines.push(`${name}: ${raw.rawHeaders[i + 1]}`);
     }
     lines.push(`Host: 127.0.0.1:${port}`, `X-Forwarded-Prefix: ${prefixOf(id, port)}`);
+    upstream.setTimeout(IDLE_MS, () => upstream.destroy());
     upstream.write(`${lines.join("\r\n")}\r\n\r\n`);
     if (head.length > 0) upstream.write(head);
     upstream.pipe(client);

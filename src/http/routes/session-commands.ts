@@ -10,7 +10,12 @@ import { toErrorInfo } from "../../errors.js";
 import type { OutputChunk } from "../../sandbox/types.js";
 import { SIGNALS } from "../../sessions/commands.js";
 import type { SessionManager } from "../../sessions/manager.js";
-import { CellResultSchema, CommandResultSchema } from "../../sessions/result-schema.js";
+import {
+  CellCodeSchema,
+  CellResultSchema,
+  CommandLineSchema,
+  CommandResultSchema,
+} from "../../sessions/schemas.js";
 import { ErrorResponses } from "../schemas.js";
 import { openEventStream, wantsEventStream } from "../sse.js";
 import { Params } from "./sessions.js";
@@ -22,9 +27,7 @@ const CommandParams = Params.extend({
 
 const CommandSchema = z
   .object({
-    command: z
-      .union([z.array(z.string().max(32_768)).min(1).max(1024), z.string().min(1).max(65_536)])
-      .describe("argv, or a string run by /bin/sh -c inside the sandbox."),
+    command: CommandLineSchema,
     cwd: z.string().max(1024).optional().describe("Relative to /workspace."),
     env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string().max(32_768)).optional(),
     stdin: z
@@ -234,7 +237,7 @@ export const sessionCommandRoutes: FastifyPluginAsyncZod<{ sessions: SessionMana
         params: Params,
         body: z
           .object({
-            code: z.string().max(1024 * 1024),
+            code: CellCodeSchema,
             language: z
               .string()
               .max(32)

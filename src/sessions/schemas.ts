@@ -1,6 +1,14 @@
-/** Results of session calls in zod: one schema for REST and MCP. */
+/** Inputs and results of session calls in zod: one schema for REST and MCP. */
 import { z } from "zod";
 import { ArtifactsFields } from "../executions/result-schema.js";
+
+/** A command: argv, or a line for /bin/sh -c; bounded in count and size. */
+export const CommandLineSchema = z
+  .union([z.array(z.string().max(32_768)).min(1).max(1024), z.string().min(1).max(65_536)])
+  .describe("argv, or a string run by /bin/sh -c inside the sandbox.");
+
+/** A cell's code. */
+export const CellCodeSchema = z.string().max(1024 * 1024, "code: at most 1 MiB");
 
 /** A command's result (foreground). */
 export const CommandResultSchema = z.object({
