@@ -11,7 +11,7 @@ import { checkPolicy } from "../../policy/execution-policy.js";
 import { blankResult, type ExecutionResult } from "../../runtimes/execute.js";
 import type { RuntimeRegistry } from "../../runtimes/registry.js";
 import { hasScope, type Actor } from "../auth.js";
-import { sendArtifact } from "../artifacts.js";
+import { ArtifactListSchema, artifactListing, sendArtifact } from "../artifacts.js";
 import { openEventStream } from "../sse.js";
 import {
   AcceptedSchema,
@@ -181,23 +181,14 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
         summary: "The artifacts an execution left",
         params: IdParamsSchema,
         response: {
-          200: z.array(
-            z.object({
-              name: z.string(),
-              size: z.number(),
-              mimeType: z.string(),
-              createdAt: z.string(),
-            }),
-          ),
+          200: ArtifactListSchema,
           ...errors,
         },
       },
     },
     async (request) => {
       find(request.params.id, request.actor); // owner (or admin) only
-      return service.artifacts
-        .list(request.params.id)
-        .map(({ name, size, mimeType, createdAt }) => ({ name, size, mimeType, createdAt }));
+      return artifactListing(service.artifacts.list(request.params.id));
     },
   );
 

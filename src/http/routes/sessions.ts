@@ -8,7 +8,7 @@ import { NetworkRequestSchema } from "../../executions/request.js";
 import type { ExecutionService } from "../../executions/service.js";
 import type { SessionManager } from "../../sessions/manager.js";
 import { hasScope, type Actor } from "../auth.js";
-import { sendArtifact } from "../artifacts.js";
+import { ArtifactListSchema, artifactListing, sendArtifact } from "../artifacts.js";
 import { ErrorResponses } from "../schemas.js";
 
 const errors = ErrorResponses;
@@ -160,24 +160,16 @@ export const sessionRoutes: FastifyPluginAsyncZod<{
         summary: "The artifacts a session's calls left (kept after the session ends)",
         params: Params,
         response: {
-          200: z.array(
-            z.object({
-              name: z.string(),
-              size: z.number(),
-              mimeType: z.string(),
-              createdAt: z.string(),
-            }),
-          ),
+          200: ArtifactListSchema,
           ...errors,
         },
       },
     },
     async (request) => {
       const { userId, admin } = me(request.actor);
-      return service.artifacts
-        .list(request.params.id)
-        .filter((a) => admin || a.userId === userId)
-        .map(({ name, size, mimeType, createdAt }) => ({ name, size, mimeType, createdAt }));
+      return artifactListing(
+        service.artifacts.list(request.params.id).filter((a) => admin || a.userId === userId),
+      );
     },
   );
 
