@@ -2,11 +2,15 @@
 
 Runs INSIDE a sandbox (one-shot, tight memory and time limits), never in
 Warden's host process: a file crafted to crash or hang the parser only costs
-this sandbox. Reads {"cells": [{"cell": index|null, "source": "..."}]} as JSON
-on stdin and prints {"findings": [...], "errors": [...]} as one JSON line.
+this sandbox. Reads {"cells": [{"cell": index|null, "source": "...", "kind":
+"cell"|"program"|"file"}]} as JSON on stdin and prints {"findings": [...],
+"errors": [...]} as one JSON line.
 
-IPython lines (`!cmd`, `%magic`, `%%cell magic`) are reported, then blanked so
-the rest of the cell still parses with its line numbers intact.
+In notebook cells (kind "cell") only, IPython lines (`!cmd`, `%magic`, `%%cell
+magic`) are reported, then blanked so the rest of the cell still parses with its
+line numbers intact. Which lines count is decided exactly as the notebook
+runner (src/notebooks/runner.ts) decides which lines it takes out of Python:
+what Python runs is what is analysed.
 """
 import ast
 import json
@@ -36,16 +40,24 @@ DUNDER_WALK = {"__subclasses__", "__globals__", "__builtins__", "__bases__", "__
                "__code__", "__closure__", "__getattribute__", "__reduce__", "__reduce_ex__",
                "__loader__", "__spec__"}
 SAFE_WRITE_ROOTS = ("/workspace", "/tmp")
+# Calls that return a module: `__import__("os").system` is `os.system`.
+IMPORTERS = {"__import__", "builtins.__import__", "importlib.import_module", "importlib.__import__"}
 
 
 class Analyser:
     def __init__(self, cell):
         self.cell = cell
         self.findings = []
+        self.high = 0
         self.aliases = {}  # local name -> dotted origin ("sp" -> "subprocess", "system" -> "os.system")
         self.decoded = set()  # names assigned from a decoder call
 
     def add(self, rule, severity, message, node=None, line=None, col=0):
+        # Past the cap only high findings are kept: a flood of low ones must not
+        # hide the one that block mode refuses.
+        if len(self.findings) >= MAX_FINDINGS and (severity != "high" or self.high >= MAX_FINDINGS):
+            return
+        self.high += severity == "high"
         self.findings.append({
             "ruleId": rule, "severity": severity, "message": message,
             "line": line if line is not None else getattr(node, "lineno", 1),
@@ -53,16 +65,39 @@ class Analyser:
             "cell": self.cell,
         })
 
-    def dotted(self, node):
-        """`a.b.c` as a dotted name with the first part resolved through imports, else None."""
+    def dotted(self, node, calls=True):
+        """`a.b.c` as a dotted name with the first part resolved through imports, else None.
+
+        With `calls`, a root that imports a literal module name counts as that
+        module: `__import__("os").system` and `importlib.import_module("os").system`
+        are `os.system`, so the rules for `os.system` apply to them.
+        """
         parts = []
         while isinstance(node, ast.Attribute):
             parts.append(node.attr)
             node = node.value
-        if not isinstance(node, ast.Name):
-            return None
-        parts.append(self.aliases.get(node.id, node.id))
+        if isinstance(node, ast.Name):
+            parts.append(self.aliases.get(node.id, node.id))
+        else:
+            module = self.imported(node) if calls else None
+            if module is None:
+                return None
+            parts.append(module)
         return ".".join(reversed(parts))
+
+    def imported(self, node):
+        """The module a call like `__import__("m")` returns when m is a literal, else None."""
+        if not (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)):
+            return None
+        fn = self.dotted(node.func, calls=False)  # not recursive: nested calls cost nothing
+        if fn not in IMPORTERS:
+            return None
+        module = node.args[0].value
+        # __import__("os.path") returns the top package `os` (unless given a fromlist).
+        if fn != "importlib.import_module" and len(node.args) < 4 and not node.keywords:
+            module = module.split(".")[0]
+        return module or None
 
     def is_decoder_call(self, node):
         if isinstance(node, ast.Call):
@@ -117,7 +152,10 @@ class Analyser:
                 self.add("obfuscated-exec", "high", f"{fn}() of decoded (base64/hex/codec) data: hidden code", node)
             else:
                 self.add("dynamic-exec", "high", f"{fn}(): runs code built at run time", node)
-        elif name in ("__import__", "builtins.__import__", "importlib.import_module", "importlib.__import__"):
+        elif name in IMPORTERS:
+            module = self.imported(node)
+            if module:
+                self.check_module(module, node)
             self.add("dynamic-import", "medium", f"{name}(): imports a module chosen at run time", node)
         elif name in DESERIALIZERS:
             self.add("unsafe-deserialization", "high", f"{name}(): unpickling runs code from the data", node)
@@ -156,8 +194,6 @@ class Analyser:
     def run(self, tree):
         self.imports(tree)
         for node in ast.walk(tree):
-            if len(self.findings) >= MAX_FINDINGS:
-                return
             if isinstance(node, ast.Call):
                 self.call(node)
             elif isinstance(node, ast.Attribute) and node.attr in DUNDER_WALK:
@@ -166,33 +202,92 @@ class Analyser:
                 self.add("introspection-escape", "medium", f"{node.id}: reaches the interpreter's builtins", node)
 
 
-MAGIC = re.compile(r"^(\s*)(%%?|!!?)\s*([A-Za-z_][\w.-]*)?")
+CELL_MAGIC = re.compile(r"%%([A-Za-z0-9_]*)")
+LINE_MAGIC = re.compile(r"%[ \t]*([A-Za-z0-9_]+)")
+BLANK = re.compile(r"[ \t\r\f\v]*")
+
+
+class LineScanner:
+    """Brackets, strings and backslash continuations across lines, as the notebook runner tracks them.
+
+    A line is a statement line (where `!cmd` or `%magic` may start) only outside
+    all three: `x = (1\n%os.system("id"))` is Python (a modulo), not a magic,
+    and must be analysed as the code Python will run. Mirrors `LineScanner` in
+    src/notebooks/runner.ts; the two must agree, not be clever.
+    """
+
+    def __init__(self):
+        self.depth = 0
+        self.quote = None  # the open string's quote: ', ", ''' or """
+        self.continued = False
+
+    def statement_line(self):
+        return self.depth == 0 and self.quote is None and not self.continued
+
+    def feed(self, line):
+        if line.endswith("\r"):
+            line = line[:-1]
+        i, n = 0, len(line)
+        self.continued = False
+        while i < n:
+            c = line[i]
+            if self.quote is not None:
+                if c == "\\":
+                    i += 2
+                elif line.startswith(self.quote, i):
+                    i += len(self.quote)
+                    self.quote = None
+                else:
+                    i += 1
+                continue
+            if c == "#":
+                break
+            if c in "'\"":
+                self.quote = c * 3 if line.startswith(c * 3, i) else c
+                i += len(self.quote)
+                continue
+            if c in "([{":
+                self.depth += 1
+            elif c in ")]}":
+                self.depth = max(0, self.depth - 1)
+            elif c == "\\" and i == n - 1:
+                self.continued = True
+            i += 1
+        # A one-quote string goes on to the next line only after a backslash.
+        if self.quote in ("'", '"') and not line.endswith("\\"):
+            self.quote = None
 
 
 def strip_ipython(source, analyser):
-    """Reports IPython shell/magic lines and blanks them; a `%%` cell magic makes the whole cell non-Python."""
+    """Reports IPython shell/magic lines and blanks them; a `%%` cell magic makes the whole cell non-Python.
+
+    Returns (source or None, whether any line was blanked).
+    """
     lines = source.split("\n")
-    first = next((l for l in lines if l.strip()), "")
-    m = MAGIC.match(first)
-    if m and m.group(2) == "%%":
-        name = m.group(3) or ""
+    first = next((l for l in lines if not BLANK.fullmatch(l)), "")
+    if first.startswith("%%"):
+        name = CELL_MAGIC.match(first).group(1)
         shell = name in SHELL_MAGICS
         analyser.add("ipython-shell" if shell else "ipython-magic", "medium" if shell else "low",
-                     f"%%{name}: {'the cell runs as a shell script' if shell else 'cell magic'}", line=lines.index(first) + 1, col=len(m.group(1)))
-        return None
-    out = []
+                     f"%%{name}: {'the cell runs as a shell script' if shell else 'cell magic'}", line=lines.index(first) + 1)
+        return None, True
+    out, stripped = [], False
+    scanner = LineScanner()
     for i, line in enumerate(lines):
-        m = MAGIC.match(line)
-        if m and not line.strip().startswith("!=") and (m.group(2).startswith("!") or m.group(3)):
-            name = m.group(3) or ""
-            if m.group(2).startswith("!") or name in SHELL_MAGICS:
-                analyser.add("ipython-shell", "medium", f"shell command: {line.strip()[:120]}", line=i + 1, col=len(m.group(1)))
+        m = LINE_MAGIC.match(line) if scanner.statement_line() else None
+        shell_line = scanner.statement_line() and line.startswith("!")
+        if shell_line or m:
+            name = m.group(1) if m else ""
+            if shell_line or name in SHELL_MAGICS:
+                analyser.add("ipython-shell", "medium", f"shell command: {line.strip()[:120]}", line=i + 1)
             else:
-                analyser.add("ipython-magic", "low", f"IPython magic %{name}", line=i + 1, col=len(m.group(1)))
-            out.append(m.group(1) + "pass" if m.group(1) else "")
+                analyser.add("ipython-magic", "low", f"IPython magic %{name}", line=i + 1)
+            out.append("")
+            stripped = True
         else:
+            scanner.feed(line)
             out.append(line)
-    return "\n".join(out)
+    return "\n".join(out), stripped
 
 
 def main():
@@ -200,17 +295,32 @@ def main():
     findings, errors = [], []
     for item in request.get("cells", []):
         analyser = Analyser(item.get("cell"))
+        kind = item.get("kind") or "file"
+        stripped = False
         try:
-            source = strip_ipython(item.get("source", ""), analyser)
+            source = item.get("source", "")
+            if kind == "cell":
+                source, stripped = strip_ipython(source, analyser)
             if source is not None:
                 analyser.run(ast.parse(source, "<cell>", "exec"))
         except SyntaxError as e:
-            analyser.add("syntax-error", "low", f"does not parse: {e.msg}", line=e.lineno or 1, col=max((e.offset or 1) - 1, 0))
+            # Code that does not parse does not run, so a syntax error is low... unless
+            # it may be a disagreement between this parse and what runs: lines set aside
+            # as IPython, or the program itself. Block mode must not wave those through.
+            if stripped:
+                severity, why = "high", f"does not parse once its IPython lines are set aside: {e.msg}"
+            elif kind == "program":
+                severity, why = "high", f"does not parse, so it could not be checked: {e.msg}"
+            else:
+                severity, why = "low", f"does not parse: {e.msg}"
+            analyser.add("syntax-error", severity, why, line=e.lineno or 1, col=max((e.offset or 1) - 1, 0))
         except (RecursionError, MemoryError) as e:
             errors.append({"cell": item.get("cell"), "message": f"too deeply nested or too large to analyse ({type(e).__name__})"})
         findings.extend(analyser.findings)
-        if len(findings) >= MAX_FINDINGS:
-            break
+        if len(findings) > MAX_FINDINGS:
+            # Every cell is analysed whatever came before; high findings go first into the cap.
+            findings.sort(key=lambda f: f["severity"] != "high")
+            del findings[MAX_FINDINGS:]
     sys.stdout.write(json.dumps({"findings": findings[:MAX_FINDINGS], "errors": errors}) + "\n")
 
 

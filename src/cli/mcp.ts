@@ -58,6 +58,9 @@ export async function mcpCommand(options: McpOptions): Promise<number> {
       registry: warden.registry,
       config,
       logger,
+      analyzer: warden.analyzer,
+      // One local user, no key: the server's mode.
+      policy: config.policy.mode,
       userId,
     });
     const stop = (): void => void session.stop();

@@ -6,14 +6,15 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { extname } from "node:path";
 import { WardenError } from "../errors.js";
-import { parseNotebook, sourceText } from "../notebooks/format.js";
-import { NotebookService } from "../notebooks/service.js";
+import { parseNotebook } from "../notebooks/format.js";
+import { NotebookService, notebookLanguage, notebookUnits } from "../notebooks/service.js";
 import { Analyzer } from "../policy/analyzer.js";
 import {
   describeFinding,
   POLICY_MODES,
   PolicyModeSchema,
   type AnalysisReport,
+  type SourceUnit,
 } from "../policy/findings.js";
 import { SessionManager } from "../sessions/manager.js";
 import { createContext, openHost, type GlobalOptions } from "./context.js";
@@ -35,25 +36,24 @@ export async function analyzeCommand(
 ): Promise<number> {
   const ctx = createContext(options);
   const text = await readFile(file, "utf8");
-  let language = options.language ?? EXTENSIONS[extname(file).toLowerCase()];
-  let units = [{ cell: null as number | null, source: text }];
-  if (extname(file).toLowerCase() === ".ipynb") {
-    const notebook = parseNotebook(text, ctx.config.notebooks);
-    const meta = notebook.metadata as { kernelspec?: { language?: string } };
-    language = options.language ?? meta.kernelspec?.language ?? "python";
-    units = notebook.cells.flatMap((c, i) =>
-      c.cell_type === "code" ? [{ cell: i, source: sourceText(c.source) }] : [],
-    );
-  }
-  if (!language)
-    throw new WardenError(
-      "UNSUPPORTED_LANGUAGE",
-      `cannot tell the language of ${file}: pass --language`,
-    );
   const host = await openHost(ctx);
   let report: AnalysisReport;
   try {
-    report = await new Analyzer(ctx.config, host, ctx.registry).analyse(language, units);
+    const analyzer = new Analyzer(ctx.config, host, ctx.registry);
+    let language = options.language ?? EXTENSIONS[extname(file).toLowerCase()];
+    let units: SourceUnit[] = [{ cell: null, source: text }];
+    if (extname(file).toLowerCase() === ".ipynb") {
+      // The service's own reading of the notebook: its language and its cells as the runner sees them.
+      const notebook = parseNotebook(text, ctx.config.notebooks);
+      language = options.language ?? notebookLanguage(notebook, analyzer);
+      units = notebookUnits(notebook);
+    }
+    if (!language)
+      throw new WardenError(
+        "UNSUPPORTED_LANGUAGE",
+        `cannot tell the language of ${file}: pass --language`,
+      );
+    report = await analyzer.analyse(language, units, { userId: "cli" });
   } finally {
     await host.close();
   }

@@ -114,6 +114,7 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
     analyzer,
     notebooks,
     async shutdown(deadlineMs = config.server.shutdownGracePeriod * 1000): Promise<void> {
+      notebooks.close();
       await Promise.all([service.close(deadlineMs), sessions.closeAll()]);
       await host.close();
       db.close();

@@ -7,6 +7,8 @@ import type { z } from "zod";
 import type { Logger } from "../audit/logger.js";
 import type { Config } from "../config/schema.js";
 import type { ExecutionService } from "../executions/service.js";
+import type { Analyzer } from "../policy/analyzer.js";
+import type { PolicyMode } from "../policy/findings.js";
 import type { RuntimeRegistry } from "../runtimes/registry.js";
 import type { SessionManager } from "../sessions/manager.js";
 import type { Scope } from "../store/keys.js";
@@ -18,6 +20,13 @@ export interface McpServerOptions {
   registry: RuntimeRegistry;
   config: Config;
   logger: Logger;
+  /** Static analysis: run_code applies the same policy as POST /v1/executions. */
+  analyzer: Analyzer;
+  /**
+   * The key's static-analysis mode; absent or null = the server's
+   * (config.policy.mode), as for the local stdio user.
+   */
+  policy?: PolicyMode | null | undefined;
   /** Every call acts as this user: its sandboxes, its limits, its audit trail. */
   userId: string;
   /** The caller's key scopes; absent = every scope (the local stdio user). */

@@ -1,10 +1,12 @@
 /**
  * One-shot tools: `list_runtimes` and `run_code`, which goes through the
- * execution service exactly like `POST /v1/executions` (same scheduler,
- * per-user limits, records and audit trail).
+ * execution service exactly like `POST /v1/executions` (same static-analysis
+ * policy, scheduler, per-user limits, records and audit trail).
  */
 import { z } from "zod";
 import { WardenError } from "../errors.js";
+import { checkPolicy } from "../policy/execution-policy.js";
+import { describeFinding } from "../policy/findings.js";
 import type { ExecutionResult } from "../runtimes/execute.js";
 import { defineTool, type McpServerOptions, type ToolDefinition } from "./context.js";
 import { artifactContent, progressReporter, runText } from "./results.js";
@@ -23,6 +25,12 @@ function resultText(r: ExecutionResult): string {
   const error = r.error ? `\nerror: ${r.error.code}: ${r.error.message}` : "";
   return runText(r.status, detail, r.stdout, r.stderr) + compile + error;
 }
+
+/** A string field within a byte limit, refused with a message naming the limit. */
+const bytes = (field: string, max: number, key: string) =>
+  z
+    .string()
+    .refine((s) => Buffer.byteLength(s) <= max, `${field}: must be at most ${max} bytes (${key})`);
 
 export function runTools(o: McpServerOptions): ToolDefinition[] {
   return [
@@ -76,11 +84,9 @@ export function runTools(o: McpServerOptions): ToolDefinition[] {
           .describe(
             'Language name or alias, e.g. "python", "javascript", "bash", "c" (see list_runtimes).',
           ),
-        code: z
-          .string()
-          .describe(
-            "The complete program source. It is the entry point, saved under the language's usual file name (main.py, main.c...).",
-          ),
+        code: bytes("code", o.config.maxCodeBytes, "maxCodeBytes").describe(
+          "The complete program source. It is the entry point, saved under the language's usual file name (main.py, main.c...).",
+        ),
         files: z
           .array(
             z.object({
@@ -98,7 +104,9 @@ export function runTools(o: McpServerOptions): ToolDefinition[] {
           .max(o.config.maxFiles)
           .optional()
           .describe("Extra files placed next to the program before it runs (data, modules)."),
-        stdin: z.string().optional().describe("Text fed to the program's standard input."),
+        stdin: bytes("stdin", o.config.maxStdinBytes, "maxStdinBytes")
+          .optional()
+          .describe("Text fed to the program's standard input."),
         timeout_seconds: z
           .number()
           .positive()
@@ -115,11 +123,6 @@ export function runTools(o: McpServerOptions): ToolDefinition[] {
         openWorldHint: false,
       },
       async run(args, extra) {
-        if (Buffer.byteLength(args.code) > o.config.maxCodeBytes)
-          throw new WardenError(
-            "INVALID_REQUEST",
-            `code: must be at most ${o.config.maxCodeBytes} bytes (maxCodeBytes)`,
-          );
         const main = o.registry.lookup(args.language)?.fileName;
         const files =
           args.files && main
@@ -130,6 +133,29 @@ export function runTools(o: McpServerOptions): ToolDefinition[] {
             "INVALID_REQUEST",
             `files: each path once, and not ${main} (the program)`,
           );
+        // The key's static-analysis policy, as POST /v1/executions applies it: MCP
+        // must not be the way around block mode.
+        const policy = await checkPolicy(
+          o.analyzer,
+          o.service,
+          {
+            language: args.language,
+            ...(files ? { files, entrypoint: main } : { code: args.code }),
+          },
+          { key: { policy: o.policy ?? null } },
+          o.userId,
+        );
+        if (policy.rejected) {
+          const shown = policy.rejected.findings.map(describeFinding).slice(0, 20).join("\n");
+          return {
+            isError: true,
+            content: [
+              { type: "text", text: `${resultText(policy.rejected)}\nfindings:\n${shown}` },
+            ],
+            structuredContent: { ...policy.rejected },
+          };
+        }
+        const findings = policy.findings ? { findings: policy.findings } : {};
         const execution = o.service.submit(
           {
             language: args.language,
@@ -142,6 +168,7 @@ export function runTools(o: McpServerOptions): ToolDefinition[] {
           { userId: o.userId, keyId: o.keyId, networkAllow: o.networkAllow },
           "mcp",
         );
+        if (policy.findings) policy.audit(execution.id);
         // A client that cancels the call (or goes away) does not leave its run going.
         const cancel = (): void => {
           o.service.killExecution(execution.id, "cancelled by the MCP client");
@@ -158,7 +185,7 @@ export function runTools(o: McpServerOptions): ToolDefinition[] {
               { type: "text", text: resultText(result) },
               ...(await artifactContent(o, result.id, result)),
             ],
-            structuredContent: { ...result },
+            structuredContent: { ...result, ...findings },
           };
         } finally {
           execution.off("output", report);

@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { toErrorInfo } from "../errors.js";
 import type { CellResult, SessionManager } from "../sessions/manager.js";
 import { sourceText, type Cell, type Notebook } from "./format.js";
+import { BLANK, CELL_MAGIC, LINE_MAGIC, LineScanner } from "./line-scanner.js";
 
 /** One output of a code cell, as nbformat 4 writes it. */
 export type NotebookOutput =
@@ -52,11 +53,15 @@ type Segment =
 const NO_OP_MAGICS = new Set(["matplotlib", "config"]);
 const SHELL_CELL_MAGICS = new Set(["bash", "sh"]);
 
-/** Splits a Python cell into code, top-level `!cmd` / `%system` lines and other magics. */
+/**
+ * Splits a Python cell into code, `!cmd` / `%system` lines and other magics.
+ * Only statement lines count (see line-scanner.ts): a `%` or `!` line inside
+ * brackets, a string or a continuation is code, as native/analyze.py reads it.
+ */
 export function segments(source: string): Segment[] {
   const lines = source.split("\n");
-  const first = lines.findIndex((l) => l.trim() !== "");
-  const cellMagic = first >= 0 ? /^%%(\S+)/.exec(lines[first]!) : null;
+  const first = lines.findIndex((l) => !BLANK.test(l));
+  const cellMagic = first >= 0 ? CELL_MAGIC.exec(lines[first]!) : null;
   if (cellMagic) {
     const body = lines.slice(first + 1).join("\n");
     return SHELL_CELL_MAGICS.has(cellMagic[1]!)
@@ -69,18 +74,22 @@ export function segments(source: string): Segment[] {
     if (code.join("").trim() !== "") out.push({ kind: "code", code: code.join("\n") });
     code = [];
   };
+  const scanner = new LineScanner();
   for (const line of lines) {
-    const shell = /^!(.*)$/.exec(line);
-    const magic = /^%(\w+)\s*(.*)$/.exec(line);
-    if (shell) {
+    const statement = scanner.statementLine();
+    const magic = statement ? LINE_MAGIC.exec(line) : null;
+    if (statement && line.startsWith("!")) {
       flush();
-      out.push({ kind: "shell", command: shell[1]! });
+      out.push({ kind: "shell", command: line.slice(1) });
     } else if (magic) {
       flush();
       const [, name, rest] = magic;
       if (name === "system" || name === "sx") out.push({ kind: "shell", command: rest! });
       else if (!NO_OP_MAGICS.has(name!)) out.push({ kind: "unsupported", magic: `%${name}` });
-    } else code.push(line);
+    } else {
+      scanner.feed(line);
+      code.push(line);
+    }
   }
   flush();
   return out;

@@ -8,8 +8,8 @@ import { readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Config } from "../config/schema.js";
 import { WardenError } from "../errors.js";
-import { Analyzer, blockedMessage } from "../policy/analyzer.js";
-import type { AnalysisReport, Finding, PolicyMode } from "../policy/findings.js";
+import { blockedMessage, type Analyzer } from "../policy/analyzer.js";
+import type { AnalysisReport, Finding, PolicyMode, SourceUnit } from "../policy/findings.js";
 import type { SessionManager } from "../sessions/manager.js";
 import type { NewEvent } from "../store/records.js";
 import { ulid } from "../util/ids.js";
@@ -46,14 +46,21 @@ export interface NotebookRun {
 
 export const NOTEBOOK_ID = /^nb_[0-9A-Z]{26}$/;
 
-/** The language a notebook's metadata names (kernelspec, then language_info); python if none. */
-function languageOf(notebook: Notebook): "python" | "javascript" {
+/** How often stored runs past retentionDays are removed. */
+const EXPIRY_INTERVAL_MS = 3_600_000;
+
+/**
+ * The language a notebook's metadata names (kernelspec, then language_info;
+ * python if none), resolved through the analyser's runtimes. The CLI uses it
+ * too, so a notebook is analysed as the language it will run in.
+ */
+export function notebookLanguage(notebook: Notebook, analyzer: Analyzer): "python" | "javascript" {
   const m = notebook.metadata as {
     kernelspec?: { language?: unknown };
     language_info?: { name?: unknown };
   };
   const named = m.kernelspec?.language ?? m.language_info?.name ?? "python";
-  const language = typeof named === "string" ? Analyzer.languageOf(named) : null;
+  const language = typeof named === "string" ? analyzer.languageOf(named) : null;
   if (!language)
     throw new WardenError(
       "UNSUPPORTED_LANGUAGE",
@@ -62,7 +69,18 @@ function languageOf(notebook: Notebook): "python" | "javascript" {
   return language;
 }
 
+/** A notebook's code cells as analysis units: cells, so IPython lines are read as the runner reads them. */
+export function notebookUnits(notebook: Notebook): SourceUnit[] {
+  return notebook.cells.flatMap((cell, index) =>
+    cell.cell_type === "code"
+      ? [{ cell: index, source: sourceText(cell.source), kind: "cell" as const }]
+      : [],
+  );
+}
+
 export class NotebookService {
+  private readonly expiry: NodeJS.Timeout | undefined;
+
   /**
    * @param storeDir where executed notebooks are kept for download (Warden's
    * data dir, under Warden-chosen names); null keeps nothing (the CLI).
@@ -77,7 +95,14 @@ export class NotebookService {
     if (storeDir) {
       mkdirSync(storeDir, { recursive: true, mode: 0o700 });
       void this.expire(storeDir);
+      // A long-running service keeps expiring, not only at start; unref'd so it holds no process open.
+      this.expiry = setInterval(() => void this.expire(storeDir), EXPIRY_INTERVAL_MS).unref();
     }
+  }
+
+  /** Stops the expiry timer; safe to call twice. */
+  close(): void {
+    clearInterval(this.expiry);
   }
 
   /** An upload as a validated notebook; refuses what is too large, malformed or of another kind. */
@@ -105,11 +130,16 @@ export class NotebookService {
   }
 
   /** Analyses every code cell; `force` analyses even when the policy is off (for insight). */
-  async analyse(notebook: Notebook, mode: PolicyMode, force = true) {
-    const units = notebook.cells.flatMap((cell, index) =>
-      cell.cell_type === "code" ? [{ cell: index, source: sourceText(cell.source) }] : [],
+  async analyse(notebook: Notebook, mode: PolicyMode, userId: string, force = true) {
+    return this.analyzer.check(
+      mode,
+      notebookLanguage(notebook, this.analyzer),
+      notebookUnits(notebook),
+      {
+        userId,
+        force,
+      },
     );
-    return this.analyzer.check(mode, languageOf(notebook), units, force);
   }
 
   /** Analyses, then (unless the policy blocks it) runs the notebook for `userId`. */
@@ -124,9 +154,9 @@ export class NotebookService {
         "INVALID_REQUEST",
         `cellTimeout: ${cellTimeout} exceeds the maximum ${this.config.maxTimeout} (maxTimeout)`,
       );
-    const language = languageOf(notebook);
+    const language = notebookLanguage(notebook, this.analyzer);
     const mode = this.analyzer.modeFor(actor.policy);
-    const verdict = await this.analyse(notebook, mode);
+    const verdict = await this.analyse(notebook, mode, actor.userId);
     const report = verdict.report!;
     const id = `nb_${ulid()}`;
     const base = { id, userId: actor.userId, createdAt: new Date().toISOString() };

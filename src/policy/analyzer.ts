@@ -19,17 +19,26 @@ import {
 import { analyseJavaScript } from "./javascript.js";
 import { analysePython } from "./python.js";
 
-/** Languages with an analyser, by name and alias. */
+/** Languages with an analyser, by canonical name (aliases resolve through the registry). */
 const ANALYSED: Record<string, "python" | "javascript"> = {
   python: "python",
-  py: "python",
-  python3: "python",
   javascript: "javascript",
-  js: "javascript",
-  node: "javascript",
 };
 
 const MAX_WAITING = 100;
+/**
+ * Per-user share of the analysis sandboxes: one user's burst of uploads must
+ * not hold every slot and the whole queue while everyone else waits.
+ */
+export const ANALYSES_RUNNING_PER_USER = 2;
+export const ANALYSES_WAITING_PER_USER = 10;
+
+export interface AnalyseOptions {
+  /** Who asks: analyses are shared fairly between users. */
+  userId: string;
+  /** Analyse even when the mode is off (for insight). @default false */
+  force?: boolean;
+}
 
 export interface PolicyVerdict {
   mode: PolicyMode;
@@ -40,7 +49,8 @@ export interface PolicyVerdict {
 
 export class Analyzer {
   private running = 0;
-  private readonly waiting: (() => void)[] = [];
+  private readonly waiting: { userId: string; start: () => void }[] = [];
+  private readonly users = new Map<string, { running: number; waiting: number }>();
 
   constructor(
     private readonly config: Config,
@@ -48,9 +58,14 @@ export class Analyzer {
     private readonly registry: RuntimeRegistry,
   ) {}
 
-  /** The analysed language a name stands for, or null. */
-  static languageOf(name: string): "python" | "javascript" | null {
-    return ANALYSED[name.toLowerCase()] ?? null;
+  /**
+   * The analysed language a name stands for, or null. Resolved through the
+   * registry, so every alias that runs python or javascript (`nodejs`, or one
+   * added in config) is analysed: an alias must not be a way around block mode.
+   */
+  languageOf(name: string): "python" | "javascript" | null {
+    const canonical = this.registry.lookup(name)?.language ?? name;
+    return ANALYSED[canonical.toLowerCase()] ?? null;
   }
 
   /** The key's own mode wins over the server's. */
@@ -59,8 +74,8 @@ export class Analyzer {
   }
 
   /** Analyses source units (cells or one file). Throws UNSUPPORTED_LANGUAGE for other languages. */
-  async analyse(language: string, units: SourceUnit[]): Promise<AnalysisReport> {
-    const lang = Analyzer.languageOf(language);
+  async analyse(language: string, units: SourceUnit[], o: AnalyseOptions): Promise<AnalysisReport> {
+    const lang = this.languageOf(language);
     if (!lang)
       throw new WardenError(
         "UNSUPPORTED_LANGUAGE",
@@ -68,8 +83,12 @@ export class Analyzer {
       );
     const started = Date.now();
     let result: { findings: Finding[]; complete: boolean };
-    if (lang === "javascript") result = analyseJavaScript(units);
-    else result = await this.slot(() => this.python(units));
+    if (lang === "javascript")
+      result = analyseJavaScript(units, {
+        maxUnitBytes: this.config.maxCodeBytes,
+        maxTotalBytes: 4 * this.config.maxCodeBytes,
+      });
+    else result = await this.slot(o.userId, () => this.python(units));
     return {
       language: lang,
       findings: sortFindings(result.findings),
@@ -83,11 +102,11 @@ export class Analyzer {
     mode: PolicyMode,
     language: string,
     units: SourceUnit[],
-    force = false,
+    o: AnalyseOptions,
   ): Promise<PolicyVerdict> {
-    if ((mode === "off" && !force) || !Analyzer.languageOf(language))
+    if ((mode === "off" && !o.force) || !this.languageOf(language))
       return { mode, report: null, blocked: false };
-    const report = await this.analyse(language, units);
+    const report = await this.analyse(language, units, o);
     return { mode, report, blocked: isBlocked(mode, report) };
   }
 
@@ -110,22 +129,64 @@ export class Analyzer {
     });
   }
 
-  /** Runs `task` when fewer than maxConcurrentAnalyses are running; a long queue is SANDBOX_BUSY. */
-  private async slot<T>(task: () => Promise<T>): Promise<T> {
-    if (this.running >= this.config.policy.maxConcurrentAnalyses) {
+  /**
+   * Runs `task` when fewer than maxConcurrentAnalyses are running and the user
+   * has fewer than ANALYSES_RUNNING_PER_USER; otherwise it waits its turn. A
+   * long queue (overall or the user's) is SANDBOX_BUSY.
+   */
+  private async slot<T>(userId: string, task: () => Promise<T>): Promise<T> {
+    const user = this.users.get(userId) ?? { running: 0, waiting: 0 };
+    this.users.set(userId, user);
+    if (
+      this.running < this.config.policy.maxConcurrentAnalyses &&
+      user.running < ANALYSES_RUNNING_PER_USER
+    ) {
+      this.running++;
+      user.running++;
+    } else {
+      const busy = (message: string): WardenError => {
+        this.forget(userId);
+        return new WardenError("SANDBOX_BUSY", message, { details: { retryAfterSeconds: 1 } });
+      };
+      if (user.waiting >= ANALYSES_WAITING_PER_USER)
+        throw busy(
+          `analysis: at most ${ANALYSES_RUNNING_PER_USER} running and ${ANALYSES_WAITING_PER_USER} waiting analyses per user; retry later`,
+        );
       if (this.waiting.length >= MAX_WAITING)
-        throw new WardenError("SANDBOX_BUSY", "analysis: too many analyses waiting; retry later", {
-          details: { retryAfterSeconds: 1 },
-        });
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
-    } else this.running++;
+        throw busy(`analysis: ${MAX_WAITING} analyses already waiting; retry later`);
+      user.waiting++;
+      // start() (in dispatch) moves this one from waiting to running.
+      await new Promise<void>((start) => this.waiting.push({ userId, start }));
+    }
     try {
       return await task();
     } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.running--;
+      this.running--;
+      user.running--;
+      this.forget(userId);
+      this.dispatch();
     }
+  }
+
+  /** Starts waiting analyses, oldest first, skipping users already at their share. */
+  private dispatch(): void {
+    while (this.running < this.config.policy.maxConcurrentAnalyses) {
+      const index = this.waiting.findIndex(
+        (w) => (this.users.get(w.userId)?.running ?? 0) < ANALYSES_RUNNING_PER_USER,
+      );
+      if (index < 0) return;
+      const [next] = this.waiting.splice(index, 1);
+      const user = this.users.get(next!.userId)!;
+      user.waiting--;
+      user.running++;
+      this.running++;
+      next!.start();
+    }
+  }
+
+  private forget(userId: string): void {
+    const user = this.users.get(userId);
+    if (user && user.running === 0 && user.waiting === 0) this.users.delete(userId);
   }
 }
 

@@ -7,8 +7,8 @@ import type { CreateExecutionInput } from "../executions/request.js";
 import type { ExecutionService } from "../executions/service.js";
 import { blankResult, type ExecutionResult } from "../runtimes/execute.js";
 import type { PolicyMode } from "./findings.js";
-import { Analyzer, blockedMessage } from "./analyzer.js";
-import type { Finding } from "./findings.js";
+import { blockedMessage, type Analyzer } from "./analyzer.js";
+import type { Finding, SourceUnit } from "./findings.js";
 import { executionId } from "../util/ids.js";
 
 export interface PolicyOutcome {
@@ -23,24 +23,30 @@ export interface PolicyOutcome {
 export async function checkPolicy(
   analyzer: Analyzer,
   service: ExecutionService,
-  input: Pick<CreateExecutionInput, "language" | "code" | "files">,
+  input: Pick<CreateExecutionInput, "language" | "code" | "files" | "entrypoint">,
   actor: { key: { policy: PolicyMode | null } | null },
   userId: string,
 ): Promise<PolicyOutcome> {
   const mode = analyzer.modeFor(actor.key?.policy);
   const none: PolicyOutcome = { rejected: null, findings: null, audit: () => undefined };
-  if (mode === "off" || !Analyzer.languageOf(input.language)) return none;
+  if (mode === "off" || !analyzer.languageOf(input.language)) return none;
   // base64 files are decoded too: encoding a file must not be a way around block mode.
   const files = (input.files ?? []).map((f) => ({
     path: f.path,
     source: f.encoding === "base64" ? Buffer.from(f.content, "base64").toString("utf8") : f.content,
   }));
-  const units =
+  // The program (code, or the entry point: `entrypoint` or the first file) must parse to pass block mode.
+  const entry = input.entrypoint ?? files[0]?.path;
+  const units: SourceUnit[] =
     input.code !== undefined
-      ? [{ cell: 0, source: input.code }]
-      : files.map((f, i) => ({ cell: i, source: f.source }));
+      ? [{ cell: 0, source: input.code, kind: "program" }]
+      : files.map((f, i) => ({
+          cell: i,
+          source: f.source,
+          kind: f.path === entry ? "program" : "file",
+        }));
   if (units.length === 0) return none;
-  const verdict = await analyzer.check(mode, input.language, units);
+  const verdict = await analyzer.check(mode, input.language, units, { userId });
   const report = verdict.report!;
   // Findings name the file they are in; `cell` is for notebooks.
   const findings = report.findings.map((f) => ({

@@ -41,6 +41,14 @@ export type AnalysisReport = z.infer<typeof AnalysisReportSchema>;
 export interface SourceUnit {
   cell: number | null;
   source: string;
+  /**
+   * What the unit is, which decides how Python is read: a notebook `cell` may
+   * hold IPython lines (`!cmd`, `%magic`), set aside as the notebook runner
+   * does; a `program` (the code that runs) must parse, or block mode refuses
+   * it; a `file` (any other request file, maybe data) may fail to parse.
+   * @default "file"
+   */
+  kind?: "cell" | "program" | "file";
 }
 
 /** Findings in reading order: by cell, then line, then column. */

@@ -1,8 +1,10 @@
 /**
  * JavaScript analysis with acorn, in process. acorn is a pure parser (no code
- * runs), the input is bounded by the request limits, and a stack overflow on
- * deeply nested input is caught (RangeError) and reported, so parsing in
- * process is safe; the walk below is iterative for the same reason.
+ * runs), the input is capped here (per unit and in all: it runs on the event
+ * loop), a stack overflow on deeply nested input is caught (RangeError) and
+ * reported, and anything else a unit throws becomes an `analysis-failed`
+ * finding, so parsing in process is safe. The walk and the name resolution
+ * below are iterative and linear for the same reason.
  */
 import { parse, type Node, type Options } from "acorn";
 import { sortFindings, type Finding, type Severity, type SourceUnit } from "./findings.js";
@@ -30,6 +32,10 @@ const WRITE_FNS = new Set([
 ]);
 const SAFE_ROOTS = ["/workspace", "/tmp"];
 const MAX_FINDINGS = 500;
+/** Longest member chain read as a name (`a.b.c...`); longer ones are not names. */
+const MAX_CHAIN = 64;
+/** Most nodes `decodes` looks at under one eval argument: nested evals must stay linear. */
+const MAX_DECODE_SCAN = 10_000;
 
 const OPTIONS: Options = {
   ecmaVersion: "latest",
@@ -61,7 +67,11 @@ function* nodes(root: AnyNode): Generator<AnyNode> {
 
 function analyseUnit(unit: SourceUnit): Finding[] {
   const findings: Finding[] = [];
+  let high = 0;
   const add = (ruleId: string, severity: Severity, message: string, node: AnyNode): void => {
+    // Past the cap only high findings are kept: low ones must not crowd out what block mode refuses.
+    if (findings.length >= MAX_FINDINGS && (severity !== "high" || high >= MAX_FINDINGS)) return;
+    if (severity === "high") high++;
     const start = node.loc?.start ?? { line: 1, column: 0 };
     findings.push({
       ruleId,
@@ -112,16 +122,32 @@ function analyseUnit(unit: SourceUnit): Finding[] {
     (n.callee as AnyNode).name === "require"
       ? str((n.arguments as AnyNode[])[0])
       : null;
+  /**
+   * `a.b.c` as a dotted name, its root resolved through imports; `require("m").f`
+   * counts as `m.f`. Iterative and capped: a chain thousands of members long
+   * must neither recurse off the stack nor cost quadratic time (this runs on
+   * every member expression), so past MAX_CHAIN it is simply not a name.
+   */
   const nameOf = (n: AnyNode): string | null => {
-    if (n.type === "Identifier") return origin.get(n.name as string) ?? (n.name as string);
-    if (n.type === "MemberExpression" && !n.computed) {
-      const base = nameOf(n.object as AnyNode);
-      return base ? `${base}.${(n.property as AnyNode).name as string}` : null;
+    const parts: string[] = [];
+    let node = n;
+    while (node.type === "MemberExpression") {
+      if (node.computed || parts.length >= MAX_CHAIN) return null;
+      parts.push((node.property as AnyNode).name as string);
+      node = node.object as AnyNode;
     }
-    return null;
+    let root: string | null = null;
+    if (node.type === "Identifier") root = origin.get(node.name as string) ?? (node.name as string);
+    else {
+      const mod = requireOf(node);
+      if (mod) root = moduleName(mod);
+    }
+    return root === null ? null : [root, ...parts.reverse()].join(".");
   };
   const decodes = (n: AnyNode): boolean => {
+    let budget = MAX_DECODE_SCAN;
     for (const sub of nodes(n)) {
+      if (--budget < 0) return false;
       if (sub.type !== "CallExpression") continue;
       const name = nameOf(sub.callee as AnyNode) ?? "";
       const args = sub.arguments as AnyNode[];
@@ -150,7 +176,6 @@ function analyseUnit(unit: SourceUnit): Finding[] {
     }
   }
   for (const node of all) {
-    if (findings.length >= MAX_FINDINGS) break;
     if (node.type === "ImportExpression" && !str(node.source))
       add("dynamic-import", "medium", "import() of a module chosen at run time", node);
     if (node.type === "MemberExpression") {
@@ -204,8 +229,53 @@ function analyseUnit(unit: SourceUnit): Finding[] {
   return findings;
 }
 
-/** Findings for each unit; never throws on hostile input. */
-export function analyseJavaScript(units: SourceUnit[]): { findings: Finding[]; complete: boolean } {
-  const findings = sortFindings(units.flatMap((unit) => analyseUnit(unit))).slice(0, MAX_FINDINGS);
+export interface JavaScriptAnalysisOptions {
+  /** Largest unit analysed (bytes); a larger one is an `analysis-failed` finding. @default 1 MiB */
+  maxUnitBytes?: number;
+  /** Most bytes analysed over all units; the units past it are `analysis-failed`. @default 4 MiB */
+  maxTotalBytes?: number;
+}
+
+const failed = (unit: SourceUnit, message: string): Finding => ({
+  ruleId: "analysis-failed",
+  severity: "high",
+  message,
+  line: 1,
+  column: 1,
+  cell: unit.cell,
+});
+
+/**
+ * Findings for each unit; never throws on hostile input. Analysis runs in
+ * Warden's own process (on the event loop), so its input is capped: what is
+ * past a cap is reported as not analysed (high, so block mode fails closed)
+ * rather than parsed.
+ */
+export function analyseJavaScript(
+  units: SourceUnit[],
+  o: JavaScriptAnalysisOptions = {},
+): { findings: Finding[]; complete: boolean } {
+  const maxUnit = o.maxUnitBytes ?? 1 << 20;
+  const maxTotal = o.maxTotalBytes ?? 4 << 20;
+  let total = 0;
+  const all: Finding[] = [];
+  for (const unit of units) {
+    const size = Buffer.byteLength(unit.source);
+    total += size;
+    if (size > maxUnit)
+      all.push(failed(unit, `${size} bytes: too large to analyse (at most ${maxUnit} per unit)`));
+    else if (total > maxTotal)
+      all.push(failed(unit, `not analysed: the code exceeds ${maxTotal} bytes analysed in all`));
+    else
+      try {
+        all.push(...analyseUnit(unit));
+      } catch (error) {
+        // A bug or a limit the walk did not foresee costs this unit its analysis, never a 500.
+        all.push(failed(unit, `could not be analysed (${(error as Error).name})`));
+      }
+  }
+  // High findings survive the cap first: many low ones must not crowd out what block mode needs.
+  const rank = (f: Finding): number => (f.severity === "high" ? 0 : 1);
+  const findings = sortFindings([...all].sort((a, b) => rank(a) - rank(b)).slice(0, MAX_FINDINGS));
   return { findings, complete: !findings.some((f) => f.ruleId === "analysis-failed") };
 }

@@ -134,6 +134,7 @@ export function createKey(
   scopes: string,
   user?: string,
   allowNet?: string[],
+  policy?: "off" | "audit" | "block",
 ): Promise<string> {
   return new Promise((resolve, reject) => {
     const args = [
@@ -147,6 +148,7 @@ export function createKey(
     ];
     if (user) args.push("--user", user);
     if (allowNet) args.push("--allow-net", allowNet.join(","));
+    if (policy) args.push("--policy", policy);
     const child = spawn(process.execPath, args, {
       env: { ...process.env, WARDEN_DATA_DIR: server.dataDir, WARDEN_CONFIG: server.configFile },
       stdio: ["ignore", "pipe", "pipe"],

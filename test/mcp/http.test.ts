@@ -33,7 +33,7 @@ async function connect(token: string): Promise<Client> {
 }
 
 beforeAll(async () => {
-  server = await startServer({ config: { maxSessionsPerUser: 2 } });
+  server = await startServer({ config: { maxSessionsPerUser: 2, maxStdinBytes: 1024 } });
   ann = await createKey(server, "ann-agent", "execute,sessions", "ann");
   carl = await createKey(server, "carl-exec", "execute", "carl");
 });
@@ -146,6 +146,47 @@ describe("MCP over streamable HTTP (/mcp)", () => {
     );
     expect(text(other)).toMatch(/^NOT_FOUND: /);
     for (const id of ids) await call(annClient, "destroy_sandbox", { sandbox_id: id });
+  });
+
+  it("applies the key's static-analysis policy to run_code, as POST /v1/executions does", async () => {
+    const client = await connect(
+      await createKey(server, "dee-block", "execute", "dee", undefined, "block"),
+    );
+    // `nodejs` is an alias of javascript: aliases are no way around block mode.
+    const refused = await call(client, "run_code", {
+      language: "nodejs",
+      code: "require('child_process').execSync('id')",
+    });
+    expect(refused.isError).toBe(true);
+    expect(text(refused)).toMatch(/MALICIOUS_CODE: refused by policy/);
+    expect(text(refused)).toMatch(/process-exec/);
+    expect(refused.structuredContent).toMatchObject({
+      status: "rejected",
+      error: { code: "MALICIOUS_CODE" },
+      findings: expect.arrayContaining([
+        expect.objectContaining({ ruleId: "process-exec", severity: "high" }),
+      ]),
+    });
+    expect(server.count("executions", "user_id = 'dee'")).toBe(0);
+    expect(server.count("events", "user_id = 'dee' AND event = 'rejected'")).toBe(1);
+
+    const clean = await call(client, "run_code", { language: "python", code: "print(6 * 7)" });
+    expect(clean.isError).toBeFalsy();
+    expect(clean.structuredContent).toMatchObject({ stdout: "42\n", findings: [] });
+  });
+
+  it("refuses run_code stdin past maxStdinBytes, naming the limit", async () => {
+    const client = await connect(carl);
+    const answer = await call(client, "run_code", {
+      language: "python",
+      code: "print(1)",
+      stdin: "x".repeat(2048),
+    }).catch((error: unknown) => ({
+      isError: true,
+      content: [{ type: "text", text: String(error) }],
+    }));
+    expect(answer.isError).toBe(true);
+    expect(text(answer)).toMatch(/stdin: must be at most 1024 bytes \(maxStdinBytes\)/);
   });
 
   it("kills a run whose client cancels it", async () => {

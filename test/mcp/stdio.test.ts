@@ -65,6 +65,24 @@ describe("warden mcp (stdio)", () => {
     await runsCodeOnce(main.client);
   });
 
+  it("applies the server's policy mode to run_code (python's __import__ resolved)", async () => {
+    const blocked = await connect({ WARDEN_POLICY_MODE: "block" }); // a private data dir
+    try {
+      const refused = await call(blocked.client, "run_code", {
+        language: "python",
+        code: "__import__('os').system('id')",
+      });
+      expect(refused.isError).toBe(true);
+      expect(refused.structuredContent).toMatchObject({
+        status: "rejected",
+        error: { code: "MALICIOUS_CODE" },
+        findings: expect.arrayContaining([expect.objectContaining({ ruleId: "process-exec" })]),
+      });
+    } finally {
+      await blocked.client.close();
+    }
+  });
+
   it("drives a sandbox through every sandbox tool (a matplotlib plot comes back as an image)", async () => {
     await drivesASandbox(main.client, null);
   });

@@ -4,6 +4,7 @@
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { Analyzer } from "../../src/policy/analyzer.js";
+import type { SourceUnit } from "../../src/policy/findings.js";
 import { config, registry, testHost } from "../helpers/sandbox.js";
 
 let analyzer: Analyzer;
@@ -12,7 +13,15 @@ beforeAll(async () => {
 });
 
 const rules = async (source: string): Promise<string[]> =>
-  (await analyzer.analyse("python", [{ cell: null, source }])).findings.map((f) => f.ruleId);
+  (await analyzer.analyse("python", [{ cell: null, source }], { userId: "u" })).findings.map(
+    (f) => f.ruleId,
+  );
+
+/** Findings of a notebook cell (IPython lines set aside) as `ruleId severity`. */
+const cell = async (source: string, kind: SourceUnit["kind"] = "cell"): Promise<string[]> =>
+  (await analyzer.analyse("python", [{ cell: 0, source, kind }], { userId: "u" })).findings.map(
+    (f) => `${f.ruleId} ${f.severity}`,
+  );
 
 describe("python analysis (ast, in a sandbox)", () => {
   it("finds each dangerous pattern with its line and column", async () => {
@@ -34,7 +43,7 @@ describe("python analysis (ast, in a sandbox)", () => {
       "open('/workspace/ok.txt', 'w')",
       "import pty; pty.spawn('/bin/sh')",
     ].join("\n");
-    const report = await analyzer.analyse("python", [{ cell: 4, source }]);
+    const report = await analyzer.analyse("python", [{ cell: 4, source }], { userId: "u" });
     const found = report.findings.map((f) => `${f.line}:${f.ruleId}`);
     for (const expected of [
       "2:process-import",
@@ -75,13 +84,64 @@ describe("python analysis (ast, in a sandbox)", () => {
     ).toContain("obfuscated-exec");
   });
 
-  it("reports IPython shell lines and magics, and still analyses the rest", async () => {
-    expect(await rules("!rm -rf /workspace\n%pip install x\nimport os\nos.system('x')")).toEqual([
-      "ipython-shell",
-      "ipython-magic",
-      "process-exec",
+  it("reports IPython shell lines and magics in notebook cells, and still analyses the rest", async () => {
+    expect(await cell("!rm -rf /workspace\n%pip install x\nimport os\nos.system('x')")).toEqual([
+      "ipython-shell medium",
+      "ipython-magic low",
+      "process-exec high",
     ]);
-    expect(await rules("%%bash\nls")).toEqual(["ipython-shell"]);
+    expect(await cell("%%bash\nls")).toEqual(["ipython-shell medium"]);
+    // `% name` (a space after %) is a magic for the runner too (line-scanner.ts).
+    expect(await cell("% pip install x\nx = 1")).toEqual(["ipython-magic low"]);
+  });
+
+  it("reads a % or ! line inside brackets, strings or continuations as the Python it is", async () => {
+    // Python runs these as a modulo: blanking the line would hide os.system.
+    expect(await cell('import os\nx = (1\n%os.system("echo pwned"))')).toContain(
+      "process-exec high",
+    );
+    expect(await cell('import os\nx = 1 \\\n%os.system("echo pwned")')).toContain(
+      "process-exec high",
+    );
+    expect(await cell('s = """\n!ls\n"""\nprint(s)')).toEqual([]);
+    expect(await cell("x = (1\n!= 2)")).toEqual([]);
+    // Outside notebooks there is no IPython: the same line is analysed as code.
+    expect(await cell('import os\nx = (1\n%os.system("id"))', "program")).toContain(
+      "process-exec high",
+    );
+  });
+
+  it("fails closed on a syntax error that only setting IPython lines aside produced, or in the program", async () => {
+    expect(await cell("x = (1,\n2)\n!ls\ndef f(:\n  pass")).toContain("syntax-error high");
+    expect(await cell("def f(:\n  pass")).toEqual(["syntax-error low"]);
+    expect(await cell("def f(:\n  pass", "program")).toEqual(["syntax-error high"]);
+    expect(await cell("a,b\n1,2", "file")).toEqual([]);
+    expect(await cell("not python at all", "file")).toEqual(["syntax-error low"]);
+  });
+
+  it("analyses every cell however many low findings come first", async () => {
+    const report = await analyzer.analyse(
+      "python",
+      [
+        { cell: 0, source: "import pickle\n".repeat(600), kind: "cell" },
+        { cell: 1, source: "import os\nos.system('id')", kind: "cell" },
+      ],
+      { userId: "u" },
+    );
+    expect(report.findings).toContainEqual(
+      expect.objectContaining({ ruleId: "process-exec", severity: "high", cell: 1 }),
+    );
+  });
+
+  it("resolves modules imported by a call to their functions", async () => {
+    expect(await rules("__import__('os').system('id')")).toContain("process-exec");
+    expect(await rules("import importlib\nimportlib.import_module('os').system('id')")).toContain(
+      "process-exec",
+    );
+    expect(await rules("__import__('os.path').system('id')")).toContain("process-exec");
+    expect(new Set(await rules("__import__('subprocess').run(['id'])"))).toEqual(
+      new Set(["process-import", "dynamic-import", "process-exec"]),
+    );
   });
 
   it("keeps clean code clean and reports a syntax error as low", async () => {
@@ -92,13 +152,17 @@ describe("python analysis (ast, in a sandbox)", () => {
   });
 
   it("bounds hostile input: deep nesting, a parser-exhausting expression, a huge literal", async () => {
-    const nested = await analyzer.analyse("python", [{ cell: null, source: "(".repeat(100_000) }]);
+    const nested = await analyzer.analyse("python", [{ cell: null, source: "(".repeat(100_000) }], {
+      userId: "u",
+    });
     expect(nested.findings.map((f) => f.ruleId)).toEqual(["syntax-error"]);
 
     const started = Date.now();
-    const unary = await analyzer.analyse("python", [
-      { cell: null, source: `x = ${"-".repeat(1_000_000)}1` },
-    ]);
+    const unary = await analyzer.analyse(
+      "python",
+      [{ cell: null, source: `x = ${"-".repeat(1_000_000)}1` }],
+      { userId: "u" },
+    );
     expect(unary.complete).toBe(false);
     expect(unary.findings[0]).toMatchObject({ ruleId: "analysis-failed", severity: "high" });
 
@@ -108,9 +172,11 @@ describe("python analysis (ast, in a sandbox)", () => {
       await testHost(),
       registry,
     );
-    const huge = await small.analyse("python", [
-      { cell: null, source: `x = [${"1,".repeat(2_000_000)}]` },
-    ]);
+    const huge = await small.analyse(
+      "python",
+      [{ cell: null, source: `x = [${"1,".repeat(2_000_000)}]` }],
+      { userId: "u" },
+    );
     expect(huge.complete).toBe(false);
     expect(huge.findings[0]?.message).toMatch(/memory_limit|too large|analyse/);
     // Bounded by the analysis sandboxes' own limits (10 s each), not the host.

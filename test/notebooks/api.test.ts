@@ -269,6 +269,29 @@ describe("policy modes", () => {
     expect(off).not.toHaveProperty("findings");
   });
 
+  it("block: a % line inside brackets is Python, analysed and refused (notebook and execution)", async () => {
+    const hidden = "import os\nx = (1\n%os.system('echo pwned'))";
+    const notebook = await server.request("POST", "/v1/notebooks", {
+      token: blockKey,
+      body: { notebook: nb([hidden]) },
+    });
+    expect(notebook.status).toBe(422);
+    expect(((await notebook.json()) as Run).summary.findings).toContainEqual(
+      expect.objectContaining({ ruleId: "process-exec", cell: 0, line: 3 }),
+    );
+    const execution = await server.request("POST", "/v1/executions", {
+      token: blockKey,
+      body: { language: "python", code: hidden },
+    });
+    expect(execution.status).toBe(422);
+    // `nodejs` is an alias of javascript, and require("m").f is m.f.
+    const js = await server.request("POST", "/v1/executions", {
+      token: blockKey,
+      body: { language: "nodejs", code: "require('child_process').execSync('id')" },
+    });
+    expect(js.status).toBe(422);
+  });
+
   it("POST /v1/analyze finds base64-obfuscated exec", async () => {
     const res = await server.request("POST", "/v1/analyze", {
       body: {

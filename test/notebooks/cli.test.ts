@@ -29,6 +29,34 @@ describe("warden analyze", () => {
     const json = warden("analyze", "--json", join(root, "test/fixtures/notebooks/wordcount.ipynb"));
     expect(JSON.parse(json.stdout)).toMatchObject({ language: "python", complete: true });
   });
+
+  it("reads a notebook's language as the service does (language_info.name too)", () => {
+    const notebook = join(dir, "node.ipynb");
+    writeFileSync(
+      notebook,
+      JSON.stringify({
+        nbformat: 4,
+        nbformat_minor: 5,
+        metadata: { language_info: { name: "nodejs" } },
+        cells: [
+          {
+            cell_type: "code",
+            id: "a",
+            metadata: {},
+            source: "require('child_process').execSync('id')",
+            outputs: [],
+            execution_count: null,
+          },
+        ],
+      }),
+    );
+    const r = warden("analyze", "--json", notebook);
+    expect(r.status).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      language: "javascript",
+      findings: expect.arrayContaining([expect.objectContaining({ ruleId: "process-exec" })]),
+    });
+  });
 });
 
 describe("warden notebook run", () => {

@@ -104,5 +104,29 @@ describe("cell segments", () => {
     expect(segments("%%bash\necho hi\n")).toEqual([{ kind: "shell", command: "echo hi\n" }]);
     expect(segments("%%timeit\nx")).toEqual([{ kind: "unsupported", magic: "%%timeit" }]);
     expect(segments("%system uname")).toEqual([{ kind: "shell", command: "uname" }]);
+    // `% name` is a magic as native/analyze.py reads it too.
+    expect(segments("% system uname")).toEqual([{ kind: "shell", command: "uname" }]);
+  });
+
+  it("takes % and ! lines out only at the start of a statement, as the analyser does", () => {
+    // Inside brackets, a continuation or a string these lines are Python (a modulo, a !=, text).
+    const modulo = 'x = (1\n%os.system("echo pwned"))';
+    expect(segments(modulo)).toEqual([{ kind: "code", code: modulo }]);
+    const continued = 'x = 1 \\\n%os.system("echo pwned")';
+    expect(segments(continued)).toEqual([{ kind: "code", code: continued }]);
+    const text = 's = """\n!ls\n%pip x\n"""';
+    expect(segments(text)).toEqual([{ kind: "code", code: text }]);
+    const compare = "y = (1\n!= 2)";
+    expect(segments(compare)).toEqual([{ kind: "code", code: compare }]);
+    const quoted = "s = 'a\\\n(b'\n!ls";
+    expect(segments(quoted)).toEqual([
+      { kind: "code", code: "s = 'a\\\n(b'" },
+      { kind: "shell", command: "ls" },
+    ]);
+    // A comment does not open a bracket; after the brackets close, magics count again.
+    expect(segments("f(1,  # (\n2)\n!ls")).toEqual([
+      { kind: "code", code: "f(1,  # (\n2)" },
+      { kind: "shell", command: "ls" },
+    ]);
   });
 });

@@ -11,6 +11,7 @@ import type { Logger } from "../../audit/logger.js";
 import type { Config } from "../../config/schema.js";
 import { WardenError } from "../../errors.js";
 import type { ExecutionService } from "../../executions/service.js";
+import type { Analyzer } from "../../policy/analyzer.js";
 import { createMcpServer } from "../../mcp/server.js";
 import type { RuntimeRegistry } from "../../runtimes/registry.js";
 import type { SessionManager } from "../../sessions/manager.js";
@@ -21,6 +22,7 @@ export interface McpRoutesOptions {
   registry: RuntimeRegistry;
   config: Config;
   logger: Logger;
+  analyzer: Analyzer;
 }
 
 const LOOPBACK_NAMES = ["localhost", "127.0.0.1", "[::1]"];
@@ -97,6 +99,9 @@ export const mcpRoutes: FastifyPluginAsync<McpRoutesOptions> = async (app, o) =>
         registry: o.registry,
         config: o.config,
         logger: o.logger,
+        analyzer: o.analyzer,
+        // The key's own static-analysis mode, exactly as POST /v1/executions applies it.
+        policy: actor.key?.policy,
         userId: actor.userId,
         scopes: actor.key?.scopes ?? [],
         keyId: actor.key?.id,

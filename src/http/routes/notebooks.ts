@@ -214,6 +214,8 @@ export const notebookRoutes: FastifyPluginAsyncZod<NotebookRoutesOptions> = asyn
       },
     },
     async (request) =>
-      analyzer.analyse(request.body.language, [{ cell: null, source: request.body.code }]),
+      analyzer.analyse(request.body.language, [{ cell: null, source: request.body.code }], {
+        userId: request.actor!.userId,
+      }),
   );
 };
