@@ -126,7 +126,7 @@ export const ServerConfigSchema = z
       .array(z.string())
       .default([])
       .describe(
-        "Host header values /mcp accepts besides the listen address and localhost (DNS-rebinding protection), e.g. warden.example.com:443.",
+        "Host header values /mcp accepts besides the listen address and localhost (DNS-rebinding protection), e.g. warden.example.com (default ports :80/:443 need not be named).",
       ),
     publicUrl: z
       .url()

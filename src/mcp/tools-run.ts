@@ -44,14 +44,7 @@ export function runTools(o: McpServerOptions): ToolDefinition[] {
       output: RuntimesOutput,
       annotations: { readOnlyHint: true, idempotentHint: true, openWorldHint: false },
       async run() {
-        const runtimes = (await o.registry.list())
-          .filter((r) => r.available)
-          .map((r) => ({
-            language: r.language,
-            aliases: r.aliases,
-            extensions: r.extensions,
-            version: r.version,
-          }));
+        const runtimes = await o.registry.available();
         const sandboxLanguages = SANDBOX_LANGUAGES.filter((l) =>
           runtimes.some((r) => r.language === l),
         );

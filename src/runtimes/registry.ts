@@ -179,6 +179,20 @@ export class RuntimeRegistry {
 
   private listed: Promise<RuntimeInfo[]> | undefined;
 
+  /** The languages runnable here, as clients see them (no host paths, no tools). */
+  async available(): Promise<
+    Pick<RuntimeInfo, "language" | "aliases" | "extensions" | "version">[]
+  > {
+    return (await this.list())
+      .filter((r) => r.available)
+      .map(({ language, aliases, extensions, version }) => ({
+        language,
+        aliases,
+        extensions,
+        version,
+      }));
+  }
+
   /**
    * Every known runtime with availability and version, for `doctor` and
    * `GET /v1/runtimes`. Detected once per process: install a runtime, restart.

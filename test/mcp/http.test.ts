@@ -33,7 +33,13 @@ async function connect(token: string): Promise<Client> {
 }
 
 beforeAll(async () => {
-  server = await startServer({ config: { maxSessionsPerUser: 2, maxStdinBytes: 1024 } });
+  server = await startServer({
+    config: {
+      maxSessionsPerUser: 2,
+      maxStdinBytes: 1024,
+      server: { allowedHosts: ["Warden.Example.com:443"] },
+    },
+  });
   ann = await createKey(server, "ann-agent", "execute,sessions", "ann");
   carl = await createKey(server, "carl-exec", "execute", "carl");
 });
@@ -109,6 +115,11 @@ describe("MCP over streamable HTTP (/mcp)", () => {
     expect((await post({ ...bearer, host: `localhost:${new URL(server.url).port}` })).status).toBe(
       200,
     );
+    // A configured public name, as a client behind TLS sends it (default port left out).
+    expect(
+      (await post({ ...bearer, host: "warden.example.com", origin: "https://warden.example.com" }))
+        .status,
+    ).toBe(200);
     expect((await server.request("GET", "/mcp", { token: ann })).status).toBe(405);
     expect(server.count("events", "event = 'forbidden'")).toBeGreaterThanOrEqual(4);
   });

@@ -267,14 +267,6 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
         response: { 200: z.array(RuntimeSchema), ...errors },
       },
     },
-    async () =>
-      (await registry.list())
-        .filter((r) => r.available)
-        .map((r) => ({
-          language: r.language,
-          aliases: r.aliases,
-          extensions: r.extensions,
-          version: r.version,
-        })),
+    async () => registry.available(),
   );
 };

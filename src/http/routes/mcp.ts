@@ -46,16 +46,21 @@ export const mcpRoutes: FastifyPluginAsync<McpRoutesOptions> = async (app, o) =>
   const inFlight = new Map<string, Set<() => void>>();
   const callKey = (owner: string, id: unknown): string => `${owner} ${JSON.stringify(id)}`;
 
+  /** Hosts compare without case and without a default port (clients leave :443 and :80 out). */
+  const normalHost = (host: string): string => host.toLowerCase().replace(/:(80|443)$/, "");
+
   /** Host header values we answer to: the listen address and loopback names on our port, plus configured ones. */
   const allowedHosts = (): Set<string> => {
     const port = (app.server.address() as AddressInfo | null)?.port ?? o.config.server.port;
     const listen = o.config.server.host.includes(":")
       ? `[${o.config.server.host}]`
       : o.config.server.host;
-    return new Set([
-      ...[...LOOPBACK_NAMES, listen].map((name) => `${name}:${port}`),
-      ...o.config.server.allowedHosts,
-    ]);
+    return new Set(
+      [
+        ...[...LOOPBACK_NAMES, listen].map((name) => `${name}:${port}`),
+        ...o.config.server.allowedHosts,
+      ].map(normalHost),
+    );
   };
 
   /**
@@ -68,10 +73,11 @@ export const mcpRoutes: FastifyPluginAsync<McpRoutesOptions> = async (app, o) =>
     const host = request.headers.host ?? "";
     const origin = request.headers.origin;
     let why: string | null = null;
-    if (!hosts.has(host)) why = `Host ${JSON.stringify(host)} is not this server`;
+    if (!hosts.has(normalHost(host))) why = `Host ${JSON.stringify(host)} is not this server`;
     else if (origin !== undefined && !o.config.server.corsOrigins.includes(origin)) {
       const originHost = URL.canParse(origin) ? new URL(origin).host : "";
-      if (!hosts.has(originHost)) why = `Origin ${JSON.stringify(origin)} is not allowed`;
+      if (!hosts.has(normalHost(originHost)))
+        why = `Origin ${JSON.stringify(origin)} is not allowed`;
     }
     if (why === null) return;
     o.service.audit({
