@@ -3,7 +3,10 @@
  * Client with a bearer key; refusals of missing and wrong keys, forged Host
  * and Origin; sandboxes as the key's user's ordinary sessions.
  */
-import { request as httpRequest } from "node:http";
+import { spawn } from "node:child_process";
+import { createServer, request as httpRequest } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -225,4 +228,71 @@ describe("MCP over streamable HTTP (/mcp)", () => {
       async () => server.count("executions", "user_id = 'ann' AND status = 'killed'") === 1,
     );
   });
+
+  it("lists and calls tools from the MCP Inspector CLI over HTTP, behind a gateway that adds the key", async () => {
+    // Inspector 0.15 (the last for Node 20) cannot send headers; a gateway in front
+    // adding the key is also how a team would put a header-less client on Warden.
+    const target = new URL(server.url);
+    const gateway = createServer((req, res) => {
+      const up = httpRequest(
+        {
+          host: target.hostname,
+          port: target.port,
+          method: req.method,
+          path: req.url,
+          headers: { ...req.headers, host: target.host, authorization: `Bearer ${ann}` },
+        },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        },
+      );
+      up.on("error", () => res.destroy());
+      req.pipe(up);
+    });
+    await new Promise<void>((resolve) => gateway.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(gateway.address() as AddressInfo).port}/mcp`;
+    const inspector = join(
+      import.meta.dirname,
+      "..",
+      "..",
+      "node_modules",
+      ".bin",
+      "mcp-inspector",
+    );
+    const run = (args: string[]): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const child = spawn(inspector, ["--cli", url, "--transport", "http", ...args], {
+          stdio: ["ignore", "pipe", "pipe"],
+        });
+        let out = "";
+        let err = "";
+        child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+        child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+        child.on("close", (code) =>
+          code === 0 ? resolve(out) : reject(new Error(`inspector exited ${code}: ${err}`)),
+        );
+      });
+    try {
+      const listed = JSON.parse(await run(["--method", "tools/list"])) as {
+        tools: { name: string }[];
+      };
+      expect(listed.tools.map((t) => t.name)).toContain("exec_command");
+      const called = JSON.parse(
+        await run([
+          "--method",
+          "tools/call",
+          "--tool-name",
+          "run_code",
+          "--tool-arg",
+          "language=python",
+          "--tool-arg",
+          "code=print(6 * 7)",
+        ]),
+      ) as { structuredContent: { stdout: string } };
+      expect(called.structuredContent.stdout).toBe("42\n");
+    } finally {
+      await new Promise((resolve) => gateway.close(resolve));
+    }
+  }, 60_000);
 });
