@@ -216,16 +216,11 @@ function exec(req) {
 
 /** Artifacts: files under /workspace/output changed since `since`, read without following links. */
 function collect(req) {
-  let count = 0;
-  const files = {
-    get length() {
-      return count;
-    },
-    // One message per file: a large file is one long line, not part of a larger one.
-    push: (file) => {
-      count++;
-      send({ id: req.id, type: "artifact", ...file });
-    },
+  let found = 0;
+  // One message per file: a large file is one long line, not part of a larger one.
+  const report = (file) => {
+    found++;
+    send({ id: req.id, type: "artifact", ...file });
   };
   let read = 0;
   let budget = req.maxTotal;
@@ -237,7 +232,7 @@ function collect(req) {
       return;
     }
     for (const entry of names) {
-      if (files.length >= 1000) return;
+      if (found >= 1000) return;
       const full = path.join(dir, entry);
       const name = prefix ? `${prefix}/${entry}` : entry;
       let st;
@@ -253,11 +248,11 @@ function collect(req) {
       if (st.mtimeMs < req.since) continue;
       if (!st.isFile()) {
         const what = st.isSymbolicLink() ? "a symbolic link" : "not a regular file";
-        files.push({ name, size: 0, problem: `${what}: only regular files are collected` });
+        report({ name, size: 0, problem: `${what}: only regular files are collected` });
         continue;
       }
       if (st.size > req.maxBytes || read >= req.maxCount || st.size > budget) {
-        files.push({ name, size: st.size });
+        report({ name, size: st.size });
         continue;
       }
       let fd;
@@ -266,9 +261,9 @@ function collect(req) {
         const content = fs.readFileSync(fd);
         read++;
         budget -= content.length;
-        files.push({ name, size: content.length, content: content.toString("base64") });
+        report({ name, size: content.length, content: content.toString("base64") });
       } catch (e) {
-        files.push({ name, size: st.size, problem: `could not be read: ${e.code || e.message}` });
+        report({ name, size: st.size, problem: `could not be read: ${e.code || e.message}` });
       } finally {
         if (fd !== undefined) fs.closeSync(fd);
       }
