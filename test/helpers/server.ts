@@ -3,6 +3,7 @@
  * its own, for tests that exercise the service as a client would.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { request as httpRequest } from "node:http";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -168,4 +169,37 @@ export async function eventually(check: () => Promise<boolean>, timeoutMs = 15_0
     if (Date.now() > deadline) throw new Error("condition not met in time");
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * Declares a huge body and sends only its first 64 KiB: the server must refuse
+ * on the declared length, without reading it. Resolves with the status.
+ */
+export function declaredUpload(
+  server: TestServer,
+  method: string,
+  path: string,
+  token: string,
+  bytes: number,
+  contentType = "application/octet-stream",
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(`${server.url}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        "content-type": contentType,
+        "content-length": bytes,
+      },
+    });
+    req.on("response", (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+      req.destroy();
+    });
+    req.on("error", (e: NodeJS.ErrnoException) =>
+      e.code === "EPIPE" || e.code === "ECONNRESET" ? undefined : reject(e),
+    );
+    req.write(Buffer.alloc(64 * 1024));
+  });
 }

@@ -2,6 +2,8 @@
  * Drives every Warden MCP tool through the SDK's own Client, the same way
  * over stdio and HTTP; the transport-specific checks live in the test files.
  */
+import { spawn } from "node:child_process";
+import { join } from "node:path";
 import { readFileSync } from "node:fs";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { expect } from "vitest";
@@ -270,4 +272,42 @@ export async function keepsFilesInside(client: Client): Promise<void> {
   });
   expect(writeOut.isError).toBe(true);
   await call(client, "destroy_sandbox", { sandbox_id: id });
+}
+
+/** Runs the MCP Inspector's CLI mode against `target` (a command line or a URL); resolves with its stdout. */
+export function runInspector(target: string[], args: string[]): Promise<string> {
+  const inspector = join(import.meta.dirname, "..", "..", "node_modules", ".bin", "mcp-inspector");
+  return new Promise((resolve, reject) => {
+    const child = spawn(inspector, ["--cli", ...target, ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    child.on("close", (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`inspector exited ${code}: ${err}`)),
+    );
+  });
+}
+
+/** tools/list, then run_code printing 42, through the Inspector. */
+export async function inspectorListsAndCalls(target: string[]): Promise<void> {
+  const listed = JSON.parse(await runInspector(target, ["--method", "tools/list"])) as {
+    tools: { name: string }[];
+  };
+  expect(listed.tools.map((t) => t.name)).toContain("run_in_sandbox");
+  const called = JSON.parse(
+    await runInspector(target, [
+      "--method",
+      "tools/call",
+      "--tool-name",
+      "run_code",
+      "--tool-arg",
+      "language=python",
+      "--tool-arg",
+      "code=print(6 * 7)",
+    ]),
+  ) as { structuredContent: { stdout: string } };
+  expect(called.structuredContent.stdout).toBe("42\n");
 }

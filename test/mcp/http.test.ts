@@ -3,10 +3,8 @@
  * Client with a bearer key; refusals of missing and wrong keys, forged Host
  * and Origin; sandboxes as the key's user's ordinary sessions.
  */
-import { spawn } from "node:child_process";
 import { createServer, request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
-import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,6 +12,7 @@ import { createKey, eventually, startServer, type TestServer } from "../helpers/
 import {
   call,
   drivesASandbox,
+  inspectorListsAndCalls,
   keepsFilesInside,
   listsEveryTool,
   runsCodeOnce,
@@ -252,45 +251,8 @@ describe("MCP over streamable HTTP (/mcp)", () => {
     });
     await new Promise<void>((resolve) => gateway.listen(0, "127.0.0.1", resolve));
     const url = `http://127.0.0.1:${(gateway.address() as AddressInfo).port}/mcp`;
-    const inspector = join(
-      import.meta.dirname,
-      "..",
-      "..",
-      "node_modules",
-      ".bin",
-      "mcp-inspector",
-    );
-    const run = (args: string[]): Promise<string> =>
-      new Promise((resolve, reject) => {
-        const child = spawn(inspector, ["--cli", url, "--transport", "http", ...args], {
-          stdio: ["ignore", "pipe", "pipe"],
-        });
-        let out = "";
-        let err = "";
-        child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-        child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-        child.on("close", (code) =>
-          code === 0 ? resolve(out) : reject(new Error(`inspector exited ${code}: ${err}`)),
-        );
-      });
     try {
-      const listed = JSON.parse(await run(["--method", "tools/list"])) as {
-        tools: { name: string }[];
-      };
-      expect(listed.tools.map((t) => t.name)).toContain("exec_command");
-      const called = JSON.parse(
-        await run([
-          "--method",
-          "tools/call",
-          "--tool-name",
-          "run_code",
-          "--tool-arg",
-          "language=python",
-          "--tool-arg",
-          "code=print(6 * 7)",
-        ]),
-      ) as { structuredContent: { stdout: string } };
-      expect(called.structuredContent.stdout).toBe("42\n");
+      await inspectorListsAndCalls([url, "--transport", "http"]);
     } finally {
       await new Promise((resolve) => gateway.close(resolve));
     }

@@ -2,7 +2,7 @@
  * `warden mcp` as a real MCP client starts it: the SDK's Client over stdio,
  * and the MCP Inspector's CLI mode. When the client goes, its sandboxes go.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,7 +13,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { processStartTicks } from "../../src/sandbox/owner.js";
 import { cgroupDirsOf, processesOfUid, testHost } from "../helpers/sandbox.js";
 import { eventually } from "../helpers/server.js";
-import { call, drivesASandbox, keepsFilesInside, listsEveryTool, runsCodeOnce } from "./drive.js";
+import {
+  call,
+  drivesASandbox,
+  inspectorListsAndCalls,
+  keepsFilesInside,
+  listsEveryTool,
+  runsCodeOnce,
+} from "./drive.js";
 
 const root = join(import.meta.dirname, "..", "..");
 const bin = join(root, "bin", "warden.js");
@@ -179,37 +186,6 @@ describe("warden mcp (stdio)", () => {
   });
 
   it("lists and calls tools from the MCP Inspector in CLI mode", async () => {
-    const inspector = join(root, "node_modules", ".bin", "mcp-inspector");
-    const run = (args: string[]): Promise<string> =>
-      new Promise((resolve, reject) => {
-        const child = spawn(inspector, ["--cli", process.execPath, bin, "mcp", ...args], {
-          cwd: root,
-          stdio: ["ignore", "pipe", "pipe"],
-        });
-        let out = "";
-        let err = "";
-        child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-        child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-        child.on("close", (code) =>
-          code === 0 ? resolve(out) : reject(new Error(`inspector exited ${code}: ${err}`)),
-        );
-      });
-    const listed = JSON.parse(await run(["--method", "tools/list"])) as {
-      tools: { name: string }[];
-    };
-    expect(listed.tools.map((t) => t.name)).toContain("run_in_sandbox");
-    const called = JSON.parse(
-      await run([
-        "--method",
-        "tools/call",
-        "--tool-name",
-        "run_code",
-        "--tool-arg",
-        "language=python",
-        "--tool-arg",
-        "code=print(6 * 7)",
-      ]),
-    ) as { structuredContent: { stdout: string } };
-    expect(called.structuredContent.stdout).toBe("42\n");
+    await inspectorListsAndCalls([process.execPath, bin, "mcp"]);
   });
 });

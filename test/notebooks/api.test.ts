@@ -3,13 +3,17 @@
  * notebook round-trips as valid nbformat 4 (the official schema), block mode
  * refuses, audit mode runs and records, bad uploads get a clear 4xx.
  */
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { request as httpRequest } from "node:http";
 import { join } from "node:path";
 import AjvModule from "ajv-draft-04";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eventually, startServer, type TestServer } from "../helpers/server.js";
+import {
+  createKey,
+  declaredUpload,
+  eventually,
+  startServer,
+  type TestServer,
+} from "../helpers/server.js";
 
 const root = join(import.meta.dirname, "..", "..");
 const fixtures = join(root, "test", "fixtures", "notebooks");
@@ -46,35 +50,6 @@ let server: TestServer;
 let blockKey: string;
 let auditKey: string;
 
-/** `warden keys create --policy MODE` against the server's data dir. */
-function keyWithPolicy(name: string, policy: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [
-        join(root, "bin", "warden.js"),
-        "keys",
-        "create",
-        "--name",
-        name,
-        "--scopes",
-        "execute",
-        "--policy",
-        policy,
-      ],
-      {
-        env: { ...process.env, WARDEN_DATA_DIR: server.dataDir, WARDEN_CONFIG: server.configFile },
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-    child.on("close", (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(err))));
-  });
-}
-
 function upload(
   body: Buffer | string,
   filename: string,
@@ -105,8 +80,8 @@ const nb = (sources: unknown[]) => ({
 
 beforeAll(async () => {
   server = await startServer({ config: { maxSessionsPerUser: 10 } });
-  blockKey = await keyWithPolicy("strict-app", "block");
-  auditKey = await keyWithPolicy("audited-app", "audit");
+  blockKey = await createKey(server, "strict-app", "execute", undefined, undefined, "block");
+  auditKey = await createKey(server, "audited-app", "execute", undefined, undefined, "audit");
 });
 afterAll(async () => {
   await server?.stop();
@@ -370,25 +345,14 @@ describe("bad uploads get a clear 4xx", () => {
   });
 
   it("refuses a 100 MB upload on its declared length", async () => {
-    const status = await new Promise<number>((resolve, reject) => {
-      const req = httpRequest(`${server.url}/v1/notebooks`, {
-        method: "POST",
-        headers: {
-          authorization: `Bearer ${server.adminToken}`,
-          "content-type": "multipart/form-data; boundary=x",
-          "content-length": 100 * 1024 * 1024,
-        },
-      });
-      req.on("response", (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-        req.destroy();
-      });
-      req.on("error", (e: NodeJS.ErrnoException) =>
-        e.code === "EPIPE" || e.code === "ECONNRESET" ? undefined : reject(e),
-      );
-      req.write(Buffer.alloc(64 * 1024));
-    });
+    const status = await declaredUpload(
+      server,
+      "POST",
+      "/v1/notebooks",
+      server.adminToken,
+      100 * 1024 * 1024,
+      "multipart/form-data; boundary=x",
+    );
     expect(status).toBe(413);
   });
 

@@ -1,7 +1,12 @@
 /** Sessions through `warden serve`: the REST routes, their owner checks and limits. */
-import { request as httpRequest } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createKey, eventually, startServer, type TestServer } from "../helpers/server.js";
+import {
+  createKey,
+  declaredUpload,
+  eventually,
+  startServer,
+  type TestServer,
+} from "../helpers/server.js";
 
 let server: TestServer;
 let ann: string;
@@ -15,29 +20,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.stop();
 });
-
-/** Sends only the headers of a huge upload: the server must refuse on Content-Length. */
-function hugeUpload(path: string, token: string, bytes: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(`${server.url}${path}`, {
-      method: "PUT",
-      headers: {
-        authorization: `Bearer ${token}`,
-        "content-type": "application/octet-stream",
-        "content-length": bytes,
-      },
-    });
-    req.on("response", (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-      req.destroy();
-    });
-    req.on("error", (e: NodeJS.ErrnoException) =>
-      e.code === "EPIPE" || e.code === "ECONNRESET" ? undefined : reject(e),
-    );
-    req.write(Buffer.alloc(64 * 1024));
-  });
-}
 
 describe("REST /v1/sessions", () => {
   it("creates a session, runs commands in it, moves files, lists and deletes", async () => {
@@ -216,7 +198,9 @@ describe("REST /v1/sessions", () => {
       token: ann,
     });
     expect(traversal.status).toBe(400);
-    expect(await hugeUpload(`${base}/files/big.bin`, ann, 1024 * 1024 * 1024)).toBe(413);
+    expect(
+      await declaredUpload(server, "PUT", `${base}/files/big.bin`, ann, 1024 * 1024 * 1024),
+    ).toBe(413);
     const jsonBody = await server.request("PUT", `${base}/files/x.json`, {
       token: ann,
       body: { a: 1 },
