@@ -4,39 +4,17 @@
  * the host, measured in the same run. This is what a client pays per step
  * once its sandbox exists, next to the one-shot cost measured above.
  */
-import { spawn } from "node:child_process";
-import { performance } from "node:perf_hooks";
 import type { Config } from "../config/schema.js";
 import type { Logger } from "../audit/logger.js";
 import type { SandboxHost } from "../sandbox/host.js";
 import { SessionManager } from "../sessions/manager.js";
+import { bareSpawn, round, stats, timed } from "./measure.js";
 
 export interface WarmRow {
   case: string;
   bareMedianMs: number;
   sessionMedianMs: number;
   ratio: number;
-}
-
-const round = (n: number): number => Math.round(n * 100) / 100;
-
-function median(samples: number[]): number {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return round(sorted[Math.floor(sorted.length / 2)]!);
-}
-
-function bare(argv: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: "ignore", cwd: "/tmp" });
-    child.on("error", reject);
-    child.on("close", () => resolve());
-  });
-}
-
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const start = performance.now();
-  await fn();
-  return performance.now() - start;
 }
 
 export async function measureWarm(
@@ -68,12 +46,17 @@ export async function measureWarm(
       const b: number[] = [];
       const w: number[] = [];
       for (let i = 0; i < runs; i++) {
-        b.push(await timed(() => bare(c.bare)));
+        b.push(await timed(() => bareSpawn(c.bare)));
         w.push(await timed(c.call));
       }
-      const row = { case: c.name, bareMedianMs: median(b), sessionMedianMs: median(w), ratio: 0 };
-      row.ratio = round(row.sessionMedianMs / row.bareMedianMs);
-      rows.push(row);
+      const bareMedianMs = stats(b).medianMs;
+      const sessionMedianMs = stats(w).medianMs;
+      rows.push({
+        case: c.name,
+        bareMedianMs,
+        sessionMedianMs,
+        ratio: round(sessionMedianMs / bareMedianMs),
+      });
     }
   } finally {
     await sessions.closeAll();

@@ -3,14 +3,13 @@
  * a baseline measured in the same run on the same machine (absolute numbers
  * mean little on shared hardware; ratios travel).
  */
-import { spawn } from "node:child_process";
 import { performance } from "node:perf_hooks";
-import { BASE_ENV } from "../sandbox/box.js";
 import type { SandboxHost } from "../sandbox/host.js";
 import type { SandboxLimits } from "../sandbox/types.js";
 import { findTool } from "../runtimes/registry.js";
 import { benchHttp, type ThroughputRow } from "./bench-http.js";
 import { measureWarm } from "./bench-session.js";
+import { bareSpawn, round, stats, timed, type Stats } from "./measure.js";
 import { createContext, openHost, type GlobalOptions } from "./context.js";
 
 export interface BenchOptions extends GlobalOptions {
@@ -33,36 +32,6 @@ const LIMITS: SandboxLimits = {
   openFiles: 256,
 };
 
-interface Stats {
-  medianMs: number;
-  p95Ms: number;
-}
-
-function stats(samples: number[]): Stats {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const at = (q: number): number =>
-    sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-  return { medianMs: round(at(0.5)), p95Ms: round(at(0.95)) };
-}
-
-const round = (n: number): number => Math.round(n * 100) / 100;
-
-function bareSpawn(argv: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    // The same environment a sandboxed program gets, so both sides do the same work.
-    const child = spawn(argv[0]!, argv.slice(1), {
-      stdio: ["pipe", "pipe", "pipe"],
-      env: BASE_ENV,
-      cwd: "/tmp",
-    });
-    child.stdin.end();
-    child.stdout.resume();
-    child.stderr.resume();
-    child.on("error", reject);
-    child.on("close", () => resolve());
-  });
-}
-
 async function sandboxed(host: SandboxHost, argv: string[], limits = LIMITS): Promise<number> {
   const box = await host.prepare({ diskMb: limits.diskMb });
   try {
@@ -75,12 +44,6 @@ async function sandboxed(host: SandboxHost, argv: string[], limits = LIMITS): Pr
   } finally {
     await box.destroy();
   }
-}
-
-async function time(fn: () => Promise<unknown>): Promise<number> {
-  const start = performance.now();
-  await fn();
-  return performance.now() - start;
 }
 
 export interface OverheadRow {
@@ -104,8 +67,8 @@ export async function measureOverhead(
   }
   // Interleave so that drift on a shared machine hits both sides alike.
   for (let i = 0; i < runs; i++) {
-    bare.push(await time(() => bareSpawn(argv)));
-    boxed.push(await time(() => sandboxed(host, argv)));
+    bare.push(await timed(() => bareSpawn(argv)));
+    boxed.push(await timed(() => sandboxed(host, argv)));
   }
   const b = stats(bare);
   const s = stats(boxed);

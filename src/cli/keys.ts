@@ -13,16 +13,17 @@ function store(options: GlobalOptions): { keys: KeyStore; close: () => void } {
   return { keys: new KeyStore(db), close: () => db.close() };
 }
 
-export function keysCreate(
-  options: GlobalOptions & {
-    name: string;
-    scopes: string;
-    user?: string;
-    allowNet?: string;
-    policy?: string;
-    json?: boolean;
-  },
-): number {
+/** The flags of `warden keys create`. */
+export interface KeysCreateOptions {
+  name: string;
+  scopes: string;
+  user?: string;
+  allowNet?: string;
+  policy?: string;
+  json?: boolean;
+}
+
+export function keysCreate(options: GlobalOptions & KeysCreateOptions): number {
   const scopes = options.scopes
     .split(",")
     .map((s) => s.trim())

@@ -4,7 +4,7 @@ import { WardenError } from "../errors.js";
 import { benchCommand, type BenchOptions } from "./bench.js";
 import { doctorCommand } from "./doctor.js";
 import type { GlobalOptions } from "./context.js";
-import { keysCreate, keysList, keysRevoke } from "./keys.js";
+import { keysCreate, keysList, keysRevoke, type KeysCreateOptions } from "./keys.js";
 import { DEFAULT_MCP_USER, mcpCommand, type McpOptions } from "./mcp.js";
 import { analyzeCommand, notebookRunCommand } from "./notebook.js";
 import { EXIT, runCommand, type RunOptions } from "./run.js";
@@ -112,21 +112,9 @@ function program(setExit: (code: number) => void): Command {
     .option("--allow-net <hosts>", "egress this key's executions may ask for, within network.allow")
     .option("--policy <mode>", "static-analysis policy for this key: off, audit or block")
     .option("--json", "print the key record with its token as JSON")
-    .action(
-      (
-        opts: {
-          name: string;
-          scopes: string;
-          user?: string;
-          allowNet?: string;
-          policy?: string;
-          json?: boolean;
-        },
-        cmd: Command,
-      ) => {
-        setExit(keysCreate({ ...cmd.optsWithGlobals<GlobalOptions>(), ...opts }));
-      },
-    );
+    .action((opts: KeysCreateOptions, cmd: Command) => {
+      setExit(keysCreate({ ...cmd.optsWithGlobals<GlobalOptions>(), ...opts }));
+    });
   keys
     .command("list")
     .description("list keys (never their tokens)")

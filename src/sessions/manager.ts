@@ -247,9 +247,12 @@ export class SessionManager {
    * interrupts the cell (KeyboardInterrupt), not the session.
    */
   async run(id: string, userId: string, o: RunCellOptions): Promise<CellResult> {
-    const s = this.ownedBy(id, userId);
-    const language = o.language ? this.contextLanguage(o.language, "language") : s.info.language;
-    return this.using(id, userId, (live) => live.run({ ...o, language }));
+    return this.using(id, userId, (s) =>
+      s.run({
+        ...o,
+        language: o.language ? this.contextLanguage(o.language, "language") : s.info.language,
+      }),
+    );
   }
 
   async writeFile(id: string, userId: string, path: string, content: Buffer): Promise<void> {

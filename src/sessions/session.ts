@@ -7,6 +7,8 @@ import type { Socket } from "node:net";
 import { collectFailed, type ArtifactCandidate, type Collected } from "../artifacts/collect.js";
 import type { Config } from "../config/schema.js";
 import { WardenError } from "../errors.js";
+import { resolveLimits } from "../executions/limits.js";
+import { EGRESS_PORT } from "../sandbox/box.js";
 import { checkWorkspacePath } from "../sandbox/workspace.js";
 import type { OutputChunk } from "../sandbox/types.js";
 import { text, type AgentEvent, type AgentSandbox } from "./agent-sandbox.js";
@@ -29,9 +31,6 @@ export type ContextLanguage = "python" | "javascript";
 
 /** File times and Warden's clock may disagree by a little: look a bit before the call began. */
 const COLLECT_SLACK_MS = 10;
-
-/** Loopback ports inside a session that are Warden's own (the egress bridge). */
-const RESERVED_PORTS = new Set([3128]);
 
 /** Gathers a request's streamed output while passing each piece on. */
 function gather(onOutput?: (chunk: OutputChunk) => void): {
@@ -67,17 +66,6 @@ export class LiveSession {
     this.background = new BackgroundCommands(sandbox, config.defaults.outputBytes);
     this.lastUsedAt = Date.now();
     this.expiresAt = this.lastUsedAt + ttlMs;
-  }
-
-  /** A request's timeout in ms, refused above the maximum. */
-  private timeoutMs(seconds: number | undefined): number {
-    const ms = Math.round((seconds ?? this.config.defaultTimeout) * 1000);
-    if (ms > this.config.maxTimeout * 1000)
-      throw new WardenError(
-        "INVALID_REQUEST",
-        `timeout: ${seconds} exceeds the maximum ${this.config.maxTimeout} (maxTimeout)`,
-      );
-    return ms;
   }
 
   /**
@@ -143,7 +131,7 @@ export class LiveSession {
 
   async command(o: CommandOptions): Promise<CommandResult> {
     const started = Date.now();
-    const timeoutMs = this.timeoutMs(o.timeout);
+    const { timeoutMs } = resolveLimits(this.config, { timeout: o.timeout });
     const { out, onEvent } = gather(o.onOutput);
     const exit = await this.cancellable(
       o.signal,
@@ -188,7 +176,7 @@ export class LiveSession {
    */
   async run(o: RunCellOptions & { language: ContextLanguage }): Promise<CellResult> {
     const language = o.language;
-    const timeoutMs = this.timeoutMs(o.timeout);
+    const { timeoutMs } = resolveLimits(this.config, { timeout: o.timeout });
     const { out, onEvent } = gather(o.onOutput);
     const started = Date.now();
     const cell = await this.cancellable(
@@ -251,11 +239,9 @@ export class LiveSession {
    * previews), for its owner only: an admin key does not open another user's.
    */
   async openPort(port: number): Promise<Socket> {
-    if (!Number.isInteger(port) || port < 1 || port > 65_535 || RESERVED_PORTS.has(port))
-      throw new WardenError(
-        "INVALID_REQUEST",
-        `port: must be 1-65535 and not ${[...RESERVED_PORTS].join(", ")}`,
-      );
+    // The egress bridge's port is Warden's own, not the session's.
+    if (!Number.isInteger(port) || port < 1 || port > 65_535 || port === EGRESS_PORT)
+      throw new WardenError("INVALID_REQUEST", `port: must be 1-65535 and not ${EGRESS_PORT}`);
     return this.sandbox.openPort(port);
   }
 }

@@ -8,6 +8,10 @@ import { readFileSync } from "node:fs";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { expect } from "vitest";
 
+/** A Python program that writes a line every 100 ms for a minute: something to cancel. */
+export const TICKING =
+  "import sys, time\nfor i in range(600):\n    sys.stdout.write(f'tick {i}\\n')\n    sys.stdout.flush()\n    time.sleep(0.1)";
+
 export const TOOLS = [
   "create_sandbox",
   "destroy_sandbox",

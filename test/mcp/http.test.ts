@@ -17,6 +17,7 @@ import {
   listsEveryTool,
   runsCodeOnce,
   text,
+  TICKING,
 } from "./drive.js";
 
 let server: TestServer;
@@ -211,7 +212,7 @@ describe("MCP over streamable HTTP (/mcp)", () => {
         name: "run_code",
         arguments: {
           language: "python",
-          code: "import sys, time\nfor i in range(600):\n    sys.stdout.write(f'tick {i}\\n')\n    sys.stdout.flush()\n    time.sleep(0.1)",
+          code: TICKING,
         },
       },
       undefined,

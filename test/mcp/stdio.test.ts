@@ -20,6 +20,7 @@ import {
   keepsFilesInside,
   listsEveryTool,
   runsCodeOnce,
+  TICKING,
 } from "./drive.js";
 
 const root = join(import.meta.dirname, "..", "..");
@@ -106,7 +107,7 @@ describe("warden mcp (stdio)", () => {
         name: "run_code",
         arguments: {
           language: "python",
-          code: "import sys, time\nfor i in range(600):\n    sys.stdout.write(f'tick {i}\\n')\n    sys.stdout.flush()\n    time.sleep(0.1)",
+          code: TICKING,
         },
       },
       undefined,

@@ -5,6 +5,7 @@ import type { ExecutionService } from "../../executions/service.js";
 import type { SessionManager } from "../../sessions/manager.js";
 import { WardenError } from "../../errors.js";
 import { USER_ID_PATTERN } from "../../store/keys.js";
+import { Params } from "./sessions.js";
 import { ErrorResponses, IdParamsSchema } from "../schemas.js";
 
 const errors = ErrorResponses;
@@ -51,7 +52,7 @@ export const adminRoutes: FastifyPluginAsyncZod<{
       config: { scope: "admin" },
       schema: {
         summary: "End any session",
-        params: z.object({ id: z.string().regex(/^sess_[0-9A-Z]{26}$/) }),
+        params: Params,
         response: { 200: z.object({ success: z.boolean() }), ...errors },
       },
     },

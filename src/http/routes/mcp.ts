@@ -7,23 +7,14 @@
 import type { AddressInfo } from "node:net";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
-import type { Logger } from "../../audit/logger.js";
-import type { Config } from "../../config/schema.js";
 import { WardenError } from "../../errors.js";
-import type { ExecutionService } from "../../executions/service.js";
-import type { Analyzer } from "../../policy/analyzer.js";
-import { createMcpServer } from "../../mcp/server.js";
-import type { RuntimeRegistry } from "../../runtimes/registry.js";
-import type { SessionManager } from "../../sessions/manager.js";
+import { createMcpServer, type McpServerOptions } from "../../mcp/server.js";
 
-export interface McpRoutesOptions {
-  service: ExecutionService;
-  sessions: SessionManager;
-  registry: RuntimeRegistry;
-  config: Config;
-  logger: Logger;
-  analyzer: Analyzer;
-}
+/** What `/mcp` needs: the core services each per-request MCP server is made with. */
+export type McpRoutesOptions = Pick<
+  McpServerOptions,
+  "service" | "sessions" | "registry" | "config" | "logger" | "analyzer"
+>;
 
 const LOOPBACK_NAMES = ["localhost", "127.0.0.1", "[::1]"];
 

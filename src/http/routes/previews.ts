@@ -5,19 +5,22 @@
  * agent from inside (see src/sessions/preview.ts): no host port, and the
  * sandbox gains no network.
  */
-import { request as httpRequest, STATUS_CODES, type IncomingHttpHeaders } from "node:http";
-import type { Duplex } from "node:stream";
-import { Readable } from "node:stream";
-import type { IncomingMessage } from "node:http";
+import {
+  request as httpRequest,
+  STATUS_CODES,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+} from "node:http";
+import { Readable, type Duplex } from "node:stream";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { WardenError } from "../../errors.js";
 import type { SessionManager } from "../../sessions/manager.js";
 import type { Gate } from "../auth.js";
 import { errorBody, statusOf, toWardenError } from "../errors.js";
+import { Params } from "./sessions.js";
 
-const Params = z.object({
-  id: z.string().regex(/^sess_[0-9A-Z]{26}$/, "id: not a session id"),
+const PortParams = Params.extend({
   port: z.coerce.number().int().min(1, "port: 1-65535").max(65_535, "port: 1-65535"),
 });
 const UPGRADE_PATH = /^\/v1\/sessions\/(sess_[0-9A-Z]{26})\/ports\/(\d{1,5})(\/[^?]*)?(\?.*)?$/;
@@ -88,7 +91,7 @@ export const previewRoutes: FastifyPluginAsyncZod<{
     config: { scope: "sessions" as const },
     schema: {
       summary: "Web preview: a server listening on a port inside the session (owner only)",
-      params: Params.extend({ "*": z.string().optional() }),
+      params: PortParams.extend({ "*": z.string().optional() }),
     },
   };
   app.all("/v1/sessions/:id/ports/:port", proxy, async (request, reply) => {

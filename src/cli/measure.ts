@@ -1,0 +1,40 @@
+/** What every `warden bench` figure is made of: a timer, a bare spawn to compare with, and stats. */
+import { spawn } from "node:child_process";
+import { performance } from "node:perf_hooks";
+import { BASE_ENV } from "../sandbox/box.js";
+
+export interface Stats {
+  medianMs: number;
+  p95Ms: number;
+}
+
+export const round = (n: number): number => Math.round(n * 100) / 100;
+
+export function stats(samples: number[]): Stats {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (q: number): number =>
+    sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+  return { medianMs: round(at(0.5)), p95Ms: round(at(0.95)) };
+}
+
+export async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  await fn();
+  return performance.now() - start;
+}
+
+/** The baseline: the same command spawned on the host, in the environment a sandbox gets. */
+export function bareSpawn(argv: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), {
+      stdio: ["pipe", "pipe", "pipe"],
+      env: BASE_ENV,
+      cwd: "/tmp",
+    });
+    child.stdin.end();
+    child.stdout.resume();
+    child.stderr.resume();
+    child.on("error", reject);
+    child.on("close", () => resolve());
+  });
+}
