@@ -94,4 +94,50 @@ describe("per-key egress", () => {
       /outside this server's egress allowlist/,
     );
   });
+
+  it("holds for sessions: egress only through the proxy, only where allowed; none without it", async () => {
+    const probe = [
+      "import socket, urllib.request",
+      "def get(url):",
+      "    try:",
+      "        return urllib.request.urlopen(url, timeout=5).read().decode()",
+      "    except Exception as e:",
+      "        return 'refused %s' % getattr(e, 'code', type(e).__name__)",
+      `print(get('http://files.pkg.test:${port}/s'))`,
+      `print(get('http://evil.test:${port}/'))`,
+      "s = socket.socket()",
+      "s.settimeout(3)",
+      "try:",
+      `    s.connect(('127.0.0.1', ${port}))  # the host's loopback, past the proxy`,
+      "    print('direct connected')",
+      "except OSError as e:",
+      "    print('direct refused')",
+    ].join("\n");
+    const run = async (body: Record<string, unknown>): Promise<string> => {
+      const created = await server.request("POST", "/v1/sessions", { body });
+      expect(created.status).toBe(201);
+      const { id } = (await created.json()) as { id: string };
+      const cmd = (await (
+        await server.request("POST", `/v1/sessions/${id}/commands`, {
+          body: { command: ["python3", "-c", probe], timeout: 60 },
+        })
+      ).json()) as { stdout: string };
+      await server.request("DELETE", `/v1/sessions/${id}`);
+      return cmd.stdout;
+    };
+    expect(await run({ network: { allow: ["files.pkg.test"] } })).toBe(
+      "upstream /s\nrefused 403\ndirect refused\n",
+    );
+    const none = (await run({})).split("\n");
+    expect(none[0]).toMatch(/^refused /);
+    expect(none[1]).toMatch(/^refused /);
+    expect(none[2]).toBe("direct refused");
+    const beyond = await server.request("POST", "/v1/sessions", {
+      body: { network: { allow: ["github.com"] } },
+    });
+    expect(beyond.status).toBe(403);
+    expect(
+      server.count("events", "event = 'network_allowed' AND data LIKE '%\"sessionId\"%'"),
+    ).toBeGreaterThanOrEqual(1);
+  }, 90_000);
 });
