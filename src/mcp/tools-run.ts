@@ -10,10 +10,10 @@ import { describeFinding } from "../policy/findings.js";
 import type { ExecutionResult } from "../runtimes/execute.js";
 import { defineTool, type McpServerOptions, type ToolDefinition } from "./context.js";
 import { artifactContent, progressReporter, runText } from "./results.js";
+import { ContextLanguageSchema } from "../sessions/schemas.js";
 import { ExecutionResultOutput, RuntimesOutput } from "./schemas.js";
 
 /** Languages with a persistent context in a sandbox (run_in_sandbox). */
-export const SANDBOX_LANGUAGES = ["python", "javascript"];
 
 function resultText(r: ExecutionResult): string {
   const detail =
@@ -45,7 +45,7 @@ export function runTools(o: McpServerOptions): ToolDefinition[] {
       annotations: { readOnlyHint: true, idempotentHint: true, openWorldHint: false },
       async run() {
         const runtimes = await o.registry.available();
-        const sandboxLanguages = SANDBOX_LANGUAGES.filter((l) =>
+        const sandboxLanguages = ContextLanguageSchema.options.filter((l) =>
           runtimes.some((r) => r.language === l),
         );
         const lines = runtimes.map(

@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import { WardenError } from "../errors.js";
-import { CellCodeSchema, CommandLineSchema } from "../sessions/schemas.js";
+import { CellCodeSchema, CommandLineSchema, ContextLanguageSchema } from "../sessions/schemas.js";
 import type { SessionInfo } from "../sessions/manager.js";
 import { defineTool, type McpServerOptions, type ToolDefinition } from "./context.js";
 import { artifactContent, progressReporter, richContent, runText } from "./results.js";
@@ -22,8 +22,6 @@ export const SandboxIdSchema = z
   .min(1)
   .max(64)
   .describe("The sandbox_id that create_sandbox returned.");
-
-const ContextLanguageSchema = z.enum(["python", "javascript"]);
 
 function timeoutSchema(o: McpServerOptions, what: string) {
   return z

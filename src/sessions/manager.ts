@@ -19,7 +19,8 @@ import type {
   BackgroundStart,
   CommandSignal,
 } from "./commands.js";
-import { LiveSession, type ContextLanguage } from "./session.js";
+import type { ContextLanguage } from "./schemas.js";
+import { LiveSession } from "./session.js";
 import type {
   CellResult,
   CommandOptions,

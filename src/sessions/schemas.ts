@@ -2,6 +2,10 @@
 import { z } from "zod";
 import { ArtifactsFields } from "../executions/result-schema.js";
 
+/** Languages with a persistent code context in a session. */
+export const ContextLanguageSchema = z.enum(["python", "javascript"]);
+export type ContextLanguage = z.infer<typeof ContextLanguageSchema>;
+
 /** A command: argv, or a line for /bin/sh -c; bounded in count and size. */
 export const CommandLineSchema = z
   .union([z.array(z.string().max(32_768)).min(1).max(1024), z.string().min(1).max(65_536)])

@@ -13,6 +13,7 @@ import { checkWorkspacePath } from "../sandbox/workspace.js";
 import type { OutputChunk } from "../sandbox/types.js";
 import { text, type AgentEvent, type AgentSandbox } from "./agent-sandbox.js";
 import { BackgroundCommands } from "./commands.js";
+import type { ContextLanguage } from "./schemas.js";
 import type {
   CellResult,
   CommandOptions,
@@ -26,8 +27,6 @@ import type {
 function artifactUrl(sessionId: string, name: string): string {
   return `/v1/sessions/${sessionId}/artifacts/${encodeURI(name)}`;
 }
-
-export type ContextLanguage = "python" | "javascript";
 
 /** File times and Warden's clock may disagree by a little: look a bit before the call began. */
 const COLLECT_SLACK_MS = 10;

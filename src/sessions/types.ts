@@ -9,6 +9,7 @@ import type {
 import type { RequestLimits } from "../executions/limits.js";
 import type { EgressPolicy } from "../network/policy.js";
 import type { OutputChunk, SandboxNetwork } from "../sandbox/types.js";
+import type { ContextLanguage } from "./schemas.js";
 
 export interface SessionInfo {
   id: string;
@@ -19,7 +20,7 @@ export interface SessionInfo {
   lastUsedAt: string;
   idleTimeoutSeconds: number;
   /** Default language of `run` (the code context). */
-  language: "python" | "javascript";
+  language: ContextLanguage;
   /** Hosts the session may reach through the egress proxy; empty = no network. */
   network: string[];
   limits: { memoryMb: number; cpuPercent: number; diskMb: number; pids: number };

@@ -4,6 +4,7 @@
  * one JSON document, or Server-Sent Events when the client accepts
  * text/event-stream (stdout/stderr as they come, then `result`).
  */
+import type { FastifyReply, FastifyRequest } from "fastify";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { toErrorInfo } from "../../errors.js";
@@ -71,8 +72,8 @@ export const sessionCommandRoutes: FastifyPluginAsyncZod<{ sessions: SessionMana
    * client that hangs up first stops the call (`signal`), not the session.
    */
   async function answer<T>(
-    request: Parameters<typeof wantsEventStream>[0],
-    reply: Parameters<typeof openEventStream>[1],
+    request: FastifyRequest,
+    reply: FastifyReply,
     run: (signal: AbortSignal, onOutput?: (chunk: OutputChunk) => void) => Promise<T>,
   ): Promise<T | undefined> {
     const gone = new AbortController();

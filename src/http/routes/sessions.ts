@@ -7,6 +7,7 @@ import { RequestLimitsSchema } from "../../executions/limits.js";
 import { NetworkRequestSchema } from "../../executions/request.js";
 import type { ExecutionService } from "../../executions/service.js";
 import type { SessionManager } from "../../sessions/manager.js";
+import { ContextLanguageSchema } from "../../sessions/schemas.js";
 import { hasScope, type Actor } from "../auth.js";
 import { ArtifactListSchema, artifactListing, sendArtifact } from "../artifacts.js";
 import { ErrorResponses } from "../schemas.js";
@@ -21,7 +22,7 @@ export const SessionSchema = z.object({
   expiresAt: z.string(),
   lastUsedAt: z.string(),
   idleTimeoutSeconds: z.number(),
-  language: z.enum(["python", "javascript"]),
+  language: ContextLanguageSchema,
   network: z.array(z.string()),
   limits: z.object({
     memoryMb: z.number(),
