@@ -2,7 +2,30 @@
 // the bugs that hide in process and timer code.
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
-import importX from "eslint-plugin-import-x";
+import importX, { createNodeResolver } from "eslint-plugin-import-x";
+
+const LAYERS = [
+  ["interfaces", ["cli", "http", "mcp", "web"]],
+  ["service", ["executions", "sessions", "notebooks", "policy", "artifacts"]],
+  ["engine", ["sandbox", "runtimes", "network"]],
+  ["infrastructure", ["store", "queue", "audit", "config", "contract", "util"]],
+];
+
+/** Each layer's folders may not import from any layer above them. */
+function layerZones() {
+  const zones = [];
+  LAYERS.forEach(([name, folders], i) => {
+    const above = LAYERS.slice(0, i).flatMap(([, f]) => f.map((d) => `./src/${d}`));
+    if (above.length === 0) return;
+    for (const folder of folders)
+      zones.push({
+        target: `./src/${folder}`,
+        from: above,
+        message: `the ${name} layer imports only from the layers below it`,
+      });
+  });
+  return zones;
+}
 
 export default tseslint.config(
   {
@@ -24,6 +47,11 @@ export default tseslint.config(
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
     },
     plugins: { "import-x": importX },
+    // Sources import "./x.js" for "./x.ts" (NodeNext): without the alias the
+    // import rules could not resolve a single relative import, and say nothing.
+    settings: {
+      "import-x/resolver-next": [createNodeResolver({ extensionAlias: { ".js": [".ts", ".js"] } })],
+    },
     rules: {
       "@typescript-eslint/no-floating-promises": "error",
       "@typescript-eslint/no-misused-promises": "error",
@@ -34,6 +62,8 @@ export default tseslint.config(
         { argsIgnorePattern: "^_", varsIgnorePattern: "^_" },
       ],
       "import-x/no-cycle": "error",
+      // DESIGN §1: a layer imports only from the layers below it.
+      "import-x/no-restricted-paths": ["error", { zones: layerZones() }],
       // Fastify plugins and handlers are async by contract, awaited or not.
       "@typescript-eslint/require-await": "off",
       "no-console": ["error", { allow: ["error"] }],

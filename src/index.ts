@@ -10,11 +10,12 @@ export type {
   SandboxSpec,
 } from "./sandbox/types.js";
 export { RuntimeRegistry, type RuntimeInfo } from "./runtimes/registry.js";
-export { executeCode, type ExecuteRequest, type ExecutionResult } from "./runtimes/execute.js";
+export { executeCode, type ExecuteRequest } from "./runtimes/execute.js";
+export type { ExecutionResult, ExecutionStatus } from "./contract/result.js";
 export { loadConfig, type LoadConfigOptions } from "./config/load.js";
 export type { Config } from "./config/schema.js";
 export { WardenError, ERROR_CODES, type ErrorCode, type ErrorInfo } from "./errors.js";
-export { openWarden, type EmbeddedWarden, type OpenWardenOptions } from "./executions/embedded.js";
+export { openWarden, type EmbeddedWarden, type OpenWardenOptions } from "./warden.js";
 export {
   ExecutionService,
   type ExecuteOptions,
@@ -24,6 +25,6 @@ export {
 export type { AuditEvent } from "./store/records.js";
 export { buildServer } from "./http/server.js";
 export { Analyzer, type PolicyVerdict } from "./policy/analyzer.js";
-export type { AnalysisReport, Finding, PolicyMode, Severity } from "./policy/findings.js";
+export type { AnalysisReport, Finding, PolicyMode, Severity } from "./contract/policy.js";
 export { NotebookService, type NotebookRun, type Upload } from "./notebooks/service.js";
 export type { Notebook } from "./notebooks/format.js";

@@ -9,6 +9,7 @@ import { constants } from "node:fs";
 import type { Stats } from "node:fs";
 import { lstat, open, readdir } from "node:fs/promises";
 import { join } from "node:path";
+import type { ArtifactEntry, RejectedArtifact } from "../contract/result.js";
 import type { ArtifactStore } from "./store.js";
 import { artifactNameProblem, judgeArtifact } from "./rules.js";
 
@@ -28,18 +29,6 @@ export interface ArtifactLimits {
   /** All accepted artifacts of one run together. */
   maxTotalBytes: number;
   allowedTypes: readonly string[];
-}
-
-export interface ArtifactEntry {
-  name: string;
-  size: number;
-  mimeType: string;
-  url: string;
-}
-
-export interface RejectedArtifact {
-  name: string;
-  reason: string;
 }
 
 export interface Collected {

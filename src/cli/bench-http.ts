@@ -10,7 +10,7 @@ import { performance } from "node:perf_hooks";
 import autocannon from "autocannon";
 import { silentLogger } from "../audit/logger.js";
 import { loadConfig } from "../config/load.js";
-import { openWarden } from "../executions/embedded.js";
+import { openWarden } from "../warden.js";
 import { buildServer } from "../http/server.js";
 import { resolveLimits } from "../executions/limits.js";
 import { executeCode } from "../runtimes/execute.js";

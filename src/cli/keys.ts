@@ -2,7 +2,7 @@
 import { resolve } from "node:path";
 import { WardenError } from "../errors.js";
 import { resolveEgress } from "../network/policy.js";
-import { PolicyModeSchema, POLICY_MODES } from "../policy/findings.js";
+import { PolicyModeSchema, POLICY_MODES } from "../contract/policy.js";
 import { openDatabase } from "../store/database.js";
 import { KeyStore, SCOPES, ScopeSchema, type Scope } from "../store/keys.js";
 import { createContext, type GlobalOptions } from "./context.js";

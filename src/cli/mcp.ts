@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { CONFIG_ENV } from "../config/env.js";
 import { ConfigSchema } from "../config/schema.js";
 import { WardenError } from "../errors.js";
-import { openWarden, type EmbeddedWarden } from "../executions/embedded.js";
+import { openWarden, type EmbeddedWarden } from "../warden.js";
 import { serveStdio } from "../mcp/stdio.js";
 import { USER_ID_PATTERN } from "../store/keys.js";
 import { createContext, type GlobalOptions } from "./context.js";

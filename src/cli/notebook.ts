@@ -9,13 +9,8 @@ import { WardenError } from "../errors.js";
 import { parseNotebook } from "../notebooks/format.js";
 import { NotebookService, notebookLanguage, notebookUnits } from "../notebooks/service.js";
 import { Analyzer } from "../policy/analyzer.js";
-import {
-  describeFinding,
-  POLICY_MODES,
-  PolicyModeSchema,
-  type AnalysisReport,
-  type SourceUnit,
-} from "../policy/findings.js";
+import { POLICY_MODES, PolicyModeSchema, type AnalysisReport } from "../contract/policy.js";
+import { describeFinding, type SourceUnit } from "../policy/findings.js";
 import { SessionManager } from "../sessions/manager.js";
 import { createContext, openHost, type GlobalOptions } from "./context.js";
 import { EXIT } from "./run.js";

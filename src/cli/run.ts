@@ -5,7 +5,8 @@ import { constants } from "node:os";
 import { resolveLimits, type RequestLimits } from "../executions/limits.js";
 import { resolveEgress } from "../network/policy.js";
 import { WardenError } from "../errors.js";
-import { executeCode, type ExecutionResult } from "../runtimes/execute.js";
+import type { ExecutionResult } from "../contract/result.js";
+import { executeCode } from "../runtimes/execute.js";
 import { createContext, openHost, type GlobalOptions } from "./context.js";
 
 export interface RunOptions extends GlobalOptions {

@@ -6,7 +6,7 @@
  */
 import { resolve } from "node:path";
 import { ENV } from "../config/env.js";
-import { openWarden } from "../executions/embedded.js";
+import { openWarden } from "../warden.js";
 import { buildServer } from "../http/server.js";
 import { KeyStore, SCOPES } from "../store/keys.js";
 import { createContext, type GlobalOptions } from "./context.js";

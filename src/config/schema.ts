@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { RuntimeDefinitionSchema } from "../runtimes/definition.js";
+import { RuntimeDefinitionSchema } from "./runtime-definition.js";
 
 const MiB = 1024 * 1024;
 

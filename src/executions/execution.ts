@@ -6,7 +6,7 @@
 import { EventEmitter } from "node:events";
 import type { ErrorInfo } from "../errors.js";
 import type { EgressPolicy } from "../network/policy.js";
-import { blankResult, type ExecutionResult, type ExecutionStatus } from "../runtimes/execute.js";
+import { blankResult, type ExecutionResult, type ExecutionStatus } from "../contract/result.js";
 import type { OutputChunk, SandboxFile, SandboxLimits } from "../sandbox/types.js";
 
 /** Where a request came from, for audit. */

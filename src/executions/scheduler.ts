@@ -7,7 +7,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { toErrorInfo, WardenError } from "../errors.js";
-import { blankResult, type ExecutionResult } from "../runtimes/execute.js";
+import { blankResult, type ExecutionResult } from "../contract/result.js";
 import { executionId } from "../util/ids.js";
 import { Execution, type ExecutionRequest } from "./execution.js";
 import { FairQueue } from "./fair-queue.js";

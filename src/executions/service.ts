@@ -7,7 +7,8 @@ import { totalmem } from "node:os";
 import type { Logger } from "../audit/logger.js";
 import type { Config } from "../config/schema.js";
 import { WardenError } from "../errors.js";
-import { executeCode, type ExecutionResult } from "../runtimes/execute.js";
+import type { ExecutionResult } from "../contract/result.js";
+import { executeCode } from "../runtimes/execute.js";
 import type { RuntimeRegistry } from "../runtimes/registry.js";
 import type { SandboxHost } from "../sandbox/host.js";
 import type { Db } from "../store/database.js";
@@ -20,6 +21,8 @@ import {
 import type { Execution, ExecutionRequest, ExecutionSource } from "./execution.js";
 import { resolveLimits } from "./limits.js";
 import {
+  ARTIFACT_DIR,
+  collectFailed,
   keepArtifacts,
   readDeadWorkspace,
   type ArtifactCandidate,
@@ -199,15 +202,19 @@ export class ExecutionService {
         network: r.network
           ? this.egress(r.network, { executionId: execution.id, userId: execution.userId })
           : undefined,
-        collectAlways: (r.artifacts ?? []).length > 0,
-        collect:
+        artifacts:
           this.o.config.maxArtifactsPerExecution > 0
-            ? async (workspace) =>
-                this.keepArtifacts(
-                  await readDeadWorkspace(workspace, this.artifactLimits(), r.artifacts),
-                  { ownerId: execution.id, userId: execution.userId, executionId: execution.id },
-                  (name) => `/v1/executions/${execution.id}/artifacts/${encodeURI(name)}`,
-                )
+            ? {
+                // Files named in the request may be anywhere in the workspace.
+                keepIf: (r.artifacts ?? []).length > 0 ? "." : ARTIFACT_DIR,
+                // The program has run: a failure here must not make it run again (a retry).
+                collect: async (workspace) =>
+                  this.keepArtifacts(
+                    await readDeadWorkspace(workspace, this.artifactLimits(), r.artifacts),
+                    { ownerId: execution.id, userId: execution.userId, executionId: execution.id },
+                    (name) => `/v1/executions/${execution.id}/artifacts/${encodeURI(name)}`,
+                  ).catch(collectFailed),
+              }
             : undefined,
       });
     } catch (error) {

@@ -1,9 +1,9 @@
 /** Response shapes, in zod, for validation of what we send and for the OpenAPI document. */
 import { z } from "zod";
-import { ErrorCodeSchema, ExecutionResultSchema } from "../executions/result-schema.js";
-import { FindingSchema } from "../policy/findings.js";
+import { FindingSchema } from "../contract/policy.js";
+import { ErrorCodeSchema, ExecutionResultSchema } from "../contract/result.js";
 
-export { ErrorInfoSchema, ExecutionResultSchema } from "../executions/result-schema.js";
+export { ErrorInfoSchema, ExecutionResultSchema } from "../contract/result.js";
 
 export const ErrorBodySchema = z
   .object({

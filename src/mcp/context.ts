@@ -8,7 +8,7 @@ import type { Logger } from "../audit/logger.js";
 import type { Config } from "../config/schema.js";
 import type { ExecutionService } from "../executions/service.js";
 import type { Analyzer } from "../policy/analyzer.js";
-import type { PolicyMode } from "../policy/findings.js";
+import type { PolicyMode } from "../contract/policy.js";
 import type { RuntimeRegistry } from "../runtimes/registry.js";
 import type { SessionManager } from "../sessions/manager.js";
 import type { Scope } from "../store/keys.js";

@@ -14,7 +14,7 @@ import {
 import type { Logger } from "../audit/logger.js";
 import { toErrorInfo, WardenError } from "../errors.js";
 import type { OutputChunk } from "../sandbox/types.js";
-import type { ArtifactEntry, RejectedArtifact } from "../artifacts/collect.js";
+import type { ArtifactEntry, RejectedArtifact } from "../contract/result.js";
 import type { RichResult } from "../sessions/manager.js";
 import type { McpServerOptions } from "./context.js";
 

@@ -3,7 +3,7 @@
  * holds). The execution result is DESIGN §3's shape, as everywhere else.
  */
 import { z } from "zod";
-import { ExecutionResultSchema } from "../executions/result-schema.js";
+import { ExecutionResultSchema } from "../contract/result.js";
 import { CellResultSchema, CommandResultSchema } from "../sessions/schemas.js";
 
 /** DESIGN §3: the one result shape of a run, as every interface sends it. */

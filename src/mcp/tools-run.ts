@@ -7,7 +7,7 @@ import { z } from "zod";
 import { WardenError } from "../errors.js";
 import { checkPolicy } from "../policy/execution-policy.js";
 import { describeFinding } from "../policy/findings.js";
-import type { ExecutionResult } from "../runtimes/execute.js";
+import type { ExecutionResult } from "../contract/result.js";
 import { defineTool, type McpServerOptions, type ToolDefinition } from "./context.js";
 import { artifactContent, progressReporter, runText } from "./results.js";
 import { ContextLanguageSchema } from "../sessions/schemas.js";

@@ -7,15 +7,8 @@ import type { Config } from "../config/schema.js";
 import { WardenError } from "../errors.js";
 import type { RuntimeRegistry } from "../runtimes/registry.js";
 import { defaultNativeDir, type SandboxHost } from "../sandbox/host.js";
-import {
-  describeFinding,
-  isBlocked,
-  sortFindings,
-  type AnalysisReport,
-  type Finding,
-  type PolicyMode,
-  type SourceUnit,
-} from "./findings.js";
+import type { AnalysisReport, Finding, PolicyMode } from "../contract/policy.js";
+import { describeFinding, isBlocked, sortFindings, type SourceUnit } from "./findings.js";
 import { analyseJavaScript } from "./javascript.js";
 import { analysePython } from "./python.js";
 

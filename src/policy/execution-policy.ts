@@ -5,10 +5,10 @@
  */
 import type { CreateExecutionInput } from "../executions/request.js";
 import type { ExecutionService } from "../executions/service.js";
-import { blankResult, type ExecutionResult } from "../runtimes/execute.js";
-import type { PolicyMode } from "./findings.js";
+import { blankResult, type ExecutionResult } from "../contract/result.js";
+import type { Finding, PolicyMode } from "../contract/policy.js";
 import { blockedMessage, type Analyzer } from "./analyzer.js";
-import type { Finding, SourceUnit } from "./findings.js";
+import type { SourceUnit } from "./findings.js";
 import { executionId } from "../util/ids.js";
 
 export interface PolicyOutcome {

@@ -7,7 +7,8 @@
  * below are iterative and linear for the same reason.
  */
 import { parse, type Node, type Options } from "acorn";
-import { sortFindings, type Finding, type Severity, type SourceUnit } from "./findings.js";
+import type { Finding, Severity } from "../contract/policy.js";
+import { sortFindings, type SourceUnit } from "./findings.js";
 
 type AnyNode = Node & Record<string, unknown>;
 

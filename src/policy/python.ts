@@ -10,7 +10,8 @@ import { executeCode } from "../runtimes/execute.js";
 import type { RuntimeRegistry } from "../runtimes/registry.js";
 import type { SandboxHost } from "../sandbox/host.js";
 import type { SandboxLimits } from "../sandbox/types.js";
-import type { Finding, SourceUnit } from "./findings.js";
+import type { Finding } from "../contract/policy.js";
+import type { SourceUnit } from "./findings.js";
 
 export interface PythonAnalysisOptions {
   host: SandboxHost;

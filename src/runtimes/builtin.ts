@@ -1,4 +1,4 @@
-import type { RuntimeDefinitionInput } from "./definition.js";
+import type { RuntimeDefinitionInput } from "../config/runtime-definition.js";
 
 /**
  * The languages Warden knows out of the box. Each is offered only where its

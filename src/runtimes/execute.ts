@@ -4,18 +4,17 @@
  * the workspace). Produces the result shape every interface returns.
  */
 import {
-  ARTIFACT_DIR,
-  collectFailed,
+  blankResult,
   type ArtifactEntry,
-  type Collected,
+  type ExecutionResult,
   type RejectedArtifact,
-} from "../artifacts/collect.js";
+  type StepResult,
+} from "../contract/result.js";
 import { WardenError, type ErrorInfo } from "../errors.js";
 import type { SandboxHost } from "../sandbox/host.js";
 import type {
   OutputChunk,
   RunResult,
-  RunStatus,
   SandboxFile,
   SandboxLimits,
   SandboxNetwork,
@@ -41,49 +40,17 @@ export interface ExecuteRequest {
   /** Told which box runs the code, for audit and leak checks. */
   onBox?: ((box: { id: string; uid: number }) => void) | undefined;
   /**
-   * Collects artifacts from the workspace of the finished program (a host path;
-   * every process of the sandbox is gone by then). Called when /workspace/output
-   * exists, or always with `collectAlways` (files named in the request).
+   * Artifact collection is a service step; the engine only keeps the workspace
+   * for it. When the program has ended (every process of the sandbox gone) and
+   * `keepIf` (relative to /workspace) exists, `collect` reads the workspace
+   * (a host path). It must not throw: the program has run and must not run again.
    */
-  collect?: ((workspace: string) => Promise<Collected>) | undefined;
-  collectAlways?: boolean | undefined;
+  artifacts?: ArtifactCollection | undefined;
 }
 
-export type ExecutionStatus = RunStatus | "queued" | "running" | "rejected";
-
-export interface StepResult {
-  status: RunStatus;
-  exitCode: number | null;
-  signal: string | null;
-  stdout: string;
-  stderr: string;
-  truncated: { stdout: boolean; stderr: boolean };
-}
-
-export type ArtifactInfo = ArtifactEntry;
-
-/** The result shape of DESIGN §3, identical in CLI --json, REST, MCP and SDK. */
-export interface ExecutionResult {
-  id: string;
-  status: ExecutionStatus;
-  success: boolean;
-  exitCode: number | null;
-  signal: string | null;
-  stdout: string;
-  stderr: string;
-  truncated: { stdout: boolean; stderr: boolean };
-  compile: StepResult | null;
-  artifacts: ArtifactInfo[];
-  /** Files that were found but refused as artifacts, with the reason. */
-  rejectedArtifacts: RejectedArtifact[];
-  error: ErrorInfo | null;
-  metrics: {
-    executionTimeMs: number;
-    cpuTimeMs: number;
-    peakMemoryBytes: number;
-    queueTimeMs: number;
-    retries: number;
-  };
+export interface ArtifactCollection {
+  keepIf: string;
+  collect(workspace: string): Promise<{ artifacts: ArtifactEntry[]; rejected: RejectedArtifact[] }>;
 }
 
 const COMPILE_TIMEOUT_MS = 60_000;
@@ -96,37 +63,6 @@ function step(r: RunResult): StepResult {
     stdout: r.stdout,
     stderr: r.stderr,
     truncated: r.truncated,
-  };
-}
-
-/** A result with nothing run yet (or nothing run at all): the base every final result starts from. */
-export function blankResult(
-  id: string,
-  status: ExecutionStatus = "error",
-  error: ErrorInfo | null = null,
-  metrics: Partial<ExecutionResult["metrics"]> = {},
-): ExecutionResult {
-  return {
-    id,
-    status,
-    success: false,
-    exitCode: null,
-    signal: null,
-    stdout: "",
-    stderr: "",
-    truncated: { stdout: false, stderr: false },
-    compile: null,
-    artifacts: [],
-    rejectedArtifacts: [],
-    error,
-    metrics: {
-      executionTimeMs: 0,
-      cpuTimeMs: 0,
-      peakMemoryBytes: 0,
-      queueTimeMs: 0,
-      retries: 0,
-      ...metrics,
-    },
   };
 }
 
@@ -186,13 +122,12 @@ export async function executeCode(
       },
       {
         last: true,
-        keepIf: request.collect ? (request.collectAlways ? "." : ARTIFACT_DIR) : undefined,
+        keepIf: request.artifacts?.keepIf,
       },
     );
     const workspace = box.deadWorkspace;
-    if (request.collect && workspace && ran.status !== "error") {
-      // The program has run: whatever happens here must not make it run again (a retry).
-      const collected = await request.collect(workspace).catch(collectFailed);
+    if (request.artifacts && workspace && ran.status !== "error") {
+      const collected = await request.artifacts.collect(workspace);
       result.artifacts = collected.artifacts;
       result.rejectedArtifacts = collected.rejected;
     }

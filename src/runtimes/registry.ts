@@ -17,7 +17,7 @@ import {
   RuntimeDefinitionSchema,
   type RuntimeDefinition,
   type RuntimeDefinitionInput,
-} from "./definition.js";
+} from "../config/runtime-definition.js";
 
 const run = promisify(execFile);
 

@@ -3,28 +3,8 @@ import type { Readable } from "node:stream";
 import type { EgressPolicy } from "../network/policy.js";
 import type { Cgroup } from "./cgroups/cgroup.js";
 import type { EgressEvent } from "../network/proxy.js";
-
-/** Hard limits of one run. Every field is enforced by the kernel, not estimated. */
-export interface SandboxLimits {
-  /** Wall-clock limit; then SIGTERM, then SIGKILL after `killGraceMs`. */
-  timeoutMs: number;
-  /** Time between SIGTERM and SIGKILL. */
-  killGraceMs: number;
-  /** CPU time of the whole process tree (cgroup accounting); unset means only the wall limit. */
-  cpuTimeMs?: number | undefined;
-  /** cgroup memory limit, swap off. */
-  memoryMb: number;
-  /** Share of the host's total CPU capacity (cgroup CPU quota). */
-  cpuPercent: number;
-  /** Size of the private tmpfs behind /workspace and /tmp (set when the box is prepared). */
-  diskMb: number;
-  /** cgroup pids limit: processes plus threads. */
-  pids: number;
-  /** Cap on each of stdout and stderr. */
-  outputBytes: number;
-  /** RLIMIT_NOFILE. */
-  openFiles: number;
-}
+import type { SandboxLimits } from "../contract/limits.js";
+import type { RunStatus } from "../contract/result.js";
 
 export interface SandboxFile {
   /** Relative to /workspace; no `..`, no absolute paths. */
@@ -78,15 +58,8 @@ export interface SandboxSpec {
   network?: SandboxNetwork | undefined;
 }
 
-export type RunStatus =
-  | "completed"
-  | "failed"
-  | "timeout"
-  | "memory_limit"
-  | "output_limit"
-  | "disk_limit"
-  | "killed"
-  | "error";
+/** The engine reports its outcomes in the result contract's vocabulary. */
+export type { RunStatus, SandboxLimits };
 
 export interface RunMetrics {
   /** From the moment the program was released to its exit. */

@@ -1,6 +1,6 @@
 /** Inputs and results of session calls in zod: one schema for REST and MCP. */
 import { z } from "zod";
-import { ArtifactsFields } from "../executions/result-schema.js";
+import { ArtifactsFields } from "../contract/result.js";
 
 /** Languages with a persistent code context in a session. */
 export const ContextLanguageSchema = z.enum(["python", "javascript"]);

@@ -1,11 +1,6 @@
 /** What sessions take and give: options, results and the hooks into the rest of the service. */
-import type {
-  ArtifactCandidate,
-  ArtifactEntry,
-  ArtifactLimits,
-  Collected,
-  RejectedArtifact,
-} from "../artifacts/collect.js";
+import type { ArtifactCandidate, ArtifactLimits, Collected } from "../artifacts/collect.js";
+import type { ArtifactEntry, RejectedArtifact } from "../contract/result.js";
 import type { RequestLimits } from "../executions/limits.js";
 import type { EgressPolicy } from "../network/policy.js";
 import type { OutputChunk, SandboxNetwork } from "../sandbox/types.js";

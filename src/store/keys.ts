@@ -6,7 +6,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { z } from "zod";
 import { WardenError } from "../errors.js";
-import type { PolicyMode } from "../policy/findings.js";
+import type { PolicyMode } from "../contract/policy.js";
 import type { Db } from "./database.js";
 
 export const SCOPES = ["execute", "sessions", "admin", "delegate"] as const;

@@ -4,8 +4,8 @@
  * readable through the admin logs API. Both expire after the retention.
  */
 import { createHash } from "node:crypto";
-import { blankResult, type ExecutionResult, type ExecutionStatus } from "../runtimes/execute.js";
-import type { SandboxLimits } from "../sandbox/types.js";
+import { blankResult, type ExecutionResult, type ExecutionStatus } from "../contract/result.js";
+import { SandboxLimitsSchema, type SandboxLimits } from "../contract/limits.js";
 import type { Db } from "./database.js";
 
 export type EventLevel = "debug" | "info" | "warn" | "error";
@@ -173,7 +173,7 @@ export class RecordStore {
       status: row.status as ExecutionStatus,
       codeSha256: row.code_sha256,
       codeBytes: row.code_bytes,
-      limits: JSON.parse(row.limits) as SandboxLimits,
+      limits: SandboxLimitsSchema.parse(JSON.parse(row.limits)),
       result: row.result ? parseResult(row.result) : null,
       createdAt: iso(row.created_at)!,
       startedAt: iso(row.started_at),

@@ -8,11 +8,8 @@ import { join } from "node:path";
 import { expect } from "vitest";
 import { loadConfig } from "../../src/config/load.js";
 import type { Config } from "../../src/config/schema.js";
-import {
-  executeCode,
-  type ExecuteRequest,
-  type ExecutionResult,
-} from "../../src/runtimes/execute.js";
+import type { ExecutionResult } from "../../src/contract/result.js";
+import { executeCode, type ExecuteRequest } from "../../src/runtimes/execute.js";
 import { RuntimeRegistry } from "../../src/runtimes/registry.js";
 import { SandboxHost } from "../../src/sandbox/host.js";
 import type { SandboxLimits } from "../../src/sandbox/types.js";

@@ -7,7 +7,7 @@ import {
   type LifecycleEvent,
   type SchedulerOptions,
 } from "../../src/executions/scheduler.js";
-import type { ExecutionResult } from "../../src/runtimes/execute.js";
+import type { ExecutionResult } from "../../src/contract/result.js";
 
 function request(userId: string, memoryMb = 100): ExecutionRequest {
   return {

@@ -8,7 +8,7 @@ import type { ExecutionService } from "../../executions/service.js";
 import { WardenError } from "../../errors.js";
 import type { Analyzer } from "../../policy/analyzer.js";
 import { checkPolicy } from "../../policy/execution-policy.js";
-import { blankResult, type ExecutionResult } from "../../runtimes/execute.js";
+import { blankResult, type ExecutionResult } from "../../contract/result.js";
 import type { RuntimeRegistry } from "../../runtimes/registry.js";
 import { hasScope, type Actor } from "../auth.js";
 import { ArtifactListSchema, artifactListing, sendArtifact } from "../artifacts.js";

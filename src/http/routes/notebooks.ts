@@ -9,7 +9,7 @@ import { z } from "zod";
 import type { Config } from "../../config/schema.js";
 import { WardenError } from "../../errors.js";
 import type { Analyzer } from "../../policy/analyzer.js";
-import { AnalysisReportSchema, FindingSchema } from "../../policy/findings.js";
+import { AnalysisReportSchema, FindingSchema } from "../../contract/policy.js";
 import { NOTEBOOK_ID, type NotebookService, type Upload } from "../../notebooks/service.js";
 import { hasScope } from "../auth.js";
 import { ErrorBodySchema, ErrorResponses, ErrorInfoSchema } from "../schemas.js";

@@ -10,7 +10,7 @@ import type { Config } from "../../config/schema.js";
 import type { Execution } from "../../executions/execution.js";
 import type { ExecutionService } from "../../executions/service.js";
 import { ERROR_CODES, WardenError } from "../../errors.js";
-import type { ExecutionResult, StepResult } from "../../runtimes/execute.js";
+import type { ExecutionResult, StepResult } from "../../contract/result.js";
 import type { RuntimeRegistry } from "../../runtimes/registry.js";
 import { toWardenError } from "../errors.js";
 

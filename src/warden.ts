@@ -8,18 +8,18 @@
  */
 import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { createLogger, silentLogger, type Logger } from "../audit/logger.js";
-import { loadConfig, type LoadConfigOptions } from "../config/load.js";
-import type { Config } from "../config/schema.js";
-import { RuntimeRegistry } from "../runtimes/registry.js";
-import { WardenError } from "../errors.js";
-import { SandboxHost } from "../sandbox/host.js";
-import { isOwnerAlive, processStartTicks } from "../sandbox/owner.js";
-import { openDatabase, type Db } from "../store/database.js";
-import { NotebookService } from "../notebooks/service.js";
-import { Analyzer } from "../policy/analyzer.js";
-import { SessionManager } from "../sessions/manager.js";
-import { ExecutionService } from "./service.js";
+import { createLogger, silentLogger, type Logger } from "./audit/logger.js";
+import { loadConfig, type LoadConfigOptions } from "./config/load.js";
+import type { Config } from "./config/schema.js";
+import { RuntimeRegistry } from "./runtimes/registry.js";
+import { WardenError } from "./errors.js";
+import { SandboxHost } from "./sandbox/host.js";
+import { isOwnerAlive, processStartTicks } from "./sandbox/owner.js";
+import { openDatabase, type Db } from "./store/database.js";
+import { NotebookService } from "./notebooks/service.js";
+import { Analyzer } from "./policy/analyzer.js";
+import { SessionManager } from "./sessions/manager.js";
+import { ExecutionService } from "./executions/service.js";
 
 export interface OpenWardenOptions extends LoadConfigOptions {
   /** A ready config; otherwise loaded from file, env and overrides. */

@@ -1,0 +1,135 @@
+/**
+ * The result contract (DESIGN §3): statuses, the error member, artifacts and
+ * the execution result, as zod schemas with their types inferred. Every layer
+ * takes them from here — the engine fills them, the store keeps them, REST,
+ * MCP and the adapters send them — so a shape is written once.
+ */
+import { z } from "zod";
+import { ERROR_CODES, type ErrorCode } from "../errors.js";
+import { FindingSchema } from "./policy.js";
+
+/** How a program's run ended, as the engine reports it. */
+export const RUN_STATUSES = [
+  "completed",
+  "failed",
+  "timeout",
+  "memory_limit",
+  "output_limit",
+  "disk_limit",
+  "killed",
+  "error",
+] as const;
+export const RunStatusSchema = z
+  .enum(RUN_STATUSES)
+  .describe(
+    "completed: exited 0; failed: exited non-zero or died of its own signal; timeout, memory_limit, output_limit, disk_limit: a limit ended it; killed: by an operator or the user; error: Warden's own fault.",
+  );
+export type RunStatus = z.infer<typeof RunStatusSchema>;
+
+/** An execution's status: a run's, or where it stands before one. */
+export const ExecutionStatusSchema = z.enum(["queued", "running", ...RUN_STATUSES, "rejected"]);
+export type ExecutionStatus = z.infer<typeof ExecutionStatusSchema>;
+
+export const ErrorCodeSchema = z.enum(Object.keys(ERROR_CODES) as [ErrorCode, ...ErrorCode[]]);
+
+export const ErrorInfoSchema = z.object({
+  code: ErrorCodeSchema,
+  message: z.string(),
+  retryable: z.boolean(),
+});
+
+export const TruncatedSchema = z
+  .object({ stdout: z.boolean(), stderr: z.boolean() })
+  .describe("Whether each stream was cut at its byte limit.");
+export type Truncated = z.infer<typeof TruncatedSchema>;
+
+export const ArtifactEntrySchema = z.object({
+  name: z.string(),
+  size: z.number(),
+  mimeType: z.string(),
+  url: z.string(),
+});
+export type ArtifactEntry = z.infer<typeof ArtifactEntrySchema>;
+
+export const RejectedArtifactSchema = z.object({ name: z.string(), reason: z.string() });
+export type RejectedArtifact = z.infer<typeof RejectedArtifactSchema>;
+
+/** Artifacts kept and refused by a run; part of every run's result. */
+export const ArtifactsFields = {
+  artifacts: z.array(ArtifactEntrySchema),
+  rejectedArtifacts: z
+    .array(RejectedArtifactSchema)
+    .describe("Files found but refused as artifacts, with the reason."),
+};
+
+/** The compile step of a compiled language. */
+export const StepResultSchema = z.object({
+  status: RunStatusSchema,
+  exitCode: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  stdout: z.string(),
+  stderr: z.string(),
+  truncated: TruncatedSchema,
+});
+export type StepResult = z.infer<typeof StepResultSchema>;
+
+export const ResultMetricsSchema = z.object({
+  executionTimeMs: z.number(),
+  cpuTimeMs: z.number(),
+  peakMemoryBytes: z.number(),
+  queueTimeMs: z.number(),
+  retries: z.number(),
+});
+
+export const ExecutionResultSchema = z
+  .object({
+    id: z.string(),
+    status: ExecutionStatusSchema,
+    success: z.boolean(),
+    exitCode: z.number().int().nullable(),
+    signal: z.string().nullable(),
+    stdout: z.string(),
+    stderr: z.string(),
+    truncated: TruncatedSchema,
+    compile: StepResultSchema.nullable(),
+    ...ArtifactsFields,
+    error: ErrorInfoSchema.nullable(),
+    metrics: ResultMetricsSchema,
+    findings: z
+      .array(FindingSchema)
+      .optional()
+      .describe("Static-analysis findings, when the key's or server's policy is audit or block."),
+  })
+  .describe("The result shape shared by every interface.");
+export type ExecutionResult = z.infer<typeof ExecutionResultSchema>;
+
+/** A result with nothing run yet (or nothing run at all): the base every final result starts from. */
+export function blankResult(
+  id: string,
+  status: ExecutionStatus = "error",
+  error: ExecutionResult["error"] = null,
+  metrics: Partial<ExecutionResult["metrics"]> = {},
+): ExecutionResult {
+  return {
+    id,
+    status,
+    success: false,
+    exitCode: null,
+    signal: null,
+    stdout: "",
+    stderr: "",
+    truncated: { stdout: false, stderr: false },
+    compile: null,
+    artifacts: [],
+    rejectedArtifacts: [],
+    error,
+    metrics: {
+      executionTimeMs: 0,
+      cpuTimeMs: 0,
+      peakMemoryBytes: 0,
+      queueTimeMs: 0,
+      retries: 0,
+      ...metrics,
+    },
+  };
+}
