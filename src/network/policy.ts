@@ -75,8 +75,6 @@ for (const [net, prefix] of [
   ["fc00::", 7],
   ["fe80::", 10],
   ["ff00::", 8],
-  ["::", 96], // IPv4-compatible (deprecated): embeds any v4 address
-  ["::ffff:0:0", 96], // IPv4-mapped in every spelling (::ffff:7f00:1 is 127.0.0.1)
   ["64:ff9b::", 96],
   ["64:ff9b:1::", 48], // local-use NAT64
   ["100::", 64], // discard-only
@@ -86,13 +84,23 @@ for (const [net, prefix] of [
 ] as const)
   BLOCKED.addSubnet(net, prefix, "ipv6");
 
+/**
+ * v6 addresses that embed a v4 one (::ffff:7f00:1 is 127.0.0.1). Kept apart
+ * because Node's BlockList checks v4 addresses against v6 rules in their
+ * mapped form: in BLOCKED, these ranges would refuse every v4 address.
+ * Egress never needs them (a v4 answer is dialled as v4), so all are refused.
+ */
+const EMBEDDED_V4 = new BlockList();
+EMBEDDED_V4.addSubnet("::", 96, "ipv6"); // IPv4-compatible (deprecated)
+EMBEDDED_V4.addSubnet("::ffff:0:0", 96, "ipv6"); // IPv4-mapped
+
 export function isBlockedAddress(address: string): boolean {
   const family = isIP(address);
   if (family === 4) return BLOCKED.check(address, "ipv4");
   if (family !== 6) return true;
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
   if (mapped) return BLOCKED.check(mapped[1]!, "ipv4");
-  return BLOCKED.check(address, "ipv6");
+  return EMBEDDED_V4.check(address, "ipv6") || BLOCKED.check(address, "ipv6");
 }
 
 /** The egress a run gets: validated, and within the server's bounds. */
