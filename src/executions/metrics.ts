@@ -83,7 +83,7 @@ export class Metrics {
   }
 
   egress(event: EgressEvent): void {
-    this.egressConnections.inc({ decision: event.decision });
+    this.egressConnections.inc({ decision: event.decision }, event.count);
     if (event.bytes > 0) this.egressBytes.inc(event.bytes);
   }
 

@@ -341,6 +341,8 @@ export class ExecutionService {
             bytes: e.bytes,
             address: e.address,
             reason: e.reason,
+            count: e.count,
+            ...(e.summary ? { summary: e.summary } : {}),
             ...(owner.sessionId ? { sessionId: owner.sessionId } : {}),
           },
         });

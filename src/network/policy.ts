@@ -4,24 +4,31 @@
  */
 import { BlockList, isIP } from "node:net";
 import { WardenError } from "../errors.js";
+import { parseHostname, printable } from "./hostname.js";
 
-/** A host name, or `*.` followed by a domain (any subdomain, not the domain itself). No bare `*`. */
-const PATTERN =
-  /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
-
+/**
+ * An allowlist entry: a host name, or `*.` followed by a domain (any
+ * subdomain, not the domain itself). No bare `*`. Names go through the same
+ * parser as the names a sandbox asks for, so an entry and a request are
+ * compared in one normal form.
+ */
 export function checkPattern(pattern: string, field: string): string {
-  const p = pattern.trim().toLowerCase().replace(/\.$/, "");
-  if (p === "*" || !PATTERN.test(p) || p.length > 253)
+  const p = pattern.trim();
+  const wildcard = p.startsWith("*.");
+  const name = parseHostname(wildcard ? p.slice(2) : p);
+  if (!name.ok)
     throw new WardenError(
       "INVALID_REQUEST",
-      `${field}: "${pattern}" is not a host name or *.domain pattern`,
+      `${field}: "${printable(pattern)}" is not a host name or *.domain pattern (${name.reason})`,
     );
-  return p;
+  return wildcard ? `*.${name.name}` : name.name;
 }
 
-/** Does `host` match `pattern` (exact, or a subdomain for `*.domain`)? */
+/** Does `host` match `pattern` (exact, or a subdomain for `*.domain`)? Invalid names match nothing. */
 export function matches(pattern: string, host: string): boolean {
-  const h = host.toLowerCase().replace(/\.$/, "");
+  const parsed = parseHostname(host);
+  if (!parsed.ok) return false;
+  const h = parsed.name;
   if (!pattern.startsWith("*.")) return h === pattern;
   return h.endsWith(pattern.slice(1)) && h.length > pattern.length - 1;
 }
@@ -69,9 +76,23 @@ for (const [net, prefix] of [
   ["fe80::", 10],
   ["ff00::", 8],
   ["64:ff9b::", 96],
+  ["64:ff9b:1::", 48], // local-use NAT64
+  ["100::", 64], // discard-only
+  ["2001::", 32], // Teredo: embeds a v4 address
   ["2001:db8::", 32],
+  ["2002::", 16], // 6to4: embeds a v4 address
 ] as const)
   BLOCKED.addSubnet(net, prefix, "ipv6");
+
+/**
+ * v6 addresses that embed a v4 one (::ffff:7f00:1 is 127.0.0.1). Kept apart
+ * because Node's BlockList checks v4 addresses against v6 rules in their
+ * mapped form: in BLOCKED, these ranges would refuse every v4 address.
+ * Egress never needs them (a v4 answer is dialled as v4), so all are refused.
+ */
+const EMBEDDED_V4 = new BlockList();
+EMBEDDED_V4.addSubnet("::", 96, "ipv6"); // IPv4-compatible (deprecated)
+EMBEDDED_V4.addSubnet("::ffff:0:0", 96, "ipv6"); // IPv4-mapped
 
 export function isBlockedAddress(address: string): boolean {
   const family = isIP(address);
@@ -79,7 +100,7 @@ export function isBlockedAddress(address: string): boolean {
   if (family !== 6) return true;
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
   if (mapped) return BLOCKED.check(mapped[1]!, "ipv4");
-  return BLOCKED.check(address, "ipv6");
+  return EMBEDDED_V4.check(address, "ipv6") || BLOCKED.check(address, "ipv6");
 }
 
 /** The egress a run gets: validated, and within the server's bounds. */
@@ -135,9 +156,22 @@ export function resolveEgress(
     ports,
     maxBytes: server.maxEgressBytes,
     maxConnections: server.maxConnections,
-    staticHosts: Object.fromEntries(
-      Object.entries(server.staticHosts).map(([k, v]) => [k.toLowerCase(), v]),
-    ),
+    staticHosts: staticHostsOf(server.staticHosts),
     allowPrivateAddresses: server.allowPrivateAddresses,
   };
+}
+
+/** The server's static answers, keyed by the same normal form the proxy looks names up in. */
+function staticHostsOf(entries: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, address] of Object.entries(entries)) {
+    const name = parseHostname(key);
+    if (!name.ok || !isIP(address))
+      throw new WardenError(
+        "INVALID_REQUEST",
+        `network.staticHosts["${printable(key)}"] (server config): must map a host name to an IP address`,
+      );
+    out[name.name] = address;
+  }
+  return out;
 }
