@@ -13,14 +13,16 @@
  *      rlimits, clears supplementary groups, switches to the sandbox uid/gid,
  *      sets no_new_privs and execs the program (bubblewrap);
  *   3. waits for the child, reports the workspace's usage ("U <used> <free>"
- *      bytes, then free inodes), unmounts it with --umount, then reports
- *      "S <wait status>" on the control fd.
+ *      bytes, then free inodes), unmounts it with --umount (unless --keep-if
+ *      names a non-empty directory: "K"), then reports "S <wait status>" on the
+ *      control fd.
  *
  * Errors go to the control fd as "E <message>", never to the sandbox's stderr.
  * If Warden dies, PR_SET_PDEATHSIG delivers SIGTERM here and the child is
  * killed; whatever still remains is the start-up janitor's job.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -219,6 +221,23 @@ static void become_sandbox(const struct options *o) {
   fail(o->argv[0]);
 }
 
+/* 1 when `path` is a directory (not a symlink to one) with at least one entry. */
+static int dir_has_entries(const char *path) {
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return 0;
+  DIR *d = fdopendir(fd);
+  if (!d) {
+    close(fd);
+    return 0;
+  }
+  int found = 0;
+  struct dirent *e;
+  while (!found && (e = readdir(d)) != NULL)
+    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) found = 1;
+  closedir(d);
+  return found;
+}
+
 static void on_term(int sig) {
   (void)sig;
   terminate_requested = 1;
@@ -279,16 +298,17 @@ int main(int argc, char **argv) {
     if (statvfs(o.workspace, &st) == 0)
       report("U %llu %llu %llu", (unsigned long long)(st.f_blocks - st.f_bfree) * st.f_frsize,
              (unsigned long long)st.f_bavail * st.f_frsize, (unsigned long long)st.f_favail);
-    /* --keep-if: a directory there (artifacts to collect) keeps the workspace mounted
-     * for Warden to read. Every process of the sandbox is dead by now (we are its
-     * subreaper and waited for all), so nothing can change it any more. */
+    /* --keep-if: a non-empty directory there (artifacts to collect) keeps the
+     * workspace mounted for Warden to read. Warden creates output/ in every
+     * workspace, so mere existence would keep every one: only entries count, and a
+     * run without artifacts costs nothing more. Every process of the sandbox is
+     * dead by now (we are its subreaper and waited for all), so nothing can change
+     * it any more; O_NOFOLLOW still refuses a symlink left in its place. */
     int keep = 0;
     if (o.umount && o.keep_if) {
       char path[4096];
-      struct stat ks;
-      if (snprintf(path, sizeof path, "%s/%s", o.workspace, o.keep_if) < (int)sizeof path &&
-          lstat(path, &ks) == 0 && S_ISDIR(ks.st_mode))
-        keep = 1;
+      if (snprintf(path, sizeof path, "%s/%s", o.workspace, o.keep_if) < (int)sizeof path)
+        keep = dir_has_entries(path);
     }
     if (keep)
       report("K");

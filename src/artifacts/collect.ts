@@ -10,6 +10,7 @@ import type { Stats } from "node:fs";
 import { lstat, open, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { ArtifactEntry, RejectedArtifact } from "../contract/result.js";
+import { OUTPUT_DIR } from "../sandbox/workspace.js";
 import type { ArtifactStore } from "./store.js";
 import { artifactNameProblem, judgeArtifact } from "./rules.js";
 
@@ -36,8 +37,8 @@ export interface Collected {
   rejected: RejectedArtifact[];
 }
 
-/** Collected from /workspace/<ARTIFACT_DIR> (names relative to it) unless named otherwise. */
-export const ARTIFACT_DIR = "output";
+/** Collected from /workspace/output (names relative to it) unless named otherwise. */
+export const ARTIFACT_DIR = OUTPUT_DIR;
 
 /** Files looked at per run at most, and how deep: a tree of a million empty files is not walked. */
 const MAX_SCANNED = 1000;

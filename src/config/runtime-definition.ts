@@ -48,6 +48,12 @@ export const RuntimeDefinitionSchema = z
       })
       .default({})
       .describe("Compilers need more than the programs they build."),
+    entryFromSource: z
+      .enum(["java"])
+      .optional()
+      .describe(
+        "java: the entry file is saved under its public class's name and {mainClass} names the class with main.",
+      ),
   })
   .strict();
 

@@ -70,6 +70,10 @@ export const StepResultSchema = z.object({
   stdout: z.string(),
   stderr: z.string(),
   truncated: TruncatedSchema,
+  metrics: z
+    .object({ executionTimeMs: z.number(), cpuTimeMs: z.number(), peakMemoryBytes: z.number() })
+    .optional()
+    .describe("What the compile step cost."),
 });
 export type StepResult = z.infer<typeof StepResultSchema>;
 

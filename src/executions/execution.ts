@@ -7,6 +7,7 @@ import { EventEmitter } from "node:events";
 import type { ErrorInfo } from "../errors.js";
 import type { EgressPolicy } from "../network/policy.js";
 import { blankResult, type ExecutionResult, type ExecutionStatus } from "../contract/result.js";
+import type { CompileLimits } from "../runtimes/execute.js";
 import type { OutputChunk, SandboxFile, SandboxLimits } from "../sandbox/types.js";
 
 /** Where a request came from, for audit. */
@@ -20,6 +21,8 @@ export interface ExecutionRequest {
   args?: string[] | undefined;
   env?: Record<string, string> | undefined;
   limits: SandboxLimits;
+  /** The request's own compile-step limits (compiled languages). */
+  compileLimits?: CompileLimits | undefined;
   /** Egress policy for the program; null = no network. */
   network: EgressPolicy | null;
   /** Files (relative to /workspace) to return as artifacts besides those under output/. */

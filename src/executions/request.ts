@@ -9,7 +9,7 @@ import { WardenError } from "../errors.js";
 import type { SandboxFile } from "../sandbox/types.js";
 import { checkWorkspacePath } from "../sandbox/workspace.js";
 import { USER_ID_PATTERN } from "../store/keys.js";
-import { RequestLimitsSchema } from "./limits.js";
+import { CompileLimitsSchema, RequestLimitsSchema } from "./limits.js";
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const MAX_ENV_VARS = 64;
@@ -71,6 +71,7 @@ export function createExecutionSchemas(config: Config) {
         .optional(),
       timeout: z.number().positive().optional().describe("Wall-clock timeout in seconds."),
       limits: RequestLimitsSchema.optional(),
+      compileLimits: CompileLimitsSchema.optional(),
       network: NetworkRequestSchema.optional(),
       artifacts: z
         .array(z.string().min(1).max(1024))
@@ -111,8 +112,12 @@ export function toSandboxFiles(
     throw new WardenError("INVALID_REQUEST", "code, files: give exactly one of them");
   if (input.code !== undefined) return [{ path: defaultFileName, content: input.code }];
   let total = 0;
+  const seen = new Set<string>();
   return input.files!.map((f, i) => {
     const path = checkWorkspacePath(f.path, `files[${i}].path`);
+    if (seen.has(path))
+      throw new WardenError("INVALID_REQUEST", `files[${i}].path: ${path} is given twice`);
+    seen.add(path);
     const content = f.encoding === "base64" ? Buffer.from(f.content, "base64") : f.content;
     const size = Buffer.byteLength(content);
     if (size > config.maxFileBytes)

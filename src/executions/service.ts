@@ -19,7 +19,7 @@ import {
   type NewEvent,
 } from "../store/records.js";
 import type { Execution, ExecutionRequest, ExecutionSource } from "./execution.js";
-import { resolveLimits } from "./limits.js";
+import { resolveCompileLimits, resolveLimits } from "./limits.js";
 import {
   ARTIFACT_DIR,
   collectFailed,
@@ -180,7 +180,9 @@ export class ExecutionService {
   /** The most memory an execution holds at once: its run, or its compile step if larger. */
   private reservationMb(request: ExecutionRequest): number {
     const def = this.o.registry.lookup(request.language);
-    const compile = def?.compile ? (def.compileLimits.memoryMb ?? COMPILE_MEMORY_FLOOR_MB) : 0;
+    const compile = def?.compile
+      ? (request.compileLimits?.memoryMb ?? def.compileLimits.memoryMb ?? COMPILE_MEMORY_FLOOR_MB)
+      : 0;
     return Math.max(request.limits.memoryMb, compile);
   }
 
@@ -197,6 +199,7 @@ export class ExecutionService {
         args: r.args,
         env: r.env,
         limits: r.limits,
+        compileLimits: r.compileLimits,
         signal,
         onOutput: (chunk) => execution.pushOutput(chunk),
         network: r.network
@@ -386,6 +389,7 @@ export class ExecutionService {
     if (input.entrypoint !== undefined && !files.some((f) => f.path === input.entrypoint))
       throw new WardenError("INVALID_REQUEST", `entrypoint: no file named ${input.entrypoint}`);
     const limits = resolveLimits(this.o.config, { timeout: input.timeout, limits: input.limits });
+    const compileLimits = resolveCompileLimits(this.o.config, input.compileLimits);
     return this.scheduler.submit({
       language: def.language,
       files,
@@ -394,6 +398,7 @@ export class ExecutionService {
       args: input.args,
       env: input.env,
       limits,
+      compileLimits,
       network,
       artifacts: input.artifacts?.map((path, i) => checkWorkspacePath(path, `artifacts[${i}]`)),
       retryOnFailure: input.retryOnFailure,

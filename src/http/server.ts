@@ -168,7 +168,12 @@ export async function buildServer(deps: ServerDeps) {
     analyzer: deps.analyzer,
   });
   await app.register(adminRoutes, { service, sessions: deps.sessions });
-  await app.register(pistonRoutes, { service, registry: deps.registry, config });
+  await app.register(pistonRoutes, {
+    service,
+    registry: deps.registry,
+    config,
+    analyzer: deps.analyzer,
+  });
   await app.register(sessionRoutes, {
     sessions: deps.sessions,
     service,

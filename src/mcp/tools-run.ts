@@ -1,11 +1,11 @@
 /**
- * One-shot tools: `list_runtimes` and `run_code`, which goes through the
- * execution service exactly like `POST /v1/executions` (same static-analysis
- * policy, scheduler, per-user limits, records and audit trail).
+ * One-shot tools: `list_runtimes` and `run_code`, which goes through runCode
+ * exactly like `POST /v1/executions` and Piston (same static-analysis policy,
+ * scheduler, per-user limits, records, audit trail and kill on cancel).
  */
 import { z } from "zod";
 import { WardenError } from "../errors.js";
-import { checkPolicy } from "../policy/execution-policy.js";
+import { runCode } from "../executions/run-code.js";
 import { describeFinding } from "../policy/findings.js";
 import type { ExecutionResult } from "../contract/result.js";
 import { defineTool, type McpServerOptions, type ToolDefinition } from "./context.js";
@@ -126,30 +126,10 @@ export function runTools(o: McpServerOptions): ToolDefinition[] {
             "INVALID_REQUEST",
             `files: each path once, and not ${main} (the program)`,
           );
-        // The key's static-analysis policy, as POST /v1/executions applies it: MCP
-        // must not be the way around block mode.
-        const policy = await checkPolicy(
-          o.analyzer,
-          o.service,
-          {
-            language: args.language,
-            ...(files ? { files, entrypoint: main } : { code: args.code }),
-          },
-          { key: { policy: o.policy ?? null } },
-          o.userId,
-        );
-        if (policy.rejected) {
-          const shown = policy.rejected.findings.map(describeFinding).slice(0, 20).join("\n");
-          return {
-            isError: true,
-            content: [
-              { type: "text", text: `${resultText(policy.rejected)}\nfindings:\n${shown}` },
-            ],
-            structuredContent: { ...policy.rejected },
-          };
-        }
-        const findings = policy.findings ? { findings: policy.findings } : {};
-        const execution = o.service.submit(
+        // The one run path: the key's policy (MCP must not be the way around block
+        // mode), the scheduler, the audit trail; a cancelled call kills the run.
+        const outcome = await runCode(
+          { service: o.service, analyzer: o.analyzer },
           {
             language: args.language,
             ...(files ? { files, entrypoint: main } : { code: args.code }),
@@ -158,16 +138,26 @@ export function runTools(o: McpServerOptions): ToolDefinition[] {
             retryOnFailure: true,
             wait: true,
           },
-          { userId: o.userId, keyId: o.keyId, networkAllow: o.networkAllow },
-          "mcp",
+          {
+            userId: o.userId,
+            mayDelegate: false,
+            keyId: o.keyId,
+            policy: o.policy,
+            networkAllow: o.networkAllow,
+          },
+          { source: "mcp", signal: extra.signal, abortReason: "cancelled by the MCP client" },
         );
-        if (policy.findings) policy.audit(execution.id);
-        // A client that cancels the call (or goes away) does not leave its run going.
-        const cancel = (): void => {
-          o.service.killExecution(execution.id, "cancelled by the MCP client");
-        };
-        if (extra.signal.aborted) cancel();
-        extra.signal.addEventListener("abort", cancel, { once: true });
+        if (outcome.rejected) {
+          const rejected = outcome.rejected;
+          const shown = rejected.findings.map(describeFinding).slice(0, 20).join("\n");
+          return {
+            isError: true,
+            content: [{ type: "text", text: `${resultText(rejected)}\nfindings:\n${shown}` }],
+            structuredContent: { ...rejected },
+          };
+        }
+        const { execution } = outcome;
+        const findings = outcome.findings ? { findings: outcome.findings } : {};
         const report = progressReporter(extra);
         execution.on("output", report);
         try {
@@ -182,7 +172,6 @@ export function runTools(o: McpServerOptions): ToolDefinition[] {
           };
         } finally {
           execution.off("output", report);
-          extra.signal.removeEventListener("abort", cancel);
         }
       },
     }),

@@ -1,7 +1,8 @@
 /**
- * The static-analysis policy applied to POST /v1/executions: python and
- * javascript code is analysed when the key's (or server's) mode is audit or
- * block, before it is queued. Other languages pass unanalysed.
+ * The static-analysis policy of every one-shot run (executions/run-code.ts,
+ * which REST, MCP and Piston all go through): python and javascript code is
+ * analysed when the key's (or server's) mode is audit or block, before it is
+ * queued. Other languages pass unanalysed.
  */
 import type { CreateExecutionInput } from "../executions/request.js";
 import type { ExecutionService } from "../executions/service.js";
@@ -11,9 +12,12 @@ import { blockedMessage, type Analyzer } from "./analyzer.js";
 import type { SourceUnit } from "./findings.js";
 import { executionId } from "../util/ids.js";
 
+/** The answer to code block mode refused: status rejected, MALICIOUS_CODE, the findings. */
+export type RejectedResult = ExecutionResult & { findings: Finding[] };
+
 export interface PolicyOutcome {
   /** Set when the code is refused: the result to answer with (status rejected). */
-  rejected: (ExecutionResult & { findings: Finding[] }) | null;
+  rejected: RejectedResult | null;
   /** Findings to return with the result (audit and block modes), or null when not analysed. */
   findings: Finding[] | null;
   /** Records the findings against the execution once it has an id. */
@@ -24,10 +28,10 @@ export async function checkPolicy(
   analyzer: Analyzer,
   service: ExecutionService,
   input: Pick<CreateExecutionInput, "language" | "code" | "files" | "entrypoint">,
-  actor: { key: { policy: PolicyMode | null } | null },
+  actor: { policy?: PolicyMode | null | undefined },
   userId: string,
 ): Promise<PolicyOutcome> {
-  const mode = analyzer.modeFor(actor.key?.policy);
+  const mode = analyzer.modeFor(actor.policy);
   const none: PolicyOutcome = { rejected: null, findings: null, audit: () => undefined };
   if (mode === "off" || !analyzer.languageOf(input.language)) return none;
   // base64 files are decoded too: encoding a file must not be a way around block mode.

@@ -84,6 +84,9 @@ export const BUILTIN_RUNTIMES: RuntimeDefinitionInput[] = [
       "-J-XX:MaxRAM={memoryMb}m",
       "-J-XX:+UseSerialGC",
       "-J-Xshare:off",
+      // Classes land by package under /workspace, whichever directory the source is in.
+      "-d",
+      "/workspace",
       "{file}",
     ],
     run: [
@@ -93,8 +96,9 @@ export const BUILTIN_RUNTIMES: RuntimeDefinitionInput[] = [
       "-Xshare:off",
       "-cp",
       "/workspace",
-      "Main",
+      "{mainClass}",
     ],
+    entryFromSource: "java",
     version: { tool: "java", args: ["-version"] },
     compileLimits: { memoryMb: 1024, pids: 256 },
   },

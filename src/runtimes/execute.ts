@@ -20,7 +20,18 @@ import type {
   SandboxNetwork,
 } from "../sandbox/types.js";
 import { executionId } from "../util/ids.js";
+import { javaEntry } from "./java.js";
 import { expandTemplate, privateMountsFor, type RuntimeRegistry } from "./registry.js";
+
+/**
+ * A request's own limits for the compile step (already validated against the
+ * maxima); each unset one falls back to the runtime's compile defaults.
+ */
+export interface CompileLimits {
+  timeoutMs?: number | undefined;
+  cpuTimeMs?: number | undefined;
+  memoryMb?: number | undefined;
+}
 
 export interface ExecuteRequest {
   language: string;
@@ -32,6 +43,8 @@ export interface ExecuteRequest {
   env?: Record<string, string> | undefined;
   /** Limits of the program run (already validated against the maxima). */
   limits: SandboxLimits;
+  /** Limits of the compile step, where the request set them. */
+  compileLimits?: CompileLimits | undefined;
   onOutput?: ((chunk: OutputChunk) => void) | undefined;
   signal?: AbortSignal | undefined;
   id?: string | undefined;
@@ -63,6 +76,36 @@ function step(r: RunResult): StepResult {
     stdout: r.stdout,
     stderr: r.stderr,
     truncated: r.truncated,
+    metrics: {
+      executionTimeMs: r.metrics.wallTimeMs,
+      cpuTimeMs: r.metrics.cpuTimeMs,
+      peakMemoryBytes: r.metrics.peakMemoryBytes,
+    },
+  };
+}
+
+/**
+ * Java: the entry file goes under its public class's name (javac's rule) and
+ * `{mainClass}` names the class with main, so any class name works.
+ */
+function sourceEntry(
+  files: SandboxFile[],
+  entry: string,
+): { files: SandboxFile[]; entry: string; mainClass: string } {
+  const file = files.find((f) => f.path === entry)!;
+  const found = javaEntry(file.content.toString(), entry);
+  const dir = entry.includes("/") ? entry.slice(0, entry.lastIndexOf("/") + 1) : "";
+  const path = `${dir}${found.fileName}`;
+  if (path === entry) return { files, entry, mainClass: found.mainClass };
+  if (files.some((f) => f.path === path))
+    throw new WardenError(
+      "INVALID_REQUEST",
+      `files: ${entry} declares a public class that must be saved as ${path}, which is another file`,
+    );
+  return {
+    files: files.map((f) => (f === file ? { ...f, path } : f)),
+    entry: path,
+    mainClass: found.mainClass,
   };
 }
 
@@ -76,23 +119,35 @@ export async function executeCode(
   const def = runtime.definition;
   if (request.files.length === 0)
     throw new WardenError("INVALID_REQUEST", "files: at least one file is needed");
-  const entry = request.entrypoint ?? request.files[0]!.path;
+  let entry = request.entrypoint ?? request.files[0]!.path;
   if (!request.files.some((f) => f.path === entry))
     throw new WardenError("INVALID_REQUEST", `entrypoint: no file named ${entry}`);
+  let files = request.files;
+  let mainClass: string | undefined;
+  if (def.entryFromSource === "java") ({ files, entry, mainClass } = sourceEntry(files, entry));
 
-  const vars = { ...runtime.tools, file: entry, memoryMb: String(request.limits.memoryMb) };
+  const vars = {
+    ...runtime.tools,
+    file: entry,
+    memoryMb: String(request.limits.memoryMb),
+    ...(mainClass ? { mainClass } : {}),
+  };
   const mounts = privateMountsFor(runtime, (name) => host.privateFile(name));
   const env = { ...def.env, ...request.env };
-  const box = await host.prepare({ diskMb: request.limits.diskMb, files: request.files });
+  const box = await host.prepare({ diskMb: request.limits.diskMb, files });
   request.onBox?.({ id: box.id, uid: box.uid });
   try {
     if (def.compile) {
+      // The request's compile limits win; otherwise compilers get the runtime's
+      // (larger) defaults, never less than the program's own.
+      const asked = request.compileLimits ?? {};
       const compileLimits: SandboxLimits = {
         ...request.limits,
-        memoryMb: Math.max(request.limits.memoryMb, def.compileLimits.memoryMb ?? 0),
+        memoryMb:
+          asked.memoryMb ?? Math.max(request.limits.memoryMb, def.compileLimits.memoryMb ?? 0),
         pids: Math.max(request.limits.pids, def.compileLimits.pids ?? 0),
-        timeoutMs: def.compileLimits.timeoutMs ?? COMPILE_TIMEOUT_MS,
-        cpuTimeMs: undefined,
+        timeoutMs: asked.timeoutMs ?? def.compileLimits.timeoutMs ?? COMPILE_TIMEOUT_MS,
+        cpuTimeMs: asked.cpuTimeMs,
       };
       const compiled = await box.run({
         argv: expandTemplate(def.compile, { ...vars, memoryMb: String(compileLimits.memoryMb) }),

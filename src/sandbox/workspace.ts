@@ -9,6 +9,12 @@ import { WardenError } from "../errors.js";
 import type { SandboxFile } from "./types.js";
 
 export const MAX_PATH_BYTES = 1024;
+/**
+ * Created empty in every workspace: where a program leaves artifacts. It must
+ * exist, or a program that writes output/x.txt fails for want of a directory.
+ * (Only a non-empty one keeps the workspace for collection: see warden-exec.)
+ */
+export const OUTPUT_DIR = "output";
 export const MAX_NAME_BYTES = 255;
 
 /** Returns the normalised relative path, or throws INVALID_REQUEST naming the problem. */
@@ -30,7 +36,7 @@ export function checkWorkspacePath(path: string, field = "path"): string {
   return posix.normalize(path);
 }
 
-/** Creates the workspace and tmp directories in a fresh tmpfs and writes the files, owned by `uid`. */
+/** Creates the workspace and tmp directories in a fresh tmpfs, writes the files and output/, owned by `uid`. */
 export async function fillWorkspace(
   dirs: { workspace: string; tmp: string },
   files: readonly SandboxFile[],
@@ -58,4 +64,14 @@ export async function fillWorkspace(
     await writeFile(target, file.content, { mode: file.mode ?? 0o644, flag: "wx" });
     await chown(target, uid, uid);
   }
+  // After the files: a request that sent output/... already made it, and one
+  // that sent a file named `output` keeps it.
+  const output = join(dirs.workspace, OUTPUT_DIR);
+  if (!made.has(output))
+    await mkdir(output, { mode: 0o755 }).then(
+      () => chown(output, uid, uid),
+      (error: NodeJS.ErrnoException) => {
+        if (error.code !== "EEXIST") throw error;
+      },
+    );
 }

@@ -126,4 +126,24 @@ describe("runtimes", () => {
         .join(""),
     ).toBe("done\n");
   });
+
+  it("has /workspace/output in every run, and keeps the workspace only when something is in it", async () => {
+    const kept: string[] = [];
+    const collect = async (workspace: string) => {
+      kept.push(workspace);
+      return { artifacts: [], rejected: [] };
+    };
+    // No artifacts: the workspace goes with the run, nothing is read (the zero-cost path).
+    const empty = await runCode("bash", "test -d output && echo there", {
+      artifacts: { keepIf: "output", collect },
+    });
+    expect(empty.stdout).toBe("there\n");
+    expect(kept).toEqual([]);
+    // Written without making the directory first: kept for collection.
+    const wrote = await runCode("bash", "echo hi > /workspace/output/a.txt", {
+      artifacts: { keepIf: "output", collect },
+    });
+    expect(wrote.status).toBe("completed");
+    expect(kept).toHaveLength(1);
+  });
 });

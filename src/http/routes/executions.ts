@@ -4,14 +4,15 @@ import { z } from "zod";
 import type { Config } from "../../config/schema.js";
 import type { Execution } from "../../executions/execution.js";
 import { createExecutionSchemas } from "../../executions/request.js";
+import { runCode } from "../../executions/run-code.js";
 import type { ExecutionService } from "../../executions/service.js";
 import { WardenError } from "../../errors.js";
 import type { Analyzer } from "../../policy/analyzer.js";
-import { checkPolicy } from "../../policy/execution-policy.js";
 import { blankResult, type ExecutionResult } from "../../contract/result.js";
 import type { RuntimeRegistry } from "../../runtimes/registry.js";
 import { hasScope, type Actor } from "../auth.js";
 import { ArtifactListSchema, artifactListing, sendArtifact } from "../artifacts.js";
+import { clientGone, runActor } from "../run-request.js";
 import { openEventStream } from "../sse.js";
 import {
   AcceptedSchema,
@@ -41,16 +42,6 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
   { service, registry, config, analyzer },
 ) => {
   const { CreateExecutionSchema } = createExecutionSchemas(config);
-
-  const actingUser = (actor: Actor, requested: string | undefined): string => {
-    if (requested === undefined || requested === actor.userId) return actor.userId;
-    if (!hasScope(actor, "delegate"))
-      throw new WardenError(
-        "PERMISSION_DENIED",
-        "userId: only keys with the delegate scope may act for another user",
-      );
-    return requested;
-  };
 
   const find = (
     id: string,
@@ -101,30 +92,22 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
       },
     },
     async (request, reply) => {
-      const actor = request.actor!;
-      const userId = actingUser(actor, request.body.userId);
-      const policy = await checkPolicy(analyzer, service, request.body, actor, userId);
-      if (policy.rejected) return reply.status(422).send(policy.rejected);
-      const execution = service.submit(
+      const wait = request.body.wait;
+      const outcome = await runCode(
+        { service, analyzer },
         request.body,
-        { userId, keyId: actor.key?.id, networkAllow: actor.key?.networkAllow },
-        "api",
+        runActor(request.actor!),
+        // A client that asked for 202 is not waiting: its hanging up kills nothing.
+        { source: "api", signal: wait ? clientGone(reply) : undefined },
       );
-      const findings = policy.findings ? { findings: policy.findings } : {};
-      if (policy.findings) policy.audit(execution.id);
-      if (!request.body.wait) {
+      if (outcome.rejected) return reply.status(422).send(outcome.rejected);
+      const { execution } = outcome;
+      const findings = outcome.findings ? { findings: outcome.findings } : {};
+      if (!wait) {
         void reply.header("Location", `/v1/executions/${execution.id}`);
         return reply.status(202).send({ id: execution.id, status: "queued" as const, ...findings });
       }
-      // A client that hangs up before its answer does not leave its execution running.
-      const onClose = (): void => {
-        if (!reply.raw.writableFinished && !execution.result)
-          service.killExecution(execution.id, "client disconnected");
-      };
-      reply.raw.on("close", onClose);
-      const result = await execution.done;
-      reply.raw.off("close", onClose);
-      return { ...result, ...findings };
+      return { ...(await execution.done), ...findings };
     },
   );
 

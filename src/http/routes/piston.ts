@@ -3,16 +3,22 @@
  * with Piston's request and response shapes, status letters and `{message}`
  * errors, so existing Piston clients work unchanged. Quirks of real clients
  * are honoured: piston-client sends JSON labelled text/plain, omits `version`
- * when given an alias, and passes -1 for "no memory limit".
+ * when given an alias, and passes -1 for "no memory limit". Requests are read in
+ * piston-request.ts and run through runCode, like REST and MCP: the same
+ * policy, scheduler, audit trail and kill on disconnect.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import type { Config } from "../../config/schema.js";
-import type { Execution } from "../../executions/execution.js";
+import { createExecutionSchemas, type CreateExecutionInput } from "../../executions/request.js";
+import { runCode, type RunCodeOutcome } from "../../executions/run-code.js";
 import type { ExecutionService } from "../../executions/service.js";
 import { ERROR_CODES, WardenError } from "../../errors.js";
-import type { ExecutionResult, StepResult } from "../../contract/result.js";
+import type { StepResult } from "../../contract/result.js";
+import type { Analyzer } from "../../policy/analyzer.js";
 import type { RuntimeRegistry } from "../../runtimes/registry.js";
 import { toWardenError } from "../errors.js";
+import { clientGone, runActor } from "../run-request.js";
+import { pistonInput, PistonRequestError } from "./piston-request.js";
 
 interface PistonStage {
   stdout: string;
@@ -75,7 +81,7 @@ function message(step: StepResult): string | null {
 function stage(
   step: StepResult,
   output: string,
-  metrics?: ExecutionResult["metrics"],
+  metrics?: { executionTimeMs: number; cpuTimeMs: number; peakMemoryBytes: number },
 ): PistonStage {
   const status = letter(step);
   return {
@@ -106,17 +112,13 @@ function fail(reply: FastifyReply, status: number, text: string): FastifyReply {
   return reply.status(status).send({ message: text });
 }
 
-interface PistonFile {
-  name?: unknown;
-  content?: unknown;
-  encoding?: unknown;
-}
-
 export const pistonRoutes: FastifyPluginAsync<{
   service: ExecutionService;
   registry: RuntimeRegistry;
   config: Config;
-}> = async (app, { service, registry, config }) => {
+  analyzer: Analyzer;
+}> = async (app, { service, registry, config, analyzer }) => {
+  const { CreateExecutionSchema } = createExecutionSchemas(config);
   // Piston clients send JSON under any content type (piston-client: text/plain).
   app.addContentTypeParser(
     ["text/plain", "application/x-www-form-urlencoded"],
@@ -165,7 +167,7 @@ export const pistonRoutes: FastifyPluginAsync<{
       const body = request.body as Record<string, unknown> | null;
       if (typeof body !== "object" || body === null || Array.isArray(body))
         return fail(reply, 400, "body must be a JSON object");
-      const { language, version, files, stdin, args } = body;
+      const { language, version, files } = body;
       if (typeof language !== "string" || !language)
         return fail(reply, 400, "language is required as a string");
       if (version !== undefined && (typeof version !== "string" || !version))
@@ -177,83 +179,30 @@ export const pistonRoutes: FastifyPluginAsync<{
       const wanted = version ?? "*";
       if (!runtime || !versionMatches(wanted, runtime.version))
         return fail(reply, 400, `${language}-${wanted} runtime is unknown`);
-      if (files.length > config.maxFiles)
-        return fail(reply, 400, `files cannot have more than ${config.maxFiles} entries`);
-      const decoded: { path: string; content: string; encoding: "utf8" | "base64" }[] = [];
-      for (const [i, f] of (files as PistonFile[]).entries()) {
-        if (typeof f !== "object" || f === null || typeof f.content !== "string")
-          return fail(reply, 400, `files[${i}].content is required as a string`);
-        const encoding = f.encoding === "base64" || f.encoding === "hex" ? f.encoding : "utf8";
-        const name =
-          typeof f.name === "string" && f.name ? f.name : i === 0 ? def.fileName : `file${i}.code`;
-        decoded.push(
-          encoding === "hex"
-            ? {
-                path: name,
-                content: Buffer.from(f.content, "hex").toString("base64"),
-                encoding: "base64",
-              }
-            : { path: name, content: f.content, encoding },
-        );
-      }
-      if (decoded.length === 0)
-        return fail(reply, 400, "files must include at least one utf8 encoded file");
-      if (stdin !== undefined && typeof stdin !== "string")
-        return fail(reply, 400, "stdin must be a string");
-      if (args !== undefined && (!Array.isArray(args) || !args.every((a) => typeof a === "string")))
-        return fail(reply, 400, "args must be an array of strings");
-      const numbers: Record<string, number | undefined> = {};
-      for (const name of [
-        "run_timeout",
-        "compile_timeout",
-        "run_memory_limit",
-        "compile_memory_limit",
-        "run_cpu_time",
-        "compile_cpu_time",
-      ]) {
-        const v = body[name];
-        if (v === undefined || v === null) continue;
-        if (typeof v !== "number" || !Number.isFinite(v))
-          return fail(reply, 400, `If specified, ${name} must be a number`);
-        numbers[name] = v;
-      }
-      const maxTimeoutMs = config.maxTimeout * 1000;
-      const runTimeout = numbers.run_timeout;
-      if (runTimeout !== undefined && runTimeout > maxTimeoutMs)
-        return fail(
-          reply,
-          400,
-          `run_timeout cannot exceed the configured limit of ${maxTimeoutMs}`,
-        );
-      const memoryBytes = numbers.run_memory_limit;
-      const maxMemoryBytes = config.maxMemoryMB * 1024 * 1024;
-      if (memoryBytes !== undefined && memoryBytes > maxMemoryBytes)
-        return fail(
-          reply,
-          400,
-          `run_memory_limit cannot exceed the configured limit of ${maxMemoryBytes}`,
-        );
-      const actor = request.actor!;
-      let execution: Execution;
+      let input: CreateExecutionInput;
       try {
-        execution = service.submit(
-          {
-            language: def.language,
-            files: decoded,
-            stdin: typeof stdin === "string" ? stdin : undefined,
-            args: args,
-            // Piston: 0 or -1 means "the default".
-            timeout: runTimeout && runTimeout > 0 ? runTimeout / 1000 : undefined,
-            limits:
-              memoryBytes && memoryBytes > 0
-                ? { memoryMb: Math.max(16, Math.ceil(memoryBytes / 1024 / 1024)) }
-                : undefined,
-            retryOnFailure: true,
-            wait: true,
-          },
-          { userId: actor.userId, keyId: actor.key?.id, networkAllow: actor.key?.networkAllow },
-          "piston",
+        input = pistonInput(body, files, def, config);
+      } catch (error) {
+        if (error instanceof PistonRequestError) return fail(reply, 400, error.message);
+        throw error;
+      }
+      // The same bounds as POST /v1/executions (stdin, args, file sizes...).
+      const checked = CreateExecutionSchema.safeParse(input);
+      if (!checked.success) {
+        const issue = checked.error.issues[0]!;
+        const where = issue.path.join(".");
+        return fail(
+          reply,
+          400,
+          issue.message.startsWith(where) ? issue.message : `${where}: ${issue.message}`,
         );
+      }
+      let outcome: RunCodeOutcome;
+      try {
+        outcome = await runCode({ service, analyzer }, checked.data, runActor(request.actor!), {
+          source: "piston",
+          signal: clientGone(reply),
+        });
       } catch (error) {
         const e = toWardenError(error);
         const status =
@@ -266,6 +215,12 @@ export const pistonRoutes: FastifyPluginAsync<{
           void reply.header("Retry-After", String(e.details.retryAfterSeconds));
         return fail(reply, status, e.message);
       }
+      // Block mode refuses here exactly as it does on REST (422) and MCP: same message, same findings.
+      if (outcome.rejected)
+        return reply
+          .status(422)
+          .send({ message: outcome.rejected.error!.message, findings: outcome.rejected.findings });
+      const execution = outcome.execution;
       const result = await execution.done;
       if (
         result.status === "rejected" ||
@@ -280,7 +235,7 @@ export const pistonRoutes: FastifyPluginAsync<{
       const response: Record<string, unknown> = {};
       if (result.compile) {
         const compileOutput = result.compile.stdout + result.compile.stderr;
-        response.compile = stage(result.compile, compileOutput);
+        response.compile = stage(result.compile, compileOutput, result.compile.metrics);
         if (result.compile.status !== "completed") {
           response.run = response.compile;
           return { ...response, language: runtime.language, version: runtime.version };
