@@ -15,6 +15,7 @@ export default tseslint.config(
       "examples/",
       "native/",
       "test/attacks/programs/",
+      "test/generated/",
     ],
   },
   js.configs.recommended,

@@ -18,6 +18,10 @@ const error = (description: string): Json => ({
   description,
   content: { "application/json": { schema: ERROR_REF } },
 });
+/** Any error of a route that declares none, in the one error shape. */
+export const ERROR_RESPONSE = error(
+  "An error: the code, a message naming the field, the request id.",
+);
 const BYTES = { type: "string", format: "binary" };
 
 /** Schemas added to `components.schemas`, referenced from the hand-written parts. */

@@ -12,6 +12,7 @@ import { jsonSchemaTransform } from "fastify-type-provider-zod";
 import {
   BACKGROUND_EVENTS,
   CALL_EVENTS,
+  ERROR_RESPONSE,
   EXECUTION_EVENTS,
   FILE_FORM,
   JSON_RPC_MESSAGE,
@@ -242,6 +243,9 @@ function complete(document: Json): Json {
           ...ok,
           content: { ...(ok.content as Json), "text/event-stream": entry.stream },
         };
+      // Routes without declared errors still answer them, in the one error shape.
+      if (!Object.keys(responses).some((s) => s === "default" || Number(s) >= 400))
+        responses.default = ERROR_RESPONSE;
       op.responses = responses;
       completed[method] = op;
     }
