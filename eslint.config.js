@@ -38,6 +38,7 @@ export default tseslint.config(
       "examples/",
       "native/",
       "test/attacks/programs/",
+      "test/generated/",
     ],
   },
   js.configs.recommended,

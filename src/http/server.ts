@@ -10,7 +10,6 @@ import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import Fastify, { LogController } from "fastify";
 import {
-  jsonSchemaTransform,
   serializerCompiler,
   validatorCompiler,
   type ZodTypeProvider,
@@ -25,6 +24,7 @@ import type { KeyStore } from "../store/keys.js";
 import { ulid } from "../util/ids.js";
 import { Gate } from "./auth.js";
 import { sendError, toWardenError } from "./errors.js";
+import { openapiOptions } from "./openapi.js";
 import { adminRoutes } from "./routes/admin.js";
 import { executionRoutes } from "./routes/executions.js";
 import { healthRoutes } from "./routes/health.js";
@@ -135,18 +135,7 @@ export async function buildServer(deps: ServerDeps) {
     });
   });
 
-  await app.register(swagger, {
-    openapi: {
-      info: {
-        title: "Warden",
-        description: "Run untrusted code behind real kernel isolation.",
-        version: "0.1.0",
-      },
-      components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
-      security: [{ bearer: [] }],
-    },
-    transform: jsonSchemaTransform,
-  });
+  await app.register(swagger, openapiOptions("0.1.0"));
   // swagger-ui's own routes are public documentation.
   app.addHook("onRoute", (route) => {
     if (route.url.startsWith("/docs")) route.config = { ...(route.config ?? {}), scope: "public" };
