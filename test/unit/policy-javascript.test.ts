@@ -63,13 +63,13 @@ describe("javascript analysis of hostile input", () => {
     ]);
   });
 
+  // No clock here: at these sizes a quadratic walk (the bug this guards) runs for
+  // many minutes and hits the test timeout, while a linear one takes well under a second.
   it("reads long member chains in linear time, and refuses to name very long ones", () => {
-    const started = Date.now();
-    const chains = `a${".b".repeat(5000)};\n`.repeat(20);
+    const chains = `a${".b".repeat(20_000)};\n`.repeat(20);
     expect(rules(chains)).toEqual([]);
-    const deep = `process${".x".repeat(20_000)}.binding('spawn_sync')`;
+    const deep = `process${".x".repeat(100_000)}.binding('spawn_sync')`;
     expect(() => rules(deep)).not.toThrow();
-    expect(Date.now() - started).toBeLessThan(3000);
   });
 
   it("flags units past the size caps as not analysed, instead of parsing them", () => {
