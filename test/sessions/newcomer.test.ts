@@ -213,6 +213,26 @@ describe("sessions for a newcomer", () => {
       );
       expect(kill.status, `${JSON.stringify(headers)}: ${kill.body}`).toBe(204);
     }
+    // The signal as a body field; a wrong one is refused, naming the field.
+    const sleeper = BackgroundCommandSchema.parse(
+      await (
+        await server.request("POST", `${base}/commands`, {
+          token: ann,
+          body: { command: "sleep 600", background: true },
+        })
+      ).json(),
+    );
+    const json = { ...auth, "content-type": "application/json" };
+    const kill = (body: string) =>
+      rawRequest("POST", `${base}/commands/${sleeper.id}/kill`, json, [Buffer.from(body)]);
+    const wrong = await kill('{"signal": "SIGFOO"}');
+    expect(wrong.status).toBe(400);
+    expect(wrong.body).toMatch(/signal/);
+    expect((await kill('{"signal": "SIGKILL"}')).status).toBe(204);
+    const events = await (
+      await server.request("GET", `${base}/commands/${sleeper.id}/events`, { token: ann })
+    ).text();
+    expect(events).toMatch(/event: result\ndata: .*"status":"killed".*"signal":"SIGKILL"/);
     // Executions: the owner's kill route and the admin's.
     for (const [path, token] of [
       ["/v1/executions/ID/kill", ann],

@@ -7,7 +7,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { toErrorInfo } from "../../errors.js";
+import { toErrorInfo, WardenError } from "../../errors.js";
 import type { OutputChunk } from "../../sandbox/types.js";
 import { SIGNALS } from "../../sessions/commands.js";
 import type { SessionManager } from "../../sessions/manager.js";
@@ -200,6 +200,9 @@ export const sessionCommandRoutes: FastifyPluginAsyncZod<{ sessions: SessionMana
   );
 
   const SignalSchema = z.enum(SIGNALS).describe("Default SIGTERM.");
+  // Checked in the handler, not declared as the route's body: a declared body
+  // is a required one in the OpenAPI document, and this route needs none.
+  const KillBodySchema = z.object({ signal: SignalSchema.optional() }).strict().nullish();
   app.post(
     "/v1/sessions/:id/commands/:commandId/kill",
     {
@@ -208,15 +211,20 @@ export const sessionCommandRoutes: FastifyPluginAsyncZod<{ sessions: SessionMana
       schema: {
         summary: "Signal a background command and everything it started",
         description:
-          "Needs no body. The signal may come as `?signal=SIGKILL` or as `{signal}`; default SIGTERM.",
+          'Needs no body. The signal may come as `?signal=SIGKILL` or as a body `{"signal": "SIGKILL"}`; default SIGTERM.',
         params: CommandParams,
         querystring: z.object({ signal: SignalSchema.optional() }).strict(),
-        body: z.object({ signal: SignalSchema.optional() }).strict().nullish(),
       },
     },
     async (request, reply) => {
       const { id, commandId } = request.params;
-      const signal = request.body?.signal ?? request.query.signal ?? "SIGTERM";
+      const body = KillBodySchema.safeParse(request.body);
+      if (!body.success)
+        throw new WardenError(
+          "INVALID_REQUEST",
+          `body: send none, {} or {"signal": one of ${SIGNALS.join(", ")}}`,
+        );
+      const signal = body.data?.signal ?? request.query.signal ?? "SIGTERM";
       await sessions.signalBackground(id, request.actor!.userId, commandId, signal);
       return reply.status(204).send();
     },
