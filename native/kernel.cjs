@@ -47,7 +47,24 @@ function bundle(value) {
   return data;
 }
 
+// A stack of the user's code only: frames from here down (node:vm running the
+// cell, this kernel, Node's event plumbing) are Warden's, not the user's.
+function userStack(e) {
+  let stack;
+  try {
+    stack = String((e && e.stack) || e);
+  } catch {
+    return "(the error's stack could not be read)";
+  }
+  const lines = stack.split("\n");
+  const cut = lines.findIndex(
+    (l) => /^\s+at /.test(l) && (l.includes(__filename) || /\(?node:vm[:)]/.test(l)),
+  );
+  return (cut < 0 ? lines : lines.slice(0, cut)).join("\n");
+}
+
 let chain = Promise.resolve();
+let cells = 0;
 input.on("line", (line) => {
   chain = chain.then(async () => {
     let request;
@@ -60,8 +77,9 @@ input.on("line", (line) => {
     let error = null;
     let timedOut = false;
     try {
+      cells += 1;
       let value = vm.runInContext(String(request.code || ""), context, {
-        filename: "<cell>",
+        filename: `<cell ${cells}>`,
         timeout: request.timeoutMs || 60000,
         breakOnSigint: false,
       });
@@ -72,7 +90,7 @@ input.on("line", (line) => {
       error = {
         name: timedOut ? "TimeoutError" : (e && e.name) || "Error",
         value: String((e && e.message) || e),
-        traceback: String((e && e.stack) || e),
+        traceback: userStack(e),
       };
     }
     output.write(`${JSON.stringify({ id: request.id, type: "result", results, error, timedOut })}\n`);

@@ -11,6 +11,7 @@ import ast
 import base64
 import io
 import json
+import linecache
 import os
 import sys
 import traceback
@@ -55,6 +56,21 @@ def figures():
     return found
 
 
+def user_traceback(e):
+    """The traceback of the user's code only: this kernel's own frames (the
+    exec of the cell) are Warden's, not the user's, and stay out of it."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(e), e, tb))
+
+
+def remember(name, code):
+    """Lets tracebacks quote the cell's source lines, as they would a file's."""
+    linecache.cache[name] = (len(code), None, code.splitlines(True), name)
+
+
+cells = 0
 for line in channel_in:
     try:
         request = json.loads(line)
@@ -62,18 +78,23 @@ for line in channel_in:
         continue
     results, error = [], None
     sys.stdin = io.StringIO("")
+    cells += 1
+    name = "<cell %d>" % cells
+    code = request.get("code", "")
+    code = code if isinstance(code, str) else ""
+    remember(name, code)
     try:
-        tree = ast.parse(request.get("code", ""), "<cell>", "exec")
+        tree = ast.parse(code, name, "exec")
         last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-        exec(compile(tree, "<cell>", "exec"), namespace)
+        exec(compile(tree, name, "exec"), namespace)
         value = None
         if last is not None:
-            value = eval(compile(ast.Expression(last.value), "<cell>", "eval"), namespace)
+            value = eval(compile(ast.Expression(last.value), name, "eval"), namespace)
         results.extend(figures())
         if value is not None:
             results.append({"data": bundle(value), "isMainResult": True})
     except BaseException as e:  # KeyboardInterrupt (a timeout), SystemExit, errors
-        error = {"name": type(e).__name__, "value": str(e), "traceback": traceback.format_exc()}
+        error = {"name": type(e).__name__, "value": str(e), "traceback": user_traceback(e)}
     sys.stdout.flush()
     sys.stderr.flush()
     channel_out.write(json.dumps({"id": request.get("id"), "type": "result", "results": results, "error": error}) + "\n")

@@ -215,6 +215,19 @@ export class AgentSandbox {
   }
 
   /**
+   * How many processes the kernel has OOM-killed in the session's cgroup so
+   * far, read on the host: what says a call died of the memory limit (the
+   * agent's or a kernel's own word could be forged by code in the session).
+   */
+  async oomKills(): Promise<number> {
+    if (!this.cgroup || this.result) return 0;
+    return this.cgroup.accounting().then(
+      (a) => a.oomKills,
+      () => 0, // the cgroup is going away with the session
+    );
+  }
+
+  /**
    * A connection to `port` on the session's own loopback, made by the agent
    * inside (web previews), paused until its reader resumes it. Rejects with
    * ECONNREFUSED when nothing listens there.

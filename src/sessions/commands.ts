@@ -5,25 +5,20 @@
  * the start. They run in the session's cgroup like everything else in it, and
  * end with it.
  */
+import type { z } from "zod";
 import { WardenError } from "../errors.js";
 import type { OutputChunk } from "../sandbox/types.js";
 import { ulid } from "../util/ids.js";
 import { text, type AgentSandbox } from "./agent-sandbox.js";
+import { callStatus, OutputTally } from "./outcome.js";
+import type { BackgroundCommandSchema } from "./schemas.js";
 
-export interface BackgroundInfo {
-  id: string;
-  command: string[] | string;
-  status: "running" | "exited";
-  exitCode: number | null;
-  signal: string | null;
-  startedAt: string;
-  endedAt: string | null;
-  /** Output beyond the limit was dropped. */
-  truncated: boolean;
-}
+/** A background command as every interface shows it (see BackgroundCommandSchema). */
+export type BackgroundInfo = z.infer<typeof BackgroundCommandSchema>;
 
+/** Its output as it comes, then one `result` (the command, ended) as the last event. */
 export type BackgroundEvent =
-  { type: "stdout" | "stderr"; data: string } | { type: "exit"; command: BackgroundInfo };
+  { type: "stdout" | "stderr"; data: string } | { type: "result"; command: BackgroundInfo };
 
 export interface BackgroundStart {
   command: string[] | string;
@@ -44,6 +39,9 @@ interface Entry {
   info: BackgroundInfo;
   agentId: number;
   chunks: OutputChunk[];
+  tally: OutputTally;
+  /** A client asked for it to be signalled (the kill route): its end is `killed`. */
+  killRequested: boolean;
   listeners: Set<(event: BackgroundEvent) => void>;
 }
 
@@ -76,16 +74,25 @@ export class BackgroundCommands {
       id: `cmd_${ulid()}`,
       command: o.command,
       status: "running",
+      success: false,
       exitCode: null,
       signal: null,
       startedAt: new Date().toISOString(),
       endedAt: null,
-      truncated: false,
+      truncated: { stdout: false, stderr: false },
     };
-    const entry: Entry = { info, agentId: 0, chunks: [], listeners: new Set() };
+    const entry: Entry = {
+      info,
+      agentId: 0,
+      chunks: [],
+      tally: new OutputTally(this.outputBytes),
+      killRequested: false,
+      listeners: new Set(),
+    };
     const emit = (event: BackgroundEvent): void => {
       for (const listener of entry.listeners) listener(event);
     };
+    const oomBefore = this.sandbox.oomKills();
     const { id, done } = this.sandbox.send(
       {
         op: "exec",
@@ -98,34 +105,42 @@ export class BackgroundCommands {
         outputBytes: this.outputBytes,
       },
       (event) => {
-        const chunk = { stream: event.type as "stdout" | "stderr", data: text(event.data) };
-        entry.chunks.push(chunk);
-        emit({ type: chunk.stream, data: chunk.data });
+        if (event.type !== "stdout" && event.type !== "stderr") return;
+        const stream = event.type;
+        const data = entry.tally.take(stream, text(event.data));
+        if (!data) return;
+        entry.chunks.push({ stream, data });
+        emit({ type: stream, data });
       },
       true,
     );
     entry.agentId = id;
     this.entries.set(info.id, entry);
-    const finish = (exitCode: number | null, signal: string | null, truncated: boolean): void => {
+    /** `exit` is null when the agent refused it (not found) or the session ended under it. */
+    const finish = async (exit: Record<string, unknown> | null): Promise<void> => {
+      const exitCode = typeof exit?.exitCode === "number" ? exit.exitCode : null;
+      const oomKilled = exit !== null && (await this.sandbox.oomKills()) > (await oomBefore);
+      const truncated = entry.tally.settle(exit?.truncated === true);
+      // The session ending under it is Warden's kill; a refusal (not found) is its failure.
+      const status = callStatus({
+        killed: entry.killRequested || (exit === null && this.sandbox.result !== null),
+        timedOut: false,
+        truncated: truncated.stdout || truncated.stderr,
+        oomKilled,
+        ok: exitCode === 0,
+      });
       Object.assign(info, {
-        status: "exited",
+        status,
+        success: status === "completed",
         exitCode,
-        signal,
+        signal: typeof exit?.signal === "string" ? exit.signal : null,
         truncated,
         endedAt: new Date().toISOString(),
       });
-      emit({ type: "exit", command: { ...info } });
+      emit({ type: "result", command: { ...info } });
       entry.listeners.clear();
     };
-    done.then(
-      (exit) =>
-        finish(
-          typeof exit.exitCode === "number" ? exit.exitCode : null,
-          typeof exit.signal === "string" ? exit.signal : null,
-          exit.truncated === true,
-        ),
-      () => finish(null, null, false),
-    );
+    done.then(finish, () => finish(null)).catch(() => undefined);
     return { ...info };
   }
 
@@ -133,7 +148,7 @@ export class BackgroundCommands {
   private forgetOldest(): void {
     for (const [id, e] of this.entries) {
       if (this.entries.size < KEPT) return;
-      if (e.info.status === "exited") this.entries.delete(id);
+      if (e.info.status !== "running") this.entries.delete(id);
     }
   }
 
@@ -151,13 +166,13 @@ export class BackgroundCommands {
 
   /**
    * Replays the output so far to `listener`, then passes on what follows until
-   * the command exits. Returns the unsubscribe function.
+   * the command ends with a `result`. Returns the unsubscribe function.
    */
   follow(id: string, listener: (event: BackgroundEvent) => void): () => void {
     const e = this.entry(id);
     for (const c of e.chunks) listener({ type: c.stream, data: c.data });
-    if (e.info.status === "exited") {
-      listener({ type: "exit", command: { ...e.info } });
+    if (e.info.status !== "running") {
+      listener({ type: "result", command: { ...e.info } });
       return () => undefined;
     }
     e.listeners.add(listener);
@@ -167,13 +182,14 @@ export class BackgroundCommands {
   async stdin(id: string, data: string, eof: boolean): Promise<void> {
     const e = this.entry(id);
     if (e.info.status !== "running")
-      throw new WardenError("INVALID_REQUEST", `command ${id} has exited`);
+      throw new WardenError("INVALID_REQUEST", `command ${id} has ended (${e.info.status})`);
     await this.sandbox.request({ op: "stdin", target: e.agentId, data, eof });
   }
 
   async signal(id: string, signal: CommandSignal): Promise<void> {
     const e = this.entry(id);
     if (e.info.status !== "running") return;
+    e.killRequested = true;
     await this.sandbox.request({ op: "signal", target: e.agentId, signal });
   }
 }

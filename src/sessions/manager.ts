@@ -35,6 +35,8 @@ import type {
 export type * from "./types.js";
 
 const SWEEP_MS = 1000;
+/** The sandbox's wall limit over the longest session life: only if the sweeper failed. */
+const WALL_SLACK_S = 60;
 /** Languages with a persistent context, by name and alias. */
 const CONTEXT_LANGUAGES: Record<string, ContextLanguage> = {
   python: "python",
@@ -107,10 +109,14 @@ export class SessionManager {
         `timeout: ${ttl} exceeds the maximum ${this.config.maxSessionTimeout} (maxSessionTimeout)`,
       );
     const idle = options.idleTimeout ?? this.config.sessionIdleTimeout;
-    // The sandbox's own wall limit is the TTL (plus slack): the manager ends it first.
+    // The session's end is its expiresAt, kept by the sweeper, which `extend` moves. The
+    // sandbox's own wall limit is only the backstop: the longest life any session may
+    // reach (maxSessionTimeout) plus slack, so that an extended session is never cut
+    // short by a limit fixed at creation, and none outlives the server's maximum.
     const limits = {
       ...resolveLimits(this.config, { limits: options.limits }),
-      timeoutMs: (ttl + 60) * 1000,
+      // (Node's timers hold at most 2^31-1 ms, about 24.8 days; a longer one fires at once.)
+      timeoutMs: Math.min((this.config.maxSessionTimeout + WALL_SLACK_S) * 1000, 2 ** 31 - 1),
     };
     const id = `sess_${ulid()}`;
     const release = this.hooks.reserveMemory?.(limits.memoryMb, "limits.memoryMb") ?? (() => {});
@@ -119,6 +125,11 @@ export class SessionManager {
     this.starting.set(userId, (this.starting.get(userId) ?? 0) + 1);
     try {
       sandbox = await this.startSandbox(id, userId, limits, options.network);
+      // Where artifacts come from exists from the start, as in a one-shot run.
+      await sandbox.request({ op: "mkdir", path: "output" }).catch(async (error: unknown) => {
+        await sandbox.close();
+        throw error;
+      });
     } catch (error) {
       release();
       throw error;
@@ -209,6 +220,12 @@ export class SessionManager {
     );
   }
 
+  /**
+   * The session now ends `seconds` from now, or later if it already would:
+   * extend never shortens. Its whole life stays within maxSessionTimeout from
+   * creation (the sandbox's wall limit is set to that at creation, so the
+   * sweeper, going by expiresAt, is what ends it).
+   */
   extend(id: string, userId: string, seconds: number): SessionInfo {
     const s = this.ownedBy(id, userId);
     const created = Date.parse(s.info.createdAt);
@@ -216,7 +233,7 @@ export class SessionManager {
     if (wanted - created > this.config.maxSessionTimeout * 1000)
       throw new WardenError(
         "INVALID_REQUEST",
-        `timeout: a session lives at most ${this.config.maxSessionTimeout} s (maxSessionTimeout)`,
+        `timeout: a session lives at most ${this.config.maxSessionTimeout} s from its creation (maxSessionTimeout); at most ${Math.max(0, Math.floor((created + this.config.maxSessionTimeout * 1000 - Date.now()) / 1000))} s more for this one`,
       );
     s.expiresAt = Math.max(s.expiresAt, wanted);
     return this.get(id, userId);

@@ -1,6 +1,11 @@
-/** Inputs and results of session calls in zod: one schema for REST and MCP. */
+/**
+ * What sessions take and give, in zod: one schema for the manager's types
+ * (z.infer), REST, MCP and OpenAPI. Statuses and `truncated` are the
+ * execution result's own (DESIGN §3), so a command, a background command and
+ * a cell end in the same words as an execution.
+ */
 import { z } from "zod";
-import { ArtifactsFields } from "../contract/result.js";
+import { ArtifactsFields, ExecutionResultSchema, TruncatedSchema } from "../contract/result.js";
 
 /** Languages with a persistent code context in a session. */
 export const ContextLanguageSchema = z.enum(["python", "javascript"]);
@@ -14,27 +19,87 @@ export const CommandLineSchema = z
 /** A cell's code. */
 export const CellCodeSchema = z.string().max(1024 * 1024, "code: at most 1 MiB");
 
-/** A command's result (foreground). */
+/** How a session call ended: the execution statuses that apply to it. */
+export const CommandStatusSchema = ExecutionResultSchema.shape.status
+  .extract(["completed", "failed", "timeout", "memory_limit", "output_limit", "killed"])
+  .describe(
+    "completed (exit 0 / no error), failed (non-zero exit, a signal, an error), timeout, memory_limit (the session's cgroup OOM-killed it), output_limit, killed (by you: kill route, cancel, hang-up, session end).",
+  );
+export type CommandStatus = z.infer<typeof CommandStatusSchema>;
+
+/** A foreground command's result. */
 export const CommandResultSchema = z.object({
-  status: z.enum(["completed", "failed", "timeout", "output_limit"]),
-  success: z.boolean(),
+  status: CommandStatusSchema,
+  success: z.boolean().describe('status == "completed"'),
   exitCode: z.number().int().nullable(),
   signal: z.string().nullable(),
   stdout: z.string(),
   stderr: z.string(),
-  truncated: z.boolean(),
+  truncated: TruncatedSchema,
   durationMs: z.number(),
   ...ArtifactsFields,
 });
 
+/** A background command: its state, and when it has ended, how. */
+export const BackgroundCommandSchema = z.object({
+  id: z.string(),
+  command: z.union([z.array(z.string()), z.string()]),
+  status: z.union([z.literal("running"), CommandStatusSchema]),
+  success: z.boolean().describe('status == "completed"'),
+  exitCode: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  startedAt: z.string(),
+  endedAt: z.string().nullable(),
+  truncated: TruncatedSchema.describe(
+    "Output beyond the limit was dropped (kept: the first part).",
+  ),
+});
+
+export const RichResultSchema = z.object({
+  data: z
+    .record(z.string(), z.string())
+    .describe("A MIME bundle: text/plain, image/png (base64)..."),
+  isMainResult: z.boolean(),
+});
+
 /** A cell's result in the persistent code context. */
 export const CellResultSchema = z.object({
-  status: z.enum(["completed", "failed", "timeout"]),
-  success: z.boolean(),
+  status: CommandStatusSchema,
+  success: z.boolean().describe('status == "completed"'),
   stdout: z.string(),
   stderr: z.string(),
-  results: z.array(z.object({ data: z.record(z.string(), z.string()), isMainResult: z.boolean() })),
-  error: z.object({ name: z.string(), value: z.string(), traceback: z.string() }).nullable(),
+  results: z.array(RichResultSchema),
+  error: z
+    .object({
+      name: z.string(),
+      value: z.string(),
+      traceback: z.string().describe("The user's frames only, never Warden's kernel."),
+    })
+    .nullable(),
   durationMs: z.number(),
   ...ArtifactsFields,
+});
+
+/** A session as every interface shows it. */
+export const SessionSchema = z.object({
+  id: z.string(),
+  userId: z.string(),
+  status: z.enum(["running", "ended"]),
+  createdAt: z.string(),
+  expiresAt: z
+    .string()
+    .describe("When it ends, whatever happens; `extend` moves it (up to maxSessionTimeout)."),
+  lastUsedAt: z.string(),
+  idleTimeoutSeconds: z.number(),
+  language: ContextLanguageSchema.describe("Default language of `run` (the code context)."),
+  network: z
+    .array(z.string())
+    .describe("Hosts the session may reach through the egress proxy; empty = no network."),
+  limits: z.object({
+    memoryMb: z.number(),
+    cpuPercent: z.number(),
+    diskMb: z.number(),
+    pids: z.number(),
+  }),
+  metadata: z.record(z.string(), z.string()),
 });

@@ -13,6 +13,7 @@ import { checkWorkspacePath } from "../sandbox/workspace.js";
 import type { OutputChunk } from "../sandbox/types.js";
 import { text, type AgentEvent, type AgentSandbox } from "./agent-sandbox.js";
 import { BackgroundCommands } from "./commands.js";
+import { callStatus, OutputTally } from "./outcome.js";
 import type { ContextLanguage } from "./schemas.js";
 import type {
   CellResult,
@@ -31,17 +32,28 @@ function artifactUrl(sessionId: string, name: string): string {
 /** File times and Warden's clock may disagree by a little: look a bit before the call began. */
 const COLLECT_SLACK_MS = 10;
 
-/** Gathers a request's streamed output while passing each piece on. */
-function gather(onOutput?: (chunk: OutputChunk) => void): {
+/**
+ * Gathers a request's streamed output, up to the output limit per stream as
+ * counted here on the host, while passing each kept piece on.
+ */
+function gather(
+  outputBytes: number,
+  onOutput?: (chunk: OutputChunk) => void,
+): {
   out: { stdout: string; stderr: string };
+  tally: OutputTally;
   onEvent: (event: AgentEvent) => void;
 } {
   const out = { stdout: "", stderr: "" };
+  const tally = new OutputTally(outputBytes);
   return {
     out,
+    tally,
     onEvent: (event) => {
-      const stream = event.type as "stdout" | "stderr";
-      const data = text(event.data);
+      if (event.type !== "stdout" && event.type !== "stderr") return;
+      const stream = event.type;
+      const data = tally.take(stream, text(event.data));
+      if (!data) return;
       out[stream] += data;
       onOutput?.({ stream, data });
     },
@@ -131,7 +143,9 @@ export class LiveSession {
   async command(o: CommandOptions): Promise<CommandResult> {
     const started = Date.now();
     const { timeoutMs } = resolveLimits(this.config, { timeout: o.timeout });
-    const { out, onEvent } = gather(o.onOutput);
+    const outputBytes = this.config.defaults.outputBytes;
+    const { out, tally, onEvent } = gather(outputBytes, o.onOutput);
+    const oomBefore = await this.sandbox.oomKills();
     const exit = await this.cancellable(
       o.signal,
       {
@@ -141,27 +155,29 @@ export class LiveSession {
         env: o.env,
         stdin: o.stdin,
         timeoutMs,
-        outputBytes: this.config.defaults.outputBytes,
+        outputBytes,
       },
       onEvent,
     );
+    const oomKilled = (await this.sandbox.oomKills()) > oomBefore;
     const kept = await this.collectSafely(started);
     const exitCode = typeof exit.exitCode === "number" ? exit.exitCode : null;
     const signal = typeof exit.signal === "string" ? exit.signal : null;
-    const status = exit.timedOut
-      ? "timeout"
-      : exit.truncated
-        ? "output_limit"
-        : exitCode === 0
-          ? "completed"
-          : "failed";
+    const truncated = tally.settle(exit.truncated === true);
+    const status = callStatus({
+      killed: o.signal?.aborted === true,
+      timedOut: exit.timedOut === true,
+      truncated: truncated.stdout || truncated.stderr,
+      oomKilled,
+      ok: exitCode === 0,
+    });
     return {
       status,
       success: status === "completed",
       exitCode,
       signal,
       ...out,
-      truncated: exit.truncated === true,
+      truncated,
       durationMs: Number(exit.durationMs ?? 0),
       artifacts: kept.artifacts,
       rejectedArtifacts: kept.rejected,
@@ -176,16 +192,31 @@ export class LiveSession {
   async run(o: RunCellOptions & { language: ContextLanguage }): Promise<CellResult> {
     const language = o.language;
     const { timeoutMs } = resolveLimits(this.config, { timeout: o.timeout });
-    const { out, onEvent } = gather(o.onOutput);
+    const { out, tally, onEvent } = gather(this.config.defaults.outputBytes, o.onOutput);
     const started = Date.now();
+    const oomBefore = await this.sandbox.oomKills();
     const cell = await this.cancellable(
       o.signal,
       { op: "run", language, code: o.code, timeoutMs },
       onEvent,
     );
+    const oomKilled = (await this.sandbox.oomKills()) > oomBefore;
     const kept = await this.collectSafely(started);
-    const error = (cell.error as CellResult["error"]) ?? null;
-    const status = cell.timedOut ? "timeout" : error ? "failed" : "completed";
+    let error = (cell.error as CellResult["error"]) ?? null;
+    const status = callStatus({
+      killed: o.signal?.aborted === true,
+      timedOut: cell.timedOut === true,
+      truncated: tally.any,
+      oomKilled,
+      ok: error === null,
+    });
+    // The status is the cgroup's word; when the context itself is gone, the error says why.
+    if (status === "memory_limit" && error?.name === "KernelDied")
+      error = {
+        name: "MemoryLimit",
+        value: `the ${language} context was killed at the session's memory limit (${this.info.limits.memoryMb} MB); its state is lost`,
+        traceback: "",
+      };
     return {
       status,
       success: status === "completed",

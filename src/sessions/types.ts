@@ -1,26 +1,18 @@
 /** What sessions take and give: options, results and the hooks into the rest of the service. */
 import type { ArtifactCandidate, ArtifactLimits, Collected } from "../artifacts/collect.js";
-import type { ArtifactEntry, RejectedArtifact } from "../contract/result.js";
 import type { RequestLimits } from "../executions/limits.js";
 import type { EgressPolicy } from "../network/policy.js";
 import type { OutputChunk, SandboxNetwork } from "../sandbox/types.js";
-import type { ContextLanguage } from "./schemas.js";
+import type { z } from "zod";
+import type {
+  CellResultSchema,
+  CommandResultSchema,
+  RichResultSchema,
+  SessionSchema,
+} from "./schemas.js";
 
-export interface SessionInfo {
-  id: string;
-  userId: string;
-  status: "running" | "ended";
-  createdAt: string;
-  expiresAt: string;
-  lastUsedAt: string;
-  idleTimeoutSeconds: number;
-  /** Default language of `run` (the code context). */
-  language: ContextLanguage;
-  /** Hosts the session may reach through the egress proxy; empty = no network. */
-  network: string[];
-  limits: { memoryMb: number; cpuPercent: number; diskMb: number; pids: number };
-  metadata: Record<string, string>;
-}
+/** A session as every interface shows it (see SessionSchema). */
+export type SessionInfo = z.infer<typeof SessionSchema>;
 
 export interface CreateSessionOptions {
   language?: string | undefined;
@@ -43,18 +35,8 @@ export interface CommandOptions {
   signal?: AbortSignal | undefined;
 }
 
-export interface CommandResult {
-  status: "completed" | "failed" | "timeout" | "output_limit";
-  success: boolean;
-  exitCode: number | null;
-  signal: string | null;
-  stdout: string;
-  stderr: string;
-  truncated: boolean;
-  durationMs: number;
-  artifacts: ArtifactEntry[];
-  rejectedArtifacts: RejectedArtifact[];
-}
+/** A foreground command's result (see CommandResultSchema). */
+export type CommandResult = z.infer<typeof CommandResultSchema>;
 
 export interface RunCellOptions {
   code: string;
@@ -66,22 +48,10 @@ export interface RunCellOptions {
 }
 
 /** A rich output: a MIME bundle, e.g. {"text/plain": "42", "image/png": "<base64>"}. */
-export interface RichResult {
-  data: Record<string, string>;
-  isMainResult: boolean;
-}
+export type RichResult = z.infer<typeof RichResultSchema>;
 
-export interface CellResult {
-  status: "completed" | "failed" | "timeout";
-  success: boolean;
-  stdout: string;
-  stderr: string;
-  results: RichResult[];
-  error: { name: string; value: string; traceback: string } | null;
-  durationMs: number;
-  artifacts: ArtifactEntry[];
-  rejectedArtifacts: RejectedArtifact[];
-}
+/** A cell's result (see CellResultSchema). */
+export type CellResult = z.infer<typeof CellResultSchema>;
 
 export interface FileEntry {
   name: string;

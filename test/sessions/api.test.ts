@@ -134,11 +134,11 @@ describe("REST /v1/sessions", () => {
     const stream = await (await events).text();
     expect(stream).toContain('event: stdout\ndata: {"data":"ready\\n"}');
     expect(stream).toContain('"data":"hello\\n"');
-    expect(stream).toContain("event: exit");
+    expect(stream).toContain("event: result");
     const done = (await (
       await server.request("GET", `${base}/commands/${cmd.id}`, { token: ann })
     ).json()) as { status: string; exitCode: number; stdout: string; stderr: string };
-    expect(done).toMatchObject({ status: "exited", exitCode: 0, stdout: "ready\nhello\n" });
+    expect(done).toMatchObject({ status: "completed", exitCode: 0, stdout: "ready\nhello\n" });
     expect(done.stderr).toBe("bye\n");
 
     // A server-like command that never ends is killed with everything it started.
@@ -157,7 +157,7 @@ describe("REST /v1/sessions", () => {
       const c = (await (
         await server.request("GET", `${base}/commands/${sleeper.id}`, { token: ann })
       ).json()) as { status: string; signal: string };
-      return c.status === "exited" && c.signal === "SIGKILL";
+      return c.status === "killed" && c.signal === "SIGKILL";
     });
     const ps = (await (
       await server.request("POST", `${base}/commands`, {
@@ -201,11 +201,12 @@ describe("REST /v1/sessions", () => {
     expect(
       await declaredUpload(server, "PUT", `${base}/files/big.bin`, ann, 1024 * 1024 * 1024),
     ).toBe(413);
+    // A JSON body is a file like any other: stored as sent.
     const jsonBody = await server.request("PUT", `${base}/files/x.json`, {
       token: ann,
       body: { a: 1 },
     });
-    expect(jsonBody.status).toBe(415);
+    expect(jsonBody.status).toBe(204);
 
     // Multipart upload to the same route: one file part, binary-safe, size-limited.
     const upload = (bytes: Buffer) => {

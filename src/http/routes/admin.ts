@@ -6,6 +6,7 @@ import type { SessionManager } from "../../sessions/manager.js";
 import { WardenError } from "../../errors.js";
 import { USER_ID_PATTERN } from "../../store/keys.js";
 import { Params } from "./sessions.js";
+import { emptyBodyIsNoBody } from "../empty-body.js";
 import { ErrorResponses, IdParamsSchema } from "../schemas.js";
 
 const errors = ErrorResponses;
@@ -50,6 +51,7 @@ export const adminRoutes: FastifyPluginAsyncZod<{
     "/api/sandbox/sessions/:id",
     {
       config: { scope: "admin" },
+      preParsing: emptyBodyIsNoBody,
       schema: {
         summary: "End any session",
         params: Params,
@@ -148,6 +150,7 @@ export const adminRoutes: FastifyPluginAsyncZod<{
     "/api/sandbox/kill/:executionId",
     {
       config: { scope: "admin" },
+      preParsing: emptyBodyIsNoBody,
       schema: {
         summary: "Kill any execution",
         params: ExecutionIdParams,

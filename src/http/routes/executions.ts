@@ -12,6 +12,7 @@ import { blankResult, type ExecutionResult } from "../../contract/result.js";
 import type { RuntimeRegistry } from "../../runtimes/registry.js";
 import { hasScope, type Actor } from "../auth.js";
 import { ArtifactListSchema, artifactListing, sendArtifact } from "../artifacts.js";
+import { emptyBodyIsNoBody } from "../empty-body.js";
 import { clientGone, runActor } from "../run-request.js";
 import { openEventStream } from "../sse.js";
 import {
@@ -142,6 +143,7 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
     "/v1/executions/:id/kill",
     {
       config: { scope: "execute" },
+      preParsing: emptyBodyIsNoBody,
       schema: {
         summary: "Kill a queued or running execution",
         params: IdParamsSchema,

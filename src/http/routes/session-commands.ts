@@ -7,16 +7,18 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { toErrorInfo } from "../../errors.js";
+import { toErrorInfo, WardenError } from "../../errors.js";
 import type { OutputChunk } from "../../sandbox/types.js";
 import { SIGNALS } from "../../sessions/commands.js";
 import type { SessionManager } from "../../sessions/manager.js";
 import {
+  BackgroundCommandSchema,
   CellCodeSchema,
   CellResultSchema,
   CommandLineSchema,
   CommandResultSchema,
 } from "../../sessions/schemas.js";
+import { emptyBodyIsNoBody } from "../empty-body.js";
 import { ErrorResponses } from "../schemas.js";
 import { openEventStream, wantsEventStream } from "../sse.js";
 import { Params } from "./sessions.js";
@@ -48,17 +50,6 @@ const CommandSchema = z
       ),
   })
   .strict();
-
-const BackgroundSchema = z.object({
-  id: z.string(),
-  command: z.union([z.array(z.string()), z.string()]),
-  status: z.enum(["running", "exited"]),
-  exitCode: z.number().int().nullable(),
-  signal: z.string().nullable(),
-  startedAt: z.string(),
-  endedAt: z.string().nullable(),
-  truncated: z.boolean(),
-});
 
 const STREAM_NOTE =
   " With `Accept: text/event-stream` the answer is a stream: `stdout` / `stderr` ({data}) as they come, then `result` (or `error`).";
@@ -108,7 +99,7 @@ export const sessionCommandRoutes: FastifyPluginAsyncZod<{ sessions: SessionMana
         description: `The sandbox is the boundary: no host-side filter. Background commands answer 202 with their id.${STREAM_NOTE}`,
         params: Params,
         body: CommandSchema,
-        response: { 200: CommandResultSchema, 202: BackgroundSchema, ...errors },
+        response: { 200: CommandResultSchema, 202: BackgroundCommandSchema, ...errors },
       },
     },
     async (request, reply) => {
@@ -133,7 +124,7 @@ export const sessionCommandRoutes: FastifyPluginAsyncZod<{ sessions: SessionMana
       schema: {
         summary: "Background commands of the session",
         params: Params,
-        response: { 200: z.array(BackgroundSchema), ...errors },
+        response: { 200: z.array(BackgroundCommandSchema), ...errors },
       },
     },
     async (request) => sessions.listBackground(request.params.id, request.actor!.userId),
@@ -147,7 +138,7 @@ export const sessionCommandRoutes: FastifyPluginAsyncZod<{ sessions: SessionMana
         summary: "A background command with its output so far",
         params: CommandParams,
         response: {
-          200: BackgroundSchema.extend({ stdout: z.string(), stderr: z.string() }),
+          200: BackgroundCommandSchema.extend({ stdout: z.string(), stderr: z.string() }),
           ...errors,
         },
       },
@@ -163,7 +154,7 @@ export const sessionCommandRoutes: FastifyPluginAsyncZod<{ sessions: SessionMana
       schema: {
         summary: "Stream a background command (Server-Sent Events)",
         description:
-          "Its output from the start (`stdout` / `stderr`, {data}), live, then `exit` (the command) when it ends.",
+          "Its output from the start (`stdout` / `stderr`, {data}), live, then `result` (the command, ended) as the last event.",
         params: CommandParams,
       },
     },
@@ -173,8 +164,8 @@ export const sessionCommandRoutes: FastifyPluginAsyncZod<{ sessions: SessionMana
       sessions.getBackground(id, userId, commandId); // 404 before the stream opens
       const stream = openEventStream(request, reply);
       const stop = sessions.followBackground(id, userId, commandId, (event) => {
-        if (event.type === "exit") {
-          stream.send("exit", event.command);
+        if (event.type === "result") {
+          stream.send("result", event.command);
           stream.end();
         } else stream.send(event.type, { data: event.data });
       });
@@ -208,22 +199,33 @@ export const sessionCommandRoutes: FastifyPluginAsyncZod<{ sessions: SessionMana
     },
   );
 
+  const SignalSchema = z.enum(SIGNALS).describe("Default SIGTERM.");
+  // Checked in the handler, not declared as the route's body: a declared body
+  // is a required one in the OpenAPI document, and this route needs none.
+  const KillBodySchema = z.object({ signal: SignalSchema.optional() }).strict().nullish();
   app.post(
     "/v1/sessions/:id/commands/:commandId/kill",
     {
       config: { scope: "sessions" },
+      preParsing: emptyBodyIsNoBody,
       schema: {
         summary: "Signal a background command and everything it started",
+        description:
+          'Needs no body. The signal may come as `?signal=SIGKILL` or as a body `{"signal": "SIGKILL"}`; default SIGTERM.',
         params: CommandParams,
-        body: z
-          .object({ signal: z.enum(SIGNALS).default("SIGTERM") })
-          .strict()
-          .default({ signal: "SIGTERM" }),
+        querystring: z.object({ signal: SignalSchema.optional() }).strict(),
       },
     },
     async (request, reply) => {
       const { id, commandId } = request.params;
-      await sessions.signalBackground(id, request.actor!.userId, commandId, request.body.signal);
+      const body = KillBodySchema.safeParse(request.body);
+      if (!body.success)
+        throw new WardenError(
+          "INVALID_REQUEST",
+          `body: send none, {} or {"signal": one of ${SIGNALS.join(", ")}}`,
+        );
+      const signal = body.data?.signal ?? request.query.signal ?? "SIGTERM";
+      await sessions.signalBackground(id, request.actor!.userId, commandId, signal);
       return reply.status(204).send();
     },
   );

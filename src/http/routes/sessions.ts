@@ -7,36 +7,75 @@ import { RequestLimitsSchema } from "../../executions/limits.js";
 import { NetworkRequestSchema } from "../../executions/request.js";
 import type { ExecutionService } from "../../executions/service.js";
 import type { SessionManager } from "../../sessions/manager.js";
-import { ContextLanguageSchema } from "../../sessions/schemas.js";
+import { SessionSchema } from "../../sessions/schemas.js";
 import { hasScope, type Actor } from "../auth.js";
 import { ArtifactListSchema, artifactListing, sendArtifact } from "../artifacts.js";
+import { emptyBodyIsNoBody } from "../empty-body.js";
 import { ErrorResponses } from "../schemas.js";
 
 const errors = ErrorResponses;
-
-export const SessionSchema = z.object({
-  id: z.string(),
-  userId: z.string(),
-  status: z.enum(["running", "ended"]),
-  createdAt: z.string(),
-  expiresAt: z.string(),
-  lastUsedAt: z.string(),
-  idleTimeoutSeconds: z.number(),
-  language: ContextLanguageSchema,
-  network: z.array(z.string()),
-  limits: z.object({
-    memoryMb: z.number(),
-    cpuPercent: z.number(),
-    diskMb: z.number(),
-    pids: z.number(),
-  }),
-  metadata: z.record(z.string(), z.string()),
-});
 
 export const Params = z.object({
   id: z.string().regex(/^sess_[0-9A-Z]{26}$/, "id: not a session id"),
 });
 const FileParams = Params.extend({ "*": z.string().min(1, "path: empty").max(1024) });
+
+/**
+ * PUT a file: the body is the file, whatever its content type says (none,
+ * text/plain, application/octet-stream, application/json...): raw bytes are
+ * stored as given. Its own scope, so that the catch-all parser reaches no
+ * other route. Bounded by maxFileBytes as the bytes arrive (and on a declared
+ * length, before any is read).
+ */
+const rawUploadRoute: FastifyPluginAsyncZod<{
+  sessions: SessionManager;
+  maxFileBytes: number;
+}> = async (app, { sessions, maxFileBytes }) => {
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("*", { parseAs: "buffer" }, (request, body, done) => {
+    // A form sent here would be stored with its envelope: send it to POST instead.
+    if (/^multipart\//i.test(request.headers["content-type"] ?? ""))
+      done(
+        new WardenError(
+          "INVALID_REQUEST",
+          "content-type: PUT takes the file's raw bytes; POST the same route for multipart/form-data",
+          { details: { httpStatus: 415 } },
+        ),
+      );
+    else done(null, body);
+  });
+  app.setErrorHandler(async (error) => {
+    if ((error as { code?: string }).code === "FST_ERR_CTP_BODY_TOO_LARGE")
+      throw new WardenError(
+        "INVALID_REQUEST",
+        `body: at most ${maxFileBytes} bytes per file (maxFileBytes)`,
+        { details: { httpStatus: 413 } },
+      );
+    throw error; // the server's own handler answers
+  });
+  app.put(
+    "/v1/sessions/:id/files/*",
+    {
+      config: { scope: "sessions" },
+      bodyLimit: maxFileBytes,
+      schema: {
+        summary: "Upload a file: the raw request body (any content type but multipart)",
+        params: FileParams,
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      const content = Buffer.isBuffer(body) ? body : Buffer.alloc(0); // no body: an empty file
+      await sessions.writeFile(
+        request.params.id,
+        request.actor!.userId,
+        request.params["*"],
+        content,
+      );
+      return reply.status(204).send();
+    },
+  );
+};
 
 export const sessionRoutes: FastifyPluginAsyncZod<{
   sessions: SessionManager;
@@ -48,10 +87,6 @@ export const sessionRoutes: FastifyPluginAsyncZod<{
     limits: { fileSize: maxFileBytes, files: 1, fields: 0, parts: 1 },
     throwFileSizeLimit: true,
   });
-  // File uploads are raw bytes.
-  app.addContentTypeParser("application/octet-stream", { parseAs: "buffer" }, (_req, body, done) =>
-    done(null, body),
-  );
   const me = (actor: Actor | null): { userId: string; admin: boolean } => ({
     userId: actor!.userId,
     admin: hasScope(actor, "admin"),
@@ -131,8 +166,14 @@ export const sessionRoutes: FastifyPluginAsyncZod<{
       config: { scope: "sessions" },
       schema: {
         summary: "Extend a session's lifetime",
+        description:
+          "The session now ends `timeout` seconds from now, or later if it already would (extend never shortens). Its whole life, from creation, stays within the server's maxSessionTimeout; asking past it is refused. The sandbox lives as long as the session: nothing else ends it earlier.",
         params: Params,
-        body: z.object({ timeout: z.number().positive() }).strict(),
+        body: z
+          .object({
+            timeout: z.number().positive().describe("Seconds from now until the session ends."),
+          })
+          .strict(),
         response: { 200: SessionSchema, ...errors },
       },
     },
@@ -144,6 +185,7 @@ export const sessionRoutes: FastifyPluginAsyncZod<{
     "/v1/sessions/:id",
     {
       config: { scope: "sessions" },
+      preParsing: emptyBodyIsNoBody,
       schema: { summary: "End a session and remove everything of it", params: Params },
     },
     async (request, reply) => {
@@ -192,28 +234,7 @@ export const sessionRoutes: FastifyPluginAsyncZod<{
     },
   );
 
-  app.put(
-    "/v1/sessions/:id/files/*",
-    {
-      config: { scope: "sessions" },
-      schema: { summary: "Upload a file (raw body, application/octet-stream)", params: FileParams },
-    },
-    async (request, reply) => {
-      if (!Buffer.isBuffer(request.body))
-        throw new WardenError(
-          "INVALID_REQUEST",
-          "body: send the file's bytes as application/octet-stream",
-          { details: { httpStatus: 415 } },
-        );
-      await sessions.writeFile(
-        request.params.id,
-        request.actor!.userId,
-        request.params["*"],
-        request.body,
-      );
-      return reply.status(204).send();
-    },
-  );
+  await app.register(rawUploadRoute, { sessions, maxFileBytes });
 
   app.post(
     "/v1/sessions/:id/files/*",
@@ -301,6 +322,7 @@ export const sessionRoutes: FastifyPluginAsyncZod<{
     "/v1/sessions/:id/files/*",
     {
       config: { scope: "sessions" },
+      preParsing: emptyBodyIsNoBody,
       schema: { summary: "Delete a file or directory", params: FileParams },
     },
     async (request, reply) => {
@@ -313,6 +335,7 @@ export const sessionRoutes: FastifyPluginAsyncZod<{
     "/v1/sessions/:id/dirs/*",
     {
       config: { scope: "sessions" },
+      preParsing: emptyBodyIsNoBody,
       schema: { summary: "Make a directory (and its parents)", params: FileParams },
     },
     async (request, reply) => {
