@@ -167,7 +167,7 @@ export async function buildServer(deps: ServerDeps) {
     config,
     analyzer: deps.analyzer,
   });
-  await app.register(adminRoutes, { service, sessions: deps.sessions });
+  await app.register(adminRoutes, { service, sessions: deps.sessions, keys: deps.keys, config });
   await app.register(pistonRoutes, { service, registry: deps.registry, config });
   await app.register(sessionRoutes, {
     sessions: deps.sessions,

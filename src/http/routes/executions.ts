@@ -12,7 +12,9 @@ import { blankResult, type ExecutionResult } from "../../runtimes/execute.js";
 import type { RuntimeRegistry } from "../../runtimes/registry.js";
 import { hasScope, type Actor } from "../auth.js";
 import { ArtifactListSchema, artifactListing, sendArtifact } from "../artifacts.js";
-import { openEventStream } from "../sse.js";
+import { executionListRoute } from "./execution-list.js";
+import { parsePosition, streamExecution } from "../execution-events.js";
+import { lastEventId, openEventStream } from "../sse.js";
 import {
   AcceptedSchema,
   ErrorResponses,
@@ -128,6 +130,8 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
     },
   );
 
+  executionListRoute(app, service);
+
   app.get(
     "/v1/executions/:id",
     {
@@ -220,41 +224,15 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
       schema: {
         summary: "Stream an execution (Server-Sent Events)",
         description:
-          "Events: `status` ({status}), `stdout` / `stderr` ({data}) as the program writes, then `result` (the result shape), then the stream ends.",
+          "Events: `status` ({status}), `stdout` / `stderr` ({data}) as the program writes, then `result` (the result shape), then the stream ends. Each event has an `id:` (`<stdout chars>-<stderr chars>`, the output position it leaves the client at); reconnecting with `Last-Event-ID` resumes after it. A client that takes no bytes for 60 s is dropped; the run goes on.",
         params: IdParamsSchema,
       },
     },
     async (request, reply) => {
       const found = find(request.params.id, request.actor);
+      const from = parsePosition(lastEventId(request));
       const stream = openEventStream(request, reply);
-      const send = stream.send;
-      const live = found.live;
-      if (!live || live.result) {
-        const result = live?.result ?? found.result;
-        if (result) {
-          if (result.stdout) send("stdout", { data: result.stdout });
-          if (result.stderr) send("stderr", { data: result.stderr });
-          send("result", result);
-        }
-        stream.end();
-        return;
-      }
-      send("status", { status: live.status });
-      for (const chunk of live.chunks) send(chunk.stream, { data: chunk.data });
-      const onOutput = (chunk: { stream: string; data: string }): void =>
-        send(chunk.stream, { data: chunk.data });
-      const onStatus = (status: string): void => send("status", { status });
-      const cleanup = (): void => {
-        live.off("output", onOutput);
-        live.off("status", onStatus);
-      };
-      live.on("output", onOutput);
-      live.on("status", onStatus);
-      stream.onClose(cleanup);
-      const result = await live.done;
-      cleanup();
-      send("result", result);
-      stream.end();
+      await streamExecution(stream, from, found.live, found.result);
     },
   );
 
