@@ -6,6 +6,8 @@
  * strings are escaped slice by slice instead, so no piece is larger than
  * about 6 × SLICE_CHARS and a writer can wait for the socket between pieces.
  */
+import { Readable } from "node:stream";
+import type { FastifyReply } from "fastify";
 
 const SLICE_CHARS = 1 << 16;
 
@@ -48,4 +50,27 @@ export function* jsonPieces(value: unknown): Generator<string> {
     return;
   }
   yield JSON.stringify(value) ?? "null";
+}
+
+/** Pieces gathered into strings of about `chars`, for fewer socket writes. */
+export function* batched(pieces: Iterable<string>, chars = 64 * 1024): Generator<string> {
+  let batch = "";
+  for (const piece of pieces) {
+    batch += piece;
+    if (batch.length >= chars) {
+      yield batch;
+      batch = "";
+    }
+  }
+  if (batch) yield batch;
+}
+
+/**
+ * Answers with `value` as JSON, streamed piece by piece as the client reads:
+ * a result with large output is never one escaped string in memory.
+ */
+export function sendJson(reply: FastifyReply, value: unknown): FastifyReply {
+  return reply
+    .type("application/json; charset=utf-8")
+    .send(Readable.from(batched(jsonPieces(value)), { objectMode: false }));
 }

@@ -12,6 +12,7 @@ import { blankResult, type ExecutionResult } from "../../runtimes/execute.js";
 import type { RuntimeRegistry } from "../../runtimes/registry.js";
 import { hasScope, type Actor } from "../auth.js";
 import { ArtifactListSchema, artifactListing, sendArtifact } from "../artifacts.js";
+import { sendJson } from "../json-pieces.js";
 import { executionListRoute } from "./execution-list.js";
 import { parsePosition, streamExecution } from "../execution-events.js";
 import { lastEventId, openEventStream } from "../sse.js";
@@ -142,12 +143,13 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
         response: { 200: ExecutionViewSchema, ...errors },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const found = find(request.params.id, request.actor);
       const base =
         found.result ??
         blankResult(request.params.id, found.status, null, { retries: found.live?.retries ?? 0 });
-      return {
+      // Streamed: output escaped as JSON is up to 6× its bytes, never held whole.
+      return sendJson(reply, {
         ...base,
         status: found.status,
         language: found.language,
@@ -155,7 +157,7 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
         createdAt: found.createdAt,
         startedAt: found.startedAt,
         finishedAt: found.finishedAt,
-      };
+      });
     },
   );
 
