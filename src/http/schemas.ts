@@ -52,3 +52,60 @@ export const ErrorResponses = {
   429: ErrorBodySchema,
   503: ErrorBodySchema,
 };
+
+const STATUSES = ExecutionResultSchema.shape.status.options;
+
+export const ListExecutionsQuerySchema = z
+  .object({
+    status: z
+      .string()
+      .max(256)
+      .refine((s) => s.split(",").every((x) => (STATUSES as readonly string[]).includes(x)), {
+        message: `status: one or more of ${STATUSES.join(", ")}, comma-separated`,
+      })
+      .optional()
+      .describe("Only these statuses (comma-separated)."),
+    from: z.iso
+      .datetime({ offset: true })
+      .optional()
+      .describe("Created at or after this time (ISO 8601)."),
+    to: z.iso
+      .datetime({ offset: true })
+      .optional()
+      .describe("Created before this time (ISO 8601)."),
+    userId: z
+      .string()
+      .max(128)
+      .optional()
+      .describe("Admin keys only: one user's executions (default: everyone's)."),
+    limit: z.coerce.number().int().min(1).max(100).default(20).describe("Page size (1-100)."),
+    cursor: z.string().max(256).optional().describe("`nextCursor` of the previous page."),
+  })
+  .strict();
+
+/** One execution in a list: its state and result summary, never its output. */
+export const ExecutionSummarySchema = ExecutionResultSchema.pick({
+  id: true,
+  status: true,
+  success: true,
+  exitCode: true,
+  signal: true,
+  truncated: true,
+  error: true,
+  metrics: true,
+}).extend({
+  userId: z.string(),
+  language: z.string(),
+  source: z.string(),
+  createdAt: z.string(),
+  startedAt: z.string().nullable(),
+  finishedAt: z.string().nullable(),
+});
+
+export const ExecutionListSchema = z.object({
+  executions: z.array(ExecutionSummarySchema).describe("Newest first."),
+  nextCursor: z
+    .string()
+    .nullable()
+    .describe("Pass as `cursor` for the next page; null at the end."),
+});

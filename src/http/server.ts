@@ -156,7 +156,7 @@ export async function buildServer(deps: ServerDeps) {
     config,
     analyzer: deps.analyzer,
   });
-  await app.register(adminRoutes, { service, sessions: deps.sessions });
+  await app.register(adminRoutes, { service, sessions: deps.sessions, keys: deps.keys, config });
   await app.register(pistonRoutes, {
     service,
     registry: deps.registry,

@@ -65,13 +65,29 @@ const MIGRATIONS: string[] = [
    CREATE INDEX artifacts_created ON artifacts (created_at);`,
   // A key may set its own static-analysis policy mode (off | audit | block); NULL = the server's.
   `ALTER TABLE api_keys ADD COLUMN policy TEXT;`,
+  // Program output out of the result JSON, as bytes no longer than the program wrote
+  // (store/output-codec.ts): JSON would have made a control byte 6 bytes.
+  `CREATE TABLE execution_output (
+     execution_id TEXT NOT NULL,
+     stream TEXT NOT NULL,
+     data BLOB NOT NULL,
+     PRIMARY KEY (execution_id, stream)
+   );
+   CREATE INDEX executions_listing ON executions (created_at, id);`,
 ];
+
+/**
+ * After a checkpoint the WAL is cut back to this size: one large transaction
+ * (a run's output) would otherwise leave a WAL file that big for good.
+ */
+const WAL_SIZE_LIMIT_BYTES = 32 * 1024 * 1024;
 
 export function openDatabase(dataDir: string, fileName = "warden.db"): Db {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const db = new Database(join(dataDir, fileName));
   db.pragma("journal_mode = WAL");
   db.pragma("synchronous = NORMAL");
+  db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
   db.pragma("foreign_keys = ON");
   db.pragma("busy_timeout = 5000");
   const version = db.pragma("user_version", { simple: true }) as number;

@@ -6,7 +6,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { z } from "zod";
 import { WardenError } from "../errors.js";
-import type { PolicyMode } from "../contract/policy.js";
+import { PolicyModeSchema, type PolicyMode } from "../contract/policy.js";
 import type { Db } from "./database.js";
 
 export const SCOPES = ["execute", "sessions", "admin", "delegate"] as const;
@@ -61,6 +61,32 @@ function toKey(row: KeyRow): ApiKey {
 }
 
 export const USER_ID_PATTERN = /^[A-Za-z0-9._@:-]{1,128}$/;
+
+/**
+ * What makes a key, for `warden keys create` and `POST /api/sandbox/keys`
+ * alike. The egress list is checked against the server's by the caller.
+ */
+export const NewKeySchema = z
+  .object({
+    name: z.string().min(1).max(128).describe("A label for people."),
+    userId: z
+      .string()
+      .regex(USER_ID_PATTERN, `userId: must match ${USER_ID_PATTERN.source}`)
+      .optional()
+      .describe("The user the key acts as. @default name"),
+    scopes: z.array(ScopeSchema).min(1).max(SCOPES.length),
+    networkAllow: z
+      .array(z.string().min(1).max(253))
+      .max(100)
+      .nullable()
+      .optional()
+      .describe("Egress this key's runs may ask for, within the server's allowlist."),
+    policy: PolicyModeSchema.nullable()
+      .optional()
+      .describe("Static-analysis policy for this key's code; null = the server's."),
+  })
+  .strict();
+export type NewKey = z.infer<typeof NewKeySchema>;
 
 export class KeyStore {
   private readonly byHash;

@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import { blankResult, type ExecutionResult, type ExecutionStatus } from "../contract/result.js";
 import { SandboxLimitsSchema, type SandboxLimits } from "../contract/limits.js";
 import type { Db } from "./database.js";
+import { decodeOutput, encodeOutput } from "./output-codec.js";
 
 export type EventLevel = "debug" | "info" | "warn" | "error";
 
@@ -93,11 +94,66 @@ function parseResult(text: string): ExecutionResult {
   return result;
 }
 
+function toRecord(row: RecordRow): ExecutionRecord {
+  return {
+    id: row.id,
+    userId: row.user_id,
+    keyId: row.key_id,
+    source: row.source,
+    language: row.language,
+    status: row.status as ExecutionStatus,
+    codeSha256: row.code_sha256,
+    codeBytes: row.code_bytes,
+    limits: SandboxLimitsSchema.parse(JSON.parse(row.limits)),
+    result: row.result ? parseResult(row.result) : null,
+    createdAt: iso(row.created_at)!,
+    startedAt: iso(row.started_at),
+    finishedAt: iso(row.finished_at),
+  };
+}
+
+type OutputName = "stdout" | "stderr" | "compile.stdout" | "compile.stderr";
+
+/** The result without its output (kept as bytes in execution_output), and that output. */
+function splitOutput(result: ExecutionResult): {
+  rest: ExecutionResult;
+  output: [OutputName, string][];
+} {
+  const output: [OutputName, string][] = [
+    ["stdout", result.stdout],
+    ["stderr", result.stderr],
+  ];
+  let compile = result.compile;
+  if (compile) {
+    output.push(["compile.stdout", compile.stdout], ["compile.stderr", compile.stderr]);
+    compile = { ...compile, stdout: "", stderr: "" };
+  }
+  const rest = { ...result, stdout: "", stderr: "", compile };
+  return { rest, output: output.filter(([, text]) => text.length > 0) };
+}
+
+/** Query of `GET /v1/executions`: newest first, `before` = the last row of the previous page. */
+export interface ListFilter {
+  userId?: string | undefined;
+  statuses?: readonly ExecutionStatus[] | undefined;
+  /** createdAt ≥ fromMs */
+  fromMs?: number | undefined;
+  /** createdAt < toMs */
+  toMs?: number | undefined;
+  before?: { createdAt: number; id: string } | undefined;
+  limit: number;
+}
+
+/** A record as listed: its result without the program's output (never loaded for a list). */
+export type ListedRecord = ExecutionRecord & { createdAtMs: number };
+
 export class RecordStore {
   private readonly insertEvent;
   private readonly insertRecord;
   private readonly markStarted;
   private readonly markFinished;
+  private readonly insertOutput;
+  private readonly selectOutput;
 
   constructor(private readonly db: Db) {
     this.insertEvent = db.prepare(
@@ -112,6 +168,12 @@ export class RecordStore {
     );
     this.markFinished = db.prepare(
       "UPDATE executions SET status = ?, result = ?, finished_at = ? WHERE id = ?",
+    );
+    this.insertOutput = db.prepare<[string, string, Buffer]>(
+      "INSERT OR REPLACE INTO execution_output (execution_id, stream, data) VALUES (?, ?, ?)",
+    );
+    this.selectOutput = db.prepare<[string], { stream: OutputName; data: Buffer }>(
+      "SELECT stream, data FROM execution_output WHERE execution_id = ?",
     );
   }
 
@@ -155,8 +217,25 @@ export class RecordStore {
     this.markStarted.run(at, id);
   }
 
+  /** Stores the final result; its output as bytes of at most what the program wrote. */
   finished(id: string, result: ExecutionResult, at: number): void {
-    this.markFinished.run(result.status, JSON.stringify(result), at, id);
+    const { rest, output } = splitOutput(result);
+    this.db.transaction(() => {
+      this.markFinished.run(result.status, JSON.stringify(rest), at, id);
+      for (const [stream, text] of output) this.insertOutput.run(id, stream, encodeOutput(text));
+    })();
+  }
+
+  /** A stored result with its output put back (records from before the split hold it inline). */
+  private withOutput(id: string, result: ExecutionResult): ExecutionResult {
+    for (const { stream, data } of this.selectOutput.all(id)) {
+      const text = decodeOutput(data);
+      if (stream === "stdout") result.stdout = text;
+      else if (stream === "stderr") result.stderr = text;
+      else if (result.compile)
+        result.compile[stream === "compile.stdout" ? "stdout" : "stderr"] = text;
+    }
+    return result;
   }
 
   get(id: string): ExecutionRecord | null {
@@ -164,21 +243,42 @@ export class RecordStore {
       .prepare<[string], RecordRow>("SELECT * FROM executions WHERE id = ?")
       .get(id);
     if (!row) return null;
-    return {
-      id: row.id,
-      userId: row.user_id,
-      keyId: row.key_id,
-      source: row.source,
-      language: row.language,
-      status: row.status as ExecutionStatus,
-      codeSha256: row.code_sha256,
-      codeBytes: row.code_bytes,
-      limits: SandboxLimitsSchema.parse(JSON.parse(row.limits)),
-      result: row.result ? parseResult(row.result) : null,
-      createdAt: iso(row.created_at)!,
-      startedAt: iso(row.started_at),
-      finishedAt: iso(row.finished_at),
+    const record = toRecord(row);
+    if (record.result) record.result = this.withOutput(row.id, record.result);
+    return record;
+  }
+
+  /** One page of records, newest first; results without their output. */
+  list(filter: ListFilter): ListedRecord[] {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    const add = (clause: string, ...values: (string | number)[]): void => {
+      where.push(clause);
+      args.push(...values);
     };
+    if (filter.userId !== undefined) add("user_id = ?", filter.userId);
+    if (filter.statuses?.length)
+      add(`status IN (${filter.statuses.map(() => "?").join(", ")})`, ...filter.statuses);
+    if (filter.fromMs !== undefined) add("created_at >= ?", filter.fromMs);
+    if (filter.toMs !== undefined) add("created_at < ?", filter.toMs);
+    const before = filter.before;
+    if (before)
+      add(
+        "(created_at < ? OR (created_at = ? AND id < ?))",
+        before.createdAt,
+        before.createdAt,
+        before.id,
+      );
+    const sql = `SELECT * FROM executions ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+                 ORDER BY created_at DESC, id DESC LIMIT ?`;
+    return this.db
+      .prepare<(string | number)[], RecordRow>(sql)
+      .all(...args, filter.limit)
+      .map((row) => {
+        const record = toRecord(row);
+        if (record.result) record.result = splitOutput(record.result).rest;
+        return { ...record, createdAtMs: row.created_at };
+      });
   }
 
   events(executionId: string, limit = 1000): AuditEvent[] {
@@ -232,11 +332,15 @@ export class RecordStore {
   /** Deletes records and events older than `retentionMs`. */
   expire(retentionMs: number): { executions: number; events: number } {
     const before = Date.now() - retentionMs;
-    const executions = this.db
-      .prepare(
-        "DELETE FROM executions WHERE created_at < ? AND status NOT IN ('queued', 'running')",
-      )
-      .run(before).changes;
+    const old = "created_at < ? AND status NOT IN ('queued', 'running')";
+    const executions = this.db.transaction(() => {
+      this.db
+        .prepare(
+          `DELETE FROM execution_output WHERE execution_id IN (SELECT id FROM executions WHERE ${old})`,
+        )
+        .run(before);
+      return this.db.prepare(`DELETE FROM executions WHERE ${old}`).run(before).changes;
+    })();
     const events = this.db.prepare("DELETE FROM events WHERE timestamp < ?").run(before).changes;
     return { executions, events };
   }

@@ -4,7 +4,9 @@ import { z } from "zod";
 import type { ExecutionService } from "../../executions/service.js";
 import type { SessionManager } from "../../sessions/manager.js";
 import { WardenError } from "../../errors.js";
-import { USER_ID_PATTERN } from "../../store/keys.js";
+import type { Config } from "../../config/schema.js";
+import { USER_ID_PATTERN, type KeyStore } from "../../store/keys.js";
+import { keyRoutes } from "./admin-keys.js";
 import { Params } from "./sessions.js";
 import { emptyBodyIsNoBody } from "../empty-body.js";
 import { ErrorResponses, IdParamsSchema } from "../schemas.js";
@@ -15,7 +17,11 @@ const ExecutionIdParams = z.object({ executionId: IdParamsSchema.shape.id });
 export const adminRoutes: FastifyPluginAsyncZod<{
   service: ExecutionService;
   sessions: SessionManager;
-}> = async (app, { service, sessions }) => {
+  keys: KeyStore;
+  config: Config;
+}> = async (app, { service, sessions, keys, config }) => {
+  keyRoutes(app, { service, keys, config });
+
   app.get(
     "/api/sandbox/sessions",
     {

@@ -13,8 +13,11 @@ import type { RuntimeRegistry } from "../../runtimes/registry.js";
 import { hasScope, type Actor } from "../auth.js";
 import { ArtifactListSchema, artifactListing, sendArtifact } from "../artifacts.js";
 import { emptyBodyIsNoBody } from "../empty-body.js";
+import { parsePosition, streamExecution } from "../execution-events.js";
+import { sendJson } from "../json-pieces.js";
 import { clientGone, runActor } from "../run-request.js";
-import { openEventStream } from "../sse.js";
+import { lastEventId, openEventStream } from "../sse.js";
+import { executionListRoute } from "./execution-list.js";
 import {
   AcceptedSchema,
   ErrorResponses,
@@ -112,6 +115,8 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
     },
   );
 
+  executionListRoute(app, service);
+
   app.get(
     "/v1/executions/:id",
     {
@@ -122,12 +127,13 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
         response: { 200: ExecutionViewSchema, ...errors },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const found = find(request.params.id, request.actor);
       const base =
         found.result ??
         blankResult(request.params.id, found.status, null, { retries: found.live?.retries ?? 0 });
-      return {
+      // Streamed: output escaped as JSON is up to 6× its bytes, never held whole.
+      return sendJson(reply, {
         ...base,
         status: found.status,
         language: found.language,
@@ -135,7 +141,7 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
         createdAt: found.createdAt,
         startedAt: found.startedAt,
         finishedAt: found.finishedAt,
-      };
+      });
     },
   );
 
@@ -205,41 +211,15 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
       schema: {
         summary: "Stream an execution (Server-Sent Events)",
         description:
-          "Events: `status` ({status}), `stdout` / `stderr` ({data}) as the program writes, then `result` (the result shape), then the stream ends.",
+          "Events: `status` ({status}), `stdout` / `stderr` ({data}) as the program writes, then `result` (the result shape), then the stream ends. Each event has an `id:` (`<stdout chars>-<stderr chars>`, the output position it leaves the client at); reconnecting with `Last-Event-ID` resumes after it. A client that takes no bytes for 60 s is dropped; the run goes on.",
         params: IdParamsSchema,
       },
     },
     async (request, reply) => {
       const found = find(request.params.id, request.actor);
+      const from = parsePosition(lastEventId(request));
       const stream = openEventStream(request, reply);
-      const send = stream.send;
-      const live = found.live;
-      if (!live || live.result) {
-        const result = live?.result ?? found.result;
-        if (result) {
-          if (result.stdout) send("stdout", { data: result.stdout });
-          if (result.stderr) send("stderr", { data: result.stderr });
-          send("result", result);
-        }
-        stream.end();
-        return;
-      }
-      send("status", { status: live.status });
-      for (const chunk of live.chunks) send(chunk.stream, { data: chunk.data });
-      const onOutput = (chunk: { stream: string; data: string }): void =>
-        send(chunk.stream, { data: chunk.data });
-      const onStatus = (status: string): void => send("status", { status });
-      const cleanup = (): void => {
-        live.off("output", onOutput);
-        live.off("status", onStatus);
-      };
-      live.on("output", onOutput);
-      live.on("status", onStatus);
-      stream.onClose(cleanup);
-      const result = await live.done;
-      cleanup();
-      send("result", result);
-      stream.end();
+      await streamExecution(stream, from, found.live, found.result);
     },
   );
 

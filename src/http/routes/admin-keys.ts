@@ -1,0 +1,122 @@
+/**
+ * API keys over HTTP, for admins: the same options as `warden keys create`,
+ * without shell access to the data dir. The token is answered once, at
+ * creation; a list never holds a token or its hash. A revoked key is refused
+ * on its next request (keys are looked up in the store on every request).
+ * Every change is audited.
+ */
+import type { FastifyInstance } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
+import type { Config } from "../../config/schema.js";
+import { WardenError } from "../../errors.js";
+import type { ExecutionService } from "../../executions/service.js";
+import { resolveEgress } from "../../network/policy.js";
+import { POLICY_MODES } from "../../contract/policy.js";
+import { NewKeySchema, SCOPES, type ApiKey, type KeyStore } from "../../store/keys.js";
+import { ErrorResponses } from "../schemas.js";
+
+export const KeyViewSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  userId: z.string(),
+  scopes: z.array(z.enum(SCOPES)),
+  networkAllow: z.array(z.string()).nullable(),
+  policy: z.enum(POLICY_MODES).nullable(),
+  createdAt: z.string(),
+  revokedAt: z.string().nullable(),
+  lastUsedAt: z.string().nullable(),
+});
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+/** What may be shown of a key: everything but its secret. */
+function view(key: ApiKey): z.infer<typeof KeyViewSchema> {
+  return {
+    id: key.id,
+    name: key.name,
+    userId: key.userId,
+    scopes: key.scopes,
+    networkAllow: key.networkAllow,
+    policy: key.policy,
+    createdAt: iso(key.createdAt)!,
+    revokedAt: iso(key.revokedAt),
+    lastUsedAt: iso(key.lastUsedAt),
+  };
+}
+
+export function keyRoutes(
+  app: FastifyInstance,
+  o: { service: ExecutionService; keys: KeyStore; config: Config },
+): void {
+  const zapp = app.withTypeProvider<ZodTypeProvider>();
+
+  zapp.post(
+    "/api/sandbox/keys",
+    {
+      config: { scope: "admin" },
+      schema: {
+        summary: "Create an API key (the token is in this answer only)",
+        body: NewKeySchema,
+        response: { 201: KeyViewSchema.extend({ token: z.string() }), ...ErrorResponses },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      const networkAllow = body.networkAllow?.length ? body.networkAllow : null;
+      // The key's list must lie within the server's: checked now, so a bad key is never made.
+      if (networkAllow) resolveEgress({ allow: networkAllow }, o.config.network);
+      const { key, token } = o.keys.create({
+        name: body.name,
+        userId: body.userId ?? body.name,
+        scopes: body.scopes,
+        networkAllow,
+        policy: body.policy ?? null,
+      });
+      o.service.audit({
+        userId: request.actor!.userId,
+        level: "info",
+        event: "key_created",
+        message: `key ${key.id} created for ${key.userId} (${key.scopes.join(",")})`,
+        data: { keyId: key.id, forUser: key.userId, scopes: key.scopes, requestId: request.id },
+      });
+      return reply.status(201).send({ ...view(key), token });
+    },
+  );
+
+  zapp.get(
+    "/api/sandbox/keys",
+    {
+      config: { scope: "admin" },
+      schema: {
+        summary: "Every API key, revoked ones included (never a token)",
+        response: { 200: z.array(KeyViewSchema), ...ErrorResponses },
+      },
+    },
+    async () => o.keys.list().map(view),
+  );
+
+  zapp.delete(
+    "/api/sandbox/keys/:id",
+    {
+      config: { scope: "admin" },
+      schema: {
+        summary: "Revoke an API key (refused from its next request on)",
+        params: z.object({ id: z.string().regex(/^key_[A-Za-z0-9_]{1,64}$/, "id: not a key id") }),
+        response: { 200: z.object({ success: z.boolean() }), ...ErrorResponses },
+      },
+    },
+    async (request) => {
+      const { id } = request.params;
+      if (!o.keys.revoke(id)) throw new WardenError("NOT_FOUND", `no active key ${id}`);
+      o.service.audit({
+        userId: request.actor!.userId,
+        level: "info",
+        event: "key_revoked",
+        message: `key ${id} revoked`,
+        data: { keyId: id, requestId: request.id },
+      });
+      return { success: true };
+    },
+  );
+}

@@ -1,0 +1,82 @@
+/**
+ * `GET /v1/executions`: the caller's executions (an admin key: everyone's, or
+ * one user's), newest first, a bounded page at a time. Summaries only: the
+ * output stays in the store (GET /v1/executions/:id has it).
+ */
+import type { FastifyInstance } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { WardenError } from "../../errors.js";
+import type { ExecutionService } from "../../executions/service.js";
+import { blankResult, type ExecutionStatus } from "../../contract/result.js";
+import type { ListedRecord } from "../../store/records.js";
+import { hasScope } from "../auth.js";
+import { ErrorResponses, ExecutionListSchema, ListExecutionsQuerySchema } from "../schemas.js";
+
+const CURSOR = /^(\d{1,15})\.(exec_[0-9A-Z]{26})$/;
+
+function encodeCursor(record: ListedRecord): string {
+  return Buffer.from(`${record.createdAtMs}.${record.id}`).toString("base64url");
+}
+
+function decodeCursor(cursor: string): { createdAt: number; id: string } {
+  const match = CURSOR.exec(Buffer.from(cursor, "base64url").toString("latin1"));
+  if (!match) throw new WardenError("INVALID_REQUEST", "cursor: not a nextCursor of this API");
+  return { createdAt: Number(match[1]), id: match[2]! };
+}
+
+export function executionListRoute(app: FastifyInstance, service: ExecutionService): void {
+  app.withTypeProvider<ZodTypeProvider>().get(
+    "/v1/executions",
+    {
+      config: { scope: "execute" },
+      schema: {
+        summary: "List executions (own; admin: all), newest first",
+        description:
+          "Filters: `status` (comma-separated), `from` / `to` (creation time, ISO 8601, from inclusive, to exclusive), `userId` (admin keys). Pages of `limit` (at most 100); follow `nextCursor`.",
+        querystring: ListExecutionsQuerySchema,
+        response: { 200: ExecutionListSchema, ...ErrorResponses },
+      },
+    },
+    async (request) => {
+      const actor = request.actor!;
+      const q = request.query;
+      const admin = hasScope(actor, "admin");
+      if (q.userId !== undefined && q.userId !== actor.userId && !admin)
+        throw new WardenError(
+          "PERMISSION_DENIED",
+          "userId: only admin keys may list another user's executions",
+        );
+      const rows = service.records.list({
+        userId: admin ? q.userId : actor.userId,
+        statuses: q.status?.split(",") as ExecutionStatus[] | undefined,
+        fromMs: q.from === undefined ? undefined : Date.parse(q.from),
+        toMs: q.to === undefined ? undefined : Date.parse(q.to),
+        before: q.cursor === undefined ? undefined : decodeCursor(q.cursor),
+        limit: q.limit + 1, // one more tells whether there is a next page
+      });
+      const page = rows.slice(0, q.limit);
+      return {
+        executions: page.map((r) => {
+          const result = r.result ?? blankResult(r.id, r.status);
+          return {
+            id: r.id,
+            status: r.status,
+            success: result.success,
+            exitCode: result.exitCode,
+            signal: result.signal,
+            truncated: result.truncated,
+            error: result.error,
+            metrics: result.metrics,
+            userId: r.userId,
+            language: r.language,
+            source: r.source,
+            createdAt: r.createdAt,
+            startedAt: r.startedAt,
+            finishedAt: r.finishedAt,
+          };
+        }),
+        nextCursor: rows.length > q.limit ? encodeCursor(page[page.length - 1]!) : null,
+      };
+    },
+  );
+}
