@@ -111,7 +111,8 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
         void reply.header("Location", `/v1/executions/${execution.id}`);
         return reply.status(202).send({ id: execution.id, status: "queued" as const, ...findings });
       }
-      return { ...(await execution.done), ...findings };
+      // Streamed like GET /:id: one result may hold four outputs at their byte limits.
+      return sendJson(reply, { ...(await execution.done), ...findings });
     },
   );
 
