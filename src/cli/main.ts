@@ -1,6 +1,7 @@
 /** The `warden` command line. Every command returns its exit code; errors become one clear line. */
 import { Command, CommanderError } from "commander";
 import { WardenError } from "../errors.js";
+import { packageVersion } from "../util/version.js";
 import { benchCommand, type BenchOptions } from "./bench.js";
 import { doctorCommand } from "./doctor.js";
 import type { GlobalOptions } from "./context.js";
@@ -16,6 +17,7 @@ function program(setExit: (code: number) => void): Command {
     .option("--config <file>", "JSON config file (or $WARDEN_CONFIG)")
     .option("--data-dir <dir>", "state directory (or $WARDEN_DATA_DIR)")
     .option("--log-level <level>", "fatal|error|warn|info|debug|trace|silent")
+    .version(packageVersion(), "-V, --version", "print the version")
     .exitOverride()
     .showHelpAfterError();
 

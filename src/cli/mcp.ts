@@ -10,6 +10,7 @@
  * `warden serve` in the same directory.
  */
 import { mkdtempSync, rmSync } from "node:fs";
+import { createInterface } from "node:readline";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CONFIG_ENV } from "../config/env.js";
@@ -49,6 +50,7 @@ export async function mcpCommand(options: McpOptions): Promise<number> {
         "INVALID_REQUEST",
         `${error.message}: give warden mcp a data dir of its own (--data-dir), or none for a private temporary one, or use that service's /mcp over HTTP`,
       );
+    if (error instanceof WardenError) await refuseOverStdio(error);
     throw error;
   }
   try {
@@ -76,4 +78,37 @@ export async function mcpCommand(options: McpOptions): Promise<number> {
     if (privateDir) rmSync(privateDir, { recursive: true, force: true });
   }
   return 0;
+}
+
+/** How long a refused `warden mcp` waits for the client's first requests to answer them. */
+const REFUSAL_WINDOW_MS = 3000;
+
+/**
+ * Warden cannot start (not root, no isolation...): an MCP client that only
+ * saw the process exit would show "disconnected". So the reason also goes
+ * back in the protocol: every request that arrives in the next few seconds
+ * (initialize first) gets a JSON-RPC error carrying it. main() then prints
+ * it on stderr and exits non-zero.
+ */
+async function refuseOverStdio(error: WardenError): Promise<void> {
+  if (process.stdin.isTTY) return;
+  const message = `warden mcp cannot run: ${error.code}: ${error.message}`;
+  const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
+  const timer = setTimeout(() => lines.close(), REFUSAL_WINDOW_MS);
+  try {
+    for await (const line of lines) {
+      let id: unknown;
+      try {
+        id = (JSON.parse(line) as { id?: unknown }).id;
+      } catch {
+        continue;
+      }
+      if (typeof id !== "string" && typeof id !== "number") continue;
+      process.stdout.write(
+        `${JSON.stringify({ jsonrpc: "2.0", id, error: { code: -32603, message } })}\n`,
+      );
+    }
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -37,6 +37,24 @@ function number(flag: string, raw: string | undefined): number | undefined {
   return value;
 }
 
+/** Reads a file the user named; a missing or unreadable one is bad usage (exit 2), not Warden's fault. */
+async function readUserFile(flag: string, path: string): Promise<string> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why =
+      code === "ENOENT"
+        ? "no such file"
+        : code === "EISDIR"
+          ? "is a directory"
+          : code === "EACCES"
+            ? "permission denied"
+            : "cannot be read";
+    throw new WardenError("INVALID_REQUEST", `${flag}${path}: ${why}`);
+  }
+}
+
 async function readStream(stream: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(Buffer.from(chunk as Buffer));
@@ -94,6 +112,8 @@ export async function runCommand(
       : { ...ctx.config.network, allow: hosts };
   const egress = resolveEgress(hosts.length > 0 ? { allow: hosts } : undefined, serverNetwork);
   const fromStdin = file === "-";
+  // Read first: a missing file is reported as such, before its extension is judged.
+  const fileCode = fromStdin ? undefined : await readUserFile("", file);
   const definition = options.language
     ? ctx.registry.lookup(options.language)
     : fromStdin
@@ -107,13 +127,13 @@ export async function runCommand(
         : `cannot tell the language of ${fromStdin ? "standard input" : file}: pass --language`,
     );
   }
-  const code = fromStdin ? await readStream(process.stdin) : await readFile(file, "utf8");
+  const code = fileCode ?? (await readStream(process.stdin));
   let stdin: string | undefined;
   if (options.stdin === "-") {
     if (fromStdin)
       throw new WardenError("INVALID_REQUEST", "--stdin -: standard input already holds the code");
     stdin = await readStream(process.stdin);
-  } else if (options.stdin) stdin = await readFile(options.stdin, "utf8");
+  } else if (options.stdin) stdin = await readUserFile("--stdin ", options.stdin);
 
   const requestLimits: RequestLimits = {};
   const memory = number("memory", options.memory);

@@ -4,6 +4,7 @@
  * SIGTERM and SIGINT: stop intake, let running executions finish up to the
  * grace period, kill the rest, record every final state, exit.
  */
+import { createServer } from "node:net";
 import { resolve } from "node:path";
 import { ENV } from "../config/env.js";
 import { openWarden } from "../warden.js";
@@ -16,6 +17,29 @@ export interface ServeOptions extends GlobalOptions {
   host?: string;
 }
 
+/**
+ * Why host:port cannot be listened on, or null. Checked before the data dir
+ * is opened and before an admin key is minted: a second `warden serve` on a
+ * busy port must not print a key that works nowhere.
+ */
+function portProblem(host: string, port: number): Promise<string | null> {
+  if (port === 0) return Promise.resolve(null);
+  return new Promise((resolveProblem) => {
+    const probe = createServer();
+    probe.once("error", (error: NodeJS.ErrnoException) => {
+      const reasons: Record<string, string> = {
+        EADDRINUSE: `port ${port} on ${host} is already in use (another warden serve?)`,
+        EACCES: `no permission to listen on port ${port}`,
+        EADDRNOTAVAIL: `${host} is not an address of this machine`,
+      };
+      resolveProblem(
+        reasons[error.code ?? ""] ?? `cannot listen on ${host}:${port}: ${error.message}`,
+      );
+    });
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolveProblem(null)));
+  });
+}
+
 export async function serveCommand(options: ServeOptions): Promise<number> {
   const overrides: Record<string, unknown> = {};
   if (options.port !== undefined) overrides["server.port"] = Number(options.port);
@@ -23,8 +47,18 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
   const ctx = createContext({ ...options, logLevel: options.logLevel }, "info", overrides);
   const { config, logger } = ctx;
   const dataDir = resolve(config.dataDir);
+  const problem = await portProblem(config.server.host, config.server.port);
+  if (problem) {
+    process.stderr.write(
+      `warden: ${problem}: free it, or choose another port (--port, $WARDEN_PORT or server.port)\n`,
+    );
+    return 1;
+  }
   const warden = await openWarden({ config, logger });
   const keys = new KeyStore(warden.db);
+  const app = await buildServer({ ...warden, config, logger, service: warden, keys });
+  const address = await app.listen({ host: config.server.host, port: config.server.port });
+  // Only once the port is ours: a key is printed for a server that runs.
   const envToken = process.env[ENV.adminToken];
   if (envToken) keys.ensureEnvAdmin(envToken);
   else if (!keys.hasAdmin()) {
@@ -37,8 +71,6 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
       `\n  Warden admin key (shown once; store it now):\n\n    ${token}\n\n  Make more with: warden keys create --name NAME --scopes execute\n\n`,
     );
   }
-  const app = await buildServer({ ...warden, config, logger, service: warden, keys });
-  const address = await app.listen({ host: config.server.host, port: config.server.port });
   logger.info({ address, dataDir, cgroups: warden.host.cgroupLayout.mode }, "warden serving");
 
   return new Promise<number>((resolveExit) => {

@@ -110,6 +110,123 @@ const WindowSchema = z
   })
   .strict();
 
+/**
+ * Connection limits of the HTTP server. Node's and Fastify's defaults let one
+ * client hold the service (no body timeout, a 72 s keep-alive, unbounded
+ * pipelining and connections), so each is set here; docs/boundary/http.md
+ * says which attack each one stops.
+ */
+export const ConnectionLimitsSchema = z
+  .object({
+    headersTimeoutMs: z
+      .number()
+      .int()
+      .min(100)
+      .default(10_000)
+      .describe(
+        "A request's headers must all arrive within this (ms) of its first byte, else 408 (slowloris; also a silent new connection).",
+      ),
+    requestTimeoutMs: z
+      .number()
+      .int()
+      .min(100)
+      .default(60_000)
+      .describe(
+        "A whole request, headers and body, must arrive within this (ms), else 408 (slow bodies). Waiting for the answer does not count.",
+      ),
+    keepAliveTimeoutMs: z
+      .number()
+      .int()
+      .min(100)
+      .default(5000)
+      .describe("An idle keep-alive connection is closed after this (ms)."),
+    maxRequestsPerSocket: z
+      .number()
+      .int()
+      .min(1)
+      .default(100)
+      .describe(
+        "Requests one connection may carry; later pipelined ones get 503 and the connection closes (pipelined floods).",
+      ),
+    maxHeaderBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(1024 * 1024)
+      .default(16_384)
+      .describe("Request line plus headers, in bytes; more gets 431."),
+    maxUrlBytes: z
+      .number()
+      .int()
+      .min(256)
+      .default(8192)
+      .describe("Longest request target (path and query), in bytes; more gets 414."),
+    maxConnections: z
+      .number()
+      .int()
+      .min(1)
+      .default(1024)
+      .describe("Open connections, all clients together; more are closed at once."),
+    maxConnectionsPerIp: z
+      .number()
+      .int()
+      .min(1)
+      .default(128)
+      .describe(
+        "Open connections from one client address (behind a proxy, the proxy's); more are closed at once.",
+      ),
+    maxOpenRequestsPerKey: z
+      .number()
+      .int()
+      .min(1)
+      .default(64)
+      .describe(
+        "Requests one key (or the anonymous user) may have in progress at once: SSE streams, waits for a result, MCP calls; more get 429.",
+      ),
+    maxOpenRequestsPerIp: z
+      .number()
+      .int()
+      .min(1)
+      .default(128)
+      .describe("Requests in progress at once from one client address; more get 429."),
+    maxJsonDepth: z
+      .number()
+      .int()
+      .min(4)
+      .max(1000)
+      .default(64)
+      .describe("Deepest nesting of arrays and objects in a JSON body; deeper gets 400 unparsed."),
+    maxJsonKeys: z
+      .number()
+      .int()
+      .min(16)
+      .default(10_000)
+      .describe("Most members of one JSON object in a body; more gets 400 unparsed."),
+    refusalLogPerWindow: z
+      .number()
+      .int()
+      .min(0)
+      .default(20)
+      .describe(
+        "Refusals (bad key, rate limit, bad request...) logged and audited one by one per client address and kind in each window; the rest become one summary event.",
+      ),
+    refusalLogWindowMs: z
+      .number()
+      .int()
+      .min(1000)
+      .default(60_000)
+      .describe("The window of refusalLogPerWindow (ms)."),
+  })
+  .strict()
+  .refine((c) => c.headersTimeoutMs <= c.requestTimeoutMs, {
+    path: ["headersTimeoutMs"],
+    message: "must not exceed requestTimeoutMs",
+  })
+  .refine((c) => c.maxUrlBytes < c.maxHeaderBytes, {
+    path: ["maxUrlBytes"],
+    message: "must be less than maxHeaderBytes (the request line counts as a header)",
+  });
+
 export const ServerConfigSchema = z
   .object({
     host: z.string().default("127.0.0.1").describe("Listen address (loopback unless you mean it)."),
@@ -166,6 +283,9 @@ export const ServerConfigSchema = z
         perIp: { burst: 100, perMinute: 6000, perHour: 120_000 },
         anonymous: { burst: 5, perMinute: 60, perHour: 600 },
       }),
+    connections: ConnectionLimitsSchema.default(ConnectionLimitsSchema.parse({})).describe(
+      "Timeouts and caps that keep one client from holding the service.",
+    ),
   })
   .strict();
 
@@ -415,6 +535,7 @@ export type Config = z.infer<typeof ConfigSchema>;
 export type DefaultLimits = z.infer<typeof DefaultLimitsSchema>;
 export type SandboxHostConfig = z.infer<typeof SandboxHostConfigSchema>;
 export type ServerConfig = z.infer<typeof ServerConfigSchema>;
+export type ConnectionLimits = z.infer<typeof ConnectionLimitsSchema>;
 export type NetworkConfig = z.infer<typeof NetworkConfigSchema>;
 export type PolicyConfig = z.infer<typeof PolicyConfigSchema>;
 export type NotebookConfig = z.infer<typeof NotebookConfigSchema>;

@@ -19,7 +19,10 @@ export class Metrics {
     memoryReservedMb: () => number;
   }) {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: "warden_process_" });
+    // "warden_" gives warden_process_* and warden_nodejs_*: every series of this
+    // endpoint in one namespace, and no clash with the plain process_* of an
+    // application that embeds Warden as a library and exports its own.
+    collectDefaultMetrics({ register: this.registry, prefix: "warden_" });
     this.executions = new Counter({
       name: "warden_executions_total",
       help: "Finished executions by language and final status.",

@@ -1,7 +1,9 @@
 /**
  * Who is asking: a bearer API key (or, on the Piston routes when allowed, no
  * key at all as user `anonymous`), checked before anything is parsed, then
- * rate-limited per client IP and per key.
+ * rate-limited per client IP and per key, and capped in how many requests it
+ * may hold open at once (streams and waits cost nothing to open and last).
+ * Refusals are audited through the RefusalLog, so a flood of them is cheap.
  */
 import type { IncomingMessage } from "node:http";
 import type { FastifyReply, FastifyRequest } from "fastify";
@@ -10,6 +12,7 @@ import type { ExecutionService } from "../executions/service.js";
 import { WardenError } from "../errors.js";
 import { SlidingWindowLimiter, type RateDecision, type WindowLimit } from "../policy/rate-limit.js";
 import type { ApiKey, KeyStore, Scope } from "../store/keys.js";
+import type { RefusalLog } from "./refusals.js";
 
 export interface Actor {
   userId: string;
@@ -37,19 +40,80 @@ function windows(w: { burst: number; perMinute: number; perHour: number }): Wind
   ];
 }
 
+/** Counts what each holder has open; over the cap nothing is counted. */
+class OpenCounter {
+  private readonly open = new Map<string, number>();
+  constructor(readonly limit: number) {}
+  full(id: string): boolean {
+    return (this.open.get(id) ?? 0) >= this.limit;
+  }
+  add(id: string): () => void {
+    this.open.set(id, (this.open.get(id) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.open.get(id) ?? 1) - 1;
+      if (left > 0) this.open.set(id, left);
+      else this.open.delete(id);
+    };
+  }
+}
+
 export class Gate {
   private readonly perIp: SlidingWindowLimiter;
   private readonly perKey: SlidingWindowLimiter;
   private readonly anonymous: SlidingWindowLimiter;
+  private readonly openPerIp: OpenCounter;
+  private readonly openPerKey: OpenCounter;
 
   constructor(
     private readonly keys: KeyStore,
     private readonly service: ExecutionService,
     private readonly server: ServerConfig,
+    private readonly refusals: RefusalLog,
   ) {
     this.perIp = new SlidingWindowLimiter(windows(server.rateLimits.perIp));
     this.perKey = new SlidingWindowLimiter(windows(server.rateLimits.perKey));
     this.anonymous = new SlidingWindowLimiter(windows(server.rateLimits.anonymous));
+    this.openPerIp = new OpenCounter(server.connections.maxOpenRequestsPerIp);
+    this.openPerKey = new OpenCounter(server.connections.maxOpenRequestsPerKey);
+  }
+
+  /**
+   * Counts one open request for `ip` and `holder` until `closed` fires, or
+   * throws RATE_LIMIT when either is at its cap: one client cannot hold
+   * more SSE streams, result waits or MCP calls than that.
+   */
+  private hold(
+    ip: string,
+    holder: string,
+    closed: (release: () => void) => void,
+    request?: FastifyRequest,
+  ): void {
+    const which = this.openPerIp.full(ip)
+      ? { who: `client ${ip}`, limit: this.openPerIp.limit, setting: "maxOpenRequestsPerIp" }
+      : this.openPerKey.full(holder)
+        ? { who: "this key", limit: this.openPerKey.limit, setting: "maxOpenRequestsPerKey" }
+        : null;
+    if (which) {
+      const message = `${which.who} already has ${which.limit} requests open (${which.setting}): close a stream or wait for a result`;
+      this.service.metrics.reject("too_many_open");
+      this.refusals.record(ip, {
+        userId: request?.actor?.userId,
+        level: "warn",
+        event: "rate_limited",
+        message,
+        data: { ip, route: request?.routeOptions.url, requestId: request?.id },
+      });
+      throw new WardenError("RATE_LIMIT", message, { details: { retryAfterSeconds: 1 } });
+    }
+    const releaseIp = this.openPerIp.add(ip);
+    const releaseKey = this.openPerKey.add(holder);
+    closed(() => {
+      releaseIp();
+      releaseKey();
+    });
   }
 
   private limit(
@@ -63,7 +127,7 @@ export class Gate {
     void reply.header("RateLimit-Reset", String(decision.resetSeconds));
     if (decision.allowed) return;
     this.service.metrics.reject("rate_limit");
-    this.service.audit({
+    this.refusals.record(request.ip, {
       userId: request.actor?.userId,
       level: "warn",
       event: "rate_limited",
@@ -85,7 +149,7 @@ export class Gate {
     message: string,
   ): never {
     this.service.metrics.reject(code === "UNAUTHORIZED" ? "unauthorized" : "forbidden");
-    this.service.audit({
+    this.refusals.record(request.ip, {
       userId: request.actor?.userId,
       level: "warn",
       event: code === "UNAUTHORIZED" ? "auth_failure" : "forbidden",
@@ -110,7 +174,7 @@ export class Gate {
     const deny = (code: "UNAUTHORIZED" | "PERMISSION_DENIED" | "RATE_LIMIT", message: string) => {
       const reason = { UNAUTHORIZED: "unauthorized", PERMISSION_DENIED: "forbidden" } as const;
       this.service.metrics.reject(code === "RATE_LIMIT" ? "rate_limit" : reason[code]);
-      this.service.audit({
+      this.refusals.record(ip, {
         level: "warn",
         event:
           code === "UNAUTHORIZED"
@@ -132,6 +196,8 @@ export class Gate {
       throw deny("PERMISSION_DENIED", `this key lacks the ${scope} scope`);
     if (!this.perKey.hit(key.id).allowed)
       throw deny("RATE_LIMIT", `key ${key.id}: too many requests`);
+    // An upgraded connection (a preview WebSocket) is held until its socket closes.
+    this.hold(ip, key.id, (release) => raw.socket.once("close", release));
     return { userId: key.userId, key, anonymous: false };
   }
 
@@ -146,6 +212,7 @@ export class Gate {
       if (request.routeOptions.config.anonymous && this.server.pistonAnonymous) {
         request.actor = { userId: "anonymous", key: null, anonymous: true };
         this.limit(reply, this.anonymous.hit(request.ip), "anonymous client", request);
+        this.holdUntilAnswered(request, reply, "anonymous");
         return;
       }
       this.refuse(request, "UNAUTHORIZED", "missing API key: send Authorization: Bearer <key>");
@@ -156,7 +223,28 @@ export class Gate {
     if (scope !== "any" && !key.scopes.includes(scope) && !key.scopes.includes("admin"))
       this.refuse(request, "PERMISSION_DENIED", `this key lacks the ${scope} scope`);
     this.limit(reply, this.perKey.hit(key.id), `key ${key.id}`, request);
+    this.holdUntilAnswered(request, reply, key.id);
   };
+
+  /** Counts the request as open until its response ends or its connection goes. */
+  private holdUntilAnswered(request: FastifyRequest, reply: FastifyReply, holder: string): void {
+    const socket = request.raw.socket;
+    this.hold(
+      request.ip,
+      holder,
+      (release) => {
+        // A queued pipelined response may never close on its own if the socket dies first.
+        const done = (): void => {
+          release();
+          reply.raw.off("close", done);
+          socket.off("close", done);
+        };
+        reply.raw.once("close", done);
+        socket.once("close", done);
+      },
+      request,
+    );
+  }
 }
 
 /** The bearer token of an Authorization header, if any. */

@@ -47,6 +47,13 @@ export function toWardenError(error: unknown): WardenError {
       return new WardenError("INVALID_REQUEST", "content-type: send application/json", {
         details: { httpStatus: 415 },
       });
+    // Router refusals: the offending path is not echoed back.
+    case "FST_ERR_BAD_URL":
+      return new WardenError("INVALID_REQUEST", "url: not a valid URL (bad percent-encoding)");
+    case "FST_ERR_MAX_PARAM_LENGTH":
+      return new WardenError("INVALID_REQUEST", "url: a path segment is too long", {
+        details: { httpStatus: 414 },
+      });
     case "FST_ERR_CTP_EMPTY_JSON_BODY":
       return new WardenError("INVALID_REQUEST", "body: empty; send a JSON object");
     case "FST_ERR_CTP_INVALID_JSON_BODY":

@@ -1,7 +1,8 @@
 /**
  * The HTTP server: Fastify with zod schemas (validation and OpenAPI from the
- * same source), security headers, one error shape, authentication and rate
- * limits before any body is read, then the routes.
+ * same source), security headers, one error shape, connection limits and
+ * timeouts (connections.ts), authentication and rate limits before any body
+ * is read, bounded JSON bodies, then the routes.
  */
 import { readFileSync } from "node:fs";
 import cors from "@fastify/cors";
@@ -23,6 +24,9 @@ import type { Db } from "../store/database.js";
 import type { KeyStore } from "../store/keys.js";
 import { ulid } from "../util/ids.js";
 import { Gate } from "./auth.js";
+import { clientErrorHandler, serverFactory } from "./connections.js";
+import { boundedJsonParser } from "./json-body.js";
+import { RefusalLog } from "./refusals.js";
 import { sendError, toWardenError } from "./errors.js";
 import { openapiOptions } from "./openapi.js";
 import { adminRoutes } from "./routes/admin.js";
@@ -55,20 +59,37 @@ export interface ServerDeps {
 export async function buildServer(deps: ServerDeps) {
   const { config, service } = deps;
   const server = config.server;
+  const limits = server.connections;
+  const log = deps.logger.child({ component: "http" });
+  const refusals = new RefusalLog((e) => service.audit(e), limits);
+  const warn = (ip: string, message: string): void => log.warn({ ip }, message);
+  const tls = server.tls
+    ? { cert: readFileSync(server.tls.certFile), key: readFileSync(server.tls.keyFile) }
+    : undefined;
   const app = Fastify({
-    loggerInstance: deps.logger.child({ component: "http" }),
+    loggerInstance: log,
     // One line per request comes from our onResponse hook instead.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: server.bodyLimitBytes,
     trustProxy: server.trustProxy.length > 0 ? server.trustProxy : false,
     genReqId: () => `req_${ulid()}`,
     requestIdHeader: false,
-    ...(server.tls
-      ? {
-          https: { cert: readFileSync(server.tls.certFile), key: readFileSync(server.tls.keyFile) },
-        }
-      : {}),
+    // Timeouts and connection caps live on the server we build (connections.ts).
+    serverFactory: serverFactory(limits, refusals, warn, tls),
+    clientErrorHandler: clientErrorHandler(limits, refusals, warn),
+    // Bad percent-encoding or an overlong path segment: our error shape, the path not echoed.
+    frameworkErrors: (error, request, reply) => void sendError(reply, request, error),
+    // Tells Fastify the scheme (for its address line); the server itself comes from serverFactory.
+    ...(tls ? { https: tls } : {}),
   }).withTypeProvider<ZodTypeProvider>();
+  app.addHook("onClose", async () => refusals.close());
+  const json = app.getDefaultJsonParser("error", "error");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser(
+    "application/json",
+    { parseAs: "string" },
+    boundedJsonParser(json, { maxDepth: limits.maxJsonDepth, maxKeys: limits.maxJsonKeys }),
+  );
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.decorateRequest("actor", null);
@@ -96,9 +117,12 @@ export async function buildServer(deps: ServerDeps) {
       "camera=(), microphone=(), geolocation=(), interest-cohort=()",
     );
   });
-  const gate = new Gate(deps.keys, service, server);
+  const gate = new Gate(deps.keys, service, server, refusals);
   app.addHook("onRequest", gate.check);
   app.addHook("onResponse", async (request, reply) => {
+    // Refused requests (4xx) are logged only while this client has log budget left.
+    const status = reply.statusCode;
+    if (status >= 400 && status < 500 && !refusals.shouldLog(request.ip, "refused_request")) return;
     request.log.info(
       {
         requestId: request.id,
@@ -115,7 +139,7 @@ export async function buildServer(deps: ServerDeps) {
     const e = toWardenError(error);
     if (e.code === "INVALID_REQUEST") {
       service.metrics.reject("invalid_request");
-      service.audit({
+      refusals.record(request.ip, {
         userId: request.actor?.userId,
         level: "warn",
         event: "validation_failed",

@@ -86,3 +86,56 @@ export class SlidingWindowLimiter {
       if (counters.every((c) => now - c.start > 2 * longest)) this.counters.delete(key);
   }
 }
+
+/** What a throttle reports when a window closed with events it held back. */
+export interface Suppressed {
+  key: string;
+  count: number;
+  windowMs: number;
+}
+
+/**
+ * Lets the first `perWindow` events per key through in each fixed window and
+ * only counts the rest, so a flood of refusals costs a counter, not a log
+ * line and an audit row each. `flush()` (called on a timer and on close)
+ * hands back what was held back, for one summary per key. Keys are bounded:
+ * past `maxKeys` distinct ones, new keys share one overflow bucket, so many
+ * source addresses cannot grow the map either.
+ */
+export class EventThrottle {
+  private readonly counts = new Map<string, { seen: number; windowStart: number }>();
+  static readonly OVERFLOW = "(other clients)";
+
+  constructor(
+    private readonly perWindow: number,
+    private readonly windowMs: number,
+    private readonly maxKeys = 10_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Counts one event for `key`; true when it should be written out in full. */
+  admit(key: string): boolean {
+    const now = this.now();
+    let entry = this.counts.get(key);
+    if (!entry) {
+      if (this.counts.size >= this.maxKeys && key !== EventThrottle.OVERFLOW)
+        return this.admit(EventThrottle.OVERFLOW);
+      entry = { seen: 0, windowStart: now };
+      this.counts.set(key, entry);
+    }
+    return ++entry.seen <= this.perWindow;
+  }
+
+  /** Ends every window older than windowMs; returns the keys that had events held back. */
+  flush(all = false): Suppressed[] {
+    const now = this.now();
+    const out: Suppressed[] = [];
+    for (const [key, entry] of this.counts) {
+      if (!all && now - entry.windowStart < this.windowMs) continue;
+      if (entry.seen > this.perWindow)
+        out.push({ key, count: entry.seen - this.perWindow, windowMs: now - entry.windowStart });
+      this.counts.delete(key);
+    }
+    return out;
+  }
+}

@@ -73,17 +73,22 @@ export const notebookRoutes: FastifyPluginAsyncZod<NotebookRoutesOptions> = asyn
     request: FastifyRequest,
   ): Promise<{ upload: Upload; stopOnError?: boolean; cellTimeout?: number }> => {
     if (request.isMultipart()) {
-      const file = await request.file();
+      // A broken multipart body (no boundary, cut short) is the client's error, not ours.
+      const malformed = (error: unknown): never => {
+        if ((error as { code?: string }).code === "FST_REQ_FILE_TOO_LARGE") throw error;
+        throw new WardenError("INVALID_REQUEST", "body: not a valid multipart/form-data body");
+      };
+      const file = await request.file().catch(malformed);
       if (!file)
         throw new WardenError("INVALID_REQUEST", "file: send the notebook in a field named file");
       const content = await file.toBuffer().catch((error: unknown) => {
-        throw (error as { code?: string }).code === "FST_REQ_FILE_TOO_LARGE"
-          ? new WardenError(
-              "INVALID_REQUEST",
-              `file: larger than the limit of ${maxBytes} bytes (notebooks.maxBytes)`,
-              { details: { httpStatus: 413 } },
-            )
-          : error;
+        if ((error as { code?: string }).code === "FST_REQ_FILE_TOO_LARGE")
+          throw new WardenError(
+            "INVALID_REQUEST",
+            `file: larger than the limit of ${maxBytes} bytes (notebooks.maxBytes)`,
+            { details: { httpStatus: 413 } },
+          );
+        return malformed(error);
       });
       return { upload: { filename: file.filename, content } };
     }
