@@ -199,6 +199,16 @@ describe("what a preview may say on Warden's origin", () => {
     expect(r.body).toMatch(/^GET \/m\/echo-request HTTP\/1\.1\r\n/);
     expect(r.body).not.toMatch(/SECRET|10\.9\.9\.9|x-warden|Bearer/i);
     expect(r.body).toMatch(/\r\naccept: text\/x-check\r\n/i);
+    // A body goes in, announced by its own length.
+    const posted = await server.request("POST", `${hostile}/ports/${PORT}/m/echo-request`, {
+      token: ann,
+      raw: '{"a":1}',
+      headers: { "content-type": "application/json", cookie: "warden_ui=SECRET1" },
+    });
+    expect(posted.status).toBe(200);
+    const postedHead = await posted.text();
+    expect(postedHead).toMatch(/\r\ncontent-length: 7\r\n/i);
+    expect(postedHead).not.toMatch(/SECRET|Bearer/i);
     const up = await rawUpgrade(server, `${hostile}/ports/${PORT}/u/echo-request`, {
       ...auth(ann),
       ...secrets,
@@ -310,6 +320,9 @@ describe("floods into a client that does not read", () => {
     expect(more).toBeGreaterThan(1_000_000);
     upgraded.socket.destroy();
     plain.destroy();
+    console.error(
+      `preview floods: Warden RSS ${before >> 20} MiB, peak +${(peak - before) >> 20} MiB`,
+    );
     expect(peak - before).toBeLessThan(64 * 1024 * 1024);
     await expectAlive();
   }, 60_000);

@@ -177,7 +177,7 @@ describe(`preview fuzz (seed ${SEED}, ${CASES} answers)`, () => {
       }
       if (i % 20 === 0) peak = Math.max(peak, rssOf(pid));
     });
-    console.log(`preview fuzz seed ${SEED}:`, Object.fromEntries([...outcomes].sort()));
+    console.error(`preview fuzz seed ${SEED}:`, Object.fromEntries([...outcomes].sort()));
     expect(server.process.exitCode).toBeNull();
     expect((await server.request("GET", "/healthz", { token: null })).status).toBe(200);
     const still = await rawGet(server, `${base}/ports/${PORT}/m/forbidden`, {

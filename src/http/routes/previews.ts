@@ -72,14 +72,11 @@ export const previewRoutes: FastifyPluginAsyncZod<{
     reply.raw.on("close", () => {
       if (!reply.raw.writableFinished) socket.destroy();
     });
-    const answer = await exchange({
-      socket,
-      port,
-      method: request.method,
-      path,
-      headers: requestHeaders(request.headers, port, prefix, false),
-      body: request.body instanceof Readable ? request.body : undefined,
-    });
+    const body = request.body instanceof Readable ? request.body : undefined;
+    const headers = requestHeaders(request.headers, port, prefix, false);
+    // No body goes in, so none may be announced (the server would wait for it).
+    if (!body) delete headers["content-length"];
+    const answer = await exchange({ socket, port, method: request.method, path, headers, body });
     if (answer.kind !== "response") throw new WardenError("INTERNAL", "preview: unexpected switch");
     const { response } = answer;
     // A body cut short (abrupt close, bad chunk) ends the client's response as
