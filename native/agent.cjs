@@ -313,7 +313,7 @@ function relay(req) {
   app.once("error", (e) =>
     fail(
       req.id,
-      "ECONNREFUSED",
+      "UPSTREAM_UNAVAILABLE",
       `port ${port}: ${e.code === "ECONNREFUSED" ? "nothing is listening there in the session" : e.message}`,
     ),
   );

@@ -4,9 +4,12 @@
  * nothing else invents a code.
  */
 export const ERROR_CODES = {
-  ETIMEDOUT: { httpStatus: 504, retryable: true },
-  ECONNRESET: { httpStatus: 502, retryable: true },
-  ECONNREFUSED: { httpStatus: 502, retryable: true },
+  // The spec's retryable errno classes, in the API's own words: nothing
+  // answers (ECONNREFUSED, ECONNRESET) and no answer in time (ETIMEDOUT).
+  UPSTREAM_UNAVAILABLE: { httpStatus: 502, retryable: true },
+  UPSTREAM_TIMEOUT: { httpStatus: 504, retryable: true },
+  // A server inside a session answered with something that is not valid HTTP.
+  UPSTREAM_INVALID: { httpStatus: 502, retryable: false },
   SANDBOX_BUSY: { httpStatus: 503, retryable: true },
   RATE_LIMIT: { httpStatus: 429, retryable: true },
   INVALID_CODE: { httpStatus: 422, retryable: false },

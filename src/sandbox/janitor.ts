@@ -1,6 +1,7 @@
 /**
  * Start-up janitor: removes what a crashed Warden left behind — cgroups,
- * workspace mounts and directories, uid leases and stray processes. Only
+ * workspace mounts and directories, a box's side files (a session's preview
+ * relay socket), uid leases and stray processes. Only
  * leftovers whose owner (the Warden process named in the box id) is dead are
  * touched, so several Warden processes can share one host.
  */
@@ -17,6 +18,8 @@ export interface JanitorReport {
   cgroups: number;
   mounts: number;
   workspaces: number;
+  /** Side files of boxes, e.g. `<boxId>-preview`, a session's preview relay socket. */
+  sideFiles: number;
   leases: number;
   processes: number;
 }
@@ -32,6 +35,17 @@ export interface JanitorOptions {
 function isOrphan(name: string): boolean {
   const parsed = parseBoxName(name);
   return parsed !== null && !isOwnerAlive(parsed.owner);
+}
+
+/**
+ * A box's side file, `<boxId>-<name>` next to its directory (Box.sidePath): a
+ * Warden killed with SIGKILL never runs the close() that removes it.
+ */
+const SIDE_FILE = /^(b\d+-\d+-[a-z0-9]+)-([a-z]+)$/;
+
+function isOrphanSideFile(name: string): boolean {
+  const boxId = SIDE_FILE.exec(name)?.[1];
+  return boxId !== undefined && isOrphan(boxId);
 }
 
 function isDeadOwner(tag: string): boolean {
@@ -74,13 +88,25 @@ async function sweepEtcTrees(runDir: RunDirLayout): Promise<void> {
 }
 
 export async function runJanitor(o: JanitorOptions): Promise<JanitorReport> {
-  const report: JanitorReport = { cgroups: 0, mounts: 0, workspaces: 0, leases: 0, processes: 0 };
+  const report: JanitorReport = {
+    cgroups: 0,
+    mounts: 0,
+    workspaces: 0,
+    sideFiles: 0,
+    leases: 0,
+    processes: 0,
+  };
   for (const name of await o.cgroups.list()) {
     if (!isOrphan(name)) continue;
     await o.cgroups.open(name).destroy();
     report.cgroups++;
   }
   for (const name of await readdir(o.runDir.boxes).catch(() => [] as string[])) {
+    if (isOrphanSideFile(name)) {
+      await rm(join(o.runDir.boxes, name), { force: true });
+      report.sideFiles++;
+      continue;
+    }
     if (!isOrphan(name)) continue;
     const dir = join(o.runDir.boxes, name);
     if (await isMountPoint(dir)) {
@@ -114,7 +140,12 @@ export async function runJanitor(o: JanitorOptions): Promise<JanitorReport> {
     report.leases++;
   }
   const total =
-    report.cgroups + report.mounts + report.workspaces + report.leases + report.processes;
+    report.cgroups +
+    report.mounts +
+    report.workspaces +
+    report.sideFiles +
+    report.leases +
+    report.processes;
   if (total > 0)
     o.logger.info({ cleaned: report }, "janitor removed leftovers of a crashed Warden");
   return report;

@@ -230,7 +230,7 @@ export class AgentSandbox {
   /**
    * A connection to `port` on the session's own loopback, made by the agent
    * inside (web previews), paused until its reader resumes it. Rejects with
-   * ECONNREFUSED when nothing listens there.
+   * UPSTREAM_UNAVAILABLE when nothing listens there.
    */
   async openPort(port: number): Promise<Socket> {
     const { token, socket, cancel } = this.relay.expect();

@@ -57,7 +57,7 @@ export class PreviewRelay {
     const socket = new Promise<Socket>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiting.delete(token);
-        reject(new WardenError("ETIMEDOUT", "preview: the session did not connect in time"));
+        reject(new WardenError("UPSTREAM_TIMEOUT", "preview: the session did not connect in time"));
       }, DIAL_TIMEOUT_MS);
       this.waiting.set(token, (s) => {
         clearTimeout(timer);

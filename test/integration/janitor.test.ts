@@ -1,11 +1,15 @@
-/** A Warden killed mid-run leaves a cgroup, a mount, a workspace and a uid lease; the next start clears them. */
+/**
+ * A Warden killed mid-run leaves a cgroup, a mount, a workspace, a uid lease
+ * and its sessions' preview sockets; the next start clears them.
+ */
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/load.js";
 import { SandboxHost } from "../../src/sandbox/host.js";
 import { cgroupDirsOf, expectNothingLeft, processesOfUid } from "../helpers/sandbox.js";
+import { createKey, startServer } from "../helpers/server.js";
 
 // A world of its own (run dir, cgroup parent, uid range), so that no other
 // test's janitor can clean up the crash before this test's does.
@@ -64,5 +68,29 @@ describe("janitor", () => {
     await neighbour.destroy();
     await restarted.close();
     await host.close();
+  });
+
+  it("removes the preview sockets of a `warden serve` killed with SIGKILL", async () => {
+    const first = await startServer({ env: isolatedEnv });
+    const token = await createKey(first, "janitor", "sessions", "ann");
+    const created = await first.request("POST", "/v1/sessions", { token, body: {} });
+    expect(created.status, `${await created.clone().text()}\n${first.logs.join("\n")}`).toBe(201);
+    const owned = (): string[] =>
+      readdirSync(join(config.runDir, "boxes")).filter(
+        (n) => n.startsWith(`b${first.process.pid}-`) && n.endsWith("-preview"),
+      );
+    const sockets = owned();
+    expect(sockets).toHaveLength(1);
+    await first.stop("SIGKILL");
+    // Nothing of the dead Warden removed it.
+    expect(owned()).toEqual(sockets);
+
+    const second = await startServer({ env: isolatedEnv, dataDir: first.dataDir });
+    try {
+      expect(owned()).toEqual([]);
+      expect(second.logs.join("\n")).toMatch(/"sideFiles":1/);
+    } finally {
+      await second.stop();
+    }
   });
 });

@@ -3,14 +3,11 @@
  * on that port inside the session, over HTTP and WebSocket, for the session's
  * owner only. Each request gets its own connection, made by the session's
  * agent from inside (see src/sessions/preview.ts): no host port, and the
- * sandbox gains no network.
+ * sandbox gains no network. What the server answers is hostile input: it is
+ * parsed and bounded in ../preview-upstream.ts and filtered through the
+ * allow-lists of ../preview-headers.ts on both paths.
  */
-import {
-  request as httpRequest,
-  STATUS_CODES,
-  type IncomingHttpHeaders,
-  type IncomingMessage,
-} from "node:http";
+import { STATUS_CODES, type IncomingMessage } from "node:http";
 import { Readable, type Duplex } from "node:stream";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
@@ -18,66 +15,32 @@ import { WardenError } from "../../errors.js";
 import type { SessionManager } from "../../sessions/manager.js";
 import type { Gate } from "../auth.js";
 import { errorBody, statusOf, toWardenError } from "../errors.js";
+import {
+  formatHead,
+  PREVIEW_CSP,
+  previewPrefix,
+  requestHeaders,
+  responseHeaders,
+  switchHeaders,
+} from "../preview-headers.js";
+import { exchange } from "../preview-upstream.js";
 import { Params } from "./sessions.js";
 
 const PortParams = Params.extend({
   port: z.coerce.number().int().min(1, "port: 1-65535").max(65_535, "port: 1-65535"),
 });
 const UPGRADE_PATH = /^\/v1\/sessions\/(sess_[0-9A-Z]{26})\/ports\/(\d{1,5})(\/[^?]*)?(\?.*)?$/;
-
-/**
- * Hop-by-hop headers and Warden's own credentials never cross the proxy; nor do
- * cookies: every preview shares Warden's origin, so a cookie one session set
- * would reach every other user's previews.
- */
-const DROPPED = new Set([
-  "authorization",
-  "cookie",
-  "connection",
-  "host",
-  "keep-alive",
-  "proxy-authenticate",
-  "proxy-authorization",
-  "proxy-connection",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-]);
-
-/** What a previewed server may not say on Warden's origin. */
-const DROPPED_FROM_RESPONSE = new Set([
-  ...DROPPED,
-  "set-cookie",
-  "clear-site-data",
-  "strict-transport-security",
-  "content-security-policy",
-]);
+/** An upgrade token is an HTTP token (RFC 9110), optionally with a version. */
+const UPGRADE_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}(\/[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64})?$/;
 
 /** A preview connection with no traffic this long is closed. */
 const IDLE_MS = 5 * 60_000;
 
-/**
- * A previewed page is the session's content served from Warden's origin. The
- * CSP sandbox gives it an opaque origin, so its scripts cannot act as Warden's
- * pages (read their storage, call the API with the viewer's credentials).
- */
-const PREVIEW_CSP =
-  "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads; frame-ancestors 'self'";
-
-function prefixOf(id: string, port: number): string {
-  return `/v1/sessions/${id}/ports/${port}`;
-}
-
-/** The request headers to send inside: ours dropped, Host the session's own. */
-function forwardHeaders(headers: IncomingHttpHeaders, port: number, prefix: string) {
-  const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(headers))
-    if (value !== undefined && !DROPPED.has(name)) out[name] = value;
-  out.host = `127.0.0.1:${port}`;
-  out["x-forwarded-prefix"] = prefix;
-  return out;
-}
+/** Headers Warden adds to every answer a preview passes on (helmet covers the plain path's others). */
+const PREVIEW_OWN = {
+  "content-security-policy": PREVIEW_CSP,
+  "x-content-type-options": "nosniff",
+};
 
 export const previewRoutes: FastifyPluginAsyncZod<{
   sessions: SessionManager;
@@ -96,11 +59,11 @@ export const previewRoutes: FastifyPluginAsyncZod<{
   };
   app.all("/v1/sessions/:id/ports/:port", proxy, async (request, reply) => {
     const { id, port } = request.params;
-    return reply.redirect(`${prefixOf(id, port)}/`, 308);
+    return reply.redirect(`${previewPrefix(id, port)}/`, 308);
   });
   app.all("/v1/sessions/:id/ports/:port/*", proxy, async (request, reply) => {
     const { id, port } = request.params;
-    const prefix = prefixOf(id, port);
+    const prefix = previewPrefix(id, port);
     const socket = await sessions.openPort(id, request.actor!.userId, port);
     const url = request.raw.url ?? "";
     const path = url.startsWith(prefix) ? url.slice(prefix.length) : "/";
@@ -109,30 +72,23 @@ export const previewRoutes: FastifyPluginAsyncZod<{
     reply.raw.on("close", () => {
       if (!reply.raw.writableFinished) socket.destroy();
     });
-    return new Promise((resolve, reject) => {
-      const upstream = httpRequest({
-        createConnection: () => socket,
-        method: request.method,
-        path,
-        headers: forwardHeaders(request.headers, port, prefix),
-      });
-      // The relay hands the connection over paused; resume once the client reads it.
-      upstream.on("socket", (s) => s.resume());
-      upstream.on("response", (response) => {
-        void reply.status(response.statusCode ?? 502);
-        for (const [name, value] of Object.entries(response.headers))
-          if (value !== undefined && !DROPPED_FROM_RESPONSE.has(name))
-            void reply.header(name, value);
-        void reply.header("content-security-policy", PREVIEW_CSP);
-        resolve(reply.send(response));
-      });
-      upstream.on("error", (error) => {
-        socket.destroy();
-        reject(new WardenError("ECONNRESET", `port ${port}: ${error.message}`));
-      });
-      if (request.body instanceof Readable) request.body.pipe(upstream);
-      else upstream.end();
+    const body = request.body instanceof Readable ? request.body : undefined;
+    const headers = requestHeaders(request.headers, port, prefix, false);
+    // No body goes in, so none may be announced (the server would wait for it).
+    if (!body) delete headers["content-length"];
+    const answer = await exchange({ socket, port, method: request.method, path, headers, body });
+    if (answer.kind !== "response") throw new WardenError("INTERNAL", "preview: unexpected switch");
+    const { response } = answer;
+    // A body cut short (abrupt close, bad chunk) ends the client's response as
+    // an error too, never as a clean but truncated one.
+    response.on("error", () => reply.raw.destroy());
+    response.on("aborted", () => reply.raw.destroy());
+    void reply.status(response.statusCode!);
+    void reply.headers({
+      ...responseHeaders(response.headers, port, prefix, path),
+      ...PREVIEW_OWN,
     });
+    return reply.send(response);
   });
 
   app.server.on("upgrade", (raw: IncomingMessage, client: Duplex, head: Buffer) => {
@@ -141,38 +97,81 @@ export const previewRoutes: FastifyPluginAsyncZod<{
       const e = toWardenError(error);
       const status = statusOf(e);
       const body = JSON.stringify(errorBody(e, "upgrade"));
+      if (client.destroyed) return;
       client.end(
-        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\n` +
-          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        formatHead(status, STATUS_CODES[status] ?? "Error", {
+          "content-type": "application/json",
+          "content-length": String(Buffer.byteLength(body)),
+          connection: "close",
+        }) + body,
       );
     });
   });
 
-  /** A WebSocket (or other upgrade) to a port inside: the request head is replayed there, then bytes flow both ways. */
+  /**
+   * A WebSocket (or other upgrade) to a port inside: the request goes there
+   * through the same strict exchange; a valid 101 is answered with Warden's own
+   * head (the protocol's headers only), then bytes flow both ways with
+   * backpressure; any other answer passes filtered, with its body.
+   */
   async function upgrade(raw: IncomingMessage, client: Duplex, head: Buffer): Promise<void> {
     const match = UPGRADE_PATH.exec(raw.url ?? "");
     if (!match)
       throw new WardenError("NOT_FOUND", `no upgrade route ${(raw.url ?? "").split("?")[0]}`);
     const actor = gate.admitRaw(raw, "sessions");
+    const protocol = raw.headers.upgrade ?? "";
+    if (!UPGRADE_TOKEN.test(protocol))
+      throw new WardenError("INVALID_REQUEST", "upgrade: not a protocol token");
     const [, id = "", portText = "", path = "/", query = ""] = match;
     const port = Number(portText);
-    const upstream = await sessions.openPort(id, actor.userId, port);
-    const lines = [`${raw.method ?? "GET"} ${path}${query} HTTP/1.1`];
-    for (let i = 0; i + 1 < raw.rawHeaders.length; i += 2) {
-      const name = raw.rawHeaders[i]!;
-      const lower = name.toLowerCase();
-      // Connection and Upgrade stay: they are the upgrade.
-      if (lower === "authorization" || lower === "host" || lower === "cookie") continue;
-      lines.push(`${name}: ${raw.rawHeaders[i + 1]}`);
-    }
-    lines.push(`Host: 127.0.0.1:${port}`, `X-Forwarded-Prefix: ${prefixOf(id, port)}`);
-    upstream.setTimeout(IDLE_MS, () => upstream.destroy());
-    upstream.write(`${lines.join("\r\n")}\r\n\r\n`);
+    const prefix = previewPrefix(id, port);
+    const socket = await sessions.openPort(id, actor.userId, port);
+    socket.setTimeout(IDLE_MS, () => socket.destroy());
+    client.on("close", () => socket.destroy());
+    const answer = await exchange({
+      socket,
+      port,
+      method: raw.method ?? "GET",
+      path: `${path}${query}`,
+      headers: requestHeaders(raw.headers, port, prefix, true),
+      upgrade: protocol,
+    });
+    if (answer.kind === "response") return refusal(answer.response, client, port, prefix, path);
+    const upstream = answer.socket;
+    client.write(
+      formatHead(101, "Switching Protocols", {
+        connection: "Upgrade",
+        upgrade: protocol,
+        ...switchHeaders(answer.response.headers),
+      }),
+    );
+    if (answer.head.length > 0) client.write(answer.head);
     if (head.length > 0) upstream.write(head);
+    // pipe() pauses the side whose reader is slow: a flood from inside waits in
+    // the kernel's socket buffers, not in Warden's memory.
     upstream.pipe(client);
     client.pipe(upstream);
-    upstream.on("error", () => client.destroy());
     upstream.on("close", () => client.destroy());
-    client.on("close", () => upstream.destroy());
+  }
+
+  /** A non-101 answer to an upgrade: filtered like the plain path, then its body, then close. */
+  function refusal(
+    response: IncomingMessage,
+    client: Duplex,
+    port: number,
+    prefix: string,
+    path: string,
+  ): void {
+    const status = response.statusCode!;
+    client.write(
+      formatHead(status, STATUS_CODES[status] ?? "Unknown", {
+        ...responseHeaders(response.headers, port, prefix, path),
+        ...PREVIEW_OWN,
+        connection: "close",
+      }),
+    );
+    response.on("error", () => client.destroy());
+    response.on("aborted", () => client.destroy());
+    response.pipe(client);
   }
 };
