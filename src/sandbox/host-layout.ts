@@ -13,6 +13,7 @@ import {
   lstat,
   mkdir,
   readdir,
+  readFile,
   readlink,
   rename,
   rm,
@@ -136,14 +137,32 @@ export async function ensureEtcTree(
   owner: string,
   hostEtc = "/etc",
 ): Promise<string> {
-  await mkdir(etcRoot, { recursive: true, mode: 0o755 });
-  const tree = join(etcRoot, await etcFingerprint(hostEtc));
+  return sharedTree(etcRoot, await etcFingerprint(hostEtc), owner, (temp) =>
+    buildEtcTree(temp, hostEtc),
+  );
+}
+
+/**
+ * A tree named by the digest of what it holds, shared by every Warden process
+ * on the host: built once under a temporary name and renamed into place, so
+ * nobody sees half of it; `<tree>.users/<owner>` marks who uses it, and the
+ * janitor removes a tree no live owner marks.
+ */
+async function sharedTree(
+  root: string,
+  digest: string,
+  owner: string,
+  build: (temp: string) => Promise<void>,
+): Promise<string> {
+  await mkdir(root, { recursive: true, mode: 0o755 });
+  const tree = join(root, digest);
   const users = `${tree}.users`;
   await mkdir(users, { recursive: true, mode: 0o700 });
   await writeFile(join(users, owner), "");
   if (!(await stat(tree).catch(() => null))) {
-    const temp = join(etcRoot, `${owner}-tmp`);
-    await buildEtcTree(temp, hostEtc);
+    const temp = join(root, `${owner}-tmp`);
+    await rm(temp, { recursive: true, force: true });
+    await build(temp);
     await rename(temp, tree).catch(async (error: NodeJS.ErrnoException) => {
       // Another process built the same tree first: use theirs.
       if (error.code !== "ENOTEMPTY" && error.code !== "EEXIST") throw error;
@@ -153,13 +172,29 @@ export async function ensureEtcTree(
   return tree;
 }
 
-async function copyAtomic(source: string, target: string, mode: number): Promise<void> {
-  const [from, to] = await Promise.all([stat(source), stat(target).catch(() => null)]);
-  if (to && to.size === from.size && to.mtimeMs >= from.mtimeMs) return;
-  const temp = `${target}.${process.pid}.tmp`;
-  await copyFile(source, temp);
-  await chmod(temp, mode);
-  await rename(temp, target);
+/**
+ * Warden's own files for sandboxes (init, agent, kernels...), in a tree named
+ * by their content. A fixed lib/ directory was overwritten in place by any other
+ * Warden on the host (another version, another checkout), under its live sessions.
+ */
+async function ensureLibTree(
+  libRoot: string,
+  owner: string,
+  files: Record<string, string>,
+): Promise<string> {
+  const names = Object.keys(files).sort();
+  const hash = createHash("sha256");
+  for (const name of names) {
+    hash.update(`${name}\0`);
+    hash.update(await readFile(files[name]!));
+  }
+  return sharedTree(libRoot, hash.digest("hex").slice(0, 16), owner, async (temp) => {
+    await mkdir(temp, { mode: 0o755 });
+    for (const name of names) {
+      await copyFile(files[name]!, join(temp, name));
+      await chmod(join(temp, name), 0o755);
+    }
+  });
 }
 
 export interface RunDirLayout {
@@ -170,6 +205,9 @@ export interface RunDirLayout {
   etcRoot: string;
   /** The /etc tree this process binds into its sandboxes. */
   etc: string;
+  /** Where the shared trees of Warden's own files live. */
+  libRoot: string;
+  /** The tree of this process's own files, bound read-only into its sandboxes. */
   lib: string;
 }
 
@@ -190,7 +228,8 @@ export async function prepareRunDir(
     uids: join(root, "uids"),
     etcRoot,
     etc: "",
-    lib: join(root, "lib"),
+    libRoot: join(root, "lib"),
+    lib: "",
   };
   await mkdir(root, { recursive: true, mode: 0o711 });
   await chmod(root, 0o711);
@@ -198,8 +237,6 @@ export async function prepareRunDir(
   await chmod(layout.boxes, 0o711);
   await mkdir(layout.uids, { recursive: true, mode: 0o700 });
   layout.etc = await ensureEtcTree(etcRoot, owner);
-  await mkdir(layout.lib, { recursive: true, mode: 0o755 });
-  for (const [name, source] of Object.entries(privateFiles))
-    await copyAtomic(source, join(layout.lib, name), 0o755);
+  layout.lib = await ensureLibTree(layout.libRoot, owner, privateFiles);
   return layout;
 }

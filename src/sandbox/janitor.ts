@@ -68,10 +68,10 @@ async function processesByUid(): Promise<Map<number, number[]>> {
 }
 
 /** Half-built trees of dead owners go; so do outdated trees no live owner still uses. */
-async function sweepEtcTrees(runDir: RunDirLayout): Promise<void> {
-  const entries = await readdir(runDir.etcRoot).catch(() => [] as string[]);
+async function sweepSharedTrees(root: string, current: string): Promise<void> {
+  const entries = await readdir(root).catch(() => [] as string[]);
   for (const name of entries) {
-    const path = join(runDir.etcRoot, name);
+    const path = join(root, name);
     if (name.endsWith("-tmp")) {
       if (isDeadOwner(name.slice(0, -"-tmp".length)))
         await rm(path, { recursive: true, force: true });
@@ -81,7 +81,7 @@ async function sweepEtcTrees(runDir: RunDirLayout): Promise<void> {
     const users = await readdir(path).catch(() => [] as string[]);
     for (const user of users) if (isDeadOwner(user)) await rm(join(path, user), { force: true });
     const tree = path.slice(0, -".users".length);
-    if (tree === runDir.etc || users.some((u) => !isDeadOwner(u))) continue;
+    if (tree === current || users.some((u) => !isDeadOwner(u))) continue;
     await rm(tree, { recursive: true, force: true });
     await rm(path, { recursive: true, force: true });
   }
@@ -116,7 +116,8 @@ export async function runJanitor(o: JanitorOptions): Promise<JanitorReport> {
     await rm(dir, { recursive: true, force: true });
     report.workspaces++;
   }
-  await sweepEtcTrees(o.runDir);
+  await sweepSharedTrees(o.runDir.etcRoot, o.runDir.etc);
+  await sweepSharedTrees(o.runDir.libRoot, o.runDir.lib);
   // A process under a sandbox uid whose lease is gone or orphaned escaped its
   // cgroup somehow (it cannot, by design): kill it rather than trust that.
   const leases = await o.uids.leases();
