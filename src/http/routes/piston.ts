@@ -17,6 +17,7 @@ import type { StepResult } from "../../contract/result.js";
 import type { Analyzer } from "../../policy/analyzer.js";
 import type { RuntimeRegistry } from "../../runtimes/registry.js";
 import { toWardenError } from "../errors.js";
+import { boundedJsonParser } from "../json-body.js";
 import { clientGone, runActor } from "../run-request.js";
 import { pistonInput, PistonRequestError } from "./piston-request.js";
 
@@ -119,17 +120,16 @@ export const pistonRoutes: FastifyPluginAsync<{
   analyzer: Analyzer;
 }> = async (app, { service, registry, config, analyzer }) => {
   const { CreateExecutionSchema } = createExecutionSchemas(config);
-  // Piston clients send JSON under any content type (piston-client: text/plain).
+  // Piston clients send JSON under any content type (piston-client: text/plain):
+  // parsed like every JSON body, with the same depth and size bounds.
+  const { maxJsonDepth, maxJsonKeys } = config.server.connections;
   app.addContentTypeParser(
     ["text/plain", "application/x-www-form-urlencoded"],
     { parseAs: "string" },
-    (_req, body, done) => {
-      try {
-        done(null, JSON.parse(body as string));
-      } catch {
-        done(new WardenError("INVALID_REQUEST", "body: not valid JSON"), undefined);
-      }
-    },
+    boundedJsonParser(app.getDefaultJsonParser("error", "error"), {
+      maxDepth: maxJsonDepth,
+      maxKeys: maxJsonKeys,
+    }),
   );
   // Errors in Piston's shape: {message}.
   app.setErrorHandler(async (error, _request, reply) => {
