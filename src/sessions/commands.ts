@@ -1,14 +1,17 @@
 /**
  * Background commands of one session: started, listed, streamed, fed
  * standard input and signalled while the session lives. Their output is kept
- * (up to the output limit per stream) so a client attaching late sees it from
- * the start. They run in the session's cgroup like everything else in it, and
- * end with it.
+ * so a client attaching late sees it from the start: counted by the host as
+ * it arrives, up to outputBytes per stream and command and BUDGET_FACTOR ×
+ * outputBytes for the whole session (finished commands are forgotten first
+ * to make room). They run in the session's cgroup like everything else in
+ * it, and end with it.
  */
 import { WardenError } from "../errors.js";
-import type { OutputChunk } from "../sandbox/types.js";
 import { ulid } from "../util/ids.js";
-import { text, type AgentSandbox } from "./agent-sandbox.js";
+import type { EventOf } from "./agent-protocol.js";
+import type { AgentSandbox } from "./agent-sandbox.js";
+import { ByteBudget, OutputLog } from "./output-cap.js";
 
 export interface BackgroundInfo {
   id: string;
@@ -39,21 +42,26 @@ export type CommandSignal = (typeof SIGNALS)[number];
 /** Running at once per session; finished ones are kept for listing up to KEPT. */
 const MAX_RUNNING = 8;
 const KEPT = 16;
+/** All background output one session keeps, in multiples of outputBytes. */
+const BUDGET_FACTOR = 4;
 
 interface Entry {
   info: BackgroundInfo;
   agentId: number;
-  chunks: OutputChunk[];
+  log: OutputLog;
   listeners: Set<(event: BackgroundEvent) => void>;
 }
 
 export class BackgroundCommands {
   private readonly entries = new Map<string, Entry>();
+  private readonly budget: ByteBudget;
 
   constructor(
     private readonly sandbox: AgentSandbox,
     private readonly outputBytes: number,
-  ) {}
+  ) {
+    this.budget = new ByteBudget(BUDGET_FACTOR * outputBytes);
+  }
 
   private entry(id: string): Entry {
     const e = this.entries.get(id);
@@ -82,7 +90,12 @@ export class BackgroundCommands {
       endedAt: null,
       truncated: false,
     };
-    const entry: Entry = { info, agentId: 0, chunks: [], listeners: new Set() };
+    const entry: Entry = {
+      info,
+      agentId: 0,
+      log: new OutputLog(this.outputBytes, this.budget),
+      listeners: new Set(),
+    };
     const emit = (event: BackgroundEvent): void => {
       for (const listener of entry.listeners) listener(event);
     };
@@ -98,9 +111,10 @@ export class BackgroundCommands {
         outputBytes: this.outputBytes,
       },
       (event) => {
-        const chunk = { stream: event.type as "stdout" | "stderr", data: text(event.data) };
-        entry.chunks.push(chunk);
-        emit({ type: chunk.stream, data: chunk.data });
+        if (event.type !== "stdout" && event.type !== "stderr") return;
+        if (this.budget.left < event.data.length) this.forgetFinished(event.data.length);
+        const data = entry.log.push(event.type, event.data);
+        if (data) emit({ type: event.type, data });
       },
       true,
     );
@@ -118,13 +132,11 @@ export class BackgroundCommands {
       entry.listeners.clear();
     };
     done.then(
-      (exit) =>
-        finish(
-          typeof exit.exitCode === "number" ? exit.exitCode : null,
-          typeof exit.signal === "string" ? exit.signal : null,
-          exit.truncated === true,
-        ),
-      () => finish(null, null, false),
+      (event) => {
+        const exit = event as EventOf<"exit">;
+        finish(exit.exitCode, exit.signal, exit.truncated || entry.log.truncated);
+      },
+      () => finish(null, null, entry.log.truncated),
     );
     return { ...info };
   }
@@ -133,8 +145,21 @@ export class BackgroundCommands {
   private forgetOldest(): void {
     for (const [id, e] of this.entries) {
       if (this.entries.size < KEPT) return;
-      if (e.info.status === "exited") this.entries.delete(id);
+      if (e.info.status === "exited") this.forget(id, e);
     }
+  }
+
+  /** Output is short of room in the session's budget: finished commands go first. */
+  private forgetFinished(needed: number): void {
+    for (const [id, e] of this.entries) {
+      if (this.budget.left >= needed) return;
+      if (e.info.status === "exited") this.forget(id, e);
+    }
+  }
+
+  private forget(id: string, e: Entry): void {
+    this.entries.delete(id);
+    this.budget.left += e.log.retained;
   }
 
   list(): BackgroundInfo[] {
@@ -144,9 +169,8 @@ export class BackgroundCommands {
   /** A command's state and output so far; `follow` sees what comes next until it exits. */
   get(id: string): BackgroundInfo & { stdout: string; stderr: string } {
     const e = this.entry(id);
-    const out = { stdout: "", stderr: "" };
-    for (const c of e.chunks) out[c.stream] += c.data;
-    return { ...e.info, ...out };
+    const truncated = e.info.truncated || e.log.truncated;
+    return { ...e.info, truncated, ...e.log.text() };
   }
 
   /**
@@ -155,7 +179,7 @@ export class BackgroundCommands {
    */
   follow(id: string, listener: (event: BackgroundEvent) => void): () => void {
     const e = this.entry(id);
-    for (const c of e.chunks) listener({ type: c.stream, data: c.data });
+    for (const c of e.log.replay()) listener({ type: c.stream, data: c.data });
     if (e.info.status === "exited") {
       listener({ type: "exit", command: { ...e.info } });
       return () => undefined;

@@ -35,6 +35,7 @@ export const CellResultSchema = z.object({
   stderr: z.string(),
   results: z.array(z.object({ data: z.record(z.string(), z.string()), isMainResult: z.boolean() })),
   error: z.object({ name: z.string(), value: z.string(), traceback: z.string() }).nullable(),
+  truncated: z.boolean().describe("Output beyond the session's limits.outputBytes was dropped."),
   durationMs: z.number(),
   ...ArtifactsFields,
 });

@@ -11,8 +11,11 @@ import { resolveLimits } from "../executions/limits.js";
 import { EGRESS_PORT } from "../sandbox/box.js";
 import { checkWorkspacePath } from "../sandbox/workspace.js";
 import type { OutputChunk } from "../sandbox/types.js";
-import { text, type AgentEvent, type AgentSandbox } from "./agent-sandbox.js";
+import { ArtifactPieces, FileBytes, Listing, RichResults } from "./agent-answers.js";
+import type { EventOf } from "./agent-protocol.js";
+import type { AgentEvent, AgentRequest, AgentSandbox } from "./agent-sandbox.js";
 import { BackgroundCommands } from "./commands.js";
+import { CappedText } from "./output-cap.js";
 import type { ContextLanguage } from "./schemas.js";
 import type {
   CellResult,
@@ -31,19 +34,28 @@ function artifactUrl(sessionId: string, name: string): string {
 /** File times and Warden's clock may disagree by a little: look a bit before the call began. */
 const COLLECT_SLACK_MS = 10;
 
-/** Gathers a request's streamed output while passing each piece on. */
-function gather(onOutput?: (chunk: OutputChunk) => void): {
-  out: { stdout: string; stderr: string };
+/**
+ * Gathers a request's streamed output, each stream counted and cut at
+ * `capBytes` by the host (whatever the agent claims), passing on what is kept.
+ */
+function gather(
+  capBytes: number,
+  onOutput?: (chunk: OutputChunk) => void,
+): {
+  out: () => { stdout: string; stderr: string; truncated: boolean };
   onEvent: (event: AgentEvent) => void;
 } {
-  const out = { stdout: "", stderr: "" };
+  const streams = { stdout: new CappedText(capBytes), stderr: new CappedText(capBytes) };
   return {
-    out,
+    out: () => ({
+      stdout: streams.stdout.text(),
+      stderr: streams.stderr.text(),
+      truncated: streams.stdout.truncated || streams.stderr.truncated,
+    }),
     onEvent: (event) => {
-      const stream = event.type as "stdout" | "stderr";
-      const data = text(event.data);
-      out[stream] += data;
-      onOutput?.({ stream, data });
+      if (event.type !== "stdout" && event.type !== "stderr") return;
+      const data = streams[event.type].push(event.data);
+      if (data) onOutput?.({ stream: event.type, data });
     },
   };
 }
@@ -62,7 +74,8 @@ export class LiveSession {
     private readonly config: Config,
     private readonly hooks: SessionHooks,
   ) {
-    this.background = new BackgroundCommands(sandbox, config.defaults.outputBytes);
+    // limits.outputBytes as the session was created with (the config's default otherwise).
+    this.background = new BackgroundCommands(sandbox, sandbox.outputBytes);
     this.lastUsedAt = Date.now();
     this.expiresAt = this.lastUsedAt + ttlMs;
   }
@@ -76,7 +89,7 @@ export class LiveSession {
     if (!artifacts || this.config.maxArtifactsPerExecution === 0 || this.sandbox.result)
       return { artifacts: [], rejected: [] };
     const limits = artifacts.limits();
-    const files: ArtifactCandidate[] = [];
+    const pieces = new ArtifactPieces(limits);
     await this.sandbox.request(
       {
         op: "collect",
@@ -85,14 +98,9 @@ export class LiveSession {
         maxCount: limits.maxCount,
         maxTotal: limits.maxTotalBytes,
       },
-      (e) =>
-        files.push({
-          name: text(e.name),
-          size: Number(e.size ?? 0),
-          content: typeof e.content === "string" ? Buffer.from(e.content, "base64") : undefined,
-          problem: typeof e.problem === "string" ? e.problem : undefined,
-        }),
+      pieces.onEvent,
     );
+    const files: ArtifactCandidate[] = pieces.candidates();
     if (files.length === 0) return { artifacts: [], rejected: [] };
     const id = this.info.id;
     return artifacts.keep(files, { ownerId: id, userId: this.info.userId }, (name) =>
@@ -112,7 +120,7 @@ export class LiveSession {
   /** A request to the agent that `signal` can stop (the agent kills or interrupts it). */
   private async cancellable(
     signal: AbortSignal | undefined,
-    body: Record<string, unknown>,
+    body: AgentRequest,
     onEvent: (event: AgentEvent) => void,
   ): Promise<AgentEvent> {
     const { id, done } = this.sandbox.send(body, onEvent);
@@ -131,8 +139,8 @@ export class LiveSession {
   async command(o: CommandOptions): Promise<CommandResult> {
     const started = Date.now();
     const { timeoutMs } = resolveLimits(this.config, { timeout: o.timeout });
-    const { out, onEvent } = gather(o.onOutput);
-    const exit = await this.cancellable(
+    const { out, onEvent } = gather(this.sandbox.outputBytes, o.onOutput);
+    const exit = (await this.cancellable(
       o.signal,
       {
         op: "exec",
@@ -141,16 +149,17 @@ export class LiveSession {
         env: o.env,
         stdin: o.stdin,
         timeoutMs,
-        outputBytes: this.config.defaults.outputBytes,
+        outputBytes: this.sandbox.outputBytes,
       },
       onEvent,
-    );
+    )) as EventOf<"exit">;
     const kept = await this.collectSafely(started);
-    const exitCode = typeof exit.exitCode === "number" ? exit.exitCode : null;
-    const signal = typeof exit.signal === "string" ? exit.signal : null;
+    const { exitCode, signal } = exit;
+    const output = out();
+    const truncated = exit.truncated || output.truncated;
     const status = exit.timedOut
       ? "timeout"
-      : exit.truncated
+      : truncated
         ? "output_limit"
         : exitCode === 0
           ? "completed"
@@ -160,9 +169,10 @@ export class LiveSession {
       success: status === "completed",
       exitCode,
       signal,
-      ...out,
-      truncated: exit.truncated === true,
-      durationMs: Number(exit.durationMs ?? 0),
+      stdout: output.stdout,
+      stderr: output.stderr,
+      truncated,
+      durationMs: exit.durationMs,
       artifacts: kept.artifacts,
       rejectedArtifacts: kept.rejected,
     };
@@ -176,23 +186,30 @@ export class LiveSession {
   async run(o: RunCellOptions & { language: ContextLanguage }): Promise<CellResult> {
     const language = o.language;
     const { timeoutMs } = resolveLimits(this.config, { timeout: o.timeout });
-    const { out, onEvent } = gather(o.onOutput);
+    const { out, onEvent } = gather(this.sandbox.outputBytes, o.onOutput);
+    const results = new RichResults();
     const started = Date.now();
-    const cell = await this.cancellable(
+    const cell = (await this.cancellable(
       o.signal,
-      { op: "run", language, code: o.code, timeoutMs },
-      onEvent,
-    );
+      { op: "run", language, code: o.code, timeoutMs, outputBytes: this.sandbox.outputBytes },
+      (event) => {
+        if (event.type === "result" || event.type === "mime") results.onEvent(event);
+        else onEvent(event);
+      },
+    )) as EventOf<"cell">;
     const kept = await this.collectSafely(started);
-    const error = (cell.error as CellResult["error"]) ?? null;
+    const { error } = cell;
     const status = cell.timedOut ? "timeout" : error ? "failed" : "completed";
+    const output = out();
     return {
       status,
       success: status === "completed",
-      ...out,
-      results: (cell.results as CellResult["results"]) ?? [],
+      stdout: output.stdout,
+      stderr: output.stderr,
+      truncated: cell.truncated || output.truncated,
+      results: results.list(),
       error,
-      durationMs: Number(cell.durationMs ?? 0),
+      durationMs: cell.durationMs,
       artifacts: kept.artifacts,
       rejectedArtifacts: kept.rejected,
     };
@@ -212,17 +229,20 @@ export class LiveSession {
   }
 
   async readFile(path: string): Promise<Buffer> {
-    const file = await this.sandbox.request({
-      op: "read",
-      path: checkWorkspacePath(path),
-      maxBytes: this.config.maxFileBytes,
-    });
-    return Buffer.from(text(file.content), "base64");
+    // The bytes are counted as they arrive; the size the agent reports is not used.
+    const file = new FileBytes(this.config.maxFileBytes);
+    await this.sandbox.request(
+      { op: "read", path: checkWorkspacePath(path), maxBytes: this.config.maxFileBytes },
+      file.onEvent,
+    );
+    return file.content();
   }
 
   async listFiles(dir: string): Promise<FileEntry[]> {
     const path = dir === "" || dir === "." ? "." : checkWorkspacePath(dir, "dir");
-    return (await this.sandbox.request({ op: "list", path })).entries as FileEntry[];
+    const listing = new Listing();
+    await this.sandbox.request({ op: "list", path }, listing.onEvent);
+    return listing.entries;
   }
 
   async deleteFile(path: string): Promise<void> {

@@ -83,6 +83,8 @@ export interface CellResult {
   stderr: string;
   results: RichResult[];
   error: { name: string; value: string; traceback: string } | null;
+  /** Output beyond the session's limits.outputBytes was dropped (per stream). */
+  truncated: boolean;
   durationMs: number;
   artifacts: ArtifactEntry[];
   rejectedArtifacts: RejectedArtifact[];
