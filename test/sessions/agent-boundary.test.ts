@@ -1,6 +1,6 @@
 /**
  * The agent is on the sandbox's side of the wall. User code in a session takes
- * it over (programs/hijack-agent.cjs: the agent's own debugger) and makes it
+ * it over (test/attacks/programs/hijack-agent.cjs: the agent's own debugger) and makes it
  * say anything; Warden must hold every limit itself and end only that session.
  */
 import { readFileSync } from "node:fs";
@@ -15,15 +15,19 @@ import { registry } from "../helpers/sandbox.js";
 import { eventually } from "../helpers/server.js";
 
 const MiB = 1024 * 1024;
-const HIJACK = readFileSync(join(import.meta.dirname, "programs", "hijack-agent.cjs"));
+const HIJACK = readFileSync(
+  join(import.meta.dirname, "..", "attacks", "programs", "hijack-agent.cjs"),
+);
 const config = loadConfig({
   env: {},
   overrides: {
     maxSessionsPerUser: 50,
     maxFileBytes: MiB,
     maxArtifactsPerExecution: 2,
-    // A run directory of its own: the agent copied there is this tree's, not another checkout's.
+    // A run directory and uid range of its own: the agent copied there is this
+    // tree's, and no other Warden's janitor on this host takes our sandboxes for strays.
     runDir: "/run/warden-h-agent",
+    "sandbox.uidBase": 760_000,
   },
 });
 const ARTIFACT_LIMITS = {

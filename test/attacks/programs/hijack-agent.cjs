@@ -71,13 +71,15 @@ async function main() {
       upgraded = true;
       buffer = buffer.subarray(end + 4);
       const expression = `(function(){ const require = process.mainModule.require; ${script}\n})()`;
-      socket.write(frame(JSON.stringify({ id: 1, method: "Runtime.evaluate", params: { expression } })));
+      socket.write(
+        frame(JSON.stringify({ id: 1, method: "Runtime.evaluate", params: { expression } })),
+      );
     }
     while (buffer.length >= 2) {
       let len = buffer[1] & 127;
       let at = 2;
-      if (len === 126) (len = buffer.readUInt16BE(2)), (at = 4);
-      else if (len === 127) (len = Number(buffer.readBigUInt64BE(2))), (at = 10);
+      if (len === 126) ((len = buffer.readUInt16BE(2)), (at = 4));
+      else if (len === 127) ((len = Number(buffer.readBigUInt64BE(2))), (at = 10));
       if (buffer.length < at + len) return;
       const message = JSON.parse(buffer.subarray(at, at + len).toString());
       buffer = buffer.subarray(at + len);
