@@ -11,7 +11,7 @@ import { silentLogger } from "../../src/audit/logger.js";
 import { loadConfig } from "../../src/config/load.js";
 import { SandboxHost } from "../../src/sandbox/host.js";
 import { SessionManager } from "../../src/sessions/manager.js";
-import { registry } from "../helpers/sandbox.js";
+import { expectNothingLeft, registry } from "../helpers/sandbox.js";
 import { eventually } from "../helpers/server.js";
 
 const MiB = 1024 * 1024;
@@ -72,7 +72,12 @@ async function hijacked(script: string, limits?: { outputBytes: number }) {
   await manager.writeFile(s.id, "eve", "hijack.cjs", HIJACK);
   await manager.writeFile(s.id, "eve", "script.js", Buffer.from(script));
   const attack = () => manager.command(s.id, "eve", { command: "node hijack.cjs script.js" });
-  return { id: s.id, attack };
+  const live = (
+    manager as unknown as {
+      sessions: Map<string, { sandbox: { box: { id: string; uid: number } } }>;
+    }
+  ).sessions.get(s.id)!;
+  return { id: s.id, attack, box: { id: live.sandbox.box.id, uid: live.sandbox.box.uid } };
 }
 
 /** Script: answer the next request with `op` (its id in `id`) with `answer`, a JS statement. */
@@ -134,6 +139,7 @@ describe("agent messages are hostile input", () => {
     await s.attack().catch(() => undefined);
     await expect(victim).rejects.toThrow(/agent broke the protocol/);
     expect(await sessionEnds(s.id)).toMatch(/not pending|not expected/);
+    expectNothingLeft(host, s.box); // the ended session left nothing behind
     await bystanderServes();
   });
 
