@@ -1,15 +1,22 @@
 // warden session agent: runs inside a session's sandbox as the long-lived
 // program under warden-init. It reads JSON requests, one per line, on stdin
-// and answers with JSON events, one per line, on stdout:
+// and answers with JSON events, one per line, on stdout. Warden does not
+// trust it (user code can take it over): the host checks every line against
+// src/sessions/agent-protocol.ts, and a line longer than LINE_CHARS or out of
+// schema ends the session. So big payloads go as pieces that each fit a line:
 //   exec   {id, op, argv | shell, cwd, env, stdin, keepStdin, timeoutMs (0 = none), outputBytes}
 //          → {id, type: "stdout" | "stderr", data}* then {id, type: "exit", exitCode, signal, timedOut, truncated, durationMs}
+//   run    {id, op, language, code, timeoutMs, outputBytes}
+//          → {id, type: "stdout" | "stderr", data}*, ({id, type: "result", isMainResult} then {id, type: "mime", mime, data}*)*
+//            then {id, type: "cell", error, timedOut, truncated, durationMs}
 //   write  {id, op, path, content (base64), mode} → {id, type: "ok"}
-//   read   {id, op, path, maxBytes}               → {id, type: "file", content (base64), size}
-//   list   {id, op, path}                         → {id, type: "list", entries: [{name, type, size, mtime}]}
+//   read   {id, op, path, maxBytes}               → {id, type: "data", data (base64)}* then {id, type: "file", size}
+//   list   {id, op, path}                         → {id, type: "entries", entries: [{name, type, size, mtime}]}* then {id, type: "list"}
 //   delete {id, op, path} / mkdir {id, op, path}  → {id, type: "ok"}
 //   collect {id, op, since, maxBytes, maxCount, maxTotal}
-//          → {id, type: "artifact", name, size, content (base64)?, problem?}* then {id, type: "collected"}:
-//          regular files under /workspace/output changed since `since` (ms), never following links
+//          → ({id, type: "artifact", name, size, read, problem?} then {id, type: "data", data}* when read)*
+//            then {id, type: "collected"}: regular files under /workspace/output changed since
+//            `since` (ms), never following links
 //   cancel {id, op, target}                       → {id, type: "ok"}: kills a running exec's process
 //          group, or interrupts a running cell (KeyboardInterrupt)
 //   stdin  {id, op, target, data, eof}            → {id, type: "ok"}  (to a running exec)
@@ -24,6 +31,23 @@ const fs = require("node:fs");
 const net = require("node:net");
 const path = require("node:path");
 const readline = require("node:readline");
+const { StringDecoder } = require("node:string_decoder");
+
+// Bounds the host enforces too (src/sessions/agent-protocol.ts); kept here so
+// that an honest agent never trips them.
+const LINE_CHARS = 1024 * 1024;
+/** Raw bytes per output piece: even escaped 6x in JSON, well under a line. */
+const OUTPUT_PIECE = 64 * 1024;
+/** Raw bytes per base64 piece (file and artifact bytes). */
+const DATA_PIECE = 192 * 1024;
+/** Characters per piece of a rich result's value. */
+const MIME_PIECE = 128 * 1024;
+const MAX_RESULTS = 32;
+const MAX_MIMES = 16;
+const RESULT_BYTES = 4 * 1024 * 1024;
+const CELL_RESULT_BYTES = 16 * 1024 * 1024;
+const ERROR_CHARS = 32 * 1024;
+const LIST_BATCH = 200;
 
 /** Persistent code contexts (python, javascript), each started on first use; one cell at a time. */
 const kernels = {};
@@ -43,8 +67,17 @@ function startKernel(language) {
   const [command, args] = kernelCommand(language);
   const child = spawn(command, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe", "pipe"] });
   const k = { child, current: null, buffer: "" };
+  const decoders = { stdout: new StringDecoder("utf8"), stderr: new StringDecoder("utf8") };
+  // A cell's output is capped per stream like a command's (the host cuts too).
   const forward = (name) => (d) => {
-    if (k.current) send({ id: k.current.id, type: name, data: d.toString("utf8") });
+    const cell = k.current;
+    if (!cell) return;
+    const room = cell.cap - cell.sent[name];
+    if (d.length > room) cell.truncated = true;
+    if (room <= 0) return;
+    const kept = d.length > room ? d.subarray(0, room) : d;
+    cell.sent[name] += kept.length;
+    sendOutput(cell.id, name, kept, decoders[name]);
   };
   child.stdout.on("data", forward("stdout"));
   child.stderr.on("data", forward("stderr"));
@@ -98,16 +131,21 @@ function runCell(req) {
         }, req.timeoutMs || 60000);
         k.current = {
           id: req.id,
+          cap: req.outputBytes || 1 << 20,
+          sent: { stdout: 0, stderr: 0 },
+          truncated: false,
           done: (ev) => {
             clearTimeout(timer);
             if (hard) clearTimeout(hard);
+            const cell = k.current;
             k.current = null;
+            sendResults(req.id, Array.isArray(ev.results) ? ev.results : []);
             send({
               id: req.id,
               type: "cell",
-              results: ev.results || [],
-              error: ev.error || null,
+              error: cellError(ev.error),
               timedOut: timedOut || ev.timedOut === true,
+              truncated: cell.truncated,
               durationMs: Date.now() - started,
             });
             resolve();
@@ -121,11 +159,77 @@ function runCell(req) {
 const ROOT = "/workspace";
 
 function send(event) {
-  process.stdout.write(`${JSON.stringify(event)}\n`);
+  const line = JSON.stringify(event);
+  // Never reached by construction; a line over the limit would end the session.
+  if (line.length > LINE_CHARS) return fail(event.id, "INTERNAL", `${event.type}: message too long`);
+  process.stdout.write(`${line}\n`);
 }
 
 function fail(id, code, message) {
-  send({ id, type: "error", code, message });
+  send({ id, type: "error", code: String(code).slice(0, 64), message: String(message).slice(0, 1000) });
+}
+
+/** Output bytes as text pieces; the decoder keeps a character split across reads whole. */
+function sendOutput(id, type, bytes, decoder) {
+  for (let at = 0; at < bytes.length; at += OUTPUT_PIECE) {
+    const data = decoder.write(bytes.subarray(at, at + OUTPUT_PIECE));
+    if (data) send({ id, type, data });
+  }
+}
+
+/** Bytes as base64 pieces that each fit a line. */
+function sendData(id, bytes) {
+  for (let at = 0; at < bytes.length; at += DATA_PIECE)
+    send({ id, type: "data", data: bytes.subarray(at, at + DATA_PIECE).toString("base64") });
+}
+
+/** Reads an open file up to `cap` bytes; null when it holds more (it may grow while read). */
+function readCapped(fd, cap) {
+  const pieces = [];
+  let total = 0;
+  const buf = Buffer.alloc(DATA_PIECE);
+  let n;
+  while ((n = fs.readSync(fd, buf, 0, buf.length, null)) > 0) {
+    total += n;
+    if (total > cap) return null;
+    pieces.push(Buffer.from(buf.subarray(0, n)));
+  }
+  return Buffer.concat(pieces);
+}
+
+/** A cell's rich results as pieces, each bundle and the cell within bounds (else a note). */
+function sendResults(id, results) {
+  let total = 0;
+  for (const r of results.slice(0, MAX_RESULTS)) {
+    const entries = Object.entries((r && r.data) || {})
+      .filter(([mime]) => mime.length > 0 && mime.length <= 128)
+      .slice(0, MAX_MIMES)
+      .map(([mime, value]) => [mime, typeof value === "string" ? value : JSON.stringify(value) || ""]);
+    const size = entries.reduce((n, [, v]) => n + Buffer.byteLength(v), 0);
+    const fits = size <= RESULT_BYTES && total + size <= CELL_RESULT_BYTES;
+    const data = fits
+      ? entries
+      : [["text/plain", `<result too large: ${size} bytes (at most ${RESULT_BYTES} each, ${CELL_RESULT_BYTES} per cell)>`]];
+    total += fits ? size : 0;
+    send({ id, type: "result", isMainResult: Boolean(r && r.isMainResult === true) });
+    for (const [mime, value] of data) {
+      for (let at = 0; at < value.length || at === 0; ) {
+        let end = Math.min(at + MIME_PIECE, value.length);
+        // Do not split a surrogate pair between two pieces.
+        const last = value.charCodeAt(end - 1);
+        if (end < value.length && last >= 0xd800 && last <= 0xdbff) end--;
+        send({ id, type: "mime", mime, data: value.slice(at, end) });
+        at = end;
+        if (end >= value.length) break;
+      }
+    }
+  }
+}
+
+function cellError(e) {
+  if (!e || typeof e !== "object") return null;
+  const text = (v, n) => String(v == null ? "" : v).slice(0, n);
+  return { name: text(e.name, 256), value: text(e.value, ERROR_CHARS), traceback: text(e.traceback, ERROR_CHARS) };
 }
 
 /** Paths are relative to /workspace and may not climb out of it (lexically). */
@@ -162,7 +266,15 @@ function exec(req) {
   const sent = { stdout: 0, stderr: 0 };
   let truncated = false;
   let timedOut = false;
-  const pipe = (stream, name) =>
+  // One final event per request: the host ends the session on an answer to an id it no longer awaits.
+  let finished = false;
+  const finish = (event) => {
+    if (finished) return;
+    finished = true;
+    send(event);
+  };
+  const pipe = (stream, name) => {
+    const decoder = new StringDecoder("utf8");
     stream.on("data", (d) => {
       if (sent[name] >= cap) {
         truncated = true;
@@ -172,8 +284,9 @@ function exec(req) {
       const chunk = d.length > room ? d.subarray(0, room) : d;
       if (d.length > room) truncated = true;
       sent[name] += chunk.length;
-      send({ id: req.id, type: name, data: chunk.toString("utf8") });
+      sendOutput(req.id, name, chunk, decoder);
     });
+  };
   pipe(child.stdout, "stdout");
   pipe(child.stderr, "stderr");
   child.stdin.on("error", () => {});
@@ -193,16 +306,13 @@ function exec(req) {
   child.on("error", (e) => {
     clearTimeout(timer);
     procs.delete(req.id);
-    fail(
-      req.id,
-      "INVALID_REQUEST",
-      `command: ${e.code === "ENOENT" ? `${argv[0]} not found` : e.message}`,
-    );
+    const message = `command: ${e.code === "ENOENT" ? `${argv[0]} not found` : e.message}`;
+    finish({ id: req.id, type: "error", code: "INVALID_REQUEST", message: message.slice(0, 1000) });
   });
   child.on("close", (code, signal) => {
     clearTimeout(timer);
     procs.delete(req.id);
-    send({
+    finish({
       id: req.id,
       type: "exit",
       exitCode: code,
@@ -217,10 +327,11 @@ function exec(req) {
 /** Artifacts: files under /workspace/output changed since `since`, read without following links. */
 function collect(req) {
   let found = 0;
-  // One message per file: a large file is one long line, not part of a larger one.
-  const report = (file) => {
+  // A header per file, then its bytes as pieces.
+  const report = (file, content) => {
     found++;
-    send({ id: req.id, type: "artifact", ...file });
+    send({ id: req.id, type: "artifact", read: content !== undefined, ...file });
+    if (content) sendData(req.id, content);
   };
   let read = 0;
   let budget = req.maxTotal;
@@ -258,10 +369,16 @@ function collect(req) {
       let fd;
       try {
         fd = fs.openSync(full, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-        const content = fs.readFileSync(fd);
+        // The file may have grown since lstat: read no more than may be kept.
+        const cap = Math.min(req.maxBytes, budget);
+        const content = readCapped(fd, cap);
+        if (content === null) {
+          report({ name, size: Math.max(st.size, cap + 1) });
+          continue;
+        }
         read++;
         budget -= content.length;
-        report({ name, size: content.length, content: content.toString("base64") });
+        report({ name, size: content.length }, content);
       } catch (e) {
         report({ name, size: st.size, problem: `could not be read: ${e.code || e.message}` });
       } finally {
@@ -354,20 +471,23 @@ function fileOp(req) {
       return send({ id: req.id, type: "ok" });
     }
     case "read": {
-      const st = fs.statSync(full);
-      if (!st.isFile())
-        throw Object.assign(new Error("path: not a regular file"), { code: "INVALID_REQUEST" });
-      if (st.size > req.maxBytes)
-        throw Object.assign(
-          new Error(`path: file is ${st.size} bytes, more than ${req.maxBytes}`),
-          { code: "QUOTA_EXCEEDED" },
-        );
-      return send({
-        id: req.id,
-        type: "file",
-        content: fs.readFileSync(full).toString("base64"),
-        size: st.size,
-      });
+      const fd = fs.openSync(full, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+      let content;
+      try {
+        const st = fs.fstatSync(fd);
+        if (!st.isFile())
+          throw Object.assign(new Error("path: not a regular file"), { code: "INVALID_REQUEST" });
+        content = st.size > req.maxBytes ? null : readCapped(fd, req.maxBytes);
+        if (content === null)
+          throw Object.assign(
+            new Error(`path: file is ${st.size} bytes, more than ${req.maxBytes}`),
+            { code: "QUOTA_EXCEEDED" },
+          );
+      } finally {
+        fs.closeSync(fd);
+      }
+      sendData(req.id, content);
+      return send({ id: req.id, type: "file", size: content.length });
     }
     case "list": {
       const entries = fs
@@ -392,7 +512,9 @@ function fileOp(req) {
             mtime: st ? st.mtime.toISOString() : null,
           };
         });
-      return send({ id: req.id, type: "list", entries });
+      for (let at = 0; at < entries.length; at += LIST_BATCH)
+        send({ id: req.id, type: "entries", entries: entries.slice(at, at + LIST_BATCH) });
+      return send({ id: req.id, type: "list" });
     }
     case "delete":
       if (full === ROOT)

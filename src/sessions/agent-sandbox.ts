@@ -3,7 +3,9 @@
  * whole life, with Warden's agent (native/agent.cjs, run by the system's
  * Node inside) as its program. Requests go in on the agent's stdin as JSON
  * lines; events come back on its stdout. Everything the agent does — run a
- * command, read or write a file — happens inside the sandbox.
+ * command, read or write a file — happens inside the sandbox. The agent is
+ * on the sandbox's side of the wall: its stdout is read through an
+ * AgentChannel (bounded lines, strict schema), and a violation ends the session.
  */
 import type { Socket } from "node:net";
 import { PassThrough } from "node:stream";
@@ -13,33 +15,27 @@ import type { Box } from "../sandbox/box.js";
 import type { Cgroup } from "../sandbox/cgroups/index.js";
 import type { SandboxHost } from "../sandbox/host.js";
 import type { RunResult, SandboxLimits, SandboxNetwork } from "../sandbox/types.js";
+import { AgentChannel } from "./agent-channel.js";
+import type { AgentEvent, AgentOp } from "./agent-protocol.js";
 import { PREVIEW_SOCKET, PreviewRelay } from "./preview.js";
 
-export interface AgentEvent {
-  id?: number;
-  type: string;
-  [key: string]: unknown;
-}
+export type { AgentEvent } from "./agent-protocol.js";
+
+/** A request to the agent: its op and fields (the id is added here). */
+export type AgentRequest = { op: AgentOp } & Record<string, unknown>;
 
 export interface AgentSandboxOptions {
   limits: SandboxLimits;
   searchPath: readonly string[];
   /** Egress through the proxy for everything in the session; absent = no network. */
   network?: SandboxNetwork | undefined;
-  /** Called when the sandbox ends on its own (TTL, memory, crash). */
-  onExit?: (result: RunResult) => void;
+  /** Called when the sandbox ends on its own (TTL, memory, crash, a protocol violation). */
+  onExit?: (result: RunResult, violation: string | null) => void;
 }
 
 const AGENT_PATH = "/.warden/lib/agent.cjs";
-/** Events that are part of a request's answer, before its final event. */
-const STREAMED = new Set(["stdout", "stderr", "artifact"]);
 const KERNEL_PATH = "/.warden/lib/kernel.py";
 const JS_KERNEL_PATH = "/.warden/lib/kernel.cjs";
-
-/** A string field of an agent event ("" when absent or not a string). */
-export function text(value: unknown): string {
-  return typeof value === "string" ? value : "";
-}
 
 function knownCode(code: unknown): ErrorCode {
   return typeof code === "string" && code in ERROR_CODES ? (code as ErrorCode) : "INTERNAL";
@@ -47,16 +43,16 @@ function knownCode(code: unknown): ErrorCode {
 
 export class AgentSandbox {
   private readonly input = new PassThrough();
-  private readonly pending = new Map<number, (event: AgentEvent) => void>();
+  private readonly channel: AgentChannel;
   private nextId = 1;
-  private buffer = "";
-  private partial: string[] = [];
   private readonly stop = new AbortController();
   readonly ended: Promise<RunResult>;
   result: RunResult | null = null;
   private cgroup: Cgroup | undefined;
   /** Requests not yet answered: a session at work is never idle. */
   inFlight = 0;
+  /** The session's cap on each of stdout and stderr per command or cell (limits.outputBytes). */
+  readonly outputBytes: number;
 
   private constructor(
     readonly box: Box,
@@ -72,6 +68,15 @@ export class AgentSandbox {
         "sessions need Node.js in the system search path",
       );
     const python = findTool(["python3"], options.searchPath);
+    this.outputBytes = options.limits.outputBytes;
+    this.channel = new AgentChannel({
+      onReady: ready,
+      onViolation: () => {
+        // Only this session ends: its sandbox is killed; Warden goes on.
+        this.stop.abort();
+        this.input.end();
+      },
+    });
     this.ended = box
       .run(
         {
@@ -88,21 +93,24 @@ export class AgentSandbox {
             : {},
           stdin: this.input,
           retainOutput: false,
+          // The agent's stdout is bounded per line by the channel, not as a whole.
           limits: { ...options.limits, outputBytes: Number.MAX_SAFE_INTEGER },
           signal: this.stop.signal,
           onCgroup: (cgroup) => (this.cgroup = cgroup),
           onOutput: (chunk) => {
-            if (chunk.stream === "stdout") this.receive(chunk.data, ready);
+            if (chunk.stream === "stdout") this.channel.receive(chunk.data);
           },
         },
         { last: true },
       )
-      .then((result) => {
+      .then((ran) => {
+        const violation = this.channel.violation;
+        const result: RunResult = violation
+          ? { ...ran, status: "error", errorMessage: `agent protocol violation: ${violation}` }
+          : ran;
         this.result = result;
-        for (const [, deliver] of this.pending)
-          deliver({ type: "error", code: "INTERNAL", message: `session ended: ${result.status}` });
-        this.pending.clear();
-        options.onExit?.(result);
+        this.channel.failAll(new WardenError("INTERNAL", `session ended: ${result.status}`));
+        options.onExit?.(result, violation);
         return result;
       });
   }
@@ -142,40 +150,11 @@ export class AgentSandbox {
     return sandbox;
   }
 
-  private receive(data: string, ready: () => void): void {
-    // Only the new data can hold the end of a line: a long line (a file's
-    // bytes) is searched once, not again with every chunk.
-    if (!data.includes("\n")) {
-      this.partial.push(data);
-      return;
-    }
-    this.buffer = this.partial.join("") + data;
-    this.partial = [];
-    let newline;
-    while ((newline = this.buffer.indexOf("\n")) >= 0) {
-      const line = this.buffer.slice(0, newline);
-      this.buffer = this.buffer.slice(newline + 1);
-      let event: AgentEvent;
-      try {
-        event = JSON.parse(line) as AgentEvent;
-      } catch {
-        continue;
-      }
-      if (event.type === "ready") ready();
-      else if (event.id !== undefined) this.pending.get(event.id)?.(event);
-    }
-    if (this.buffer) this.partial.push(this.buffer);
-    this.buffer = "";
-  }
-
   /**
    * Sends a request; `onEvent` sees every event for it; resolves with the
    * final one (exit, ok, file, list) or rejects with the agent's error.
    */
-  request(
-    body: Record<string, unknown>,
-    onEvent?: (event: AgentEvent) => void,
-  ): Promise<AgentEvent> {
+  request(body: AgentRequest, onEvent?: (event: AgentEvent) => void): Promise<AgentEvent> {
     return this.send(body, onEvent).done;
   }
 
@@ -184,25 +163,34 @@ export class AgentSandbox {
    * command later). A `background` request does not keep the session from idling.
    */
   send(
-    body: Record<string, unknown>,
+    body: AgentRequest,
     onEvent?: (event: AgentEvent) => void,
     background = false,
   ): { id: number; done: Promise<AgentEvent> } {
     const id = this.nextId++;
-    if (this.result)
+    if (this.result || this.channel.violation)
       return { id, done: Promise.reject(new WardenError("NOT_FOUND", "the session has ended")) };
     if (!background) this.inFlight++;
     const done = new Promise<AgentEvent>((resolve, reject) => {
-      this.pending.set(id, (event) => {
-        if (STREAMED.has(event.type)) {
-          onEvent?.(event);
-          return;
-        }
-        this.pending.delete(id);
+      let settled = false;
+      const settle = (): boolean => {
+        if (settled) return false;
+        settled = true;
         if (!background) this.inFlight--;
-        if (event.type === "error")
-          reject(new WardenError(knownCode(event.code), text(event.message) || "agent error"));
-        else resolve(event);
+        return true;
+      };
+      this.channel.expect(id, {
+        op: body.op,
+        onEvent: (event) => onEvent?.(event),
+        resolve: (event) => {
+          if (!settle()) return;
+          if (event.type === "error")
+            reject(new WardenError(knownCode(event.code), event.message || "agent error"));
+          else resolve(event);
+        },
+        reject: (error) => {
+          if (settle()) reject(error);
+        },
       });
       this.input.write(`${JSON.stringify({ ...body, id })}\n`);
     });

@@ -1,16 +1,19 @@
 /**
  * Background commands of one session: started, listed, streamed, fed
  * standard input and signalled while the session lives. Their output is kept
- * (up to the output limit per stream) so a client attaching late sees it from
- * the start. They run in the session's cgroup like everything else in it, and
- * end with it.
+ * so a client attaching late sees it from the start: counted by the host as
+ * it arrives, up to outputBytes per stream and command and BUDGET_FACTOR ×
+ * outputBytes for the whole session (finished commands are forgotten first
+ * to make room). They run in the session's cgroup like everything else in
+ * it, and end with it.
  */
 import type { z } from "zod";
 import { WardenError } from "../errors.js";
-import type { OutputChunk } from "../sandbox/types.js";
 import { ulid } from "../util/ids.js";
-import { text, type AgentSandbox } from "./agent-sandbox.js";
-import { callStatus, OutputTally } from "./outcome.js";
+import type { EventOf } from "./agent-protocol.js";
+import type { AgentSandbox } from "./agent-sandbox.js";
+import { callStatus } from "./outcome.js";
+import { ByteBudget, OutputLog } from "./output-cap.js";
 import type { BackgroundCommandSchema } from "./schemas.js";
 
 /** A background command as every interface shows it (see BackgroundCommandSchema). */
@@ -34,12 +37,13 @@ export type CommandSignal = (typeof SIGNALS)[number];
 /** Running at once per session; finished ones are kept for listing up to KEPT. */
 const MAX_RUNNING = 8;
 const KEPT = 16;
+/** All background output one session keeps, in multiples of outputBytes. */
+const BUDGET_FACTOR = 4;
 
 interface Entry {
   info: BackgroundInfo;
   agentId: number;
-  chunks: OutputChunk[];
-  tally: OutputTally;
+  log: OutputLog;
   /** A client asked for it to be signalled (the kill route): its end is `killed`. */
   killRequested: boolean;
   listeners: Set<(event: BackgroundEvent) => void>;
@@ -47,11 +51,14 @@ interface Entry {
 
 export class BackgroundCommands {
   private readonly entries = new Map<string, Entry>();
+  private readonly budget: ByteBudget;
 
   constructor(
     private readonly sandbox: AgentSandbox,
     private readonly outputBytes: number,
-  ) {}
+  ) {
+    this.budget = new ByteBudget(BUDGET_FACTOR * outputBytes);
+  }
 
   private entry(id: string): Entry {
     const e = this.entries.get(id);
@@ -84,8 +91,7 @@ export class BackgroundCommands {
     const entry: Entry = {
       info,
       agentId: 0,
-      chunks: [],
-      tally: new OutputTally(this.outputBytes),
+      log: new OutputLog(this.outputBytes, this.budget),
       killRequested: false,
       listeners: new Set(),
     };
@@ -106,21 +112,19 @@ export class BackgroundCommands {
       },
       (event) => {
         if (event.type !== "stdout" && event.type !== "stderr") return;
-        const stream = event.type;
-        const data = entry.tally.take(stream, text(event.data));
-        if (!data) return;
-        entry.chunks.push({ stream, data });
-        emit({ type: stream, data });
+        if (this.budget.left < event.data.length) this.forgetFinished(event.data.length);
+        const data = entry.log.push(event.type, event.data);
+        if (data) emit({ type: event.type, data });
       },
       true,
     );
     entry.agentId = id;
     this.entries.set(info.id, entry);
     /** `exit` is null when the agent refused it (not found) or the session ended under it. */
-    const finish = async (exit: Record<string, unknown> | null): Promise<void> => {
-      const exitCode = typeof exit?.exitCode === "number" ? exit.exitCode : null;
+    const finish = async (exit: EventOf<"exit"> | null): Promise<void> => {
+      const exitCode = exit?.exitCode ?? null;
       const oomKilled = exit !== null && (await this.sandbox.oomKills()) > (await oomBefore);
-      const truncated = entry.tally.settle(exit?.truncated === true);
+      const truncated = entry.log.settle(exit?.truncated === true);
       // The session ending under it is Warden's kill; a refusal (not found) is its failure.
       const status = callStatus({
         killed: entry.killRequested || (exit === null && this.sandbox.result !== null),
@@ -133,14 +137,19 @@ export class BackgroundCommands {
         status,
         success: status === "completed",
         exitCode,
-        signal: typeof exit?.signal === "string" ? exit.signal : null,
+        signal: exit?.signal ?? null,
         truncated,
         endedAt: new Date().toISOString(),
       });
       emit({ type: "result", command: { ...info } });
       entry.listeners.clear();
     };
-    done.then(finish, () => finish(null)).catch(() => undefined);
+    done
+      .then(
+        (event) => finish(event as EventOf<"exit">),
+        () => finish(null),
+      )
+      .catch(() => undefined);
     return { ...info };
   }
 
@@ -148,8 +157,21 @@ export class BackgroundCommands {
   private forgetOldest(): void {
     for (const [id, e] of this.entries) {
       if (this.entries.size < KEPT) return;
-      if (e.info.status !== "running") this.entries.delete(id);
+      if (e.info.status !== "running") this.forget(id, e);
     }
+  }
+
+  /** Output is short of room in the session's budget: finished commands go first. */
+  private forgetFinished(needed: number): void {
+    for (const [id, e] of this.entries) {
+      if (this.budget.left >= needed) return;
+      if (e.info.status !== "running") this.forget(id, e);
+    }
+  }
+
+  private forget(id: string, e: Entry): void {
+    this.entries.delete(id);
+    this.budget.left += e.log.retained;
   }
 
   list(): BackgroundInfo[] {
@@ -159,9 +181,7 @@ export class BackgroundCommands {
   /** A command's state and output so far; `follow` sees what comes next until it exits. */
   get(id: string): BackgroundInfo & { stdout: string; stderr: string } {
     const e = this.entry(id);
-    const out = { stdout: "", stderr: "" };
-    for (const c of e.chunks) out[c.stream] += c.data;
-    return { ...e.info, ...out };
+    return { ...e.info, truncated: { ...e.log.truncated }, ...e.log.text() };
   }
 
   /**
@@ -170,7 +190,7 @@ export class BackgroundCommands {
    */
   follow(id: string, listener: (event: BackgroundEvent) => void): () => void {
     const e = this.entry(id);
-    for (const c of e.chunks) listener({ type: c.stream, data: c.data });
+    for (const c of e.log.replay()) listener({ type: c.stream, data: c.data });
     if (e.info.status !== "running") {
       listener({ type: "result", command: { ...e.info } });
       return () => undefined;

@@ -184,13 +184,14 @@ export class SessionManager {
         network && this.hooks.egress
           ? this.hooks.egress(network, { userId, sessionId: id })
           : undefined,
-      onExit: (result) => {
+      onExit: (result, violation) => {
         if (!this.sessions.has(id)) return;
         this.logger.warn(
-          { sessionId: id, status: result.status },
+          { sessionId: id, status: result.status, violation },
           "session sandbox ended on its own",
         );
-        void this.destroy(id, userId, `sandbox ended: ${result.status}`, true);
+        const why = violation ? `its agent broke the protocol: ${violation}` : result.status;
+        void this.destroy(id, userId, `sandbox ended: ${why}`, true);
       },
     });
   }

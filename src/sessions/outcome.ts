@@ -5,6 +5,7 @@
  * received, and the session cgroup's OOM-kill count — never a status the
  * agent or a kernel reports about itself (code in the session can rewrite both).
  */
+import { cutUtf8 } from "./output-cap.js";
 import type { CommandStatus } from "./schemas.js";
 
 export interface CallFacts {
@@ -50,10 +51,7 @@ export class OutputTally {
     this.truncated[stream] = true;
     if (room <= 0) return "";
     // Cut on a character boundary, so the kept text is valid and within the limit.
-    const kept = Buffer.from(data)
-      .subarray(0, room)
-      .toString("utf8")
-      .replace(/\uFFFD$/, "");
+    const kept = cutUtf8(data, room);
     this.bytes[stream] += Buffer.byteLength(kept);
     return kept;
   }

@@ -76,6 +76,7 @@ export const CellResultSchema = z.object({
       traceback: z.string().describe("The user's frames only, never Warden's kernel."),
     })
     .nullable(),
+  truncated: TruncatedSchema,
   durationMs: z.number(),
   ...ArtifactsFields,
 });

@@ -11,7 +11,9 @@ import { resolveLimits } from "../executions/limits.js";
 import { EGRESS_PORT } from "../sandbox/box.js";
 import { checkWorkspacePath } from "../sandbox/workspace.js";
 import type { OutputChunk } from "../sandbox/types.js";
-import { text, type AgentEvent, type AgentSandbox } from "./agent-sandbox.js";
+import { ArtifactPieces, FileBytes, Listing, RichResults } from "./agent-answers.js";
+import type { EventOf } from "./agent-protocol.js";
+import type { AgentEvent, AgentRequest, AgentSandbox } from "./agent-sandbox.js";
 import { BackgroundCommands } from "./commands.js";
 import { callStatus, OutputTally } from "./outcome.js";
 import type { ContextLanguage } from "./schemas.js";
@@ -52,7 +54,7 @@ function gather(
     onEvent: (event) => {
       if (event.type !== "stdout" && event.type !== "stderr") return;
       const stream = event.type;
-      const data = tally.take(stream, text(event.data));
+      const data = tally.take(stream, event.data);
       if (!data) return;
       out[stream] += data;
       onOutput?.({ stream, data });
@@ -74,7 +76,8 @@ export class LiveSession {
     private readonly config: Config,
     private readonly hooks: SessionHooks,
   ) {
-    this.background = new BackgroundCommands(sandbox, config.defaults.outputBytes);
+    // limits.outputBytes as the session was created with (the config's default otherwise).
+    this.background = new BackgroundCommands(sandbox, sandbox.outputBytes);
     this.lastUsedAt = Date.now();
     this.expiresAt = this.lastUsedAt + ttlMs;
   }
@@ -88,7 +91,7 @@ export class LiveSession {
     if (!artifacts || this.config.maxArtifactsPerExecution === 0 || this.sandbox.result)
       return { artifacts: [], rejected: [] };
     const limits = artifacts.limits();
-    const files: ArtifactCandidate[] = [];
+    const pieces = new ArtifactPieces(limits);
     await this.sandbox.request(
       {
         op: "collect",
@@ -97,14 +100,9 @@ export class LiveSession {
         maxCount: limits.maxCount,
         maxTotal: limits.maxTotalBytes,
       },
-      (e) =>
-        files.push({
-          name: text(e.name),
-          size: Number(e.size ?? 0),
-          content: typeof e.content === "string" ? Buffer.from(e.content, "base64") : undefined,
-          problem: typeof e.problem === "string" ? e.problem : undefined,
-        }),
+      pieces.onEvent,
     );
+    const files: ArtifactCandidate[] = pieces.candidates();
     if (files.length === 0) return { artifacts: [], rejected: [] };
     const id = this.info.id;
     return artifacts.keep(files, { ownerId: id, userId: this.info.userId }, (name) =>
@@ -124,7 +122,7 @@ export class LiveSession {
   /** A request to the agent that `signal` can stop (the agent kills or interrupts it). */
   private async cancellable(
     signal: AbortSignal | undefined,
-    body: Record<string, unknown>,
+    body: AgentRequest,
     onEvent: (event: AgentEvent) => void,
   ): Promise<AgentEvent> {
     const { id, done } = this.sandbox.send(body, onEvent);
@@ -143,10 +141,10 @@ export class LiveSession {
   async command(o: CommandOptions): Promise<CommandResult> {
     const started = Date.now();
     const { timeoutMs } = resolveLimits(this.config, { timeout: o.timeout });
-    const outputBytes = this.config.defaults.outputBytes;
+    const outputBytes = this.sandbox.outputBytes;
     const { out, tally, onEvent } = gather(outputBytes, o.onOutput);
     const oomBefore = await this.sandbox.oomKills();
-    const exit = await this.cancellable(
+    const exit = (await this.cancellable(
       o.signal,
       {
         op: "exec",
@@ -158,15 +156,14 @@ export class LiveSession {
         outputBytes,
       },
       onEvent,
-    );
+    )) as EventOf<"exit">;
     const oomKilled = (await this.sandbox.oomKills()) > oomBefore;
     const kept = await this.collectSafely(started);
-    const exitCode = typeof exit.exitCode === "number" ? exit.exitCode : null;
-    const signal = typeof exit.signal === "string" ? exit.signal : null;
-    const truncated = tally.settle(exit.truncated === true);
+    const { exitCode, signal } = exit;
+    const truncated = tally.settle(exit.truncated);
     const status = callStatus({
       killed: o.signal?.aborted === true,
-      timedOut: exit.timedOut === true,
+      timedOut: exit.timedOut,
       truncated: truncated.stdout || truncated.stderr,
       oomKilled,
       ok: exitCode === 0,
@@ -178,7 +175,7 @@ export class LiveSession {
       signal,
       ...out,
       truncated,
-      durationMs: Number(exit.durationMs ?? 0),
+      durationMs: exit.durationMs,
       artifacts: kept.artifacts,
       rejectedArtifacts: kept.rejected,
     };
@@ -192,21 +189,27 @@ export class LiveSession {
   async run(o: RunCellOptions & { language: ContextLanguage }): Promise<CellResult> {
     const language = o.language;
     const { timeoutMs } = resolveLimits(this.config, { timeout: o.timeout });
-    const { out, tally, onEvent } = gather(this.config.defaults.outputBytes, o.onOutput);
+    const outputBytes = this.sandbox.outputBytes;
+    const { out, tally, onEvent } = gather(outputBytes, o.onOutput);
+    const results = new RichResults();
     const started = Date.now();
     const oomBefore = await this.sandbox.oomKills();
-    const cell = await this.cancellable(
+    const cell = (await this.cancellable(
       o.signal,
-      { op: "run", language, code: o.code, timeoutMs },
-      onEvent,
-    );
+      { op: "run", language, code: o.code, timeoutMs, outputBytes },
+      (event) => {
+        if (event.type === "result" || event.type === "mime") results.onEvent(event);
+        else onEvent(event);
+      },
+    )) as EventOf<"cell">;
     const oomKilled = (await this.sandbox.oomKills()) > oomBefore;
     const kept = await this.collectSafely(started);
-    let error = (cell.error as CellResult["error"]) ?? null;
+    let error = cell.error;
+    const truncated = tally.settle(cell.truncated);
     const status = callStatus({
       killed: o.signal?.aborted === true,
-      timedOut: cell.timedOut === true,
-      truncated: tally.any,
+      timedOut: cell.timedOut,
+      truncated: truncated.stdout || truncated.stderr,
       oomKilled,
       ok: error === null,
     });
@@ -221,9 +224,10 @@ export class LiveSession {
       status,
       success: status === "completed",
       ...out,
-      results: (cell.results as CellResult["results"]) ?? [],
+      truncated,
+      results: results.list(),
       error,
-      durationMs: Number(cell.durationMs ?? 0),
+      durationMs: cell.durationMs,
       artifacts: kept.artifacts,
       rejectedArtifacts: kept.rejected,
     };
@@ -243,17 +247,20 @@ export class LiveSession {
   }
 
   async readFile(path: string): Promise<Buffer> {
-    const file = await this.sandbox.request({
-      op: "read",
-      path: checkWorkspacePath(path),
-      maxBytes: this.config.maxFileBytes,
-    });
-    return Buffer.from(text(file.content), "base64");
+    // The bytes are counted as they arrive; the size the agent reports is not used.
+    const file = new FileBytes(this.config.maxFileBytes);
+    await this.sandbox.request(
+      { op: "read", path: checkWorkspacePath(path), maxBytes: this.config.maxFileBytes },
+      file.onEvent,
+    );
+    return file.content();
   }
 
   async listFiles(dir: string): Promise<FileEntry[]> {
     const path = dir === "" || dir === "." ? "." : checkWorkspacePath(dir, "dir");
-    return (await this.sandbox.request({ op: "list", path })).entries as FileEntry[];
+    const listing = new Listing();
+    await this.sandbox.request({ op: "list", path }, listing.onEvent);
+    return listing.entries;
   }
 
   async deleteFile(path: string): Promise<void> {

@@ -1,0 +1,133 @@
+/**
+ * The host's end of a session agent's stdout: cuts the text into lines,
+ * bounded while it arrives; parses each against the protocol's schema; hands
+ * it to the one request it answers. Anything else — a line too long, not
+ * JSON, out of schema, answering an id that is not pending, or an event its
+ * request cannot have — is a violation: the channel goes deaf, every pending
+ * request fails, and the owner ends the session (only that session).
+ */
+import { WardenError } from "../errors.js";
+import {
+  ANSWERS,
+  AgentEventSchema,
+  MAX_LINE_CHARS,
+  ProtocolViolation,
+  schemaProblem,
+  type AgentEvent,
+  type AgentOp,
+} from "./agent-protocol.js";
+
+export interface PendingCall {
+  op: AgentOp;
+  /** Events streamed before the end; may throw ProtocolViolation (a limit passed). */
+  onEvent(event: AgentEvent): void;
+  /** The final event or the agent's `error`. */
+  resolve(event: AgentEvent): void;
+  reject(error: WardenError): void;
+}
+
+export interface AgentChannelOptions {
+  onReady(): void;
+  /** The agent broke the protocol; called once. */
+  onViolation(reason: string): void;
+  /** @default MAX_LINE_CHARS */
+  maxLineChars?: number;
+}
+
+export class AgentChannel {
+  private readonly calls = new Map<number, PendingCall>();
+  private partial: string[] = [];
+  private partialChars = 0;
+  private ready = false;
+  private readonly maxLine: number;
+  violation: string | null = null;
+
+  constructor(private readonly o: AgentChannelOptions) {
+    this.maxLine = o.maxLineChars ?? MAX_LINE_CHARS;
+  }
+
+  get pending(): number {
+    return this.calls.size;
+  }
+
+  expect(id: number, call: PendingCall): void {
+    this.calls.set(id, call);
+  }
+
+  /** Text from the agent's stdout, in whatever pieces it arrives. */
+  receive(data: string): void {
+    let start = 0;
+    let newline;
+    // Only the new text is searched: a long line is not scanned again per piece.
+    while (!this.violation && (newline = data.indexOf("\n", start)) >= 0) {
+      const piece = data.slice(start, newline);
+      start = newline + 1;
+      if (this.partialChars + piece.length > this.maxLine) return this.tooLong();
+      const line = this.partial.length > 0 ? this.partial.join("") + piece : piece;
+      this.partial = [];
+      this.partialChars = 0;
+      this.handle(line);
+    }
+    if (this.violation || start === data.length) return;
+    const rest = start === 0 ? data : data.slice(start);
+    // Stop at the limit: a line that never ends must not be buffered without bound.
+    if (this.partialChars + rest.length > this.maxLine) return this.tooLong();
+    this.partial.push(rest);
+    this.partialChars += rest.length;
+  }
+
+  /** Ends every pending request with `error` (the session ended). */
+  failAll(error: WardenError): void {
+    const calls = [...this.calls.values()];
+    this.calls.clear();
+    for (const call of calls) call.reject(error);
+  }
+
+  private tooLong(): void {
+    this.violate(`a line longer than ${this.maxLine} characters`);
+  }
+
+  private handle(line: string): void {
+    let json: unknown;
+    try {
+      json = JSON.parse(line);
+    } catch {
+      return this.violate("a line that is not JSON");
+    }
+    const parsed = AgentEventSchema.safeParse(json);
+    if (!parsed.success)
+      return this.violate(`a message out of schema (${schemaProblem(parsed.error)})`);
+    const event = parsed.data;
+    if (event.type === "ready") {
+      if (this.ready) return this.violate("a second ready");
+      this.ready = true;
+      return this.o.onReady();
+    }
+    // Only the request an id was given to may be answered: a forged id must
+    // not resolve someone else's call, and an unknown one is a lie.
+    const call = this.calls.get(event.id);
+    if (!call) return this.violate(`an answer to request ${event.id}, which is not pending`);
+    const answers = ANSWERS[call.op];
+    try {
+      if (answers.stream.includes(event.type)) call.onEvent(event);
+      else if (event.type === answers.final || event.type === "error") {
+        call.resolve(event); // may throw a violation: then failAll still reaches this call
+        this.calls.delete(event.id);
+      } else this.violate(`a ${event.type} event answering a ${call.op} request (not expected)`);
+    } catch (error) {
+      if (!(error instanceof ProtocolViolation)) throw error;
+      this.violate(error.message);
+    }
+  }
+
+  private violate(reason: string): void {
+    if (this.violation) return;
+    this.violation = reason;
+    this.partial = [];
+    this.partialChars = 0;
+    this.failAll(
+      new WardenError("INTERNAL", `session ended: its agent broke the protocol: ${reason}`),
+    );
+    this.o.onViolation(reason);
+  }
+}

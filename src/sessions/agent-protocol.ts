@@ -1,0 +1,161 @@
+/**
+ * What Warden accepts from a session's agent (native/agent.cjs). The agent
+ * runs with the session's uid, so user code can take it over and make it say
+ * anything: every message is hostile input. Each line is bounded in length
+ * while it arrives, parsed strictly against one schema per event type, and
+ * checked against the request it answers. Large payloads (file bytes,
+ * artifacts, rich results) come as pieces that each fit a line; the host
+ * counts what it receives and never trusts a size the agent reports.
+ */
+import { z } from "zod";
+
+/** Longest line (JSON characters) the host keeps; the agent keeps well under it. */
+export const MAX_LINE_CHARS = 1024 * 1024;
+/** Entries in one directory listing, and the longest name (a Linux name is ≤ 255 bytes). */
+export const MAX_LIST_ENTRIES = 10_000;
+export const MAX_NAME_CHARS = 255;
+/** Candidates one `collect` may report (the agent scans at most 1000 files). */
+export const MAX_ARTIFACT_CANDIDATES = 1000;
+/** Rich results (MIME bundles) of one cell: count, bytes per result, bytes per cell. */
+export const MAX_RESULTS_PER_CELL = 32;
+export const MAX_MIMES_PER_RESULT = 16;
+export const MAX_RESULT_BYTES = 4 * 1024 * 1024;
+export const MAX_CELL_RESULT_BYTES = 16 * 1024 * 1024;
+/** A cell's error: name, value and traceback are short text. */
+export const MAX_ERROR_CHARS = 64 * 1024;
+
+const id = z.number().int().positive();
+const base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, "not base64");
+const short = z.string().max(4096);
+
+export const AgentEventSchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("ready") }).strict(),
+  z.object({ id, type: z.literal("stdout"), data: z.string() }).strict(),
+  z.object({ id, type: z.literal("stderr"), data: z.string() }).strict(),
+  z
+    .object({
+      id,
+      type: z.literal("exit"),
+      exitCode: z.number().int().nullable(),
+      signal: z.string().max(32).nullable(),
+      timedOut: z.boolean(),
+      truncated: z.boolean(),
+      durationMs: z.number().nonnegative(),
+    })
+    .strict(),
+  z.object({ id, type: z.literal("ok") }).strict(),
+  z.object({ id, type: z.literal("error"), code: z.string().max(64), message: short }).strict(),
+  /** A piece of a file's or an artifact's bytes. */
+  z.object({ id, type: z.literal("data"), data: base64 }).strict(),
+  /** The end of a file read; its size is the host's count, not this. */
+  z.object({ id, type: z.literal("file"), size: z.number().int().nonnegative() }).strict(),
+  z
+    .object({
+      id,
+      type: z.literal("entries"),
+      entries: z
+        .array(
+          z
+            .object({
+              name: z.string().min(1).max(MAX_NAME_CHARS),
+              type: z.enum(["file", "directory", "symlink", "other"]),
+              size: z.number().int().nonnegative(),
+              mtime: z.string().max(64).nullable(),
+            })
+            .strict(),
+        )
+        .max(1000),
+    })
+    .strict(),
+  z.object({ id, type: z.literal("list") }).strict(),
+  /** An artifact candidate; its bytes follow as `data` pieces. */
+  z
+    .object({
+      id,
+      type: z.literal("artifact"),
+      name: z.string().max(4096),
+      size: z.number().int().nonnegative(),
+      /** Its bytes follow (none, for an empty file); false when refused unread. */
+      read: z.boolean(),
+      problem: short.optional(),
+    })
+    .strict(),
+  z.object({ id, type: z.literal("collected") }).strict(),
+  /** A rich result begins; its MIME values follow as `mime` pieces. */
+  z.object({ id, type: z.literal("result"), isMainResult: z.boolean() }).strict(),
+  z
+    .object({ id, type: z.literal("mime"), mime: z.string().min(1).max(128), data: z.string() })
+    .strict(),
+  z
+    .object({
+      id,
+      type: z.literal("cell"),
+      error: z
+        .object({
+          name: z.string().max(256),
+          value: z.string().max(MAX_ERROR_CHARS),
+          traceback: z.string().max(MAX_ERROR_CHARS),
+        })
+        .strict()
+        .nullable(),
+      timedOut: z.boolean(),
+      truncated: z.boolean(),
+      durationMs: z.number().nonnegative(),
+    })
+    .strict(),
+]);
+
+export type AgentEvent = z.infer<typeof AgentEventSchema>;
+export type AgentEventType = AgentEvent["type"];
+export type EventOf<T extends AgentEventType> = Extract<AgentEvent, { type: T }>;
+
+/** Requests Warden sends, by op. */
+export type AgentOp =
+  | "exec"
+  | "run"
+  | "read"
+  | "write"
+  | "list"
+  | "delete"
+  | "mkdir"
+  | "collect"
+  | "cancel"
+  | "stdin"
+  | "signal"
+  | "relay";
+
+/**
+ * Which events may answer each op: `stream` before the end, `final` to end it
+ * (an `error` may end any). An `exit` answering a file read is a lie.
+ */
+export const ANSWERS: Record<AgentOp, { stream: AgentEventType[]; final: AgentEventType }> = {
+  exec: { stream: ["stdout", "stderr"], final: "exit" },
+  run: { stream: ["stdout", "stderr", "result", "mime"], final: "cell" },
+  read: { stream: ["data"], final: "file" },
+  list: { stream: ["entries"], final: "list" },
+  collect: { stream: ["artifact", "data"], final: "collected" },
+  write: { stream: [], final: "ok" },
+  delete: { stream: [], final: "ok" },
+  mkdir: { stream: [], final: "ok" },
+  cancel: { stream: [], final: "ok" },
+  stdin: { stream: [], final: "ok" },
+  signal: { stream: [], final: "ok" },
+  relay: { stream: [], final: "ok" },
+};
+
+/**
+ * The agent broke the protocol: the session it speaks for is ended. Thrown by
+ * the code that assembles an answer when a count or size passes its limit.
+ */
+export class ProtocolViolation extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ProtocolViolation";
+  }
+}
+
+/** First schema problem of a message, as `path: message`, for the session's audit trail. */
+export function schemaProblem(error: z.ZodError): string {
+  const issue = error.issues[0];
+  return issue ? `${issue.path.join(".") || "message"}: ${issue.message}` : "invalid";
+}
