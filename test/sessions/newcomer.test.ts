@@ -27,6 +27,8 @@ beforeAll(async () => {
       maxSessionTimeout: 150,
       sessionIdleTimeout: 600,
       maxSessionsPerUser: 10,
+      // The kill test sends many requests in a second; rate limits are tested elsewhere.
+      server: { rateLimits: { perKey: { burst: 1000, perMinute: 100_000, perHour: 1_000_000 } } },
     },
   });
   ann = await createKey(server, "ann-app", "sessions,execute", "ann");
@@ -40,7 +42,7 @@ async function newSession(body: Record<string, unknown> = {}): Promise<string> {
     token: ann,
     body: { timeout: 120, ...body },
   });
-  expect(created.status).toBe(201);
+  expect(created.status, await created.clone().text()).toBe(201);
   return `/v1/sessions/${((await created.json()) as { id: string }).id}`;
 }
 
