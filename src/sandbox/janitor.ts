@@ -120,8 +120,12 @@ export async function runJanitor(o: JanitorOptions): Promise<JanitorReport> {
   await sweepSharedTrees(o.runDir.libRoot, o.runDir.lib);
   // A process under a sandbox uid whose lease is gone or orphaned escaped its
   // cgroup somehow (it cannot, by design): kill it rather than trust that.
-  const leases = await o.uids.leases();
+  // Processes first, then leases: a box takes its lease before it starts a
+  // process, so every process seen here has its lease by the time the leases
+  // are read. The other order killed a live box of another Warden that leased
+  // and started between the two reads.
   const byUid = await processesByUid();
+  const leases = await o.uids.leases();
   for (const [uid, pids] of byUid) {
     if (!o.uids.contains(uid)) continue;
     const lease = leases.get(uid);
