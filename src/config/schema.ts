@@ -138,8 +138,10 @@ export const ConnectionLimitsSchema = z
       .number()
       .int()
       .min(100)
-      .default(5000)
-      .describe("An idle keep-alive connection is closed after this (ms)."),
+      .default(30_000)
+      .describe(
+        "An idle keep-alive connection is closed after this (ms). Clients reuse a connection until shortly before it, so a short value makes requests that cross the server's close (a reset, not an answer) common on busy clients; idle connections are bounded by the connection caps.",
+      ),
     maxRequestsPerSocket: z
       .number()
       .int()

@@ -335,7 +335,7 @@ describe("bad uploads get a clear 4xx", () => {
         headers: { "content-type": "application/json" },
       }),
       400,
-      /notebook: nested deeper than 64 levels/,
+      /nested deeper than 64 levels/,
     );
     await refused(
       await upload("x", "notes.txt", server.adminToken),
