@@ -19,7 +19,13 @@ import { openDatabase, type Db } from "./store/database.js";
 import { NotebookService } from "./notebooks/service.js";
 import { Analyzer } from "./policy/analyzer.js";
 import { SessionManager } from "./sessions/manager.js";
+import { auditTrail } from "./audit/trail.js";
+import { egressAccounting } from "./executions/egress-accounting.js";
+import { Metrics } from "./executions/metrics.js";
+import { lifecycleRecorder } from "./executions/recorder.js";
 import { ExecutionService } from "./executions/service.js";
+import { executionArtifactUrl, sessionArtifactUrl } from "./http/urls.js";
+import { RecordStore } from "./store/records.js";
 
 export interface OpenWardenOptions extends LoadConfigOptions {
   /** A ready config; otherwise loaded from file, env and overrides. */
@@ -87,14 +93,37 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
     unlock();
     throw error;
   }
-  const service = new ExecutionService({ config, host, registry, db, logger });
+  // The service only runs and reports; what is kept, audited and counted is wired here.
+  const records = new RecordStore(db);
+  const audit = auditTrail(records, logger);
+  const metrics: Metrics = new Metrics({
+    queueDepth: () => service.scheduler.queuedCount,
+    activeSandboxes: () => service.scheduler.activeCount,
+    memoryReservedMb: () => service.scheduler.memoryReservedMb,
+  });
+  const egress = egressAccounting(audit, metrics);
+  const service: ExecutionService = new ExecutionService({
+    config,
+    host,
+    registry,
+    db,
+    records,
+    logger,
+    audit,
+    metrics,
+    egress,
+    artifactUrl: executionArtifactUrl,
+  });
+  service.scheduler.onEvent(lifecycleRecorder(records, audit, logger));
+  service.scheduler.onEvent((event) => metrics.observe(event));
   const sessions = new SessionManager(config, host, logger, {
-    audit: (e) => service.audit(e),
-    egress: (policy, owner) => service.egress(policy, owner),
+    audit,
+    egress,
     reserveMemory: (mb, what) => service.scheduler.reserveMemory(mb, what),
     artifacts: {
       limits: () => service.artifactLimits(),
-      keep: (candidates, owner, urlOf) => service.keepArtifacts(candidates, owner, urlOf),
+      keep: (candidates, owner) =>
+        service.keepArtifacts(candidates, owner, (name) => sessionArtifactUrl(owner.ownerId, name)),
     },
   });
   const analyzer = new Analyzer(config, host, registry);
@@ -102,7 +131,7 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
     config,
     sessions,
     analyzer,
-    (e) => service.audit(e),
+    audit,
     join(dataDir, "notebooks"),
   );
   return Object.assign(service, {

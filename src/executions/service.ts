@@ -1,10 +1,14 @@
 /**
- * The execution service: scheduler + sandbox engine + records + audit +
- * metrics. The HTTP layer is one client of it; an application can use it in
- * process through the same methods (the spec's library API).
+ * The execution service: validates and queues runs, and runs them in the
+ * sandbox engine under the scheduler's rules. It only says what happened (the
+ * scheduler's lifecycle events); the composition root (src/warden.ts) decides
+ * what is recorded, audited and counted of it. The HTTP layer is one client of
+ * it; an application can use it in process through the same methods (the
+ * spec's library API).
  */
 import { totalmem } from "node:os";
 import type { Logger } from "../audit/logger.js";
+import type { Audit } from "../audit/trail.js";
 import type { Config } from "../config/schema.js";
 import { WardenError } from "../errors.js";
 import type { ExecutionResult } from "../contract/result.js";
@@ -12,12 +16,7 @@ import { executeCode } from "../runtimes/execute.js";
 import type { RuntimeRegistry } from "../runtimes/registry.js";
 import type { SandboxHost } from "../sandbox/host.js";
 import type { Db } from "../store/database.js";
-import {
-  RecordStore,
-  type AuditEvent,
-  type ExecutionRecord,
-  type NewEvent,
-} from "../store/records.js";
+import type { AuditEvent, ExecutionRecord, RecordStore } from "../store/records.js";
 import type { Execution, ExecutionRequest, ExecutionSource } from "./execution.js";
 import { resolveCompileLimits, resolveLimits } from "./limits.js";
 import {
@@ -30,24 +29,28 @@ import {
   type Collected,
 } from "../artifacts/collect.js";
 import { ArtifactStore } from "../artifacts/store.js";
-import { Metrics } from "./metrics.js";
+import type { EgressHook } from "./egress-accounting.js";
+import type { Metrics } from "./metrics.js";
 import { resolveEgress, type EgressPolicy } from "../network/policy.js";
-import type { SandboxNetwork } from "../sandbox/types.js";
 import { checkWorkspacePath } from "../sandbox/workspace.js";
 import { toSandboxFiles, type CreateExecutionInput } from "./request.js";
-import {
-  Scheduler,
-  TransientError,
-  type AdmissionDecision,
-  type LifecycleEvent,
-} from "./scheduler.js";
+import { Scheduler, TransientError, type AdmissionDecision } from "./scheduler.js";
 
 export interface ExecutionServiceOptions {
   config: Config;
   host: SandboxHost;
   registry: RuntimeRegistry;
   db: Db;
+  records: RecordStore;
   logger: Logger;
+  /** The audit trail, shared with the rest of the service. */
+  audit: Audit;
+  /** Prometheus metrics; given, not owned (they observe the scheduler from outside). */
+  metrics: Metrics;
+  /** Accounting for a run's egress (metrics and audit per connection). */
+  egress: EgressHook;
+  /** The URL an interface serves an execution's artifact at: the core builds none. */
+  artifactUrl: (executionId: string, name: string) => string;
 }
 
 /** The spec's library call: `execute({code, language, timeout, retryOnFailure}, userId)`. */
@@ -89,6 +92,7 @@ const COMPILE_MEMORY_FLOOR_MB = 0;
 export class ExecutionService {
   readonly scheduler: Scheduler;
   readonly records: RecordStore;
+  readonly audit: Audit;
   readonly metrics: Metrics;
   readonly artifacts: ArtifactStore;
   private readonly memoryBudgetMb: number;
@@ -96,7 +100,9 @@ export class ExecutionService {
 
   constructor(private readonly o: ExecutionServiceOptions) {
     const { config } = o;
-    this.records = new RecordStore(o.db);
+    this.records = o.records;
+    this.audit = o.audit;
+    this.metrics = o.metrics;
     this.artifacts = new ArtifactStore(o.db, config.dataDir);
     this.memoryBudgetMb = config.memoryBudgetMB || Math.floor((totalmem() / 1024 / 1024) * 0.8);
     this.scheduler = new Scheduler({
@@ -111,13 +117,6 @@ export class ExecutionService {
       reservationMb: (r) => this.reservationMb(r),
       run: (execution, signal) => this.runOnce(execution, signal),
     });
-    this.metrics = new Metrics({
-      queueDepth: () => this.scheduler.queuedCount,
-      activeSandboxes: () => this.scheduler.activeCount,
-      memoryReservedMb: () => this.scheduler.memoryReservedMb,
-    });
-    this.scheduler.onEvent((event) => this.record(event));
-    this.scheduler.onEvent((event) => this.metrics.observe(event));
     const orphans = this.records.failOrphans();
     if (orphans.length > 0)
       o.logger.warn(
@@ -203,7 +202,7 @@ export class ExecutionService {
         signal,
         onOutput: (chunk) => execution.pushOutput(chunk),
         network: r.network
-          ? this.egress(r.network, { executionId: execution.id, userId: execution.userId })
+          ? this.o.egress(r.network, { executionId: execution.id, userId: execution.userId })
           : undefined,
         artifacts:
           this.o.config.maxArtifactsPerExecution > 0
@@ -215,7 +214,7 @@ export class ExecutionService {
                   this.keepArtifacts(
                     await readDeadWorkspace(workspace, this.artifactLimits(), r.artifacts),
                     { ownerId: execution.id, userId: execution.userId, executionId: execution.id },
-                    (name) => `/v1/executions/${execution.id}/artifacts/${encodeURI(name)}`,
+                    (name) => this.o.artifactUrl(execution.id, name),
                   ).catch(collectFailed),
               }
             : undefined,
@@ -230,127 +229,6 @@ export class ExecutionService {
     if (result.status === "error" && neverRan)
       throw new TransientError(result.error?.message ?? "sandbox failed");
     return result;
-  }
-
-  /** Writes each lifecycle step to the record and the audit trail. */
-  private record(event: LifecycleEvent): void {
-    const log = this.o.logger;
-    switch (event.type) {
-      case "queued": {
-        const e = event.execution;
-        const r = e.request;
-        this.records.queued({
-          id: e.id,
-          userId: r.userId,
-          keyId: r.keyId ?? null,
-          source: r.source,
-          language: r.language,
-          files: r.files,
-          limits: r.limits,
-          createdAt: e.createdAt,
-        });
-        this.audit({
-          executionId: e.id,
-          userId: r.userId,
-          level: "info",
-          event: "queued",
-          message: `${r.language} execution queued`,
-          data: { source: r.source },
-        });
-        return;
-      }
-      case "started":
-        this.records.started(event.execution.id, event.execution.startedAt ?? Date.now());
-        this.audit({
-          executionId: event.execution.id,
-          userId: event.execution.userId,
-          level: "info",
-          event: "started",
-          message: "sandbox started",
-        });
-        return;
-      case "retried":
-        this.audit({
-          executionId: event.execution.id,
-          userId: event.execution.userId,
-          level: "warn",
-          event: "retried",
-          message: `attempt ${event.attempt + 1} after a transient failure: ${event.reason}`,
-        });
-        return;
-      case "finished": {
-        const { execution, result } = event;
-        this.records.finished(execution.id, result, execution.finishedAt ?? Date.now());
-        const level =
-          result.status === "completed" || result.status === "failed"
-            ? "info"
-            : result.status === "error"
-              ? "error"
-              : "warn";
-        const why = execution.killReason
-          ? ` (${execution.killReason})`
-          : result.error
-            ? `: ${result.error.message}`
-            : "";
-        this.audit({
-          executionId: execution.id,
-          userId: execution.userId,
-          level,
-          event: result.status,
-          message: `execution ended ${result.status}${why}`,
-          data: { exitCode: result.exitCode, signal: result.signal, metrics: result.metrics },
-        });
-        return;
-      }
-      case "rejected":
-        this.audit({
-          userId: event.request.userId,
-          level: "warn",
-          event: "rejected",
-          message: event.error.message,
-          data: { reason: event.reason },
-        });
-        log.debug({ reason: event.reason }, "execution refused");
-        return;
-    }
-  }
-
-  /** Stores an audit event and logs it. */
-  audit(event: NewEvent): void {
-    this.records.event(event);
-    const { level, ...rest } = event;
-    this.o.logger[level]({ ...rest, audit: true }, event.message);
-  }
-
-  /** Sandbox egress under `policy`, each connection counted and audited for `owner`. */
-  egress(
-    policy: EgressPolicy,
-    owner: { userId: string; executionId?: string; sessionId?: string },
-  ): SandboxNetwork {
-    return {
-      policy,
-      onEvent: (e) => {
-        this.metrics.egress(e);
-        this.audit({
-          executionId: owner.executionId,
-          userId: owner.userId,
-          level: e.decision === "allowed" ? "info" : "warn",
-          event: `network_${e.decision}`,
-          message: `${e.protocol} ${e.host}:${e.port} ${e.decision}${e.reason ? `: ${e.reason}` : ""}`,
-          data: {
-            host: e.host,
-            port: e.port,
-            protocol: e.protocol,
-            bytes: e.bytes,
-            address: e.address,
-            reason: e.reason,
-            count: e.count,
-            ...(e.summary ? { summary: e.summary } : {}),
-            ...(owner.sessionId ? { sessionId: owner.sessionId } : {}),
-          },
-        });
-      },
-    };
   }
 
   /**

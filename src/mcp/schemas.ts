@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import { ExecutionResultSchema } from "../contract/result.js";
-import { CellResultSchema, CommandResultSchema } from "../sessions/schemas.js";
+import { CellResultSchema, CommandResultSchema } from "../contract/session.js";
 
 /** DESIGN §3: the one result shape of a run, as every interface sends it. */
 export const ExecutionResultOutput = ExecutionResultSchema;

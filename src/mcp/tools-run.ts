@@ -10,7 +10,7 @@ import { describeFinding } from "../policy/findings.js";
 import type { ExecutionResult } from "../contract/result.js";
 import { defineTool, type McpServerOptions, type ToolDefinition } from "./context.js";
 import { artifactContent, progressReporter, runText } from "./results.js";
-import { ContextLanguageSchema } from "../sessions/schemas.js";
+import { ContextLanguageSchema } from "../contract/session.js";
 import { ExecutionResultOutput, RuntimesOutput } from "./schemas.js";
 
 /** Languages with a persistent context in a sandbox (run_in_sandbox). */

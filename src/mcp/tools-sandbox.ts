@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import { WardenError } from "../errors.js";
-import { CellCodeSchema, CommandLineSchema, ContextLanguageSchema } from "../sessions/schemas.js";
+import { CellCodeSchema, CommandLineSchema, ContextLanguageSchema } from "../contract/session.js";
 import type { SessionInfo } from "../sessions/manager.js";
 import { defineTool, type McpServerOptions, type ToolDefinition } from "./context.js";
 import { artifactContent, progressReporter, richContent, runText } from "./results.js";

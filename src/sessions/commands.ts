@@ -14,7 +14,7 @@ import type { EventOf } from "./agent-protocol.js";
 import type { AgentSandbox } from "./agent-sandbox.js";
 import { callStatus } from "./outcome.js";
 import { ByteBudget, OutputLog } from "./output-cap.js";
-import type { BackgroundCommandSchema } from "./schemas.js";
+import type { BackgroundCommandSchema } from "../contract/session.js";
 
 /** A background command as every interface shows it (see BackgroundCommandSchema). */
 export type BackgroundInfo = z.infer<typeof BackgroundCommandSchema>;

@@ -19,7 +19,7 @@ import type {
   BackgroundStart,
   CommandSignal,
 } from "./commands.js";
-import type { ContextLanguage } from "./schemas.js";
+import type { ContextLanguage } from "../contract/session.js";
 import { LiveSession } from "./session.js";
 import type {
   CellResult,

@@ -6,7 +6,7 @@
  * agent or a kernel reports about itself (code in the session can rewrite both).
  */
 import { cutUtf8 } from "./output-cap.js";
-import type { CommandStatus } from "./schemas.js";
+import type { CommandStatus } from "../contract/session.js";
 
 export interface CallFacts {
   /** Warden stopped it for its caller: a kill route, a cancelled or vanished client. */

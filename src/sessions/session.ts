@@ -16,7 +16,7 @@ import type { EventOf } from "./agent-protocol.js";
 import type { AgentEvent, AgentRequest, AgentSandbox } from "./agent-sandbox.js";
 import { BackgroundCommands } from "./commands.js";
 import { callStatus, OutputTally } from "./outcome.js";
-import type { ContextLanguage } from "./schemas.js";
+import type { ContextLanguage } from "../contract/session.js";
 import type {
   CellResult,
   CommandOptions,
@@ -26,10 +26,6 @@ import type {
   SessionHooks,
   SessionInfo,
 } from "./types.js";
-
-function artifactUrl(sessionId: string, name: string): string {
-  return `/v1/sessions/${sessionId}/artifacts/${encodeURI(name)}`;
-}
 
 /** File times and Warden's clock may disagree by a little: look a bit before the call began. */
 const COLLECT_SLACK_MS = 10;
@@ -105,9 +101,7 @@ export class LiveSession {
     const files: ArtifactCandidate[] = pieces.candidates();
     if (files.length === 0) return { artifacts: [], rejected: [] };
     const id = this.info.id;
-    return artifacts.keep(files, { ownerId: id, userId: this.info.userId }, (name) =>
-      artifactUrl(id, name),
-    );
+    return artifacts.keep(files, { ownerId: id, userId: this.info.userId });
   }
 
   /** The call's artifacts; a failure to collect them is reported, never loses the call's result. */

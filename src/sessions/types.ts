@@ -9,7 +9,7 @@ import type {
   CommandResultSchema,
   RichResultSchema,
   SessionSchema,
-} from "./schemas.js";
+} from "../contract/session.js";
 
 /** A session as every interface shows it (see SessionSchema). */
 export type SessionInfo = z.infer<typeof SessionSchema>;
@@ -73,13 +73,12 @@ export interface SessionHooks {
   egress?(policy: EgressPolicy, owner: { userId: string; sessionId: string }): SandboxNetwork;
   /** Holds a session's memory in the host's budget while it lives; returns the release. */
   reserveMemory?(mb: number, what: string): () => void;
-  /** Judges and stores what a call left under /workspace/output (artifacts). */
+  /** Judges and stores what a call left under /workspace/output (artifacts), with their URLs. */
   artifacts?: {
     limits(): ArtifactLimits;
     keep(
       candidates: ArtifactCandidate[],
       owner: { ownerId: string; userId: string },
-      urlOf: (name: string) => string,
     ): Promise<Collected>;
   };
 }

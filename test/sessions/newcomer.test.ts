@@ -10,7 +10,7 @@ import {
   BackgroundCommandSchema,
   CellResultSchema,
   CommandResultSchema,
-} from "../../src/sessions/schemas.js";
+} from "../../src/contract/session.js";
 import { createKey, declaredUpload, startServer, type TestServer } from "../helpers/server.js";
 
 const MAX_FILE = 64 * 1024;

@@ -1,7 +1,7 @@
 /** How a session call's end becomes a status, and the host's own count of its output. */
 import { describe, expect, it } from "vitest";
 import { callStatus, OutputTally, type CallFacts } from "../../src/sessions/outcome.js";
-import { CommandStatusSchema } from "../../src/sessions/schemas.js";
+import { CommandStatusSchema } from "../../src/contract/session.js";
 
 const base: CallFacts = {
   killed: false,

@@ -17,7 +17,7 @@ import {
   CellResultSchema,
   CommandLineSchema,
   CommandResultSchema,
-} from "../../sessions/schemas.js";
+} from "../../contract/session.js";
 import { emptyBodyIsNoBody } from "../empty-body.js";
 import { ErrorResponses } from "../schemas.js";
 import { openEventStream, wantsEventStream } from "../sse.js";

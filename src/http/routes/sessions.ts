@@ -7,7 +7,7 @@ import { RequestLimitsSchema } from "../../executions/limits.js";
 import { NetworkRequestSchema } from "../../executions/request.js";
 import type { ExecutionService } from "../../executions/service.js";
 import type { SessionManager } from "../../sessions/manager.js";
-import { SessionSchema } from "../../sessions/schemas.js";
+import { SessionSchema } from "../../contract/session.js";
 import { hasScope, type Actor } from "../auth.js";
 import { ArtifactListSchema, artifactListing, sendArtifact } from "../artifacts.js";
 import { emptyBodyIsNoBody } from "../empty-body.js";

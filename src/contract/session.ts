@@ -5,7 +5,7 @@
  * a cell end in the same words as an execution.
  */
 import { z } from "zod";
-import { ArtifactsFields, ExecutionResultSchema, TruncatedSchema } from "../contract/result.js";
+import { ArtifactsFields, ExecutionResultSchema, TruncatedSchema } from "./result.js";
 
 /** Languages with a persistent code context in a session. */
 export const ContextLanguageSchema = z.enum(["python", "javascript"]);
