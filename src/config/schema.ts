@@ -346,6 +346,12 @@ export const PolicyConfigSchema = z
       .min(1)
       .default(4)
       .describe("Analysis sandboxes running at once; more wait, up to 100, then SANDBOX_BUSY."),
+    sessionCommands: z
+      .enum(["allow", "block"])
+      .default("block")
+      .describe(
+        "Under block mode only: whether raw shell commands may run in sessions (commands, background commands, notebook `!cmd` lines). They cannot be analysed, so `block` (default) refuses them; `allow` runs them unanalysed.",
+      ),
   })
   .strict();
 

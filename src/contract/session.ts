@@ -5,7 +5,13 @@
  * a cell end in the same words as an execution.
  */
 import { z } from "zod";
-import { ArtifactsFields, ExecutionResultSchema, TruncatedSchema } from "./result.js";
+import { FindingSchema } from "./policy.js";
+import {
+  ArtifactsFields,
+  ErrorInfoSchema,
+  ExecutionResultSchema,
+  TruncatedSchema,
+} from "./result.js";
 
 /** Languages with a persistent code context in a session. */
 export const ContextLanguageSchema = z.enum(["python", "javascript"]);
@@ -79,7 +85,25 @@ export const CellResultSchema = z.object({
   truncated: TruncatedSchema,
   durationMs: z.number(),
   ...ArtifactsFields,
+  findings: z
+    .array(FindingSchema)
+    .optional()
+    .describe("Static-analysis findings, when the key's or server's policy is audit or block."),
 });
+
+/**
+ * A cell the static-analysis policy refused (block mode): nothing ran. The
+ * same status, error and findings as a refused execution's result.
+ */
+export const PolicyRefusalSchema = z
+  .object({
+    status: z.literal("rejected"),
+    success: z.literal(false),
+    error: ErrorInfoSchema.describe("MALICIOUS_CODE, and why."),
+    findings: z.array(FindingSchema),
+  })
+  .describe("Refused by the static-analysis policy (block): status rejected, MALICIOUS_CODE.");
+export type PolicyRefusal = z.infer<typeof PolicyRefusalSchema>;
 
 /** A session as every interface shows it. */
 export const SessionSchema = z.object({

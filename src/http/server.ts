@@ -192,7 +192,12 @@ export async function buildServer(deps: ServerDeps) {
     service,
     maxFileBytes: config.maxFileBytes,
   });
-  await app.register(sessionCommandRoutes, { sessions: deps.sessions });
+  await app.register(sessionCommandRoutes, {
+    sessions: deps.sessions,
+    analyzer: deps.analyzer,
+    service,
+    config,
+  });
   await app.register(previewRoutes, { sessions: deps.sessions, gate });
   await app.register(mcpRoutes, { ...deps });
   await app.register(notebookRoutes, {

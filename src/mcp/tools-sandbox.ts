@@ -7,6 +7,8 @@ import { z } from "zod";
 import { WardenError } from "../errors.js";
 import { CellCodeSchema, CommandLineSchema, ContextLanguageSchema } from "../contract/session.js";
 import type { SessionInfo } from "../sessions/manager.js";
+import { allowCommand, checkCell, type SessionRunDeps } from "../sessions/run-policy.js";
+import { describeFinding } from "../policy/findings.js";
 import { defineTool, type McpServerOptions, type ToolDefinition } from "./context.js";
 import { artifactContent, progressReporter, richContent, runText } from "./results.js";
 import {
@@ -45,6 +47,15 @@ function sandboxView(s: SessionInfo): z.infer<typeof SandboxOutput> {
 }
 
 export function sandboxTools(o: McpServerOptions): ToolDefinition[] {
+  // Code and commands go through the session run policy, as on REST: the key's
+  // static-analysis mode applies here too (MCP is no way around block mode).
+  const deps: SessionRunDeps = {
+    sessions: o.sessions,
+    analyzer: o.analyzer,
+    service: o.service,
+    config: o.config,
+  };
+  const actor = { userId: o.userId, policy: o.policy };
   return [
     defineTool({
       name: "create_sandbox",
@@ -114,9 +125,25 @@ export function sandboxTools(o: McpServerOptions): ToolDefinition[] {
         openWorldHint: false,
       },
       async run(args, extra) {
-        const cell = await o.sessions.run(args.sandbox_id, o.userId, {
+        const check = await checkCell(deps, actor, args.sandbox_id, {
           code: args.code,
           language: args.language,
+        });
+        if (check.rejected) {
+          // No structuredContent: a refusal does not fit the cell's output schema.
+          const { error, findings } = check.rejected;
+          const shown = findings.map(describeFinding).slice(0, 20).join("\n");
+          return {
+            isError: true,
+            content: [
+              {
+                type: "text",
+                text: `rejected: ${error.code}: ${error.message}\nfindings:\n${shown}`,
+              },
+            ],
+          };
+        }
+        const cell = await check.run({
           timeout: args.timeout_seconds,
           onOutput: progressReporter(extra),
           signal: extra.signal,
@@ -157,8 +184,8 @@ export function sandboxTools(o: McpServerOptions): ToolDefinition[] {
         openWorldHint: false,
       },
       async run(args, extra) {
-        const r = await o.sessions.command(args.sandbox_id, o.userId, {
-          command: args.command,
+        const allowed = allowCommand(deps, actor, args.sandbox_id, args.command, false);
+        const r = await allowed.run({
           timeout: args.timeout_seconds,
           onOutput: progressReporter(extra),
           signal: extra.signal,

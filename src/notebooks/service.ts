@@ -9,6 +9,7 @@ import { join } from "node:path";
 import type { Config } from "../config/schema.js";
 import { WardenError } from "../errors.js";
 import { blockedMessage, type Analyzer } from "../policy/analyzer.js";
+import { refuseShellLines } from "../sessions/run-policy.js";
 import type { AnalysisReport, Finding, PolicyMode } from "../contract/policy.js";
 import type { SourceUnit } from "../policy/findings.js";
 import type { SessionManager } from "../sessions/manager.js";
@@ -157,7 +158,8 @@ export class NotebookService {
       );
     const language = notebookLanguage(notebook, this.analyzer);
     const mode = this.analyzer.modeFor(actor.policy);
-    const verdict = await this.analyse(notebook, mode, actor.userId);
+    // `!cmd` lines are raw commands: refused under block mode as a session's commands are.
+    const verdict = refuseShellLines(await this.analyse(notebook, mode, actor.userId), this.config);
     const report = verdict.report!;
     const id = `nb_${ulid()}`;
     const base = { id, userId: actor.userId, createdAt: new Date().toISOString() };

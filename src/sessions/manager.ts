@@ -47,6 +47,12 @@ const CONTEXT_LANGUAGES: Record<string, ContextLanguage> = {
   node: "javascript",
 };
 
+/** The context language a name or alias stands for, or null (own keys only: not `__proto__`). */
+export function contextLanguageOf(name: string): ContextLanguage | null {
+  const key = name.toLowerCase();
+  return Object.hasOwn(CONTEXT_LANGUAGES, key) ? CONTEXT_LANGUAGES[key]! : null;
+}
+
 export class SessionManager {
   private readonly sessions = new Map<string, LiveSession>();
   /** Sessions being started, by user: counted against the limits like live ones. */
@@ -76,7 +82,7 @@ export class SessionManager {
 
   /** The context language a name or alias stands for, or UNSUPPORTED_LANGUAGE. */
   private contextLanguage(name: string, field: string): ContextLanguage {
-    const language = CONTEXT_LANGUAGES[name.toLowerCase()];
+    const language = contextLanguageOf(name);
     if (!language)
       throw new WardenError(
         "UNSUPPORTED_LANGUAGE",

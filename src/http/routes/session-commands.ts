@@ -10,15 +10,21 @@ import { z } from "zod";
 import { toErrorInfo, WardenError } from "../../errors.js";
 import type { OutputChunk } from "../../sandbox/types.js";
 import { SIGNALS } from "../../sessions/commands.js";
+import type { Config } from "../../config/schema.js";
+import type { ExecutionService } from "../../executions/service.js";
+import type { Analyzer } from "../../policy/analyzer.js";
 import type { SessionManager } from "../../sessions/manager.js";
+import { allowCommand, checkCell } from "../../sessions/run-policy.js";
 import {
   BackgroundCommandSchema,
   CellCodeSchema,
   CellResultSchema,
   CommandLineSchema,
   CommandResultSchema,
+  PolicyRefusalSchema,
 } from "../../contract/session.js";
 import { emptyBodyIsNoBody } from "../empty-body.js";
+import { clientGone, runActor } from "../run-request.js";
 import { ErrorResponses } from "../schemas.js";
 import { openEventStream, wantsEventStream } from "../sse.js";
 import { Params } from "./sessions.js";
@@ -54,40 +60,35 @@ const CommandSchema = z
 const STREAM_NOTE =
   " With `Accept: text/event-stream` the answer is a stream: `stdout` / `stderr` ({data}) as they come, then `result` (or `error`).";
 
-export const sessionCommandRoutes: FastifyPluginAsyncZod<{ sessions: SessionManager }> = async (
-  app,
-  { sessions },
-) => {
+export const sessionCommandRoutes: FastifyPluginAsyncZod<{
+  sessions: SessionManager;
+  /** Static analysis, the audit trail and the policy settings: code in a session obeys the key's policy. */
+  analyzer: Analyzer;
+  service: ExecutionService;
+  config: Config;
+}> = async (app, { sessions, analyzer, service, config }) => {
+  const deps = { sessions, analyzer, service, config };
   /**
    * Answers with the result, or streams the output and then the result. A
-   * client that hangs up first stops the call (`signal`), not the session.
+   * client that hangs up first stops the call (`gone`, taken when the request
+   * arrived, so a hang-up while the code was analysed counts), not the session.
    */
   async function answer<T>(
     request: FastifyRequest,
     reply: FastifyReply,
     run: (signal: AbortSignal, onOutput?: (chunk: OutputChunk) => void) => Promise<T>,
+    gone: AbortSignal = clientGone(reply),
   ): Promise<T | undefined> {
-    const gone = new AbortController();
-    const onClose = (): void => {
-      if (!reply.raw.writableFinished) gone.abort();
-    };
-    reply.raw.on("close", onClose);
+    if (!wantsEventStream(request)) return await run(gone);
+    const stream = openEventStream(request, reply);
     try {
-      if (!wantsEventStream(request)) return await run(gone.signal);
-      const stream = openEventStream(request, reply);
-      try {
-        const result = await run(gone.signal, (chunk) =>
-          stream.send(chunk.stream, { data: chunk.data }),
-        );
-        stream.send("result", result);
-      } catch (error) {
-        stream.send("error", toErrorInfo(error));
-      }
-      stream.end();
-      return undefined;
-    } finally {
-      reply.raw.off("close", onClose);
+      const result = await run(gone, (chunk) => stream.send(chunk.stream, { data: chunk.data }));
+      stream.send("result", result);
+    } catch (error) {
+      stream.send("error", toErrorInfo(error));
     }
+    stream.end();
+    return undefined;
   }
 
   app.post(
@@ -96,7 +97,7 @@ export const sessionCommandRoutes: FastifyPluginAsyncZod<{ sessions: SessionMana
       config: { scope: "sessions" },
       schema: {
         summary: "Run a command inside the session (foreground or background)",
-        description: `The sandbox is the boundary: no host-side filter. Background commands answer 202 with their id.${STREAM_NOTE}`,
+        description: `Background commands answer 202 with their id. A raw command cannot be analysed: a key whose policy is block may run none (403 PERMISSION_DENIED) unless the server sets policy.sessionCommands to allow.${STREAM_NOTE}`,
         params: Params,
         body: CommandSchema,
         response: { 200: CommandResultSchema, 202: BackgroundCommandSchema, ...errors },
@@ -104,15 +105,16 @@ export const sessionCommandRoutes: FastifyPluginAsyncZod<{ sessions: SessionMana
     },
     async (request, reply) => {
       const { id } = request.params;
-      const userId = request.actor!.userId;
-      const { background, ...command } = request.body;
+      const { background, command, ...options } = request.body;
+      // Refused before anything starts, so a refusal is a plain 403, never a stream.
+      const allowed = allowCommand(deps, runActor(request.actor!), id, command, background);
       if (background) {
-        const started = sessions.startBackground(id, userId, command);
+        const started = allowed.start(options);
         void reply.header("Location", `/v1/sessions/${id}/commands/${started.id}`);
         return reply.status(202).send(started);
       }
       return answer(request, reply, (signal, onOutput) =>
-        sessions.command(id, userId, { ...command, onOutput, signal }),
+        allowed.run({ ...options, onOutput, signal }),
       );
     },
   );
@@ -236,7 +238,7 @@ export const sessionCommandRoutes: FastifyPluginAsyncZod<{ sessions: SessionMana
       config: { scope: "sessions" },
       schema: {
         summary: "Run code in the session's persistent context (python, javascript)",
-        description: `State (variables, imports) carries over between calls. The last expression's value is the main result; matplotlib figures come back as image/png.${STREAM_NOTE}`,
+        description: `State (variables, imports) carries over between calls. The last expression's value is the main result; matplotlib figures come back as image/png. Under the key's (or server's) static-analysis policy the cell is analysed first: audit returns \`findings\`; block refuses a high finding with 422 (status rejected, MALICIOUS_CODE), and nothing runs.${STREAM_NOTE}`,
         params: Params,
         body: z
           .object({
@@ -253,16 +255,23 @@ export const sessionCommandRoutes: FastifyPluginAsyncZod<{ sessions: SessionMana
               .describe("Seconds; interrupts the cell, not the session."),
           })
           .strict(),
-        response: { 200: CellResultSchema, ...errors },
+        response: { 200: CellResultSchema, 422: PolicyRefusalSchema, ...errors },
       },
     },
-    async (request, reply) =>
-      answer(request, reply, (signal, onOutput) =>
-        sessions.run(request.params.id, request.actor!.userId, {
-          ...request.body,
-          onOutput,
-          signal,
-        }),
-      ),
+    async (request, reply) => {
+      const gone = clientGone(reply);
+      const { code, language, timeout } = request.body;
+      const check = await checkCell(deps, runActor(request.actor!), request.params.id, {
+        code,
+        language,
+      });
+      if (check.rejected) return reply.status(422).send(check.rejected);
+      return answer(
+        request,
+        reply,
+        (signal, onOutput) => check.run({ timeout, onOutput, signal }),
+        gone,
+      );
+    },
   );
 };
