@@ -12,7 +12,7 @@ import type { Config } from "../../config/schema.js";
 import { createExecutionSchemas, type CreateExecutionInput } from "../../executions/request.js";
 import { runCode, type RunCodeOutcome } from "../../executions/run-code.js";
 import type { ExecutionService } from "../../executions/service.js";
-import { ERROR_CODES, WardenError } from "../../errors.js";
+import { ERROR_CODES } from "../../errors.js";
 import type { StepResult } from "../../contract/result.js";
 import type { Analyzer } from "../../policy/analyzer.js";
 import type { RuntimeRegistry } from "../../runtimes/registry.js";
