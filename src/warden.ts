@@ -4,7 +4,7 @@
  *
  *     const warden = await openWarden();
  *     const result = await warden.execute({ code: "print(1)", language: "python", timeout: 10 }, "user-42");
- *     await warden.close();
+ *     await warden.shutdown();
  */
 import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";

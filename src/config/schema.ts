@@ -105,8 +105,8 @@ export const NetworkConfigSchema = z
 const WindowSchema = z
   .object({
     burst: z.number().int().min(1).describe("Requests per second."),
-    perMinute: z.number().int().min(1),
-    perHour: z.number().int().min(1),
+    perMinute: z.number().int().min(1).describe("Requests per minute."),
+    perHour: z.number().int().min(1).describe("Requests per hour."),
   })
   .strict();
 
@@ -232,7 +232,7 @@ export const ConnectionLimitsSchema = z
 export const ServerConfigSchema = z
   .object({
     host: z.string().default("127.0.0.1").describe("Listen address (loopback unless you mean it)."),
-    port: z.number().int().min(0).max(65_535).default(8080),
+    port: z.number().int().min(0).max(65_535).default(8080).describe("Listen port."),
     trustProxy: z
       .array(z.string())
       .default([])
@@ -383,7 +383,8 @@ export const ConfigSchema = z
       ),
     logLevel: z
       .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
-      .default("info"),
+      .default("info")
+      .describe("pino log level; logs go to stderr only. One-shot CLI commands default to warn."),
     defaultTimeout: z.number().positive().default(300).describe("Wall-clock timeout of a run (s)."),
     maxTimeout: z
       .number()
@@ -395,15 +396,36 @@ export const ConfigSchema = z
       .min(0)
       .default(10)
       .describe("Time between SIGTERM and SIGKILL when a run is stopped (s)."),
-    maxCpuPercent: z.number().min(1).max(100).default(80),
-    maxMemoryMB: z.number().int().min(16).default(2048),
-    maxDiskMB: z.number().int().min(1).default(5120),
-    maxPids: z.number().int().min(8).default(1024),
+    maxCpuPercent: z
+      .number()
+      .min(1)
+      .max(100)
+      .default(80)
+      .describe("Largest CPU share a request may ask (percent of the whole host)."),
+    maxMemoryMB: z
+      .number()
+      .int()
+      .min(16)
+      .default(2048)
+      .describe("Largest memory limit a request may ask (MiB)."),
+    maxDiskMB: z
+      .number()
+      .int()
+      .min(1)
+      .default(5120)
+      .describe("Largest disk (tmpfs) a request may ask (MiB)."),
+    maxPids: z
+      .number()
+      .int()
+      .min(8)
+      .default(1024)
+      .describe("Largest process and thread count a request may ask."),
     maxOutputBytes: z
       .number()
       .int()
       .min(1024)
-      .default(64 * MiB),
+      .default(64 * MiB)
+      .describe("Largest outputBytes a request may ask (bytes, per stream)."),
     maxCodeBytes: z
       .number()
       .int()
@@ -418,8 +440,18 @@ export const ConfigSchema = z
       .default(4 * MiB)
       .describe("Largest single file (bytes, decoded)."),
     maxStdinBytes: z.number().int().min(0).default(MiB).describe("Largest stdin (bytes)."),
-    maxConcurrentSandboxes: z.number().int().min(1).default(50),
-    maxSandboxesPerUser: z.number().int().min(1).default(5),
+    maxConcurrentSandboxes: z
+      .number()
+      .int()
+      .min(1)
+      .default(50)
+      .describe("Executions running at once, all users together; the rest wait in the queue."),
+    maxSandboxesPerUser: z
+      .number()
+      .int()
+      .min(1)
+      .default(5)
+      .describe("Executions one user may have running at once."),
     maxQueueSize: z
       .number()
       .int()
@@ -498,9 +530,23 @@ export const ConfigSchema = z
       .positive()
       .default(24)
       .describe("Stored artifacts are removed after this many hours."),
-    maxRetries: z.number().int().min(0).default(3),
-    retryBackoffMs: z.number().int().min(0).default(1000),
-    defaults: DefaultLimitsSchema.default(DefaultLimitsSchema.parse({})),
+    maxRetries: z
+      .number()
+      .int()
+      .min(0)
+      .default(3)
+      .describe(
+        "Retries of Warden's own transient failures (spawn, cgroup, mount); never of the program.",
+      ),
+    retryBackoffMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(1000)
+      .describe("First retry delay (ms); it doubles with each retry."),
+    defaults: DefaultLimitsSchema.default(DefaultLimitsSchema.parse({})).describe(
+      "Limits of a run that names none.",
+    ),
     sandbox: SandboxHostConfigSchema.default(SandboxHostConfigSchema.parse({})),
     server: ServerConfigSchema.default(ServerConfigSchema.parse({})),
     network: NetworkConfigSchema.default(NetworkConfigSchema.parse({})),

@@ -88,7 +88,7 @@ export const CALL_EVENTS = {
 export const BACKGROUND_EVENTS = {
   stdout: "{data}, from the command's start",
   stderr: "{data}, from the command's start",
-  exit: "the command once it has ended; the stream ends after it",
+  result: "the command once it has ended; the stream ends after it",
 };
 
 // Piston v2, as its clients send and read it (https://github.com/engineer-man/piston).

@@ -274,7 +274,7 @@ export function openapiOptions(version: string): FastifyDynamicSwaggerOptions {
       info: {
         title: "Warden",
         description:
-          "Run untrusted code behind real kernel isolation. Errors have one shape (ErrorBody); the codes are listed in docs/rest.md.",
+          "Run untrusted code behind real kernel isolation. Errors have one shape (ErrorBody); the codes are listed in docs/rest.md (#errors).",
         version,
       },
       components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },

@@ -15,7 +15,7 @@ export const ErrorBodySchema = z
     }),
   })
   .describe(
-    "Every error: a code from the table in the README, a message naming the field, the request id.",
+    "Every error: a code from the table in docs/rest.md (#errors), a message naming the field, the request id.",
   );
 
 export const AcceptedSchema = z.object({

@@ -23,6 +23,7 @@ import type { SandboxHost } from "../sandbox/host.js";
 import type { Db } from "../store/database.js";
 import type { KeyStore } from "../store/keys.js";
 import { ulid } from "../util/ids.js";
+import { packageVersion } from "../util/version.js";
 import { Gate } from "./auth.js";
 import { clientErrorHandler, serverFactory } from "./connections.js";
 import { boundedJsonParser } from "./json-body.js";
@@ -159,7 +160,7 @@ export async function buildServer(deps: ServerDeps) {
     });
   });
 
-  await app.register(swagger, openapiOptions("0.1.0"));
+  await app.register(swagger, openapiOptions(packageVersion()));
   // swagger-ui's own routes are public documentation.
   app.addHook("onRoute", (route) => {
     if (route.url.startsWith("/docs")) route.config = { ...(route.config ?? {}), scope: "public" };

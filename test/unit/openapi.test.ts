@@ -106,7 +106,11 @@ describe("the OpenAPI document", () => {
     expect(events("get", "/v1/executions/{id}/events")).toEqual(
       expect.arrayContaining(["stdout", "stderr", "result"]),
     );
-    expect(events("get", "/v1/sessions/{id}/commands/{commandId}/events")).toContain("stdout");
+    expect(events("get", "/v1/sessions/{id}/commands/{commandId}/events")).toEqual([
+      "stdout",
+      "stderr",
+      "result",
+    ]);
     expect(events("post", "/v1/sessions/{id}/commands")).toContain("result");
     expect(events("post", "/v1/sessions/{id}/run")).toContain("result");
   });
