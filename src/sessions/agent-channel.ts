@@ -17,6 +17,9 @@ import {
   type AgentOp,
 } from "./agent-protocol.js";
 
+/** Abandoned request ids remembered, so their late answers are not taken for lies. */
+const MAX_ABANDONED = 1024;
+
 export interface PendingCall {
   op: AgentOp;
   /** Events streamed before the end; may throw ProtocolViolation (a limit passed). */
@@ -41,6 +44,8 @@ export class AgentChannel {
   private ready = false;
   private readonly maxLine: number;
   violation: string | null = null;
+  /** Requests the host gave up on (past their deadline): late answers are dropped, not lies. */
+  private readonly abandoned = new Set<number>();
 
   constructor(private readonly o: AgentChannelOptions) {
     this.maxLine = o.maxLineChars ?? MAX_LINE_CHARS;
@@ -76,6 +81,21 @@ export class AgentChannel {
     this.partialChars += rest.length;
   }
 
+  /**
+   * Gives up on a request the agent did not answer in time: it fails with
+   * `error` now, and whatever the agent still sends for it is dropped.
+   */
+  abandon(id: number, error: WardenError): void {
+    const call = this.calls.get(id);
+    if (!call) return;
+    this.calls.delete(id);
+    this.abandoned.add(id);
+    // Bounded: the oldest ids go first (a Set keeps insertion order).
+    if (this.abandoned.size > MAX_ABANDONED)
+      this.abandoned.delete(this.abandoned.values().next().value!);
+    call.reject(error);
+  }
+
   /** Ends every pending request with `error` (the session ended). */
   failAll(error: WardenError): void {
     const calls = [...this.calls.values()];
@@ -106,7 +126,12 @@ export class AgentChannel {
     // Only the request an id was given to may be answered: a forged id must
     // not resolve someone else's call, and an unknown one is a lie.
     const call = this.calls.get(event.id);
-    if (!call) return this.violate(`an answer to request ${event.id}, which is not pending`);
+    if (!call) {
+      if (!this.abandoned.has(event.id))
+        return this.violate(`an answer to request ${event.id}, which is not pending`);
+      if (event.type !== "stdout" && event.type !== "stderr") this.abandoned.delete(event.id);
+      return;
+    }
     const answers = ANSWERS[call.op];
     try {
       if (answers.stream.includes(event.type)) call.onEvent(event);

@@ -197,6 +197,11 @@ export class AgentSandbox {
     return { id, done };
   }
 
+  /** Fails request `id` now (see AgentChannel.abandon); the agent's late answers are dropped. */
+  abandon(id: number, error: WardenError): void {
+    this.channel.abandon(id, error);
+  }
+
   /** Live memory and CPU of the whole session, read from its cgroup. */
   async usage(): Promise<{ memoryBytes: number; cpuTimeMs: number }> {
     return this.cgroup && !this.result ? this.cgroup.usage() : { memoryBytes: 0, cpuTimeMs: 0 };

@@ -27,6 +27,13 @@ import type {
   SessionInfo,
 } from "./types.js";
 
+/**
+ * How long past a call's timeout the host waits for the agent's answer. The
+ * agent stops a command at once and a cell within 2 s (SIGINT, then SIGKILL);
+ * an agent that has not answered by then is not keeping the limit.
+ */
+const OVERDUE_GRACE_MS = 5_000;
+
 /** File times and Warden's clock may disagree by a little: look a bit before the call began. */
 const COLLECT_SLACK_MS = 10;
 
@@ -113,21 +120,38 @@ export class LiveSession {
     }
   }
 
-  /** A request to the agent that `signal` can stop (the agent kills or interrupts it). */
+  /**
+   * A request to the agent that `signal` can stop (the agent kills or
+   * interrupts it), under a deadline the host keeps itself: the agent's own
+   * timer is on the sandbox's side, where code in the session can stop it.
+   * Past `deadlineMs` the call is cancelled and answered as overdue (null),
+   * whatever the agent does.
+   */
   private async cancellable(
     signal: AbortSignal | undefined,
     body: AgentRequest,
     onEvent: (event: AgentEvent) => void,
-  ): Promise<AgentEvent> {
+    deadlineMs: number,
+  ): Promise<AgentEvent | null> {
     const { id, done } = this.sandbox.send(body, onEvent);
     const cancel = (): void => {
       this.sandbox.request({ op: "cancel", target: id }).catch(() => undefined);
     };
+    let overdue = false;
+    const timer = setTimeout(() => {
+      overdue = true;
+      cancel();
+      this.sandbox.abandon(id, new WardenError("INTERNAL", "overdue"));
+    }, deadlineMs);
     if (signal?.aborted) cancel();
     signal?.addEventListener("abort", cancel, { once: true });
     try {
       return await done;
+    } catch (error) {
+      if (overdue) return null;
+      throw error;
     } finally {
+      clearTimeout(timer);
       signal?.removeEventListener("abort", cancel);
     }
   }
@@ -150,14 +174,16 @@ export class LiveSession {
         outputBytes,
       },
       onEvent,
-    )) as EventOf<"exit">;
+      timeoutMs + OVERDUE_GRACE_MS,
+    )) as EventOf<"exit"> | null;
     const oomKilled = (await this.sandbox.oomKills()) > oomBefore;
     const kept = await this.collectSafely(started);
-    const { exitCode, signal } = exit;
-    const truncated = tally.settle(exit.truncated);
+    const exitCode = exit?.exitCode ?? null;
+    const signal = exit?.signal ?? null;
+    const truncated = tally.settle(exit?.truncated ?? false);
     const status = callStatus({
       killed: o.signal?.aborted === true,
-      timedOut: exit.timedOut,
+      timedOut: exit?.timedOut ?? true,
       truncated: truncated.stdout || truncated.stderr,
       oomKilled,
       ok: exitCode === 0,
@@ -169,7 +195,7 @@ export class LiveSession {
       signal,
       ...out,
       truncated,
-      durationMs: exit.durationMs,
+      durationMs: Date.now() - started,
       artifacts: kept.artifacts,
       rejectedArtifacts: kept.rejected,
     };
@@ -195,14 +221,21 @@ export class LiveSession {
         if (event.type === "result" || event.type === "mime") results.onEvent(event);
         else onEvent(event);
       },
-    )) as EventOf<"cell">;
+      timeoutMs + OVERDUE_GRACE_MS,
+    )) as EventOf<"cell"> | null;
     const oomKilled = (await this.sandbox.oomKills()) > oomBefore;
     const kept = await this.collectSafely(started);
-    let error = cell.error;
-    const truncated = tally.settle(cell.truncated);
+    let error = cell
+      ? cell.error
+      : {
+          name: "TimeoutError",
+          value: `the cell did not stop at its ${timeoutMs} ms limit; Warden stopped waiting for it`,
+          traceback: "",
+        };
+    const truncated = tally.settle(cell?.truncated ?? false);
     const status = callStatus({
       killed: o.signal?.aborted === true,
-      timedOut: cell.timedOut,
+      timedOut: cell?.timedOut ?? true,
       truncated: truncated.stdout || truncated.stderr,
       oomKilled,
       ok: error === null,
@@ -221,7 +254,7 @@ export class LiveSession {
       truncated,
       results: results.list(),
       error,
-      durationMs: cell.durationMs,
+      durationMs: Date.now() - started,
       artifacts: kept.artifacts,
       rejectedArtifacts: kept.rejected,
     };

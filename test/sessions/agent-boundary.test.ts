@@ -286,4 +286,28 @@ describe("output is bounded by Warden, not by the agent", () => {
     expect(await sessionEnds(s.id)).toMatch(/rich results/);
     await bystanderServes();
   });
+
+  it("a call's timeout is kept by Warden even when the agent's own timers are taken away", async () => {
+    // The hijacked agent can no longer kill anything at a timeout: its timers never fire.
+    const s = await hijacked(
+      `globalThis.setTimeout = () => ({ ref() {}, unref() {}, hasRef: () => false });`,
+    );
+    await s.attack();
+    const command = await manager.command(s.id, "eve", {
+      command: "sleep 20; echo late",
+      timeout: 1,
+    });
+    expect(command).toMatchObject({ status: "timeout", success: false, stdout: "" });
+    const cell = await manager.run(s.id, "eve", {
+      code: "import time\ntime.sleep(20)",
+      timeout: 1,
+    });
+    expect(cell).toMatchObject({ status: "timeout", error: { name: "TimeoutError" } });
+    // The agent's late answers for the calls Warden gave up on are not taken for lies.
+    await new Promise((r) => setTimeout(r, 1000));
+    const after = await manager.command(s.id, "eve", { command: "echo alive" });
+    expect(after.stdout).toBe("alive\n");
+    await bystanderServes();
+    await manager.destroy(s.id, "eve", "test");
+  });
 });
