@@ -18,6 +18,7 @@ import type { Analyzer } from "../../policy/analyzer.js";
 import type { RuntimeRegistry } from "../../runtimes/registry.js";
 import { toWardenError } from "../errors.js";
 import { boundedJsonParser } from "../json-body.js";
+import { sendJson } from "../json-pieces.js";
 import { clientGone, runActor } from "../run-request.js";
 import { pistonInput, PistonRequestError } from "./piston-request.js";
 
@@ -238,7 +239,11 @@ export const pistonRoutes: FastifyPluginAsync<{
         response.compile = stage(result.compile, compileOutput, result.compile.metrics);
         if (result.compile.status !== "completed") {
           response.run = response.compile;
-          return { ...response, language: runtime.language, version: runtime.version };
+          return sendJson(reply, {
+            ...response,
+            language: runtime.language,
+            version: runtime.version,
+          });
         }
       }
       const run: StepResult = {
@@ -255,7 +260,8 @@ export const pistonRoutes: FastifyPluginAsync<{
             : "error",
       };
       response.run = stage(run, output, result.metrics);
-      return { ...response, language: runtime.language, version: runtime.version };
+      // Streamed: the answer holds the output up to three times (stdout, stderr, output).
+      return sendJson(reply, { ...response, language: runtime.language, version: runtime.version });
     },
   );
 };
