@@ -60,7 +60,12 @@ function runCase(f: Fuzz, maxLineChars: number): { outcome: Outcome; breach: boo
     const tally = new OutputTally(1 << 20);
     const file = new FileBytes(2000);
     const listing = new Listing();
-    const artifacts = new ArtifactPieces({ maxBytes: 1000, maxCount: 3, maxTotalBytes: 2000 });
+    const artifacts = new ArtifactPieces({
+      maxBytes: 1000,
+      maxCount: 3,
+      maxTotalBytes: 2000,
+      allowedTypes: [],
+    });
     const rich = new RichResults();
     channel.expect(id, {
       op,
