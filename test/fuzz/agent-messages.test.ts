@@ -9,7 +9,7 @@
  * and lets no later event through; a clean stream arrives intact.
  */
 import { describe, expect, it } from "vitest";
-import { WardenError } from "../../src/errors.js";
+import type { WardenError } from "../../src/errors.js";
 import { CappedOutput } from "../../src/sandbox/output.js";
 import {
   ArtifactPieces,

@@ -72,7 +72,9 @@ export function sample(f: Fuzz, type: AgentEventType, id: number): Record<string
         durationMs: 1,
       };
     }
-    default:
+    case "ok":
+    case "list":
+    case "collected":
       return { id, type };
   }
 }
@@ -237,18 +239,19 @@ export function hostile(f: Fuzz, calls: Call[], maxLine: number): Buffer[] {
 }
 
 function pastLimit(f: Fuzz, { id, op }: Call): Buffer[] {
-  switch (op) {
-    case "read": // more than the 2000 bytes the test's FileBytes allows, in one piece
-      return [
-        line({ id, type: "data", data: Buffer.alloc(2001 + f.int(900), 7).toString("base64") }),
-      ];
-    case "run": // 33 rich results in one cell
-      return Array.from({ length: 33 }, () => line({ id, type: "result", isMainResult: false }));
-    case "collect": // a fourth artifact to read (maxCount 3)
-      return Array.from({ length: 4 }, (_, i) =>
-        line({ id, type: "artifact", name: `x${i}`, size: 1, read: true }),
-      );
-    default: // an answer after the final one
-      return [line(sample(f, ANSWERS[op].final, id)), line(sample(f, ANSWERS[op].final, id))];
-  }
+  // More than the 2000 bytes the test's FileBytes allows, in one piece.
+  if (op === "read")
+    return [
+      line({ id, type: "data", data: Buffer.alloc(2001 + f.int(900), 7).toString("base64") }),
+    ];
+  // 33 rich results in one cell.
+  if (op === "run")
+    return Array.from({ length: 33 }, () => line({ id, type: "result", isMainResult: false }));
+  // A fourth artifact to read (maxCount 3).
+  if (op === "collect")
+    return Array.from({ length: 4 }, (_, i) =>
+      line({ id, type: "artifact", name: `x${i}`, size: 1, read: true }),
+    );
+  // An answer after the final one.
+  return [line(sample(f, ANSWERS[op].final, id)), line(sample(f, ANSWERS[op].final, id))];
 }
