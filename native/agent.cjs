@@ -81,8 +81,10 @@ function startKernel(language) {
   };
   child.stdout.on("data", forward("stdout"));
   child.stderr.on("data", forward("stderr"));
+  // Results can be long and carry any text: a character split across reads stays whole.
+  const results = new StringDecoder("utf8");
   child.stdio[3].on("data", (d) => {
-    k.buffer += d.toString("utf8");
+    k.buffer += results.write(d);
     let nl;
     while ((nl = k.buffer.indexOf("\n")) >= 0) {
       const line = k.buffer.slice(0, nl);
@@ -101,7 +103,7 @@ function startKernel(language) {
         results: [],
         error: {
           name: "KernelDied",
-          value: "the Python context ended; its state is lost",
+          value: `the ${language === "javascript" ? "JavaScript" : "Python"} context ended; its state is lost`,
           traceback: "",
         },
       });
@@ -285,6 +287,11 @@ function exec(req) {
       if (d.length > room) truncated = true;
       sent[name] += chunk.length;
       sendOutput(req.id, name, chunk, decoder);
+    });
+    // A program that ends mid-character: its last bytes come out as U+FFFD, not lost.
+    stream.on("end", () => {
+      const rest = decoder.end();
+      if (rest) send({ id: req.id, type: name, data: rest });
     });
   };
   pipe(child.stdout, "stdout");

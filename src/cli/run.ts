@@ -3,6 +3,7 @@ import { readFile } from "node:fs/promises";
 import { basename, extname } from "node:path";
 import { constants } from "node:os";
 import { resolveLimits, type RequestLimits } from "../executions/limits.js";
+import type { EgressEvent } from "../network/events.js";
 import { resolveEgress } from "../network/policy.js";
 import { WardenError } from "../errors.js";
 import type { ExecutionResult } from "../contract/result.js";
@@ -35,6 +36,27 @@ function number(flag: string, raw: string | undefined): number | undefined {
   if (!Number.isFinite(value) || value <= 0)
     throw new WardenError("INVALID_REQUEST", `--${flag}: must be a positive number, got "${raw}"`);
   return value;
+}
+
+/** Summary rows named in one line; the rest are a count. */
+const SUMMARY_ROWS = 3;
+
+/**
+ * The stderr line for an egress event: each early refusal by name and port;
+ * past the first few, the proxy reports refusals in batches (events.ts), shown
+ * as a count and the busiest hosts. Allowed connections print nothing.
+ */
+export function egressNotice(e: EgressEvent): string | null {
+  if (e.decision !== "denied") return null;
+  if (e.protocol !== "summary") return `warden: egress to ${e.host}:${e.port} denied: ${e.reason}`;
+  const rows = e.summary ?? [];
+  const named = rows
+    .slice(0, SUMMARY_ROWS)
+    .map((r) => `${r.host} ×${r.count} (${r.reason})`)
+    .join(", ");
+  const others = rows.length > SUMMARY_ROWS ? `, and ${rows.length - SUMMARY_ROWS} more` : "";
+  const attempts = e.count === 1 ? "attempt" : "attempts";
+  return `warden: egress: ${e.count} more ${attempts} denied${named ? `: ${named}${others}` : ""}`;
 }
 
 /** Reads a file the user named; a missing or unreadable one is bad usage (exit 2), not Warden's fault. */
@@ -161,8 +183,8 @@ export async function runCommand(
       ? {
           policy: egress,
           onEvent: (e) => {
-            if (e.decision === "denied" && !options.json)
-              process.stderr.write(`warden: egress to ${e.host}:${e.port} denied: ${e.reason}\n`);
+            const line = options.json ? null : egressNotice(e);
+            if (line) process.stderr.write(`${line}\n`);
           },
         }
       : undefined,

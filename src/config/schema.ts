@@ -1,4 +1,6 @@
+import { isIP } from "node:net";
 import { z } from "zod";
+import { parseHostname } from "../util/hostname.js";
 import { RuntimeDefinitionSchema } from "./runtime-definition.js";
 
 const MiB = 1024 * 1024;
@@ -67,10 +69,30 @@ export const SandboxHostConfigSchema = z
   })
   .strict();
 
+/**
+ * A host name as the egress proxy parses it (src/util/hostname.ts), so an
+ * entry the proxy would refuse at its first request is refused when the
+ * config loads instead.
+ */
+const HostNameSchema = z.string().superRefine((name, ctx) => {
+  const parsed = parseHostname(name);
+  if (!parsed.ok) ctx.addIssue({ code: "custom", message: `not a host name: ${parsed.reason}` });
+});
+/** An allowlist entry: a host name, or `*.` and a domain (no bare `*`). */
+const AllowEntrySchema = z.string().superRefine((entry, ctx) => {
+  const p = entry.trim();
+  const parsed = parseHostname(p.startsWith("*.") ? p.slice(2) : p);
+  if (!parsed.ok)
+    ctx.addIssue({
+      code: "custom",
+      message: `not a host name or *.domain pattern: ${parsed.reason}`,
+    });
+});
+
 export const NetworkConfigSchema = z
   .object({
     allow: z
-      .array(z.string())
+      .array(AllowEntrySchema)
       .default([])
       .describe(
         "Server-wide egress allowlist (host names, *.domain); requests may ask only within it. Empty = no egress for anyone.",
@@ -92,7 +114,10 @@ export const NetworkConfigSchema = z
       .default(256)
       .describe("Connections one execution may open."),
     staticHosts: z
-      .record(z.string(), z.string())
+      .record(
+        HostNameSchema,
+        z.string().refine((a) => isIP(a) !== 0, "must be an IP address"),
+      )
       .default({})
       .describe("Name → address answers the proxy uses before DNS (tests, split horizons)."),
     allowPrivateAddresses: z

@@ -200,7 +200,7 @@ export async function buildServer(deps: ServerDeps) {
     config,
   });
   await app.register(previewRoutes, { sessions: deps.sessions, gate });
-  await app.register(mcpRoutes, { ...deps });
+  await app.register(mcpRoutes, { ...deps, refusals });
   await app.register(notebookRoutes, {
     notebooks: deps.notebooks,
     analyzer: deps.analyzer,

@@ -13,7 +13,7 @@
  * address), hop-by-hop and proxy headers are dropped, and the body is framed
  * by Content-Length so that exactly one request reaches the upstream.
  */
-import { parseHostPort, printable } from "./hostname.js";
+import { parseHostPort, printable } from "../util/hostname.js";
 
 export const HEAD_LIMITS = {
   /** Request line plus headers plus the blank line. */

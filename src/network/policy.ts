@@ -4,7 +4,7 @@
  */
 import { BlockList, isIP } from "node:net";
 import { WardenError } from "../errors.js";
-import { parseHostname, printable } from "./hostname.js";
+import { parseHostname, printable } from "../util/hostname.js";
 
 /**
  * An allowlist entry: a host name, or `*.` followed by a domain (any

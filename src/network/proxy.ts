@@ -18,7 +18,7 @@ import {
   type Refusal,
   type RefusalReporterOptions,
 } from "./events.js";
-import { parseHostname, printable } from "./hostname.js";
+import { parseHostname, printable } from "../util/hostname.js";
 import { HEAD_LIMITS, parseHead, upstreamHead } from "./http-head.js";
 import { isBlockedAddress, matches, type EgressPolicy } from "./policy.js";
 import { parseGreeting, parseRequest, reply } from "./socks.js";

@@ -92,3 +92,36 @@ describe("request limits", () => {
     expect(() => resolveLimits(config, { timeout: 0 })).toThrow(/positive/);
   });
 });
+
+describe("network entries are checked when the config loads", () => {
+  const load = (network: unknown) => loadConfig({ env: {}, overrides: { network } });
+  const message = (network: unknown): string => {
+    try {
+      load(network);
+    } catch (error) {
+      return (error as Error).message;
+    }
+    return "(loaded)";
+  };
+
+  it("accepts names, *.domain patterns and addresses the proxy would accept", () => {
+    const config = load({
+      allow: ["api.example.com", "*.example.org"],
+      staticHosts: { "api.example.com": "127.0.0.1", "v6.example.com": "::1" },
+    });
+    expect(config.network.allow).toEqual(["api.example.com", "*.example.org"]);
+  });
+
+  it.each([
+    [{ allow: ["exa mple.com"] }, /^network\.allow\.0: not a host name or \*\.domain pattern/m],
+    [{ allow: ["*"] }, /^network\.allow\.0: /m],
+    [{ allow: ["127.0.0.1"] }, /^network\.allow\.0: .*addresses are not allowed/m],
+    [{ staticHosts: { "bad_name.com": "127.0.0.1" } }, /^network\.staticHosts.*bad_name\.com.*: /m],
+    [
+      { staticHosts: { "ok.example.com": "not-an-ip" } },
+      /^network\.staticHosts\.ok\.example\.com: must be an IP address/m,
+    ],
+  ])("refuses %j with a path: message error", (network, expected) => {
+    expect(message(network)).toMatch(expected);
+  });
+});

@@ -7,7 +7,7 @@ import {
   resolveEgress,
 } from "../../src/network/policy.js";
 import { RefusalReporter, type EgressEvent } from "../../src/network/events.js";
-import { parseHostname, parseHostPort } from "../../src/network/hostname.js";
+import { parseHostname, parseHostPort } from "../../src/util/hostname.js";
 import { parseHead, upstreamHead } from "../../src/network/http-head.js";
 import { parseGreeting, parseRequest } from "../../src/network/socks.js";
 

@@ -9,12 +9,16 @@ import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { WardenError } from "../../errors.js";
 import { createMcpServer, type McpServerOptions } from "../../mcp/server.js";
+import type { RefusalLog } from "../refusals.js";
 
 /** What `/mcp` needs: the core services each per-request MCP server is made with. */
 export type McpRoutesOptions = Pick<
   McpServerOptions,
   "service" | "sessions" | "registry" | "config" | "logger" | "analyzer"
->;
+> & {
+  /** Where refusals are audited: aggregated per address, so a flood writes a summary, not a row each. */
+  refusals: RefusalLog;
+};
 
 const LOOPBACK_NAMES = ["localhost", "127.0.0.1", "[::1]"];
 
@@ -71,7 +75,9 @@ export const mcpRoutes: FastifyPluginAsync<McpRoutesOptions> = async (app, o) =>
         why = `Origin ${JSON.stringify(origin)} is not allowed`;
     }
     if (why === null) return;
-    o.service.audit({
+    // Through the refusal log, like a bad key: a page in a browser can send
+    // these at line rate, and each must not cost a row in the audit table.
+    o.refusals.record(request.ip, {
       userId: request.actor?.userId,
       level: "warn",
       event: "forbidden",
