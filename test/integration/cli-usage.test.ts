@@ -2,42 +2,16 @@
  * What a newcomer trips over at the command line: a busy port, a missing
  * file, the version, `warden mcp` without root, metric names.
  */
-import { spawn } from "node:child_process";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { bin, root, run, warden } from "../helpers/cli.js";
 import { startServer } from "../helpers/server.js";
 
-const root = join(import.meta.dirname, "..", "..");
-const bin = join(root, "bin", "warden.js");
 const scratch = mkdtempSync(join(tmpdir(), "warden-cli-usage-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
-
-function run(
-  command: string,
-  args: string[],
-  options: { env?: Record<string, string>; input?: string; cwd?: string } = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, ...options.env };
-    // Start from no admin token and no data dir unless the test names one.
-    delete env.WARDEN_ADMIN_TOKEN;
-    if (!options.env?.WARDEN_DATA_DIR) delete env.WARDEN_DATA_DIR;
-    const child = spawn(command, args, { cwd: options.cwd ?? root, env });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(options.input ?? "");
-  });
-}
-
-const warden = (args: string[], options?: Parameters<typeof run>[2]) =>
-  run(process.execPath, [bin, ...args], options);
 
 describe("warden serve on a busy port", () => {
   let busy: Server;

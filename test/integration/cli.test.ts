@@ -1,29 +1,9 @@
 /** The `warden` command as a user runs it: real process, real exit codes. */
-import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { warden as wardenCli } from "../helpers/cli.js";
 
-const root = join(import.meta.dirname, "..", "..");
-const bin = join(root, "bin", "warden.js");
-
-function warden(
-  args: string[],
-  input?: string,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      cwd: root,
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(input ?? "");
-  });
-}
+const warden = (args: string[], input?: string) => wardenCli(args, { input });
 
 describe("warden run", () => {
   it.each(["hello.py", "hello.js", "hello.ts", "hello.sh", "hello.c", "hello.cpp"])(

@@ -46,6 +46,15 @@ async function newSession(body: Record<string, unknown> = {}): Promise<string> {
   return `/v1/sessions/${((await created.json()) as { id: string }).id}`;
 }
 
+/** A background `sleep 600` in the session at `base`. */
+async function startSleeper(base: string) {
+  const r = await server.request("POST", `${base}/commands`, {
+    token: ann,
+    body: { command: "sleep 600", background: true },
+  });
+  return BackgroundCommandSchema.parse(await r.json());
+}
+
 async function command(base: string, body: Record<string, unknown>) {
   const r = await server.request("POST", `${base}/commands`, { token: ann, body });
   expect(r.status).toBe(200);
@@ -157,14 +166,7 @@ describe("sessions for a newcomer", () => {
       exitCode: 0,
       truncated: { stdout: false, stderr: false },
     });
-    const sleeper = BackgroundCommandSchema.parse(
-      await (
-        await server.request("POST", `${base}/commands`, {
-          token: ann,
-          body: { command: "sleep 600", background: true },
-        })
-      ).json(),
-    );
+    const sleeper = await startSleeper(base);
     await server.request("POST", `${base}/commands/${sleeper.id}/kill`, { token: ann });
     const killedEvents = await (
       await server.request("GET", `${base}/commands/${sleeper.id}/events`, { token: ann })
@@ -199,14 +201,7 @@ describe("sessions for a newcomer", () => {
       [{ "content-type": "text/plain", "content-length": "0" }, []],
     ];
     for (const [headers, chunks] of bodies) {
-      const bg = BackgroundCommandSchema.parse(
-        await (
-          await server.request("POST", `${base}/commands`, {
-            token: ann,
-            body: { command: "sleep 600", background: true },
-          })
-        ).json(),
-      );
+      const bg = await startSleeper(base);
       const kill = await rawRequest(
         "POST",
         `${base}/commands/${bg.id}/kill?signal=SIGKILL`,
@@ -216,14 +211,7 @@ describe("sessions for a newcomer", () => {
       expect(kill.status, `${JSON.stringify(headers)}: ${kill.body}`).toBe(204);
     }
     // The signal as a body field; a wrong one is refused, naming the field.
-    const sleeper = BackgroundCommandSchema.parse(
-      await (
-        await server.request("POST", `${base}/commands`, {
-          token: ann,
-          body: { command: "sleep 600", background: true },
-        })
-      ).json(),
-    );
+    const sleeper = await startSleeper(base);
     const json = { ...auth, "content-type": "application/json" };
     const kill = (body: string) =>
       rawRequest("POST", `${base}/commands/${sleeper.id}/kill`, json, [Buffer.from(body)]);

@@ -7,7 +7,7 @@ import {
   type LifecycleEvent,
   type SchedulerOptions,
 } from "../../src/executions/scheduler.js";
-import type { ExecutionResult } from "../../src/contract/result.js";
+import { blankResult, type ExecutionResult } from "../../src/contract/result.js";
 
 function request(userId: string, memoryMb = 100): ExecutionRequest {
   return {
@@ -32,19 +32,9 @@ function request(userId: string, memoryMb = 100): ExecutionRequest {
 
 function result(id: string, status: ExecutionResult["status"] = "completed"): ExecutionResult {
   return {
-    id,
-    status,
+    ...blankResult(id, status, null, { executionTimeMs: 1, cpuTimeMs: 1, peakMemoryBytes: 1 }),
     success: status === "completed",
     exitCode: 0,
-    signal: null,
-    stdout: "",
-    stderr: "",
-    truncated: { stdout: false, stderr: false },
-    compile: null,
-    artifacts: [],
-    rejectedArtifacts: [],
-    error: null,
-    metrics: { executionTimeMs: 1, cpuTimeMs: 1, peakMemoryBytes: 1, queueTimeMs: 0, retries: 0 },
   };
 }
 
