@@ -156,12 +156,22 @@ export class LiveSession {
     }
   }
 
+  /**
+   * Whether the kernel OOM-killed in the session's cgroup since `before` was
+   * read. Asked only of calls that failed: the count matters to no other.
+   */
+  private async oomRose(before: Promise<number>): Promise<boolean> {
+    const [was, now] = await Promise.all([before, this.sandbox.oomKills()]);
+    return now > was;
+  }
+
   async command(o: CommandOptions): Promise<CommandResult> {
     const started = Date.now();
     const { timeoutMs } = resolveLimits(this.config, { timeout: o.timeout });
     const outputBytes = this.sandbox.outputBytes;
     const { out, tally, onEvent } = gather(outputBytes, o.onOutput);
-    const oomBefore = await this.sandbox.oomKills();
+    // Read while the call starts, not before it: a call's own OOM comes much later.
+    const oomBefore = this.sandbox.oomKills().catch(() => 0);
     const exit = (await this.cancellable(
       o.signal,
       {
@@ -176,9 +186,9 @@ export class LiveSession {
       onEvent,
       timeoutMs + OVERDUE_GRACE_MS,
     )) as EventOf<"exit"> | null;
-    const oomKilled = (await this.sandbox.oomKills()) > oomBefore;
-    const kept = await this.collectSafely(started);
     const exitCode = exit?.exitCode ?? null;
+    const oomKilled = exitCode !== 0 && (await this.oomRose(oomBefore));
+    const kept = await this.collectSafely(started);
     const signal = exit?.signal ?? null;
     const truncated = tally.settle(exit?.truncated ?? false);
     const status = callStatus({
@@ -213,7 +223,7 @@ export class LiveSession {
     const { out, tally, onEvent } = gather(outputBytes, o.onOutput);
     const results = new RichResults();
     const started = Date.now();
-    const oomBefore = await this.sandbox.oomKills();
+    const oomBefore = this.sandbox.oomKills().catch(() => 0);
     const cell = (await this.cancellable(
       o.signal,
       { op: "run", language, code: o.code, timeoutMs, outputBytes },
@@ -223,7 +233,7 @@ export class LiveSession {
       },
       timeoutMs + OVERDUE_GRACE_MS,
     )) as EventOf<"cell"> | null;
-    const oomKilled = (await this.sandbox.oomKills()) > oomBefore;
+    const oomKilled = (cell === null || cell.error !== null) && (await this.oomRose(oomBefore));
     const kept = await this.collectSafely(started);
     let error = cell
       ? cell.error
