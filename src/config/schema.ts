@@ -229,6 +229,14 @@ export const ConnectionLimitsSchema = z
       .min(16)
       .default(10_000)
       .describe("Most members of one JSON object in a body; more gets 400 unparsed."),
+    maxOutputInFlightMb: z
+      .number()
+      .int()
+      .min(16)
+      .default(512)
+      .describe(
+        "Memory that finished executions' stored output may hold while being answered (GET, event streams), counted at twice its bytes (MiB). Past it, or past a quarter of it for a key's second read at once, the request gets 503 SANDBOX_BUSY.",
+      ),
     refusalLogPerWindow: z
       .number()
       .int()

@@ -356,8 +356,9 @@ export class ExecutionService {
     return this.scheduler.get(executionId);
   }
 
-  getRecord(executionId: string): ExecutionRecord | null {
-    return this.records.get(executionId);
+  /** An execution's record; `withOutput: false` leaves the stored output where it is. */
+  getRecord(executionId: string, withOutput = true): ExecutionRecord | null {
+    return this.records.get(executionId, withOutput);
   }
 
   /** Graceful stop: no intake, running executions get `deadlineMs`, every final state recorded. */

@@ -154,6 +154,7 @@ export class RecordStore {
   private readonly markFinished;
   private readonly insertOutput;
   private readonly selectOutput;
+  private readonly selectOutputBytes;
 
   constructor(private readonly db: Db) {
     this.insertEvent = db.prepare(
@@ -174,6 +175,9 @@ export class RecordStore {
     );
     this.selectOutput = db.prepare<[string], { stream: OutputName; data: Buffer }>(
       "SELECT stream, data FROM execution_output WHERE execution_id = ?",
+    );
+    this.selectOutputBytes = db.prepare<[string], { bytes: number | null }>(
+      "SELECT SUM(length(data)) AS bytes FROM execution_output WHERE execution_id = ?",
     );
   }
 
@@ -238,14 +242,20 @@ export class RecordStore {
     return result;
   }
 
-  get(id: string): ExecutionRecord | null {
+  /** A record; its result's output too unless `withOutput` is false (then stdout and stderr are empty). */
+  get(id: string, withOutput = true): ExecutionRecord | null {
     const row = this.db
       .prepare<[string], RecordRow>("SELECT * FROM executions WHERE id = ?")
       .get(id);
     if (!row) return null;
     const record = toRecord(row);
-    if (record.result) record.result = this.withOutput(row.id, record.result);
+    if (record.result && withOutput) record.result = this.withOutput(row.id, record.result);
     return record;
+  }
+
+  /** How many bytes of output are stored for an execution (what loading them costs). */
+  outputBytes(id: string): number {
+    return this.selectOutputBytes.get(id)?.bytes ?? 0;
   }
 
   /** One page of records, newest first; results without their output. */

@@ -140,6 +140,39 @@ describe("stream clients that do not read", () => {
   });
 });
 
+describe("readers of a finished run's stored output", () => {
+  it("share a bounded budget: past it a read is refused at once, and the budget comes back", async () => {
+    const id = await flood(0x01, 16 * MiB);
+    expect(await finished(id)).toBe("completed");
+    const baseline = rssBytes("VmRSS");
+    let peak = baseline;
+    const sampler = setInterval(() => (peak = Math.max(peak, rssBytes("VmRSS"))), 100);
+    // Thirty readers of 32 MiB of output that never read: unbounded, each holds its own copy.
+    const readers = Array.from({ length: 30 }, () => stalledClient(`/v1/executions/${id}`));
+    try {
+      await new Promise((r) => setTimeout(r, 4000));
+      const refused = await server.request("GET", `/v1/executions/${id}`, { token: key });
+      expect(refused.status).toBe(503);
+      expect(((await refused.json()) as { error: { code: string } }).error.code).toBe(
+        "SANDBOX_BUSY",
+      );
+      console.error(
+        `stored-output readers: peak RSS grew ${Math.round((peak - baseline) / MiB)} MiB`,
+      );
+      expect(peak - baseline).toBeLessThan(400 * MiB);
+    } finally {
+      clearInterval(sampler);
+      for (const r of readers) r.close();
+    }
+    // Readers gone: their share is given back.
+    await eventually(async () => {
+      const res = await server.request("GET", `/v1/executions/${id}`, { token: key });
+      if (res.status !== 200) return false;
+      return ((await res.json()) as { stdout: string }).stdout.length === 16 * MiB;
+    }, 20_000);
+  });
+});
+
 interface SseEvent {
   id?: string;
   event?: string;

@@ -146,7 +146,7 @@ export const adminRoutes: FastifyPluginAsyncZod<{
     },
     async (request) => {
       const logs = service.getLogs(request.params.executionId);
-      if (logs.length === 0 && !service.getRecord(request.params.executionId))
+      if (logs.length === 0 && !service.getRecord(request.params.executionId, false))
         throw new WardenError("NOT_FOUND", `execution ${request.params.executionId} not found`);
       return logs;
     },
@@ -165,7 +165,8 @@ export const adminRoutes: FastifyPluginAsyncZod<{
     },
     async (request) => {
       const id = request.params.executionId;
-      if (!service.getRecord(id)) throw new WardenError("NOT_FOUND", `execution ${id} not found`);
+      if (!service.getRecord(id, false))
+        throw new WardenError("NOT_FOUND", `execution ${id} not found`);
       return { success: service.killExecution(id, `killed by admin ${request.actor!.userId}`) };
     },
   );

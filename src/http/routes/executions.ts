@@ -1,4 +1,5 @@
 /** REST /v1: create (wait or async), get, stream (SSE), kill; runtimes. */
+import type { FastifyReply } from "fastify";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { Config } from "../../config/schema.js";
@@ -15,6 +16,7 @@ import { ArtifactListSchema, artifactListing, sendArtifact } from "../artifacts.
 import { emptyBodyIsNoBody } from "../empty-body.js";
 import { parsePosition, streamExecution } from "../execution-events.js";
 import { sendJson } from "../json-pieces.js";
+import { OutputBudget } from "../output-budget.js";
 import { clientGone, runActor } from "../run-request.js";
 import { lastEventId, openEventStream } from "../sse.js";
 import { executionListRoute } from "./execution-list.js";
@@ -47,9 +49,19 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
 ) => {
   const { CreateExecutionSchema } = createExecutionSchemas(config);
 
+  const outputBudget = new OutputBudget(
+    config.server.connections.maxOutputInFlightMb * 1024 * 1024,
+  );
+
+  /**
+   * The execution `actor` may see. Its stored output is loaded only `forReply`
+   * (a GET or an event stream), from the output budget, given back when that
+   * reply is done.
+   */
   const find = (
     id: string,
     actor: Actor | null,
+    forReply?: FastifyReply,
   ): {
     live?: Execution;
     userId: string;
@@ -61,9 +73,17 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
     status: ExecutionResult["status"];
   } => {
     const live = service.live(id);
-    const record = service.getRecord(id);
+    let record = service.getRecord(id, false);
     if (!record || !visible(actor, record.userId))
       throw new WardenError("NOT_FOUND", `execution ${id} not found`);
+    if (forReply && !live?.result && record.result) {
+      const giveBack = outputBudget.take(
+        actor?.key?.id ?? actor!.userId,
+        service.records.outputBytes(id),
+      );
+      forReply.raw.once("close", giveBack);
+      record = service.getRecord(id, true) ?? record;
+    }
     return {
       ...(live ? { live } : {}),
       userId: record.userId,
@@ -129,7 +149,7 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
       },
     },
     async (request, reply) => {
-      const found = find(request.params.id, request.actor);
+      const found = find(request.params.id, request.actor, reply);
       const base =
         found.result ??
         blankResult(request.params.id, found.status, null, { retries: found.live?.retries ?? 0 });
@@ -217,7 +237,7 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
       },
     },
     async (request, reply) => {
-      const found = find(request.params.id, request.actor);
+      const found = find(request.params.id, request.actor, reply);
       const from = parsePosition(lastEventId(request));
       const stream = openEventStream(request, reply);
       await streamExecution(stream, from, found.live, found.result);
