@@ -402,6 +402,14 @@ export const NotebookConfigSchema = z
       .positive()
       .default(60)
       .describe("Default per-cell timeout (s); at most maxTimeout."),
+    maxOutputBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(64 * MiB)
+      .describe(
+        "All outputs of one notebook run together (bytes of text and data); past it the run stops, the remaining cells are not run.",
+      ),
   })
   .strict();
 

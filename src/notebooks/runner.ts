@@ -33,6 +33,25 @@ export interface RunNotebookOptions {
   maxSessionSeconds: number;
   /** Aborting ends the session (and the cell running in it); later cells are skipped. */
   signal?: AbortSignal | undefined;
+  /**
+   * All outputs of the run together, in bytes of text and data: each cell's
+   * output is bounded by the session's limits, but 2,000 cells of it would
+   * not be. Past it the run stops (the cell that passed it keeps its outputs).
+   */
+  maxOutputBytes: number;
+}
+
+/** The bytes a cell's outputs hold (what keeping and storing them costs). */
+function outputBytes(outputs: NotebookOutput[]): number {
+  let bytes = 0;
+  for (const o of outputs) {
+    if (o.output_type === "stream") bytes += Buffer.byteLength(o.text);
+    else if (o.output_type === "error")
+      bytes +=
+        Buffer.byteLength(o.evalue) + o.traceback.reduce((n, t) => n + Buffer.byteLength(t), 0);
+    else for (const v of Object.values(o.data)) bytes += Buffer.byteLength(v);
+  }
+  return bytes;
 }
 
 export interface RunSummary {
@@ -233,6 +252,7 @@ export async function runNotebook(
   o.signal?.addEventListener("abort", cancel, { once: true });
   let count = 0;
   let stopped = false;
+  let kept = 0;
   try {
     for (const cell of cells) {
       if (cell.cell_type !== "code") continue;
@@ -255,6 +275,17 @@ export async function runNotebook(
           output_type: "error",
           ename: "WardenError",
           evalue: `the notebook's session failed: ${toErrorInfo(error).message}`,
+          traceback: [],
+        });
+        failed = true;
+        stopped = true;
+      }
+      kept += outputBytes(outputs);
+      if (kept > o.maxOutputBytes) {
+        outputs.push({
+          output_type: "error",
+          ename: "OutputLimit",
+          evalue: `the notebook's outputs passed ${o.maxOutputBytes} bytes (notebooks.maxOutputBytes); the remaining cells were not run`,
           traceback: [],
         });
         failed = true;

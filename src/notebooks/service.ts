@@ -182,6 +182,7 @@ export class NotebookService {
         cellTimeout,
         stopOnError: request.stopOnError ?? true,
         maxSessionSeconds: this.config.maxSessionTimeout,
+        maxOutputBytes: this.config.notebooks.maxOutputBytes,
         signal: request.signal,
       });
       run = {

@@ -79,7 +79,9 @@ const nb = (sources: unknown[]) => ({
 });
 
 beforeAll(async () => {
-  server = await startServer({ config: { maxSessionsPerUser: 10 } });
+  server = await startServer({
+    config: { maxSessionsPerUser: 10, notebooks: { maxOutputBytes: 256 * 1024 } },
+  });
   blockKey = await createKey(server, "strict-app", "execute", undefined, undefined, "block");
   auditKey = await createKey(server, "audited-app", "execute", undefined, undefined, "audit");
 });
@@ -143,6 +145,18 @@ describe("POST /v1/notebooks", () => {
     const pyRun = (await py.json()) as Run;
     expect(pyRun).toMatchObject({ status: "completed", summary: { cellsRun: 2 } });
     expect(validate(pyRun.notebook)).toBe(true);
+  });
+
+  it("stops a run whose outputs together pass notebooks.maxOutputBytes", async () => {
+    // Each cell keeps within the session's output limit; six of them do not fit the run's.
+    const cells = Array.from({ length: 6 }, () => "print('\\x01' * 100_000)");
+    const res = await server.request("POST", "/v1/notebooks", {
+      body: { notebook: nb(cells), stopOnError: false },
+    });
+    const run = (await res.json()) as Run;
+    expect(run.summary).toMatchObject({ cellsRun: 3, cellsFailed: 1, cellsSkipped: 3 });
+    expect(run.notebook.cells[2]!.outputs!.at(-1)).toMatchObject({ ename: "OutputLimit" });
+    expect(validate(run.notebook)).toBe(true);
   });
 });
 
