@@ -235,7 +235,7 @@ export const ConnectionLimitsSchema = z
       .min(16)
       .default(512)
       .describe(
-        "Memory that finished executions' stored output may hold while being answered (GET, event streams), counted at twice its bytes (MiB). Past it, or past a quarter of it for a key's second read at once, the request gets 503 SANDBOX_BUSY.",
+        "Memory that finished executions' stored output may hold while being answered (GET, event streams), counted at three times its bytes (MiB). Past it, or past a quarter of it for a key's second read at once, the request gets 503 SANDBOX_BUSY.",
       ),
     refusalLogPerWindow: z
       .number()

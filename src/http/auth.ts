@@ -13,6 +13,7 @@ import { WardenError } from "../errors.js";
 import { SlidingWindowLimiter, type RateDecision, type WindowLimit } from "../policy/rate-limit.js";
 import type { ApiKey, KeyStore, Scope } from "../store/keys.js";
 import type { RefusalLog } from "./refusals.js";
+import { whenAnswered } from "./answered.js";
 
 export interface Actor {
   userId: string;
@@ -228,22 +229,7 @@ export class Gate {
 
   /** Counts the request as open until its response ends or its connection goes. */
   private holdUntilAnswered(request: FastifyRequest, reply: FastifyReply, holder: string): void {
-    const socket = request.raw.socket;
-    this.hold(
-      request.ip,
-      holder,
-      (release) => {
-        // A queued pipelined response may never close on its own if the socket dies first.
-        const done = (): void => {
-          release();
-          reply.raw.off("close", done);
-          socket.off("close", done);
-        };
-        reply.raw.once("close", done);
-        socket.once("close", done);
-      },
-      request,
-    );
+    this.hold(request.ip, holder, (release) => whenAnswered(request, reply, release), request);
   }
 }
 

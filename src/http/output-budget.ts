@@ -10,8 +10,12 @@
  */
 import { WardenError } from "../errors.js";
 
-/** A loaded string costs its bytes once more while the BLOB it came from is decoded. */
-const COST_PER_BYTE = 2;
+/**
+ * What one stored byte may cost while it is answered: the BLOB, and the string
+ * decoded from it, two bytes a character where the output was not Latin-1
+ * (0xFF is stored for each U+FFFD).
+ */
+export const COST_PER_BYTE = 3;
 
 export class OutputBudget {
   private used = 0;
@@ -24,8 +28,11 @@ export class OutputBudget {
     const cost = bytes * COST_PER_BYTE;
     const mine = this.byKey.get(key) ?? 0;
     // A key's first read only needs room in the total; more reads at once, a quarter of it.
+    // One read larger than the whole budget still goes when nothing else is read,
+    // so every result can be fetched: the bound is the budget or that one read.
     const overShare = mine > 0 && mine + cost > this.totalBytes / 4;
-    if (cost > 0 && (this.used + cost > this.totalBytes || overShare))
+    const overTotal = this.used > 0 && this.used + cost > this.totalBytes;
+    if (cost > 0 && (overTotal || overShare))
       throw new WardenError(
         "SANDBOX_BUSY",
         `too much stored output is being sent right now (maxOutputInFlightMb); retry when your other reads of results finish`,

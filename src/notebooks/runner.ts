@@ -184,8 +184,15 @@ async function runParts(
   count: number,
   o: RunNotebookOptions,
   outputs: NotebookOutput[],
+  room: { bytes: number },
 ): Promise<boolean> {
+  let used = 0;
+  let counted = 0;
   for (const part of parts) {
+    // One cell may hold thousands of `!cmd` lines: the run's bound is checked after each.
+    used += outputBytes(outputs.slice(counted));
+    counted = outputs.length;
+    if (used > room.bytes) return true;
     if (part.kind === "unsupported") {
       outputs.push({
         output_type: "error",
@@ -268,7 +275,9 @@ export async function runNotebook(
       const parts: Segment[] =
         o.language === "python" ? segments(source) : [{ kind: "code", code: source }];
       try {
-        failed = await runParts(sessions, session.id, parts, count, o, outputs);
+        failed = await runParts(sessions, session.id, parts, count, o, outputs, {
+          bytes: o.maxOutputBytes - kept,
+        });
       } catch (error) {
         // The session itself failed (say its sandbox died): reported on the cell, the run ends.
         outputs.push({

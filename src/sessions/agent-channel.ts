@@ -44,8 +44,8 @@ export class AgentChannel {
   private ready = false;
   private readonly maxLine: number;
   violation: string | null = null;
-  /** Requests the host gave up on (past their deadline): late answers are dropped, not lies. */
-  private readonly abandoned = new Set<number>();
+  /** Requests the host gave up on (past their deadline), by id: late answers are dropped, not lies. */
+  private readonly abandoned = new Map<number, AgentOp>();
 
   constructor(private readonly o: AgentChannelOptions) {
     this.maxLine = o.maxLineChars ?? MAX_LINE_CHARS;
@@ -89,10 +89,10 @@ export class AgentChannel {
     const call = this.calls.get(id);
     if (!call) return;
     this.calls.delete(id);
-    this.abandoned.add(id);
-    // Bounded: the oldest ids go first (a Set keeps insertion order).
+    this.abandoned.set(id, call.op);
+    // Bounded: the oldest ids go first (a Map keeps insertion order).
     if (this.abandoned.size > MAX_ABANDONED)
-      this.abandoned.delete(this.abandoned.values().next().value!);
+      this.abandoned.delete(this.abandoned.keys().next().value!);
     call.reject(error);
   }
 
@@ -127,9 +127,12 @@ export class AgentChannel {
     // not resolve someone else's call, and an unknown one is a lie.
     const call = this.calls.get(event.id);
     if (!call) {
-      if (!this.abandoned.has(event.id))
+      const op = this.abandoned.get(event.id);
+      if (op === undefined)
         return this.violate(`an answer to request ${event.id}, which is not pending`);
-      if (event.type !== "stdout" && event.type !== "stderr") this.abandoned.delete(event.id);
+      // Forgotten at its last answer (a cell sends results before its end).
+      if (event.type === ANSWERS[op].final || event.type === "error")
+        this.abandoned.delete(event.id);
       return;
     }
     const answers = ANSWERS[call.op];

@@ -41,6 +41,13 @@ function knownCode(code: unknown): ErrorCode {
   return typeof code === "string" && code in ERROR_CODES ? (code as ErrorCode) : "INTERNAL";
 }
 
+/**
+ * How long a file, listing, artifact, cancel or relay request may take the
+ * agent: these are quick when the agent is well; past it the call fails and
+ * the agent's late answer is dropped.
+ */
+const REQUEST_DEADLINE_MS = 30_000;
+
 export class AgentSandbox {
   private readonly input = new PassThrough();
   private readonly channel: AgentChannel;
@@ -155,7 +162,7 @@ export class AgentSandbox {
    * final one (exit, ok, file, list) or rejects with the agent's error.
    */
   request(body: AgentRequest, onEvent?: (event: AgentEvent) => void): Promise<AgentEvent> {
-    return this.send(body, onEvent).done;
+    return this.send(body, onEvent, false, REQUEST_DEADLINE_MS).done;
   }
 
   /**
@@ -166,6 +173,7 @@ export class AgentSandbox {
     body: AgentRequest,
     onEvent?: (event: AgentEvent) => void,
     background = false,
+    deadlineMs?: number,
   ): { id: number; done: Promise<AgentEvent> } {
     const id = this.nextId++;
     if (this.result || this.channel.violation)
@@ -194,6 +202,24 @@ export class AgentSandbox {
       });
       this.input.write(`${JSON.stringify({ ...body, id })}\n`);
     });
+    if (deadlineMs !== undefined) {
+      // The host's own deadline: an agent that does not answer cannot hold the call.
+      const timer = setTimeout(
+        () =>
+          this.channel.abandon(
+            id,
+            new WardenError(
+              "UPSTREAM_TIMEOUT",
+              `the session did not answer its ${body.op} in time`,
+            ),
+          ),
+        deadlineMs,
+      );
+      done.then(
+        () => clearTimeout(timer),
+        () => clearTimeout(timer),
+      );
+    }
     return { id, done };
   }
 

@@ -34,6 +34,8 @@ import type {
  */
 const OVERDUE_GRACE_MS = 5_000;
 
+const NOTHING_COLLECTED: Collected = { artifacts: [], rejected: [] };
+
 /** File times and Warden's clock may disagree by a little: look a bit before the call began. */
 const COLLECT_SLACK_MS = 10;
 
@@ -67,6 +69,8 @@ function gather(
 
 export class LiveSession {
   readonly background: BackgroundCommands;
+  /** The cell running now and those queued behind it. */
+  private cells: Promise<unknown> = Promise.resolve();
   expiresAt: number;
   lastUsedAt: number;
 
@@ -188,7 +192,8 @@ export class LiveSession {
     )) as EventOf<"exit"> | null;
     const exitCode = exit?.exitCode ?? null;
     const oomKilled = exitCode !== 0 && (await this.oomRose(oomBefore));
-    const kept = await this.collectSafely(started);
+    // An agent that missed the call's deadline is not asked for anything more.
+    const kept = exit ? await this.collectSafely(started) : NOTHING_COLLECTED;
     const signal = exit?.signal ?? null;
     const truncated = tally.settle(exit?.truncated ?? false);
     const status = callStatus({
@@ -216,7 +221,15 @@ export class LiveSession {
    * and the working directory carry over. A timeout interrupts the cell
    * (KeyboardInterrupt), not the session.
    */
-  async run(o: RunCellOptions & { language: ContextLanguage }): Promise<CellResult> {
+  run(o: RunCellOptions & { language: ContextLanguage }): Promise<CellResult> {
+    // Cells run one at a time (the agent queues them too): waiting here, not in
+    // the agent, starts each cell's deadline when the cell starts.
+    const turn = this.cells.then(() => this.runNow(o));
+    this.cells = turn.catch(() => undefined);
+    return turn;
+  }
+
+  private async runNow(o: RunCellOptions & { language: ContextLanguage }): Promise<CellResult> {
     const language = o.language;
     const { timeoutMs } = resolveLimits(this.config, { timeout: o.timeout });
     const outputBytes = this.sandbox.outputBytes;
@@ -234,7 +247,7 @@ export class LiveSession {
       timeoutMs + OVERDUE_GRACE_MS,
     )) as EventOf<"cell"> | null;
     const oomKilled = (cell === null || cell.error !== null) && (await this.oomRose(oomBefore));
-    const kept = await this.collectSafely(started);
+    const kept = cell ? await this.collectSafely(started) : NOTHING_COLLECTED;
     let error = cell
       ? cell.error
       : {

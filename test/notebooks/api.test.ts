@@ -157,6 +157,15 @@ describe("POST /v1/notebooks", () => {
     expect(run.summary).toMatchObject({ cellsRun: 3, cellsFailed: 1, cellsSkipped: 3 });
     expect(run.notebook.cells[2]!.outputs!.at(-1)).toMatchObject({ ename: "OutputLimit" });
     expect(validate(run.notebook)).toBe(true);
+    // One cell of many `!cmd` lines is stopped within the cell.
+    const lines = Array.from({ length: 20 }, () => "!head -c 50000 /dev/zero | tr '\\0' a");
+    const one = (await (
+      await server.request("POST", "/v1/notebooks", {
+        body: { notebook: nb([lines.join("\n"), "print(1)"]) },
+      })
+    ).json()) as Run;
+    expect(one.summary).toMatchObject({ cellsRun: 1, cellsFailed: 1, cellsSkipped: 1 });
+    expect(one.notebook.cells[0]!.outputs!.length).toBeLessThan(20);
   });
 });
 

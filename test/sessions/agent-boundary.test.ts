@@ -298,16 +298,29 @@ describe("output is bounded by Warden, not by the agent", () => {
       timeout: 1,
     });
     expect(command).toMatchObject({ status: "timeout", success: false, stdout: "" });
+    // Ends with a value: its late answer is a result, then the cell's end.
     const cell = await manager.run(s.id, "eve", {
-      code: "import time\ntime.sleep(20)",
+      code: "import time\ntime.sleep(8)\n42",
       timeout: 1,
     });
     expect(cell).toMatchObject({ status: "timeout", error: { name: "TimeoutError" } });
     // The agent's late answers for the calls Warden gave up on are not taken for lies.
-    await new Promise((r) => setTimeout(r, 1000));
+    await new Promise((r) => setTimeout(r, 4000));
     const after = await manager.command(s.id, "eve", { command: "echo alive" });
     expect(after.stdout).toBe("alive\n");
     await bystanderServes();
+    await manager.destroy(s.id, "eve", "test");
+  });
+
+  it("starts a queued cell's deadline when the cell starts, not when it was sent", async () => {
+    const s = await manager.create("eve");
+    const slow = manager.run(s.id, "eve", { code: "import time\ntime.sleep(8)", timeout: 20 });
+    const queued = manager.run(s.id, "eve", { code: "1 + 1", timeout: 1 });
+    expect(await slow).toMatchObject({ status: "completed" });
+    expect(await queued).toMatchObject({
+      status: "completed",
+      results: [{ data: { "text/plain": "2" } }],
+    });
     await manager.destroy(s.id, "eve", "test");
   });
 });

@@ -1,5 +1,5 @@
 /** REST /v1: create (wait or async), get, stream (SSE), kill; runtimes. */
-import type { FastifyReply } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { Config } from "../../config/schema.js";
@@ -16,6 +16,7 @@ import { ArtifactListSchema, artifactListing, sendArtifact } from "../artifacts.
 import { emptyBodyIsNoBody } from "../empty-body.js";
 import { parsePosition, streamExecution } from "../execution-events.js";
 import { sendJson } from "../json-pieces.js";
+import { whenAnswered } from "../answered.js";
 import { OutputBudget } from "../output-budget.js";
 import { clientGone, runActor } from "../run-request.js";
 import { lastEventId, openEventStream } from "../sse.js";
@@ -61,7 +62,7 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
   const find = (
     id: string,
     actor: Actor | null,
-    forReply?: FastifyReply,
+    forReply?: { request: FastifyRequest; reply: FastifyReply },
   ): {
     live?: Execution;
     userId: string;
@@ -76,12 +77,13 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
     let record = service.getRecord(id, false);
     if (!record || !visible(actor, record.userId))
       throw new WardenError("NOT_FOUND", `execution ${id} not found`);
-    if (forReply && !live?.result && record.result) {
+    // HEAD answers no body (Fastify drains the stream it is given): no output for it.
+    if (forReply && forReply.request.method === "GET" && !live?.result && record.result) {
       const giveBack = outputBudget.take(
         actor?.key?.id ?? actor!.userId,
         service.records.outputBytes(id),
       );
-      forReply.raw.once("close", giveBack);
+      whenAnswered(forReply.request, forReply.reply, giveBack);
       record = service.getRecord(id, true) ?? record;
     }
     return {
@@ -149,7 +151,7 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
       },
     },
     async (request, reply) => {
-      const found = find(request.params.id, request.actor, reply);
+      const found = find(request.params.id, request.actor, { request, reply });
       const base =
         found.result ??
         blankResult(request.params.id, found.status, null, { retries: found.live?.retries ?? 0 });
@@ -237,7 +239,7 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
       },
     },
     async (request, reply) => {
-      const found = find(request.params.id, request.actor, reply);
+      const found = find(request.params.id, request.actor, { request, reply });
       const from = parsePosition(lastEventId(request));
       const stream = openEventStream(request, reply);
       await streamExecution(stream, from, found.live, found.result);
