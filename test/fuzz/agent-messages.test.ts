@@ -20,10 +20,11 @@ import {
 import { AgentChannel } from "../../src/sessions/agent-channel.js";
 import { type AgentEvent, type AgentOp } from "../../src/sessions/agent-protocol.js";
 import { OutputTally } from "../../src/sessions/outcome.js";
+import { fuzzSeed } from "../helpers/fuzz.js";
 import { Fuzz } from "./generators.js";
 import { hostile, validAnswer, type Call } from "./agent-streams.js";
 
-const SEED = Number(process.env.FUZZ_SEED ?? 20_251_130);
+const SEED = fuzzSeed(20_251_130);
 const CASES = 3000;
 const OPS: AgentOp[] = ["exec", "run", "read", "list", "collect", "write"];
 

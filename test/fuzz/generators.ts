@@ -3,17 +3,7 @@
  * requests, so a failure can be replayed (FUZZ_SEED=<n>).
  */
 
-/** mulberry32: small, fast, good enough to spread inputs. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+import { prng } from "../helpers/fuzz.js";
 
 export class Fuzz {
   readonly next: () => number;

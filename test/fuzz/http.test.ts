@@ -8,9 +8,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createKey, startServer, type TestServer } from "../helpers/server.js";
 import { closedWithin, rawConnect, statuses } from "../helpers/raw-http.js";
+import { fuzzSeed } from "../helpers/fuzz.js";
 import { Fuzz } from "./generators.js";
 
-const SEED = Number(process.env.FUZZ_SEED ?? 20_251_111);
+const SEED = fuzzSeed(20_251_111);
 const BATCHES = 10;
 const PER_BATCH = 60;
 

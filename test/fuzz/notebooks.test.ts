@@ -10,9 +10,10 @@ import { describe, expect, it } from "vitest";
 import { NotebookConfigSchema } from "../../src/config/schema.js";
 import { WardenError } from "../../src/errors.js";
 import { parseNotebook, validateNotebook } from "../../src/notebooks/format.js";
+import { fuzzSeed } from "../helpers/fuzz.js";
 import { Fuzz } from "./generators.js";
 
-const SEED = Number(process.env.FUZZ_SEED ?? 20_251_130);
+const SEED = fuzzSeed(20_251_130);
 const DOCUMENTS = 2000;
 const LIMITS = NotebookConfigSchema.parse({ maxCells: 50 });
 /** Generous (work per document is linear in its size); a hang or a blow-up would be far past it. */

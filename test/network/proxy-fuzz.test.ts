@@ -11,6 +11,7 @@ import { connect, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fuzzSeed, prng } from "../helpers/fuzz.js";
 import { EgressProxy, type EgressEvent } from "../../src/network/proxy.js";
 
 let upstream: Server;
@@ -71,17 +72,6 @@ function exchange(data: Buffer, end: boolean, limitMs: number): Promise<Buffer |
     s.write(data);
     if (end) s.end();
   });
-}
-
-/** mulberry32: small, seeded, reproducible. */
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function cases(count: number, seed: number): { data: Buffer; end: boolean }[] {
@@ -158,7 +148,7 @@ describe("egress proxy fuzz", () => {
       `GET http://api.example.test:${port}/ok HTTP/1.1\r\nHost: evil.test\r\n\r\n`,
     );
     const heap = process.memoryUsage().heapUsed;
-    for (const [i, c] of cases(300, 0x5eed).entries()) {
+    for (const [i, c] of cases(300, fuzzSeed(0x5eed)).entries()) {
       // Half-closed or not, every case ends within the head deadline (plus slack for a slow machine).
       const answer = await exchange(c.data, c.end, HEAD_TIMEOUT_MS + 3_000);
       expect(answer, `case ${i}: ${c.data.toString("latin1").slice(0, 80)}`).not.toBe("timeout");

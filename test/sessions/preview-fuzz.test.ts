@@ -1,11 +1,12 @@
 /**
  * Fuzz tier for previews: a few hundred malformed upstream answers, made from
- * a seeded PRNG (set WARDEN_FUZZ_SEED to replay one), served by the hostile
+ * a seeded PRNG (set FUZZ_SEED to replay one), served by the hostile
  * server inside a session on the plain and the upgrade path. Whatever comes
  * back, no planted header reaches the client, every status is one a server may
  * give or Warden's own 502/504, and Warden stays up with its memory in bound.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fuzzSeed, prng } from "../helpers/fuzz.js";
 import { startServer, type TestServer } from "../helpers/server.js";
 import {
   FORBIDDEN_RESPONSE_HEADERS,
@@ -18,21 +19,9 @@ import {
   sessionsKey,
 } from "./preview-hostile.js";
 
-const SEED = Number(process.env.WARDEN_FUZZ_SEED ?? 11);
+const SEED = fuzzSeed(11);
 const CASES = 300;
 const PORT = 8000;
-
-/** mulberry32: small, seedable, good enough to pick mutations. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 const HEADER_POOL = [
   "Content-Type: text/html",
