@@ -32,12 +32,13 @@ export function parseHostname(raw: string): NameCheck {
   if (raw.length === 0) return { ok: false, reason: "empty host name" };
   // Checked on the raw length first: no work on huge hostile strings.
   if (raw.length > MAX_NAME_BYTES + 1) return { ok: false, reason: "host name is too long" };
+  // Anything outside LDH and dots is refused here: NUL, %, @, #, \, :, [ ], spaces, Unicode.
+  // Checked before lowercasing, which maps some Unicode (the Kelvin sign) to ASCII.
+  if (!/^[A-Za-z0-9.-]+$/.test(raw))
+    return { ok: false, reason: "host name has characters outside letters, digits, - and ." };
   const name = (raw.endsWith(".") ? raw.slice(0, -1) : raw).toLowerCase();
   if (name.length === 0) return { ok: false, reason: "empty host name" };
   if (name.length > MAX_NAME_BYTES) return { ok: false, reason: "host name is too long" };
-  // Anything outside LDH and dots is refused here: NUL, %, @, #, \, :, [ ], spaces, Unicode.
-  if (!/^[a-z0-9.-]+$/.test(name))
-    return { ok: false, reason: "host name has characters outside letters, digits, - and ." };
   const labels = name.split(".");
   for (const label of labels) {
     if (label.length === 0) return { ok: false, reason: "host name has an empty label" };

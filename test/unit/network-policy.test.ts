@@ -112,6 +112,8 @@ describe("host name parser (one for allowlists, HTTP, CONNECT and SOCKS)", () =>
       "a_b.example.test",
       "аpi.example.test", // Cyrillic а
       "api.example.test\u3002", // ideographic full stop
+      "\u212Apevil.example.test", // Kelvin sign: lowercases to ASCII "k"
+      "\u0130.example.test", // dotted capital I: lowercases to "i" + a combining dot
       "127.0.0.1",
       "127.1",
       "2130706433",
@@ -172,8 +174,8 @@ describe("proxy request heads", () => {
     const r = head(
       "POST http://API.example.test:8080/p?q=1 HTTP/1.1\r\nHost: evil.test\r\nHOST: evil2.test\r\nProxy-Authorization: Basic eA==\r\nProxy-Connection: keep-alive\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: 5\r\nUpgrade: websocket\r\nContent-Length: 3\r\nX-Kept: yes",
     );
-    expect(r.ok).toBe(true);
-    if (!r.ok || r.request.kind !== "http") return;
+    expect(r.ok && r.request.kind).toBe("http");
+    if (!r.ok || r.request.kind !== "http") throw new Error("not an HTTP request");
     expect(r.request.bodyBytes).toBe(3);
     expect(upstreamHead(r.request).toString()).toBe(
       "POST /p?q=1 HTTP/1.1\r\nhost: api.example.test:8080\r\nContent-Length: 3\r\nX-Kept: yes\r\nconnection: close\r\n\r\n",
