@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { request as httpRequest } from "node:http";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -202,4 +202,16 @@ export function declaredUpload(
     );
     req.write(Buffer.alloc(64 * 1024));
   });
+}
+
+/**
+ * A process's resident memory (VmRSS, or its peak VmHWM) in bytes, read from
+ * /proc. Throws when the process is gone: a bound on a dead server's memory
+ * must not pass by reading 0.
+ */
+export function rssBytes(pid: number, field: "VmRSS" | "VmHWM" = "VmRSS"): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1];
+  if (kb === undefined) throw new Error(`no ${field} for process ${pid}`);
+  return Number(kb) * 1024;
 }

@@ -6,10 +6,16 @@
  * docs/boundary/output.md, the run must complete, Warden must keep answering.
  */
 import { spawn } from "node:child_process";
-import { readFileSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createKey, eventually, startServer, type TestServer } from "../helpers/server.js";
+import {
+  createKey,
+  eventually,
+  rssBytes,
+  startServer,
+  type TestServer,
+} from "../helpers/server.js";
 
 const MiB = 1024 * 1024;
 let server: TestServer;
@@ -35,10 +41,7 @@ function storeBytes(): number {
   return size(file) + size(`${file}-wal`);
 }
 
-function rssBytes(field: "VmRSS" | "VmHWM"): number {
-  const status = readFileSync(`/proc/${server.process.pid}/status`, "utf8");
-  return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)![1]) * 1024;
-}
+const rssOfServer = (field: "VmRSS" | "VmHWM"): number => rssBytes(server.process.pid!, field);
 
 /** Queues a python program that writes `bytes` copies of `byte` to stdout and stderr. */
 async function flood(byte: number, bytes: number, delaySeconds = 0): Promise<string> {
@@ -123,14 +126,14 @@ describe("stream clients that do not read", () => {
     const clients = Array.from({ length: 4 }, () => stalledClient(`/v1/executions/${id}/events`));
     try {
       await new Promise((r) => setTimeout(r, 1000));
-      const baseline = rssBytes("VmRSS");
+      const baseline = rssOfServer("VmRSS");
       expect(await finished(id)).toBe("completed");
       // After the run: four more that ask for the whole stored output at once.
       const late = Array.from({ length: 4 }, () => stalledClient(`/v1/executions/${id}/events`));
       clients.push(...late);
       await new Promise((r) => setTimeout(r, 3000));
       // Unbounded, each client would hold ~6 × 32 MiB of escaped output: 1.5 GiB for eight.
-      const grown = rssBytes("VmHWM") - baseline;
+      const grown = rssOfServer("VmHWM") - baseline;
       console.error(`stalled clients: peak RSS grew ${Math.round(grown / MiB)} MiB`);
       expect(grown).toBeLessThan(400 * MiB);
       expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
@@ -144,9 +147,9 @@ describe("readers of a finished run's stored output", () => {
   it("share a bounded budget: past it a read is refused at once, and the budget comes back", async () => {
     const id = await flood(0x01, 16 * MiB);
     expect(await finished(id)).toBe("completed");
-    const baseline = rssBytes("VmRSS");
+    const baseline = rssOfServer("VmRSS");
     let peak = baseline;
-    const sampler = setInterval(() => (peak = Math.max(peak, rssBytes("VmRSS"))), 100);
+    const sampler = setInterval(() => (peak = Math.max(peak, rssOfServer("VmRSS"))), 100);
     // Thirty readers of 32 MiB of output that never read: unbounded, each holds its own copy.
     const readers = Array.from({ length: 30 }, () => stalledClient(`/v1/executions/${id}`));
     try {

@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eventually, startServer, type TestServer } from "../helpers/server.js";
+import { eventually, rssBytes, startServer, type TestServer } from "../helpers/server.js";
 
 const MiB = 1024 * 1024;
 const HIJACK = readFileSync(
@@ -26,10 +26,7 @@ afterAll(async () => {
 });
 
 /** Resident memory of the serve process, from the kernel. */
-function rss(): number {
-  const status = readFileSync(`/proc/${server.process.pid}/status`, "utf8");
-  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]) * 1024;
-}
+const rss = (): number => rssBytes(server.process.pid!);
 
 async function session(body: unknown = {}): Promise<string> {
   const res = await server.request("POST", "/v1/sessions", { body });

@@ -8,15 +8,15 @@
  */
 import { connect, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eventually, startServer, type TestServer } from "../helpers/server.js";
+import { eventually, rssBytes, startServer, type TestServer } from "../helpers/server.js";
 import {
   FORBIDDEN_RESPONSE_HEADERS,
+  expectNoForbidden,
   headNames,
   hostileSession,
   ownWorld,
   rawGet,
   rawUpgrade,
-  rssOf,
   sessionsKey,
   type RawAnswer,
 } from "./preview-hostile.js";
@@ -33,13 +33,6 @@ const get = (mode: string, headers: Record<string, string> = {}): Promise<RawAns
   rawGet(server, `${hostile}/ports/${PORT}/m/${mode}`, { ...auth(ann), ...headers });
 
 /** None of the planted headers; Warden's own framing policy (DENY) may be there. */
-function expectNoForbidden(headers: Record<string, unknown>): void {
-  for (const name of FORBIDDEN_RESPONSE_HEADERS)
-    if (name === "x-frame-options") expect([undefined, "DENY"]).toContain(headers[name]);
-    else expect(headers[name], name).toBeUndefined();
-  expect(headers["content-security-policy"] ?? "sandbox").toMatch(/^sandbox |^default-src 'self'/);
-}
-
 /** Warden answers its health check and another user's preview. */
 async function expectAlive(): Promise<void> {
   expect(server.process.exitCode).toBeNull();
@@ -284,7 +277,7 @@ describe("upgrades answered by a hostile server", () => {
 describe("floods into a client that does not read", () => {
   it("keep Warden's memory bounded, on the plain and the upgrade path", async () => {
     const pid = server.process.pid!;
-    const before = rssOf(pid);
+    const before = rssBytes(pid);
     const upgraded = await rawUpgrade(server, `${hostile}/ports/${PORT}/u/flood`, auth(ann));
     expect(upgraded.status).toBe(101);
     // The plain flood: a response whose body the client never reads.
@@ -306,7 +299,7 @@ describe("floods into a client that does not read", () => {
     let peak = before;
     for (let i = 0; i < 16; i++) {
       await new Promise((r) => setTimeout(r, 500));
-      peak = Math.max(peak, rssOf(pid));
+      peak = Math.max(peak, rssBytes(pid));
     }
     // Both still flow once read: the floods were held back, not dropped.
     const more = await new Promise<number>((resolve) => {

@@ -4,7 +4,6 @@
  * broken, malicious or endless HTTP. Plus raw clients that show exactly what
  * Warden sends back (status, every header, body or how it ended).
  */
-import { readFileSync } from "node:fs";
 import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { connect, type Socket } from "node:net";
 import { expect } from "vitest";
@@ -293,7 +292,10 @@ export function headNames(head: string): string[] {
 }
 
 /** Resident memory of a process in bytes, from /proc. */
-export function rssOf(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) * 1024;
+/** Fails on any header a preview must never set on Warden's origin (X-Frame-Options only as Warden's DENY). */
+export function expectNoForbidden(headers: Record<string, unknown>, what = ""): void {
+  for (const name of FORBIDDEN_RESPONSE_HEADERS)
+    if (name === "x-frame-options") expect([undefined, "DENY"], what).toContain(headers[name]);
+    else expect(headers[name], `${what} ${name}`).toBeUndefined();
+  expect(headers["content-security-policy"] ?? "sandbox").toMatch(/^sandbox |^default-src 'self'/);
 }

@@ -5,10 +5,9 @@
  * Its resident memory (VmRSS from /proc/PID/status, sampled every 500 ms)
  * must stay under RSS_BOUND_MIB, the bound docs/boundary/http.md states.
  */
-import { readFileSync } from "node:fs";
 import { Agent, request as httpRequest } from "node:http";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { createKey, startServer, type TestServer } from "../helpers/server.js";
+import { createKey, rssBytes, startServer, type TestServer } from "../helpers/server.js";
 import { rawConnect, type RawClient } from "../helpers/raw-http.js";
 
 const SOAK_MS = Number(process.env.SOAK_SECONDS ?? 90) * 1000;
@@ -28,11 +27,7 @@ afterAll(async () => {
   await server?.stop();
 });
 
-function rssMib(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kb = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN);
-  return kb / 1024;
-}
+const rssMib = (pid: number): number => rssBytes(pid) / (1024 * 1024);
 
 const until = (deadline: number) => Date.now() < deadline;
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
