@@ -62,21 +62,6 @@ export const ArtifactsFields = {
     .describe("Files found but refused as artifacts, with the reason."),
 };
 
-/** The compile step of a compiled language. */
-export const StepResultSchema = z.object({
-  status: RunStatusSchema,
-  exitCode: z.number().int().nullable(),
-  signal: z.string().nullable(),
-  stdout: z.string(),
-  stderr: z.string(),
-  truncated: TruncatedSchema,
-  metrics: z
-    .object({ executionTimeMs: z.number(), cpuTimeMs: z.number(), peakMemoryBytes: z.number() })
-    .optional()
-    .describe("What the compile step cost."),
-});
-export type StepResult = z.infer<typeof StepResultSchema>;
-
 export const ResultMetricsSchema = z.object({
   executionTimeMs: z.number(),
   cpuTimeMs: z.number(),
@@ -85,11 +70,38 @@ export const ResultMetricsSchema = z.object({
   retries: z.number(),
 });
 
+/** `success` of every result: status is completed. */
+export const SuccessField = z.boolean().describe('status == "completed"');
+
+/** Findings returned with a result (executions and cells). */
+export const FindingsField = z
+  .array(FindingSchema)
+  .optional()
+  .describe("Static-analysis findings, when the key's or server's policy is audit or block.");
+
+/** The compile step of a compiled language. */
+export const StepResultSchema = z.object({
+  status: RunStatusSchema,
+  exitCode: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  stdout: z.string(),
+  stderr: z.string(),
+  truncated: TruncatedSchema,
+  metrics: ResultMetricsSchema.pick({
+    executionTimeMs: true,
+    cpuTimeMs: true,
+    peakMemoryBytes: true,
+  })
+    .optional()
+    .describe("What the compile step cost."),
+});
+export type StepResult = z.infer<typeof StepResultSchema>;
+
 export const ExecutionResultSchema = z
   .object({
     id: z.string(),
     status: ExecutionStatusSchema,
-    success: z.boolean(),
+    success: SuccessField,
     exitCode: z.number().int().nullable(),
     signal: z.string().nullable(),
     stdout: z.string(),
@@ -99,10 +111,7 @@ export const ExecutionResultSchema = z
     ...ArtifactsFields,
     error: ErrorInfoSchema.nullable(),
     metrics: ResultMetricsSchema,
-    findings: z
-      .array(FindingSchema)
-      .optional()
-      .describe("Static-analysis findings, when the key's or server's policy is audit or block."),
+    findings: FindingsField,
   })
   .describe("The result shape shared by every interface.");
 export type ExecutionResult = z.infer<typeof ExecutionResultSchema>;

@@ -6,10 +6,13 @@
  */
 import { z } from "zod";
 import { FindingSchema } from "./policy.js";
+import { SandboxLimitsSchema } from "./limits.js";
 import {
   ArtifactsFields,
   ErrorInfoSchema,
   ExecutionResultSchema,
+  FindingsField,
+  SuccessField,
   TruncatedSchema,
 } from "./result.js";
 
@@ -36,7 +39,7 @@ export type CommandStatus = z.infer<typeof CommandStatusSchema>;
 /** A foreground command's result. */
 export const CommandResultSchema = z.object({
   status: CommandStatusSchema,
-  success: z.boolean().describe('status == "completed"'),
+  success: SuccessField,
   exitCode: z.number().int().nullable(),
   signal: z.string().nullable(),
   stdout: z.string(),
@@ -51,7 +54,7 @@ export const BackgroundCommandSchema = z.object({
   id: z.string(),
   command: z.union([z.array(z.string()), z.string()]),
   status: z.union([z.literal("running"), CommandStatusSchema]),
-  success: z.boolean().describe('status == "completed"'),
+  success: SuccessField,
   exitCode: z.number().int().nullable(),
   signal: z.string().nullable(),
   startedAt: z.string(),
@@ -71,7 +74,7 @@ export const RichResultSchema = z.object({
 /** A cell's result in the persistent code context. */
 export const CellResultSchema = z.object({
   status: CommandStatusSchema,
-  success: z.boolean().describe('status == "completed"'),
+  success: SuccessField,
   stdout: z.string(),
   stderr: z.string(),
   results: z.array(RichResultSchema),
@@ -85,10 +88,7 @@ export const CellResultSchema = z.object({
   truncated: TruncatedSchema,
   durationMs: z.number(),
   ...ArtifactsFields,
-  findings: z
-    .array(FindingSchema)
-    .optional()
-    .describe("Static-analysis findings, when the key's or server's policy is audit or block."),
+  findings: FindingsField,
 });
 
 /**
@@ -120,11 +120,6 @@ export const SessionSchema = z.object({
   network: z
     .array(z.string())
     .describe("Hosts the session may reach through the egress proxy; empty = no network."),
-  limits: z.object({
-    memoryMb: z.number(),
-    cpuPercent: z.number(),
-    diskMb: z.number(),
-    pids: z.number(),
-  }),
+  limits: SandboxLimitsSchema.pick({ memoryMb: true, cpuPercent: true, diskMb: true, pids: true }),
   metadata: z.record(z.string(), z.string()),
 });

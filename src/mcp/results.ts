@@ -14,7 +14,9 @@ import {
 import type { Logger } from "../audit/logger.js";
 import { toErrorInfo, WardenError } from "../errors.js";
 import type { OutputChunk } from "../sandbox/types.js";
+import type { Finding } from "../contract/policy.js";
 import type { ArtifactEntry, RejectedArtifact } from "../contract/result.js";
+import { describeFinding } from "../policy/findings.js";
 import type { RichResult } from "../sessions/manager.js";
 import type { McpServerOptions } from "./context.js";
 
@@ -57,6 +59,11 @@ function section(label: string, text: string): string[] {
 }
 
 /** Human-readable text of a run: the status line, then stdout and stderr. */
+/** The findings of a policy refusal as text: the first 20, one a line. */
+export function findingsText(findings: Finding[]): string {
+  return `findings:\n${findings.slice(0, 20).map(describeFinding).join("\n")}`;
+}
+
 export function runText(status: string, detail: string, stdout: string, stderr: string): string {
   return [`status: ${status}${detail}`, ...section("stdout", stdout), ...section("stderr", stderr)]
     .join("\n")

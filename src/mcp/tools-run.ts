@@ -6,10 +6,9 @@
 import { z } from "zod";
 import { WardenError } from "../errors.js";
 import { runCode } from "../executions/run-code.js";
-import { describeFinding } from "../policy/findings.js";
 import type { ExecutionResult } from "../contract/result.js";
 import { defineTool, type McpServerOptions, type ToolDefinition } from "./context.js";
-import { artifactContent, progressReporter, runText } from "./results.js";
+import { artifactContent, findingsText, progressReporter, runText } from "./results.js";
 import { ContextLanguageSchema } from "../contract/session.js";
 import { ExecutionResultOutput, RuntimesOutput } from "./schemas.js";
 
@@ -149,10 +148,11 @@ export function runTools(o: McpServerOptions): ToolDefinition[] {
         );
         if (outcome.rejected) {
           const rejected = outcome.rejected;
-          const shown = rejected.findings.map(describeFinding).slice(0, 20).join("\n");
           return {
             isError: true,
-            content: [{ type: "text", text: `${resultText(rejected)}\nfindings:\n${shown}` }],
+            content: [
+              { type: "text", text: `${resultText(rejected)}\n${findingsText(rejected.findings)}` },
+            ],
             structuredContent: { ...rejected },
           };
         }

@@ -8,9 +8,14 @@ import { WardenError } from "../errors.js";
 import { CellCodeSchema, CommandLineSchema, ContextLanguageSchema } from "../contract/session.js";
 import type { SessionInfo } from "../sessions/manager.js";
 import { allowCommand, checkCell, type SessionRunDeps } from "../sessions/run-policy.js";
-import { describeFinding } from "../policy/findings.js";
 import { defineTool, type McpServerOptions, type ToolDefinition } from "./context.js";
-import { artifactContent, progressReporter, richContent, runText } from "./results.js";
+import {
+  artifactContent,
+  findingsText,
+  progressReporter,
+  richContent,
+  runText,
+} from "./results.js";
 import {
   CellOutput,
   CommandOutput,
@@ -132,13 +137,12 @@ export function sandboxTools(o: McpServerOptions): ToolDefinition[] {
         if (check.rejected) {
           // No structuredContent: a refusal does not fit the cell's output schema.
           const { error, findings } = check.rejected;
-          const shown = findings.map(describeFinding).slice(0, 20).join("\n");
           return {
             isError: true,
             content: [
               {
                 type: "text",
-                text: `rejected: ${error.code}: ${error.message}\nfindings:\n${shown}`,
+                text: `rejected: ${error.code}: ${error.message}\n${findingsText(findings)}`,
               },
             ],
           };

@@ -9,7 +9,7 @@
  */
 import type { Socket } from "node:net";
 import { PassThrough } from "node:stream";
-import { ERROR_CODES, WardenError, type ErrorCode } from "../errors.js";
+import { WardenError, type ErrorCode } from "../errors.js";
 import { findTool } from "../runtimes/registry.js";
 import type { Box } from "../sandbox/box.js";
 import type { Cgroup } from "../sandbox/cgroups/index.js";
@@ -37,8 +37,23 @@ const AGENT_PATH = "/.warden/lib/agent.cjs";
 const KERNEL_PATH = "/.warden/lib/kernel.py";
 const JS_KERNEL_PATH = "/.warden/lib/kernel.cjs";
 
-function knownCode(code: unknown): ErrorCode {
-  return typeof code === "string" && code in ERROR_CODES ? (code as ErrorCode) : "INTERNAL";
+/**
+ * The codes an agent's error may carry: the ones native/agent.cjs sends. Any
+ * other (UNAUTHORIZED, a retryable one...) is a taken-over agent speaking for
+ * Warden, and becomes INTERNAL.
+ */
+const AGENT_CODES = new Set<ErrorCode>([
+  "INVALID_REQUEST",
+  "NOT_FOUND",
+  "QUOTA_EXCEEDED",
+  "PERMISSION_DENIED",
+  "UNSUPPORTED_LANGUAGE",
+  "UPSTREAM_UNAVAILABLE",
+  "INTERNAL",
+]);
+
+function knownCode(code: string): ErrorCode {
+  return AGENT_CODES.has(code as ErrorCode) ? (code as ErrorCode) : "INTERNAL";
 }
 
 /**
@@ -47,6 +62,9 @@ function knownCode(code: unknown): ErrorCode {
  * the agent's late answer is dropped.
  */
 const REQUEST_DEADLINE_MS = 30_000;
+
+/** Requests queued for an agent that does not read, at most (one more may always go). */
+const MAX_UNSENT_BYTES = 32 * 1024 * 1024;
 
 export class AgentSandbox {
   private readonly input = new PassThrough();
@@ -178,6 +196,14 @@ export class AgentSandbox {
     const id = this.nextId++;
     if (this.result || this.channel.violation)
       return { id, done: Promise.reject(new WardenError("NOT_FOUND", "the session has ended")) };
+    // Code in the session can stop the agent reading: requests would pile up here.
+    if (this.input.writableLength > MAX_UNSENT_BYTES)
+      return {
+        id,
+        done: Promise.reject(
+          new WardenError("UPSTREAM_UNAVAILABLE", "the session is not taking requests"),
+        ),
+      };
     if (!background) this.inFlight++;
     const done = new Promise<AgentEvent>((resolve, reject) => {
       let settled = false;

@@ -98,6 +98,7 @@ export class BackgroundCommands {
     const emit = (event: BackgroundEvent): void => {
       for (const listener of entry.listeners) listener(event);
     };
+    // Read while the command starts; read again at its end only if it failed.
     const oomBefore = this.sandbox.oomKills();
     const { id, done } = this.sandbox.send(
       {
@@ -112,7 +113,8 @@ export class BackgroundCommands {
       },
       (event) => {
         if (event.type !== "stdout" && event.type !== "stderr") return;
-        if (this.budget.left < event.data.length) this.forgetFinished(event.data.length);
+        const bytes = Buffer.byteLength(event.data);
+        if (this.budget.left < bytes) this.forgetFinished(bytes);
         const data = entry.log.push(event.type, event.data);
         if (data) emit({ type: event.type, data });
       },
@@ -123,7 +125,8 @@ export class BackgroundCommands {
     /** `exit` is null when the agent refused it (not found) or the session ended under it. */
     const finish = async (exit: EventOf<"exit"> | null): Promise<void> => {
       const exitCode = exit?.exitCode ?? null;
-      const oomKilled = exit !== null && (await this.sandbox.oomKills()) > (await oomBefore);
+      const oomKilled =
+        exit !== null && exitCode !== 0 && (await this.sandbox.oomKills()) > (await oomBefore);
       const truncated = entry.log.settle(exit?.truncated === true);
       // The session ending under it is Warden's kill; a refusal (not found) is its failure.
       const status = callStatus({

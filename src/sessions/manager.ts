@@ -53,6 +53,25 @@ export function contextLanguageOf(name: string): ContextLanguage | null {
   return Object.hasOwn(CONTEXT_LANGUAGES, key) ? CONTEXT_LANGUAGES[key]! : null;
 }
 
+/** The context language a name or alias stands for, or UNSUPPORTED_LANGUAGE. */
+export function contextLanguage(name: string): ContextLanguage {
+  const language = contextLanguageOf(name);
+  if (!language)
+    throw new WardenError(
+      "UNSUPPORTED_LANGUAGE",
+      `language: code contexts exist for python and javascript (got ${name})`,
+    );
+  return language;
+}
+
+/** The language a cell runs in: the one it names, or the session's default. */
+export function cellLanguage(
+  name: string | undefined,
+  sessionDefault: ContextLanguage,
+): ContextLanguage {
+  return name ? contextLanguage(name) : sessionDefault;
+}
+
 export class SessionManager {
   private readonly sessions = new Map<string, LiveSession>();
   /** Sessions being started, by user: counted against the limits like live ones. */
@@ -80,17 +99,6 @@ export class SessionManager {
     return session;
   }
 
-  /** The context language a name or alias stands for, or UNSUPPORTED_LANGUAGE. */
-  private contextLanguage(name: string, field: string): ContextLanguage {
-    const language = contextLanguageOf(name);
-    if (!language)
-      throw new WardenError(
-        "UNSUPPORTED_LANGUAGE",
-        `${field}: code contexts exist for python and javascript (got ${name})`,
-      );
-    return language;
-  }
-
   async create(userId: string, options: CreateSessionOptions = {}): Promise<SessionInfo> {
     const startingNow = [...this.starting.values()].reduce((a, b) => a + b, 0);
     if (this.sessions.size + startingNow >= this.config.maxSessions)
@@ -99,7 +107,7 @@ export class SessionManager {
         `sessions: this host holds its maximum of ${this.config.maxSessions} (maxSessions)`,
         { details: { reason: "max_sessions", retryAfterSeconds: 30 } },
       );
-    const language = this.contextLanguage(options.language ?? "python", "language");
+    const language = contextLanguage(options.language ?? "python");
     const mine =
       [...this.sessions.values()].filter((s) => s.info.userId === userId).length +
       (this.starting.get(userId) ?? 0);
@@ -275,7 +283,7 @@ export class SessionManager {
     return this.using(id, userId, (s) =>
       s.run({
         ...o,
-        language: o.language ? this.contextLanguage(o.language, "language") : s.info.language,
+        language: cellLanguage(o.language, s.info.language),
       }),
     );
   }

@@ -5,6 +5,7 @@
  * claims about truncation is never what keeps Warden's memory bounded.
  */
 import { StringDecoder } from "node:string_decoder";
+import type { Truncated } from "../contract/result.js";
 import type { OutputChunk, OutputStream } from "../sandbox/types.js";
 
 /** The longest prefix of `text` that is at most `bytes` bytes of UTF-8 (whole characters). */
@@ -21,6 +22,55 @@ function append(parts: string[], text: string): void {
   if (parts.length >= JOIN_EVERY) parts.splice(0, parts.length, parts.join(""));
 }
 
+/**
+ * Folds the agent's own "truncated" into what the host counted: believed only
+ * for a stream whose received bytes did reach the limit (the agent stops
+ * exactly there), so a lying agent can mislabel nothing else.
+ */
+function settleTruncated(
+  counted: { bytes: Record<OutputStream, number>; truncated: Truncated },
+  capBytes: number,
+  agentSaysTruncated: boolean,
+): Truncated {
+  if (agentSaysTruncated)
+    for (const stream of ["stdout", "stderr"] as const)
+      if (counted.bytes[stream] >= capBytes) counted.truncated[stream] = true;
+  return { ...counted.truncated };
+}
+
+/**
+ * Counts each stream's bytes as they arrive and drops what goes past `cap`:
+ * the host enforces the output limit itself, whatever the agent claims to have
+ * cut, and knows which stream was truncated.
+ */
+export class OutputTally {
+  readonly bytes = { stdout: 0, stderr: 0 };
+  readonly truncated = { stdout: false, stderr: false };
+
+  constructor(private readonly cap: number) {}
+
+  /** The part of `data` that fits under the limit ("" once it is reached). */
+  take(stream: "stdout" | "stderr", data: string): string {
+    const room = this.cap - this.bytes[stream];
+    const size = Buffer.byteLength(data);
+    if (size <= room) {
+      this.bytes[stream] += size;
+      return data;
+    }
+    this.truncated[stream] = true;
+    if (room <= 0) return "";
+    // Cut on a character boundary, so the kept text is valid and within the limit.
+    const kept = cutUtf8(data, room);
+    this.bytes[stream] += Buffer.byteLength(kept);
+    return kept;
+  }
+
+  /** See settleTruncated. */
+  settle(agentSaysTruncated: boolean): Truncated {
+    return settleTruncated(this, this.cap, agentSaysTruncated);
+  }
+}
+
 /** Bytes that several logs draw from (all background output of one session). */
 export class ByteBudget {
   constructor(public left: number) {}
@@ -35,7 +85,7 @@ export class ByteBudget {
  */
 export class OutputLog {
   private readonly chunks: { stream: OutputStream; parts: string[] }[] = [];
-  private readonly bytes = { stdout: 0, stderr: 0 };
+  readonly bytes = { stdout: 0, stderr: 0 };
   private readonly maxChunks: number;
   /** Bytes kept (drawn from the budget). */
   retained = 0;
@@ -75,16 +125,9 @@ export class OutputLog {
     return kept;
   }
 
-  /**
-   * Folds in the agent's own "truncated": believed only for a stream whose
-   * received bytes did reach the limit (the agent stops exactly there), so a
-   * lying agent can mislabel nothing else.
-   */
-  settle(agentSaysTruncated: boolean): { stdout: boolean; stderr: boolean } {
-    if (agentSaysTruncated)
-      for (const stream of ["stdout", "stderr"] as const)
-        if (this.bytes[stream] >= this.capBytes) this.truncated[stream] = true;
-    return { ...this.truncated };
+  /** See settleTruncated. */
+  settle(agentSaysTruncated: boolean): Truncated {
+    return settleTruncated(this, this.capBytes, agentSaysTruncated);
   }
 
   /** The pieces in order, for replay. */

@@ -24,7 +24,7 @@ import type { ExecutionService } from "../executions/service.js";
 import { blockedMessage, type Analyzer, type PolicyVerdict } from "../policy/analyzer.js";
 import { isBlocked } from "../policy/findings.js";
 import type { BackgroundInfo, BackgroundStart } from "./commands.js";
-import { contextLanguageOf, type SessionManager } from "./manager.js";
+import { cellLanguage, type SessionManager } from "./manager.js";
 import type { PolicyRefusal } from "../contract/session.js";
 import type { CellResult, CommandOptions, CommandResult, RunCellOptions } from "./types.js";
 
@@ -87,13 +87,7 @@ export async function checkCell(
     };
   if (mode === "off") return { rejected: null, run: runWith(undefined, cell.language) };
   // The language the manager will run: any alias it takes resolves here too.
-  const language =
-    cell.language === undefined ? session.language : contextLanguageOf(cell.language);
-  if (!language)
-    throw new WardenError(
-      "UNSUPPORTED_LANGUAGE",
-      `language: code contexts exist for python and javascript (got ${cell.language})`,
-    );
+  const language = cellLanguage(cell.language, session.language);
   // A cell is the code that runs, like an execution's program: it must parse to pass block mode.
   const verdict = await analyzer.check(
     mode,
@@ -152,11 +146,11 @@ export function allowCommand(
  * Whether the policy mode refuses raw shell commands (session commands,
  * notebook `!cmd` lines): under block mode, unless the operator allowed them.
  */
-export function commandsRefused(mode: PolicyMode, config: Pick<Config, "policy">): boolean {
+function commandsRefused(mode: PolicyMode, config: Pick<Config, "policy">): boolean {
   return mode === "block" && config.policy.sessionCommands === "block";
 }
 
-export const COMMANDS_REFUSED_MESSAGE =
+const COMMANDS_REFUSED_MESSAGE =
   "command: shell commands cannot be statically analysed, and this key's policy is block (server setting policy.sessionCommands: block); run code as a cell instead";
 
 /** Refuses (PERMISSION_DENIED, audited) or audits a raw command under the actor's policy. */

@@ -15,7 +15,8 @@ import { ArtifactPieces, FileBytes, Listing, RichResults } from "./agent-answers
 import type { EventOf } from "./agent-protocol.js";
 import type { AgentEvent, AgentRequest, AgentSandbox } from "./agent-sandbox.js";
 import { BackgroundCommands } from "./commands.js";
-import { callStatus, OutputTally } from "./outcome.js";
+import { callStatus } from "./outcome.js";
+import { OutputTally } from "./output-cap.js";
 import type { ContextLanguage } from "../contract/session.js";
 import type {
   CellResult,
@@ -34,7 +35,8 @@ import type {
  */
 const OVERDUE_GRACE_MS = 5_000;
 
-const NOTHING_COLLECTED: Collected = { artifacts: [], rejected: [] };
+/** A fresh empty collection (callers may add to its lists). */
+const nothingCollected = (): Collected => ({ artifacts: [], rejected: [] });
 
 /** File times and Warden's clock may disagree by a little: look a bit before the call began. */
 const COLLECT_SLACK_MS = 10;
@@ -96,7 +98,7 @@ export class LiveSession {
   async collect(since: number): Promise<Collected> {
     const artifacts = this.hooks.artifacts;
     if (!artifacts || this.config.maxArtifactsPerExecution === 0 || this.sandbox.result)
-      return { artifacts: [], rejected: [] };
+      return nothingCollected();
     const limits = artifacts.limits();
     const pieces = new ArtifactPieces(limits);
     await this.sandbox.request(
@@ -110,7 +112,7 @@ export class LiveSession {
       pieces.onEvent,
     );
     const files: ArtifactCandidate[] = pieces.candidates();
-    if (files.length === 0) return { artifacts: [], rejected: [] };
+    if (files.length === 0) return nothingCollected();
     const id = this.info.id;
     return artifacts.keep(files, { ownerId: id, userId: this.info.userId });
   }
@@ -193,7 +195,7 @@ export class LiveSession {
     const exitCode = exit?.exitCode ?? null;
     const oomKilled = exitCode !== 0 && (await this.oomRose(oomBefore));
     // An agent that missed the call's deadline is not asked for anything more.
-    const kept = exit ? await this.collectSafely(started) : NOTHING_COLLECTED;
+    const kept = exit ? await this.collectSafely(started) : nothingCollected();
     const signal = exit?.signal ?? null;
     const truncated = tally.settle(exit?.truncated ?? false);
     const status = callStatus({
@@ -247,7 +249,7 @@ export class LiveSession {
       timeoutMs + OVERDUE_GRACE_MS,
     )) as EventOf<"cell"> | null;
     const oomKilled = (cell === null || cell.error !== null) && (await this.oomRose(oomBefore));
-    const kept = cell ? await this.collectSafely(started) : NOTHING_COLLECTED;
+    const kept = cell ? await this.collectSafely(started) : nothingCollected();
     let error = cell
       ? cell.error
       : {

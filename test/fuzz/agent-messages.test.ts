@@ -19,7 +19,7 @@ import {
 } from "../../src/sessions/agent-answers.js";
 import { AgentChannel } from "../../src/sessions/agent-channel.js";
 import { type AgentEvent, type AgentOp } from "../../src/sessions/agent-protocol.js";
-import { OutputTally } from "../../src/sessions/outcome.js";
+import { OutputTally } from "../../src/sessions/output-cap.js";
 import { fuzzSeed } from "../helpers/fuzz.js";
 import { Fuzz } from "./generators.js";
 import { hostile, validAnswer, type Call } from "./agent-streams.js";

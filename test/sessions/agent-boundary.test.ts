@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ArtifactCandidate } from "../../src/artifacts/collect.js";
+import type { WardenError } from "../../src/errors.js";
 import { silentLogger } from "../../src/audit/logger.js";
 import { loadConfig } from "../../src/config/load.js";
 import { SandboxHost } from "../../src/sandbox/host.js";
@@ -322,5 +323,30 @@ describe("output is bounded by Warden, not by the agent", () => {
       results: [{ data: { "text/plain": "2" } }],
     });
     await manager.destroy(s.id, "eve", "test");
+  });
+
+  it("requests to an agent that stops reading are refused once 32 MiB wait, not queued without bound", async () => {
+    // A second after the takeover the agent freezes: it reads nothing more, ever.
+    const s = await hijacked(
+      `setTimeout(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0), 1000);`,
+    );
+    await s.attack();
+    await new Promise((r) => setTimeout(r, 1500));
+    const file = Buffer.alloc(900 * 1024, 0x61); // base64 of it is about 1.2 MiB a request
+    const writes = Array.from({ length: 40 }, (_, i) =>
+      manager.writeFile(s.id, "eve", `f${i}.txt`, file).then(
+        () => "written",
+        (error: WardenError) => error.code,
+      ),
+    );
+    // The first ones wait for the agent; past the bound the rest are refused at once.
+    const refused = await Promise.race([
+      Promise.all(writes.slice(30)),
+      new Promise((r) => setTimeout(() => r("still waiting"), 10_000)),
+    ]);
+    expect(refused).toEqual(Array.from({ length: 10 }, () => "UPSTREAM_UNAVAILABLE"));
+    await manager.destroy(s.id, "eve", "test");
+    expect(new Set(await Promise.all(writes))).not.toContain("written");
+    await bystanderServes();
   });
 });

@@ -16,7 +16,7 @@ import {
   type AgentEvent,
   type AgentOp,
 } from "../../src/sessions/agent-protocol.js";
-import { OutputTally } from "../../src/sessions/outcome.js";
+import { OutputTally } from "../../src/sessions/output-cap.js";
 import { ByteBudget, OutputLog, cutUtf8 } from "../../src/sessions/output-cap.js";
 
 function channel(maxLineChars = 1000) {

@@ -1,6 +1,7 @@
 /** How a session call's end becomes a status, and the host's own count of its output. */
 import { describe, expect, it } from "vitest";
-import { callStatus, OutputTally, type CallFacts } from "../../src/sessions/outcome.js";
+import { callStatus, type CallFacts } from "../../src/sessions/outcome.js";
+import { OutputTally } from "../../src/sessions/output-cap.js";
 import { CommandStatusSchema } from "../../src/contract/session.js";
 
 const base: CallFacts = {
