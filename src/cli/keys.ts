@@ -1,7 +1,7 @@
 /** `warden keys create|list|revoke`: API keys in the data dir's store (works while serve runs). */
 import { resolve } from "node:path";
 import { WardenError } from "../errors.js";
-import { resolveEgress } from "../network/policy.js";
+import { createKey } from "../executions/new-key.js";
 import { PolicyModeSchema, POLICY_MODES } from "../contract/policy.js";
 import { openDatabase } from "../store/database.js";
 import { KeyStore, SCOPES, ScopeSchema, type Scope } from "../store/keys.js";
@@ -45,16 +45,14 @@ export function keysCreate(options: GlobalOptions & KeysCreateOptions): number {
     ?.split(",")
     .map((h) => h.trim())
     .filter(Boolean);
-  // The key's list must lie within the server's: checked now, so a bad key is never made.
-  if (networkAllow?.length) resolveEgress({ allow: networkAllow }, config.network);
   const { keys, close } = store(options);
   try {
-    const { key, token } = keys.create({
+    const { key, token } = createKey(keys, config.network, {
       name: options.name,
       scopes: scopes as Scope[],
-      userId: options.user ?? options.name,
-      networkAllow: networkAllow?.length ? networkAllow : null,
-      policy: policy?.data ?? null,
+      userId: options.user,
+      networkAllow,
+      policy: policy?.data,
     });
     if (options.json) process.stdout.write(`${JSON.stringify({ ...key, token })}\n`);
     else process.stdout.write(`${token}\n`);

@@ -1,6 +1,6 @@
 import { isIP } from "node:net";
 import { z } from "zod";
-import { parseHostname } from "../util/hostname.js";
+import { parseHostname, parsePattern } from "../util/hostname.js";
 import { RuntimeDefinitionSchema } from "./runtime-definition.js";
 
 const MiB = 1024 * 1024;
@@ -80,8 +80,7 @@ const HostNameSchema = z.string().superRefine((name, ctx) => {
 });
 /** An allowlist entry: a host name, or `*.` and a domain (no bare `*`). */
 const AllowEntrySchema = z.string().superRefine((entry, ctx) => {
-  const p = entry.trim();
-  const parsed = parseHostname(p.startsWith("*.") ? p.slice(2) : p);
+  const parsed = parsePattern(entry);
   if (!parsed.ok)
     ctx.addIssue({
       code: "custom",

@@ -356,6 +356,16 @@ export class ExecutionService {
     return this.scheduler.get(executionId);
   }
 
+  /** How many bytes of output are stored for an execution: what loading them costs. */
+  storedOutputBytes(executionId: string): number {
+    return this.records.outputBytes(executionId);
+  }
+
+  /** A stored result (from `getRecord(id, false)`) with its output loaded. */
+  withStoredOutput(executionId: string, result: ExecutionResult): ExecutionResult {
+    return this.records.withOutput(executionId, result);
+  }
+
   /** An execution's record; `withOutput: false` leaves the stored output where it is. */
   getRecord(executionId: string, withOutput = true): ExecutionRecord | null {
     return this.records.get(executionId, withOutput);

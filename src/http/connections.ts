@@ -16,7 +16,9 @@ import {
 import { createServer as createHttpsServer } from "node:https";
 import type { Socket } from "node:net";
 import type { ConnectionLimits } from "../config/schema.js";
+import { WardenError } from "../errors.js";
 import { ulid } from "../util/ids.js";
+import { errorBody } from "./errors.js";
 import type { RefusalLog } from "./refusals.js";
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -70,9 +72,7 @@ export function serverFactory(
 }
 
 function errorJson(message: string): string {
-  return JSON.stringify({
-    error: { code: "INVALID_REQUEST", message, requestId: `req_${ulid()}` },
-  });
+  return JSON.stringify(errorBody(new WardenError("INVALID_REQUEST", message), `req_${ulid()}`));
 }
 
 /**

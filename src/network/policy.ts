@@ -4,24 +4,17 @@
  */
 import { BlockList, isIP } from "node:net";
 import { WardenError } from "../errors.js";
-import { parseHostname, printable } from "../util/hostname.js";
+import { parseHostname, parsePattern, printable } from "../util/hostname.js";
 
-/**
- * An allowlist entry: a host name, or `*.` followed by a domain (any
- * subdomain, not the domain itself). No bare `*`. Names go through the same
- * parser as the names a sandbox asks for, so an entry and a request are
- * compared in one normal form.
- */
+/** An allowlist entry in its normal form (see parsePattern), or INVALID_REQUEST naming `field`. */
 export function checkPattern(pattern: string, field: string): string {
-  const p = pattern.trim();
-  const wildcard = p.startsWith("*.");
-  const name = parseHostname(wildcard ? p.slice(2) : p);
-  if (!name.ok)
+  const parsed = parsePattern(pattern);
+  if (!parsed.ok)
     throw new WardenError(
       "INVALID_REQUEST",
-      `${field}: "${printable(pattern)}" is not a host name or *.domain pattern (${name.reason})`,
+      `${field}: "${printable(pattern)}" is not a host name or *.domain pattern (${parsed.reason})`,
     );
-  return wildcard ? `*.${name.name}` : name.name;
+  return parsed.name;
 }
 
 /** Does `host` match `pattern` (exact, or a subdomain for `*.domain`)? Invalid names match nothing. */

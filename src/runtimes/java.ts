@@ -33,7 +33,7 @@ const IDENT = /[A-Za-z_$][A-Za-z0-9_$]*/y;
 const TYPE_KEYWORDS = new Set(["class", "interface", "enum", "record"]);
 
 /** Tokens of Java source with comments and literals dropped: identifiers and single punctuation. */
-export function javaTokens(source: string): string[] {
+function javaTokens(source: string): string[] {
   const tokens: string[] = [];
   let i = 0;
   const n = source.length;
@@ -82,7 +82,7 @@ interface TopType {
 }
 
 /** Package and top-level types of a compilation unit. */
-export function javaTopLevel(source: string): { pkg: string | null; types: TopType[] } {
+function javaTopLevel(source: string): { pkg: string | null; types: TopType[] } {
   const t = javaTokens(source);
   let pkg: string | null = null;
   const types: TopType[] = [];

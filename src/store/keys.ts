@@ -64,7 +64,7 @@ export const USER_ID_PATTERN = /^[A-Za-z0-9._@:-]{1,128}$/;
 
 /**
  * What makes a key, for `warden keys create` and `POST /api/sandbox/keys`
- * alike. The egress list is checked against the server's by the caller.
+ * alike (src/executions/new-key.ts checks its egress list against the server's).
  */
 export const NewKeySchema = z
   .object({

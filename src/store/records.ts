@@ -72,7 +72,9 @@ interface EventRow {
   data: string | null;
 }
 
-const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+/** Milliseconds since the epoch as ISO 8601 (null stays null). */
+export const iso = (ms: number | null): string | null =>
+  ms === null ? null : new Date(ms).toISOString();
 
 export function digestFiles(files: readonly { path: string; content: string | Buffer }[]): {
   sha256: string;
@@ -155,6 +157,7 @@ export class RecordStore {
   private readonly insertOutput;
   private readonly selectOutput;
   private readonly selectOutputBytes;
+  private readonly selectRecord;
 
   constructor(private readonly db: Db) {
     this.insertEvent = db.prepare(
@@ -176,6 +179,7 @@ export class RecordStore {
     this.selectOutput = db.prepare<[string], { stream: OutputName; data: Buffer }>(
       "SELECT stream, data FROM execution_output WHERE execution_id = ?",
     );
+    this.selectRecord = db.prepare<[string], RecordRow>("SELECT * FROM executions WHERE id = ?");
     this.selectOutputBytes = db.prepare<[string], { bytes: number | null }>(
       "SELECT SUM(length(data)) AS bytes FROM execution_output WHERE execution_id = ?",
     );
@@ -231,7 +235,7 @@ export class RecordStore {
   }
 
   /** A stored result with its output put back (records from before the split hold it inline). */
-  private withOutput(id: string, result: ExecutionResult): ExecutionResult {
+  withOutput(id: string, result: ExecutionResult): ExecutionResult {
     for (const { stream, data } of this.selectOutput.all(id)) {
       const text = decodeOutput(data);
       if (stream === "stdout") result.stdout = text;
@@ -244,9 +248,7 @@ export class RecordStore {
 
   /** A record; its result's output too unless `withOutput` is false (then stdout and stderr are empty). */
   get(id: string, withOutput = true): ExecutionRecord | null {
-    const row = this.db
-      .prepare<[string], RecordRow>("SELECT * FROM executions WHERE id = ?")
-      .get(id);
+    const row = this.selectRecord.get(id);
     if (!row) return null;
     const record = toRecord(row);
     if (record.result && withOutput) record.result = this.withOutput(row.id, record.result);

@@ -17,7 +17,7 @@
  */
 
 /** A name of at most 253 bytes; one trailing dot (the DNS root) is dropped. */
-export const MAX_NAME_BYTES = 253;
+const MAX_HOSTNAME_BYTES = 253;
 const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 /** What WHATWG URL and inet_aton read as an IPv4 number: all digits, or 0x + hex. */
 const NUMERIC = /^(?:[0-9]+|0x[0-9a-f]*)$/;
@@ -31,14 +31,14 @@ export type NameCheck = { ok: true; name: string } | { ok: false; reason: string
 export function parseHostname(raw: string): NameCheck {
   if (raw.length === 0) return { ok: false, reason: "empty host name" };
   // Checked on the raw length first: no work on huge hostile strings.
-  if (raw.length > MAX_NAME_BYTES + 1) return { ok: false, reason: "host name is too long" };
+  if (raw.length > MAX_HOSTNAME_BYTES + 1) return { ok: false, reason: "host name is too long" };
   // Anything outside LDH and dots is refused here: NUL, %, @, #, \, :, [ ], spaces, Unicode.
   // Checked before lowercasing, which maps some Unicode (the Kelvin sign) to ASCII.
   if (!/^[A-Za-z0-9.-]+$/.test(raw))
     return { ok: false, reason: "host name has characters outside letters, digits, - and ." };
   const name = (raw.endsWith(".") ? raw.slice(0, -1) : raw).toLowerCase();
   if (name.length === 0) return { ok: false, reason: "empty host name" };
-  if (name.length > MAX_NAME_BYTES) return { ok: false, reason: "host name is too long" };
+  if (name.length > MAX_HOSTNAME_BYTES) return { ok: false, reason: "host name is too long" };
   const labels = name.split(".");
   for (const label of labels) {
     if (label.length === 0) return { ok: false, reason: "host name has an empty label" };
@@ -53,11 +53,25 @@ export function parseHostname(raw: string): NameCheck {
   return { ok: true, name };
 }
 
+/**
+ * An allowlist entry: a host name, or `*.` followed by a domain (any
+ * subdomain, not the domain itself); no bare `*`. Trimmed, then read by the
+ * same parser as the names a sandbox asks for, so an entry and a request are
+ * compared in one normal form.
+ */
+export function parsePattern(entry: string): NameCheck {
+  const p = entry.trim();
+  const wildcard = p.startsWith("*.");
+  const name = parseHostname(wildcard ? p.slice(2) : p);
+  if (!name.ok) return name;
+  return { ok: true, name: wildcard ? `*.${name.name}` : name.name };
+}
+
 export type HostPort =
   { ok: true; name: string; port: number } | { ok: false; reason: string; host: string };
 
 /** A decimal port 1-65535, no sign, no leading zeros beyond one digit's worth of text. */
-export function parsePort(text: string): number | null {
+function parsePort(text: string): number | null {
   if (!/^[0-9]{1,5}$/.test(text)) return null;
   const port = Number(text);
   return port >= 1 && port <= 65_535 ? port : null;

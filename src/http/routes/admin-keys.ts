@@ -11,9 +11,10 @@ import { z } from "zod";
 import type { Config } from "../../config/schema.js";
 import { WardenError } from "../../errors.js";
 import type { ExecutionService } from "../../executions/service.js";
-import { resolveEgress } from "../../network/policy.js";
+import { createKey } from "../../executions/new-key.js";
 import { POLICY_MODES } from "../../contract/policy.js";
 import { NewKeySchema, SCOPES, type ApiKey, type KeyStore } from "../../store/keys.js";
+import { iso } from "../../store/records.js";
 import { ErrorResponses } from "../schemas.js";
 
 export const KeyViewSchema = z.object({
@@ -27,8 +28,6 @@ export const KeyViewSchema = z.object({
   revokedAt: z.string().nullable(),
   lastUsedAt: z.string().nullable(),
 });
-
-const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 /** What may be shown of a key: everything but its secret. */
 function view(key: ApiKey): z.infer<typeof KeyViewSchema> {
@@ -62,17 +61,7 @@ export function keyRoutes(
       },
     },
     async (request, reply) => {
-      const body = request.body;
-      const networkAllow = body.networkAllow?.length ? body.networkAllow : null;
-      // The key's list must lie within the server's: checked now, so a bad key is never made.
-      if (networkAllow) resolveEgress({ allow: networkAllow }, o.config.network);
-      const { key, token } = o.keys.create({
-        name: body.name,
-        userId: body.userId ?? body.name,
-        scopes: body.scopes,
-        networkAllow,
-        policy: body.policy ?? null,
-      });
+      const { key, token } = createKey(o.keys, o.config.network, request.body);
       o.service.audit({
         userId: request.actor!.userId,
         level: "info",

@@ -74,17 +74,17 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
     status: ExecutionResult["status"];
   } => {
     const live = service.live(id);
-    let record = service.getRecord(id, false);
+    const record = service.getRecord(id, false);
     if (!record || !visible(actor, record.userId))
       throw new WardenError("NOT_FOUND", `execution ${id} not found`);
     // HEAD answers no body (Fastify drains the stream it is given): no output for it.
     if (forReply && forReply.request.method === "GET" && !live?.result && record.result) {
       const giveBack = outputBudget.take(
         actor?.key?.id ?? actor!.userId,
-        service.records.outputBytes(id),
+        service.storedOutputBytes(id),
       );
       whenAnswered(forReply.request, forReply.reply, giveBack);
-      record = service.getRecord(id, true) ?? record;
+      record.result = service.withStoredOutput(id, record.result);
     }
     return {
       ...(live ? { live } : {}),

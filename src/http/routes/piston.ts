@@ -12,11 +12,10 @@ import type { Config } from "../../config/schema.js";
 import { createExecutionSchemas, type CreateExecutionInput } from "../../executions/request.js";
 import { runCode, type RunCodeOutcome } from "../../executions/run-code.js";
 import type { ExecutionService } from "../../executions/service.js";
-import { ERROR_CODES } from "../../errors.js";
-import type { StepResult } from "../../contract/result.js";
+import { RunStatusSchema, type StepResult } from "../../contract/result.js";
 import type { Analyzer } from "../../policy/analyzer.js";
 import type { RuntimeRegistry } from "../../runtimes/registry.js";
-import { toWardenError } from "../errors.js";
+import { statusOf, toWardenError } from "../errors.js";
 import { boundedJsonParser } from "../json-body.js";
 import { sendJson } from "../json-pieces.js";
 import { clientGone, runActor } from "../run-request.js";
@@ -80,11 +79,7 @@ function message(step: StepResult): string | null {
   }
 }
 
-function stage(
-  step: StepResult,
-  output: string,
-  metrics?: { executionTimeMs: number; cpuTimeMs: number; peakMemoryBytes: number },
-): PistonStage {
+function stage(step: StepResult, output: string, metrics?: StepResult["metrics"]): PistonStage {
   const status = letter(step);
   return {
     stdout: step.stdout,
@@ -137,11 +132,7 @@ export const pistonRoutes: FastifyPluginAsync<{
     const e = toWardenError(error);
     const retryAfter = e.details?.retryAfterSeconds;
     if (typeof retryAfter === "number") void reply.header("Retry-After", String(retryAfter));
-    const status =
-      typeof e.details?.httpStatus === "number"
-        ? e.details.httpStatus
-        : ERROR_CODES[e.code].httpStatus;
-    return reply.status(status).send({ message: e.message });
+    return reply.status(statusOf(e)).send({ message: e.message });
   });
 
   const runtimes = async (): Promise<{ language: string; version: string; aliases: string[] }[]> =>
@@ -211,7 +202,7 @@ export const pistonRoutes: FastifyPluginAsync<{
           e.code === "UNSUPPORTED_LANGUAGE" ||
           e.code === "PERMISSION_DENIED"
             ? 400
-            : ERROR_CODES[e.code].httpStatus;
+            : statusOf(e);
         if (typeof e.details?.retryAfterSeconds === "number")
           void reply.header("Retry-After", String(e.details.retryAfterSeconds));
         return fail(reply, status, e.message);
@@ -248,16 +239,8 @@ export const pistonRoutes: FastifyPluginAsync<{
       }
       const run: StepResult = {
         ...result,
-        status:
-          result.status === "completed" ||
-          result.status === "failed" ||
-          result.status === "timeout" ||
-          result.status === "memory_limit" ||
-          result.status === "output_limit" ||
-          result.status === "disk_limit" ||
-          result.status === "killed"
-            ? result.status
-            : "error",
+        // queued, running and rejected are not a run's end: never seen here, "error" if they were.
+        status: RunStatusSchema.safeParse(result.status).data ?? "error",
       };
       response.run = stage(run, output, result.metrics);
       // Streamed: the answer holds the output up to three times (stdout, stderr, output).

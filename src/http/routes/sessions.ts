@@ -15,6 +15,15 @@ import { ErrorResponses } from "../schemas.js";
 
 const errors = ErrorResponses;
 
+/** A file body past maxFileBytes: 413, naming the limit. */
+function fileTooLarge(maxFileBytes: number): WardenError {
+  return new WardenError(
+    "INVALID_REQUEST",
+    `body: at most ${maxFileBytes} bytes per file (maxFileBytes)`,
+    { details: { httpStatus: 413 } },
+  );
+}
+
 export const Params = z.object({
   id: z.string().regex(/^sess_[0-9A-Z]{26}$/, "id: not a session id"),
 });
@@ -46,11 +55,7 @@ const rawUploadRoute: FastifyPluginAsyncZod<{
   });
   app.setErrorHandler(async (error) => {
     if ((error as { code?: string }).code === "FST_ERR_CTP_BODY_TOO_LARGE")
-      throw new WardenError(
-        "INVALID_REQUEST",
-        `body: at most ${maxFileBytes} bytes per file (maxFileBytes)`,
-        { details: { httpStatus: 413 } },
-      );
+      throw fileTooLarge(maxFileBytes);
     throw error; // the server's own handler answers
   });
   app.put(
@@ -260,11 +265,7 @@ export const sessionRoutes: FastifyPluginAsyncZod<{
         content = await part.toBuffer();
       } catch (error) {
         if ((error as { code?: string }).code === "FST_REQ_FILE_TOO_LARGE")
-          throw new WardenError(
-            "INVALID_REQUEST",
-            `body: at most ${maxFileBytes} bytes per file (maxFileBytes)`,
-            { details: { httpStatus: 413 } },
-          );
+          throw fileTooLarge(maxFileBytes);
         throw error;
       }
       await sessions.writeFile(

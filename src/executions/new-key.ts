@@ -1,0 +1,24 @@
+/**
+ * Making an API key, for `warden keys create` and `POST /api/sandbox/keys`
+ * alike: the key's egress list must lie within the server's, checked before
+ * the key exists, so a key that could never be used is never made.
+ */
+import type { Config } from "../config/schema.js";
+import { resolveEgress } from "../network/policy.js";
+import type { ApiKey, KeyStore, NewKey } from "../store/keys.js";
+
+export function createKey(
+  keys: KeyStore,
+  network: Config["network"],
+  input: NewKey,
+): { key: ApiKey; token: string } {
+  const networkAllow = input.networkAllow?.length ? input.networkAllow : null;
+  if (networkAllow) resolveEgress({ allow: networkAllow }, network);
+  return keys.create({
+    name: input.name,
+    userId: input.userId ?? input.name,
+    scopes: input.scopes,
+    networkAllow,
+    policy: input.policy ?? null,
+  });
+}
