@@ -10,7 +10,7 @@
  *   STALL_MS is dropped. Used where the events already sit in memory (an
  *   execution's output log).
  * - `send` (push): writes at once; a client already more than
- *   `maxUnsentBytes` behind is dropped (its socket destroyed). Dropping a
+ *   `MAX_UNSENT_BYTES` behind is dropped (its socket destroyed). Dropping a
  *   reader never touches what it was reading.
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
@@ -23,11 +23,6 @@ export const STALL_MS = 60_000;
 export const MAX_UNSENT_BYTES = 8 * 1024 * 1024;
 /** Pieces of one event are gathered up to this size before a socket write. */
 const WRITE_BATCH_CHARS = 64 * 1024;
-
-export interface EventStreamOptions {
-  /** @default MAX_UNSENT_BYTES */
-  maxUnsentBytes?: number;
-}
 
 export interface EventStream {
   /**
@@ -59,12 +54,7 @@ export function lastEventId(request: FastifyRequest): string | undefined {
 }
 
 /** Takes the response over and opens an event stream with a keep-alive comment every 15 s. */
-export function openEventStream(
-  request: FastifyRequest,
-  reply: FastifyReply,
-  options: EventStreamOptions = {},
-): EventStream {
-  const maxUnsentBytes = options.maxUnsentBytes ?? MAX_UNSENT_BYTES;
+export function openEventStream(request: FastifyRequest, reply: FastifyReply): EventStream {
   const resumeAfter = lastEventId(request);
   const resumeSeq = resumeAfter && /^\d{1,15}$/.test(resumeAfter) ? Number(resumeAfter) : 0;
   const log = request.log;
@@ -118,8 +108,8 @@ export function openEventStream(
         if (seq <= resumeSeq) return; // the client had it before reconnecting
       }
       if (gone()) return;
-      if (res.writableLength > maxUnsentBytes) {
-        drop(`more than ${maxUnsentBytes} bytes unsent`);
+      if (res.writableLength > MAX_UNSENT_BYTES) {
+        drop(`more than ${MAX_UNSENT_BYTES} bytes unsent`);
         return;
       }
       res.write(`id: ${id}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);

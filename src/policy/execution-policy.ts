@@ -24,6 +24,36 @@ export interface PolicyOutcome {
   audit: (executionId: string) => void;
 }
 
+/** Findings kept in one audit event at most. */
+const MAX_AUDITED_FINDINGS = 50;
+
+/**
+ * What a policy verdict leaves in the trail, for executions and session cells
+ * alike: a refusal is audited and counted; findings a run goes on with, audited.
+ */
+export function auditPolicy(
+  service: Pick<ExecutionService, "audit" | "metrics">,
+  event: "rejected" | "policy_findings",
+  o: {
+    userId: string;
+    executionId?: string | undefined;
+    mode: PolicyMode;
+    findings: Finding[];
+    message: string;
+    data?: Record<string, unknown>;
+  },
+): void {
+  service.audit({
+    executionId: o.executionId,
+    userId: o.userId,
+    level: "warn",
+    event,
+    message: o.message,
+    data: { ...o.data, policy: o.mode, findings: o.findings.slice(0, MAX_AUDITED_FINDINGS) },
+  });
+  if (event === "rejected") service.metrics.reject("policy");
+}
+
 export async function checkPolicy(
   analyzer: Analyzer,
   service: ExecutionService,
@@ -58,20 +88,16 @@ export async function checkPolicy(
     cell: null,
     ...(input.code === undefined && f.cell !== null ? { file: files[f.cell]?.path } : {}),
   }));
-  const record = (id: string | null, event: string, message: string): void =>
-    service.audit({
-      executionId: id,
-      userId,
-      level: "warn",
-      event,
-      message,
-      data: { policy: mode, findings: findings.slice(0, 50) },
-    });
   if (verdict.blocked) {
     const message = blockedMessage({ ...report, findings });
     const id = executionId();
-    record(id, "rejected", `execution ${id} refused: ${message}`);
-    service.metrics.reject("policy");
+    auditPolicy(service, "rejected", {
+      userId,
+      executionId: id,
+      mode,
+      findings,
+      message: `execution ${id} refused: ${message}`,
+    });
     return {
       rejected: {
         ...blankResult(id, "rejected", { code: "MALICIOUS_CODE", message, retryable: false }),
@@ -86,7 +112,13 @@ export async function checkPolicy(
     findings,
     audit: (id) => {
       if (findings.length > 0)
-        record(id, "policy_findings", `${findings.length} finding(s) (policy ${mode})`);
+        auditPolicy(service, "policy_findings", {
+          userId,
+          executionId: id,
+          mode,
+          findings,
+          message: `${findings.length} finding(s) (policy ${mode})`,
+        });
     },
   };
 }

@@ -23,6 +23,7 @@ import { WardenError } from "../errors.js";
 import type { ExecutionService } from "../executions/service.js";
 import { blockedMessage, type Analyzer, type PolicyVerdict } from "../policy/analyzer.js";
 import { isBlocked } from "../policy/findings.js";
+import { auditPolicy } from "../policy/execution-policy.js";
 import type { BackgroundInfo, BackgroundStart } from "./commands.js";
 import { cellLanguage, type SessionManager } from "./manager.js";
 import type { PolicyRefusal } from "../contract/session.js";
@@ -56,7 +57,6 @@ export interface AllowedCommand {
 
 /** Audit data holds at most this much of a command line. */
 const COMMAND_SHOWN = 200;
-const MAX_AUDITED_FINDINGS = 50;
 
 /**
  * Analyses a cell under the actor's policy. Two steps, so that an interface
@@ -96,27 +96,20 @@ export async function checkCell(
     { userId: actor.userId },
   );
   const findings: Finding[] = (verdict.report?.findings ?? []).map((f) => ({ ...f, cell: null }));
-  const data = { sessionId, policy: mode, findings: findings.slice(0, MAX_AUDITED_FINDINGS) };
+  const audited = { userId: actor.userId, mode, findings, data: { sessionId } };
   if (verdict.blocked) {
     const message = blockedMessage({ ...verdict.report!, findings });
-    service.audit({
-      userId: actor.userId,
-      level: "warn",
-      event: "rejected",
+    auditPolicy(service, "rejected", {
+      ...audited,
       message: `cell in session ${sessionId} refused: ${message}`,
-      data,
     });
-    service.metrics.reject("policy");
     const error = { code: "MALICIOUS_CODE" as const, message, retryable: false };
     return { rejected: { status: "rejected", success: false, error, findings }, run: null };
   }
   if (findings.length > 0)
-    service.audit({
-      userId: actor.userId,
-      level: "warn",
-      event: "policy_findings",
+    auditPolicy(service, "policy_findings", {
+      ...audited,
       message: `cell in session ${sessionId}: ${findings.length} finding(s) (policy ${mode})`,
-      data,
     });
   return { rejected: null, run: runWith(findings, language) };
 }
