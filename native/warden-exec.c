@@ -6,23 +6,28 @@
  * anything, or a fast fork would escape the limits. This helper does exactly
  * that and nothing else:
  *
- *   1. with --mount, mounts a size-limited tmpfs on --workspace DIR,
- *      reports "R" on the control fd and waits for "G" (Warden fills the
- *      workspace in between);
+ *   1. with --mount, enters a mount namespace of its own and mounts a
+ *      size-limited tmpfs on --workspace DIR there (so the host's mount table
+ *      does not grow with every live sandbox, and nothing is left mounted when
+ *      the box ends), then reports "R"; with --join PID it enters the mount
+ *      namespace of the box's first helper instead (a box's later runs);
  *   2. forks a child that writes its pid into each cgroup file, applies the
  *      rlimits, clears supplementary groups, switches to the sandbox uid/gid,
- *      sets no_new_privs and execs the program (bubblewrap);
- *   3. waits for the child, reports the workspace's usage ("U <used> <free>"
- *      bytes, then free inodes), unmounts it with --umount (unless --keep-if
- *      names a non-empty directory: "K"), then reports "S <wait status>" on the
- *      control fd.
+ *      sets no_new_privs and execs the program (bubblewrap); the sandbox's
+ *      init then waits for its run request from Warden, so Warden can fill the
+ *      workspace (through /proc/PID/root) and send the request whenever it likes;
+ *   3. waits for the child and every orphan, reports the workspace's usage
+ *      ("U <used> <free> <free inodes>"), then "S <wait status>". A helper
+ *      that mounted first lets go of the sandbox's stdio and reports "H": it
+ *      holds the namespace (the workspace, for later runs and for artifacts
+ *      to be read) until Warden closes the control fd, then exits, and the
+ *      workspace goes with the namespace. Nothing is ever left mounted.
  *
  * Errors go to the control fd as "E <message>", never to the sandbox's stderr.
  * If Warden dies, PR_SET_PDEATHSIG delivers SIGTERM here and the child is
  * killed; whatever still remains is the start-up janitor's job.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -31,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -79,8 +85,8 @@ static const struct {
 
 struct options {
   const char *workspace;
-  const char *keep_if;
-  int mount, umount;
+  int mount;
+  long join;
   unsigned long long mount_bytes, mount_inodes;
   const char *cgroups[MAX_LIST];
   int n_cgroups;
@@ -119,14 +125,10 @@ static void parse(int argc, char **argv, struct options *o) {
       o->mount = 1;
       continue;
     }
-    if (!strcmp(a, "--umount")) {
-      o->umount = 1;
-      continue;
-    }
     if (!v) break;
     i++;
-    if (!strcmp(a, "--keep-if")) {
-      o->keep_if = v;
+    if (!strcmp(a, "--join")) {
+      o->join = (long)parse_num(v, a);
       continue;
     }
     if (!strcmp(a, "--control-fd")) {
@@ -163,8 +165,8 @@ static void parse(int argc, char **argv, struct options *o) {
       _exit(125);
     }
   }
-  if ((o->mount || o->umount) && !o->workspace) {
-    report("E --mount and --umount need --workspace");
+  if ((o->mount || o->join) && !o->workspace) {
+    report("E --mount and --join need --workspace");
     _exit(125);
   }
   if (i >= argc || o->uid <= 0 || o->gid <= 0) {
@@ -221,23 +223,6 @@ static void become_sandbox(const struct options *o) {
   fail(o->argv[0]);
 }
 
-/* 1 when `path` is a directory (not a symlink to one) with at least one entry. */
-static int dir_has_entries(const char *path) {
-  int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return 0;
-  DIR *d = fdopendir(fd);
-  if (!d) {
-    close(fd);
-    return 0;
-  }
-  int found = 0;
-  struct dirent *e;
-  while (!found && (e = readdir(d)) != NULL)
-    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) found = 1;
-  closedir(d);
-  return found;
-}
-
 static void on_term(int sig) {
   (void)sig;
   terminate_requested = 1;
@@ -262,25 +247,42 @@ int main(int argc, char **argv) {
   }
 
   if (o.mount) {
+    /* A namespace of our own: the workspace never appears in the host's mount
+     * table, so bubblewrap's copy of it stays small however many boxes live. */
+    if (unshare(CLONE_NEWNS) < 0) fail("unshare mount namespace");
+    if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0) fail("make / a slave");
     char data[128];
     snprintf(data, sizeof data, "size=%llu,nr_inodes=%llu,mode=0700,uid=%ld,gid=%ld",
              o.mount_bytes, o.mount_inodes, o.uid, o.gid);
     if (mount("tmpfs", o.workspace, "tmpfs", MS_NOSUID | MS_NODEV, data) < 0)
       fail("mount workspace");
-    report("R");
-    char go = 0;
-    ssize_t n;
-    do n = read(control_fd, &go, 1);
-    while (n < 0 && errno == EINTR && !terminate_requested);
-    if (n != 1 || go != 'G') {
-      umount2(o.workspace, MNT_DETACH);
-      return 125;
+    /* /workspace and /tmp, there before bubblewrap binds them. */
+    static const struct {
+      const char *name;
+      mode_t mode;
+    } dirs[] = {{"workspace", 0755}, {"tmp", 0700}};
+    for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
+      char path[4096];
+      snprintf(path, sizeof path, "%s/%s", o.workspace, dirs[i].name);
+      if (mkdir(path, dirs[i].mode) < 0 || chown(path, (uid_t)o.uid, (gid_t)o.gid) < 0 ||
+          chmod(path, dirs[i].mode) < 0)
+        fail(path);
     }
+  } else if (o.join) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/ns/mnt", o.join);
+    int ns = open(path, O_RDONLY | O_CLOEXEC);
+    if (ns < 0 || setns(ns, CLONE_NEWNS) < 0) fail("join the box's mount namespace");
+    close(ns);
   }
 
   pid_t child = fork();
   if (child < 0) fail("fork");
   if (child == 0) become_sandbox(&o);
+  /* The sandbox's fds are its own now: their ends must close when it ends. */
+  for (int i = 0; i < o.n_keep_fds; i++)
+    if (o.keep_fds[i] != control_fd) close(o.keep_fds[i]);
+  if (o.mount) report("R");
 
   /* Reap bubblewrap and every orphan it leaves, until no child is left. */
   int status = 0;
@@ -292,29 +294,28 @@ int main(int argc, char **argv) {
     if (r < 0 && errno != EINTR) fail("waitpid");
     if (terminate_requested) kill(child, SIGKILL);
   }
+  int hold = 0;
   if (o.workspace) {
     /* Usage is read before the workspace may go, to tell "disk full" apart. */
     struct statvfs st;
     if (statvfs(o.workspace, &st) == 0)
       report("U %llu %llu %llu", (unsigned long long)(st.f_blocks - st.f_bfree) * st.f_frsize,
              (unsigned long long)st.f_bavail * st.f_frsize, (unsigned long long)st.f_favail);
-    /* --keep-if: a non-empty directory there (artifacts to collect) keeps the
-     * workspace mounted for Warden to read. Warden creates output/ in every
-     * workspace, so mere existence would keep every one: only entries count, and a
-     * run without artifacts costs nothing more. Every process of the sandbox is
-     * dead by now (we are its subreaper and waited for all), so nothing can change
-     * it any more; O_NOFOLLOW still refuses a symlink left in its place. */
-    int keep = 0;
-    if (o.umount && o.keep_if) {
-      char path[4096];
-      if (snprintf(path, sizeof path, "%s/%s", o.workspace, o.keep_if) < (int)sizeof path)
-        keep = dir_has_entries(path);
-    }
-    if (keep)
-      report("K");
-    else if (o.umount && umount2(o.workspace, MNT_DETACH) < 0)
-      report("E umount: %s", strerror(errno));
+    hold = o.mount;
   }
+  if (!hold) {
+    report("S %d", status);
+    return 0;
+  }
+  /* The sandbox's output ends here, while the namespace (and the workspace in
+   * it) lives on until Warden closes the control fd. */
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null >= 0)
+    for (int fd = 0; fd <= 2; fd++) dup2(null, fd);
+  report("H");
   report("S %d", status);
+  char byte;
+  while (!terminate_requested && (read(control_fd, &byte, 1) > 0 || errno == EINTR)) {
+  }
   return 0;
 }

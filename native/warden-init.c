@@ -1,14 +1,26 @@
 /*
  * warden-init: PID 1 inside every sandbox (bubblewrap --as-pid-1).
  *
- * It starts the program, reaps every orphan the program leaves, and when the
- * program ends it kills whatever is left in the sandbox's PID namespace and
+ * It comes up before the program is known: it reports "ready" on the status
+ * fd, then reads the run request (working directory, rlimits, argv and
+ * environment) from the request fd until Warden closes it, starts the program
+ * with exactly those, reaps every orphan the program leaves, and when the
+ * program ends kills whatever is left in the sandbox's PID namespace and
  * writes the program's exact outcome ("exit N" or "signal N") to the status fd.
  * bubblewrap alone folds a signal death into exit code 128+N, which cannot be
  * told apart from a program that exits with 137 on purpose.
  *
- * The status fd is closed before the program runs, so the program cannot
- * forge its own outcome.
+ * So a sandbox can be set up ahead of its program (Warden's warm pool) and a
+ * cold run pays nothing more: the request is written as soon as the box is up.
+ *
+ * With `--warm PROGRAM ARGS...` the program is an interpreter started at once
+ * (Warden's warm stub): it gets the request pipe as fd 3 and a ready pipe as
+ * fd 4, and init reports "ready" only once the stub has said it is waiting.
+ * The request's rlimits are applied to the stub with prlimit() before the
+ * request reaches it, so user code never runs above them.
+ *
+ * The status and request fds are close-on-exec, so the program cannot forge
+ * its own outcome.
  *
  * With `--bridge SOCKET PORT` it first listens on 127.0.0.1:PORT inside the
  * sandbox's own network namespace and relays every connection to SOCKET, a
@@ -24,6 +36,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -103,16 +116,171 @@ static void bridge_serve(int listen_fd, const char *socket_path) {
   }
 }
 
+/* The request, as Warden writes it (src/sandbox/init-request.ts): NUL-terminated
+ * strings "W1", cwd, rlimit count, "name=value"..., argc, argv..., envc, env....
+ * Read to EOF, bounded: Warden is trusted, but a short or torn write must fail
+ * cleanly, never run something half-parsed. */
+#define MAX_REQUEST (4u << 20)
+#define MAX_ITEMS 8192
+
+struct request {
+  char *bytes;
+  size_t len;
+  const char *cwd;
+  int n_rlimits;
+  int rlimit_res[16];
+  rlim_t rlimit_val[16];
+  char **argv;
+  char **envp;
+};
+
+static const struct {
+  const char *name;
+  int resource;
+} rlimit_names[] = {
+    {"as", RLIMIT_AS},         {"core", RLIMIT_CORE},     {"cpu", RLIMIT_CPU},
+    {"fsize", RLIMIT_FSIZE},   {"nofile", RLIMIT_NOFILE}, {"nproc", RLIMIT_NPROC},
+    {"stack", RLIMIT_STACK},   {"memlock", RLIMIT_MEMLOCK},
+};
+
+static int read_all(int fd, struct request *r) {
+  size_t cap = 65536;
+  r->bytes = malloc(cap);
+  r->len = 0;
+  if (!r->bytes) return -1;
+  for (;;) {
+    if (r->len == cap) {
+      if (cap >= MAX_REQUEST) return -1;
+      cap *= 2;
+      char *grown = realloc(r->bytes, cap);
+      if (!grown) return -1;
+      r->bytes = grown;
+    }
+    ssize_t n = read(fd, r->bytes + r->len, cap - r->len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return -1;
+    if (n == 0) return 0;
+    r->len += (size_t)n;
+  }
+}
+
+/* Next NUL-terminated string at *pos, or NULL past the end. */
+static const char *next(const struct request *r, size_t *pos) {
+  if (*pos >= r->len) return NULL;
+  const char *s = r->bytes + *pos;
+  const char *end = memchr(s, '\0', r->len - *pos);
+  if (!end) return NULL;
+  *pos += (size_t)(end - s) + 1;
+  return s;
+}
+
+static int count(const struct request *r, size_t *pos) {
+  const char *s = next(r, pos);
+  if (!s || !*s) return -1;
+  char *end;
+  long v = strtol(s, &end, 10);
+  return (*end || v < 0 || v > MAX_ITEMS) ? -1 : (int)v;
+}
+
+static char **strings(const struct request *r, size_t *pos, int n) {
+  char **list = calloc((size_t)n + 1, sizeof *list);
+  if (!list) return NULL;
+  for (int i = 0; i < n; i++)
+    if (!(list[i] = (char *)next(r, pos))) return NULL;
+  return list;
+}
+
+static int parse_request(struct request *r) {
+  size_t pos = 0;
+  const char *magic = next(r, &pos);
+  if (!magic || strcmp(magic, "W1") != 0) return -1;
+  if (!(r->cwd = next(r, &pos))) return -1;
+  int n = count(r, &pos);
+  if (n < 0 || n > 16) return -1;
+  for (int i = 0; i < n; i++) {
+    const char *item = next(r, &pos);
+    const char *eq = item ? strchr(item, '=') : NULL;
+    if (!eq) return -1;
+    int found = -1;
+    for (size_t k = 0; k < sizeof rlimit_names / sizeof *rlimit_names; k++)
+      if (strlen(rlimit_names[k].name) == (size_t)(eq - item) &&
+          !strncmp(item, rlimit_names[k].name, (size_t)(eq - item)))
+        found = rlimit_names[k].resource;
+    char *end;
+    unsigned long long v = strtoull(eq + 1, &end, 10);
+    if (found < 0 || *end || end == eq + 1) return -1;
+    r->rlimit_res[r->n_rlimits] = found;
+    r->rlimit_val[r->n_rlimits++] = (rlim_t)v;
+  }
+  int argc = count(r, &pos);
+  if (argc < 1 || !(r->argv = strings(r, &pos, argc))) return -1;
+  int envc = count(r, &pos);
+  if (envc < 0 || !(r->envp = strings(r, &pos, envc))) return -1;
+  return pos == r->len ? 0 : -1;
+}
+
+/* Lowers the limits of `pid` (0: this process). Raising a hard limit fails, as it should. */
+static int apply_rlimits(const struct request *r, pid_t pid) {
+  for (int i = 0; i < r->n_rlimits; i++) {
+    struct rlimit rl = {r->rlimit_val[i], r->rlimit_val[i]};
+    if (prlimit(pid, r->rlimit_res[i], &rl, NULL) < 0) return -1;
+  }
+  return 0;
+}
+
+static void report_error(int status_fd, const char *what) {
+  char line[96];
+  snprintf(line, sizeof line, "error %s %d\n", what, errno);
+  say(status_fd, line);
+}
+
+static int write_all(int fd, const char *buf, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(fd, buf, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
+    buf += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+/* Starts the warm stub: request pipe as fd 3, ready pipe as fd 4, nothing else. */
+static pid_t start_warm(char **argv, int *request_w, int *ready_r) {
+  int req[2], ready[2];
+  if (pipe2(req, O_CLOEXEC) < 0 || pipe2(ready, O_CLOEXEC) < 0) return -1;
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    /* Out of the way first: either end may already sit on fd 3 or 4. */
+    int r = fcntl(req[0], F_DUPFD_CLOEXEC, 10), w = fcntl(ready[1], F_DUPFD_CLOEXEC, 10);
+    if (r < 0 || w < 0 || dup2(r, 3) < 0 || dup2(w, 4) < 0) _exit(127);
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  close(req[0]);
+  close(ready[1]);
+  *request_w = req[1];
+  *ready_r = ready[0];
+  return pid;
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: warden-init STATUS_FD [--bridge SOCKET PORT] PROGRAM ARGS...\n");
+    fprintf(stderr, "usage: warden-init STATUS_FD REQUEST_FD [--bridge SOCKET PORT] "
+                    "[--warm PROGRAM ARGS...]\n");
     return 127;
   }
   int status_fd = atoi(argv[1]);
-  if (fcntl(status_fd, F_SETFD, FD_CLOEXEC) < 0) return 127;
-  int program = 2;
-  if (argc >= 6 && strcmp(argv[2], "--bridge") == 0) {
-    int listen_fd = bridge_listen(atoi(argv[4]));
+  int request_fd = atoi(argv[2]);
+  if (fcntl(status_fd, F_SETFD, FD_CLOEXEC) < 0 || fcntl(request_fd, F_SETFD, FD_CLOEXEC) < 0)
+    return 127;
+  int arg = 3;
+  if (argc >= arg + 3 && strcmp(argv[arg], "--bridge") == 0) {
+    int listen_fd = bridge_listen(atoi(argv[arg + 2]));
     if (listen_fd < 0) {
       say(status_fd, "error bridge\n");
       return 127;
@@ -120,27 +288,70 @@ int main(int argc, char **argv) {
     pid_t bridge = fork();
     if (bridge == 0) {
       close(status_fd);
-      bridge_serve(listen_fd, argv[3]);
+      close(request_fd);
+      bridge_serve(listen_fd, argv[arg + 1]);
     }
     close(listen_fd);
-    program = 5;
+    arg += 3;
   }
 
-  pid_t child = fork();
-  if (child < 0) {
-    say(status_fd, "error fork\n");
+  pid_t child = -1;
+  int stub_request = -1;
+  if (arg < argc && strcmp(argv[arg], "--warm") == 0 && arg + 1 < argc) {
+    int ready = -1;
+    child = start_warm(argv + arg + 1, &stub_request, &ready);
+    if (child < 0) {
+      report_error(status_fd, "warm-start");
+      return 127;
+    }
+    char byte;
+    ssize_t n;
+    do n = read(ready, &byte, 1);
+    while (n < 0 && errno == EINTR);
+    close(ready);
+    if (n != 1) {
+      say(status_fd, "error warm-start\n");
+      return 127;
+    }
+  }
+  say(status_fd, "ready\n");
+
+  struct request req = {0};
+  if (read_all(request_fd, &req) < 0 || parse_request(&req) < 0) {
+    say(status_fd, "error request\n");
     return 127;
   }
-  if (child == 0) {
-    /* The program gets default signal dispositions, not PID 1's. */
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    execv(argv[program], argv + program);
-    char line[64];
-    snprintf(line, sizeof line, "error exec %d\n", errno);
-    say(status_fd, line);
-    _exit(127);
+  close(request_fd);
+  if (stub_request >= 0) {
+    /* The stub parses the same request; the limits are set from here first. */
+    if (apply_rlimits(&req, child) < 0 || write_all(stub_request, req.bytes, req.len) < 0) {
+      report_error(status_fd, "warm-request");
+      return 127;
+    }
+    close(stub_request);
+  } else {
+    child = fork();
+    if (child < 0) {
+      say(status_fd, "error fork\n");
+      return 127;
+    }
+    if (child == 0) {
+      /* The program gets default signal dispositions, not PID 1's. */
+      sigset_t none;
+      sigemptyset(&none);
+      sigprocmask(SIG_SETMASK, &none, NULL);
+      if (chdir(req.cwd) < 0) {
+        report_error(status_fd, "chdir");
+        _exit(127);
+      }
+      if (apply_rlimits(&req, 0) < 0) {
+        report_error(status_fd, "rlimit");
+        _exit(127);
+      }
+      execve(req.argv[0], req.argv, req.envp);
+      report_error(status_fd, "exec");
+      _exit(127);
+    }
   }
 
   int status = 0;

@@ -19,5 +19,7 @@ npx --no-install esbuild native/node-proxy.cjs --bundle --platform=node --format
 # The session agent is plain CommonJS with Node built-ins only.
 cp native/agent.cjs "$out/agent.cjs"
 cp native/kernel.py native/kernel.cjs "$out/"
+# Warm stubs: pooled sandboxes start them in place of a program (src/runtimes/warm.ts).
+cp native/warm.py native/warm.cjs "$out/"
 # The Python analyser runs in a one-shot sandbox (src/policy/python.ts), never on the host.
 cp native/analyze.py "$out/"

@@ -36,7 +36,7 @@ async function sandboxed(host: SandboxHost, argv: string[], limits = LIMITS): Pr
   const box = await host.prepare({ diskMb: limits.diskMb });
   try {
     const start = performance.now();
-    const result = await box.run({ argv, limits }, { last: true });
+    const result = await box.run({ argv, limits });
     const elapsed = performance.now() - start;
     if (result.status === "error")
       throw new Error(`sandboxed ${argv.join(" ")}: ${result.errorMessage}`);
@@ -103,13 +103,10 @@ async function measureTimeout(
   for (let i = 0; i < runs; i++) {
     const box = await host.prepare({ diskMb: 4 });
     try {
-      const result = await box.run(
-        {
-          argv: [sh, "-c", script],
-          limits: { ...LIMITS, timeoutMs: requestedMs, killGraceMs: graceMs },
-        },
-        { last: true },
-      );
+      const result = await box.run({
+        argv: [sh, "-c", script],
+        limits: { ...LIMITS, timeoutMs: requestedMs, killGraceMs: graceMs },
+      });
       if (result.status !== "timeout") throw new Error(`timeout bench ended ${result.status}`);
       overshoots.push(result.metrics.wallTimeMs - requestedMs - (trapped ? graceMs : 0));
     } finally {

@@ -34,9 +34,11 @@ export function createContext(
   return { config, logger, registry };
 }
 
-export function openHost(ctx: CliContext): Promise<SandboxHost> {
+/** The host for one command: a single run gains nothing from starting sandboxes ahead. */
+export function openHost(ctx: CliContext, pool = false): Promise<SandboxHost> {
+  const sandbox = ctx.config.sandbox;
   return SandboxHost.open({
-    config: ctx.config.sandbox,
+    config: pool ? sandbox : { ...sandbox, pool: { ...sandbox.pool, enabled: false } },
     runDir: ctx.config.runDir,
     logger: ctx.logger,
     privateFiles: ctx.registry.privateFiles(),

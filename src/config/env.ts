@@ -27,6 +27,7 @@ export const CONFIG_ENV = {
   "sandbox.uidBase": "WARDEN_UID_BASE",
   "sandbox.uidCount": "WARDEN_UID_COUNT",
   "sandbox.cgroupParent": "WARDEN_CGROUP_PARENT",
+  "sandbox.pool.enabled": "WARDEN_POOL",
 } as const;
 
 /** Variables that are not config keys. */

@@ -48,6 +48,12 @@ export const RuntimeDefinitionSchema = z
       })
       .default({})
       .describe("Compilers need more than the programs they build."),
+    warm: z
+      .enum(["python", "node"])
+      .optional()
+      .describe(
+        "A warm stub Warden ships for this interpreter: pooled sandboxes start it in place of the program, waiting for the request.",
+      ),
     entryFromSource: z
       .enum(["java"])
       .optional()

@@ -32,6 +32,55 @@ export const DefaultLimitsSchema = z
   })
   .strict();
 
+export const PoolConfigSchema = z
+  .object({
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe("Start sandboxes ahead of requests; off, every run starts cold."),
+    prewarm: z
+      .array(z.string().min(1).max(64))
+      .max(16)
+      .default(["python"])
+      .describe("Languages whose sandboxes are started before the first request asks."),
+    idleBoxes: z
+      .number()
+      .int()
+      .min(0)
+      .max(64)
+      .default(1)
+      .describe("Started sandboxes a prewarmed language keeps when no requests come."),
+    maxPerTemplate: z
+      .number()
+      .int()
+      .min(1)
+      .max(256)
+      .default(8)
+      .describe(
+        "Started sandboxes per language and start-time limits at most (the recent rate sizes it).",
+      ),
+    maxBoxes: z
+      .number()
+      .int()
+      .min(0)
+      .max(1024)
+      .default(32)
+      .describe("Started sandboxes in all at most."),
+    maxMemoryMb: z
+      .number()
+      .int()
+      .min(0)
+      .default(512)
+      .describe("Memory the started sandboxes may use together (MiB, read from their cgroups)."),
+    idleMs: z
+      .number()
+      .int()
+      .min(1000)
+      .default(60_000)
+      .describe("After this long without a request, a language keeps only its idle sandboxes."),
+  })
+  .strict();
+
 export const SandboxHostConfigSchema = z
   .object({
     bwrapPath: z.string().default("/usr/bin/bwrap").describe("The bubblewrap binary."),
@@ -66,6 +115,9 @@ export const SandboxHostConfigSchema = z
       .array(z.string().startsWith("/"))
       .default(["/usr/local/bin", "/usr/bin", "/bin"])
       .describe("System directories searched for runtime binaries (never a user's home)."),
+    pool: PoolConfigSchema.default(PoolConfigSchema.parse({})).describe(
+      "The warm pool: sandboxes started ahead of their requests.",
+    ),
   })
   .strict();
 

@@ -68,6 +68,9 @@ export const ResultMetricsSchema = z.object({
   peakMemoryBytes: z.number(),
   queueTimeMs: z.number(),
   retries: z.number(),
+  warmStart: z
+    .boolean()
+    .describe("The run took a sandbox the warm pool had started ahead of the request."),
 });
 
 /** `success` of every result: status is completed. */
@@ -141,6 +144,7 @@ export function blankResult(
       cpuTimeMs: 0,
       peakMemoryBytes: 0,
       queueTimeMs: 0,
+      warmStart: false,
       retries: 0,
       ...metrics,
     },

@@ -13,6 +13,7 @@ export const BUILTIN_RUNTIMES: RuntimeDefinitionInput[] = [
     tools: { python: ["python3"] },
     run: ["{python}", "-u", "{file}"],
     env: { PYTHONDONTWRITEBYTECODE: "1", PYTHONIOENCODING: "utf-8", MPLBACKEND: "Agg" },
+    warm: "python",
     version: { tool: "python", args: ["--version"] },
   },
   {
@@ -22,6 +23,7 @@ export const BUILTIN_RUNTIMES: RuntimeDefinitionInput[] = [
     fileName: "main.js",
     tools: { node: ["node", "nodejs"] },
     run: ["{node}", "{file}"],
+    warm: "node",
     version: { tool: "node", args: ["--version"] },
   },
   {

@@ -3,6 +3,8 @@
  * sandbox with its own limits, then the program, both in one box (they share
  * the workspace). Produces the result shape every interface returns.
  */
+import { opendir } from "node:fs/promises";
+import { join } from "node:path";
 import {
   blankResult,
   type ArtifactEntry,
@@ -21,7 +23,14 @@ import type {
 } from "../sandbox/types.js";
 import { executionId } from "../util/ids.js";
 import { javaEntry } from "./java.js";
-import { expandTemplate, privateMountsFor, type RuntimeRegistry } from "./registry.js";
+import { BASE_ENV, type Box } from "../sandbox/box.js";
+import {
+  expandTemplate,
+  privateMountsFor,
+  type ResolvedRuntime,
+  type RuntimeRegistry,
+} from "./registry.js";
+import { runtimeTemplate } from "./warm.js";
 
 /**
  * A request's own limits for the compile step (already validated against the
@@ -55,7 +64,7 @@ export interface ExecuteRequest {
   /**
    * Artifact collection is a service step; the engine only keeps the workspace
    * for it. When the program has ended (every process of the sandbox gone) and
-   * `keepIf` (relative to /workspace) exists, `collect` reads the workspace
+   * `keepIf` (relative to /workspace) has entries, `collect` reads the workspace
    * (a host path). It must not throw: the program has run and must not run again.
    */
   artifacts?: ArtifactCollection | undefined;
@@ -134,23 +143,32 @@ export async function executeCode(
   };
   const mounts = privateMountsFor(runtime, (name) => host.privateFile(name));
   const env = { ...def.env, ...request.env };
-  const box = await host.prepare({ diskMb: request.limits.diskMb, files });
+  // The request's compile limits win; otherwise compilers get the runtime's
+  // (larger) defaults, never less than the program's own.
+  const asked = request.compileLimits ?? {};
+  const compileLimits: SandboxLimits = {
+    ...request.limits,
+    memoryMb: asked.memoryMb ?? Math.max(request.limits.memoryMb, def.compileLimits.memoryMb ?? 0),
+    pids: Math.max(request.limits.pids, def.compileLimits.pids ?? 0),
+    timeoutMs: asked.timeoutMs ?? def.compileLimits.timeoutMs ?? COMPILE_TIMEOUT_MS,
+    cpuTimeMs: asked.cpuTimeMs,
+  };
+  const compileArgv = def.compile
+    ? expandTemplate(def.compile, { ...vars, memoryMb: String(compileLimits.memoryMb) })
+    : undefined;
+  const runArgv = [...expandTemplate(def.run, vars), ...(request.args ?? [])];
+  const box = await takeOrPrepare(host, runtime, {
+    files,
+    limits: def.compile ? compileLimits : request.limits,
+    argv: compileArgv ?? runArgv,
+    env,
+    network: def.compile ? undefined : request.network,
+  });
   request.onBox?.({ id: box.id, uid: box.uid });
   try {
-    if (def.compile) {
-      // The request's compile limits win; otherwise compilers get the runtime's
-      // (larger) defaults, never less than the program's own.
-      const asked = request.compileLimits ?? {};
-      const compileLimits: SandboxLimits = {
-        ...request.limits,
-        memoryMb:
-          asked.memoryMb ?? Math.max(request.limits.memoryMb, def.compileLimits.memoryMb ?? 0),
-        pids: Math.max(request.limits.pids, def.compileLimits.pids ?? 0),
-        timeoutMs: asked.timeoutMs ?? def.compileLimits.timeoutMs ?? COMPILE_TIMEOUT_MS,
-        cpuTimeMs: asked.cpuTimeMs,
-      };
+    if (compileArgv) {
       const compiled = await box.run({
-        argv: expandTemplate(def.compile, { ...vars, memoryMb: String(compileLimits.memoryMb) }),
+        argv: compileArgv,
         env,
         limits: compileLimits,
         mounts,
@@ -164,24 +182,23 @@ export async function executeCode(
         return result;
       }
     }
-    const ran = await box.run(
-      {
-        argv: [...expandTemplate(def.run, vars), ...(request.args ?? [])],
-        env,
-        stdin: request.stdin,
-        limits: request.limits,
-        mounts,
-        onOutput: request.onOutput,
-        signal: request.signal,
-        network: request.network,
-      },
-      {
-        last: true,
-        keepIf: request.artifacts?.keepIf,
-      },
-    );
+    const ran = await box.run({
+      argv: runArgv,
+      env,
+      stdin: request.stdin,
+      limits: request.limits,
+      mounts,
+      onOutput: request.onOutput,
+      signal: request.signal,
+      network: request.network,
+    });
     const workspace = box.deadWorkspace;
-    if (request.artifacts && workspace && ran.status !== "error") {
+    if (
+      request.artifacts &&
+      workspace &&
+      ran.status !== "error" &&
+      (await hasEntries(join(workspace, request.artifacts.keepIf)))
+    ) {
       const collected = await request.artifacts.collect(workspace);
       result.artifacts = collected.artifacts;
       result.rejectedArtifacts = collected.rejected;
@@ -199,6 +216,7 @@ export async function executeCode(
         executionTimeMs: ran.metrics.wallTimeMs,
         cpuTimeMs: ran.metrics.cpuTimeMs,
         peakMemoryBytes: ran.metrics.peakMemoryBytes,
+        warmStart: box.tookWarm,
       },
     });
     if (ran.status === "error")
@@ -209,8 +227,52 @@ export async function executeCode(
       };
     return result;
   } finally {
-    await box.destroy();
+    // The result is known: the box goes away off the caller's path.
+    host.track(box.destroy());
   }
+}
+
+/**
+ * Whether a run left anything to collect: most leave output/ empty, and then
+ * nothing is read. (A symlink put in its place is followed here, harmlessly:
+ * only the answer is used, and collection itself never follows one.)
+ */
+async function hasEntries(dir: string): Promise<boolean> {
+  try {
+    const handle = await opendir(dir);
+    const first = await handle.read();
+    await handle.close();
+    return first !== null;
+  } catch {
+    return false;
+  }
+}
+
+/** A started box from the warm pool when the first run can take one, else a cold one. */
+async function takeOrPrepare(
+  host: SandboxHost,
+  runtime: ResolvedRuntime,
+  first: {
+    files: SandboxFile[];
+    limits: SandboxLimits;
+    argv: string[];
+    env: Record<string, string>;
+    network: SandboxNetwork | undefined;
+  },
+): Promise<Box> {
+  const template = runtimeTemplate(host, runtime, first.limits);
+  const warm =
+    first.network === undefined && template.accepts(first.argv, { ...BASE_ENV, ...first.env })
+      ? host.pool.take(template)
+      : undefined;
+  if (!warm) return host.prepare({ diskMb: first.limits.diskMb, files: first.files });
+  try {
+    warm.provide(first.files);
+  } catch (error) {
+    host.track(warm.destroy());
+    throw error;
+  }
+  return warm;
 }
 
 /** A failed compile is the code's fault (INVALID_CODE), unless Warden failed or someone killed it. */

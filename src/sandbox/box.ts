@@ -2,13 +2,18 @@
  * A box: one sandbox identity (host uid, workspace tmpfs) that runs one or
  * more programs in turn — a compile step and then the program, say — each in
  * a fresh cgroup with its own limits. A box can be prepared before its
- * program is known; the workspace is mounted by its first run.
+ * program is known; the workspace is mounted by its first run, in a mount
+ * namespace of that run's helper, which holds it until the box is destroyed.
+ *
+ * The first run can also be started ahead (`prestart`, the warm pool): the
+ * sandbox comes up to where its init waits for the request, and the run that
+ * takes it sends the request, having set the request's own limits.
  *
  * Lifecycle: prepared → (running ↔ idle)* → destroyed. `destroy()` is safe
  * to call twice and leaves no process, cgroup, mount, directory or uid lease.
  */
-import { spawn } from "node:child_process";
-import { open, readFile, rm } from "node:fs/promises";
+import { open, rm } from "node:fs/promises";
+import type { Cgroup } from "./cgroups/index.js";
 import { dirname, join } from "node:path";
 import { EgressProxy } from "../network/proxy.js";
 import type { Logger } from "../audit/logger.js";
@@ -16,12 +21,12 @@ import { WardenError } from "../errors.js";
 import { buildBwrapArgs, WORKSPACE, type BwrapLayout } from "./bwrap-args.js";
 import { classify } from "./classify.js";
 import type { CgroupDriver } from "./cgroups/index.js";
-import { parseMountInfo } from "./cgroups/detect.js";
 import { buildExecArgs, FD, MiB, rlimitsFor, workspaceInodes } from "./exec-args.js";
-import { supervise } from "./supervise.js";
-import type { RunResult, SandboxFile, SandboxSpec } from "./types.js";
+import { encodeInitRequest } from "./init-request.js";
+import { Launched } from "./supervise.js";
+import type { ReadOnlyMount, RunResult, SandboxFile, SandboxLimits, SandboxSpec } from "./types.js";
 import type { UidPool } from "./uid-pool.js";
-import { fillWorkspace } from "./workspace.js";
+import { checkFiles, fillWorkspace } from "./workspace.js";
 
 /** What a box borrows from its host. */
 export interface BoxContext {
@@ -34,6 +39,8 @@ export interface BoxContext {
   logger: Logger;
   /** Preload routing Node's fetch through the egress proxy, when built. */
   nodeProxyPath: string | null;
+  /** Teardown left to finish after a result was returned (awaited at shutdown). */
+  track(work: Promise<unknown>): void;
 }
 
 export interface BoxOptions {
@@ -42,14 +49,22 @@ export interface BoxOptions {
   files?: readonly SandboxFile[];
 }
 
-export interface BoxRunOptions {
-  /** Unmount the workspace when this run ends (the last run of a one-shot box). */
-  last?: boolean;
-  /**
-   * With `last`: keep the workspace mounted if this directory (relative to
-   * /workspace) exists when the run ends, for artifacts to be collected.
-   */
-  keepIf?: string;
+/** What is fixed when a sandbox starts, before its program is known (a pooled box). */
+export interface LaunchSpec {
+  /** The cgroup's limits until a run sets its own, and the rlimit ceilings. */
+  limits: SandboxLimits;
+  mounts?: readonly ReadOnlyMount[] | undefined;
+  /** Environment of init and of a warm stub (on top of the base one). */
+  env?: Readonly<Record<string, string>> | undefined;
+  /** A warm stub to start at once (warden-init --warm). */
+  warm?: readonly string[] | undefined;
+}
+
+interface Started {
+  launched: Launched;
+  cgroup: Cgroup;
+  mounts: readonly ReadOnlyMount[];
+  limits: SandboxLimits;
 }
 
 /** Inside the sandbox: the egress socket, and the loopback port the bridge serves it on. */
@@ -89,9 +104,14 @@ type BoxState = "prepared" | "idle" | "running" | "destroyed";
 
 export class Box {
   private state: BoxState = "prepared";
-  private mounted = false;
   private runs = 0;
   private destroying: Promise<void> | undefined;
+  /** The first run's helper: it holds the workspace's mount namespace. */
+  private holder: Launched | undefined;
+  private prestarted: Started | undefined;
+  /** The box's first run took a sandbox started ahead (the warm pool). */
+  tookWarm = false;
+  private files: readonly SandboxFile[];
 
   constructor(
     readonly id: string,
@@ -99,7 +119,9 @@ export class Box {
     private readonly dir: string,
     private readonly options: BoxOptions,
     private readonly ctx: BoxContext,
-  ) {}
+  ) {
+    this.files = options.files ?? [];
+  }
 
   /**
    * A host path beside the box's directory (for a socket bound into the box). It is
@@ -110,112 +132,184 @@ export class Box {
     return join(dirname(this.dir), `${this.id}-${name}`);
   }
 
+  /** The workspace as the host reaches it: through the holder's root, in its namespace. */
+  private workspaceVia(pid: number): string {
+    return `/proc/${pid}/root${this.dir}/workspace`;
+  }
+
   /**
-   * The workspace on the host while it is mounted, after the sandbox's processes
-   * are gone (a run with `keepIf` that kept it), else null.
+   * The workspace on the host after the sandbox's processes are gone (between
+   * runs, or after the last one, for artifacts to be read), else null.
    */
   get deadWorkspace(): string | null {
-    return this.mounted && this.state === "idle" ? this.dirs.workspace : null;
+    const pid = this.holder?.pid;
+    return this.holder?.holding && pid !== undefined && this.state === "idle"
+      ? this.workspaceVia(pid)
+      : null;
   }
 
-  private get dirs(): { workspace: string; tmp: string } {
-    return { workspace: join(this.dir, "workspace"), tmp: join(this.dir, "tmp") };
+  /** Memory the started (not yet taken) sandbox uses, read from its cgroup; 0 if none. */
+  async startedMemoryBytes(): Promise<number> {
+    const usage = await this.prestarted?.cgroup.usage().catch(() => undefined);
+    return usage?.memoryBytes ?? 0;
   }
 
-  async run(spec: SandboxSpec, runOptions: BoxRunOptions = {}): Promise<RunResult> {
-    if (this.state === "running")
-      throw new WardenError("INTERNAL", `box ${this.id} is already running`);
-    if (this.state === "destroyed")
-      throw new WardenError("INTERNAL", `box ${this.id} is destroyed`);
-    if (this.state === "idle" && !this.mounted)
-      throw new WardenError("INTERNAL", `box ${this.id} has no workspace any more`);
-    this.state = "running";
-    const cgroupName = `${this.id}-${++this.runs}`;
-    const log = this.ctx.logger.child({ box: this.id, run: this.runs });
-    const limits = spec.limits;
-    const cgroup = await this.ctx.cgroups.create(cgroupName, {
-      memoryBytes: limits.memoryMb * MiB,
-      pids: limits.pids,
-      cpuPercent: limits.cpuPercent,
+  /** The files of the first run, for a box prepared before its request (checked paths). */
+  provide(files: readonly SandboxFile[]): void {
+    if (this.state !== "prepared")
+      throw new WardenError("INTERNAL", `box ${this.id} has already run`);
+    this.files = checkFiles(files);
+  }
+
+  /** Starts the box's first sandbox ahead of its request; resolves once init waits for it. */
+  async prestart(spec: LaunchSpec): Promise<void> {
+    if (this.state !== "prepared" || this.prestarted)
+      throw new WardenError("INTERNAL", `box ${this.id} has already started`);
+    const started = await this.launch(spec, undefined);
+    this.prestarted = started;
+    try {
+      await started.launched.ready;
+    } catch (error) {
+      this.prestarted = undefined;
+      await started.launched.kill();
+      await started.cgroup.destroy();
+      throw error;
+    }
+  }
+
+  private async launch(spec: LaunchSpec, socketPath: string | undefined): Promise<Started> {
+    const cgroup = await this.ctx.cgroups.create(`${this.id}-${++this.runs}`, {
+      memoryBytes: spec.limits.memoryMb * MiB,
+      pids: spec.limits.pids,
+      cpuPercent: spec.limits.cpuPercent,
     });
-    spec.onCgroup?.(cgroup);
-    const mountNow = !this.mounted;
-    const last = runOptions.last === true;
-    let seccomp: Awaited<ReturnType<typeof open>> | undefined;
-    let proxy: EgressProxy | undefined;
-    const socketPath = join(dirname(this.dir), cgroupName);
     const mounts = [...(spec.mounts ?? [])];
     try {
-      if (spec.network) {
-        proxy = new EgressProxy(spec.network.policy, (e) => spec.network?.onEvent?.(e));
-        await proxy.listen(socketPath, this.uid);
+      if (socketPath) {
         mounts.push({ source: socketPath, target: EGRESS_SOCKET });
         if (this.ctx.nodeProxyPath)
           mounts.push({ source: this.ctx.nodeProxyPath, target: NODE_PROXY_PRELOAD });
       }
-      seccomp = await open(this.ctx.seccompPath, "r");
-      const bwrapArgs = buildBwrapArgs({
-        layout: { ...this.ctx.layout, workspaceDir: this.dirs.workspace, tmpDir: this.dirs.tmp },
-        mounts,
-        env: {
-          ...BASE_ENV,
-          ...(spec.network ? proxyEnv() : {}),
-          ...(spec.network && this.ctx.nodeProxyPath
-            ? { NODE_OPTIONS: `--require=${NODE_PROXY_PRELOAD}` }
-            : {}),
-          ...spec.env,
-        },
-        cwd: spec.cwd ?? WORKSPACE,
-        shmBytes: limits.memoryMb * MiB,
-        seccompFd: FD.seccomp,
-        statusFd: FD.status,
-        argv: spec.argv,
-        bridge: spec.network ? { socket: EGRESS_SOCKET, port: EGRESS_PORT } : undefined,
-      });
-      const helperArgs = buildExecArgs({
-        bwrapPath: this.ctx.bwrapPath,
-        bwrapArgs,
-        uid: this.uid,
-        gid: this.uid,
-        cgroupProcsFiles: cgroup.procsFiles,
-        rlimits: rlimitsFor(limits),
-        workspace: {
-          dir: this.dir,
-          mount: mountNow
-            ? { bytes: this.options.diskMb * MiB, inodes: workspaceInodes(this.options.diskMb) }
-            : undefined,
-          umount: last,
-          keepIf: runOptions.keepIf ? `workspace/${runOptions.keepIf}` : undefined,
-        },
-      });
-      log.debug({ argv: spec.argv }, "sandbox starting");
-      const outcome = await supervise(
-        {
+      const holder = this.holder?.pid;
+      const seccomp = await open(this.ctx.seccompPath, "r");
+      try {
+        const launched = new Launched({
           helperPath: this.ctx.helperPath,
-          helperArgs,
-          seccompFd: FD.seccomp,
+          helperArgs: buildExecArgs({
+            bwrapPath: this.ctx.bwrapPath,
+            bwrapArgs: buildBwrapArgs({
+              layout: {
+                ...this.ctx.layout,
+                workspaceDir: join(this.dir, "workspace"),
+                tmpDir: join(this.dir, "tmp"),
+              },
+              mounts,
+              env: { ...BASE_ENV, ...spec.env },
+              cwd: WORKSPACE,
+              shmBytes: spec.limits.memoryMb * MiB,
+              seccompFd: FD.seccomp,
+              statusFd: FD.status,
+              requestFd: FD.request,
+              warm: spec.warm,
+              bridge: socketPath ? { socket: EGRESS_SOCKET, port: EGRESS_PORT } : undefined,
+            }),
+            uid: this.uid,
+            gid: this.uid,
+            cgroupProcsFiles: cgroup.procsFiles,
+            rlimits: rlimitsFor(spec.limits),
+            workspace: {
+              dir: this.dir,
+              mount:
+                holder !== undefined
+                  ? { join: holder }
+                  : {
+                      bytes: this.options.diskMb * MiB,
+                      inodes: workspaceInodes(this.options.diskMb),
+                    },
+            },
+          }),
+          seccompFd: seccomp.fd,
           cgroup,
-          fillWorkspace: mountNow
-            ? async () => {
-                this.mounted = true;
-                await fillWorkspace(this.dirs, this.options.files ?? [], this.uid);
-              }
-            : undefined,
-          stdin: spec.stdin,
-          retainOutput: spec.retainOutput,
-          outputBytes: limits.outputBytes,
-          onOutput: spec.onOutput,
-          timeoutMs: limits.timeoutMs,
-          killGraceMs: limits.killGraceMs,
-          cpuTimeMs: limits.cpuTimeMs,
-          signal: spec.signal,
-        },
-        seccomp.fd,
-      );
-      // The helper reports its end; without that report, whether the workspace is still
-      // mounted is unknown, and destroy() checks the mount table.
-      if (outcome.bwrapStatus === null && mountNow) this.mounted = true;
-      else if (last && outcome.bwrapStatus !== null && !outcome.workspaceKept) this.mounted = false;
+          mountsWorkspace: holder === undefined,
+        });
+        if (holder === undefined) this.holder = launched;
+        return { launched, cgroup, mounts, limits: spec.limits };
+      } finally {
+        await seccomp.close(); // the helper has its own copy from spawn
+      }
+    } catch (error) {
+      await cgroup.destroy().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async run(spec: SandboxSpec): Promise<RunResult> {
+    if (this.state === "running")
+      throw new WardenError("INTERNAL", `box ${this.id} is already running`);
+    if (this.state === "destroyed")
+      throw new WardenError("INTERNAL", `box ${this.id} is destroyed`);
+    if (this.state === "idle" && !this.holder?.holding)
+      throw new WardenError("INTERNAL", `box ${this.id} has no workspace any more`);
+    const first = this.state === "prepared";
+    this.state = "running";
+    const log = this.ctx.logger.child({ box: this.id, run: this.runs + 1 });
+    const limits = spec.limits;
+    let started = this.prestarted;
+    this.prestarted = undefined;
+    let proxy: EgressProxy | undefined;
+    let socketPath: string | undefined;
+    let cpuBaselineMs = 0;
+    let warm = false;
+    try {
+      if (started && !spec.network && covers(started.mounts, spec.mounts ?? [])) {
+        warm = true;
+        this.tookWarm = true;
+        if (!sameCgroupLimits(started.limits, limits))
+          await started.cgroup.setLimits({
+            memoryBytes: limits.memoryMb * MiB,
+            pids: limits.pids,
+            cpuPercent: limits.cpuPercent,
+          });
+        cpuBaselineMs = (await started.cgroup.accounting()).cpuTimeMs;
+      } else {
+        if (started) await this.discard(started);
+        if (spec.network) {
+          socketPath = join(dirname(this.dir), `${this.id}-${this.runs + 1}`);
+          proxy = new EgressProxy(spec.network.policy, (e) => spec.network?.onEvent?.(e));
+          await proxy.listen(socketPath, this.uid);
+        }
+        started = await this.launch({ limits, mounts: spec.mounts }, socketPath);
+      }
+      const { launched, cgroup } = started;
+      spec.onCgroup?.(cgroup);
+      log.debug({ argv: spec.argv, warm }, "sandbox starting");
+      const outcome = await launched.begin({
+        request: encodeInitRequest({
+          cwd: spec.cwd ?? WORKSPACE,
+          argv: spec.argv,
+          env: {
+            ...BASE_ENV,
+            ...(spec.network ? proxyEnv() : {}),
+            ...(spec.network && this.ctx.nodeProxyPath
+              ? { NODE_OPTIONS: `--require=${NODE_PROXY_PRELOAD}` }
+              : {}),
+            ...spec.env,
+          },
+          rlimits: rlimitsFor(limits),
+        }),
+        fillWorkspace: first
+          ? (pid) => fillWorkspace(this.workspaceVia(pid), this.files, this.uid)
+          : undefined,
+        stdin: spec.stdin,
+        retainOutput: spec.retainOutput,
+        outputBytes: limits.outputBytes,
+        onOutput: spec.onOutput,
+        timeoutMs: limits.timeoutMs,
+        killGraceMs: limits.killGraceMs,
+        cpuTimeMs: limits.cpuTimeMs,
+        cpuBaselineMs,
+        signal: spec.signal,
+      });
       const accounting = await cgroup.accounting();
       const verdict = classify({ ...outcome, oomKills: accounting.oomKills });
       let stderr = outcome.stderr.text();
@@ -233,7 +327,7 @@ export class Box {
         truncated: { stdout: outcome.stdout.truncated, stderr: outcome.stderr.truncated },
         metrics: {
           wallTimeMs: Math.round(outcome.wallTimeMs),
-          cpuTimeMs: accounting.cpuTimeMs,
+          cpuTimeMs: Math.max(0, accounting.cpuTimeMs - cpuBaselineMs),
           peakMemoryBytes: accounting.peakMemoryBytes,
           oomKills: accounting.oomKills,
           diskUsedBytes: outcome.disk?.usedBytes ?? 0,
@@ -242,24 +336,44 @@ export class Box {
           networkBytes: proxy?.bytes ?? 0,
         },
         sandbox: { id: this.id, uid: this.uid },
+        warm,
       };
     } finally {
-      await seccomp?.close();
-      if (proxy) {
-        await proxy.close();
-        await rm(socketPath, { force: true });
-      }
-      await cgroup.destroy();
       if (this.state === "running") this.state = "idle";
+      // The result is known: what is left is cleanup, off the caller's path.
+      const cgroup = started?.cgroup;
+      const closing = proxy;
+      const socket = socketPath;
+      this.ctx.track(
+        (async () => {
+          if (closing) {
+            await closing.close();
+            if (socket) await rm(socket, { force: true });
+          }
+          await cgroup?.destroy();
+        })(),
+      );
     }
   }
 
-  /** Kills what is left, unmounts, removes the directory and returns the uid. */
+  private async discard(started: Started): Promise<void> {
+    await started.launched.kill();
+    if (started.launched === this.holder) this.holder = undefined;
+    await started.cgroup.destroy();
+  }
+
+  /** Kills what is left, lets the workspace go, removes the directory and returns the uid. */
   destroy(): Promise<void> {
     this.destroying ??= (async () => {
       this.state = "destroyed";
-      if (this.mounted && (await isMountPoint(this.dir))) await unmount(this.dir);
-      this.mounted = false;
+      const started = this.prestarted;
+      this.prestarted = undefined;
+      if (started) await this.discard(started);
+      if (this.holder) {
+        this.holder.release();
+        await this.holder.exited;
+        this.holder = undefined;
+      }
       await rm(this.dir, { recursive: true, force: true });
       await this.ctx.uids.release(this.uid);
     })();
@@ -267,20 +381,11 @@ export class Box {
   }
 }
 
-export async function isMountPoint(dir: string): Promise<boolean> {
-  const info = await readFile("/proc/self/mountinfo", "utf8");
-  return parseMountInfo(info).some((m) => m.mountPoint === dir);
+function sameCgroupLimits(a: SandboxLimits, b: SandboxLimits): boolean {
+  return a.memoryMb === b.memoryMb && a.pids === b.pids && a.cpuPercent === b.cpuPercent;
 }
 
-/** Lazy unmount with util-linux umount(8); Node has no umount of its own. */
-export function unmount(dir: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("umount", ["--lazy", dir], { stdio: ["ignore", "ignore", "pipe"] });
-    let err = "";
-    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code) =>
-      code === 0 ? resolve() : reject(new Error(`umount ${dir}: ${err.trim() || `exit ${code}`}`)),
-    );
-  });
+/** Whether a started sandbox has every mount a run asks for (a warm stub's is extra). */
+function covers(started: readonly ReadOnlyMount[], wanted: readonly ReadOnlyMount[]): boolean {
+  return wanted.every((w) => started.some((m) => m.source === w.source && m.target === w.target));
 }

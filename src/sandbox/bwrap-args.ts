@@ -39,7 +39,10 @@ export interface BwrapRunOptions {
   seccompFd: number;
   /** fd warden-init reports the program's exit on. */
   statusFd: number;
-  argv: readonly string[];
+  /** fd warden-init reads its run request from (init-request.ts). */
+  requestFd: number;
+  /** An interpreter to start at once, waiting for the request (the warm pool's stubs). */
+  warm?: readonly string[] | undefined;
   /** Relay 127.0.0.1:port inside to this Unix socket (egress proxy). */
   bridge?: { socket: string; port: number } | undefined;
 }
@@ -119,7 +122,10 @@ export function privateArgs(layout: BwrapLayout, shmBytes: number): string[] {
   ];
 }
 
-/** The environment is cleared, then rebuilt from exactly what the caller gives. */
+/**
+ * The environment is cleared, then rebuilt from exactly what the caller gives.
+ * It is init's (and a warm stub's); the program gets the one in its request.
+ */
 export function envArgs(env: Readonly<Record<string, string>>): string[] {
   const args = ["--clearenv"];
   for (const [key, value] of Object.entries(env)) args.push("--setenv", key, value);
@@ -147,7 +153,8 @@ export function buildBwrapArgs(options: BwrapRunOptions): string[] {
     "--",
     INIT_PATH,
     String(options.statusFd),
+    String(options.requestFd),
     ...(options.bridge ? ["--bridge", options.bridge.socket, String(options.bridge.port)] : []),
-    ...options.argv,
+    ...(options.warm ? ["--warm", ...options.warm] : []),
   ];
 }

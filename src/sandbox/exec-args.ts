@@ -7,7 +7,7 @@ import type { SandboxLimits } from "./types.js";
 export const MiB = 1024 * 1024;
 
 /** fds as numbered in the helper's table (Node's stdio array order). */
-export const FD = { control: 3, status: 4, seccomp: 5 } as const;
+export const FD = { control: 3, status: 4, seccomp: 5, request: 6 } as const;
 
 export interface ExecArgsOptions {
   bwrapPath: string;
@@ -18,10 +18,11 @@ export interface ExecArgsOptions {
   rlimits: Readonly<Record<string, number>>;
   workspace: {
     dir: string;
-    mount?: { bytes: number; inodes: number };
-    umount: boolean;
-    /** With umount: a path (relative to dir) whose existence as a directory keeps the mount. */
-    keepIf?: string | undefined;
+    /**
+     * A box's first run mounts the workspace in a mount namespace of its own
+     * and holds it until Warden lets go; later runs join it (the holder's pid).
+     */
+    mount: { bytes: number; inodes: number } | { join: number };
   };
 }
 
@@ -52,17 +53,18 @@ export function workspaceInodes(diskMb: number): number {
 export function buildExecArgs(o: ExecArgsOptions): string[] {
   const args = ["--control-fd", String(FD.control)];
   args.push("--keep-fd", String(FD.status), "--keep-fd", String(FD.seccomp));
+  args.push("--keep-fd", String(FD.request));
   args.push("--workspace", o.workspace.dir);
-  if (o.workspace.mount)
+  const mount = o.workspace.mount;
+  if ("join" in mount) args.push("--join", String(mount.join));
+  else
     args.push(
       "--mount",
       "--mount-bytes",
-      String(o.workspace.mount.bytes),
+      String(mount.bytes),
       "--mount-inodes",
-      String(o.workspace.mount.inodes),
+      String(mount.inodes),
     );
-  if (o.workspace.umount) args.push("--umount");
-  if (o.workspace.umount && o.workspace.keepIf) args.push("--keep-if", o.workspace.keepIf);
   for (const file of o.cgroupProcsFiles) args.push("--cgroup", file);
   for (const [name, value] of Object.entries(o.rlimits)) args.push("--rlimit", `${name}=${value}`);
   args.push("--uid", String(o.uid), "--gid", String(o.gid));

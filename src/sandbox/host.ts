@@ -21,7 +21,8 @@ import { prepareRunDir, systemEntries, type RunDirLayout } from "./host-layout.j
 import { runJanitor, type JanitorReport } from "./janitor.js";
 import { newBoxId, ownerTag } from "./owner.js";
 import { UidPool } from "./uid-pool.js";
-import { checkWorkspacePath } from "./workspace.js";
+import { WarmPool, type PoolConfig } from "./pool.js";
+import { checkFiles } from "./workspace.js";
 
 export interface SandboxHostOptions {
   config: SandboxHostConfig;
@@ -32,7 +33,14 @@ export interface SandboxHostOptions {
   privateFiles?: Record<string, string>;
 }
 
-const OPTIONAL_NATIVE_FILES = ["node-proxy.cjs", "agent.cjs", "kernel.py", "kernel.cjs"];
+const OPTIONAL_NATIVE_FILES = [
+  "node-proxy.cjs",
+  "agent.cjs",
+  "kernel.py",
+  "kernel.cjs",
+  "warm.py",
+  "warm.cjs",
+];
 
 /** Where Warden's compiled native helpers are, unless configured. */
 export function defaultNativeDir(): string {
@@ -42,6 +50,10 @@ export function defaultNativeDir(): string {
 }
 
 export class SandboxHost {
+  /** Sandboxes started ahead of their requests. */
+  readonly pool: WarmPool;
+  private readonly pending = new Set<Promise<unknown>>();
+
   private constructor(
     /** Warden's cgroup name under each hierarchy root. */
     readonly cgroupParent: string,
@@ -51,7 +63,29 @@ export class SandboxHost {
     private readonly uids: UidPool,
     private readonly boxContext: ConstructorParameters<typeof Box>[4],
     readonly janitorReport: JanitorReport,
-  ) {}
+    poolConfig: PoolConfig,
+    logger: Logger,
+  ) {
+    boxContext.track = (work) => this.track(work);
+    this.logger = logger;
+    this.pool = new WarmPool(this, poolConfig, logger);
+  }
+
+  private readonly logger: Logger;
+
+  /** Teardown that finishes after a result was returned; `settled()` and `close()` wait for it. */
+  track(work: Promise<unknown>): void {
+    const tracked = work.catch((error: unknown) =>
+      this.logger.warn({ reason: (error as Error).message }, "sandbox teardown failed"),
+    );
+    this.pending.add(tracked);
+    void tracked.finally(() => this.pending.delete(tracked));
+  }
+
+  /** Resolves once every teardown left behind returned results has finished. */
+  async settled(): Promise<void> {
+    while (this.pending.size > 0) await Promise.all([...this.pending]);
+  }
 
   /**
    * Checks prerequisites, prepares the run directory and clears what a crashed
@@ -121,13 +155,21 @@ export class SandboxHost {
         uids,
         logger,
         nodeProxyPath: optional["node-proxy.cjs"] ? join(runDir.lib, "node-proxy.cjs") : null,
+        track: () => undefined, // replaced by the constructor
       },
       janitorReport,
+      config.pool,
+      logger,
     );
   }
 
-  /** Drops this process's claim on the shared /etc tree. Boxes must be destroyed first. */
+  /**
+   * Destroys the pool's boxes, waits for teardowns, and drops this process's
+   * claim on the shared /etc tree. Other boxes must be destroyed first.
+   */
   async close(): Promise<void> {
+    await this.pool.close();
+    await this.settled();
     await rm(join(`${this.runDir.etc}.users`, ownerTag()), { force: true });
   }
 
@@ -143,22 +185,19 @@ export class SandboxHost {
   async selfTest(): Promise<string | null> {
     const box = await this.prepare({ diskMb: 1 });
     try {
-      const result = await box.run(
-        {
-          argv: ["/usr/bin/id", "-u"],
-          limits: {
-            timeoutMs: 10_000,
-            killGraceMs: 0,
-            memoryMb: 64,
-            cpuPercent: 50,
-            diskMb: 1,
-            pids: 16,
-            outputBytes: 4096,
-            openFiles: 64,
-          },
+      const result = await box.run({
+        argv: ["/usr/bin/id", "-u"],
+        limits: {
+          timeoutMs: 10_000,
+          killGraceMs: 0,
+          memoryMb: 64,
+          cpuPercent: 50,
+          diskMb: 1,
+          pids: 16,
+          outputBytes: 4096,
+          openFiles: 64,
         },
-        { last: true },
-      );
+      });
       if (result.status !== "completed")
         return `self-test run ended ${result.status}: ${result.errorMessage ?? result.stderr}`;
       if (result.stdout.trim() !== String(SANDBOX_UID))
@@ -173,13 +212,7 @@ export class SandboxHost {
 
   /** A new box with its own uid and (unmounted) workspace. Destroy it when done. */
   async prepare(options: BoxOptions): Promise<Box> {
-    const seen = new Set<string>();
-    for (const [i, file] of (options.files ?? []).entries()) {
-      const path = checkWorkspacePath(file.path, `files[${i}].path`);
-      if (seen.has(path))
-        throw new WardenError("INVALID_REQUEST", `files[${i}].path: duplicate path ${path}`);
-      seen.add(path);
-    }
+    checkFiles(options.files ?? []);
     const id = newBoxId();
     const uid = await this.uids.acquire(id);
     const dir = join(this.runDir.boxes, id);

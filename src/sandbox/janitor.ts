@@ -7,8 +7,9 @@
  */
 import { readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { spawn } from "node:child_process";
 import type { Logger } from "../audit/logger.js";
-import { isMountPoint, unmount } from "./box.js";
+import { parseMountInfo } from "./cgroups/detect.js";
 import type { CgroupDriver } from "./cgroups/index.js";
 import type { RunDirLayout } from "./host-layout.js";
 import { isOwnerAlive, parseBoxName, parseOwnerTag } from "./owner.js";
@@ -154,4 +155,23 @@ export async function runJanitor(o: JanitorOptions): Promise<JanitorReport> {
   if (total > 0)
     o.logger.info({ cleaned: report }, "janitor removed leftovers of a crashed Warden");
   return report;
+}
+
+/** Boxes of older Warden versions mounted their workspace in the host's namespace. */
+async function isMountPoint(dir: string): Promise<boolean> {
+  const info = await readFile("/proc/self/mountinfo", "utf8");
+  return parseMountInfo(info).some((m) => m.mountPoint === dir);
+}
+
+/** Lazy unmount with util-linux umount(8); Node has no umount of its own. */
+function unmount(dir: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("umount", ["--lazy", dir], { stdio: ["ignore", "ignore", "pipe"] });
+    let err = "";
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) =>
+      code === 0 ? resolve() : reject(new Error(`umount ${dir}: ${err.trim() || `exit ${code}`}`)),
+    );
+  });
 }

@@ -1,7 +1,10 @@
 /**
  * Runs warden-exec (and through it bubblewrap, warden-init and the program)
- * and watches it: feeds stdin, caps output, enforces the wall and CPU
- * limits, and gathers every report the helpers make.
+ * and watches it. A launch brings the sandbox up to the point where its init
+ * waits for the run request; `begin` then fills the workspace, sends the
+ * request, feeds stdin, caps output, enforces the wall and CPU limits and
+ * gathers every report the helpers make. A cold run begins at once; the warm
+ * pool launches ahead and begins when a request takes the box.
  */
 import { spawn } from "node:child_process";
 import { performance } from "node:perf_hooks";
@@ -12,13 +15,20 @@ import { CappedOutput } from "./output.js";
 import { parentPid } from "./owner.js";
 import type { OutputChunk } from "./types.js";
 
-export interface SuperviseOptions {
+export interface LaunchOptions {
   helperPath: string;
   helperArgs: string[];
   seccompFd: number;
   cgroup: Cgroup;
-  /** Called between mount and go when the helper mounts the workspace. */
-  fillWorkspace?: () => Promise<void>;
+  /** The helper mounts a fresh workspace (and reports "R" once it has). */
+  mountsWorkspace: boolean;
+}
+
+export interface BeginOptions {
+  /** The run request for warden-init (see init-request.ts). */
+  request: Buffer;
+  /** Called with the helper's pid once the workspace is mounted, before the request goes. */
+  fillWorkspace?: ((helperPid: number) => Promise<void>) | undefined;
   /** Written then closed; a stream is piped (a long-lived program's request channel). */
   stdin?: string | Buffer | Readable | undefined;
   /** Keep stdout/stderr text in the result (off: only streamed to onOutput). @default true */
@@ -28,6 +38,8 @@ export interface SuperviseOptions {
   timeoutMs: number;
   killGraceMs: number;
   cpuTimeMs?: number | undefined;
+  /** CPU the cgroup had used before the run began (a warm box's start-up). */
+  cpuBaselineMs?: number | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -37,7 +49,7 @@ export interface Outcome {
   program: { exitCode: number } | { signal: number } | null;
   /** Helper's wait status of bubblewrap, when reported. */
   bwrapStatus: number | null;
-  /** The helper kept the workspace mounted (--keep-if matched). */
+  /** The helper kept the workspace (--keep-if matched). */
   workspaceKept: boolean;
   /** Warden-side failures (helper "E" lines, init errors, spawn errors). */
   errors: string[];
@@ -54,168 +66,276 @@ export interface Outcome {
 }
 
 const CPU_POLL_MS = 50;
+/** What a launched box may print before its run begins (an interpreter's warning, say). */
+const EARLY_OUTPUT_BYTES = 64 * 1024;
 
-export async function supervise(o: SuperviseOptions, seccompHandle: number): Promise<Outcome> {
-  const outcome: Outcome = {
-    program: null,
-    bwrapStatus: null,
-    workspaceKept: false,
-    errors: [],
-    timedOut: false,
-    cpuExceeded: false,
-    outputExceeded: false,
-    killedByUser: false,
-    forceKilled: false,
-    stdout: new CappedOutput("stdout", o.outputBytes, o.onOutput, o.retainOutput ?? true),
-    stderr: new CappedOutput("stderr", o.outputBytes, o.onOutput, o.retainOutput ?? true),
-    wallTimeMs: 0,
-    disk: null,
-  };
-  const child = spawn(o.helperPath, o.helperArgs, {
-    stdio: ["pipe", "pipe", "pipe", "pipe", "pipe", seccompHandle],
-    env: {},
-  });
-  const [stdin, stdout, stderr, control, status] = child.stdio as [
+/** A helper that has been started; its program runs once `begin` is called. */
+export class Launched {
+  /** Resolves once the workspace is mounted (if any) and init waits for its request. */
+  readonly ready: Promise<void>;
+  /** The helper reported "H": it holds the box's mount namespace until `release`. */
+  holding = false;
+  /** Resolves when the helper process has gone. */
+  readonly exited: Promise<void>;
+  private readonly outcome: Outcome;
+  private readonly early: { stream: "stdout" | "stderr"; data: Buffer }[] = [];
+  private earlyBytes = 0;
+  private begun = false;
+  private ended = false;
+  private readonly runEnded: Promise<void>;
+  private stopping: Promise<void> | undefined;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private startedAt = performance.now();
+  /** stdin, stdout, stderr, control, status, (the seccomp fd), request. */
+  private readonly stdio: [
     Writable,
     Readable,
     Readable,
     Readable & Writable,
     Readable,
+    null,
+    Writable,
   ];
-  const timers: NodeJS.Timeout[] = [];
-  const closed = new Promise<void>((resolve) => {
-    child.on("error", (error) => {
-      outcome.errors.push(`spawn: ${error.message}`);
-      resolve();
-    });
-    child.on("close", () => resolve());
-  });
-  let startedAt = performance.now();
-  let ended = false;
-  let stopping: Promise<void> | undefined;
+  readonly pid: number | undefined;
 
-  const killAll = (): Promise<void> => {
-    outcome.forceKilled = true;
-    return o.cgroup.killAll().catch((error: unknown) => {
-      outcome.errors.push(`kill: ${(error as Error).message}`);
+  constructor(private readonly o: LaunchOptions) {
+    this.outcome = {
+      program: null,
+      bwrapStatus: null,
+      workspaceKept: false,
+      errors: [],
+      timedOut: false,
+      cpuExceeded: false,
+      outputExceeded: false,
+      killedByUser: false,
+      forceKilled: false,
+      stdout: new CappedOutput("stdout", 0),
+      stderr: new CappedOutput("stderr", 0),
+      wallTimeMs: 0,
+      disk: null,
+    };
+    const child = spawn(o.helperPath, o.helperArgs, {
+      stdio: ["pipe", "pipe", "pipe", "pipe", "pipe", o.seccompFd, "pipe"],
+      env: {},
     });
-  };
+    this.pid = child.pid;
+    this.stdio = child.stdio as unknown as Launched["stdio"];
+    const [, stdout, stderr, control, status, , request] = this.stdio;
+    request.on("error", () => undefined); // init gone before reading: its end says why
+    let mounted = !o.mountsWorkspace;
+    let initReady = false;
+    let settleReady: (error?: Error) => void = () => undefined;
+    this.ready = new Promise<void>((resolve, reject) => {
+      settleReady = (error) => (error ? reject(error) : resolve());
+    });
+    this.ready.catch(() => undefined);
+    const checkReady = (): void => {
+      if (mounted && initReady) settleReady();
+    };
+    this.exited = new Promise<void>((resolve) => {
+      child.on("error", (error) => {
+        this.outcome.errors.push(`spawn: ${error.message}`);
+        resolve();
+      });
+      child.on("close", () => resolve());
+    });
+    void this.exited.then(() =>
+      settleReady(new Error(this.outcome.errors.join("; ") || "sandbox ended before it was ready")),
+    );
+    const streamsEnded = Promise.all(
+      [stdout, stderr, status].map(
+        (s) => new Promise<void>((resolve) => s.once("close", () => resolve())),
+      ),
+    );
+    let reported: () => void = () => undefined;
+    const statusReported = new Promise<void>((resolve) => (reported = resolve));
+    // The run is over when the helper says so and the sandbox's output has ended,
+    // or when the helper is gone, whichever comes first.
+    this.runEnded = Promise.race([
+      Promise.all([statusReported, streamsEnded]).then(() => undefined),
+      this.exited,
+    ]);
+
+    const onData = (stream: "stdout" | "stderr") => (data: Buffer) => {
+      if (this.begun) {
+        this.push(stream, data);
+        return;
+      }
+      this.earlyBytes += data.length;
+      if (this.earlyBytes > EARLY_OUTPUT_BYTES) {
+        this.outcome.errors.push("the sandbox printed too much before its run began");
+        void this.kill();
+      } else this.early.push({ stream, data });
+    };
+    stdout.on("data", onData("stdout"));
+    stderr.on("data", onData("stderr"));
+
+    createInterface({ input: status }).on("line", (line) => {
+      const [kind, a, b] = line.split(" ");
+      if (kind === "ready") {
+        initReady = true;
+        checkReady();
+        return;
+      }
+      if (kind === "exit") this.outcome.program = { exitCode: Number(a) };
+      else if (kind === "signal") this.outcome.program = { signal: Number(a) };
+      else this.outcome.errors.push(`init: ${[kind, a, b].filter(Boolean).join(" ")}`);
+      this.outcome.wallTimeMs = performance.now() - this.startedAt;
+    });
+
+    createInterface({ input: control }).on("line", (line) => {
+      const [kind, ...rest] = line.split(" ");
+      if (kind === "R") {
+        mounted = true;
+        checkReady();
+      } else if (kind === "U") {
+        this.outcome.disk = {
+          usedBytes: Number(rest[0]),
+          freeBytes: Number(rest[1]),
+          freeInodes: Number(rest[2]),
+        };
+      } else if (kind === "K") {
+        this.outcome.workspaceKept = true;
+      } else if (kind === "H") {
+        this.holding = true;
+      } else if (kind === "S") {
+        this.outcome.bwrapStatus = Number(rest[0]);
+        reported();
+      } else if (kind === "E") {
+        this.outcome.errors.push(`exec: ${rest.join(" ")}`);
+      }
+    });
+    control.on("error", () => undefined);
+  }
+
+  private push(stream: "stdout" | "stderr", data: Buffer): void {
+    const out = stream === "stdout" ? this.outcome.stdout : this.outcome.stderr;
+    if (!out.push(data) && !this.outcome.outputExceeded) {
+      this.outcome.outputExceeded = true;
+      this.terminate(0);
+    }
+  }
+
+  /** Kills the sandbox, racing forks, until the run has ended. */
+  private killAll(): Promise<void> {
+    this.outcome.forceKilled = true;
+    return this.o.cgroup.killAll().catch((error: unknown) => {
+      this.outcome.errors.push(`kill: ${(error as Error).message}`);
+    });
+  }
 
   /** SIGTERM to the program's tree (not to bubblewrap, which would drop it at once), SIGKILL later. */
-  const terminate = (graceMs: number): void => {
-    if (ended || stopping) return;
-    stopping = (async () => {
+  private terminate(graceMs: number): void {
+    if (this.ended || this.stopping) return;
+    this.stopping = (async () => {
       if (graceMs > 0) {
-        const pids = await o.cgroup.pids();
-        const bwrap = new Set(pids.filter((p) => parentPid(p) === child.pid));
-        await o.cgroup.signal("SIGTERM", bwrap);
-        const grace = new Promise<void>((resolve) => timers.push(setTimeout(resolve, graceMs)));
-        await Promise.race([grace, closed]);
-        if (ended) return;
+        const pids = await this.o.cgroup.pids();
+        const bwrap = new Set(pids.filter((p) => parentPid(p) === this.pid));
+        await this.o.cgroup.signal("SIGTERM", bwrap);
+        const grace = new Promise<void>((resolve) =>
+          this.timers.push(setTimeout(resolve, graceMs)),
+        );
+        await Promise.race([grace, this.runEnded]);
+        if (this.ended) return;
       }
-      // Keep killing until the helper is gone: a process that joins the cgroup
+      // Keep killing until the run is over: a process that joins the cgroup
       // just after a round (the start-up window) must not survive the stop.
-      while (!ended) {
-        await killAll();
-        await Promise.race([new Promise((resolve) => setTimeout(resolve, 50)), closed]);
+      while (!this.ended) {
+        await this.killAll();
+        await Promise.race([new Promise((resolve) => setTimeout(resolve, 50)), this.runEnded]);
       }
     })();
-  };
+  }
 
-  const onAbort = (): void => {
-    outcome.killedByUser = true;
-    terminate(0);
-  };
+  /** Ends a box that never began (pool drain, a failed start): kills it and lets the helper go. */
+  async kill(): Promise<void> {
+    if (!this.begun) {
+      this.begun = true;
+      this.stdio[6].destroy();
+      this.stdio[0].destroy();
+    }
+    this.terminate(0);
+    await this.runEnded;
+    this.ended = true;
+    await this.stopping;
+    this.release();
+  }
 
-  const begin = (): void => {
-    startedAt = performance.now();
-    timers.push(
-      setTimeout(() => {
-        outcome.timedOut = true;
-        terminate(o.killGraceMs);
-      }, o.timeoutMs),
+  /** Lets a holding helper go: it exits and the box's mount namespace with it. */
+  release(): void {
+    this.stdio[3].end();
+  }
+
+  /** Runs the program: the request goes to init and the limits start to count. */
+  async begin(b: BeginOptions): Promise<Outcome> {
+    if (this.begun) throw new Error("a launched sandbox runs once");
+    this.begun = true;
+    const retain = b.retainOutput ?? true;
+    this.outcome.stdout = new CappedOutput("stdout", b.outputBytes, b.onOutput, retain);
+    this.outcome.stderr = new CappedOutput("stderr", b.outputBytes, b.onOutput, retain);
+    for (const { stream, data } of this.early.splice(0)) this.push(stream, data);
+    const [stdin, , , , , , request] = this.stdio;
+    const onAbort = (): void => {
+      this.outcome.killedByUser = true;
+      this.terminate(0);
+    };
+    const started = await this.ready.then(
+      () => true,
+      (error: unknown) => {
+        this.outcome.errors.push((error as Error).message);
+        return false;
+      },
     );
-    if (o.cpuTimeMs !== undefined) {
-      const limit = o.cpuTimeMs;
-      const poll = setInterval(() => {
-        o.cgroup.accounting().then(
-          (a) => {
-            if (a.cpuTimeMs > limit && !outcome.cpuExceeded) {
-              outcome.cpuExceeded = true;
-              terminate(0);
-            }
-          },
-          () => undefined, // the cgroup is going away with the run
-        );
-      }, CPU_POLL_MS);
-      timers.push(poll);
+    if (started && b.fillWorkspace && this.pid !== undefined) {
+      try {
+        await b.fillWorkspace(this.pid);
+      } catch (error) {
+        this.outcome.errors.push(`workspace: ${(error as Error).message}`);
+      }
     }
-    if (o.signal) {
-      if (o.signal.aborted) onAbort();
-      else o.signal.addEventListener("abort", onAbort, { once: true });
-    }
-    stdin.on("error", () => undefined); // the program may exit without reading
-    if (o.stdin && typeof o.stdin === "object" && "pipe" in o.stdin) o.stdin.pipe(stdin);
-    else stdin.end(o.stdin ?? "");
-  };
-
-  const onData = (out: CappedOutput) => (data: Buffer) => {
-    if (!out.push(data) && !outcome.outputExceeded) {
-      outcome.outputExceeded = true;
-      terminate(0);
-    }
-  };
-  stdout.on("data", onData(outcome.stdout));
-  stderr.on("data", onData(outcome.stderr));
-
-  createInterface({ input: status }).on("line", (line) => {
-    const [kind, a, b] = line.split(" ");
-    if (kind === "exit") outcome.program = { exitCode: Number(a) };
-    else if (kind === "signal") outcome.program = { signal: Number(a) };
-    else outcome.errors.push(`init: ${[kind, a, b].filter(Boolean).join(" ")}`);
-    outcome.wallTimeMs = performance.now() - startedAt;
-  });
-
-  const fill = o.fillWorkspace;
-  createInterface({ input: control }).on("line", (line) => {
-    const [kind, ...rest] = line.split(" ");
-    if (kind === "R" && fill) {
-      fill().then(
-        () => {
-          // Stopped before it started: never release the program; the helper unmounts and exits.
-          if (outcome.killedByUser || outcome.timedOut) {
-            control.end();
-            return;
-          }
-          control.write("G");
-          begin();
-        },
-        (error: unknown) => {
-          outcome.errors.push(`workspace: ${(error as Error).message}`);
-          control.end();
-        },
+    if (!started || this.outcome.errors.length > 0 || b.signal?.aborted) {
+      // Never released: init gets no request and the sandbox is killed.
+      if (b.signal?.aborted) this.outcome.killedByUser = true;
+      request.destroy();
+      stdin.destroy();
+      this.terminate(0);
+    } else {
+      request.end(b.request);
+      this.startedAt = performance.now();
+      this.timers.push(
+        setTimeout(() => {
+          this.outcome.timedOut = true;
+          this.terminate(b.killGraceMs);
+        }, b.timeoutMs),
       );
-    } else if (kind === "U") {
-      outcome.disk = {
-        usedBytes: Number(rest[0]),
-        freeBytes: Number(rest[1]),
-        freeInodes: Number(rest[2]),
-      };
-    } else if (kind === "K") {
-      outcome.workspaceKept = true;
-    } else if (kind === "S") {
-      outcome.bwrapStatus = Number(rest[0]);
-    } else if (kind === "E") {
-      outcome.errors.push(`exec: ${rest.join(" ")}`);
+      if (b.cpuTimeMs !== undefined) {
+        const limit = b.cpuTimeMs + (b.cpuBaselineMs ?? 0);
+        this.timers.push(
+          setInterval(() => {
+            this.o.cgroup.accounting().then(
+              (a) => {
+                if (a.cpuTimeMs > limit && !this.outcome.cpuExceeded) {
+                  this.outcome.cpuExceeded = true;
+                  this.terminate(0);
+                }
+              },
+              () => undefined, // the cgroup is going away with the run
+            );
+          }, CPU_POLL_MS),
+        );
+      }
+      b.signal?.addEventListener("abort", onAbort, { once: true });
+      stdin.on("error", () => undefined); // the program may exit without reading
+      if (b.stdin && typeof b.stdin === "object" && "pipe" in b.stdin) b.stdin.pipe(stdin);
+      else stdin.end(b.stdin ?? "");
     }
-  });
-  if (!fill) begin();
 
-  await closed;
-  ended = true;
-  o.signal?.removeEventListener("abort", onAbort);
-  if (!outcome.wallTimeMs) outcome.wallTimeMs = performance.now() - startedAt;
-  for (const t of timers) clearTimeout(t);
-  await stopping;
-  return outcome;
+    await this.runEnded;
+    this.ended = true;
+    b.signal?.removeEventListener("abort", onAbort);
+    if (!this.outcome.wallTimeMs) this.outcome.wallTimeMs = performance.now() - this.startedAt;
+    for (const t of this.timers) clearTimeout(t);
+    await this.stopping;
+    return this.outcome;
+  }
 }

@@ -90,4 +90,6 @@ export interface RunResult {
   errorMessage?: string;
   /** Which box and host uid ran it, for audit and leak checks. */
   sandbox: { id: string; uid: number };
+  /** The run took a sandbox the warm pool had started ahead. */
+  warm: boolean;
 }

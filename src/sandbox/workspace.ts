@@ -36,16 +36,29 @@ export function checkWorkspacePath(path: string, field = "path"): string {
   return posix.normalize(path);
 }
 
-/** Creates the workspace and tmp directories in a fresh tmpfs, writes the files and output/, owned by `uid`. */
+/** The files' paths checked (INVALID_REQUEST naming the file) and unique. */
+export function checkFiles(files: readonly SandboxFile[]): readonly SandboxFile[] {
+  const seen = new Set<string>();
+  for (const [i, file] of files.entries()) {
+    const path = checkWorkspacePath(file.path, `files[${i}].path`);
+    if (seen.has(path))
+      throw new WardenError("INVALID_REQUEST", `files[${i}].path: duplicate path ${path}`);
+    seen.add(path);
+  }
+  return files;
+}
+
+/**
+ * Writes the files and output/ into a fresh workspace (warden-exec made the
+ * directory), owned by `uid`. `workspace` is a host path, usually through
+ * /proc/PID/root into the box's own mount namespace.
+ */
 export async function fillWorkspace(
-  dirs: { workspace: string; tmp: string },
+  workspace: string,
   files: readonly SandboxFile[],
   uid: number,
 ): Promise<void> {
-  await mkdir(dirs.workspace, { mode: 0o755 });
-  await chown(dirs.workspace, uid, uid);
-  await mkdir(dirs.tmp, { mode: 0o700 });
-  await chown(dirs.tmp, uid, uid);
+  const dirs = { workspace };
   const made = new Set<string>();
   for (const file of files) {
     const rel = checkWorkspacePath(file.path);

@@ -103,31 +103,28 @@ export class AgentSandbox {
       },
     });
     this.ended = box
-      .run(
-        {
-          argv: [node, AGENT_PATH],
-          mounts: [
-            { source: host.privateFile("agent.cjs"), target: AGENT_PATH },
-            { source: host.privateFile("kernel.py"), target: KERNEL_PATH },
-            { source: host.privateFile("kernel.cjs"), target: JS_KERNEL_PATH },
-            { source: relay.path, target: PREVIEW_SOCKET },
-          ],
-          network: options.network,
-          env: python
-            ? { WARDEN_PYTHON: python, MPLBACKEND: "Agg", PYTHONDONTWRITEBYTECODE: "1" }
-            : {},
-          stdin: this.input,
-          retainOutput: false,
-          // The agent's stdout is bounded per line by the channel, not as a whole.
-          limits: { ...options.limits, outputBytes: Number.MAX_SAFE_INTEGER },
-          signal: this.stop.signal,
-          onCgroup: (cgroup) => (this.cgroup = cgroup),
-          onOutput: (chunk) => {
-            if (chunk.stream === "stdout") this.channel.receive(chunk.data);
-          },
+      .run({
+        argv: [node, AGENT_PATH],
+        mounts: [
+          { source: host.privateFile("agent.cjs"), target: AGENT_PATH },
+          { source: host.privateFile("kernel.py"), target: KERNEL_PATH },
+          { source: host.privateFile("kernel.cjs"), target: JS_KERNEL_PATH },
+          { source: relay.path, target: PREVIEW_SOCKET },
+        ],
+        network: options.network,
+        env: python
+          ? { WARDEN_PYTHON: python, MPLBACKEND: "Agg", PYTHONDONTWRITEBYTECODE: "1" }
+          : {},
+        stdin: this.input,
+        retainOutput: false,
+        // The agent's stdout is bounded per line by the channel, not as a whole.
+        limits: { ...options.limits, outputBytes: Number.MAX_SAFE_INTEGER },
+        signal: this.stop.signal,
+        onCgroup: (cgroup) => (this.cgroup = cgroup),
+        onOutput: (chunk) => {
+          if (chunk.stream === "stdout") this.channel.receive(chunk.data);
         },
-        { last: true },
-      )
+      })
       .then((ran) => {
         const violation = this.channel.violation;
         const result: RunResult = violation

@@ -7,7 +7,7 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/load.js";
-import { createKey, startServer, type TestServer } from "../helpers/server.js";
+import { createKey, eventually, startServer, type TestServer } from "../helpers/server.js";
 
 let server: TestServer;
 let ann: string;
@@ -114,7 +114,10 @@ open("output/big.txt", "w").write("y" * 2_000_000)`,
     // No workspace mount or box directory of this server is left behind.
     const owner = `b${server.process.pid}-`;
     const runDir = loadConfig({ env: {} }).runDir;
-    expect(readdirSync(`${runDir}/boxes`).filter((b) => b.startsWith(owner))).toEqual([]);
+    // (Teardown finishes after the result is returned.)
+    await eventually(
+      async () => readdirSync(`${runDir}/boxes`).filter((b) => b.startsWith(owner)).length === 0,
+    );
     expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(`/boxes/${owner}`);
   }, 60_000);
 

@@ -139,10 +139,10 @@ describe("escape attacks", () => {
     const box = await host.prepare({ diskMb: 1 });
     try {
       const seen = new Map<number, string>();
-      const run = box.run(
-        { argv: ["/bin/sh", "-c", "sleep 0.5 & sleep 0.5; wait"], limits: limits() },
-        { last: true },
-      );
+      const run = box.run({
+        argv: ["/bin/sh", "-c", "sleep 0.5 & sleep 0.5; wait"],
+        limits: limits(),
+      });
       for (let i = 0; i < 8; i++) {
         for (const pid of processesOfUid(box.uid)) {
           const status = readFileSync(`/proc/${pid}/status`, "utf8");

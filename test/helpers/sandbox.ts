@@ -18,9 +18,10 @@ export const config: Config = loadConfig({ env: {} });
 export const registry = new RuntimeRegistry(config.sandbox.searchPath);
 
 let hostPromise: Promise<SandboxHost> | undefined;
+/** The file's host; its warm pool is off (test/attacks/pool.test.ts runs one of its own). */
 export function testHost(): Promise<SandboxHost> {
   hostPromise ??= SandboxHost.open({
-    config: config.sandbox,
+    config: { ...config.sandbox, pool: { ...config.sandbox.pool, enabled: false } },
     runDir: config.runDir,
     privateFiles: registry.privateFiles(),
   });
@@ -66,18 +67,19 @@ export async function runCode(
     onBox: (b) => (box = b),
   });
   if (!box) throw new Error("no box reported");
-  expectNothingLeft(host, box);
+  await expectNothingLeft(host, box);
   return { ...result, box };
 }
 
-/** Real uids of every live process. */
-export function processesOfUid(uid: number): number[] {
+/** Live processes whose real uid is `uid` (or passes the test). */
+export function processesOfUid(uid: number | ((uid: number) => boolean)): number[] {
+  const matches = typeof uid === "number" ? (u: number) => u === uid : uid;
   const pids: number[] = [];
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const status = readFileSync(`/proc/${entry}/status`, "utf8");
-      if (Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]) === uid) pids.push(Number(entry));
+      if (matches(Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]))) pids.push(Number(entry));
     } catch {
       // exited while we looked
     }
@@ -100,10 +102,34 @@ export function cgroupDirsOf(host: SandboxHost, boxId: string): string[] {
   return found;
 }
 
-export function expectNothingLeft(host: SandboxHost, box: { id: string; uid: number }): void {
+/** Host processes whose command line names the box (its helpers, which run as root). */
+export function helpersOf(boxId: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, "utf8").includes(boxId)) pids.push(Number(entry));
+    } catch {
+      // exited while we looked
+    }
+  }
+  return pids;
+}
+
+/**
+ * Once the host's teardown (which runs after results are returned) is done,
+ * the box has left no process, cgroup, mount, directory or uid lease.
+ */
+export async function expectNothingLeft(
+  host: SandboxHost,
+  box: { id: string; uid: number },
+): Promise<void> {
+  await host.settled();
   expect(cgroupDirsOf(host, box.id), "cgroups of the box").toEqual([]);
   const mounts = readFileSync("/proc/self/mountinfo", "utf8");
   expect(mounts.includes(box.id), "mounts of the box").toBe(false);
+  // The workspace lives in the mount namespace of the box's first helper: gone with it.
+  expect(helpersOf(box.id), "helpers holding the box's workspace").toEqual([]);
   expect(existsSync(join(host.runDir.boxes, box.id)), "workspace dir of the box").toBe(false);
   // Test files run in parallel and share the uid range: once released, the uid may
   // already belong to another box. Its processes and lease are then not this box's.

@@ -54,6 +54,8 @@ export async function startServer(
       WARDEN_PORT: "0",
       WARDEN_CONFIG: configFile,
       WARDEN_LOG_LEVEL: "info",
+      // Every server would start sandboxes ahead; the pool's own tests turn it on.
+      WARDEN_POOL: "false",
       ...options.env,
     },
     stdio: ["ignore", "ignore", "pipe"],

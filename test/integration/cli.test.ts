@@ -50,7 +50,14 @@ describe("warden run", () => {
     });
     expect(result.id).toMatch(/^exec_[0-9A-Z]{26}$/);
     expect(Object.keys(result.metrics as object).sort()).toEqual(
-      ["executionTimeMs", "cpuTimeMs", "peakMemoryBytes", "queueTimeMs", "retries"].sort(),
+      [
+        "executionTimeMs",
+        "cpuTimeMs",
+        "peakMemoryBytes",
+        "queueTimeMs",
+        "retries",
+        "warmStart",
+      ].sort(),
     );
   });
 

@@ -47,21 +47,30 @@ function crashedWarden(): Promise<{ id: string; uid: number }> {
 }
 
 describe("janitor", () => {
-  it("removes what a crashed Warden left, and only that", async () => {
+  it("removes what a crashed Warden left, its warm pool's boxes too, and only that", async () => {
     const host = await openHost();
     // A live neighbour's box must survive the janitor.
     const neighbour = await host.prepare({ diskMb: 1 });
     const box = await crashedWarden();
     expect(cgroupDirsOf(host, box.id).length).toBeGreaterThan(0);
-    expect(readFileSync("/proc/self/mountinfo", "utf8")).toContain(box.id);
+    // Workspaces live in their helpers' mount namespaces, never in the host's table.
+    expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(box.id);
     expect(existsSync(join(host.runDir.uids, String(box.uid)))).toBe(true);
+    const leases = readdirSync(host.runDir.uids);
+    expect(leases.length, "the run's box, a pooled box and the neighbour").toBeGreaterThanOrEqual(
+      3,
+    );
 
     const restarted = await openHost();
-    expect(restarted.janitorReport.cgroups).toBeGreaterThanOrEqual(1);
-    expect(restarted.janitorReport.mounts).toBeGreaterThanOrEqual(1);
-    expect(restarted.janitorReport.leases).toBeGreaterThanOrEqual(1);
-    expectNothingLeft(host, box);
-    expect(processesOfUid(box.uid)).toEqual([]);
+    expect(restarted.janitorReport.cgroups).toBeGreaterThanOrEqual(2);
+    expect(restarted.janitorReport.leases).toBeGreaterThanOrEqual(2);
+    await expectNothingLeft(host, box);
+    // Every uid of the range: only the neighbour's lease is left, and no process at all.
+    expect(readdirSync(host.runDir.uids)).toEqual([String(neighbour.uid)]);
+    const base = Number(isolatedEnv.WARDEN_UID_BASE);
+    const inRange = (uid: number): boolean =>
+      uid >= base && uid < base + Number(isolatedEnv.WARDEN_UID_COUNT);
+    expect(processesOfUid(inRange), "processes of the uid range").toEqual([]);
 
     expect(existsSync(join(host.runDir.uids, String(neighbour.uid)))).toBe(true);
     expect(existsSync(join(host.runDir.boxes, neighbour.id))).toBe(true);

@@ -46,18 +46,15 @@ async function run(
   const box = await host.prepare({ diskMb: 16 });
   const events: EgressEvent[] = [];
   try {
-    const r = await box.run(
-      {
-        argv: ["/usr/bin/python3", "-c", `${PRELUDE}\n${python}`],
-        limits: limits({ timeoutMs: 120_000 }),
-        network: { policy: p, onEvent: (e) => events.push(e) },
-      },
-      { last: true },
-    );
+    const r = await box.run({
+      argv: ["/usr/bin/python3", "-c", `${PRELUDE}\n${python}`],
+      limits: limits({ timeoutMs: 120_000 }),
+      network: { policy: p, onEvent: (e) => events.push(e) },
+    });
     return { stdout: r.stdout, stderr: r.stderr, events };
   } finally {
     await box.destroy();
-    expectNothingLeft(host, box);
+    await expectNothingLeft(host, box);
   }
 }
 

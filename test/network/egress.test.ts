@@ -91,14 +91,11 @@ async function run(
   const box = await host.prepare({ diskMb: 16 });
   const events: EgressEvent[] = [];
   try {
-    const r = await box.run(
-      {
-        argv: ["/bin/bash", "-c", script],
-        limits: limits({ timeoutMs: 30_000 }),
-        network: p ? { policy: p, onEvent: (e) => events.push(e) } : undefined,
-      },
-      { last: true },
-    );
+    const r = await box.run({
+      argv: ["/bin/bash", "-c", script],
+      limits: limits({ timeoutMs: 30_000 }),
+      network: p ? { policy: p, onEvent: (e) => events.push(e) } : undefined,
+    });
     return {
       stdout: r.stdout,
       stderr: r.stderr,
@@ -108,7 +105,7 @@ async function run(
     };
   } finally {
     await box.destroy();
-    expectNothingLeft(host, box);
+    await expectNothingLeft(host, box);
   }
 }
 

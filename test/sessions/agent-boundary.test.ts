@@ -140,7 +140,7 @@ describe("agent messages are hostile input", () => {
     await s.attack().catch(() => undefined);
     await expect(victim).rejects.toThrow(/agent broke the protocol/);
     expect(await sessionEnds(s.id)).toMatch(/not pending|not expected/);
-    expectNothingLeft(host, s.box); // the ended session left nothing behind
+    await expectNothingLeft(host, s.box); // the ended session left nothing behind
     await bystanderServes();
   });
 

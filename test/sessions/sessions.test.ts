@@ -283,6 +283,6 @@ describe("sessions", () => {
       );
     }
     expect(made).toHaveLength(100);
-    for (const m of made) expectNothingLeft(host, m.box);
+    for (const m of made) await expectNothingLeft(host, m.box);
   }, 120_000);
 });

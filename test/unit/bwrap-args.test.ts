@@ -85,7 +85,7 @@ describe("bwrap argv builders", () => {
     ]);
   });
 
-  it("assembles a full command line ending in init and the program", () => {
+  it("assembles a full command line ending in init, which waits for its request", () => {
     const args = buildBwrapArgs({
       layout,
       mounts: [{ source: "/run/warden/lib/esbuild", target: "/.warden/lib/esbuild" }],
@@ -94,7 +94,7 @@ describe("bwrap argv builders", () => {
       shmBytes: 1 << 20,
       seccompFd: 5,
       statusFd: 4,
-      argv: ["/usr/bin/python3", "-c", "print(1)"],
+      requestFd: 6,
     });
     expect(valuesOf(args, "--seccomp")).toEqual([["5"]]);
     expect(valuesOf(args, "--ro-bind", 2)).toContainEqual([layout.etcDir, "/etc"]);
@@ -107,7 +107,27 @@ describe("bwrap argv builders", () => {
     expect(args[remount + 1]).toBe("/");
     expect(remount).toBeGreaterThan(args.lastIndexOf("--bind"));
     const tail = args.slice(args.indexOf("--") + 1);
-    expect(tail).toEqual([INIT_PATH, "4", "/usr/bin/python3", "-c", "print(1)"]);
+    expect(tail).toEqual([INIT_PATH, "4", "6"]);
+    const warm = buildBwrapArgs({
+      layout,
+      mounts: [],
+      env: {},
+      cwd: "/workspace",
+      shmBytes: 1 << 20,
+      seccompFd: 5,
+      statusFd: 4,
+      requestFd: 6,
+      warm: ["/usr/bin/python3", "-u", "/.warden/warm/warm.py"],
+    });
+    expect(warm.slice(warm.indexOf("--") + 1)).toEqual([
+      INIT_PATH,
+      "4",
+      "6",
+      "--warm",
+      "/usr/bin/python3",
+      "-u",
+      "/.warden/warm/warm.py",
+    ]);
     // The host's /etc, /root, /home are never bound.
     for (const [source] of valuesOf(args, "--ro-bind", 2))
       expect(source).not.toMatch(/^\/(etc|root|home)(\/|$)/);

@@ -35,15 +35,17 @@ describe("warden-exec argv", () => {
         "/sys/fs/cgroup/pids/warden/b/cgroup.procs",
       ],
       rlimits: { core: 0 },
-      workspace: { dir: "/run/warden/boxes/b", mount: { bytes: 1024, inodes: 1024 }, umount: true },
+      workspace: { dir: "/run/warden/boxes/b", mount: { bytes: 1024, inodes: 1024 } },
     });
     const sep = args.indexOf("--");
     expect(args.slice(sep + 1)).toEqual(["/usr/bin/bwrap", "--unshare-all", "--", "/x"]);
     const opts = args.slice(0, sep).join(" ");
     expect(opts).toContain(`--control-fd ${FD.control}`);
-    expect(opts).toContain(`--keep-fd ${FD.status} --keep-fd ${FD.seccomp}`);
     expect(opts).toContain(
-      "--workspace /run/warden/boxes/b --mount --mount-bytes 1024 --mount-inodes 1024 --umount",
+      `--keep-fd ${FD.status} --keep-fd ${FD.seccomp} --keep-fd ${FD.request}`,
+    );
+    expect(opts).toContain(
+      "--workspace /run/warden/boxes/b --mount --mount-bytes 1024 --mount-inodes 1024",
     );
     expect(opts).toContain(
       "--cgroup /sys/fs/cgroup/memory/warden/b/cgroup.procs --cgroup /sys/fs/cgroup/pids",
@@ -52,7 +54,7 @@ describe("warden-exec argv", () => {
     expect(opts).toContain("--uid 700001 --gid 700001");
   });
 
-  it("leaves the workspace mounted between runs of one box", () => {
+  it("joins the mount namespace of the box's first run for later runs", () => {
     const args = buildExecArgs({
       bwrapPath: "/b",
       bwrapArgs: [],
@@ -60,31 +62,10 @@ describe("warden-exec argv", () => {
       gid: 1,
       cgroupProcsFiles: [],
       rlimits: {},
-      workspace: { dir: "/w", umount: false },
+      workspace: { dir: "/w", mount: { join: 4242 } },
     });
     expect(args).not.toContain("--mount");
-    expect(args).not.toContain("--umount");
-  });
-
-  it("keeps the workspace for artifacts only when asked and the directory exists", () => {
-    const base = {
-      bwrapPath: "/b",
-      bwrapArgs: [],
-      uid: 1,
-      gid: 1,
-      cgroupProcsFiles: [],
-      rlimits: {},
-    };
-    const kept = buildExecArgs({
-      ...base,
-      workspace: { dir: "/w", umount: true, keepIf: "workspace/output" },
-    });
-    expect(kept.join(" ")).toContain("--umount --keep-if workspace/output");
-    const notLast = buildExecArgs({
-      ...base,
-      workspace: { dir: "/w", umount: false, keepIf: "x" },
-    });
-    expect(notLast).not.toContain("--keep-if");
+    expect(args.join(" ")).toContain("--workspace /w --join 4242");
   });
 
   it("bounds inodes with the disk size", () => {

@@ -30,6 +30,8 @@ export interface Cgroup {
   signal(signal: NodeJS.Signals, except?: ReadonlySet<number>): Promise<number>;
   /** SIGKILLs every member, racing forks, until the cgroup is empty. */
   killAll(): Promise<void>;
+  /** Changes the limits of a live cgroup (a pooled sandbox taken by a request). */
+  setLimits(limits: CgroupLimits): Promise<void>;
   /** Empties and removes the cgroup. Safe to call twice. */
   destroy(): Promise<void>;
 }

@@ -40,11 +40,11 @@ export class CgroupV1Driver implements CgroupDriver {
   }
 
   open(name: string): Cgroup {
-    return new CgroupV1(name, this.dirsOf(name));
+    return new CgroupV1(name, this.dirsOf(name), this.cpuCount);
   }
 
   async create(name: string, limits: CgroupLimits): Promise<Cgroup> {
-    const group = new CgroupV1(name, this.dirsOf(name));
+    const group = new CgroupV1(name, this.dirsOf(name), this.cpuCount);
     try {
       await group.setUp(limits, this.cpuCount);
     } catch (error) {
@@ -74,6 +74,7 @@ class CgroupV1 implements Cgroup {
   constructor(
     readonly name: string,
     private readonly dirs: Readonly<Record<string, string>>,
+    private readonly cpuCount: number,
   ) {
     // cpu and cpuacct may share one hierarchy: join each directory once.
     this.uniqueDirs = [...new Set(Object.values(dirs))];
@@ -97,6 +98,29 @@ class CgroupV1 implements Cgroup {
         String(cpuQuotaUs(limits.cpuPercent, cpuCount)),
       );
     }
+  }
+
+  async setLimits(limits: CgroupLimits): Promise<void> {
+    const { memory, pids, cpu } = this.dirs;
+    if (memory) {
+      // memsw may never be below the memory limit: lower the limit first, raise memsw first.
+      const limit = join(memory, "memory.limit_in_bytes");
+      const memsw = join(memory, "memory.memsw.limit_in_bytes");
+      const value = String(limits.memoryBytes);
+      if (limits.memoryBytes < (await readNumber(limit))) {
+        await writeFile(limit, value);
+        await writeOptional(memsw, value);
+      } else {
+        await writeOptional(memsw, value);
+        await writeFile(limit, value);
+      }
+    }
+    if (pids) await writeFile(join(pids, "pids.max"), String(limits.pids));
+    if (cpu)
+      await writeFile(
+        join(cpu, "cpu.cfs_quota_us"),
+        String(cpuQuotaUs(limits.cpuPercent, this.cpuCount)),
+      );
   }
 
   pids(): Promise<number[]> {

@@ -43,25 +43,19 @@ export class CgroupV2Driver implements CgroupDriver {
   }
 
   open(name: string): Cgroup {
-    return new CgroupV2(name, join(this.mount, this.parent, name));
+    return new CgroupV2(name, join(this.mount, this.parent, name), this.cpuCount, this.controllers);
   }
 
   async create(name: string, limits: CgroupLimits): Promise<Cgroup> {
     await this.delegate();
     const dir = join(this.mount, this.parent, name);
     await mkdir(dir);
-    const group = new CgroupV2(name, dir);
+    const group = new CgroupV2(name, dir, this.cpuCount, this.controllers);
     try {
-      await writeFile(join(dir, "memory.max"), String(limits.memoryBytes));
       await writeOptional(join(dir, "memory.swap.max"), "0");
       // An OOM kill takes the whole sandbox, never leaves half a program running.
       await writeOptional(join(dir, "memory.oom.group"), "1");
-      await writeFile(join(dir, "pids.max"), String(limits.pids));
-      if (this.controllers.includes("cpu"))
-        await writeFile(
-          join(dir, "cpu.max"),
-          `${cpuQuotaUs(limits.cpuPercent, this.cpuCount)} ${CPU_PERIOD_US}`,
-        );
+      await group.setLimits(limits);
     } catch (error) {
       await group.destroy().catch(() => undefined);
       throw error;
@@ -86,8 +80,20 @@ class CgroupV2 implements Cgroup {
   constructor(
     readonly name: string,
     private readonly dir: string,
+    private readonly cpuCount: number,
+    private readonly controllers: readonly string[],
   ) {
     this.procsFiles = [join(dir, "cgroup.procs")];
+  }
+
+  async setLimits(limits: CgroupLimits): Promise<void> {
+    await writeFile(join(this.dir, "memory.max"), String(limits.memoryBytes));
+    await writeFile(join(this.dir, "pids.max"), String(limits.pids));
+    if (this.controllers.includes("cpu"))
+      await writeFile(
+        join(this.dir, "cpu.max"),
+        `${cpuQuotaUs(limits.cpuPercent, this.cpuCount)} ${CPU_PERIOD_US}`,
+      );
   }
 
   pids(): Promise<number[]> {

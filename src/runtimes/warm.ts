@@ -1,0 +1,71 @@
+/**
+ * What the warm pool starts for a runtime: a template per runtime and the
+ * limits fixed at start, and whether a given first run can take such a box.
+ * A box of a runtime with a warm stub (Python, Node) runs the stub in place
+ * of the program, started exactly as the program would be; any other box
+ * waits in init for whatever its first run (a compile step, say) asks.
+ */
+import type { PoolTemplate } from "../sandbox/pool.js";
+import type { SandboxHost } from "../sandbox/host.js";
+import type { ReadOnlyMount, SandboxLimits } from "../sandbox/types.js";
+import { BASE_ENV } from "../sandbox/box.js";
+import { expandTemplate, privateMountsFor, type ResolvedRuntime } from "./registry.js";
+
+const STUBS = {
+  python: { file: "warm.py", startup: /^(PYTHON|LC_|LANG|LD_|MALLOC_|GLIBC_)/ },
+  node: { file: "warm.cjs", startup: /^(NODE_|UV_|LC_|LANG|LD_|OPENSSL_|SSL_|TZ$|ICU_)/ },
+} as const;
+
+const STUB_DIR = "/.warden/warm";
+
+export interface RuntimeTemplate extends PoolTemplate {
+  /** Whether a first run with this argv and environment can take a box of this template. */
+  accepts(argv: readonly string[], env: Readonly<Record<string, string>>): boolean;
+}
+
+/**
+ * `limits` are the first run's (a compile step's for compiled languages): the
+ * ones fixed at start (disk, memory for /dev/shm and the stack, pids, open
+ * files) are part of the key, so a box never runs under another's ceilings.
+ */
+export function runtimeTemplate(
+  host: SandboxHost,
+  runtime: ResolvedRuntime,
+  limits: SandboxLimits,
+): RuntimeTemplate {
+  const def = runtime.definition;
+  const mounts: ReadOnlyMount[] = privateMountsFor(runtime, (name) => host.privateFile(name));
+  const key = [def.language, limits.diskMb, limits.memoryMb, limits.pids, limits.openFiles].join(
+    "|",
+  );
+  const base = { key, box: { diskMb: limits.diskMb } };
+  const stub = def.warm && !def.compile ? STUBS[def.warm] : undefined;
+  if (!stub) return { ...base, launch: { limits, mounts }, accepts: () => true };
+
+  const stubPath = `${STUB_DIR}/${stub.file}`;
+  const warm = expandTemplate(def.run, { ...runtime.tools, file: stubPath });
+  const env = { ...def.env };
+  const startupEnv = (e: Readonly<Record<string, string>>): string =>
+    JSON.stringify(
+      Object.entries(e)
+        .filter(([k]) => stub.startup.test(k))
+        .sort(([a], [b]) => (a < b ? -1 : 1)),
+    );
+  const ownStartup = startupEnv({ ...BASE_ENV, ...env });
+  const prefix = warm.slice(0, -1);
+  return {
+    ...base,
+    key: `${key}|warm`,
+    launch: {
+      limits,
+      mounts: [...mounts, { source: host.privateFile(stub.file), target: stubPath }],
+      env,
+      warm,
+    },
+    accepts: (argv, runEnv) =>
+      argv.length > prefix.length &&
+      prefix.every((a, i) => argv[i] === a) &&
+      !argv[prefix.length]!.startsWith("-") &&
+      startupEnv(runEnv) === ownStartup,
+  };
+}
