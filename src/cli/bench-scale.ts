@@ -27,7 +27,7 @@ export interface ScaleOptions {
 
 export interface ScaleResult {
   sleepers: number;
-  /** Most sleepers seen running at once. */
+  /** Most sleeper programs seen running at once (counted in /proc). */
   peakLive: number;
   /** Seconds from the first submission until all were running. */
   rampSeconds: number;
@@ -53,6 +53,25 @@ function procField(pid: number, field: string): number {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   return Number(new RegExp(`^${field}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? NaN);
 }
+/**
+ * Sleeper programs actually running in this server's sandboxes, from the
+ * kernel (the scheduler's active count includes runs still starting).
+ */
+function runningPrograms(cgroupPrefix: string): number {
+  let n = 0;
+  for (const p of readdirSync("/proc")) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const comm = readFileSync(`/proc/${p}/comm`, "utf8").trim();
+      if (comm !== "sleep" && !comm.startsWith("python")) continue;
+      if (readFileSync(`/proc/${p}/cgroup`, "utf8").includes(cgroupPrefix)) n++;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return n;
+}
+
 const rssMbOf = (pid: number): number => round(procField(pid, "VmRSS") / 1024);
 const fdsOf = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
 
@@ -144,6 +163,8 @@ export async function benchScale(o: ScaleOptions): Promise<ScaleResult> {
       },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
+  const sandboxParent = (base.sandbox as { cgroupParent?: string } | undefined)?.cgroupParent;
+  const cgroupPrefix = `/${sandboxParent ?? "warden"}/b${pid}-`;
   const active = async (): Promise<number> =>
     ((await (await api("GET", "/api/sandbox/metrics")).json()) as { activeExecutions: number })
       .activeExecutions;
@@ -185,7 +206,7 @@ export async function benchScale(o: ScaleOptions): Promise<ScaleResult> {
     let peakLive = 0;
     let lastProgress = Date.now();
     while (peakLive < ids.length) {
-      const live = await active();
+      const live = runningPrograms(cgroupPrefix);
       if (live > peakLive) lastProgress = Date.now();
       peakLive = Math.max(peakLive, live);
       for (const m of marks)
@@ -200,6 +221,7 @@ export async function benchScale(o: ScaleOptions): Promise<ScaleResult> {
     const fdsAtN = fdsOf(pid);
     log(`  ${peakLive} live after ${rampSeconds} s; timing trivial runs`);
     const latencyAtN = await latency();
+    if (runningPrograms(cgroupPrefix) < peakLive) errors.push("sleepers ended before their kill");
     rssMb[String(n)] = Math.max(rssMb[String(n)] ?? 0, rssMbOf(pid));
     log(`  ${n} live: trivial run median ${latencyAtN.medianMs} ms; killing the sleepers`);
     await pool(ids, 8, async (id) => {
@@ -219,6 +241,7 @@ export async function benchScale(o: ScaleOptions): Promise<ScaleResult> {
       }
       errors.push(`sleeper ${id} still live a minute after its kill`);
     });
+    if ((await active()) !== 0) errors.push("executions still active after every kill");
     return {
       sleepers: n,
       peakLive,

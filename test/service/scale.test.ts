@@ -50,6 +50,24 @@ interface Metrics {
   memoryBudgetMode: string;
   memoryUsedMb: number;
 }
+/** Processes of this server's sandboxes whose name passes `match`, from the kernel. */
+function sandboxProcesses(match: (comm: string) => boolean): string[] {
+  const inServer = `/${CGROUP_PARENT}/b${server.process.pid}-`;
+  return readdirSync("/proc")
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        return (
+          match(readFileSync(`/proc/${p}/comm`, "utf8").trim()) &&
+          readFileSync(`/proc/${p}/cgroup`, "utf8").includes(inServer)
+        );
+      } catch {
+        return false;
+      }
+    });
+}
+const isSleeper = (comm: string): boolean => comm === "sleep" || comm.startsWith("python");
+
 const metrics = async (): Promise<Metrics> =>
   (await server.request("GET", "/api/sandbox/metrics")).json() as Promise<Metrics>;
 
@@ -74,6 +92,8 @@ describe("scale", () => {
       seen = await metrics();
       return seen.activeExecutions === N;
     }, 180_000);
+    // Admitted is not yet running: the programs themselves are all there, in the kernel.
+    await eventually(async () => sandboxProcesses(isSleeper).length === N, 180_000);
     expect(seen!.memoryBudgetMode).toBe("usage");
     expect(N * LIMIT_MB).toBeGreaterThan(BUDGET_MB);
     // The kernel's figure is read and counted, and it stays within the budget.
@@ -94,6 +114,7 @@ describe("scale", () => {
     expect(hog.status).toBe(200);
     expect(((await hog.json()) as { status: string }).status).toBe("memory_limit");
     expect((await metrics()).activeExecutions).toBe(N);
+    expect(sandboxProcesses(isSleeper)).toHaveLength(N); // the OOM kill stayed in the hog's box
     expect((await server.request("GET", "/healthz")).status).toBe(200);
 
     for (const id of ids)
@@ -116,15 +137,6 @@ describe("scale", () => {
     const parent = `/sys/fs/cgroup/memory/${CGROUP_PARENT}`;
     if (existsSync(parent))
       expect(readdirSync(parent).filter((c) => c.startsWith(owner))).toEqual([]);
-    const leaked = readdirSync("/proc")
-      .filter((p) => /^\d+$/.test(p))
-      .filter((p) => {
-        try {
-          return readFileSync(`/proc/${p}/cgroup`, "utf8").includes(`/${CGROUP_PARENT}/${owner}`);
-        } catch {
-          return false;
-        }
-      });
-    expect(leaked).toEqual([]);
+    expect(sandboxProcesses(() => true)).toEqual([]);
   }, 600_000);
 });

@@ -7,6 +7,8 @@ import { Scheduler, type SchedulerOptions } from "../../src/executions/scheduler
 import { blankResult, type ExecutionResult } from "../../src/contract/result.js";
 import { CgroupV1Driver } from "../../src/sandbox/cgroups/v1.js";
 import { CgroupV2Driver } from "../../src/sandbox/cgroups/v2.js";
+import { loadConfig } from "../../src/config/load.js";
+import { processLimitProblems } from "../../src/cli/process-limits.js";
 
 const MiB = 1024 * 1024;
 
@@ -162,5 +164,16 @@ describe("cgroup usage of Warden's parent", () => {
     writeFileSync(join(root, "warden", "memory.stat"), `anon 1\ninactive_file ${4 * MiB}\n`);
     const driver = new CgroupV2Driver(root, "warden", ["memory"], 2);
     expect(await driver.usageBytes()).toBe(60 * MiB);
+  });
+});
+
+describe("process limits at scale", () => {
+  it("warns when the open files or pid caps fall short of the configured sandboxes", () => {
+    const config = loadConfig({ env: {}, overrides: { maxConcurrentSandboxes: 1000 } });
+    expect(processLimitProblems(config, { openFiles: 1_048_576, pidMax: 4_194_304 })).toEqual([]);
+    const short = processLimitProblems(config, { openFiles: 4096, pidMax: 8192 });
+    expect(short).toHaveLength(2);
+    expect(short[0]).toMatch(/open files limit 4096 .* LimitNOFILE/);
+    expect(short[1]).toMatch(/kernel\.pid_max 8192/);
   });
 });
