@@ -51,5 +51,10 @@ export function processLimitProblems(config: Config, caps: HostCaps): string[] {
     problems.push(
       `kernel.pid_max ${caps.pidMax} leaves little room for ${live} live sandboxes (${pids}+ processes): raise it (sysctl kernel.pid_max=4194304) or lower maxConcurrentSandboxes`,
     );
+  // Past the range a start fails with SANDBOX_BUSY; a warm pool's boxes hold uids too.
+  if (config.sandbox.uidCount < live)
+    problems.push(
+      `sandbox.uidCount ${config.sandbox.uidCount} is below the ${live} sandboxes that may be live at once (executions, sessions, analyses): widen the uid range`,
+    );
   return problems;
 }

@@ -175,5 +175,9 @@ describe("process limits at scale", () => {
     expect(short).toHaveLength(2);
     expect(short[0]).toMatch(/open files limit 4096 .* LimitNOFILE/);
     expect(short[1]).toMatch(/kernel\.pid_max 8192/);
+    const narrow = loadConfig({ env: {}, overrides: { "sandbox.uidCount": 100 } });
+    expect(processLimitProblems(narrow, { openFiles: 1e6, pidMax: 4e6 })).toEqual([
+      expect.stringMatching(/uidCount 100 is below the 154 sandboxes/),
+    ]);
   });
 });
