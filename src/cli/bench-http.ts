@@ -15,6 +15,7 @@ import { buildServer } from "../http/server.js";
 import { resolveLimits } from "../executions/limits.js";
 import { executeCode } from "../runtimes/execute.js";
 import { KeyStore, SCOPES } from "../store/keys.js";
+import { round } from "./measure.js";
 
 export interface HttpBenchOptions {
   requests: number;
@@ -31,13 +32,45 @@ export interface ThroughputRow {
   failures: number;
 }
 
+export interface PoolHits {
+  hits: number;
+  misses: number;
+  /** hits / (hits + misses) over the REST load; null when nothing was counted. */
+  hitRate: number | null;
+}
+
+export interface HttpBenchResult {
+  rows: ThroughputRow[];
+  /** The warm pool's hits under the REST load; null when /metrics has no pool counters. */
+  pool: PoolHits | null;
+}
+
 const CODE = "print(1)";
+
+/** Sum of every series of a Prometheus counter in a scrape; null when it is absent. */
+export function counterTotal(scrape: string, name: string): number | null {
+  let total: number | null = null;
+  for (const line of scrape.split("\n")) {
+    const space = line.lastIndexOf(" ");
+    const series = line.slice(0, space);
+    if (space < 0 || (series !== name && !series.startsWith(`${name}{`))) continue;
+    total = (total ?? 0) + Number(line.slice(space + 1));
+  }
+  return total;
+}
+
+async function poolCounters(url: string): Promise<{ hits: number; misses: number } | null> {
+  const scrape = await (await fetch(`${url}/metrics`)).text();
+  const hits = counterTotal(scrape, "warden_pool_hits_total");
+  const misses = counterTotal(scrape, "warden_pool_misses_total");
+  return hits === null || misses === null ? null : { hits, misses };
+}
 
 function percentile(sorted: number[], q: number): number {
   return Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! * 10) / 10;
 }
 
-export async function benchHttp(o: HttpBenchOptions): Promise<ThroughputRow[]> {
+export async function benchHttp(o: HttpBenchOptions): Promise<HttpBenchResult> {
   const dataDir = mkdtempSync(join(tmpdir(), "warden-bench-"));
   const base = loadConfig({ file: o.configFile });
   // Wide limits: this measures the machine, not the admission policy.
@@ -61,6 +94,7 @@ export async function benchHttp(o: HttpBenchOptions): Promise<ThroughputRow[]> {
   const app = await buildServer({ ...warden, config, logger: silentLogger, service: warden, keys });
   const url = await app.listen({ host: "127.0.0.1", port: 0 });
   const rows: ThroughputRow[] = [];
+  let pool: PoolHits | null = null;
   try {
     // Direct: the engine alone, same concurrency, same code.
     const limits = resolveLimits(config, { timeout: 30 });
@@ -94,6 +128,7 @@ export async function benchHttp(o: HttpBenchOptions): Promise<ThroughputRow[]> {
       failures,
     });
 
+    const before = await poolCounters(url);
     const result = await autocannon({
       url: `${url}/v1/executions`,
       method: "POST",
@@ -111,10 +146,16 @@ export async function benchHttp(o: HttpBenchOptions): Promise<ThroughputRow[]> {
       p99Ms: result.latency.p99,
       failures: result.non2xx + result.errors + result.timeouts,
     });
+    const after = await poolCounters(url);
+    if (before && after) {
+      const hits = after.hits - before.hits;
+      const misses = after.misses - before.misses;
+      pool = { hits, misses, hitRate: hits + misses > 0 ? round(hits / (hits + misses)) : null };
+    }
   } finally {
     await app.close();
     await warden.shutdown(5000);
     rmSync(dataDir, { recursive: true, force: true });
   }
-  return rows;
+  return { rows, pool };
 }

@@ -7,18 +7,25 @@ import { performance } from "node:perf_hooks";
 import type { SandboxHost } from "../sandbox/host.js";
 import type { SandboxLimits } from "../sandbox/types.js";
 import { findTool } from "../runtimes/registry.js";
-import { benchHttp, type ThroughputRow } from "./bench-http.js";
+import { benchHttp, type HttpBenchResult } from "./bench-http.js";
+import { benchScale, type ScaleResult } from "./bench-scale.js";
 import { measureWarm } from "./bench-session.js";
-import { bareSpawn, round, stats, timed, type Stats } from "./measure.js";
+import { renderTable, summaryRows, type SummaryRow } from "./bench-summary.js";
+import { warmLatencyRows } from "./bench-warm.js";
+import { bareRate, bareSpawn, round, stats, timed, type Stats } from "./measure.js";
 import { createContext, openHost, type GlobalOptions } from "./context.js";
 
 export interface BenchOptions extends GlobalOptions {
   runs?: string;
   json?: boolean;
-  /** Also measure executions/s through the REST API. */
+  /** Measure executions/s through the REST API (on unless `--no-http`). */
   http?: boolean;
   requests?: string;
   concurrency?: string;
+  /** Measure 1,000 concurrent sleeping sandboxes (slow: minutes). */
+  scale?: boolean;
+  /** Measure this many concurrent sleeping sandboxes (implies the scale section). */
+  sleepers?: string;
 }
 
 const LIMITS: SandboxLimits = {
@@ -168,13 +175,22 @@ export async function benchCommand(options: BenchOptions): Promise<number> {
     log(
       `  ${row.case.padEnd(38)} bare ${row.bareMedianMs} ms, session ${row.sessionMedianMs} ms: ${row.ratio}x`,
     );
+  const pythonRow = python ? overhead[0] : undefined;
+  let bareRate2: number | null = null;
+  let warmRows: SummaryRow[] = [];
+  if (python && pythonRow) {
+    bareRate2 = await bareRate([python, "-c", "pass"], 2, Math.max(40, runs * 2));
+    log(`\nbare python3 -c pass from 2 parallel spawners: ${bareRate2}/s`);
+    warmRows = await warmLatencyRows({ host, bare: pythonRow.bare, runs });
+  }
   await host.close();
-  let throughput: ThroughputRow[] | undefined;
-  if (options.http) {
+  const concurrency = Math.max(1, Number(options.concurrency ?? 20));
+  let http: HttpBenchResult | null = null;
+  if (options.http !== false) {
     const requests = Math.max(20, Number(options.requests ?? 500));
-    const concurrency = Math.max(1, Number(options.concurrency ?? 20));
     log(`\nthroughput: ${requests} trivial python executions at concurrency ${concurrency}`);
-    throughput = await benchHttp({ requests, concurrency, configFile: options.config });
+    http = await benchHttp({ requests, concurrency, configFile: options.config });
+    const throughput = http.rows;
     for (const row of throughput)
       log(
         `  ${row.path.padEnd(26)} ${`${row.perSecond} exec/s`.padStart(14)}   p50 ${row.p50Ms} ms   p99 ${row.p99Ms} ms   failures ${row.failures}`,
@@ -183,11 +199,31 @@ export async function benchCommand(options: BenchOptions): Promise<number> {
     if (direct && rest)
       log(`  REST / direct throughput: ${round(rest.perSecond / direct.perSecond)}x`);
   }
+  let scale: ScaleResult | null = null;
+  const sleepers =
+    options.sleepers !== undefined ? Number(options.sleepers) : options.scale ? 1000 : 0;
+  if (sleepers > 0) {
+    log(`\nscale: ${sleepers} concurrent sleeping executions through warden serve`);
+    scale = await benchScale({ sleepers, configFile: options.config, log });
+    log(`  Warden RSS (MiB) by live sleepers: ${JSON.stringify(scale.rssMb)}`);
+    log(`  Warden open fds: ${scale.fds.at0} at 0, ${scale.fds.atN} at ${sleepers}`);
+    for (const e of scale.errorSamples) log(`  error: ${e}`);
+  }
   const peakRssMb = round(process.resourceUsage().maxRSS / 1024);
-  log(`\nWarden peak RSS: ${peakRssMb} MiB`);
+  log(`\nbench process peak RSS: ${peakRssMb} MiB`);
+  const summary = summaryRows({
+    bareLatency: pythonRow?.bare ?? null,
+    bareRate2,
+    coldLatency: pythonRow?.sandboxed ?? null,
+    warm: warmRows,
+    http,
+    concurrency,
+    scale,
+  });
+  log(`\nsummary (same-run ratios against a bare spawn)\n${renderTable(summary)}`);
   if (options.json)
     process.stdout.write(
-      `${JSON.stringify({ runs, overhead, timeouts, warm, throughput, peakRssMb }, null, 2)}\n`,
+      `${JSON.stringify({ runs, overhead, timeouts, warm, bareRate2, throughput: http?.rows, pool: http?.pool ?? null, scale, summary, peakRssMb }, null, 2)}\n`,
     );
-  return 0;
+  return scale && scale.errors > 0 ? 1 : 0;
 }

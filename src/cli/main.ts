@@ -144,9 +144,12 @@ function program(setExit: (code: number) => void): Command {
     .command("bench")
     .description("measure isolation overhead and timeout accuracy against a same-run baseline")
     .option("--runs <n>", "runs per command (at least 5)", "50")
-    .option("--http", "also measure executions/s through the REST API against the engine directly")
+    .option("--http", "measure executions/s through the REST API (the default)")
+    .option("--no-http", "skip the REST throughput measurement")
     .option("--requests <n>", "executions per throughput measurement", "500")
     .option("--concurrency <n>", "concurrent clients in the throughput measurement", "20")
+    .option("--scale", "also measure 1,000 concurrent sleeping sandboxes (takes minutes)")
+    .option("--sleepers <n>", "measure this many concurrent sleeping sandboxes (implies --scale)")
     .option("--json", "print the figures as JSON")
     .action(async (opts: BenchOptions, cmd: Command) => {
       setExit(await benchCommand({ ...cmd.optsWithGlobals<BenchOptions>(), ...opts }));

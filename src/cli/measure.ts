@@ -38,3 +38,22 @@ export function bareSpawn(argv: string[]): Promise<void> {
     child.on("close", () => resolve());
   });
 }
+
+/**
+ * Bare spawns per second from `spawners` loops running side by side, each
+ * spawning the next as soon as its last one ended: the ceiling a sandboxed
+ * service is compared with (two spawners keep a 2-core machine busy).
+ */
+export async function bareRate(argv: string[], spawners: number, total: number): Promise<number> {
+  let left = total;
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: spawners }, async () => {
+      while (left > 0) {
+        left--;
+        await bareSpawn(argv);
+      }
+    }),
+  );
+  return round(total / ((performance.now() - start) / 1000));
+}

@@ -11,6 +11,7 @@ import { openWarden } from "../warden.js";
 import { buildServer } from "../http/server.js";
 import { KeyStore, SCOPES } from "../store/keys.js";
 import { createContext, type GlobalOptions } from "./context.js";
+import { processLimitProblems, readHostCaps } from "./process-limits.js";
 
 export interface ServeOptions extends GlobalOptions {
   port?: string;
@@ -54,6 +55,7 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
     );
     return 1;
   }
+  for (const problem of processLimitProblems(config, readHostCaps())) logger.warn(problem);
   const warden = await openWarden({ config, logger });
   const keys = new KeyStore(warden.db);
   const app = await buildServer({ ...warden, config, logger, service: warden, keys });

@@ -17,6 +17,7 @@ export const CONFIG_ENV = {
   maxQueueSize: "WARDEN_MAX_QUEUE_SIZE",
   queueTimeout: "WARDEN_QUEUE_TIMEOUT",
   memoryBudgetMB: "WARDEN_MEMORY_BUDGET_MB",
+  memoryBudgetMode: "WARDEN_MEMORY_BUDGET_MODE",
   retentionDays: "WARDEN_RETENTION_DAYS",
   "policy.mode": "WARDEN_POLICY_MODE",
   "server.host": "WARDEN_HOST",

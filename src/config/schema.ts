@@ -563,6 +563,29 @@ export const ConfigSchema = z
       .min(0)
       .default(0)
       .describe("Sum of running memory limits allowed (MiB); 0 = 80% of the host's RAM."),
+    memoryBudgetMode: z
+      .enum(["reserve", "usage"])
+      .default("reserve")
+      .describe(
+        "How a running execution counts against memoryBudgetMB: its whole memory limit (reserve: never overcommits), or memoryAdmissionMB at start and then its real use as the kernel measures it (usage: admits far more sleeping or small runs, but overcommits; each sandbox's own limit still holds). See docs/scale.md.",
+      ),
+    memoryAdmissionMB: z
+      .number()
+      .int()
+      .min(1)
+      .default(32)
+      .describe(
+        "usage mode: memory a new execution holds until the kernel's measure includes it (MiB).",
+      ),
+    memoryPollMs: z
+      .number()
+      .int()
+      .min(100)
+      .max(60_000)
+      .default(1000)
+      .describe(
+        "usage mode: how often the sandboxes' memory use is read while executions run (ms); one file read each time.",
+      ),
     retentionDays: z
       .number()
       .positive()

@@ -11,6 +11,7 @@ import { blankResult, type ExecutionResult } from "../contract/result.js";
 import { executionId } from "../util/ids.js";
 import { Execution, type ExecutionRequest } from "./execution.js";
 import { FairQueue } from "./fair-queue.js";
+import { MemoryBudget, type MemoryBudgetMode } from "./memory-budget.js";
 
 export interface SchedulerOptions {
   maxConcurrent: number;
@@ -20,6 +21,17 @@ export interface SchedulerOptions {
   queueTimeoutMs: number;
   /** Sum of running memory reservations may not exceed this. */
   memoryBudgetMb: number;
+  /**
+   * How running executions count against the budget (src/executions/memory-budget.ts):
+   * their whole limit (`reserve`, the default) or the kernel's measure of their use.
+   */
+  memory?: {
+    mode: MemoryBudgetMode;
+    admissionMb: number;
+    pollMs: number;
+    readUsageMb: () => Promise<number>;
+    onReadError?: (error: unknown) => void;
+  };
   maxRetries: number;
   retryBackoffMs: number;
   /** Memory an execution holds while it runs (its largest step). */
@@ -54,14 +66,24 @@ export class Scheduler {
   private readonly running = new Map<string, Execution>();
   private readonly live = new Map<string, Execution>();
   private readonly runningPerUser = new Map<string, number>();
-  private memoryInUseMb = 0;
+  private readonly memory: MemoryBudget;
   private draining = false;
   private readonly listeners: ((event: LifecycleEvent) => void)[] = [];
   private queueTimer: NodeJS.Timeout | undefined;
   /** Moving average of run durations, for Retry-After estimates. */
   private averageRunMs = 1000;
 
-  constructor(private readonly o: SchedulerOptions) {}
+  constructor(private readonly o: SchedulerOptions) {
+    this.memory = new MemoryBudget({
+      budgetMb: o.memoryBudgetMb,
+      mode: o.memory?.mode ?? "reserve",
+      admissionMb: o.memory?.admissionMb ?? 0,
+      pollMs: o.memory?.pollMs ?? 1000,
+      readUsageMb: o.memory?.readUsageMb ?? (() => Promise.resolve(0)),
+      onRoom: () => this.pump(),
+      onReadError: o.memory?.onReadError,
+    });
+  }
 
   onEvent(listener: (event: LifecycleEvent) => void): void {
     this.listeners.push(listener);
@@ -79,8 +101,14 @@ export class Scheduler {
     return this.queue.size;
   }
 
+  /** What the memory budget counts as taken (reservations, or measured use plus admissions). */
   get memoryReservedMb(): number {
-    return this.memoryInUseMb;
+    return this.memory.committedMb;
+  }
+
+  /** The kernel's last measure of all sandboxes' memory (`usage` mode; else 0). */
+  get memoryMeasuredMb(): number {
+    return this.memory.measuredMb;
   }
 
   activeOf(userId: string): number {
@@ -157,18 +185,15 @@ export class Scheduler {
    * not fit now: a session is never queued.
    */
   reserveMemory(mb: number, what: string): () => void {
-    if (this.memoryInUseMb + mb > this.o.memoryBudgetMb)
+    if (!this.memory.fits(mb))
       throw new WardenError(
         "SANDBOX_BUSY",
-        `${what}: ${mb} MiB does not fit in the host's memory budget now (${this.memoryInUseMb} of ${this.o.memoryBudgetMb} MiB held)`,
+        `${what}: ${mb} MiB does not fit in the host's memory budget now (${this.memory.committedMb} of ${this.o.memoryBudgetMb} MiB held)`,
         { details: { reason: "memory_budget", retryAfterSeconds: this.retryAfterSeconds() } },
       );
-    this.memoryInUseMb += mb;
-    let held = true;
+    const release = this.memory.hold(mb);
     return () => {
-      if (!held) return;
-      held = false;
-      this.memoryInUseMb -= mb;
+      release();
       this.pump();
     };
   }
@@ -177,7 +202,7 @@ export class Scheduler {
     return (
       this.running.size < this.o.maxConcurrent &&
       this.activeOf(execution.userId) < this.o.maxPerUser &&
-      this.memoryInUseMb + this.o.reservationMb(execution.request) <= this.o.memoryBudgetMb
+      this.memory.fits(this.memory.costOf(this.o.reservationMb(execution.request)))
     );
   }
 
@@ -195,10 +220,9 @@ export class Scheduler {
   }
 
   private start(execution: Execution): void {
-    const reservation = this.o.reservationMb(execution.request);
+    const releaseMemory = this.memory.takeForExecution(this.o.reservationMb(execution.request));
     this.running.set(execution.id, execution);
     this.runningPerUser.set(execution.userId, this.activeOf(execution.userId) + 1);
-    this.memoryInUseMb += reservation;
     execution.startedAt = Date.now();
     execution.setStatus("running");
     this.emit({ type: "started", execution });
@@ -207,7 +231,7 @@ export class Scheduler {
       const left = this.activeOf(execution.userId) - 1;
       if (left > 0) this.runningPerUser.set(execution.userId, left);
       else this.runningPerUser.delete(execution.userId);
-      this.memoryInUseMb -= reservation;
+      releaseMemory();
       this.averageRunMs =
         0.8 * this.averageRunMs + 0.2 * (Date.now() - (execution.startedAt ?? Date.now()));
       execution.finish(result);
@@ -324,5 +348,6 @@ export class Scheduler {
     await all;
     clearTimeout(timer);
     if (this.queueTimer) clearInterval(this.queueTimer);
+    this.memory.close();
   }
 }

@@ -77,6 +77,10 @@ export interface SystemMetrics {
   maxSandboxesPerUser: number;
   memoryReservedMb: number;
   memoryBudgetMb: number;
+  /** `reserve` or `usage` (memoryBudgetMode). */
+  memoryBudgetMode: string;
+  /** usage mode: the kernel's last measure of all sandboxes' memory (MiB). */
+  memoryUsedMb: number;
 }
 
 export interface UserMetrics {
@@ -115,6 +119,17 @@ export class ExecutionService {
       maxRetries: config.maxRetries,
       retryBackoffMs: config.retryBackoffMs,
       reservationMb: (r) => this.reservationMb(r),
+      memory: {
+        mode: config.memoryBudgetMode,
+        admissionMb: config.memoryAdmissionMB,
+        pollMs: config.memoryPollMs,
+        readUsageMb: async () => (await o.host.cgroups.usageBytes()) / 1024 / 1024,
+        onReadError: (error) =>
+          o.logger.warn(
+            { err: error },
+            "cannot read the sandboxes' memory use; the budget keeps its last reading",
+          ),
+      },
       run: (execution, signal) => this.runOnce(execution, signal),
     });
     const orphans = this.records.failOrphans();
@@ -333,6 +348,8 @@ export class ExecutionService {
       maxSandboxesPerUser: c.maxSandboxesPerUser,
       memoryReservedMb: this.scheduler.memoryReservedMb,
       memoryBudgetMb: this.memoryBudgetMb,
+      memoryBudgetMode: c.memoryBudgetMode,
+      memoryUsedMb: Math.round(this.scheduler.memoryMeasuredMb),
     };
   }
 

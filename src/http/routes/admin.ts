@@ -91,6 +91,8 @@ export const adminRoutes: FastifyPluginAsyncZod<{
             maxSandboxesPerUser: z.number(),
             memoryReservedMb: z.number(),
             memoryBudgetMb: z.number(),
+            memoryBudgetMode: z.string(),
+            memoryUsedMb: z.number(),
           }),
           ...errors,
         },

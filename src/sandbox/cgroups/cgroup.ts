@@ -44,6 +44,13 @@ export interface CgroupDriver {
   open(name: string): Cgroup;
   /** Names of the cgroups under Warden's parent. */
   list(): Promise<string[]>;
+  /**
+   * Memory every sandbox under Warden's parent uses now (bytes), from one read
+   * of the parent's own counters (the kernel sums the children): the working
+   * set, i.e. without inactive file cache the kernel reclaims first (cgroup v1
+   * reparents a removed child's cache to the parent, so raw usage only grows).
+   */
+  usageBytes(): Promise<number>;
 }
 
 export const CPU_PERIOD_US = 100_000;
@@ -141,6 +148,17 @@ export async function killUntilEmpty(
     if (Date.now() > deadline) throw new Error("cgroup still has processes after 10 s of SIGKILL");
     await sleep(pids.length === 0 ? 5 : 1);
   }
+}
+
+/** usage minus the reclaimable inactive file cache (kubelet's "working set"). */
+export async function workingSetBytes(
+  usageFile: string,
+  statFile: string,
+  inactiveKey: string,
+): Promise<number> {
+  const usage = await readNumber(usageFile);
+  const stat = await readKeyed(statFile).catch((): Record<string, number> => ({}));
+  return Math.max(0, usage - (stat[inactiveKey] ?? 0));
 }
 
 export function isErrno(error: unknown, code: string): boolean {

@@ -11,6 +11,7 @@ import {
   readPids,
   removeDir,
   signalAll,
+  workingSetBytes,
   writeOptional,
   type Cgroup,
   type CgroupAccounting,
@@ -52,6 +53,18 @@ export class CgroupV1Driver implements CgroupDriver {
       throw error;
     }
     return group;
+  }
+
+  async usageBytes(): Promise<number> {
+    const memory = this.mounts.memory;
+    if (!memory) throw new Error("no memory controller: usage cannot be measured");
+    const dir = join(memory, this.parent);
+    // total_*: the parent's stat counts its children only under the total_ keys.
+    return workingSetBytes(
+      join(dir, "memory.usage_in_bytes"),
+      join(dir, "memory.stat"),
+      "total_inactive_file",
+    );
   }
 
   async list(): Promise<string[]> {

@@ -10,6 +10,7 @@ import {
   readPids,
   removeDir,
   signalAll,
+  workingSetBytes,
   writeOptional,
   type Cgroup,
   type CgroupAccounting,
@@ -61,6 +62,11 @@ export class CgroupV2Driver implements CgroupDriver {
       throw error;
     }
     return group;
+  }
+
+  async usageBytes(): Promise<number> {
+    const dir = join(this.mount, this.parent);
+    return workingSetBytes(join(dir, "memory.current"), join(dir, "memory.stat"), "inactive_file");
   }
 
   async list(): Promise<string[]> {
