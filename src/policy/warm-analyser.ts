@@ -206,8 +206,8 @@ export class WarmAnalyser {
   private answer(text: string): void {
     const ready = this.ready;
     if (ready) {
-      this.ready = null;
       if (text !== READY) return this.fail("garbled");
+      this.ready = null;
       return ready.resolve({ findings: [], errors: [] });
     }
     const pending = this.pending;

@@ -7,21 +7,11 @@ import { cpSync, mkdtempSync, appendFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { Analyzer, type AnalysisMetrics } from "../../src/policy/analyzer.js";
+import { Analyzer } from "../../src/policy/analyzer.js";
 import { AnalysisCache } from "../../src/policy/analysis-cache.js";
 import { defaultNativeDir } from "../../src/sandbox/host.js";
 import { config, expectNothingLeft, registry, testHost } from "../helpers/sandbox.js";
-
-export function counting(): AnalysisMetrics & { counts: Record<string, number> } {
-  const counts: Record<string, number> = {};
-  const add = (name: string): void => void (counts[name] = (counts[name] ?? 0) + 1);
-  return {
-    counts,
-    analysisCache: (r) => add(`cache_${r}`),
-    analyserRestart: (r) => add(`restart_${r}`),
-    analyserRun: (p) => add(`run_${p}`),
-  };
-}
+import { counting } from "./counting.js";
 
 const CODE = "import os\nos.system('id')\n";
 const units = (source: string) => [{ cell: null, source, kind: "program" as const }];
