@@ -183,7 +183,7 @@ export class Analyzer {
           maxUnitBytes: this.config.maxCodeBytes,
           maxTotalBytes: 4 * this.config.maxCodeBytes,
         });
-      else result = await this.slot(o.userId, () => this.python(o.userId, units));
+      else result = await this.slot(o.userId, () => this.python(units, o.userId));
       this.cache.set(key, result);
     }
     return {
@@ -208,7 +208,7 @@ export class Analyzer {
   }
 
   /** Warm when an analyser is free; cold otherwise, or when the warm one broke. */
-  private async python(userId: string, units: SourceUnit[]): Promise<UnitAnalysis> {
+  private async python(units: SourceUnit[], userId: string): Promise<UnitAnalysis> {
     const warm = await this.pool?.analyse(userId, units);
     if (warm) this.metrics?.analyserRun("warm");
     if (warm && "output" in warm) return toUnitAnalysis(warm.output);
