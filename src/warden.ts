@@ -127,6 +127,7 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
     },
   });
   const analyzer = new Analyzer(config, host, registry, { warm: true, metrics, logger });
+  metrics.watchWarmAnalysers(() => analyzer.warmSandboxes().length);
   if (config.policy.mode !== "off") analyzer.prewarm();
   const notebooks = new NotebookService(
     config,

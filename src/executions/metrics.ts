@@ -151,4 +151,16 @@ export class Metrics {
   analyserRun(path: "warm" | "cold"): void {
     this.analyserRuns.inc({ path });
   }
+
+  /** Samples the number of live warm analysers at scrape time. */
+  watchWarmAnalysers(read: () => number): void {
+    new Gauge({
+      name: "warden_warm_analysers",
+      help: "Warm Python analysers alive now (each in its own sandbox).",
+      registers: [this.registry],
+      collect() {
+        this.set(read());
+      },
+    });
+  }
 }

@@ -41,6 +41,7 @@ describe("warm analysers in warden serve", () => {
     expect(metrics).toMatch(/warden_analysis_cache_total\{result="hit"\} 2/);
     expect(metrics).toMatch(/warden_analysis_cache_total\{result="miss"\} 1/);
     expect(metrics).toMatch(/warden_analyser_runs_total\{path="warm"\} 1/);
+    expect(metrics).toMatch(/warden_warm_analysers 1/);
     expect(await server.stop()).toBe(0);
     expect(warmAnalysers()).toEqual([]);
   });
