@@ -105,6 +105,8 @@ export class WarmAnalyser {
       );
     // close() reads the outcome; this only keeps a failed start from being unhandled.
     this.ended.catch(() => undefined);
+    // A write racing the end of the process must not become an unhandled stream error.
+    this.input.on("error", () => undefined);
   }
 
   /** Starts one and waits for its ready line; throws (and cleans up) if it does not come. */
@@ -155,6 +157,7 @@ export class WarmAnalyser {
   /** Kills the process and removes its box. Safe to call twice. */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      this.broken ??= "crash";
       this.stop.abort();
       this.input.end();
       await this.ended.catch(() => undefined);
