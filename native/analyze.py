@@ -6,6 +6,12 @@ this sandbox. Reads {"cells": [{"cell": index|null, "source": "...", "kind":
 "cell"|"program"|"file"}]} as JSON on stdin and prints {"findings": [...],
 "errors": [...]} as one JSON line.
 
+With `--serve` it stays up (Warden's warm analyser, src/policy/warm-analyser.ts):
+it prints {"ready": true}, then for each request — a line holding the byte
+length, then that many bytes of the same JSON — prints one answer line, in
+order, one request at a time. Answers are ASCII JSON (no raw newline can end
+one early); the host bounds and schema-checks them all the same.
+
 In notebook cells (kind "cell") only, IPython lines (`!cmd`, `%magic`, `%%cell
 magic`) are reported, then blanked so the rest of the cell still parses with its
 line numbers intact. Which lines count is decided exactly as the notebook
@@ -290,8 +296,7 @@ def strip_ipython(source, analyser):
     return "\n".join(out), stripped
 
 
-def main():
-    request = json.load(sys.stdin)
+def analyse(request):
     findings, errors = [], []
     for item in request.get("cells", []):
         analyser = Analyser(item.get("cell"))
@@ -321,7 +326,30 @@ def main():
             # Every cell is analysed whatever came before; high findings go first into the cap.
             findings.sort(key=lambda f: f["severity"] != "high")
             del findings[MAX_FINDINGS:]
-    sys.stdout.write(json.dumps({"findings": findings[:MAX_FINDINGS], "errors": errors}) + "\n")
+    return {"findings": findings[:MAX_FINDINGS], "errors": errors}
 
 
-main()
+def answer(report):
+    sys.stdout.write(json.dumps(report) + "\n")
+    sys.stdout.flush()
+
+
+def serve():
+    """One request at a time until stdin closes; any framing error ends the process (the host restarts it)."""
+    stdin = sys.stdin.buffer
+    answer({"ready": True})
+    while True:
+        header = stdin.readline(32)
+        if not header:
+            return
+        size = int(header)
+        body = stdin.read(size)
+        if len(body) != size:
+            return
+        answer(analyse(json.loads(body)))
+
+
+if sys.argv[1:] == ["--serve"]:
+    serve()
+else:
+    answer(analyse(json.load(sys.stdin)))

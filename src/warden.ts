@@ -126,7 +126,9 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
         service.keepArtifacts(candidates, owner, (name) => sessionArtifactUrl(owner.ownerId, name)),
     },
   });
-  const analyzer = new Analyzer(config, host, registry);
+  const analyzer = new Analyzer(config, host, registry, { warm: true, metrics, logger });
+  metrics.watchWarmAnalysers(() => analyzer.warmSandboxes().length);
+  if (config.policy.mode !== "off") analyzer.prewarm();
   const notebooks = new NotebookService(
     config,
     sessions,
@@ -145,6 +147,8 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
     async shutdown(deadlineMs = config.server.shutdownGracePeriod * 1000): Promise<void> {
       notebooks.close();
       await Promise.all([service.close(deadlineMs), sessions.closeAll()]);
+      // After the runs that may still ask for an analysis; before the host goes.
+      await analyzer.close();
       await host.close();
       db.close();
       unlock();

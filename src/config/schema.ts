@@ -436,6 +436,29 @@ export const PolicyConfigSchema = z
       .describe(
         "Under block mode only: whether raw shell commands may run in sessions (commands, background commands, notebook `!cmd` lines). They cannot be analysed, so `block` (default) refuses them; `allow` runs them unanalysed.",
       ),
+    analysisCacheEntries: z
+      .number()
+      .int()
+      .min(0)
+      .default(1000)
+      .describe(
+        "Analysis results kept in memory, per user and by content digest and rule version, so repeated code is not analysed again; 0 turns the cache off.",
+      ),
+    analysisCacheMb: z
+      .number()
+      .int()
+      .min(1)
+      .default(16)
+      .describe("Memory bound of the analysis cache (MiB), whatever its entry count."),
+    warmAnalysers: z
+      .number()
+      .int()
+      .min(0)
+      .max(16)
+      .default(2)
+      .describe(
+        "Python analysers kept started (each in its own sandbox with the analysis limits) so an analysis skips a cold start; 0 runs every analysis cold.",
+      ),
   })
   .strict();
 

@@ -12,6 +12,9 @@ export class Metrics {
   private readonly retries;
   private readonly egressConnections;
   private readonly egressBytes;
+  private readonly analysisCacheLookups;
+  private readonly analyserRestarts;
+  private readonly analyserRuns;
 
   constructor(gauges: {
     queueDepth: () => number;
@@ -83,6 +86,24 @@ export class Metrics {
           this.set(read());
         },
       });
+    this.analysisCacheLookups = new Counter({
+      name: "warden_analysis_cache_total",
+      help: "Static analysis cache lookups, by result (hit: no analyser ran).",
+      labelNames: ["result"] as const,
+      registers,
+    });
+    this.analyserRestarts = new Counter({
+      name: "warden_analyser_restarts_total",
+      help: "Warm Python analysers replaced, by reason (crash, timeout, garbled, oversized, max_requests, max_age...).",
+      labelNames: ["reason"] as const,
+      registers,
+    });
+    this.analyserRuns = new Counter({
+      name: "warden_analyser_runs_total",
+      help: "Python analyses that reached an analyser, by path (warm: a started analyser; cold: a new sandbox).",
+      labelNames: ["path"] as const,
+      registers,
+    });
   }
 
   egress(event: EgressEvent): void {
@@ -117,5 +138,29 @@ export class Metrics {
         this.rejections.inc({ reason: event.reason });
         return;
     }
+  }
+
+  analysisCache(result: "hit" | "miss"): void {
+    this.analysisCacheLookups.inc({ result });
+  }
+
+  analyserRestart(reason: string): void {
+    this.analyserRestarts.inc({ reason });
+  }
+
+  analyserRun(path: "warm" | "cold"): void {
+    this.analyserRuns.inc({ path });
+  }
+
+  /** Samples the number of live warm analysers at scrape time. */
+  watchWarmAnalysers(read: () => number): void {
+    new Gauge({
+      name: "warden_warm_analysers",
+      help: "Warm Python analysers alive now (each in its own sandbox).",
+      registers: [this.registry],
+      collect() {
+        this.set(read());
+      },
+    });
   }
 }

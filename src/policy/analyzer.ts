@@ -1,16 +1,28 @@
 /**
  * The analysis service: picks the analyser for a language, bounds how many
  * analysis sandboxes run at once, and applies a policy mode (server default,
- * overridden per API key) to the report.
+ * overridden per API key) to the report. Repeated code is answered from a
+ * cache; Python goes to a warm analyser when one is free, else runs cold.
  */
+import type { Logger } from "../audit/logger.js";
 import type { Config } from "../config/schema.js";
 import { WardenError } from "../errors.js";
 import type { RuntimeRegistry } from "../runtimes/registry.js";
 import { defaultNativeDir, type SandboxHost } from "../sandbox/host.js";
+import type { SandboxLimits } from "../sandbox/types.js";
 import type { AnalysisReport, Finding, PolicyMode } from "../contract/policy.js";
 import { describeFinding, isBlocked, sortFindings, type SourceUnit } from "./findings.js";
+import { AnalysisCache, analysisKey } from "./analysis-cache.js";
+import {
+  failedAnalysis,
+  MAX_ANSWER_BYTES,
+  toUnitAnalysis,
+  type UnitAnalysis,
+} from "./analyser-output.js";
 import { analyseJavaScript } from "./javascript.js";
-import { analysePython } from "./python.js";
+import { analysePython, loadRuleSet } from "./python.js";
+import { WarmAnalyser } from "./warm-analyser.js";
+import { WarmAnalyserPool, type RestartReason } from "./warm-pool.js";
 
 /** Languages with an analyser, by canonical name (aliases resolve through the registry). */
 const ANALYSED: Record<string, "python" | "javascript"> = {
@@ -19,6 +31,7 @@ const ANALYSED: Record<string, "python" | "javascript"> = {
 };
 
 const MAX_WAITING = 100;
+const MiB = 1024 * 1024;
 /**
  * Per-user share of the analysis sandboxes: one user's burst of uploads must
  * not hold every slot and the whole queue while everyone else waits.
@@ -33,6 +46,37 @@ export interface AnalyseOptions {
   force?: boolean;
 }
 
+/** What the analyzer counts (Metrics implements it). */
+export interface AnalysisMetrics {
+  analysisCache(result: "hit" | "miss"): void;
+  analyserRestart(reason: RestartReason): void;
+  /** A Python analysis that reached an analyser: a warm one, or a cold sandbox. */
+  analyserRun(path: "warm" | "cold"): void;
+}
+
+export interface AnalyzerOptions {
+  /**
+   * Keep warm Python analysers (policy.warmAnalysers of them) for the life of
+   * the Analyzer; then close() must be called. Off for one-shot uses (the CLI).
+   * @default false
+   */
+  warm?: boolean;
+  metrics?: AnalysisMetrics;
+  logger?: Logger;
+  /** A shared cache (tests); by default each Analyzer has its own. */
+  cache?: AnalysisCache;
+}
+
+/**
+ * Recycling bounds of a warm analyser (see RestartReason for why): a fresh
+ * process costs one cold start, so these are generous.
+ */
+const WARM_MAX_REQUESTS = 500;
+const WARM_MAX_AGE_MS = 10 * 60_000;
+
+/** Bumped when the JavaScript rules (javascript.ts) change: part of every cache key. */
+const JAVASCRIPT_RULES_VERSION = "js-1";
+
 export interface PolicyVerdict {
   mode: PolicyMode;
   /** Null when the mode is off or the language has no analyser. */
@@ -45,11 +89,61 @@ export class Analyzer {
   private readonly waiting: { userId: string; start: () => void }[] = [];
   private readonly users = new Map<string, { running: number; waiting: number }>();
 
+  readonly cache: AnalysisCache;
+  private readonly pool: WarmAnalyserPool | null;
+  private readonly metrics: AnalysisMetrics | undefined;
+  private readonly nativeDir: string;
+
   constructor(
     private readonly config: Config,
     private readonly host: SandboxHost,
     private readonly registry: RuntimeRegistry,
-  ) {}
+    options: AnalyzerOptions = {},
+  ) {
+    const p = config.policy;
+    this.metrics = options.metrics;
+    this.nativeDir = config.sandbox.nativeDir ?? defaultNativeDir();
+    this.cache =
+      options.cache ??
+      new AnalysisCache({ maxEntries: p.analysisCacheEntries, maxBytes: p.analysisCacheMb * MiB });
+    this.pool =
+      options.warm && p.warmAnalysers > 0
+        ? new WarmAnalyserPool({
+            size: p.warmAnalysers,
+            requestTimeoutMs: p.analysisTimeout * 1000,
+            maxRequests: WARM_MAX_REQUESTS,
+            maxAgeMs: WARM_MAX_AGE_MS,
+            logger: options.logger,
+            onRestart: (reason) => this.metrics?.analyserRestart(reason),
+            start: async () =>
+              WarmAnalyser.start({
+                host: this.host,
+                registry: this.registry,
+                rules: await loadRuleSet(this.nativeDir),
+                limits: this.limits(),
+                // Past its age it is retired when next taken; the kernel's limit is the backstop.
+                lifetimeMs: WARM_MAX_AGE_MS + 2 * this.limits().timeoutMs,
+                startTimeoutMs: this.limits().timeoutMs,
+                maxRequests: WARM_MAX_REQUESTS,
+              }),
+          })
+        : null;
+  }
+
+  /** Starts the warm analysers now, off any request's path. */
+  prewarm(): void {
+    this.pool?.fill();
+  }
+
+  /** The warm analysers' sandboxes (leak checks). */
+  warmSandboxes(): { id: string; uid: number }[] {
+    return this.pool?.sandboxes() ?? [];
+  }
+
+  /** Stops the warm analysers and waits until their sandboxes are gone. Safe to call twice. */
+  async close(): Promise<void> {
+    await this.pool?.close();
+  }
 
   /**
    * The analysed language a name stands for, or null. Resolved through the
@@ -75,13 +169,23 @@ export class Analyzer {
         `language: analysis exists for python and javascript (got ${language})`,
       );
     const started = Date.now();
-    let result: { findings: Finding[]; complete: boolean };
-    if (lang === "javascript")
-      result = analyseJavaScript(units, {
-        maxUnitBytes: this.config.maxCodeBytes,
-        maxTotalBytes: 4 * this.config.maxCodeBytes,
-      });
-    else result = await this.slot(o.userId, () => this.python(units));
+    // The rules' version is part of the key: analyze.py's digest, the JS rules' and their bounds.
+    const ruleVersion =
+      lang === "python"
+        ? (await loadRuleSet(this.nativeDir)).version
+        : `${JAVASCRIPT_RULES_VERSION}:${this.config.maxCodeBytes}`;
+    const key = analysisKey({ ruleVersion, userId: o.userId, language: lang, units });
+    let result: { findings: Finding[]; complete: boolean } | undefined = this.cache.get(key);
+    this.metrics?.analysisCache(result ? "hit" : "miss");
+    if (!result) {
+      if (lang === "javascript")
+        result = analyseJavaScript(units, {
+          maxUnitBytes: this.config.maxCodeBytes,
+          maxTotalBytes: 4 * this.config.maxCodeBytes,
+        });
+      else result = await this.slot(o.userId, () => this.python(units, o.userId));
+      this.cache.set(key, result);
+    }
     return {
       language: lang,
       findings: sortFindings(result.findings),
@@ -103,23 +207,39 @@ export class Analyzer {
     return { mode, report, blocked: isBlocked(mode, report) };
   }
 
-  private python(units: SourceUnit[]): ReturnType<typeof analysePython> {
-    const p = this.config.policy;
+  /** Warm when an analyser is free; cold otherwise, or when the warm one broke. */
+  private async python(units: SourceUnit[], userId: string): Promise<UnitAnalysis> {
+    const warm = await this.pool?.analyse(userId, units);
+    if (warm) this.metrics?.analyserRun("warm");
+    if (warm && "output" in warm) return toUnitAnalysis(warm.output);
+    // A hang would hang a cold run too: fail closed now rather than wait twice.
+    if (warm?.failure === "timeout")
+      return failedAnalysis(
+        units,
+        "analysis ended timeout (the analyser's sandbox hit a limit): this code could not be checked",
+      );
+    this.metrics?.analyserRun("cold");
     return analysePython(units, {
       host: this.host,
       registry: this.registry,
-      nativeDir: this.config.sandbox.nativeDir ?? defaultNativeDir(),
-      limits: {
-        timeoutMs: p.analysisTimeout * 1000,
-        killGraceMs: 0,
-        memoryMb: p.analysisMemoryMb,
-        cpuPercent: this.config.defaults.cpuPercent,
-        diskMb: 4,
-        pids: 8,
-        outputBytes: 1 << 20,
-        openFiles: 64,
-      },
+      rules: await loadRuleSet(this.nativeDir),
+      limits: this.limits(),
     });
+  }
+
+  /** The limits of one analysis, warm or cold. */
+  private limits(): SandboxLimits {
+    const p = this.config.policy;
+    return {
+      timeoutMs: p.analysisTimeout * 1000,
+      killGraceMs: 0,
+      memoryMb: p.analysisMemoryMb,
+      cpuPercent: this.config.defaults.cpuPercent,
+      diskMb: 4,
+      pids: 8,
+      outputBytes: MAX_ANSWER_BYTES,
+      openFiles: 64,
+    };
   }
 
   /**

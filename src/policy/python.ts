@@ -2,7 +2,9 @@
  * Python analysis with Python's own `ast`, run in a one-shot sandbox with
  * tight limits: hostile source (deep nesting, huge literals, parser bugs) can
  * only exhaust that sandbox, never Warden's process or the host interpreter.
+ * This is the cold path; warm-analyser.ts keeps one started, and falls back here.
  */
+import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { WardenError } from "../errors.js";
@@ -10,78 +12,74 @@ import { executeCode } from "../runtimes/execute.js";
 import type { RuntimeRegistry } from "../runtimes/registry.js";
 import type { SandboxHost } from "../sandbox/host.js";
 import type { SandboxLimits } from "../sandbox/types.js";
-import type { Finding } from "../contract/policy.js";
+import {
+  failedAnalysis,
+  parseAnalyserOutput,
+  toUnitAnalysis,
+  type UnitAnalysis,
+} from "./analyser-output.js";
 import type { SourceUnit } from "./findings.js";
+
+export type { UnitAnalysis } from "./analyser-output.js";
 
 export interface PythonAnalysisOptions {
   host: SandboxHost;
   registry: RuntimeRegistry;
-  /** Directory holding analyze.py (the build copies it next to the native helpers). */
-  nativeDir: string;
+  /** The analyser's source and version (loadRuleSet). */
+  rules: RuleSet;
   limits: SandboxLimits;
 }
 
-export interface UnitAnalysis {
-  findings: Finding[];
-  /** False when the analyser could not finish (a limit hit, a crash). */
-  complete: boolean;
+/** The analyser program and a digest of it: the version of the Python rules. */
+export interface RuleSet {
+  source: string;
+  /** sha256 of analyze.py: any change to the rules changes it. */
+  version: string;
 }
 
-interface AnalyserOutput {
-  findings: Finding[];
-  errors: { cell: number | null; message: string }[];
+const loaded = new Map<string, Promise<RuleSet>>();
+
+/** Reads analyze.py once per directory; a failed read is retried next time. */
+export function loadRuleSet(nativeDir: string): Promise<RuleSet> {
+  let rules = loaded.get(nativeDir);
+  if (!rules) {
+    rules = readFile(join(nativeDir, "analyze.py"), "utf8").then(
+      (source) => ({ source, version: createHash("sha256").update(source).digest("hex") }),
+      (error: unknown) => {
+        loaded.delete(nativeDir);
+        throw new WardenError(
+          "INTERNAL",
+          "the Python analyser is not installed next to the native helpers (npm run build:native)",
+          { cause: error },
+        );
+      },
+    );
+    loaded.set(nativeDir, rules);
+  }
+  return rules;
 }
 
-const failed = (cell: number | null, message: string): Finding => ({
-  ruleId: "analysis-failed",
-  severity: "high",
-  message,
-  line: 1,
-  column: 1,
-  cell,
-});
-
-let script: Promise<string> | undefined;
+/** The request the analyser reads: the same JSON on the cold and warm paths. */
+export function analyserRequest(units: readonly SourceUnit[]): string {
+  return JSON.stringify({ cells: units });
+}
 
 export async function analysePython(
   units: SourceUnit[],
   o: PythonAnalysisOptions,
 ): Promise<UnitAnalysis> {
-  script ??= readFile(join(o.nativeDir, "analyze.py"), "utf8");
-  const source = await script.catch((error: unknown) => {
-    script = undefined;
-    throw new WardenError(
-      "INTERNAL",
-      "the Python analyser is not installed next to the native helpers (npm run build:native)",
-      { cause: error },
-    );
-  });
   const result = await executeCode(o.host, o.registry, {
     language: "python",
-    files: [{ path: "analyze.py", content: source }],
+    files: [{ path: "analyze.py", content: o.rules.source }],
     // The code travels on stdin: it never lands in the workspace (tmpfs, counted as memory).
-    stdin: JSON.stringify({ cells: units }),
+    stdin: analyserRequest(units),
     limits: o.limits,
   });
-  const firstCell = units[0]?.cell ?? null;
   if (result.status !== "completed")
-    return {
-      findings: [
-        failed(
-          firstCell,
-          `analysis ended ${result.status} (the analyser's sandbox hit a limit): this code could not be checked`,
-        ),
-      ],
-      complete: false,
-    };
-  let output: AnalyserOutput;
-  try {
-    output = JSON.parse(result.stdout) as AnalyserOutput;
-  } catch {
-    return { findings: [failed(firstCell, "analysis produced no report")], complete: false };
-  }
-  return {
-    findings: [...output.findings, ...output.errors.map((e) => failed(e.cell, e.message))],
-    complete: output.errors.length === 0,
-  };
+    return failedAnalysis(
+      units,
+      `analysis ended ${result.status} (the analyser's sandbox hit a limit): this code could not be checked`,
+    );
+  const output = parseAnalyserOutput(result.stdout, units);
+  return output ? toUnitAnalysis(output) : failedAnalysis(units, "analysis produced no report");
 }
