@@ -19,6 +19,7 @@ import {
 } from "./cgroups/index.js";
 import { prepareRunDir, systemEntries, type RunDirLayout } from "./host-layout.js";
 import { runJanitor, type JanitorReport } from "./janitor.js";
+import { registerLauncher } from "./launcher.js";
 import { newBoxId, ownerTag } from "./owner.js";
 import { UidPool } from "./uid-pool.js";
 import { checkWorkspacePath } from "./workspace.js";
@@ -51,6 +52,7 @@ export class SandboxHost {
     private readonly uids: UidPool,
     private readonly boxContext: ConstructorParameters<typeof Box>[4],
     readonly janitorReport: JanitorReport,
+    private readonly releaseLauncher: () => void,
   ) {}
 
   /**
@@ -105,6 +107,14 @@ export class SandboxHost {
       etcDir: runDir.etc,
       initPath: join(runDir.lib, "warden-init"),
     };
+    // Started at the first run, restarted after a crash; Node's spawn if it cannot start.
+    const releaseLauncher = registerLauncher({
+      launcherPath: join(nativeDir, "warden-launch"),
+      helperPath,
+      seccompPath,
+      socketDir: join(runDir.root, "launcher"),
+      logger,
+    });
     logger.info({ cgroups: cgroupLayout.mode, runDir: runDir.root }, "sandbox host ready");
     return new SandboxHost(
       config.cgroupParent,
@@ -123,11 +133,13 @@ export class SandboxHost {
         nodeProxyPath: optional["node-proxy.cjs"] ? join(runDir.lib, "node-proxy.cjs") : null,
       },
       janitorReport,
+      releaseLauncher,
     );
   }
 
   /** Drops this process's claim on the shared /etc tree. Boxes must be destroyed first. */
   async close(): Promise<void> {
+    this.releaseLauncher();
     await rm(join(`${this.runDir.etc}.users`, ownerTag()), { force: true });
   }
 

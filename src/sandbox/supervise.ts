@@ -3,11 +3,11 @@
  * and watches it: feeds stdin, caps output, enforces the wall and CPU
  * limits, and gathers every report the helpers make.
  */
-import { spawn } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import type { Readable, Writable } from "node:stream";
 import { createInterface } from "node:readline";
 import type { Cgroup } from "./cgroups/index.js";
+import { startHelper } from "./launcher.js";
 import { CappedOutput } from "./output.js";
 import { parentPid } from "./owner.js";
 import type { OutputChunk } from "./types.js";
@@ -71,7 +71,7 @@ export async function supervise(o: SuperviseOptions, seccompHandle: number): Pro
     wallTimeMs: 0,
     disk: null,
   };
-  const child = spawn(o.helperPath, o.helperArgs, {
+  const child = startHelper(o.helperPath, o.helperArgs, {
     stdio: ["pipe", "pipe", "pipe", "pipe", "pipe", seccompHandle],
     env: {},
   });
