@@ -1,6 +1,7 @@
 // Event-loop time blocked per helper start: Node's spawn against warden-launch,
 // at Warden's normal RSS and with ~1 GiB of touched ballast, in one run.
 // Usage (root, after `npm run build`): node scripts/measure-launcher.mjs [runs]
+import { Buffer } from "node:buffer";
 import { spawn } from "node:child_process";
 import { openSync, closeSync } from "node:fs";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -23,6 +24,7 @@ const launcher = new Launcher({
   logger: silentLogger,
 });
 
+const say = (line) => process.stdout.write(`${line}\n`);
 const closed = (child) => new Promise((r) => child.once("close", r));
 
 async function measure(start) {
@@ -67,14 +69,17 @@ async function round(label) {
   const a = await measure(nodeSpawn);
   const b = await measure(viaLauncher);
   const f = (x) => x.toFixed(3);
-  console.log(`${label} (RSS ${rss.toFixed(0)} MiB, ${runs} starts each)`);
-  for (const [name, r] of [["node spawn", a], ["launcher  ", b]])
-    console.log(
+  say(`${label} (RSS ${rss.toFixed(0)} MiB, ${runs} starts each)`);
+  for (const [name, r] of [
+    ["node spawn", a],
+    ["launcher  ", b],
+  ])
+    say(
       `  ${name}  blocked/start mean ${f(r.syncMeanMs)} ms p50 ${f(r.syncP50Ms)} ms;` +
         ` max loop delay ${f(r.eldMaxMs)} ms; wall/start ${f(r.wallPerStartMs)} ms;` +
         ` Warden CPU/start ${f(r.cpuPerStartMs)} ms`,
     );
-  console.log(`  ratio launcher/spawn (blocked mean): ${(b.syncMeanMs / a.syncMeanMs).toFixed(3)}`);
+  say(`  ratio launcher/spawn (blocked mean): ${(b.syncMeanMs / a.syncMeanMs).toFixed(3)}`);
 }
 
 await round("normal");

@@ -92,6 +92,16 @@ export class HelperProcess extends EventEmitter {
     this.relays[slot]?.attach(source);
   }
 
+  override on(event: "error", listener: (error: Error) => void): this;
+  override on(
+    event: "exit" | "close",
+    listener: (code: number | null, signal: NodeJS.Signals | null) => void,
+  ): this;
+  override on(event: "spawn", listener: () => void): this;
+  override on(event: string, listener: (...args: never[]) => void): this {
+    return super.on(event, listener as (...args: unknown[]) => void);
+  }
+
   spawned(pid: number): void {
     this.pid = pid;
     this.emit("spawn");

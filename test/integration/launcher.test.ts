@@ -156,7 +156,9 @@ describe("sandboxes started by warden-launch", () => {
       },
     );
     const box = await new Promise<{ id: string; uid: number }>((resolve, reject) => {
-      child.stdout.once("data", (d: Buffer) => resolve(JSON.parse(d.toString().split("\n")[0]!)));
+      child.stdout.once("data", (d: Buffer) =>
+        resolve(JSON.parse(d.toString().split("\n")[0]!) as { id: string; uid: number }),
+      );
       child.on("error", reject);
     });
     const tag = box.id.split("-").slice(0, 2).join("-");
