@@ -8,6 +8,8 @@ mkdir -p "$out"
 cc=${CC:-cc}
 flags=(-O2 -Wall -Wextra -Werror -D_FORTIFY_SOURCE=2 -fstack-protector-strong)
 "$cc" "${flags[@]}" -o "$out/warden-exec" native/warden-exec.c
+# The long-lived launcher of warden-exec (see the file: Node never forks per run).
+"$cc" "${flags[@]}" -o "$out/warden-launch" native/warden-launch.c
 # init runs inside sandboxes that may lack the host's libc paths: link it statically.
 "$cc" "${flags[@]}" -static -o "$out/warden-init" native/warden-init.c
 "$cc" "${flags[@]}" -o "$out/seccomp-gen" native/seccomp-gen.c -lseccomp

@@ -12,6 +12,9 @@ import { createLogger, silentLogger, type Logger } from "./audit/logger.js";
 import { loadConfig, type LoadConfigOptions } from "./config/load.js";
 import type { Config } from "./config/schema.js";
 import { RuntimeRegistry } from "./runtimes/registry.js";
+import { runtimeTemplate } from "./runtimes/warm.js";
+import { resolveLimits } from "./executions/limits.js";
+import { MiB } from "./sandbox/exec-args.js";
 import { WardenError } from "./errors.js";
 import { SandboxHost } from "./sandbox/host.js";
 import { isOwnerAlive, processStartTicks } from "./sandbox/owner.js";
@@ -126,6 +129,7 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
         service.keepArtifacts(candidates, owner, (name) => sessionArtifactUrl(owner.ownerId, name)),
     },
   });
+  warmPool(config, host, registry, service, metrics, logger);
   const analyzer = new Analyzer(config, host, registry, { warm: true, metrics, logger });
   metrics.watchWarmAnalysers(() => analyzer.warmSandboxes().length);
   if (config.policy.mode !== "off") analyzer.prewarm();
@@ -154,4 +158,47 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
       unlock();
     },
   });
+}
+
+/**
+ * The warm pool in the service: its boxes count in the memory budget (held
+ * as they are started, resized as their real use is read), it shows in
+ * /metrics, and the configured languages start before the first request.
+ */
+function warmPool(
+  config: Config,
+  host: SandboxHost,
+  registry: RuntimeRegistry,
+  service: ExecutionService,
+  metrics: Metrics,
+  logger: Logger,
+): void {
+  const pool = host.pool;
+  let release = (): void => undefined;
+  let heldMb = 0;
+  const resize = (): void => {
+    const mb = Math.ceil(pool.memoryBytes() / MiB);
+    if (mb === heldMb) return;
+    release();
+    release = mb > 0 ? service.scheduler.holdMemory(mb) : () => undefined;
+    heldMb = mb;
+  };
+  pool.memoryGate = (bytes) => {
+    resize();
+    return service.scheduler.memoryFits(Math.ceil(bytes / MiB));
+  };
+  setInterval(resize, 1000).unref();
+  metrics.watchPool(() => pool.stats());
+  for (const language of config.sandbox.pool.prewarm) {
+    if (!registry.lookup(language)) {
+      logger.warn({ language }, "sandbox.pool.prewarm names an unknown language");
+      continue;
+    }
+    try {
+      const runtime = registry.resolve(language);
+      pool.prewarm(runtimeTemplate(host, runtime, resolveLimits(config, {})));
+    } catch (error) {
+      logger.warn({ language, reason: (error as Error).message }, "cannot prewarm");
+    }
+  }
 }

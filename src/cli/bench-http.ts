@@ -15,12 +15,15 @@ import { buildServer } from "../http/server.js";
 import { resolveLimits } from "../executions/limits.js";
 import { executeCode } from "../runtimes/execute.js";
 import { KeyStore, SCOPES } from "../store/keys.js";
+import { measureWarmLatency, type WarmLatency } from "./bench-warm.js";
 import { round } from "./measure.js";
 
 export interface HttpBenchOptions {
   requests: number;
   concurrency: number;
   configFile?: string | undefined;
+  /** Sequential warm runs to time first (0: none). */
+  warmRuns?: number | undefined;
 }
 
 export interface ThroughputRow {
@@ -43,6 +46,8 @@ export interface HttpBenchResult {
   rows: ThroughputRow[];
   /** The warm pool's hits under the REST load; null when /metrics has no pool counters. */
   pool: PoolHits | null;
+  /** One run at a time, each taking a started box. */
+  warm: WarmLatency | null;
 }
 
 const CODE = "print(1)";
@@ -95,9 +100,11 @@ export async function benchHttp(o: HttpBenchOptions): Promise<HttpBenchResult> {
   const url = await app.listen({ host: "127.0.0.1", port: 0 });
   const rows: ThroughputRow[] = [];
   let pool: PoolHits | null = null;
+  let warm: WarmLatency | null = null;
   try {
-    // Direct: the engine alone, same concurrency, same code.
     const limits = resolveLimits(config, { timeout: 30 });
+    if (o.warmRuns) warm = await measureWarmLatency(warden, url, token, limits, o.warmRuns);
+    // Direct: the engine alone, same concurrency, same code.
     const latencies: number[] = [];
     let failures = 0;
     let next = 0;
@@ -157,5 +164,5 @@ export async function benchHttp(o: HttpBenchOptions): Promise<HttpBenchResult> {
     await warden.shutdown(5000);
     rmSync(dataDir, { recursive: true, force: true });
   }
-  return { rows, pool };
+  return { rows, pool, warm };
 }

@@ -181,7 +181,6 @@ export async function benchCommand(options: BenchOptions): Promise<number> {
   if (python && pythonRow) {
     bareRate2 = await bareRate([python, "-c", "pass"], 2, Math.max(40, runs * 2));
     log(`\nbare python3 -c pass from 2 parallel spawners: ${bareRate2}/s`);
-    warmRows = await warmLatencyRows({ host, bare: pythonRow.bare, runs });
   }
   await host.close();
   const concurrency = Math.max(1, Number(options.concurrency ?? 20));
@@ -189,7 +188,13 @@ export async function benchCommand(options: BenchOptions): Promise<number> {
   if (options.http !== false) {
     const requests = Math.max(20, Number(options.requests ?? 500));
     log(`\nthroughput: ${requests} trivial python executions at concurrency ${concurrency}`);
-    http = await benchHttp({ requests, concurrency, configFile: options.config });
+    http = await benchHttp({
+      requests,
+      concurrency,
+      configFile: options.config,
+      warmRuns: python ? runs : 0,
+    });
+    warmRows = warmLatencyRows(http.warm, pythonRow?.bare ?? null);
     const throughput = http.rows;
     for (const row of throughput)
       log(

@@ -1,5 +1,6 @@
 /** Prometheus metrics of the service (prom-client), fed by scheduler lifecycle events. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { PoolStats } from "../sandbox/pool.js";
 import type { EgressEvent } from "../network/proxy.js";
 import type { LifecycleEvent } from "./scheduler.js";
 
@@ -160,6 +161,55 @@ export class Metrics {
       registers: [this.registry],
       collect() {
         this.set(read());
+      },
+    });
+  }
+
+  /** The warm pool, sampled at scrape time, by language (a bounded label). */
+  watchPool(read: () => PoolStats[]): void {
+    const byLanguage = (pick: (s: PoolStats) => number): Map<string, number> => {
+      const out = new Map<string, number>();
+      for (const s of read()) {
+        const language = s.key.split("|")[0] ?? "";
+        out.set(language, (out.get(language) ?? 0) + pick(s));
+      }
+      return out;
+    };
+    const counted = new Map<string, number>();
+    const counter = (name: string, help: string, pick: (s: PoolStats) => number): void => {
+      new Counter({
+        name,
+        help,
+        labelNames: ["language"],
+        registers: [this.registry],
+        collect() {
+          for (const [language, total] of byLanguage(pick)) {
+            const key = `${name}|${language}`;
+            const delta = total - (counted.get(key) ?? 0);
+            if (delta > 0) this.inc({ language }, delta);
+            counted.set(key, Math.max(total, counted.get(key) ?? 0));
+          }
+        },
+      });
+    };
+    counter("warden_pool_hits_total", "Runs that took a sandbox started ahead.", (s) => s.hits);
+    counter("warden_pool_misses_total", "Runs that found no started sandbox.", (s) => s.misses);
+    new Gauge({
+      name: "warden_pool_ready",
+      help: "Sandboxes started ahead and waiting for a request.",
+      labelNames: ["language"],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [language, n] of byLanguage((s) => s.ready)) this.set({ language }, n);
+      },
+    });
+    new Gauge({
+      name: "warden_pool_memory_bytes",
+      help: "Memory the started sandboxes use, read from their cgroups.",
+      registers: [this.registry],
+      collect() {
+        this.set(read().reduce((sum, s) => sum + s.memoryBytes, 0));
       },
     });
   }

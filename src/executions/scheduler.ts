@@ -184,6 +184,20 @@ export class Scheduler {
    * live session) until the returned release is called. Refused when it does
    * not fit now: a session is never queued.
    */
+  /** Whether `mb` more would fit in the memory budget now. */
+  memoryFits(mb: number): boolean {
+    return this.memory.fits(mb);
+  }
+
+  /** Holds `mb` of the budget unconditionally (the warm pool's boxes, already started). */
+  holdMemory(mb: number): () => void {
+    const release = this.memory.hold(mb);
+    return () => {
+      release();
+      this.pump();
+    };
+  }
+
   reserveMemory(mb: number, what: string): () => void {
     if (!this.memory.fits(mb))
       throw new WardenError(

@@ -72,26 +72,23 @@ export class WarmAnalyser {
     const runtime = o.registry.resolve("python");
     const vars = { ...runtime.tools, file: "analyze.py", memoryMb: String(o.limits.memoryMb) };
     this.ended = box
-      .run(
-        {
-          argv: [...expandTemplate(runtime.definition.run, vars), "--serve"],
-          env: { ...runtime.definition.env },
-          mounts: privateMountsFor(runtime, (name) => o.host.privateFile(name)),
-          stdin: this.input,
-          retainOutput: false,
-          limits: {
-            ...o.limits,
-            timeoutMs: o.lifetimeMs,
-            killGraceMs: 0,
-            outputBytes: (o.maxRequests + 2) * (MAX_ANSWER_BYTES + 1),
-          },
-          signal: this.stop.signal,
-          onOutput: (chunk) => {
-            if (chunk.stream === "stdout") this.receive(chunk.data);
-          },
+      .run({
+        argv: [...expandTemplate(runtime.definition.run, vars), "--serve"],
+        env: { ...runtime.definition.env },
+        mounts: privateMountsFor(runtime, (name) => o.host.privateFile(name)),
+        stdin: this.input,
+        retainOutput: false,
+        limits: {
+          ...o.limits,
+          timeoutMs: o.lifetimeMs,
+          killGraceMs: 0,
+          outputBytes: (o.maxRequests + 2) * (MAX_ANSWER_BYTES + 1),
         },
-        { last: true },
-      )
+        signal: this.stop.signal,
+        onOutput: (chunk) => {
+          if (chunk.stream === "stdout") this.receive(chunk.data);
+        },
+      })
       .then(
         (result) => {
           this.result = result;

@@ -19,6 +19,7 @@ import {
 } from "./cgroups/index.js";
 import { prepareRunDir, systemEntries, type RunDirLayout } from "./host-layout.js";
 import { runJanitor, type JanitorReport } from "./janitor.js";
+import { registerLauncher } from "./launcher.js";
 import { newBoxId, ownerTag } from "./owner.js";
 import { UidPool } from "./uid-pool.js";
 import { WarmPool, type PoolConfig } from "./pool.js";
@@ -63,6 +64,7 @@ export class SandboxHost {
     private readonly uids: UidPool,
     private readonly boxContext: ConstructorParameters<typeof Box>[4],
     readonly janitorReport: JanitorReport,
+    private readonly releaseLauncher: () => void,
     poolConfig: PoolConfig,
     logger: Logger,
   ) {
@@ -139,6 +141,14 @@ export class SandboxHost {
       etcDir: runDir.etc,
       initPath: join(runDir.lib, "warden-init"),
     };
+    // Started at the first run, restarted after a crash; Node's spawn if it cannot start.
+    const releaseLauncher = registerLauncher({
+      launcherPath: join(nativeDir, "warden-launch"),
+      helperPath,
+      seccompPath,
+      socketDir: join(runDir.root, "launcher"),
+      logger,
+    });
     logger.info({ cgroups: cgroupLayout.mode, runDir: runDir.root }, "sandbox host ready");
     return new SandboxHost(
       config.cgroupParent,
@@ -158,6 +168,7 @@ export class SandboxHost {
         track: () => undefined, // replaced by the constructor
       },
       janitorReport,
+      releaseLauncher,
       config.pool,
       logger,
     );
@@ -170,6 +181,7 @@ export class SandboxHost {
   async close(): Promise<void> {
     await this.pool.close();
     await this.settled();
+    this.releaseLauncher();
     await rm(join(`${this.runDir.etc}.users`, ownerTag()), { force: true });
   }
 

@@ -76,12 +76,20 @@ export interface PoolHost {
   prepare(options: BoxOptions): Promise<Box>;
 }
 
+/**
+ * Asked before a start: whether `bytes` more may be held by the pool now (the
+ * service's memory budget, where started boxes count like running ones).
+ */
+export type PoolMemoryGate = (bytes: number) => boolean;
+
 export class WarmPool {
   private readonly slots = new Map<string, Slot>();
   private inFlight = 0;
   private closed = false;
   private readonly starts = new Set<Promise<void>>();
   private readonly trim: NodeJS.Timeout;
+  /** The service's say on memory; until one is set, only `maxMemoryMb` bounds the pool. */
+  memoryGate: PoolMemoryGate = () => true;
 
   constructor(
     private readonly host: PoolHost,
@@ -199,7 +207,8 @@ export class WarmPool {
       slot.ready.length + slot.starting < target &&
       this.inFlight < PARALLEL_STARTS &&
       this.boxes() < this.config.maxBoxes &&
-      this.memoryBytes() + slot.boxBytes <= this.config.maxMemoryMb * 1024 * 1024
+      this.memoryBytes() + slot.boxBytes <= this.config.maxMemoryMb * 1024 * 1024 &&
+      this.memoryGate(slot.boxBytes)
     ) {
       const start = this.start(slot);
       this.starts.add(start);

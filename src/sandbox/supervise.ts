@@ -6,11 +6,11 @@
  * gathers every report the helpers make. A cold run begins at once; the warm
  * pool launches ahead and begins when a request takes the box.
  */
-import { spawn } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import type { Readable, Writable } from "node:stream";
 import { createInterface } from "node:readline";
 import type { Cgroup } from "./cgroups/index.js";
+import { startHelper } from "./launcher.js";
 import { CappedOutput } from "./output.js";
 import { parentPid } from "./owner.js";
 import type { OutputChunk } from "./types.js";
@@ -96,7 +96,7 @@ export class Launched {
     null,
     Writable,
   ];
-  readonly pid: number | undefined;
+  private readonly child: ReturnType<typeof startHelper>;
 
   constructor(private readonly o: LaunchOptions) {
     this.outcome = {
@@ -114,24 +114,29 @@ export class Launched {
       wallTimeMs: 0,
       disk: null,
     };
-    const child = spawn(o.helperPath, o.helperArgs, {
+    const child = startHelper(o.helperPath, o.helperArgs, {
       stdio: ["pipe", "pipe", "pipe", "pipe", "pipe", o.seccompFd, "pipe"],
       env: {},
     });
-    this.pid = child.pid;
-    this.stdio = child.stdio as unknown as Launched["stdio"];
+    this.child = child;
+    this.stdio = child.stdio;
     const [, stdout, stderr, control, status, , request] = this.stdio;
     request.on("error", () => undefined); // init gone before reading: its end says why
     let mounted = !o.mountsWorkspace;
     let initReady = false;
+    let spawned = false;
     let settleReady: (error?: Error) => void = () => undefined;
     this.ready = new Promise<void>((resolve, reject) => {
       settleReady = (error) => (error ? reject(error) : resolve());
     });
     this.ready.catch(() => undefined);
     const checkReady = (): void => {
-      if (mounted && initReady) settleReady();
+      if (mounted && initReady && spawned) settleReady();
     };
+    child.on("spawn", () => {
+      spawned = true;
+      checkReady();
+    });
     this.exited = new Promise<void>((resolve) => {
       child.on("error", (error) => {
         this.outcome.errors.push(`spawn: ${error.message}`);
@@ -144,7 +149,11 @@ export class Launched {
     );
     const streamsEnded = Promise.all(
       [stdout, stderr, status].map(
-        (s) => new Promise<void>((resolve) => s.once("close", () => resolve())),
+        (s) =>
+          new Promise<void>((resolve) => {
+            s.once("end", () => resolve());
+            s.once("close", () => resolve());
+          }),
       ),
     );
     let reported: () => void = () => undefined;
@@ -214,6 +223,11 @@ export class Launched {
       this.outcome.outputExceeded = true;
       this.terminate(0);
     }
+  }
+
+  /** The helper's pid, once it has started. */
+  get pid(): number | undefined {
+    return this.child.pid;
   }
 
   /** Kills the sandbox, racing forks, until the run has ended. */

@@ -80,7 +80,7 @@ describe("warm analyser and analysis cache", () => {
     await analyzer.close();
     await analyzer.close();
     expect(analyzer.warmSandboxes()).toEqual([]);
-    for (const box of boxes) expectNothingLeft(host, box);
+    for (const box of boxes) await expectNothingLeft(host, box);
     // Closed: analyses still work, cold.
     const after = await analyzer.analyse("python", units("eval(1)"), { userId: "u" });
     expect(after.findings.map((f) => f.ruleId)).toEqual(["dynamic-exec"]);
