@@ -47,7 +47,7 @@ const analyzers: Analyzer[] = [];
 afterAll(async () => {
   await Promise.all(analyzers.map((a) => a.close()));
   const host = await testHost();
-  for (const box of seen) expectNothingLeft(host, box);
+  for (const box of seen) await expectNothingLeft(host, box);
 });
 
 async function attack(body: string, o: { timeoutS?: number; waitWarm?: boolean } = {}) {
