@@ -43,8 +43,10 @@ async function traversable(path: string): Promise<string | null> {
 }
 
 /**
- * Moving a process into a cgroup waits for an RCU grace period (~5 ms here)
- * unless the host favours dynamic cgroup changes; every run pays it once.
+ * Moving a process into a cgroup waits for an RCU grace period (~5-10 ms here)
+ * unless the host favours dynamic cgroup changes. Boxes of the warm pool pay
+ * it ahead of their requests; cold starts (a pool miss, egress, an unusual
+ * runtime) pay it on the request's path. An optional extra, never required.
  */
 async function cgroupJoinTip(mode: string): Promise<Check | null> {
   if (mode === "v2") {
@@ -54,7 +56,7 @@ async function cgroupJoinTip(mode: string): Promise<Check | null> {
       name: "cgroup join speed",
       level: "warn",
       detail:
-        "cgroup2 is mounted without favordynmods: each sandbox start waits for an RCU grace period",
+        "cgroup2 is mounted without favordynmods: each cold sandbox start (a warm pool miss) waits for an RCU grace period",
       fix: "mount -o remount,favordynmods /sys/fs/cgroup (Linux 6.1+)",
     };
   }
@@ -64,7 +66,7 @@ async function cgroupJoinTip(mode: string): Promise<Check | null> {
     name: "cgroup join speed",
     level: "warn",
     detail:
-      "rcu_expedited=0: each sandbox start waits ~5 ms for an RCU grace period to join its cgroups",
+      "rcu_expedited=0: each cold sandbox start (a warm pool miss) waits ~5-10 ms for an RCU grace period to join its cgroups",
     fix: "echo 1 > /sys/kernel/rcu_expedited (or boot with rcupdate.rcu_expedited=1) on a host dedicated to Warden",
   };
 }

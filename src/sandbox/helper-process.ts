@@ -159,6 +159,9 @@ export class HelperProcess extends EventEmitter {
   private maybeClose(): void {
     if (this.done || !this.exited || !this.outputs().every((r) => r.sourceClosed)) return;
     this.done = true;
+    // Nothing can be written to a helper that is gone: its stdin and request
+    // sockets would otherwise stay open in Warden until someone ends them.
+    for (const slot of [0, 5]) this.relays[slot]?.destroy();
     this.emit("close", this.exitCode, this.signalCode);
   }
 }
