@@ -1,4 +1,5 @@
-import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
@@ -7,7 +8,7 @@ import {
   isErrno,
   killUntilEmpty,
   readKeyed,
-  readNumber,
+  readNumberOr,
   readPids,
   removeDir,
   signalAll,
@@ -46,7 +47,7 @@ export class CgroupV1Driver implements CgroupDriver {
   async create(name: string, limits: CgroupLimits): Promise<Cgroup> {
     const group = new CgroupV1(name, this.dirsOf(name));
     try {
-      await group.setUp(limits, this.cpuCount);
+      group.setUp(limits, this.cpuCount);
     } catch (error) {
       await group.destroy().catch(() => undefined);
       throw error;
@@ -80,40 +81,37 @@ class CgroupV1 implements Cgroup {
     this.procsFiles = this.uniqueDirs.map((d) => join(d, "cgroup.procs"));
   }
 
-  async setUp(limits: CgroupLimits, cpuCount: number): Promise<void> {
-    for (const dir of this.uniqueDirs) await mkdir(dir, { recursive: true });
+  /** Synchronous: a few microseconds of cgroupfs work each (see cgroup.ts). */
+  setUp(limits: CgroupLimits, cpuCount: number): void {
+    for (const dir of this.uniqueDirs) mkdirSync(dir, { recursive: true });
     const { memory, pids, cpu } = this.dirs;
     if (memory) {
-      await writeFile(join(memory, "memory.limit_in_bytes"), String(limits.memoryBytes));
+      writeFileSync(join(memory, "memory.limit_in_bytes"), String(limits.memoryBytes));
       // Swap off: memsw (where swap accounting is on) equals the memory limit.
-      await writeOptional(join(memory, "memory.memsw.limit_in_bytes"), String(limits.memoryBytes));
-      await writeOptional(join(memory, "memory.swappiness"), "0");
+      writeOptional(join(memory, "memory.memsw.limit_in_bytes"), String(limits.memoryBytes));
+      writeOptional(join(memory, "memory.swappiness"), "0");
     }
-    if (pids) await writeFile(join(pids, "pids.max"), String(limits.pids));
+    if (pids) writeFileSync(join(pids, "pids.max"), String(limits.pids));
     if (cpu) {
-      await writeFile(join(cpu, "cpu.cfs_period_us"), String(CPU_PERIOD_US));
-      await writeFile(
-        join(cpu, "cpu.cfs_quota_us"),
-        String(cpuQuotaUs(limits.cpuPercent, cpuCount)),
-      );
+      writeFileSync(join(cpu, "cpu.cfs_period_us"), String(CPU_PERIOD_US));
+      writeFileSync(join(cpu, "cpu.cfs_quota_us"), String(cpuQuotaUs(limits.cpuPercent, cpuCount)));
     }
   }
 
-  pids(): Promise<number[]> {
+  private pidsNow(): number[] {
     const any = this.dirs.pids ?? this.dirs.memory ?? this.uniqueDirs[0]!;
     return readPids(join(any, "cgroup.procs"));
   }
 
+  async pids(): Promise<number[]> {
+    return this.pidsNow();
+  }
+
   async accounting(): Promise<CgroupAccounting> {
     const { memory, cpuacct } = this.dirs;
-    const cpuNs = cpuacct ? await readNumber(join(cpuacct, "cpuacct.usage")).catch(() => 0) : 0;
-    const peak = memory
-      ? await readNumber(join(memory, "memory.max_usage_in_bytes")).catch(() => 0)
-      : 0;
-    const none: Record<string, number> = {};
-    const oom = memory
-      ? await readKeyed(join(memory, "memory.oom_control")).catch(() => none)
-      : none;
+    const cpuNs = cpuacct ? readNumberOr(join(cpuacct, "cpuacct.usage"), 0) : 0;
+    const peak = memory ? readNumberOr(join(memory, "memory.max_usage_in_bytes"), 0) : 0;
+    const oom: Record<string, number> = memory ? readKeyed(join(memory, "memory.oom_control")) : {};
     return {
       cpuTimeMs: Math.round(cpuNs / 1e6),
       peakMemoryBytes: peak,
@@ -123,15 +121,13 @@ class CgroupV1 implements Cgroup {
 
   async usage(): Promise<{ memoryBytes: number; cpuTimeMs: number }> {
     const { memory, cpuacct } = this.dirs;
-    const memoryBytes = memory
-      ? await readNumber(join(memory, "memory.usage_in_bytes")).catch(() => 0)
-      : 0;
-    const cpuNs = cpuacct ? await readNumber(join(cpuacct, "cpuacct.usage")).catch(() => 0) : 0;
+    const memoryBytes = memory ? readNumberOr(join(memory, "memory.usage_in_bytes"), 0) : 0;
+    const cpuNs = cpuacct ? readNumberOr(join(cpuacct, "cpuacct.usage"), 0) : 0;
     return { memoryBytes, cpuTimeMs: Math.round(cpuNs / 1e6) };
   }
 
   async signal(signal: NodeJS.Signals, except?: ReadonlySet<number>): Promise<number> {
-    return signalAll(await this.pids(), signal, except);
+    return signalAll(this.pidsNow(), signal, except);
   }
 
   async killAll(): Promise<void> {
@@ -156,7 +152,7 @@ class CgroupV1 implements Cgroup {
   }
 
   async destroy(): Promise<void> {
-    if ((await this.pids()).length > 0) await this.killAll();
+    if (this.pidsNow().length > 0) await this.killAll();
     for (const dir of this.uniqueDirs) await removeDir(dir);
   }
 }
