@@ -1,5 +1,5 @@
-import { mkdirSync, writeFileSync } from "node:fs";
-import { readdir, readFile, writeFile } from "node:fs/promises";
+import { writeFileSync } from "node:fs";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
@@ -47,7 +47,7 @@ export class CgroupV1Driver implements CgroupDriver {
   async create(name: string, limits: CgroupLimits): Promise<Cgroup> {
     const group = new CgroupV1(name, this.dirsOf(name));
     try {
-      group.setUp(limits, this.cpuCount);
+      await group.setUp(limits, this.cpuCount);
     } catch (error) {
       await group.destroy().catch(() => undefined);
       throw error;
@@ -81,9 +81,9 @@ class CgroupV1 implements Cgroup {
     this.procsFiles = this.uniqueDirs.map((d) => join(d, "cgroup.procs"));
   }
 
-  /** Synchronous: a few microseconds of cgroupfs work each (see cgroup.ts). */
-  setUp(limits: CgroupLimits, cpuCount: number): void {
-    for (const dir of this.uniqueDirs) mkdirSync(dir, { recursive: true });
+  /** Directories on the thread pool, control files synchronously (see cgroup.ts). */
+  async setUp(limits: CgroupLimits, cpuCount: number): Promise<void> {
+    await Promise.all(this.uniqueDirs.map((dir) => mkdir(dir, { recursive: true })));
     const { memory, pids, cpu } = this.dirs;
     if (memory) {
       writeFileSync(join(memory, "memory.limit_in_bytes"), String(limits.memoryBytes));
@@ -153,6 +153,6 @@ class CgroupV1 implements Cgroup {
 
   async destroy(): Promise<void> {
     if (this.pidsNow().length > 0) await this.killAll();
-    for (const dir of this.uniqueDirs) await removeDir(dir);
+    await Promise.all(this.uniqueDirs.map((dir) => removeDir(dir)));
   }
 }

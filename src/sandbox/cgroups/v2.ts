@@ -1,5 +1,5 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { access, readdir, writeFile } from "node:fs/promises";
+import { access, mkdir, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
   CPU_PERIOD_US,
@@ -46,11 +46,11 @@ export class CgroupV2Driver implements CgroupDriver {
     return new CgroupV2(name, join(this.mount, this.parent, name));
   }
 
-  /** Synchronous writes: a few microseconds of cgroupfs work each (see cgroup.ts). */
+  /** The directory on the thread pool, control files synchronously (see cgroup.ts). */
   async create(name: string, limits: CgroupLimits): Promise<Cgroup> {
     this.delegate();
     const dir = join(this.mount, this.parent, name);
-    mkdirSync(dir);
+    await mkdir(dir);
     const group = new CgroupV2(name, dir);
     try {
       writeFileSync(join(dir, "memory.max"), String(limits.memoryBytes));
