@@ -11,7 +11,9 @@ export type Audit = (event: NewEvent) => void;
 export function auditTrail(records: RecordStore, logger: Logger): Audit {
   return (event) => {
     records.event(event);
+    // pino drops a disabled level, but only after the caller built the line's object.
+    if (!logger.isLevelEnabled(event.level)) return;
     const { level, ...rest } = event;
-    logger[level]({ ...rest, audit: true }, event.message);
+    logger[level](Object.assign(rest, { audit: true }), event.message);
   };
 }

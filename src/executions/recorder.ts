@@ -2,10 +2,25 @@
  * Follows the scheduler's lifecycle events into the execution records and the
  * audit trail. The scheduler and the service only say what happened; this
  * decides what is kept of it.
+ *
+ * Writes are grouped so a run costs two commits instead of one per statement:
+ * - before the program can start, its record and its `queued` and `started`
+ *   events commit together. The scheduler reports `started` synchronously,
+ *   before it calls the engine, so the record is on disk before the sandbox
+ *   exists: if Warden dies mid-run, the next start finds it `running` and
+ *   ends it as `error` (RecordStore.failOrphans), as before.
+ * - the outcome (status, result, output) and the closing event commit
+ *   together, before anyone is told the result: a client never holds a
+ *   result that is not on record.
+ * An execution that has to wait for room is written when the current
+ * synchronous step ends (a microtask, before any I/O or reply), then its start
+ * and its end as above.
  */
 import type { Audit } from "../audit/trail.js";
 import type { Logger } from "../audit/logger.js";
+import type { ExecutionResult } from "../contract/result.js";
 import type { RecordStore } from "../store/records.js";
+import type { Execution } from "./execution.js";
 import type { LifecycleEvent } from "./scheduler.js";
 
 export function lifecycleRecorder(
@@ -13,40 +28,95 @@ export function lifecycleRecorder(
   audit: Audit,
   logger: Logger,
 ): (event: LifecycleEvent) => void {
+  /** Queued in this synchronous step, not yet written. */
+  const unwritten = new Map<string, Execution>();
+
+  /** The record and its `queued` event; as `running` when it has already started. */
+  const writeQueued = (e: Execution, started: boolean): void => {
+    const r = e.request;
+    records.queued({
+      id: e.id,
+      userId: r.userId,
+      keyId: r.keyId ?? null,
+      source: r.source,
+      language: r.language,
+      files: r.files,
+      limits: r.limits,
+      createdAt: e.createdAt,
+      startedAt: started ? (e.startedAt ?? Date.now()) : null,
+    });
+    audit({
+      executionId: e.id,
+      userId: r.userId,
+      level: "info",
+      event: "queued",
+      message: `${r.language} execution queued`,
+      data: { source: r.source },
+    });
+  };
+
+  /** Writes the record of anything still unwritten (it waits in the queue). */
+  const writeWaiting = (): void => {
+    if (unwritten.size === 0) return;
+    const waiting = [...unwritten.values()];
+    unwritten.clear();
+    records.atomically(() => {
+      for (const e of waiting) writeQueued(e, false);
+    });
+  };
+
+  const writeStarted = (e: Execution): void => {
+    const first = unwritten.delete(e.id);
+    records.atomically(() => {
+      if (first) writeQueued(e, true);
+      else records.started(e.id, e.startedAt ?? Date.now());
+      audit({
+        executionId: e.id,
+        userId: e.userId,
+        level: "info",
+        event: "started",
+        message: "sandbox started",
+      });
+    });
+  };
+
+  const writeFinished = (execution: Execution, result: ExecutionResult): void => {
+    // Killed or expired before its record was written: write it first.
+    const first = unwritten.delete(execution.id);
+    const level =
+      result.status === "completed" || result.status === "failed"
+        ? "info"
+        : result.status === "error"
+          ? "error"
+          : "warn";
+    const why = execution.killReason
+      ? ` (${execution.killReason})`
+      : result.error
+        ? `: ${result.error.message}`
+        : "";
+    records.atomically(() => {
+      if (first) writeQueued(execution, false);
+      records.finished(execution.id, result, execution.finishedAt ?? Date.now());
+      audit({
+        executionId: execution.id,
+        userId: execution.userId,
+        level,
+        event: result.status,
+        message: `execution ended ${result.status}${why}`,
+        data: { exitCode: result.exitCode, signal: result.signal, metrics: result.metrics },
+      });
+    });
+  };
+
   return (event) => {
     switch (event.type) {
-      case "queued": {
-        const e = event.execution;
-        const r = e.request;
-        records.queued({
-          id: e.id,
-          userId: r.userId,
-          keyId: r.keyId ?? null,
-          source: r.source,
-          language: r.language,
-          files: r.files,
-          limits: r.limits,
-          createdAt: e.createdAt,
-        });
-        audit({
-          executionId: e.id,
-          userId: r.userId,
-          level: "info",
-          event: "queued",
-          message: `${r.language} execution queued`,
-          data: { source: r.source },
-        });
+      case "queued":
+        // Most executions start in the same step (then one commit holds both).
+        unwritten.set(event.execution.id, event.execution);
+        if (unwritten.size === 1) queueMicrotask(writeWaiting);
         return;
-      }
       case "started":
-        records.started(event.execution.id, event.execution.startedAt ?? Date.now());
-        audit({
-          executionId: event.execution.id,
-          userId: event.execution.userId,
-          level: "info",
-          event: "started",
-          message: "sandbox started",
-        });
+        writeStarted(event.execution);
         return;
       case "retried":
         audit({
@@ -57,30 +127,9 @@ export function lifecycleRecorder(
           message: `attempt ${event.attempt + 1} after a transient failure: ${event.reason}`,
         });
         return;
-      case "finished": {
-        const { execution, result } = event;
-        records.finished(execution.id, result, execution.finishedAt ?? Date.now());
-        const level =
-          result.status === "completed" || result.status === "failed"
-            ? "info"
-            : result.status === "error"
-              ? "error"
-              : "warn";
-        const why = execution.killReason
-          ? ` (${execution.killReason})`
-          : result.error
-            ? `: ${result.error.message}`
-            : "";
-        audit({
-          executionId: execution.id,
-          userId: execution.userId,
-          level,
-          event: result.status,
-          message: `execution ended ${result.status}${why}`,
-          data: { exitCode: result.exitCode, signal: result.signal, metrics: result.metrics },
-        });
+      case "finished":
+        writeFinished(event.execution, event.result);
         return;
-      }
       case "rejected":
         audit({
           userId: event.request.userId,

@@ -65,12 +65,32 @@ export function* batched(pieces: Iterable<string>, chars = 64 * 1024): Generator
   if (batch) yield batch;
 }
 
+/** Below this many characters of strings a value is sent as one JSON text. */
+const SMALL_CHARS = 64 * 1024;
+
+/**
+ * Characters in the strings and keys of `value`, counted up to `limit`: the
+ * walk stops as soon as the total passes it, so a large output is not read.
+ */
+function charsUpTo(value: unknown, limit: number): number {
+  if (typeof value === "string") return value.length;
+  if (typeof value !== "object" || value === null) return 0;
+  let total = 0;
+  for (const [key, item] of Object.entries(value)) {
+    total += key.length + charsUpTo(item, limit - total);
+    if (total > limit) return total;
+  }
+  return total;
+}
+
 /**
  * Answers with `value` as JSON, streamed piece by piece as the client reads:
- * a result with large output is never one escaped string in memory.
+ * a result with large output is never one escaped string in memory. A small
+ * one (most results) is one string at most 6 × SMALL_CHARS long: a stream
+ * would cost more than the text.
  */
 export function sendJson(reply: FastifyReply, value: unknown): FastifyReply {
-  return reply
-    .type("application/json; charset=utf-8")
-    .send(Readable.from(batched(jsonPieces(value)), { objectMode: false }));
+  void reply.type("application/json; charset=utf-8");
+  if (charsUpTo(value, SMALL_CHARS) <= SMALL_CHARS) return reply.send(JSON.stringify(value));
+  return reply.send(Readable.from(batched(jsonPieces(value)), { objectMode: false }));
 }

@@ -124,6 +124,8 @@ export async function buildServer(deps: ServerDeps) {
     // Refused requests (4xx) are logged only while this client has log budget left.
     const status = reply.statusCode;
     if (status >= 400 && status < 500 && !refusals.shouldLog(request.ip, "refused_request")) return;
+    // The request's logger is a child of `log`, at its level.
+    if (!log.isLevelEnabled("info")) return;
     request.log.info(
       {
         requestId: request.id,

@@ -79,6 +79,19 @@ export function findTool(
   return null;
 }
 
+/** Are a resolved runtime's host tools still executable where they were found? */
+function stillThere(runtime: ResolvedRuntime): boolean {
+  for (const path of Object.values(runtime.tools)) {
+    if (path.startsWith(`${PRIVATE_TOOL_DIR}/`)) continue;
+    try {
+      accessSync(path, constants.X_OK);
+    } catch {
+      return false;
+    }
+  }
+  return true;
+}
+
 export class RuntimeRegistry {
   private readonly byName = new Map<string, RuntimeDefinition>();
   private readonly versions = new Map<string, Promise<string | null>>();
@@ -139,7 +152,16 @@ export class RuntimeRegistry {
     return { resolved: { definition: def, tools, privateMounts }, missing };
   }
 
-  /** The runtime ready to run, or UNSUPPORTED_LANGUAGE saying why not. */
+  /** Last good resolution per language (frozen: callers share it). */
+  private readonly resolved = new Map<string, Readonly<ResolvedRuntime>>();
+
+  /**
+   * The runtime ready to run, or UNSUPPORTED_LANGUAGE saying why not. Called
+   * for every run: a runtime resolved before is only checked to still be
+   * there (one access() per tool); the full search, which tries every
+   * directory of the search path and throws for each miss, runs again only
+   * when one is gone.
+   */
   resolve(language: string): ResolvedRuntime {
     const def = this.lookup(language);
     if (!def)
@@ -147,12 +169,19 @@ export class RuntimeRegistry {
         "UNSUPPORTED_LANGUAGE",
         `language "${language}" is not supported; known: ${[...this.byName.keys()].join(", ")}`,
       );
+    const known = this.resolved.get(def.language);
+    if (known && stillThere(known)) return known;
     const { resolved, missing } = this.resolveDefinition(def);
-    if (missing.length > 0)
+    if (missing.length > 0) {
+      this.resolved.delete(def.language);
       throw new WardenError(
         "UNSUPPORTED_LANGUAGE",
         `language "${def.language}" is not installed on this host: missing ${missing.join(", ")}`,
       );
+    }
+    Object.freeze(resolved.tools);
+    Object.freeze(resolved.privateMounts);
+    this.resolved.set(def.language, Object.freeze(resolved));
     return resolved;
   }
 

@@ -164,8 +164,8 @@ export class RecordStore {
       "INSERT INTO events (timestamp, execution_id, user_id, level, event, message, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
     );
     this.insertRecord = db.prepare(
-      `INSERT INTO executions (id, user_id, key_id, source, language, status, code_sha256, code_bytes, limits, created_at)
-       VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)`,
+      `INSERT INTO executions (id, user_id, key_id, source, language, status, code_sha256, code_bytes, limits, created_at, started_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.markStarted = db.prepare(
       "UPDATE executions SET status = 'running', started_at = ? WHERE id = ?",
@@ -197,6 +197,16 @@ export class RecordStore {
     );
   }
 
+  /**
+   * Runs `fn` as one transaction: what it writes (records, events) commits
+   * together with one write to the WAL, or not at all. Inside another
+   * transaction it simply joins it.
+   */
+  atomically<T>(fn: () => T): T {
+    return this.db.inTransaction ? fn() : this.db.transaction(fn)();
+  }
+
+  /** A new record: `queued`, or `running` since `startedAt` when it started at once. */
   queued(r: {
     id: string;
     userId: string;
@@ -206,18 +216,22 @@ export class RecordStore {
     files: readonly { path: string; content: string | Buffer }[];
     limits: SandboxLimits;
     createdAt: number;
+    startedAt?: number | null | undefined;
   }): void {
     const digest = digestFiles(r.files);
+    const startedAt = r.startedAt ?? null;
     this.insertRecord.run(
       r.id,
       r.userId,
       r.keyId,
       r.source,
       r.language,
+      startedAt === null ? "queued" : "running",
       digest.sha256,
       digest.bytes,
       JSON.stringify(r.limits),
       r.createdAt,
+      startedAt,
     );
   }
 
@@ -228,10 +242,10 @@ export class RecordStore {
   /** Stores the final result; its output as bytes of at most what the program wrote. */
   finished(id: string, result: ExecutionResult, at: number): void {
     const { rest, output } = splitOutput(result);
-    this.db.transaction(() => {
+    this.atomically(() => {
       this.markFinished.run(result.status, JSON.stringify(rest), at, id);
       for (const [stream, text] of output) this.insertOutput.run(id, stream, encodeOutput(text));
-    })();
+    });
   }
 
   /** A stored result with its output put back (records from before the split hold it inline). */

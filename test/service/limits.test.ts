@@ -49,6 +49,11 @@ describe("lifecycle of the service", () => {
       };
       expect(record.status).toBe("error");
       expect(record.error.message).toMatch(/stopped/);
+      // The audit trail says it was queued, started and lost (the start committed before the run).
+      const trail = (await (await second.request("GET", `/api/sandbox/logs/${id}`)).json()) as {
+        event: string;
+      }[];
+      expect(trail.map((e) => e.event)).toEqual(["queued", "started", "orphaned"]);
       expect(second.count("executions", "status IN ('queued', 'running')")).toBe(0);
       // The janitor of the new process removed the dead one's sandbox.
       const config = loadConfig({ env: {} });

@@ -1,3 +1,4 @@
+import { writeFileSync } from "node:fs";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -8,6 +9,7 @@ import {
   killUntilEmpty,
   readKeyed,
   readNumber,
+  readNumberOr,
   readPids,
   removeDir,
   signalAll,
@@ -94,22 +96,20 @@ class CgroupV1 implements Cgroup {
     this.procsFiles = this.uniqueDirs.map((d) => join(d, "cgroup.procs"));
   }
 
+  /** Directories on the thread pool, control files synchronously (see cgroup.ts). */
   async setUp(limits: CgroupLimits, cpuCount: number): Promise<void> {
-    for (const dir of this.uniqueDirs) await mkdir(dir, { recursive: true });
+    await Promise.all(this.uniqueDirs.map((dir) => mkdir(dir, { recursive: true })));
     const { memory, pids, cpu } = this.dirs;
     if (memory) {
-      await writeFile(join(memory, "memory.limit_in_bytes"), String(limits.memoryBytes));
+      writeFileSync(join(memory, "memory.limit_in_bytes"), String(limits.memoryBytes));
       // Swap off: memsw (where swap accounting is on) equals the memory limit.
-      await writeOptional(join(memory, "memory.memsw.limit_in_bytes"), String(limits.memoryBytes));
-      await writeOptional(join(memory, "memory.swappiness"), "0");
+      writeOptional(join(memory, "memory.memsw.limit_in_bytes"), String(limits.memoryBytes));
+      writeOptional(join(memory, "memory.swappiness"), "0");
     }
-    if (pids) await writeFile(join(pids, "pids.max"), String(limits.pids));
+    if (pids) writeFileSync(join(pids, "pids.max"), String(limits.pids));
     if (cpu) {
-      await writeFile(join(cpu, "cpu.cfs_period_us"), String(CPU_PERIOD_US));
-      await writeFile(
-        join(cpu, "cpu.cfs_quota_us"),
-        String(cpuQuotaUs(limits.cpuPercent, cpuCount)),
-      );
+      writeFileSync(join(cpu, "cpu.cfs_period_us"), String(CPU_PERIOD_US));
+      writeFileSync(join(cpu, "cpu.cfs_quota_us"), String(cpuQuotaUs(limits.cpuPercent, cpuCount)));
     }
   }
 
@@ -120,37 +120,37 @@ class CgroupV1 implements Cgroup {
       const limit = join(memory, "memory.limit_in_bytes");
       const memsw = join(memory, "memory.memsw.limit_in_bytes");
       const value = String(limits.memoryBytes);
-      if (limits.memoryBytes < (await readNumber(limit))) {
-        await writeFile(limit, value);
-        await writeOptional(memsw, value);
+      if (limits.memoryBytes < readNumber(limit)) {
+        writeFileSync(limit, value);
+        writeOptional(memsw, value);
       } else {
-        await writeOptional(memsw, value);
-        await writeFile(limit, value);
+        writeOptional(memsw, value);
+        writeFileSync(limit, value);
       }
     }
-    if (pids) await writeFile(join(pids, "pids.max"), String(limits.pids));
+    if (pids) writeFileSync(join(pids, "pids.max"), String(limits.pids));
     if (cpu)
-      await writeFile(
+      writeFileSync(
         join(cpu, "cpu.cfs_quota_us"),
         String(cpuQuotaUs(limits.cpuPercent, this.cpuCount)),
       );
+    return Promise.resolve();
   }
 
-  pids(): Promise<number[]> {
+  private pidsNow(): number[] {
     const any = this.dirs.pids ?? this.dirs.memory ?? this.uniqueDirs[0]!;
     return readPids(join(any, "cgroup.procs"));
   }
 
+  async pids(): Promise<number[]> {
+    return this.pidsNow();
+  }
+
   async accounting(): Promise<CgroupAccounting> {
     const { memory, cpuacct } = this.dirs;
-    const cpuNs = cpuacct ? await readNumber(join(cpuacct, "cpuacct.usage")).catch(() => 0) : 0;
-    const peak = memory
-      ? await readNumber(join(memory, "memory.max_usage_in_bytes")).catch(() => 0)
-      : 0;
-    const none: Record<string, number> = {};
-    const oom = memory
-      ? await readKeyed(join(memory, "memory.oom_control")).catch(() => none)
-      : none;
+    const cpuNs = cpuacct ? readNumberOr(join(cpuacct, "cpuacct.usage"), 0) : 0;
+    const peak = memory ? readNumberOr(join(memory, "memory.max_usage_in_bytes"), 0) : 0;
+    const oom: Record<string, number> = memory ? readKeyed(join(memory, "memory.oom_control")) : {};
     return {
       cpuTimeMs: Math.round(cpuNs / 1e6),
       peakMemoryBytes: peak,
@@ -160,15 +160,13 @@ class CgroupV1 implements Cgroup {
 
   async usage(): Promise<{ memoryBytes: number; cpuTimeMs: number }> {
     const { memory, cpuacct } = this.dirs;
-    const memoryBytes = memory
-      ? await readNumber(join(memory, "memory.usage_in_bytes")).catch(() => 0)
-      : 0;
-    const cpuNs = cpuacct ? await readNumber(join(cpuacct, "cpuacct.usage")).catch(() => 0) : 0;
+    const memoryBytes = memory ? readNumberOr(join(memory, "memory.usage_in_bytes"), 0) : 0;
+    const cpuNs = cpuacct ? readNumberOr(join(cpuacct, "cpuacct.usage"), 0) : 0;
     return { memoryBytes, cpuTimeMs: Math.round(cpuNs / 1e6) };
   }
 
   async signal(signal: NodeJS.Signals, except?: ReadonlySet<number>): Promise<number> {
-    return signalAll(await this.pids(), signal, except);
+    return signalAll(this.pidsNow(), signal, except);
   }
 
   async killAll(): Promise<void> {
@@ -193,7 +191,7 @@ class CgroupV1 implements Cgroup {
   }
 
   async destroy(): Promise<void> {
-    if ((await this.pids()).length > 0) await this.killAll();
-    for (const dir of this.uniqueDirs) await removeDir(dir);
+    if (this.pidsNow().length > 0) await this.killAll();
+    await Promise.all(this.uniqueDirs.map((dir) => removeDir(dir)));
   }
 }

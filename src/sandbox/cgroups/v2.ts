@@ -1,4 +1,5 @@
-import { access, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { access, mkdir, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
   CPU_PERIOD_US,
@@ -6,7 +7,7 @@ import {
   isErrno,
   killUntilEmpty,
   readKeyed,
-  readNumber,
+  readNumberOr,
   readPids,
   removeDir,
   signalAll,
@@ -21,7 +22,7 @@ import {
 /** cgroup v2: one unified directory per sandbox under `<mount>/<parent>`. */
 export class CgroupV2Driver implements CgroupDriver {
   readonly version = "v2";
-  private delegated: Promise<void> | undefined;
+  private delegated = false;
 
   constructor(
     private readonly mount: string,
@@ -31,31 +32,31 @@ export class CgroupV2Driver implements CgroupDriver {
   ) {}
 
   /** Enables our controllers for Warden's parent and its children (once). */
-  private delegate(): Promise<void> {
-    this.delegated ??= (async () => {
-      const wanted = ["memory", "pids", "cpu"].filter((c) => this.controllers.includes(c));
-      const enable = wanted.map((c) => `+${c}`).join(" ");
-      const parentDir = join(this.mount, this.parent);
-      await writeFile(join(this.mount, "cgroup.subtree_control"), enable);
-      await mkdir(parentDir, { recursive: true });
-      await writeFile(join(parentDir, "cgroup.subtree_control"), enable);
-    })();
-    return this.delegated;
+  private delegate(): void {
+    if (this.delegated) return;
+    const wanted = ["memory", "pids", "cpu"].filter((c) => this.controllers.includes(c));
+    const enable = wanted.map((c) => `+${c}`).join(" ");
+    const parentDir = join(this.mount, this.parent);
+    writeFileSync(join(this.mount, "cgroup.subtree_control"), enable);
+    mkdirSync(parentDir, { recursive: true });
+    writeFileSync(join(parentDir, "cgroup.subtree_control"), enable);
+    this.delegated = true;
   }
 
   open(name: string): Cgroup {
     return new CgroupV2(name, join(this.mount, this.parent, name), this.cpuCount, this.controllers);
   }
 
+  /** The directory on the thread pool, control files synchronously (see cgroup.ts). */
   async create(name: string, limits: CgroupLimits): Promise<Cgroup> {
-    await this.delegate();
+    this.delegate();
     const dir = join(this.mount, this.parent, name);
     await mkdir(dir);
     const group = new CgroupV2(name, dir, this.cpuCount, this.controllers);
     try {
-      await writeOptional(join(dir, "memory.swap.max"), "0");
+      writeOptional(join(dir, "memory.swap.max"), "0");
       // An OOM kill takes the whole sandbox, never leaves half a program running.
-      await writeOptional(join(dir, "memory.oom.group"), "1");
+      writeOptional(join(dir, "memory.oom.group"), "1");
       await group.setLimits(limits);
     } catch (error) {
       await group.destroy().catch(() => undefined);
@@ -92,42 +93,39 @@ class CgroupV2 implements Cgroup {
     this.procsFiles = [join(dir, "cgroup.procs")];
   }
 
-  async setLimits(limits: CgroupLimits): Promise<void> {
-    await writeFile(join(this.dir, "memory.max"), String(limits.memoryBytes));
-    await writeFile(join(this.dir, "pids.max"), String(limits.pids));
+  setLimits(limits: CgroupLimits): Promise<void> {
+    writeFileSync(join(this.dir, "memory.max"), String(limits.memoryBytes));
+    writeFileSync(join(this.dir, "pids.max"), String(limits.pids));
     if (this.controllers.includes("cpu"))
-      await writeFile(
+      writeFileSync(
         join(this.dir, "cpu.max"),
         `${cpuQuotaUs(limits.cpuPercent, this.cpuCount)} ${CPU_PERIOD_US}`,
       );
+    return Promise.resolve();
   }
 
-  pids(): Promise<number[]> {
+  async pids(): Promise<number[]> {
     return readPids(join(this.dir, "cgroup.procs"));
   }
 
   async accounting(): Promise<CgroupAccounting> {
-    const none: Record<string, number> = {};
-    const cpu = await readKeyed(join(this.dir, "cpu.stat")).catch(() => none);
-    const events = await readKeyed(join(this.dir, "memory.events")).catch(() => none);
-    const peak = await readNumber(join(this.dir, "memory.peak")).catch(() => 0);
+    const cpu = readKeyed(join(this.dir, "cpu.stat"));
+    const events = readKeyed(join(this.dir, "memory.events"));
     return {
       cpuTimeMs: Math.round((cpu.usage_usec ?? 0) / 1000),
-      peakMemoryBytes: peak,
+      peakMemoryBytes: readNumberOr(join(this.dir, "memory.peak"), 0),
       oomKills: events.oom_kill ?? 0,
     };
   }
 
   async usage(): Promise<{ memoryBytes: number; cpuTimeMs: number }> {
-    const memoryBytes = await readNumber(join(this.dir, "memory.current")).catch(() => 0);
-    const cpu = await readKeyed(join(this.dir, "cpu.stat")).catch(
-      (): Record<string, number> => ({}),
-    );
+    const memoryBytes = readNumberOr(join(this.dir, "memory.current"), 0);
+    const cpu = readKeyed(join(this.dir, "cpu.stat"));
     return { memoryBytes, cpuTimeMs: Math.round((cpu.usage_usec ?? 0) / 1000) };
   }
 
   async signal(signal: NodeJS.Signals, except?: ReadonlySet<number>): Promise<number> {
-    return signalAll(await this.pids(), signal, except);
+    return signalAll(readPids(join(this.dir, "cgroup.procs")), signal, except);
   }
 
   async killAll(): Promise<void> {
@@ -144,7 +142,12 @@ class CgroupV2 implements Cgroup {
   }
 
   async destroy(): Promise<void> {
-    const populated = await readFile(join(this.dir, "cgroup.procs"), "utf8").catch(() => "");
+    let populated = "";
+    try {
+      populated = readFileSync(join(this.dir, "cgroup.procs"), "utf8");
+    } catch {
+      // already gone
+    }
     if (populated.trim()) await this.killAll();
     await removeDir(this.dir);
   }
