@@ -33,7 +33,12 @@ async function connect(
     command: process.execPath,
     args: [bin, "mcp"],
     cwd: root,
-    env: { ...(process.env as Record<string, string>), WARDEN_LOG_LEVEL: "warn", ...env },
+    env: {
+      ...(process.env as Record<string, string>),
+      WARDEN_LOG_LEVEL: "warn",
+      WARDEN_POOL: "false",
+      ...env,
+    },
     stderr: "pipe",
   });
   let stderr = "";
