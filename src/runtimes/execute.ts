@@ -3,7 +3,7 @@
  * sandbox with its own limits, then the program, both in one box (they share
  * the workspace). Produces the result shape every interface returns.
  */
-import { opendir } from "node:fs/promises";
+import { opendirSync } from "node:fs";
 import { join } from "node:path";
 import {
   blankResult,
@@ -197,7 +197,7 @@ export async function executeCode(
       request.artifacts &&
       workspace &&
       ran.status !== "error" &&
-      (await hasEntries(join(workspace, request.artifacts.keepIf)))
+      hasEntries(join(workspace, request.artifacts.keepIf))
     ) {
       const collected = await request.artifacts.collect(workspace);
       result.artifacts = collected.artifacts;
@@ -234,15 +234,20 @@ export async function executeCode(
 
 /**
  * Whether a run left anything to collect: most leave output/ empty, and then
- * nothing is read. (A symlink put in its place is followed here, harmlessly:
- * only the answer is used, and collection itself never follows one.)
+ * nothing is read. Synchronous on purpose: it is one directory read on a
+ * tmpfs, on every run's path, and the thread pool may be busy with sandbox
+ * starts and teardowns that wait in the kernel. (A symlink put in its place is
+ * followed here, harmlessly: only the answer is used, and collection itself
+ * never follows one.)
  */
-async function hasEntries(dir: string): Promise<boolean> {
+function hasEntries(dir: string): boolean {
   try {
-    const handle = await opendir(dir);
-    const first = await handle.read();
-    await handle.close();
-    return first !== null;
+    const handle = opendirSync(dir);
+    try {
+      return handle.readSync() !== null;
+    } finally {
+      handle.closeSync();
+    }
   } catch {
     return false;
   }

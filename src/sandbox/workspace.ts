@@ -3,7 +3,8 @@
  * starts. Paths are checked first: relative, no `..`, no empty or dot-only
  * parts, so nothing is ever written outside the workspace.
  */
-import { chown, mkdir, writeFile } from "node:fs/promises";
+import { chownSync, mkdirSync, writeFileSync } from "node:fs";
+import * as asyncFs from "node:fs/promises";
 import { dirname, join, posix } from "node:path";
 import { WardenError } from "../errors.js";
 import type { SandboxFile } from "./types.js";
@@ -49,6 +50,24 @@ export function checkFiles(files: readonly SandboxFile[]): readonly SandboxFile[
 }
 
 /**
+ * Up to this much, the files are written with synchronous calls: on a tmpfs
+ * they take microseconds, far less than a trip through the thread pool, and
+ * they sit on a warm run's path. Larger uploads go through the thread pool.
+ */
+const SYNC_FILL_BYTES = 256 * 1024;
+
+const syncFs = {
+  mkdir: async (path: string, options: { mode: number }): Promise<void> =>
+    void mkdirSync(path, options),
+  writeFile: async (
+    path: string,
+    content: string | Buffer,
+    options: { mode: number; flag: string },
+  ): Promise<void> => writeFileSync(path, content, options),
+  chown: async (path: string, uid: number, gid: number): Promise<void> => chownSync(path, uid, gid),
+};
+
+/**
  * Writes the files and output/ into a fresh workspace (warden-exec made the
  * directory), owned by `uid`. `workspace` is a host path, usually through
  * /proc/PID/root into the box's own mount namespace.
@@ -60,6 +79,8 @@ export async function fillWorkspace(
 ): Promise<void> {
   const dirs = { workspace };
   const made = new Set<string>();
+  const bytes = files.reduce((n, f) => n + f.content.length, 0);
+  const { mkdir, writeFile, chown } = bytes <= SYNC_FILL_BYTES ? syncFs : asyncFs;
   for (const file of files) {
     const rel = checkWorkspacePath(file.path);
     const target = join(dirs.workspace, rel);
