@@ -5,6 +5,7 @@
  * ~1.7 ms at 200 MB of RSS, ~37 ms per GiB. This process is a few hundred KB.
  *
  * Usage: warden-launch --helper PATH --seccomp PATH --socket PATH
+ *                      [--keep-warm PROCS_A --keep-warm PROCS_B]
  *
  * Requests arrive on stdin as frames: u32 length, u32 id (little-endian),
  * then `length` bytes of NUL-terminated argv strings, argv[0] being the
@@ -22,6 +23,16 @@
  * Warden is root too, but its requests are still parsed as if corrupted: a
  * bad frame length ends the launcher (the stream cannot be resynchronised),
  * anything but the configured helper is refused, sizes and counts are bounded.
+ *
+ * With --keep-warm, it keeps the kernel's cgroup migration fast while Warden
+ * is busy: moving a process into a cgroup takes a global lock whose writer
+ * side waits for an RCU grace period (~10-20 ms with rcu_expedited=0) unless
+ * another move happened within the last grace period. For 2 s after each
+ * request, a sleeping child of the launcher is moved between two cgroups of
+ * Warden's every 4 ms, so a sandbox's own move never pays that wait (the same
+ * trade as cgroup2's favordynmods mount option, held only while Warden works;
+ * forks on the host take a slightly slower path meanwhile). A failed move
+ * turns it off.
  *
  * End of stdin (or SIGTERM, which PR_SET_PDEATHSIG sends when Warden dies)
  * means Warden is gone: every child gets SIGTERM (warden-exec then kills its
@@ -44,6 +55,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_REQUEST (1u << 20) /* bytes of argv per request; execve's own cap is ~2 MiB */
@@ -53,8 +65,47 @@
 /* The child's fd for each slot: fd 5 is the seccomp filter. */
 static const int slot_fd[SLOTS] = {0, 1, 2, 3, 4, 6};
 #define GRACE_SECONDS 5
+#define KEEP_WARM_EVERY_MS 4
+#define KEEP_WARM_FOR_MS 2000
 
 static const char *helper, *seccomp_path, *socket_path;
+static const char *keep_warm[2];
+static pid_t keeper = -1;
+static long long last_request_ms = -KEEP_WARM_FOR_MS, last_move_ms;
+static int keeper_side;
+
+static long long now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Moves the keeper to its other cgroup; a failure ends keeping warm. */
+static void keep_warm_move(void) {
+  char pid[32];
+  int len = snprintf(pid, sizeof pid, "%d", keeper);
+  keeper_side = !keeper_side;
+  int fd = open(keep_warm[keeper_side], O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || write(fd, pid, (size_t)len) != len) {
+    kill(keeper, SIGKILL);
+    keeper = -1;
+  }
+  if (fd >= 0) close(fd);
+  last_move_ms = now_ms();
+}
+
+/* A child that only sleeps, to be moved; it dies with the launcher. */
+static void start_keeper(void) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    prctl(PR_SET_NAME, "warden-keeper");
+    close_range(0, ~0U, 0);
+    for (;;) pause();
+  }
+  keeper = pid;
+  if (keeper > 0) keep_warm_move();
+}
 static struct {
   pid_t pid;
   uint32_t id;
@@ -144,6 +195,8 @@ out:;
 }
 
 static void spawn_request(uint32_t id, unsigned char *args, uint32_t len) {
+  last_request_ms = now_ms();
+  if (keeper > 0 && last_request_ms - last_move_ms >= KEEP_WARM_EVERY_MS) keep_warm_move();
   char *argv[MAX_ARGS + 1];
   int argc = 0;
   if (len == 0 || args[len - 1] != 0) { say("F %u request: argv must end with NUL", id); return; }
@@ -233,6 +286,7 @@ static void on_alarm(int sig) {
 
 /* Warden is gone: SIGTERM every child, SIGKILL after the grace, reap all. */
 static int shut_down(void) {
+  if (keeper > 0) kill(keeper, SIGKILL);
   for (int i = 0; i < n_children; i++) kill(children[i].pid, SIGTERM);
   struct sigaction sa = {.sa_handler = on_alarm};
   sigaction(SIGALRM, &sa, NULL);
@@ -255,13 +309,17 @@ static int shut_down(void) {
 }
 
 int main(int argc, char **argv) {
+  int n_keep = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--helper")) helper = argv[i + 1];
     else if (!strcmp(argv[i], "--seccomp")) seccomp_path = argv[i + 1];
     else if (!strcmp(argv[i], "--socket")) socket_path = argv[i + 1];
+    else if (!strcmp(argv[i], "--keep-warm") && n_keep < 2) keep_warm[n_keep++] = argv[i + 1];
   }
-  if (!helper || !seccomp_path || !socket_path || argc != 7) {
-    fprintf(stderr, "usage: warden-launch --helper PATH --seccomp PATH --socket PATH\n");
+  if (!helper || !seccomp_path || !socket_path || (argc != 7 && argc != 11) ||
+      (argc == 11 && n_keep != 2)) {
+    fprintf(stderr, "usage: warden-launch --helper PATH --seccomp PATH --socket PATH "
+                    "[--keep-warm PROCS --keep-warm PROCS]\n");
     return 2;
   }
   if (strlen(socket_path) >= sizeof ((struct sockaddr_un *)0)->sun_path) {
@@ -284,10 +342,14 @@ int main(int argc, char **argv) {
     say("E signalfd: %s", strerror(errno));
     return 2;
   }
+  if (n_keep == 2) start_keeper();
   say("READY");
   for (;;) {
     struct pollfd p[2] = {{.fd = 0, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
-    if (poll(p, 2, -1) < 0) {
+    long long now = now_ms();
+    int warm = keeper > 0 && now - last_request_ms < KEEP_WARM_FOR_MS;
+    if (warm && now - last_move_ms >= KEEP_WARM_EVERY_MS) keep_warm_move();
+    if (poll(p, 2, warm ? KEEP_WARM_EVERY_MS : -1) < 0) {
       if (errno == EINTR) continue;
       say("E poll: %s", strerror(errno));
       return shut_down();

@@ -64,7 +64,7 @@ export class SandboxHost {
     private readonly uids: UidPool,
     private readonly boxContext: ConstructorParameters<typeof Box>[4],
     readonly janitorReport: JanitorReport,
-    private readonly releaseLauncher: () => void,
+    private readonly releaseLauncher: () => Promise<void>,
     poolConfig: PoolConfig,
     logger: Logger,
   ) {
@@ -148,6 +148,19 @@ export class SandboxHost {
       seccompPath,
       socketDir: join(runDir.root, "launcher"),
       logger,
+      keepWarm: async () => {
+        // Owner-tagged like boxes, so the janitor clears them after a crash.
+        const limits = { memoryBytes: 16 * 1024 * 1024, pids: 1, cpuPercent: 1 };
+        const a = await cgroups.create(`${ownerTag()}-keepwarma`, limits);
+        const b = await cgroups.create(`${ownerTag()}-keepwarmb`, limits);
+        return {
+          procsFiles: [a.procsFiles[0]!, b.procsFiles[0]!],
+          release: async () => {
+            await a.destroy();
+            await b.destroy();
+          },
+        };
+      },
     });
     logger.info({ cgroups: cgroupLayout.mode, runDir: runDir.root }, "sandbox host ready");
     return new SandboxHost(
@@ -181,7 +194,7 @@ export class SandboxHost {
   async close(): Promise<void> {
     await this.pool.close();
     await this.settled();
-    this.releaseLauncher();
+    await this.releaseLauncher();
     await rm(join(`${this.runDir.etc}.users`, ownerTag()), { force: true });
   }
 

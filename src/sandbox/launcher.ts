@@ -25,6 +25,13 @@ export interface LauncherOptions {
   /** Root-only directory for the listening socket. */
   socketDir: string;
   logger: Logger;
+  /**
+   * Two cgroups the launcher moves a sleeping child between while Warden is
+   * busy, so sandboxes never wait for an RCU grace period to join their own
+   * (see native/warden-launch.c). Made when the launcher starts; released
+   * (and with them the child) when it closes.
+   */
+  keepWarm?: () => Promise<{ procsFiles: [string, string]; release(): Promise<void> }>;
 }
 
 /** Same bounds as native/warden-launch.c: requests above them would end the launcher. */
@@ -38,6 +45,7 @@ const MAX_LINE = 512;
 let sequence = 0;
 
 export class Launcher {
+  private keepWarm: { procsFiles: [string, string]; release(): Promise<void> } | undefined;
   private proc: ChildProcess | undefined;
   private server: Server | undefined;
   private socketPath = "";
@@ -82,12 +90,38 @@ export class Launcher {
     return helper;
   }
 
+  /** The keep-warm cgroups, once per launcher; none (logged) if they cannot be made. */
+  private async startKeepWarm(): Promise<string[]> {
+    if (!this.o.keepWarm) return [];
+    try {
+      this.keepWarm ??= await this.o.keepWarm();
+      return this.keepWarm.procsFiles;
+    } catch (error) {
+      this.o.logger.warn({ err: (error as Error).message }, "cgroup keep-warm unavailable");
+      return [];
+    }
+  }
+
   /** Ends the launcher (it SIGTERMs any child still running) and removes the socket. */
-  close(): void {
+  async close(): Promise<void> {
     this.closed = true;
+    const keepWarm = this.keepWarm;
+    this.keepWarm = undefined;
+    const proc = this.proc;
+    const gone =
+      proc && proc.exitCode === null && proc.signalCode === null
+        ? new Promise((resolve) => proc.once("exit", resolve))
+        : Promise.resolve();
+    // Held open until the launcher is gone, or Node could exit before its cgroups go.
+    if (keepWarm) this.ref(true);
     this.proc?.stdin?.end();
     this.server?.close();
     if (this.socketPath) rmSync(this.socketPath, { force: true });
+    // The launcher's end kills the sleeping child; its cgroups go after it.
+    if (keepWarm) {
+      await gone;
+      await keepWarm.release().catch(() => undefined);
+    }
   }
 
   get pid(): number | undefined {
@@ -126,6 +160,7 @@ export class Launcher {
   private async boot(): Promise<boolean> {
     try {
       this.socketPath = await this.listen();
+      const keepWarm = await this.startKeepWarm();
       const proc = spawn(
         this.o.launcherPath,
         [
@@ -135,6 +170,7 @@ export class Launcher {
           this.o.seccompPath,
           "--socket",
           this.socketPath,
+          ...keepWarm.flatMap((procs) => ["--keep-warm", procs]),
         ],
         { stdio: ["pipe", "pipe", "inherit"], env: {} },
       );
@@ -261,14 +297,14 @@ export class Launcher {
 /** One launcher per helper path, shared by the sandbox hosts of this process. */
 const launchers = new Map<string, { launcher: Launcher; users: number }>();
 
-export function registerLauncher(o: LauncherOptions): () => void {
+export function registerLauncher(o: LauncherOptions): () => Promise<void> {
   const entry = launchers.get(o.helperPath) ?? { launcher: new Launcher(o), users: 0 };
   entry.users++;
   launchers.set(o.helperPath, entry);
-  return () => {
+  return async () => {
     if (--entry.users > 0 || launchers.get(o.helperPath) !== entry) return;
     launchers.delete(o.helperPath);
-    entry.launcher.close();
+    await entry.launcher.close();
   };
 }
 

@@ -127,7 +127,7 @@ describe("Warden's side of the launcher", () => {
       await new Promise((r) => first.once("close", r));
       expect(Buffer.concat(out).toString()).toBe("hello\n");
     } finally {
-      launcher.close();
+      await launcher.close();
     }
   });
 
@@ -156,7 +156,7 @@ describe("Warden's side of the launcher", () => {
       expect(fds(launcher.pid!)).toBe(before.launcher);
       expect(fds("self")).toBeLessThanOrEqual(before.warden);
     } finally {
-      launcher.close();
+      await launcher.close();
     }
   });
 });

@@ -29,13 +29,16 @@ function launchersOf(ppid: number): number[] {
     });
 }
 
-function launcherCmdlines(tag: string): number[] {
+/** The launcher of a Warden (by its socket's owner tag), or with `keeper` its keep-warm child too. */
+function launcherCmdlines(tag: string, keeper = false): number[] {
   return readdirSync("/proc")
     .filter((e) => /^\d+$/.test(e))
     .map(Number)
     .filter((pid) => {
       try {
-        return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(`/launcher/${tag}`);
+        if (!readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(`/launcher/${tag}`))
+          return false;
+        return keeper || readFileSync(`/proc/${pid}/comm`, "utf8").trim() !== "warden-keeper";
       } catch {
         return false;
       }
@@ -163,7 +166,10 @@ describe("sandboxes started by warden-launch", () => {
     expect(launchers).toHaveLength(1);
     expect(processesOfUid(box.uid).length).toBeGreaterThan(0);
     child.kill("SIGKILL");
-    await until(() => launcherCmdlines(tag).length === 0, "the launcher to exit");
+    await until(
+      () => launcherCmdlines(tag, true).length === 0,
+      "the launcher and its keep-warm child to exit",
+    );
     await until(() => processesOfUid(box.uid).length === 0, "the sandbox to be gone");
     // The crashed Warden's cgroup, mount and lease are the janitor's, as ever.
     const config = loadConfig({ env });
