@@ -44,6 +44,7 @@
 #include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "common.h"
 
 #define MAX_LIST 16
 #define MAX_FD 64
@@ -55,11 +56,9 @@ static void report(const char *fmt, ...) {
   char buf[512];
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+  int n = format_line(buf, sizeof buf, fmt, ap);
   va_end(ap);
   if (n < 0) return;
-  if (n > (int)sizeof buf - 2) n = sizeof buf - 2;
-  buf[n++] = '\n';
   if (control_fd >= 0) {
     ssize_t ignored = write(control_fd, buf, (size_t)n);
     (void)ignored;
@@ -73,15 +72,6 @@ static void fail(const char *what) {
   report("E %s: %s", what, strerror(errno));
   _exit(125);
 }
-
-static const struct {
-  const char *name;
-  int resource;
-} rlimit_names[] = {
-    {"as", RLIMIT_AS},         {"core", RLIMIT_CORE},     {"cpu", RLIMIT_CPU},
-    {"fsize", RLIMIT_FSIZE},   {"nofile", RLIMIT_NOFILE}, {"nproc", RLIMIT_NPROC},
-    {"stack", RLIMIT_STACK},   {"memlock", RLIMIT_MEMLOCK},
-};
 
 struct options {
   const char *workspace;
@@ -144,10 +134,7 @@ static void parse(int argc, char **argv, struct options *o) {
     } else if (!strcmp(a, "--rlimit") && o->n_rlimits < MAX_LIST) {
       const char *eq = strchr(v, '=');
       size_t len = eq ? (size_t)(eq - v) : 0;
-      int found = -1;
-      for (size_t k = 0; eq && k < sizeof rlimit_names / sizeof *rlimit_names; k++)
-        if (strlen(rlimit_names[k].name) == len && !strncmp(v, rlimit_names[k].name, len))
-          found = rlimit_names[k].resource;
+      int found = eq ? rlimit_by_name(v, len) : -1;
       if (found < 0) {
         report("E unknown rlimit: %s", v);
         _exit(125);

@@ -41,6 +41,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "common.h"
 
 static void say(int fd, const char *line) {
   ssize_t ignored = write(fd, line, strlen(line));
@@ -134,14 +135,6 @@ struct request {
   char **envp;
 };
 
-static const struct {
-  const char *name;
-  int resource;
-} rlimit_names[] = {
-    {"as", RLIMIT_AS},         {"core", RLIMIT_CORE},     {"cpu", RLIMIT_CPU},
-    {"fsize", RLIMIT_FSIZE},   {"nofile", RLIMIT_NOFILE}, {"nproc", RLIMIT_NPROC},
-    {"stack", RLIMIT_STACK},   {"memlock", RLIMIT_MEMLOCK},
-};
 
 static int read_all(int fd, struct request *r) {
   size_t cap = 65536;
@@ -201,11 +194,7 @@ static int parse_request(struct request *r) {
     const char *item = next(r, &pos);
     const char *eq = item ? strchr(item, '=') : NULL;
     if (!eq) return -1;
-    int found = -1;
-    for (size_t k = 0; k < sizeof rlimit_names / sizeof *rlimit_names; k++)
-      if (strlen(rlimit_names[k].name) == (size_t)(eq - item) &&
-          !strncmp(item, rlimit_names[k].name, (size_t)(eq - item)))
-        found = rlimit_names[k].resource;
+    int found = rlimit_by_name(item, (size_t)(eq - item));
     char *end;
     unsigned long long v = strtoull(eq + 1, &end, 10);
     if (found < 0 || *end || end == eq + 1) return -1;

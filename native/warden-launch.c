@@ -57,6 +57,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "common.h"
 
 #define MAX_REQUEST (1u << 20) /* bytes of argv per request; execve's own cap is ~2 MiB */
 #define MAX_ARGS 8192
@@ -119,11 +120,9 @@ static void say(const char *fmt, ...) {
   char buf[256];
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+  int n = format_line(buf, sizeof buf, fmt, ap);
   va_end(ap);
   if (n < 0) return;
-  if (n > (int)sizeof buf - 2) n = sizeof buf - 2;
-  buf[n++] = '\n';
   for (int off = 0; off < n;) {
     ssize_t w = write(1, buf + off, (size_t)(n - off));
     if (w < 0 && errno == EINTR) continue;

@@ -102,6 +102,12 @@ export function cgroupDirsOf(host: SandboxHost, boxId: string): string[] {
   return found;
 }
 
+/**
+ * The launcher's two keep-warm cgroups (src/sandbox/host.ts), a live Warden's
+ * own: not a sandbox's. Tests that look for leftovers of a running server skip them.
+ */
+export const KEEP_WARM_CGROUP = /-keepwarm[ab]$/m;
+
 /** Host processes whose command line names the box (its helpers, which run as root). */
 export function helpersOf(boxId: string): number[] {
   const pids: number[] = [];

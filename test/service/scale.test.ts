@@ -7,7 +7,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { config as defaults } from "../helpers/sandbox.js";
+import { config as defaults, KEEP_WARM_CGROUP } from "../helpers/sandbox.js";
 import { createKey, eventually, startServer, type TestServer } from "../helpers/server.js";
 
 const N = 100;
@@ -59,7 +59,8 @@ function sandboxProcesses(match: (comm: string) => boolean): string[] {
       try {
         return (
           match(readFileSync(`/proc/${p}/comm`, "utf8").trim()) &&
-          readFileSync(`/proc/${p}/cgroup`, "utf8").includes(inServer)
+          readFileSync(`/proc/${p}/cgroup`, "utf8").includes(inServer) &&
+          !KEEP_WARM_CGROUP.test(readFileSync(`/proc/${p}/cgroup`, "utf8"))
         );
       } catch {
         return false;
@@ -136,7 +137,9 @@ describe("scale", () => {
     );
     const parent = `/sys/fs/cgroup/memory/${CGROUP_PARENT}`;
     if (existsSync(parent))
-      expect(readdirSync(parent).filter((c) => c.startsWith(owner))).toEqual([]);
+      expect(
+        readdirSync(parent).filter((c) => c.startsWith(owner) && !KEEP_WARM_CGROUP.test(c)),
+      ).toEqual([]);
     expect(sandboxProcesses(() => true)).toEqual([]);
   }, 600_000);
 });

@@ -2,35 +2,18 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { ExecutionRequest } from "../../src/executions/execution.js";
 import { Scheduler, type SchedulerOptions } from "../../src/executions/scheduler.js";
 import { blankResult, type ExecutionResult } from "../../src/contract/result.js";
 import { CgroupV1Driver } from "../../src/sandbox/cgroups/v1.js";
 import { CgroupV2Driver } from "../../src/sandbox/cgroups/v2.js";
 import { loadConfig } from "../../src/config/load.js";
 import { processLimitProblems } from "../../src/cli/process-limits.js";
+import { smallRequest } from "../helpers/requests.js";
 
 const MiB = 1024 * 1024;
 
-function request(userId: string, memoryMb: number): ExecutionRequest {
-  return {
-    language: "python",
-    files: [{ path: "main.py", content: "" }],
-    limits: {
-      timeoutMs: 1000,
-      killGraceMs: 0,
-      memoryMb,
-      cpuPercent: 10,
-      diskMb: 1,
-      pids: 8,
-      outputBytes: 1024,
-      openFiles: 16,
-    },
-    network: null,
-    retryOnFailure: true,
-    userId,
-    source: "library",
-  };
+function request(userId: string, memoryMb: number): ReturnType<typeof smallRequest> {
+  return smallRequest(userId, { memoryMb });
 }
 
 /** Executions that run until `finishAll`. */

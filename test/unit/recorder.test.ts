@@ -14,11 +14,11 @@ import { afterEach, describe, expect, it } from "vitest";
 import { silentLogger } from "../../src/audit/logger.js";
 import { auditTrail } from "../../src/audit/trail.js";
 import { blankResult, type ExecutionResult } from "../../src/contract/result.js";
-import type { ExecutionRequest } from "../../src/executions/execution.js";
 import { lifecycleRecorder } from "../../src/executions/recorder.js";
 import { Scheduler, type SchedulerOptions } from "../../src/executions/scheduler.js";
 import { openDatabase, type Db } from "../../src/store/database.js";
 import { RecordStore } from "../../src/store/records.js";
+import { smallRequest } from "../helpers/requests.js";
 
 const dirs: string[] = [];
 const open: Db[] = [];
@@ -27,25 +27,8 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-function request(userId = "u1"): ExecutionRequest {
-  return {
-    language: "python",
-    files: [{ path: "main.py", content: "print(1)" }],
-    limits: {
-      timeoutMs: 1000,
-      killGraceMs: 0,
-      memoryMb: 64,
-      cpuPercent: 10,
-      diskMb: 1,
-      pids: 8,
-      outputBytes: 1024,
-      openFiles: 16,
-    },
-    network: null,
-    retryOnFailure: false,
-    userId,
-    source: "library",
-  };
+function request(userId = "u1"): ReturnType<typeof smallRequest> {
+  return smallRequest(userId, { memoryMb: 64, code: "print(1)", retryOnFailure: false });
 }
 
 /** A store, a recorder on a scheduler, and a second connection that sees only commits. */

@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import type { ExecutionRequest } from "../../src/executions/execution.js";
 import { FairQueue } from "../../src/executions/fair-queue.js";
 import {
   Scheduler,
@@ -8,26 +7,10 @@ import {
   type SchedulerOptions,
 } from "../../src/executions/scheduler.js";
 import { blankResult, type ExecutionResult } from "../../src/contract/result.js";
+import { smallRequest } from "../helpers/requests.js";
 
-function request(userId: string, memoryMb = 100): ExecutionRequest {
-  return {
-    language: "python",
-    files: [{ path: "main.py", content: "" }],
-    limits: {
-      timeoutMs: 1000,
-      killGraceMs: 0,
-      memoryMb,
-      cpuPercent: 10,
-      diskMb: 1,
-      pids: 8,
-      outputBytes: 1024,
-      openFiles: 16,
-    },
-    network: null,
-    retryOnFailure: true,
-    userId,
-    source: "library",
-  };
+function request(userId: string, memoryMb = 100): ReturnType<typeof smallRequest> {
+  return smallRequest(userId, { memoryMb });
 }
 
 function result(id: string, status: ExecutionResult["status"] = "completed"): ExecutionResult {
