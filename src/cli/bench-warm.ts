@@ -20,9 +20,12 @@ export interface WarmLatency {
   coldRuns: number;
 }
 
+/** Waits, off the clock, until the pool has a python box and no start in flight. */
 async function poolReady(warden: EmbeddedWarden): Promise<void> {
   for (let i = 0; i < 500; i++) {
-    if (warden.host.pool.stats().some((s) => s.key.startsWith("python|") && s.ready > 0)) return;
+    const stats = warden.host.pool.stats();
+    const python = stats.some((s) => s.key.startsWith("python|") && s.ready > 0);
+    if (python && stats.every((s) => s.starting === 0)) return;
     await sleep(5);
   }
 }
