@@ -7,8 +7,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import autocannon from "autocannon";
 import { silentLogger } from "../audit/logger.js";
+import { WardenError } from "../errors.js";
+import type Autocannon from "autocannon";
 import { loadConfig } from "../config/load.js";
 import { openWarden } from "../warden.js";
 import { buildServer } from "../http/server.js";
@@ -75,6 +76,21 @@ function percentile(sorted: number[], q: number): number {
   return Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! * 10) / 10;
 }
 
+/**
+ * autocannon is a development dependency: a production install has no load
+ * generator, and says so instead of failing to start `warden bench` at all.
+ */
+async function loadAutocannon(): Promise<typeof Autocannon> {
+  try {
+    return (await import("autocannon")).default;
+  } catch {
+    throw new WardenError(
+      "INVALID_REQUEST",
+      "warden bench's REST section needs autocannon (npm install autocannon), or run it with --no-http",
+    );
+  }
+}
+
 export async function benchHttp(o: HttpBenchOptions): Promise<HttpBenchResult> {
   const dataDir = mkdtempSync(join(tmpdir(), "warden-bench-"));
   const base = loadConfig({ file: o.configFile });
@@ -136,7 +152,9 @@ export async function benchHttp(o: HttpBenchOptions): Promise<HttpBenchResult> {
     });
 
     const before = await poolCounters(url);
-    const result = await autocannon({
+    const result = await (
+      await loadAutocannon()
+    )({
       url: `${url}/v1/executions`,
       method: "POST",
       connections: o.concurrency,

@@ -166,10 +166,12 @@ describe("sandboxes started by warden-launch", () => {
       child.on("error", reject);
     });
     const tag = box.id.split("-").slice(0, 2).join("-");
-    const launchers = launcherCmdlines(tag);
-    expect(launchers).toHaveLength(1);
-    expect(processesOfUid(box.uid).length).toBeGreaterThan(0);
-    child.kill("SIGKILL");
+    try {
+      expect(launcherCmdlines(tag)).toHaveLength(1);
+      expect(processesOfUid(box.uid).length).toBeGreaterThan(0);
+    } finally {
+      child.kill("SIGKILL"); // also when a check fails: a live fixture would hold its sandboxes
+    }
     await until(
       () => launcherCmdlines(tag, true).length === 0,
       "the launcher and its keep-warm child to exit",

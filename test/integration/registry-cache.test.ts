@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { RuntimeRegistry } from "../../src/runtimes/registry.js";
 
-// Tools resolve only inside the system directories a sandbox sees.
+// Tools resolve only inside the system directories a sandbox sees: writing one there
+// needs root, so this lives in the system tier, not the unit tier.
 const dirs: string[] = [];
 afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
