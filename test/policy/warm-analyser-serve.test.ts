@@ -31,6 +31,17 @@ describe("warm analysers in warden serve", () => {
   it("refuses repeated code from the cache, counts it, and leaves no analyser after stop", async () => {
     server = await startServer({ config: { policy: { mode: "block", warmAnalysers: 1 } } });
     await expect.poll(() => warmAnalysers().length, { timeout: 30_000 }).toBeGreaterThan(0);
+    // The process is up before it has said it is ready: wait until the service counts it
+    // live, or the first analysis rightly runs cold (a request never waits for a warm one).
+    await expect
+      .poll(
+        async () =>
+          (await (await server!.request("GET", "/metrics")).text()).includes(
+            "warden_warm_analysers 1",
+          ),
+        { timeout: 30_000 },
+      )
+      .toBe(true);
     const body = { language: "python", code: "import os\nos.system('id')\n" };
     for (let i = 0; i < 3; i++) {
       const res = await server.request("POST", "/v1/executions", { body });
