@@ -15,6 +15,7 @@ import type { ExecutionResult } from "../contract/result.js";
 import { executeCode } from "../runtimes/execute.js";
 import type { RuntimeRegistry } from "../runtimes/registry.js";
 import type { SandboxHost } from "../sandbox/host.js";
+import type { PoolStats } from "../sandbox/pool.js";
 import type { Db } from "../store/database.js";
 import type { AuditEvent, ExecutionRecord, RecordStore } from "../store/records.js";
 import type { Execution, ExecutionRequest, ExecutionSource } from "./execution.js";
@@ -81,6 +82,8 @@ export interface SystemMetrics {
   memoryBudgetMode: string;
   /** usage mode: the kernel's last measure of all sandboxes' memory (MiB). */
   memoryUsedMb: number;
+  /** The warm pool, per template: boxes ready and starting, its target, hits and misses. */
+  pool: PoolStats[];
 }
 
 export interface UserMetrics {
@@ -350,6 +353,7 @@ export class ExecutionService {
       memoryBudgetMb: this.memoryBudgetMb,
       memoryBudgetMode: c.memoryBudgetMode,
       memoryUsedMb: Math.round(this.scheduler.memoryMeasuredMb),
+      pool: this.o.host.pool.stats(),
     };
   }
 

@@ -93,6 +93,21 @@ export const adminRoutes: FastifyPluginAsyncZod<{
             memoryBudgetMb: z.number(),
             memoryBudgetMode: z.string(),
             memoryUsedMb: z.number(),
+            pool: z
+              .array(
+                z.object({
+                  key: z.string(),
+                  ready: z.number(),
+                  starting: z.number(),
+                  target: z.number(),
+                  hits: z.number(),
+                  misses: z.number(),
+                  memoryBytes: z.number(),
+                }),
+              )
+              .describe(
+                "The warm pool per template (language|diskMb|memoryMb|pids|openFiles[|warm]): boxes ready and starting, the size it aims for, hits, misses, memory in use.",
+              ),
           }),
           ...errors,
         },
