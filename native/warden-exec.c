@@ -301,8 +301,11 @@ int main(int argc, char **argv) {
     for (int fd = 0; fd <= 2; fd++) dup2(null, fd);
   report("H");
   report("S %d", status);
+  /* Until EOF, an error, or SIGTERM (a read it interrupts fails with EINTR). */
   char byte;
-  while (!terminate_requested && (read(control_fd, &byte, 1) > 0 || errno == EINTR)) {
+  for (;;) {
+    ssize_t n = read(control_fd, &byte, 1);
+    if (terminate_requested || n == 0 || (n < 0 && errno != EINTR)) break;
   }
   return 0;
 }

@@ -129,7 +129,7 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
         service.keepArtifacts(candidates, owner, (name) => sessionArtifactUrl(owner.ownerId, name)),
     },
   });
-  warmPool(config, host, registry, service, metrics, logger);
+  const stopPool = warmPool(config, host, registry, service, metrics, logger);
   const analyzer = new Analyzer(config, host, registry, { warm: true, metrics, logger });
   metrics.watchWarmAnalysers(() => analyzer.warmSandboxes().length);
   if (config.policy.mode !== "off") analyzer.prewarm();
@@ -153,6 +153,7 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
       await Promise.all([service.close(deadlineMs), sessions.closeAll()]);
       // After the runs that may still ask for an analysis; before the host goes.
       await analyzer.close();
+      stopPool();
       await host.close();
       db.close();
       unlock();
@@ -164,6 +165,7 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
  * The warm pool in the service: its boxes count in the memory budget (held
  * as they are started, resized as their real use is read), it shows in
  * /metrics, and the configured languages start before the first request.
+ * Returns what stops the budget's resizing (the host's close ends the boxes).
  */
 function warmPool(
   config: Config,
@@ -172,7 +174,7 @@ function warmPool(
   service: ExecutionService,
   metrics: Metrics,
   logger: Logger,
-): void {
+): () => void {
   const pool = host.pool;
   let release = (): void => undefined;
   let heldMb = 0;
@@ -187,7 +189,7 @@ function warmPool(
     resize();
     return service.scheduler.memoryFits(Math.ceil(bytes / MiB));
   };
-  setInterval(resize, 1000).unref();
+  const resizing = setInterval(resize, 1000).unref();
   metrics.watchPool(() => pool.stats());
   for (const language of config.sandbox.pool.prewarm) {
     if (!registry.lookup(language)) {
@@ -201,4 +203,8 @@ function warmPool(
       logger.warn({ language, reason: (error as Error).message }, "cannot prewarm");
     }
   }
+  return () => {
+    clearInterval(resizing);
+    release();
+  };
 }

@@ -26,7 +26,10 @@ export interface RuntimeTemplate extends PoolTemplate {
 /**
  * `limits` are the first run's (a compile step's for compiled languages): the
  * ones fixed at start (disk, memory for /dev/shm and the stack, pids, open
- * files) are part of the key, so a box never runs under another's ceilings.
+ * files) are part of the key, so warden-exec sets the request's own rlimits
+ * from the host. The CPU-time rlimit is not: a box starts without one and
+ * init sets the request's before its program runs (a process may lower its
+ * limits, never raise them); the host enforces CPU time on the cgroup anyway.
  */
 export function runtimeTemplate(
   host: SandboxHost,
@@ -39,8 +42,9 @@ export function runtimeTemplate(
     "|",
   );
   const base = { key, box: { diskMb: limits.diskMb } };
+  const ceilings: SandboxLimits = { ...limits, cpuTimeMs: undefined };
   const stub = def.warm && !def.compile ? STUBS[def.warm] : undefined;
-  if (!stub) return { ...base, launch: { limits, mounts }, accepts: () => true };
+  if (!stub) return { ...base, launch: { limits: ceilings, mounts }, accepts: () => true };
 
   const stubPath = `${STUB_DIR}/${stub.file}`;
   const warm = expandTemplate(def.run, { ...runtime.tools, file: stubPath });
@@ -57,7 +61,7 @@ export function runtimeTemplate(
     ...base,
     key: `${key}|warm`,
     launch: {
-      limits,
+      limits: ceilings,
       mounts: [...mounts, { source: host.privateFile(stub.file), target: stubPath }],
       env,
       warm,

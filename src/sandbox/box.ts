@@ -12,7 +12,7 @@
  * Lifecycle: prepared → (running ↔ idle)* → destroyed. `destroy()` is safe
  * to call twice and leaves no process, cgroup, mount, directory or uid lease.
  */
-import { open, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import type { Cgroup } from "./cgroups/index.js";
 import { dirname, join } from "node:path";
 import { EgressProxy } from "../network/proxy.js";
@@ -191,52 +191,47 @@ export class Box {
           mounts.push({ source: this.ctx.nodeProxyPath, target: NODE_PROXY_PRELOAD });
       }
       const holder = this.holder?.pid;
-      const seccomp = await open(this.ctx.seccompPath, "r");
-      try {
-        const launched = new Launched({
-          helperPath: this.ctx.helperPath,
-          helperArgs: buildExecArgs({
-            bwrapPath: this.ctx.bwrapPath,
-            bwrapArgs: buildBwrapArgs({
-              layout: {
-                ...this.ctx.layout,
-                workspaceDir: join(this.dir, "workspace"),
-                tmpDir: join(this.dir, "tmp"),
-              },
-              mounts,
-              env: { ...BASE_ENV, ...spec.env },
-              cwd: WORKSPACE,
-              shmBytes: spec.limits.memoryMb * MiB,
-              seccompFd: FD.seccomp,
-              statusFd: FD.status,
-              requestFd: FD.request,
-              warm: spec.warm,
-              bridge: socketPath ? { socket: EGRESS_SOCKET, port: EGRESS_PORT } : undefined,
-            }),
-            uid: this.uid,
-            gid: this.uid,
-            cgroupProcsFiles: cgroup.procsFiles,
-            rlimits: rlimitsFor(spec.limits),
-            workspace: {
-              dir: this.dir,
-              mount:
-                holder !== undefined
-                  ? { join: holder }
-                  : {
-                      bytes: this.options.diskMb * MiB,
-                      inodes: workspaceInodes(this.options.diskMb),
-                    },
+      const launched = new Launched({
+        helperPath: this.ctx.helperPath,
+        helperArgs: buildExecArgs({
+          bwrapPath: this.ctx.bwrapPath,
+          bwrapArgs: buildBwrapArgs({
+            layout: {
+              ...this.ctx.layout,
+              workspaceDir: join(this.dir, "workspace"),
+              tmpDir: join(this.dir, "tmp"),
             },
+            mounts,
+            env: { ...BASE_ENV, ...spec.env },
+            cwd: WORKSPACE,
+            shmBytes: spec.limits.memoryMb * MiB,
+            seccompFd: FD.seccomp,
+            statusFd: FD.status,
+            requestFd: FD.request,
+            warm: spec.warm,
+            bridge: socketPath ? { socket: EGRESS_SOCKET, port: EGRESS_PORT } : undefined,
           }),
-          seccompFd: seccomp.fd,
-          cgroup,
-          mountsWorkspace: holder === undefined,
-        });
-        if (holder === undefined) this.holder = launched;
-        return { launched, cgroup, mounts, limits: spec.limits };
-      } finally {
-        await seccomp.close(); // the helper has its own copy from spawn
-      }
+          uid: this.uid,
+          gid: this.uid,
+          cgroupProcsFiles: cgroup.procsFiles,
+          rlimits: rlimitsFor(spec.limits),
+          workspace: {
+            dir: this.dir,
+            mount:
+              holder !== undefined
+                ? { join: holder }
+                : {
+                    bytes: this.options.diskMb * MiB,
+                    inodes: workspaceInodes(this.options.diskMb),
+                  },
+          },
+        }),
+        seccompPath: this.ctx.seccompPath,
+        cgroup,
+        mountsWorkspace: holder === undefined,
+      });
+      if (holder === undefined) this.holder = launched;
+      return { launched, cgroup, mounts, limits: spec.limits };
     } catch (error) {
       await cgroup.destroy().catch(() => undefined);
       throw error;

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { silentLogger, type Logger } from "../audit/logger.js";
 import type { SandboxHostConfig } from "../config/schema.js";
 import { WardenError } from "../errors.js";
-import { Box, type BoxOptions } from "./box.js";
+import { Box, type BoxContext, type BoxOptions } from "./box.js";
 import { SANDBOX_UID } from "./bwrap-args.js";
 import {
   createCgroupDriver,
@@ -54,6 +54,7 @@ export class SandboxHost {
   /** Sandboxes started ahead of their requests. */
   readonly pool: WarmPool;
   private readonly pending = new Set<Promise<unknown>>();
+  private readonly boxContext: BoxContext;
 
   private constructor(
     /** Warden's cgroup name under each hierarchy root. */
@@ -62,18 +63,15 @@ export class SandboxHost {
     readonly cgroups: CgroupDriver,
     readonly runDir: RunDirLayout,
     private readonly uids: UidPool,
-    private readonly boxContext: ConstructorParameters<typeof Box>[4],
+    boxContext: Omit<BoxContext, "track">,
     readonly janitorReport: JanitorReport,
     private readonly releaseLauncher: () => Promise<void>,
     poolConfig: PoolConfig,
-    logger: Logger,
+    private readonly logger: Logger,
   ) {
-    boxContext.track = (work) => this.track(work);
-    this.logger = logger;
+    this.boxContext = { ...boxContext, track: (work) => this.track(work) };
     this.pool = new WarmPool(this, poolConfig, logger);
   }
-
-  private readonly logger: Logger;
 
   /** Teardown that finishes after a result was returned; `settled()` and `close()` wait for it. */
   track(work: Promise<unknown>): void {
@@ -178,7 +176,6 @@ export class SandboxHost {
         uids,
         logger,
         nodeProxyPath: optional["node-proxy.cjs"] ? join(runDir.lib, "node-proxy.cjs") : null,
-        track: () => undefined, // replaced by the constructor
       },
       janitorReport,
       releaseLauncher,

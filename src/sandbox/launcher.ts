@@ -9,7 +9,7 @@
  * Warden holds ordinary net.Sockets (backpressure, half-close) without any
  * fd passing. See docs/launcher.md.
  */
-import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readdirSync, rmSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
@@ -129,16 +129,7 @@ export class Launcher {
   }
 
   private spawnDirect(args: readonly string[], helper?: HelperProcess): HelperProcess {
-    const seccomp = openSync(this.o.seccompPath, "r");
-    try {
-      const child = spawn(this.o.helperPath, [...args], {
-        stdio: ["pipe", "pipe", "pipe", "pipe", "pipe", seccomp, "pipe"],
-        env: {},
-      });
-      return fromChildProcess(child, helper);
-    } finally {
-      closeSync(seccomp);
-    }
+    return spawnHelper(this.o.helperPath, args, this.o.seccompPath, helper);
   }
 
   private forget(id: number): void {
@@ -309,16 +300,35 @@ export function registerLauncher(o: LauncherOptions): () => Promise<void> {
 }
 
 /**
- * Drop-in for `spawn(helperPath, args, { stdio: [pipe x5, seccompFd, pipe], env: {} })`.
- * Through the launcher when one is registered for this helper (fd 5 is then the
- * launcher's own open of the same seccomp file); else Node's spawn.
+ * Starts warden-exec with its six streams and the seccomp filter as fd 5,
+ * empty environment. Through the launcher when one is registered for this
+ * helper (it opens the filter itself); else with Node's spawn.
  */
 export function startHelper(
   helperPath: string,
   args: string[],
-  options: { stdio: SpawnOptions["stdio"]; env: Record<string, string> },
+  seccompPath: string,
 ): HelperProcess {
   const entry = launchers.get(helperPath);
-  if (entry && Object.keys(options.env).length === 0) return entry.launcher.start(args);
-  return fromChildProcess(spawn(helperPath, args, options));
+  if (entry) return entry.launcher.start(args);
+  return spawnHelper(helperPath, args, seccompPath);
+}
+
+/** Node's spawn (a fork of Warden): the fallback when no launcher serves. */
+function spawnHelper(
+  helperPath: string,
+  args: readonly string[],
+  seccompPath: string,
+  helper?: HelperProcess,
+): HelperProcess {
+  const seccomp = openSync(seccompPath, "r");
+  try {
+    const child = spawn(helperPath, [...args], {
+      stdio: ["pipe", "pipe", "pipe", "pipe", "pipe", seccomp, "pipe"],
+      env: {},
+    });
+    return fromChildProcess(child, helper);
+  } finally {
+    closeSync(seccomp); // the child has its own copy
+  }
 }

@@ -14,7 +14,10 @@
  */
 import { performance } from "node:perf_hooks";
 import type { Logger } from "../audit/logger.js";
+import type { PoolStats } from "../contract/metrics.js";
 import type { Box, BoxOptions, LaunchSpec } from "./box.js";
+
+export type { PoolStats };
 
 export interface PoolConfig {
   enabled: boolean;
@@ -35,16 +38,6 @@ export interface PoolTemplate {
   key: string;
   box: BoxOptions;
   launch: LaunchSpec;
-}
-
-export interface PoolStats {
-  key: string;
-  ready: number;
-  starting: number;
-  target: number;
-  hits: number;
-  misses: number;
-  memoryBytes: number;
 }
 
 interface Slot {

@@ -18,7 +18,8 @@ import type { OutputChunk } from "./types.js";
 export interface LaunchOptions {
   helperPath: string;
   helperArgs: string[];
-  seccompFd: number;
+  /** The seccomp filter, handed to the helper as fd 5. */
+  seccompPath: string;
   cgroup: Cgroup;
   /** The helper mounts a fresh workspace (and reports "R" once it has). */
   mountsWorkspace: boolean;
@@ -49,8 +50,6 @@ export interface Outcome {
   program: { exitCode: number } | { signal: number } | null;
   /** Helper's wait status of bubblewrap, when reported. */
   bwrapStatus: number | null;
-  /** The helper kept the workspace (--keep-if matched). */
-  workspaceKept: boolean;
   /** Warden-side failures (helper "E" lines, init errors, spawn errors). */
   errors: string[];
   timedOut: boolean;
@@ -102,7 +101,6 @@ export class Launched {
     this.outcome = {
       program: null,
       bwrapStatus: null,
-      workspaceKept: false,
       errors: [],
       timedOut: false,
       cpuExceeded: false,
@@ -114,10 +112,7 @@ export class Launched {
       wallTimeMs: 0,
       disk: null,
     };
-    const child = startHelper(o.helperPath, o.helperArgs, {
-      stdio: ["pipe", "pipe", "pipe", "pipe", "pipe", o.seccompFd, "pipe"],
-      env: {},
-    });
+    const child = startHelper(o.helperPath, o.helperArgs, o.seccompPath);
     this.child = child;
     this.stdio = child.stdio;
     const [, stdout, stderr, control, status, , request] = this.stdio;
@@ -203,8 +198,6 @@ export class Launched {
           freeBytes: Number(rest[1]),
           freeInodes: Number(rest[2]),
         };
-      } else if (kind === "K") {
-        this.outcome.workspaceKept = true;
       } else if (kind === "H") {
         this.holding = true;
       } else if (kind === "S") {
