@@ -82,14 +82,19 @@ export const FindingsField = z
   .optional()
   .describe("Static-analysis findings, when the key's or server's policy is audit or block.");
 
-/** The compile step of a compiled language. */
-export const StepResultSchema = z.object({
-  status: RunStatusSchema,
+/** How a program ended and what it printed: the same fields in every result that has them. */
+export const ProgramEndFields = {
   exitCode: z.number().int().nullable(),
   signal: z.string().nullable(),
   stdout: z.string(),
   stderr: z.string(),
   truncated: TruncatedSchema,
+};
+
+/** The compile step of a compiled language. */
+export const StepResultSchema = z.object({
+  status: RunStatusSchema,
+  ...ProgramEndFields,
   metrics: ResultMetricsSchema.pick({
     executionTimeMs: true,
     cpuTimeMs: true,
@@ -105,11 +110,7 @@ export const ExecutionResultSchema = z
     id: z.string(),
     status: ExecutionStatusSchema,
     success: SuccessField,
-    exitCode: z.number().int().nullable(),
-    signal: z.string().nullable(),
-    stdout: z.string(),
-    stderr: z.string(),
-    truncated: TruncatedSchema,
+    ...ProgramEndFields,
     compile: StepResultSchema.nullable(),
     ...ArtifactsFields,
     error: ErrorInfoSchema.nullable(),

@@ -12,6 +12,7 @@ import {
   ErrorInfoSchema,
   ExecutionResultSchema,
   FindingsField,
+  ProgramEndFields,
   SuccessField,
   TruncatedSchema,
 } from "./result.js";
@@ -40,11 +41,7 @@ export type CommandStatus = z.infer<typeof CommandStatusSchema>;
 export const CommandResultSchema = z.object({
   status: CommandStatusSchema,
   success: SuccessField,
-  exitCode: z.number().int().nullable(),
-  signal: z.string().nullable(),
-  stdout: z.string(),
-  stderr: z.string(),
-  truncated: TruncatedSchema,
+  ...ProgramEndFields,
   durationMs: z.number(),
   ...ArtifactsFields,
 });

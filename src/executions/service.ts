@@ -15,7 +15,7 @@ import type { ExecutionResult } from "../contract/result.js";
 import { executeCode } from "../runtimes/execute.js";
 import type { RuntimeRegistry } from "../runtimes/registry.js";
 import type { SandboxHost } from "../sandbox/host.js";
-import type { PoolStats } from "../sandbox/pool.js";
+import type { SystemMetrics, UserMetrics } from "../contract/metrics.js";
 import type { Db } from "../store/database.js";
 import type { AuditEvent, ExecutionRecord, RecordStore } from "../store/records.js";
 import type { Execution, ExecutionRequest, ExecutionSource } from "./execution.js";
@@ -69,30 +69,7 @@ export interface ExecuteOptions {
   network?: CreateExecutionInput["network"];
 }
 
-export interface SystemMetrics {
-  activeExecutions: number;
-  queuedExecutions: number;
-  totalUsers: number;
-  utilizationPercent: number;
-  maxConcurrentSandboxes: number;
-  maxSandboxesPerUser: number;
-  memoryReservedMb: number;
-  memoryBudgetMb: number;
-  /** `reserve` or `usage` (memoryBudgetMode). */
-  memoryBudgetMode: string;
-  /** usage mode: the kernel's last measure of all sandboxes' memory (MiB). */
-  memoryUsedMb: number;
-  /** The warm pool, per template: boxes ready and starting, its target, hits and misses. */
-  pool: PoolStats[];
-}
-
-export interface UserMetrics {
-  userId: string;
-  activeExecutions: number;
-  queuedExecutions: number;
-  utilizationPercent: number;
-  maxSandboxesPerUser: number;
-}
+export type { SystemMetrics, UserMetrics };
 
 const COMPILE_MEMORY_FLOOR_MB = 0;
 

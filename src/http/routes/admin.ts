@@ -10,6 +10,7 @@ import { keyRoutes } from "./admin-keys.js";
 import { Params } from "./sessions.js";
 import { emptyBodyIsNoBody } from "../empty-body.js";
 import { ErrorResponses, IdParamsSchema } from "../schemas.js";
+import { SystemMetricsSchema, UserMetricsSchema } from "../../contract/metrics.js";
 
 const errors = ErrorResponses;
 const ExecutionIdParams = z.object({ executionId: IdParamsSchema.shape.id });
@@ -82,33 +83,7 @@ export const adminRoutes: FastifyPluginAsyncZod<{
       schema: {
         summary: "System-wide sandbox metrics",
         response: {
-          200: z.object({
-            activeExecutions: z.number(),
-            queuedExecutions: z.number(),
-            totalUsers: z.number(),
-            utilizationPercent: z.number(),
-            maxConcurrentSandboxes: z.number(),
-            maxSandboxesPerUser: z.number(),
-            memoryReservedMb: z.number(),
-            memoryBudgetMb: z.number(),
-            memoryBudgetMode: z.string(),
-            memoryUsedMb: z.number(),
-            pool: z
-              .array(
-                z.object({
-                  key: z.string(),
-                  ready: z.number(),
-                  starting: z.number(),
-                  target: z.number(),
-                  hits: z.number(),
-                  misses: z.number(),
-                  memoryBytes: z.number(),
-                }),
-              )
-              .describe(
-                "The warm pool per template (language|diskMb|memoryMb|pids|openFiles[|warm]): boxes ready and starting, the size it aims for, hits, misses, memory in use.",
-              ),
-          }),
+          200: SystemMetricsSchema,
           ...errors,
         },
       },
@@ -124,13 +99,7 @@ export const adminRoutes: FastifyPluginAsyncZod<{
         summary: "One user's sandbox metrics",
         params: z.object({ userId: z.string().regex(USER_ID_PATTERN) }),
         response: {
-          200: z.object({
-            userId: z.string(),
-            activeExecutions: z.number(),
-            queuedExecutions: z.number(),
-            utilizationPercent: z.number(),
-            maxSandboxesPerUser: z.number(),
-          }),
+          200: UserMetricsSchema,
           ...errors,
         },
       },
