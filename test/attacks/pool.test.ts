@@ -3,6 +3,7 @@
  * execution that takes one sees nothing of any earlier execution, runs under
  * its own request's limits, and with a cold run's semantics.
  */
+import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { executeCode } from "../../src/runtimes/execute.js";
 import { runtimeTemplate } from "../../src/runtimes/warm.js";
@@ -138,17 +139,36 @@ describe("warm pool", () => {
   });
 
   it("a request the warm interpreter cannot honour runs with the semantics it asked for", async () => {
+    // PYTHONHASHSEED is read only at start-up: the same interpreter on the host says
+    // what a cold start prints.
+    const code = "print(hash('warden'))";
+    const expected = execFileSync("/usr/bin/python3", ["-c", code], {
+      env: { PYTHONHASHSEED: "0" },
+    }).toString();
     const l = limits({ diskMb: 32 });
+    const template = runtimeTemplate(host, registry.resolve("python"), l);
     await warmed("python", l);
-    // PYTHONHASHSEED is read at start-up: the box runs it cold (or the stub execs it).
-    const seeded = await run("python", "print(hash('warden'))", l, {
-      env: { PYTHONHASHSEED: "0" },
-    });
-    const again = await run("python", "print(hash('warden'))", l, {
-      env: { PYTHONHASHSEED: "0" },
-    });
-    expect(seeded.result.stdout).toBe(again.result.stdout);
-    expect(seeded.result.status).toBe("completed");
+    // Warden does not hand such a request to a warm box...
+    const seeded = await run("python", code, l, { env: { PYTHONHASHSEED: "0" } });
+    expect(seeded.result.metrics.warmStart).toBe(false);
+    expect(seeded.result.stdout).toBe(expected);
+    // ...and a warm stub given one anyway execs it cold.
+    const box = await host.prepare(template.box);
+    try {
+      await box.prestart(template.launch);
+      box.provide([{ path: "main.py", content: code }]);
+      const python = registry.resolve("python").tools.python!;
+      const ran = await box.run({
+        argv: [python, "-u", "main.py"],
+        env: { PYTHONHASHSEED: "0" },
+        limits: l,
+        mounts: [...(template.launch.mounts ?? [])],
+      });
+      expect(ran.warm).toBe(true);
+      expect(ran.stdout).toBe(expected);
+    } finally {
+      await box.destroy();
+    }
   });
 
   it("node runs the user's file as its main module", async () => {
