@@ -71,12 +71,7 @@ const rawUploadRoute: FastifyPluginAsyncZod<{
     async (request, reply) => {
       const body = request.body;
       const content = Buffer.isBuffer(body) ? body : Buffer.alloc(0); // no body: an empty file
-      await sessions.writeFile(
-        request.params.id,
-        request.actor!.userId,
-        request.params["*"],
-        content,
-      );
+      await sessions.writeFile(...uploadTarget(request), content);
       return reply.status(204).send();
     },
   );
@@ -268,12 +263,7 @@ export const sessionRoutes: FastifyPluginAsyncZod<{
           throw fileTooLarge(maxFileBytes);
         throw error;
       }
-      await sessions.writeFile(
-        request.params.id,
-        request.actor!.userId,
-        request.params["*"],
-        content,
-      );
+      await sessions.writeFile(...uploadTarget(request), content);
       return reply.status(204).send();
     },
   );
@@ -345,3 +335,11 @@ export const sessionRoutes: FastifyPluginAsyncZod<{
     },
   );
 };
+
+/** Where an upload goes, from either upload route: session, owner, path in the workspace. */
+function uploadTarget(request: {
+  params: { id: string; "*": string };
+  actor: { userId: string } | null;
+}): [string, string, string] {
+  return [request.params.id, request.actor!.userId, request.params["*"]];
+}
