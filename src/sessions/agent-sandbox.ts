@@ -17,6 +17,7 @@ import type { SandboxHost } from "../sandbox/host.js";
 import type { RunResult, SandboxLimits, SandboxNetwork } from "../sandbox/types.js";
 import { AgentChannel } from "./agent-channel.js";
 import type { AgentEvent, AgentOp } from "./agent-protocol.js";
+import { prefixEnv } from "./prefixes.js";
 import { PREVIEW_SOCKET, PreviewRelay } from "./preview.js";
 
 export type { AgentEvent } from "./agent-protocol.js";
@@ -112,9 +113,10 @@ export class AgentSandbox {
           { source: relay.path, target: PREVIEW_SOCKET },
         ],
         network: options.network,
-        env: python
-          ? { WARDEN_PYTHON: python, MPLBACKEND: "Agg", PYTHONDONTWRITEBYTECODE: "1" }
-          : {},
+        env: {
+          ...prefixEnv(python),
+          ...(python ? { MPLBACKEND: "Agg", PYTHONDONTWRITEBYTECODE: "1" } : {}),
+        },
         stdin: this.input,
         retainOutput: false,
         // The agent's stdout is bounded per line by the channel, not as a whole.
