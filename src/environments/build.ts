@@ -109,12 +109,7 @@ export async function buildEnvironment(
     throw new WardenError("INVALID_REQUEST", 'name: "default" is the built-in environment');
   if (!request.python && !request.node)
     throw new WardenError("INVALID_REQUEST", "give --python or --node (or both)");
-  if (
-    await ctx.store.get(name).then(
-      () => true,
-      () => false,
-    )
-  )
+  if (ctx.store.has(name))
     throw new WardenError("INVALID_REQUEST", `name: environment "${name}" already exists`);
   const files: SandboxFile[] = [];
   let fromDir: string | undefined;

@@ -5,10 +5,11 @@
  * a whole environment or none, and a failed build leaves nothing.
  *
  * Use is tracked across processes (the CLI's `env rm` runs beside a live
- * service): a process holding an environment keeps `leases/<pid>` there,
- * naming its start time so a reused pid is not mistaken for it.
+ * service): each use (a running execution, a live session) keeps a file
+ * `leases/<pid>-<n>` there holding its process's start time, so a lease of a
+ * dead process (or of a reused pid) is told apart and ignored.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
@@ -45,9 +46,12 @@ function startTime(pid: number): string | null {
   }
 }
 
+let leaseSeq = 0;
+
 export class EnvironmentStore {
   readonly root: string;
-  private readonly held = new Map<string, number>();
+  /** Manifests read, by name, with the file's identity when read. */
+  private readonly cache = new Map<string, { stamp: string; info: EnvironmentInfo }>();
 
   constructor(
     dataDir: string,
@@ -79,24 +83,51 @@ export class EnvironmentStore {
     const out: EnvironmentInfo[] = [this.defaultInfo()];
     for (const name of names.sort()) {
       if (!ENVIRONMENT_NAME.test(name) || name === DEFAULT_ENVIRONMENT) continue;
-      const info = await this.read(name).catch(() => null);
+      const info = this.find(name);
       if (info) out.push(info);
     }
     return out;
   }
 
-  private async read(name: string): Promise<EnvironmentInfo | null> {
+  /**
+   * A manifest, read synchronously (a request is checked on its way in) and
+   * cached while the file is unchanged.
+   */
+  private read(name: string): EnvironmentInfo | null {
     const path = join(this.dirOf(name), "manifest.json");
-    const st = await stat(path).catch(() => null);
-    if (!st?.isFile() || st.size > MAX_MANIFEST_BYTES) return null;
-    return ManifestSchema.parse(JSON.parse(await readFile(path, "utf8")));
+    let st;
+    try {
+      st = statSync(path);
+    } catch {
+      this.cache.delete(name);
+      return null;
+    }
+    if (!st.isFile() || st.size > MAX_MANIFEST_BYTES) return null;
+    const stamp = `${st.ino}:${st.mtimeMs}:${st.size}`;
+    const cached = this.cache.get(name);
+    if (cached?.stamp === stamp) return cached.info;
+    const info = ManifestSchema.parse(JSON.parse(readFileSync(path, "utf8")));
+    this.cache.set(name, { stamp, info });
+    return info;
+  }
+
+  private find(name: string): EnvironmentInfo | null {
+    try {
+      return this.read(name);
+    } catch {
+      return null; // a damaged manifest: not an environment
+    }
+  }
+
+  has(name: string): boolean {
+    return this.find(name) !== null;
   }
 
   /** An environment by name; NOT_FOUND naming `field` when there is none. */
-  async get(name: string, field = "name"): Promise<EnvironmentInfo> {
+  get(name: string, field = "name"): EnvironmentInfo {
     if (name === DEFAULT_ENVIRONMENT) return this.defaultInfo();
     checkEnvironmentName(name, field);
-    const info = await this.read(name).catch(() => null);
+    const info = this.find(name);
     if (!info)
       throw new WardenError(
         "NOT_FOUND",
@@ -106,9 +137,9 @@ export class EnvironmentStore {
   }
 
   /** What a run mounts for `name`; null for the default environment (nothing to mount). */
-  async resolve(name: string | undefined, field: string): Promise<EnvironmentMount | null> {
+  resolve(name: string | undefined, field: string): EnvironmentMount | null {
     if (name === undefined || name === DEFAULT_ENVIRONMENT) return null;
-    const info = await this.get(name, field);
+    const info = this.get(name, field);
     return mountOf(
       info.name,
       `${info.name}@${info.createdAt}`,
@@ -118,30 +149,24 @@ export class EnvironmentStore {
   }
 
   /**
-   * Marks `name` in use by this process until the returned release is called
-   * (idempotent). Throws NOT_FOUND when it was removed meanwhile.
+   * Marks `name` in use until the returned release is called (idempotent).
+   * Throws NOT_FOUND naming `field` when it was removed meanwhile.
    */
   async acquire(name: string, field = "environment"): Promise<() => Promise<void>> {
-    const count = this.held.get(name) ?? 0;
-    this.held.set(name, count + 1);
+    const leases = join(this.dirOf(name), "leases");
+    const lease = join(leases, `${process.pid}-${++leaseSeq}`);
     let released = false;
     const release = async (): Promise<void> => {
       if (released) return;
       released = true;
-      const left = (this.held.get(name) ?? 1) - 1;
-      if (left > 0) return void this.held.set(name, left);
-      this.held.delete(name);
-      await unlink(this.leasePath(name)).catch(() => undefined);
+      await unlink(lease).catch(() => undefined);
     };
     try {
-      if (count === 0) {
-        const leases = join(this.dirOf(name), "leases");
-        await mkdir(leases, { recursive: false, mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
-          if (e.code !== "EEXIST") throw e;
-        });
-        await writeFile(this.leasePath(name), startTime(process.pid) ?? "");
-      }
-      await this.get(name, field); // still there after the lease is down
+      await mkdir(leases, { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== "EEXIST") throw e;
+      });
+      await writeFile(lease, startTime(process.pid) ?? "");
+      this.get(name, field); // still there once the lease is down (see remove)
     } catch (error) {
       await release();
       if (error instanceof WardenError) throw error;
@@ -150,27 +175,23 @@ export class EnvironmentStore {
     return release;
   }
 
-  private leasePath(name: string): string {
-    return join(this.dirOf(name), "leases", String(process.pid));
-  }
-
   /** Processes holding the environment in `dir` now (stale leases are removed). */
   private async holders(dir: string): Promise<number[]> {
     const live: number[] = [];
     for (const entry of await readdir(join(dir, "leases")).catch(() => [] as string[])) {
-      const pid = Number(entry);
+      const pid = Number(entry.split("-")[0]);
       const recorded = await readFile(join(dir, "leases", entry), "utf8").catch(() => null);
       if (Number.isInteger(pid) && recorded !== null && startTime(pid) === recorded) live.push(pid);
       else await unlink(join(dir, "leases", entry)).catch(() => undefined);
     }
-    return live;
+    return [...new Set(live)];
   }
 
   /** Removes an environment no process uses; INVALID_REQUEST naming the users otherwise. */
   async remove(name: string): Promise<void> {
     if (name === DEFAULT_ENVIRONMENT)
       throw new WardenError("INVALID_REQUEST", `name: "default" is built in and cannot be removed`);
-    await this.get(name);
+    this.get(name);
     const dir = this.dirOf(name);
     const inUse = (pids: number[]): WardenError =>
       new WardenError(

@@ -158,6 +158,7 @@ const TAGS: [prefix: RegExp, tag: string, description: string][] = [
   [/^\/v1\/sessions\b/, "sessions", "Sessions: sandboxes that live across calls"],
   [/^\/v1\/(executions|runtimes)\b/, "executions", "Run code once"],
   [/^\/v1\/(notebooks|analyze)\b/, "notebooks", "Notebooks and static analysis"],
+  [/^\/v1\/environments\b/, "environments", "Prebuilt package environments"],
   [/^\/api\/sandbox\//, "admin", "Monitoring and administration (admin keys)"],
   [/^\/api\/v2\//, "piston", "The Piston-compatible API"],
   [/^\/mcp$/, "mcp", "The MCP server over HTTP"],

@@ -69,7 +69,7 @@ describe("environments", () => {
     });
     expect(info.packages).toEqual([{ language: "python", name: "wardendemo", version: "1.2.3" }]);
     expect(info.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
-    const mount = await store.resolve("fromdir", "environment");
+    const mount = store.resolve("fromdir", "environment");
     const r = await runCode("python", "import wardendemo; print(wardendemo.GREETING)", {
       environment: mount,
     });
@@ -87,7 +87,7 @@ describe("environments", () => {
       { language: "python", name: "wardenidx", version: "2.0.1" },
       { language: "node", name: "warden-npm-demo", version: "1.4.0" },
     ]);
-    const mount = await store.resolve("fromindex", "environment");
+    const mount = store.resolve("fromindex", "environment");
     const py = await runCode("python", "import wardenidx; print(wardenidx.VALUE)", {
       environment: mount,
     });
@@ -97,4 +97,41 @@ describe("environments", () => {
     });
     expect(js.stdout).toBe("npm-hello\n");
   }, 240_000);
+
+  it("is read-only inside the sandbox, importable from ESM and from a venv layered on it", async () => {
+    const mount = store.resolve("fromindex", "environment");
+    const write = await runCode(
+      "python",
+      [
+        "import os",
+        "for p in ['/.warden/env/python/wardenidx/__init__.py', '/.warden/env/python/new.py', '/node_modules/x']:",
+        "    try:",
+        "        open(p, 'a').write('x')",
+        "        print('WROTE', p)",
+        "    except OSError as e:",
+        "        print('refused', e.errno)",
+      ].join("\n"),
+      { environment: mount },
+    );
+    // EACCES (root's file) or EROFS (the mount): never written.
+    expect(write.stdout).toMatch(/^refused (13|30)\nrefused 30\nrefused 30\n$/);
+    const esm = await runCode(
+      "javascript",
+      "import('warden-npm-demo').then((m) => console.log(m.default.hello()))",
+      { environment: mount },
+    );
+    expect(esm.stdout).toBe("npm-hello\n");
+    // A venv with --system-site-packages (how a session layers its own installs).
+    const venv = await runCode(
+      "bash",
+      [
+        "set -e",
+        "python3 -m venv --without-pip --system-site-packages /tmp/v",
+        "/tmp/v/bin/python -c 'import sys, wardenidx; print(wardenidx.VALUE, sys.prefix)'",
+      ].join("\n"),
+      { environment: mount },
+    );
+    expect(venv.stderr).toBe("");
+    expect(venv.stdout).toBe("from-index /tmp/v\n");
+  }, 120_000);
 });
