@@ -128,8 +128,10 @@ export function isPrivateAllowed(address: string): boolean {
   if (family === 6 && mapped) return isPrivateAllowed(mapped[1]!);
   const type = family === 4 ? "ipv4" : "ipv6";
   if (METADATA.check(address, type)) return false;
-  if (family === 6 && EMBEDDED_V4.check(address, "ipv6")) return false;
-  return PRIVATE_OK.check(address, type);
+  // ::1 lies in ::/96 (v4-compatible); other v4-embedding forms stay refused.
+  if (PRIVATE_OK.check(address, type))
+    return !(family === 6 && address !== "::1" && EMBEDDED_V4.check(address, "ipv6"));
+  return false;
 }
 
 /** The egress a run gets: validated, and within the server's bounds. */
