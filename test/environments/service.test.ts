@@ -13,6 +13,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { warden } from "../helpers/cli.js";
+import { call } from "../mcp/drive.js";
 import { makeNpmTarball, makeWheel, PackageIndex } from "../helpers/package-index.js";
 import { startServer, type TestServer } from "../helpers/server.js";
 
@@ -179,30 +180,24 @@ describe("environments through every interface", () => {
     const client = new Client({ name: "warden-test", version: "1.0.0" });
     await client.connect(transport);
     try {
-      const ran = (await client.callTool({
-        name: "run_code",
-        arguments: {
-          language: "python",
-          code: "import wardenidx; print(wardenidx.VALUE)",
-          environment: "demo",
-        },
-      })) as { structuredContent: { stdout: string } };
-      expect(ran.structuredContent.stdout).toBe("from-index\n");
-      const box = (await client.callTool({
-        name: "create_sandbox",
-        arguments: { language: "javascript", environment: "demo" },
-      })) as { structuredContent: { sandbox_id: string } };
-      const cell = (await client.callTool({
-        name: "run_in_sandbox",
-        arguments: {
-          sandbox_id: box.structuredContent.sandbox_id,
-          code: "require('warden-npm-demo').hello()",
-        },
-      })) as { content: { text?: string }[] };
+      const ran = await call(client, "run_code", {
+        language: "python",
+        code: "import wardenidx; print(wardenidx.VALUE)",
+        environment: "demo",
+      });
+      expect(ran.structuredContent!.stdout).toBe("from-index\n");
+      const box = await call(client, "create_sandbox", {
+        language: "javascript",
+        environment: "demo",
+      });
+      const cell = await call(client, "run_in_sandbox", {
+        sandbox_id: box.structuredContent!.sandbox_id as string,
+        code: "require('warden-npm-demo').hello()",
+      });
       expect(JSON.stringify(cell.content)).toMatch(/npm-hello/);
       await client.callTool({
         name: "destroy_sandbox",
-        arguments: { sandbox_id: box.structuredContent.sandbox_id },
+        arguments: { sandbox_id: box.structuredContent!.sandbox_id as string },
       });
     } finally {
       await client.close();
