@@ -49,6 +49,8 @@ const OPERATIONS: Record<string, Operation> = {
   "GET /healthz": { id: "getHealth" },
   "GET /readyz": { id: "getReadiness" },
   "GET /v1/runtimes": { id: "listRuntimes" },
+  "GET /v1/environments": { id: "listEnvironments" },
+  "GET /v1/environments/{name}": { id: "getEnvironment" },
   "POST /v1/executions": { id: "createExecution" },
   "GET /v1/executions": { id: "listExecutions" },
   "GET /v1/executions/{id}": { id: "getExecution" },

@@ -209,6 +209,6 @@ export async function buildServer(deps: ServerDeps) {
     analyzer: deps.analyzer,
     config,
   });
-  await app.register(environmentRoutes, { environments: service.environments });
+  await app.register(environmentRoutes, { dataDir: config.dataDir });
   return app;
 }

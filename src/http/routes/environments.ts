@@ -2,17 +2,19 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { EnvironmentListSchema, EnvironmentSchema } from "../../contract/environment.js";
-import type { EnvironmentStore } from "../../environments/store.js";
+import { EnvironmentStore } from "../../environments/store.js";
 import { ErrorResponses } from "../schemas.js";
 
 export interface EnvironmentRoutesOptions {
-  environments: EnvironmentStore;
+  /** Where the environments are (the store reads them as they are now; the CLI builds them). */
+  dataDir: string;
 }
 
 export const environmentRoutes: FastifyPluginAsyncZod<EnvironmentRoutesOptions> = async (
   app,
-  { environments },
+  { dataDir },
 ) => {
+  const environments = new EnvironmentStore(dataDir);
   app.get(
     "/v1/environments",
     {
