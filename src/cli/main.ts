@@ -69,6 +69,7 @@ function program(setExit: (code: number) => void): Command {
     .option("--cell-timeout <seconds>", "per-cell timeout (default notebooks.cellTimeout)")
     .option("--continue", "keep going after a failing cell (default: stop)")
     .option("--policy <mode>", "static-analysis policy: off, audit or block (default policy.mode)")
+    .option("--environment <name>", "a prebuilt environment for the notebook (warden env list)")
     .option("--json", "print the run (notebook and summary) as JSON")
     .action(
       async (
@@ -78,6 +79,7 @@ function program(setExit: (code: number) => void): Command {
           cellTimeout?: string;
           continue?: boolean;
           policy?: string;
+          environment?: string;
           json?: boolean;
         },
         cmd: Command,
