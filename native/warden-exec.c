@@ -11,6 +11,10 @@
  *      does not grow with every live sandbox, and nothing is left mounted when
  *      the box ends), then reports "R"; with --join PID it enters the mount
  *      namespace of the box's first helper instead (a box's later runs);
+ *      with --ro-bind SRC NAME, binds the host directory SRC read-only at
+ *      DIR/NAME in that namespace, as root, so bubblewrap (which opens its
+ *      bind sources as the sandbox uid) can bind a directory the sandbox uid
+ *      could not reach on the host (an environment in the 0700 data dir);
  *   2. forks a child that writes its pid into each cgroup file, applies the
  *      rlimits, clears supplementary groups, switches to the sandbox uid/gid,
  *      sets no_new_privs and execs the program (bubblewrap); the sandbox's
@@ -85,6 +89,8 @@ struct options {
   int n_rlimits;
   int keep_fds[MAX_LIST];
   int n_keep_fds;
+  const char *bind_src[MAX_LIST], *bind_name[MAX_LIST];
+  int n_binds;
   long uid, gid;
   char **argv;
 };
@@ -117,6 +123,21 @@ static void parse(int argc, char **argv, struct options *o) {
     }
     if (!v) break;
     i++;
+    if (!strcmp(a, "--ro-bind")) {
+      /* Two values: SRC NAME. NAME is one plain component, never a path. */
+      if (i + 1 >= argc || o->n_binds >= MAX_LIST) {
+        report("E --ro-bind needs SRC NAME (at most %d)", MAX_LIST);
+        _exit(125);
+      }
+      const char *name = argv[++i];
+      if (v[0] != '/' || !*name || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789") != strlen(name)) {
+        report("E --ro-bind needs an absolute SRC and a [a-z0-9] NAME");
+        _exit(125);
+      }
+      o->bind_src[o->n_binds] = v;
+      o->bind_name[o->n_binds++] = name;
+      continue;
+    }
     if (!strcmp(a, "--join")) {
       o->join = (long)parse_num(v, a);
       continue;
@@ -151,6 +172,10 @@ static void parse(int argc, char **argv, struct options *o) {
       report("E unknown option: %s", a);
       _exit(125);
     }
+  }
+  if (o->n_binds && !o->mount) {
+    report("E --ro-bind needs --mount");
+    _exit(125);
   }
   if ((o->mount || o->join) && !o->workspace) {
     report("E --mount and --join need --workspace");
@@ -254,6 +279,17 @@ int main(int argc, char **argv) {
       if (mkdir(path, dirs[i].mode) < 0 || chown(path, (uid_t)o.uid, (gid_t)o.gid) < 0 ||
           chmod(path, dirs[i].mode) < 0)
         fail(path);
+    }
+    /* Read-only binds beside them: a root-owned mount point in the tmpfs, the
+     * source bound on it and made read-only, nosuid, nodev. They live in this
+     * namespace only and go with it, like the workspace. */
+    for (int i = 0; i < o.n_binds; i++) {
+      char path[4096];
+      snprintf(path, sizeof path, "%s/%s", o.workspace, o.bind_name[i]);
+      if (mkdir(path, 0755) < 0) fail(path);
+      if (mount(o.bind_src[i], path, NULL, MS_BIND | MS_REC, NULL) < 0) fail(o.bind_src[i]);
+      if (mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+        fail("remount bind read-only");
     }
   } else if (o.join) {
     char path[64];

@@ -12,6 +12,7 @@ import { benchScale, type ScaleResult } from "./bench-scale.js";
 import { measureWarm } from "./bench-session.js";
 import { renderTable, summaryRows, type SummaryRow } from "./bench-summary.js";
 import { warmLatencyRows } from "./bench-warm.js";
+import { benchEnvironments, type EnvBenchRow } from "./bench-env.js";
 import { bareRate, bareSpawn, round, stats, timed, type Stats } from "./measure.js";
 import { createContext, openHost, type GlobalOptions } from "./context.js";
 
@@ -183,6 +184,21 @@ export async function benchCommand(options: BenchOptions): Promise<number> {
     log(`\nbare python3 -c pass from 2 parallel spawners: ${bareRate2}/s`);
   }
   await host.close();
+  let environments: EnvBenchRow[] = [];
+  if (python) {
+    log("\nenvironments: start of python `pass` with an environment vs the default one");
+    environments = await benchEnvironments({
+      config: ctx.config,
+      registry: ctx.registry,
+      logger: ctx.logger,
+      limits: LIMITS,
+      runs,
+    });
+    for (const row of environments)
+      log(
+        `  ${row.case.padEnd(22)} ${`${row.files} files, ${round(row.sizeBytes / 1024 / 1024)} MiB`.padEnd(22)} cold ${row.cold.medianMs} ms (${row.coldRatio}x)   warm ${row.warm.medianMs} ms (${row.warmRatio}x)`,
+      );
+  }
   const concurrency = Math.max(1, Number(options.concurrency ?? 20));
   let http: HttpBenchResult | null = null;
   if (options.http !== false) {
@@ -228,7 +244,7 @@ export async function benchCommand(options: BenchOptions): Promise<number> {
   log(`\nsummary (same-run ratios against a bare spawn)\n${renderTable(summary)}`);
   if (options.json)
     process.stdout.write(
-      `${JSON.stringify({ runs, overhead, timeouts, warm, bareRate2, throughput: http?.rows, pool: http?.pool ?? null, scale, summary, peakRssMb }, null, 2)}\n`,
+      `${JSON.stringify({ runs, overhead, timeouts, warm, environments, bareRate2, throughput: http?.rows, pool: http?.pool ?? null, scale, summary, peakRssMb }, null, 2)}\n`,
     );
   return scale && scale.errors > 0 ? 1 : 0;
 }

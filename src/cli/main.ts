@@ -4,6 +4,7 @@ import { WardenError } from "../errors.js";
 import { packageVersion } from "../util/version.js";
 import { benchCommand, type BenchOptions } from "./bench.js";
 import { doctorCommand } from "./doctor.js";
+import { envCreate, envList, envRemove, type EnvCreateOptions } from "./env.js";
 import type { GlobalOptions } from "./context.js";
 import { keysCreate, keysList, keysRevoke, type KeysCreateOptions } from "./keys.js";
 import { DEFAULT_MCP_USER, mcpCommand, type McpOptions } from "./mcp.js";
@@ -35,6 +36,10 @@ function program(setExit: (code: number) => void): Command {
     .option("--cpu <percent>", "share of the host's CPU capacity")
     .option("--disk <mb>", "size of /workspace + /tmp in MiB")
     .option("--allow-net <hosts>", "domains the program may reach (network policy)")
+    .option(
+      "--environment <name>",
+      "a prebuilt environment to import packages from (warden env list)",
+    )
     .option("--json", "print the result as JSON instead of streaming the output")
     .action(async (file: string, args: string[], opts: RunOptions, cmd: Command) => {
       setExit(await runCommand(file, args, { ...cmd.optsWithGlobals<RunOptions>(), ...opts }));
@@ -64,6 +69,7 @@ function program(setExit: (code: number) => void): Command {
     .option("--cell-timeout <seconds>", "per-cell timeout (default notebooks.cellTimeout)")
     .option("--continue", "keep going after a failing cell (default: stop)")
     .option("--policy <mode>", "static-analysis policy: off, audit or block (default policy.mode)")
+    .option("--environment <name>", "a prebuilt environment for the notebook (warden env list)")
     .option("--json", "print the run (notebook and summary) as JSON")
     .action(
       async (
@@ -73,6 +79,7 @@ function program(setExit: (code: number) => void): Command {
           cellTimeout?: string;
           continue?: boolean;
           policy?: string;
+          environment?: string;
           json?: boolean;
         },
         cmd: Command,
@@ -130,6 +137,39 @@ function program(setExit: (code: number) => void): Command {
     .argument("<id>", "key id (see keys list)")
     .action((id: string, _opts: unknown, cmd: Command) => {
       setExit(keysRevoke({ ...cmd.optsWithGlobals<GlobalOptions>(), id }));
+    });
+
+  const env = cli.command("env").description("prebuilt package environments");
+  env
+    .command("create")
+    .description(
+      "build an environment in a sandbox (pip/npm reach only the configured index) and store it in the data dir",
+    )
+    .argument("<name>", "lower case letters, digits, . _ - (at most 63)")
+    .option("--python", "a Python environment (pip install --target)")
+    .option("--pip <packages...>", "Python packages, e.g. numpy==2.1.0")
+    .option("--requirements <file>", "a requirements file for pip")
+    .option("--from-dir <dir>", "install from wheels/sdists in DIR only (no index, no network)")
+    .option("--node", "a Node.js environment (npm install)")
+    .option("--npm <packages...>", "npm packages, e.g. lodash@4")
+    .option("--quiet", "do not show the installers' output")
+    .option("--json", "print the environment as JSON")
+    .action(async (name: string, opts: EnvCreateOptions, cmd: Command) => {
+      setExit(await envCreate(name, { ...cmd.optsWithGlobals<EnvCreateOptions>(), ...opts }));
+    });
+  env
+    .command("list")
+    .description("list environments (the built-in default first)")
+    .option("--json", "as JSON")
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      setExit(await envList({ ...cmd.optsWithGlobals<GlobalOptions>(), ...opts }));
+    });
+  env
+    .command("rm")
+    .description("remove an environment no running execution or live session uses")
+    .argument("<name>", "the environment")
+    .action(async (name: string, _opts: unknown, cmd: Command) => {
+      setExit(await envRemove(name, cmd.optsWithGlobals<GlobalOptions>()));
     });
 
   cli

@@ -71,6 +71,7 @@ export async function notebookRunCommand(
     output?: string;
     policy?: string;
     cellTimeout?: string;
+    environment?: string;
     continue?: boolean;
     json?: boolean;
   },
@@ -110,7 +111,7 @@ export async function notebookRunCommand(
     const run = await notebooks.run(
       notebook,
       { userId: "cli" },
-      { cellTimeout, stopOnError: !options.continue },
+      { cellTimeout, stopOnError: !options.continue, environment: options.environment },
     );
     const text = `${JSON.stringify(run.notebook, null, 1)}\n`;
     if (options.output) await writeFile(options.output, text);

@@ -1,6 +1,6 @@
 /** `warden run FILE|-`: one program, on this machine, behind full isolation. */
 import { readFile } from "node:fs/promises";
-import { basename, extname } from "node:path";
+import { basename, extname, resolve } from "node:path";
 import { constants } from "node:os";
 import { resolveLimits, type RequestLimits } from "../executions/limits.js";
 import type { EgressEvent } from "../network/events.js";
@@ -8,6 +8,7 @@ import { resolveEgress } from "../network/policy.js";
 import { WardenError } from "../errors.js";
 import type { ExecutionResult } from "../contract/result.js";
 import { executeCode } from "../runtimes/execute.js";
+import { EnvironmentStore } from "../environments/store.js";
 import { createContext, openHost, type GlobalOptions } from "./context.js";
 
 export interface RunOptions extends GlobalOptions {
@@ -18,6 +19,7 @@ export interface RunOptions extends GlobalOptions {
   cpu?: string;
   disk?: string;
   allowNet?: string;
+  environment?: string;
   json?: boolean;
 }
 
@@ -172,6 +174,11 @@ export async function runCommand(
   // Java wants the file named after its class; everything else keeps the user's name.
   const fileName =
     fromStdin || definition.language === "java" ? definition.fileName : basename(file);
+  const environments = new EnvironmentStore(resolve(ctx.config.dataDir));
+  const environment = environments.resolve(options.environment, "--environment");
+  const release = environment
+    ? await environments.acquire(environment.name, "--environment")
+    : async () => undefined;
   const host = await openHost(ctx);
   const result = await executeCode(host, ctx.registry, {
     language: definition.language,
@@ -179,6 +186,7 @@ export async function runCommand(
     stdin,
     args,
     limits,
+    environment,
     network: egress
       ? {
           policy: egress,
@@ -191,7 +199,10 @@ export async function runCommand(
     onOutput: options.json
       ? undefined
       : (chunk) => (chunk.stream === "stdout" ? process.stdout : process.stderr).write(chunk.data),
-  }).finally(() => host.close());
+  }).finally(async () => {
+    await host.close();
+    await release();
+  });
   if (options.json) {
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   } else {

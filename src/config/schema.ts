@@ -2,6 +2,7 @@ import { isIP } from "node:net";
 import { z } from "zod";
 import { parseHostname, parsePattern } from "../util/hostname.js";
 import { RuntimeDefinitionSchema } from "./runtime-definition.js";
+import { EnvironmentsConfigSchema } from "./environments.js";
 
 const MiB = 1024 * 1024;
 
@@ -175,6 +176,13 @@ export const NetworkConfigSchema = z
       .boolean()
       .default(false)
       .describe("TEST ONLY: let allowed names resolve to loopback/private/metadata addresses."),
+    privateHosts: z
+      .array(HostNameSchema)
+      .max(64)
+      .default([])
+      .describe(
+        "Host names (exact) that may resolve to loopback or private addresses, e.g. an internal package mirror; config only, never from a request or key. Link-local and cloud metadata addresses stay refused. Every other name keeps full SSRF protection.",
+      ),
   })
   .strict();
 
@@ -690,6 +698,9 @@ export const ConfigSchema = z
     network: NetworkConfigSchema.default(NetworkConfigSchema.parse({})),
     policy: PolicyConfigSchema.default(PolicyConfigSchema.parse({})),
     notebooks: NotebookConfigSchema.default(NotebookConfigSchema.parse({})),
+    environments: EnvironmentsConfigSchema.default(EnvironmentsConfigSchema.parse({})).describe(
+      "Prebuilt package environments (docs/environments.md).",
+    ),
     runtimes: z
       .array(RuntimeDefinitionSchema)
       .default([])

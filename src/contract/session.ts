@@ -119,4 +119,8 @@ export const SessionSchema = z.object({
     .describe("Hosts the session may reach through the egress proxy; empty = no network."),
   limits: SandboxLimitsSchema.pick({ memoryMb: true, cpuPercent: true, diskMb: true, pids: true }),
   metadata: z.record(z.string(), z.string()),
+  environment: z
+    .string()
+    .optional()
+    .describe("The prebuilt environment mounted read-only (GET /v1/environments)."),
 });

@@ -6,6 +6,7 @@
 import { EventEmitter } from "node:events";
 import type { ErrorInfo } from "../errors.js";
 import type { EgressPolicy } from "../network/policy.js";
+import type { SandboxEnvironment } from "../sandbox/types.js";
 import { blankResult, type ExecutionResult, type ExecutionStatus } from "../contract/result.js";
 import type { CompileLimits } from "../runtimes/execute.js";
 import type { OutputChunk, SandboxFile, SandboxLimits } from "../sandbox/types.js";
@@ -25,6 +26,8 @@ export interface ExecutionRequest {
   compileLimits?: CompileLimits | undefined;
   /** Egress policy for the program; null = no network. */
   network: EgressPolicy | null;
+  /** A prebuilt environment mounted for the program; absent = the host's packages. */
+  environment?: SandboxEnvironment | null | undefined;
   /** Files (relative to /workspace) to return as artifacts besides those under output/. */
   artifacts?: string[] | undefined;
   /** Retry Warden's own transient failures (never the program). @default true */

@@ -10,6 +10,7 @@ import type { SandboxFile } from "../sandbox/types.js";
 import { checkWorkspacePath } from "../sandbox/workspace.js";
 import { USER_ID_PATTERN } from "../store/keys.js";
 import { CompileLimitsSchema, RequestLimitsSchema } from "./limits.js";
+import { EnvironmentNameSchema } from "../contract/environment.js";
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const MAX_ENV_VARS = 64;
@@ -73,6 +74,7 @@ export function createExecutionSchemas(config: Config) {
       limits: RequestLimitsSchema.optional(),
       compileLimits: CompileLimitsSchema.optional(),
       network: NetworkRequestSchema.optional(),
+      environment: EnvironmentNameSchema.optional(),
       artifacts: z
         .array(z.string().min(1).max(1024))
         .max(

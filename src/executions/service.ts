@@ -33,6 +33,7 @@ import { ArtifactStore } from "../artifacts/store.js";
 import type { EgressHook } from "./egress-accounting.js";
 import type { Metrics } from "./metrics.js";
 import { resolveEgress, type EgressPolicy } from "../network/policy.js";
+import { EnvironmentStore } from "../environments/store.js";
 import { checkWorkspacePath } from "../sandbox/workspace.js";
 import { toSandboxFiles, type CreateExecutionInput } from "./request.js";
 import { Scheduler, TransientError, type AdmissionDecision } from "./scheduler.js";
@@ -67,6 +68,8 @@ export interface ExecuteOptions {
   limits?: CreateExecutionInput["limits"];
   /** Egress allowlist within the server's policy. */
   network?: CreateExecutionInput["network"];
+  /** A prebuilt environment (GET /v1/environments). @default "default" */
+  environment?: string;
 }
 
 export type { SystemMetrics, UserMetrics };
@@ -79,6 +82,7 @@ export class ExecutionService {
   readonly audit: Audit;
   readonly metrics: Metrics;
   readonly artifacts: ArtifactStore;
+  readonly environments: EnvironmentStore;
   private readonly memoryBudgetMb: number;
   private retentionTimer: NodeJS.Timeout | undefined;
 
@@ -88,6 +92,7 @@ export class ExecutionService {
     this.audit = o.audit;
     this.metrics = o.metrics;
     this.artifacts = new ArtifactStore(o.db, config.dataDir);
+    this.environments = new EnvironmentStore(config.dataDir);
     this.memoryBudgetMb = config.memoryBudgetMB || Math.floor((totalmem() / 1024 / 1024) * 0.8);
     this.scheduler = new Scheduler({
       maxConcurrent: config.maxConcurrentSandboxes,
@@ -183,6 +188,10 @@ export class ExecutionService {
   private async runOnce(execution: Execution, signal: AbortSignal): Promise<ExecutionResult> {
     const r = execution.request;
     let result: ExecutionResult;
+    // A running execution holds its environment: `warden env rm` refuses it meanwhile.
+    const release = r.environment
+      ? await this.environments.acquire(r.environment.name)
+      : async () => undefined;
     try {
       result = await executeCode(this.o.host, this.o.registry, {
         id: execution.id,
@@ -199,6 +208,7 @@ export class ExecutionService {
         network: r.network
           ? this.o.egress(r.network, { executionId: execution.id, userId: execution.userId })
           : undefined,
+        environment: r.environment,
         artifacts:
           this.o.config.maxArtifactsPerExecution > 0
             ? {
@@ -218,6 +228,8 @@ export class ExecutionService {
       if (error instanceof WardenError) throw error;
       // A spawn, cgroup or mount failure of Warden's own: the program never ran.
       throw new TransientError(`sandbox failed: ${(error as Error).message}`, error);
+    } finally {
+      await release();
     }
     const neverRan =
       result.exitCode === null && result.signal === null && !result.stdout && !result.stderr;
@@ -258,6 +270,7 @@ export class ExecutionService {
       );
     this.o.registry.resolve(def.language); // not installed here → UNSUPPORTED_LANGUAGE
     const network = this.resolveNetwork(input.network, actor.networkAllow);
+    const environment = this.environments.resolve(input.environment, "environment");
     const files = toSandboxFiles(input, def.fileName, this.o.config);
     if (input.entrypoint !== undefined && !files.some((f) => f.path === input.entrypoint))
       throw new WardenError("INVALID_REQUEST", `entrypoint: no file named ${input.entrypoint}`);
@@ -273,6 +286,7 @@ export class ExecutionService {
       limits,
       compileLimits,
       network,
+      environment,
       artifacts: input.artifacts?.map((path, i) => checkWorkspacePath(path, `artifacts[${i}]`)),
       retryOnFailure: input.retryOnFailure,
       userId: actor.userId,
@@ -296,6 +310,7 @@ export class ExecutionService {
         args: options.args,
         limits: options.limits,
         network: options.network,
+        environment: options.environment,
         wait: true,
       },
       { userId },

@@ -42,6 +42,7 @@ import type { SessionManager } from "../sessions/manager.js";
 import type { NotebookService } from "../notebooks/service.js";
 import type { Analyzer } from "../policy/analyzer.js";
 import { notebookRoutes } from "./routes/notebooks.js";
+import { environmentRoutes } from "./routes/environments.js";
 
 export interface ServerDeps {
   config: Config;
@@ -208,5 +209,6 @@ export async function buildServer(deps: ServerDeps) {
     analyzer: deps.analyzer,
     config,
   });
+  await app.register(environmentRoutes, { dataDir: config.dataDir });
   return app;
 }

@@ -3,6 +3,7 @@
  * exactly like `POST /v1/executions` and Piston (same static-analysis policy,
  * scheduler, per-user limits, records, audit trail and kill on cancel).
  */
+import { EnvironmentNameSchema } from "../contract/environment.js";
 import { z } from "zod";
 import { WardenError } from "../errors.js";
 import { runCode } from "../executions/run-code.js";
@@ -106,6 +107,7 @@ export function runTools(o: McpServerOptions): ToolDefinition[] {
           .describe(
             `Wall-clock limit in seconds (default ${o.config.defaultTimeout}, at most ${o.config.maxTimeout}).`,
           ),
+        environment: EnvironmentNameSchema.optional(),
       }),
       output: ExecutionResultOutput,
       annotations: {
@@ -134,6 +136,7 @@ export function runTools(o: McpServerOptions): ToolDefinition[] {
             ...(files ? { files, entrypoint: main } : { code: args.code }),
             stdin: args.stdin,
             timeout: args.timeout_seconds,
+            environment: args.environment,
             retryOnFailure: true,
             wait: true,
           },

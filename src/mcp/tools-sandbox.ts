@@ -3,6 +3,7 @@
  * caller, named by an explicit `sandbox_id` (the protocol keeps no session
  * state of its own). Same per-user limits, TTL and idle expiry as REST.
  */
+import { EnvironmentNameSchema } from "../contract/environment.js";
 import { z } from "zod";
 import { WardenError } from "../errors.js";
 import { CellCodeSchema, CommandLineSchema, ContextLanguageSchema } from "../contract/session.js";
@@ -79,6 +80,7 @@ export function sandboxTools(o: McpServerOptions): ToolDefinition[] {
           .describe(
             `How long the sandbox lives, in seconds (default ${o.config.sessionTimeout}, at most ${o.config.maxSessionTimeout}).`,
           ),
+        environment: EnvironmentNameSchema.optional(),
       }),
       output: SandboxOutput,
       annotations: {
@@ -91,6 +93,7 @@ export function sandboxTools(o: McpServerOptions): ToolDefinition[] {
         const info = await o.sessions.create(o.userId, {
           language: args.language,
           timeout: args.timeout_seconds,
+          environment: args.environment,
           metadata: { via: "mcp" },
         });
         const view = sandboxView(info);

@@ -96,6 +96,44 @@ export function isBlockedAddress(address: string): boolean {
   return EMBEDDED_V4.check(address, "ipv6") || BLOCKED.check(address, "ipv6");
 }
 
+/**
+ * What a name on the server's private-host list may resolve to beyond public
+ * addresses: loopback, RFC 1918, carrier-grade NAT and IPv6 ULA (where an
+ * internal mirror lives). Never link-local (169.254/16 and fe80::/10 hold the
+ * cloud metadata services), never the metadata addresses that sit inside
+ * those ranges (Alibaba's 100.100.100.200, AWS's fd00:ec2::254), nor
+ * unspecified, multicast or reserved ranges: a listed name whose DNS is
+ * poisoned still cannot reach instance credentials.
+ */
+const PRIVATE_OK = new BlockList();
+for (const [net, prefix] of [
+  ["10.0.0.0", 8],
+  ["100.64.0.0", 10],
+  ["127.0.0.0", 8],
+  ["172.16.0.0", 12],
+  ["192.168.0.0", 16],
+] as const)
+  PRIVATE_OK.addSubnet(net, prefix, "ipv4");
+PRIVATE_OK.addAddress("::1", "ipv6");
+PRIVATE_OK.addSubnet("fc00::", 7, "ipv6");
+const METADATA = new BlockList();
+METADATA.addAddress("100.100.100.200", "ipv4");
+METADATA.addAddress("fd00:ec2::254", "ipv6");
+
+/** Whether a listed private host may be dialled at `address` (see PRIVATE_OK). */
+export function isPrivateAllowed(address: string): boolean {
+  const family = isIP(address);
+  if (family === 0) return false;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (family === 6 && mapped) return isPrivateAllowed(mapped[1]!);
+  const type = family === 4 ? "ipv4" : "ipv6";
+  if (METADATA.check(address, type)) return false;
+  // ::1 lies in ::/96 (v4-compatible); other v4-embedding forms stay refused.
+  if (PRIVATE_OK.check(address, type))
+    return !(family === 6 && address !== "::1" && EMBEDDED_V4.check(address, "ipv6"));
+  return false;
+}
+
 /** The egress a run gets: validated, and within the server's bounds. */
 export interface EgressPolicy {
   allow: string[];
@@ -106,6 +144,12 @@ export interface EgressPolicy {
   staticHosts: Record<string, string>;
   /** Test-only: let allowed names resolve to refused ranges. */
   allowPrivateAddresses: boolean;
+  /**
+   * Names (exact, server config only) that may resolve to loopback and
+   * private addresses, never to metadata ones (isPrivateAllowed). A request
+   * or a key can only narrow `allow`; it never reaches this list.
+   */
+  privateHosts?: readonly string[] | undefined;
 }
 
 /**
@@ -122,6 +166,7 @@ export function resolveEgress(
     maxConnections: number;
     staticHosts: Record<string, string>;
     allowPrivateAddresses: boolean;
+    privateHosts?: readonly string[] | undefined;
   },
 ): EgressPolicy | null {
   if (!requested || requested.allow.length === 0) return null;
@@ -151,7 +196,21 @@ export function resolveEgress(
     maxConnections: server.maxConnections,
     staticHosts: staticHostsOf(server.staticHosts),
     allowPrivateAddresses: server.allowPrivateAddresses,
+    privateHosts: privateHostsOf(server.privateHosts ?? []),
   };
+}
+
+/** The server's private hosts in the proxy's normal form. */
+export function privateHostsOf(entries: readonly string[]): string[] {
+  return entries.map((entry) => {
+    const name = parseHostname(entry);
+    if (!name.ok)
+      throw new WardenError(
+        "INVALID_REQUEST",
+        `network.privateHosts: "${printable(entry)}" (server config) is not a host name`,
+      );
+    return name.name;
+  });
 }
 
 /** The server's static answers, keyed by the same normal form the proxy looks names up in. */

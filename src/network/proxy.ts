@@ -20,7 +20,7 @@ import {
 } from "./events.js";
 import { parseHostname, printable } from "../util/hostname.js";
 import { HEAD_LIMITS, parseHead, upstreamHead } from "./http-head.js";
-import { isBlockedAddress, matches, type EgressPolicy } from "./policy.js";
+import { isBlockedAddress, isPrivateAllowed, matches, type EgressPolicy } from "./policy.js";
 import { parseGreeting, parseRequest, reply } from "./socks.js";
 
 export type { EgressEvent } from "./events.js";
@@ -264,8 +264,14 @@ export class EgressProxy {
     } catch {
       return deny("name does not resolve");
     }
+    // A name on the server's private-host list may also reach loopback and
+    // private ranges (an internal mirror); every other name only public ones.
+    const privateOk = this.policy.privateHosts?.includes(name) ?? false;
     const address = addresses.find(
-      (a) => this.policy.allowPrivateAddresses || !isBlockedAddress(a),
+      (a) =>
+        this.policy.allowPrivateAddresses ||
+        !isBlockedAddress(a) ||
+        (privateOk && isPrivateAllowed(a)),
     );
     if (!address) return deny("name resolves to a refused address range", addresses[0] ?? null);
     const upstream = connect({ host: address, port });

@@ -39,6 +39,8 @@ export interface RunNotebookOptions {
    * not be. Past it the run stops (the cell that passed it keeps its outputs).
    */
   maxOutputBytes: number;
+  /** A prebuilt environment for the notebook's session; absent = the host's packages. */
+  environment?: string | undefined;
 }
 
 /** The bytes a cell's outputs hold (what keeping and storing them costs). */
@@ -253,7 +255,7 @@ export async function runNotebook(
   });
   if (codeCells === 0) return { notebook: executed(), summary };
   const ttl = Math.min(o.maxSessionSeconds, Math.ceil(codeCells * (o.cellTimeout + 5)) + 120);
-  const session = await sessions.create(o.userId, { timeout: ttl });
+  const session = await sessions.create(o.userId, { timeout: ttl, environment: o.environment });
   const cancel = (): void =>
     void sessions.destroy(session.id, o.userId, "notebook run cancelled").catch(() => undefined);
   o.signal?.addEventListener("abort", cancel, { once: true });

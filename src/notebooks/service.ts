@@ -27,6 +27,8 @@ import { runNotebook, type RunSummary } from "./runner.js";
 export type Upload = { notebook: unknown } | { filename: string; content: string | Buffer };
 
 export interface NotebookRunRequest {
+  /** A prebuilt environment (GET /v1/environments). @default "default" */
+  environment?: string | undefined;
   /** Seconds per cell. @default config.notebooks.cellTimeout */
   cellTimeout?: number | undefined;
   /** @default true */
@@ -157,6 +159,7 @@ export class NotebookService {
         `cellTimeout: ${cellTimeout} exceeds the maximum ${this.config.maxTimeout} (maxTimeout)`,
       );
     const language = notebookLanguage(notebook, this.analyzer);
+    this.sessions.environments.resolve(request.environment, "environment"); // unknown: refused now
     const mode = this.analyzer.modeFor(actor.policy);
     // `!cmd` lines are raw commands: refused under block mode as a session's commands are.
     const verdict = refuseShellLines(await this.analyse(notebook, mode, actor.userId), this.config);
@@ -184,6 +187,7 @@ export class NotebookService {
         maxSessionSeconds: this.config.maxSessionTimeout,
         maxOutputBytes: this.config.notebooks.maxOutputBytes,
         signal: request.signal,
+        environment: request.environment,
       });
       run = {
         ...base,

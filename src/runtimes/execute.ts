@@ -19,6 +19,7 @@ import type {
   RunResult,
   SandboxFile,
   SandboxLimits,
+  SandboxEnvironment,
   SandboxNetwork,
 } from "../sandbox/types.js";
 import { executionId } from "../util/ids.js";
@@ -59,6 +60,8 @@ export interface ExecuteRequest {
   id?: string | undefined;
   /** Egress for the program (not its compile step); absent = no network. */
   network?: SandboxNetwork | undefined;
+  /** A prebuilt environment to mount (absent: the host's own packages). */
+  environment?: SandboxEnvironment | null | undefined;
   /** Told which box runs the code, for audit and leak checks. */
   onBox?: ((box: { id: string; uid: number }) => void) | undefined;
   /**
@@ -142,7 +145,9 @@ export async function executeCode(
     ...(mainClass ? { mainClass } : {}),
   };
   const mounts = privateMountsFor(runtime, (name) => host.privateFile(name));
-  const env = { ...def.env, ...request.env };
+  // The environment's variables are Warden's, set like the runtime's: the
+  // request's own still win (and then a warm stub runs it cold).
+  const env = { ...def.env, ...request.environment?.env, ...request.env };
   // The request's compile limits win; otherwise compilers get the runtime's
   // (larger) defaults, never less than the program's own.
   const asked = request.compileLimits ?? {};
@@ -163,6 +168,7 @@ export async function executeCode(
     argv: compileArgv ?? runArgv,
     env,
     network: def.compile ? undefined : request.network,
+    environment: request.environment ?? undefined,
   });
   request.onBox?.({ id: box.id, uid: box.uid });
   try {
@@ -263,14 +269,20 @@ async function takeOrPrepare(
     argv: string[];
     env: Record<string, string>;
     network: SandboxNetwork | undefined;
+    environment: SandboxEnvironment | undefined;
   },
 ): Promise<Box> {
-  const template = runtimeTemplate(host, runtime, first.limits);
+  const template = runtimeTemplate(host, runtime, first.limits, first.environment);
   const warm =
     first.network === undefined && template.accepts(first.argv, { ...BASE_ENV, ...first.env })
       ? host.pool.take(template)
       : undefined;
-  if (!warm) return host.prepare({ diskMb: first.limits.diskMb, files: first.files });
+  if (!warm)
+    return host.prepare({
+      diskMb: first.limits.diskMb,
+      files: first.files,
+      binds: first.environment?.binds,
+    });
   try {
     warm.provide(first.files);
   } catch (error) {

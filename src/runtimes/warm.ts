@@ -7,7 +7,7 @@
  */
 import type { PoolTemplate } from "../sandbox/pool.js";
 import type { SandboxHost } from "../sandbox/host.js";
-import type { ReadOnlyMount, SandboxLimits } from "../sandbox/types.js";
+import type { ReadOnlyMount, SandboxEnvironment, SandboxLimits } from "../sandbox/types.js";
 import { BASE_ENV } from "../sandbox/box.js";
 import { expandTemplate, privateMountsFor, type ResolvedRuntime } from "./registry.js";
 
@@ -35,20 +35,30 @@ export function runtimeTemplate(
   host: SandboxHost,
   runtime: ResolvedRuntime,
   limits: SandboxLimits,
+  environment?: SandboxEnvironment,
 ): RuntimeTemplate {
   const def = runtime.definition;
   const mounts: ReadOnlyMount[] = privateMountsFor(runtime, (name) => host.privateFile(name));
-  const key = [def.language, limits.diskMb, limits.memoryMb, limits.pids, limits.openFiles].join(
-    "|",
-  );
-  const base = { key, box: { diskMb: limits.diskMb } };
+  // An environment's boxes are their own template: its tree is bound when the
+  // box starts, and its variables are in the stub's start-up environment.
+  const key = [
+    def.language,
+    limits.diskMb,
+    limits.memoryMb,
+    limits.pids,
+    limits.openFiles,
+    ...(environment ? [`env=${environment.key}`] : []),
+  ].join("|");
+  const base = { key, box: { diskMb: limits.diskMb, binds: environment?.binds } };
   const ceilings: SandboxLimits = { ...limits, cpuTimeMs: undefined };
   const stub = def.warm && !def.compile ? STUBS[def.warm] : undefined;
   if (!stub) return { ...base, launch: { limits: ceilings, mounts }, accepts: () => true };
 
   const stubPath = `${STUB_DIR}/${stub.file}`;
   const warm = expandTemplate(def.run, { ...runtime.tools, file: stubPath });
-  const env = { ...def.env };
+  // Warden's own variables for the environment start the stub, so a run
+  // whose only start-up variables are these is served warm.
+  const env = { ...def.env, ...environment?.env };
   const startupEnv = (e: Readonly<Record<string, string>>): string =>
     JSON.stringify(
       Object.entries(e)

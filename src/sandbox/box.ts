@@ -47,6 +47,13 @@ export interface BoxOptions {
   /** Size of the workspace tmpfs (MiB); /workspace and /tmp share it. */
   diskMb: number;
   files?: readonly SandboxFile[];
+  /**
+   * Host directories every run of the box sees read-only at `target` (an
+   * environment): bound by the helper that holds the workspace, as root, so
+   * their host path need not be reachable by the sandbox uid. One shared
+   * tree, never copied.
+   */
+  binds?: readonly ReadOnlyMount[] | undefined;
 }
 
 /** What is fixed when a sandbox starts, before its program is known (a pooled box). */
@@ -183,7 +190,12 @@ export class Box {
       pids: spec.limits.pids,
       cpuPercent: spec.limits.cpuPercent,
     });
-    const mounts = [...(spec.mounts ?? [])];
+    const binds = this.options.binds ?? [];
+    // The holder's binds, seen by this run's bubblewrap in the box's namespace.
+    const mounts = [
+      ...binds.map((b, i) => ({ source: join(this.dir, `bind${i}`), target: b.target })),
+      ...(spec.mounts ?? []),
+    ];
     try {
       if (socketPath) {
         mounts.push({ source: socketPath, target: EGRESS_SOCKET });
@@ -223,6 +235,7 @@ export class Box {
                 : {
                     bytes: this.options.diskMb * MiB,
                     inodes: workspaceInodes(this.options.diskMb),
+                    binds: binds.map((b, i) => ({ source: b.source, name: `bind${i}` })),
                   },
           },
         }),

@@ -9,6 +9,17 @@ export const MiB = 1024 * 1024;
 /** fds as numbered in the helper's table (Node's stdio array order). */
 export const FD = { control: 3, status: 4, seccomp: 5, request: 6 } as const;
 
+/**
+ * A host directory the mounting helper binds read-only at `<dir>/<name>`, as
+ * root, in the box's mount namespace: bubblewrap opens its bind sources as the
+ * sandbox uid, which cannot reach the data dir (0700) where environments live.
+ */
+export interface HeldBind {
+  source: string;
+  /** One plain component, [a-z0-9]+. */
+  name: string;
+}
+
 export interface ExecArgsOptions {
   bwrapPath: string;
   bwrapArgs: readonly string[];
@@ -22,7 +33,7 @@ export interface ExecArgsOptions {
      * A box's first run mounts the workspace in a mount namespace of its own
      * and holds it until Warden lets go; later runs join it (the holder's pid).
      */
-    mount: { bytes: number; inodes: number } | { join: number };
+    mount: { bytes: number; inodes: number; binds?: readonly HeldBind[] } | { join: number };
   };
 }
 
@@ -57,7 +68,7 @@ export function buildExecArgs(o: ExecArgsOptions): string[] {
   args.push("--workspace", o.workspace.dir);
   const mount = o.workspace.mount;
   if ("join" in mount) args.push("--join", String(mount.join));
-  else
+  else {
     args.push(
       "--mount",
       "--mount-bytes",
@@ -65,6 +76,8 @@ export function buildExecArgs(o: ExecArgsOptions): string[] {
       "--mount-inodes",
       String(mount.inodes),
     );
+    for (const bind of mount.binds ?? []) args.push("--ro-bind", bind.source, bind.name);
+  }
   for (const file of o.cgroupProcsFiles) args.push("--cgroup", file);
   for (const [name, value] of Object.entries(o.rlimits)) args.push("--rlimit", `${name}=${value}`);
   args.push("--uid", String(o.uid), "--gid", String(o.gid));

@@ -20,6 +20,18 @@ export interface ReadOnlyMount {
   target: string;
 }
 
+/**
+ * A prebuilt package set a run uses (src/environments): directories the box
+ * binds read-only, and the variables that make their packages importable.
+ */
+export interface SandboxEnvironment {
+  name: string;
+  /** Tells builds apart (the warm pool's template key). */
+  key: string;
+  binds: ReadOnlyMount[];
+  env: Record<string, string>;
+}
+
 export type OutputStream = "stdout" | "stderr";
 
 /** Egress for one run: the policy and who hears about each connection. */

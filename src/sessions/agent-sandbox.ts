@@ -14,7 +14,12 @@ import { findTool } from "../runtimes/registry.js";
 import type { Box } from "../sandbox/box.js";
 import type { Cgroup } from "../sandbox/cgroups/index.js";
 import type { SandboxHost } from "../sandbox/host.js";
-import type { RunResult, SandboxLimits, SandboxNetwork } from "../sandbox/types.js";
+import type {
+  RunResult,
+  SandboxEnvironment,
+  SandboxLimits,
+  SandboxNetwork,
+} from "../sandbox/types.js";
 import { AgentChannel } from "./agent-channel.js";
 import type { AgentEvent, AgentOp } from "./agent-protocol.js";
 import { prefixEnv } from "./prefixes.js";
@@ -30,6 +35,8 @@ export interface AgentSandboxOptions {
   searchPath: readonly string[];
   /** Egress through the proxy for everything in the session; absent = no network. */
   network?: SandboxNetwork | undefined;
+  /** A prebuilt environment bound read-only for the session's whole life. */
+  environment?: SandboxEnvironment | null | undefined;
   /** Called when the sandbox ends on its own (TTL, memory, crash, a protocol violation). */
   onExit?: (result: RunResult, violation: string | null) => void;
 }
@@ -114,6 +121,7 @@ export class AgentSandbox {
         ],
         network: options.network,
         env: {
+          ...options.environment?.env,
           ...prefixEnv(python),
           ...(python ? { MPLBACKEND: "Agg", PYTHONDONTWRITEBYTECODE: "1" } : {}),
         },
@@ -145,7 +153,7 @@ export class AgentSandbox {
     diskMb: number,
     options: AgentSandboxOptions,
   ): Promise<AgentSandbox> {
-    const box = await host.prepare({ diskMb });
+    const box = await host.prepare({ diskMb, binds: options.environment?.binds });
     const relay = new PreviewRelay(box.sidePath("preview"));
     let markReady!: () => void;
     const ready = new Promise<void>((resolve) => (markReady = resolve));

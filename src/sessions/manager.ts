@@ -11,6 +11,8 @@ import { WardenError } from "../errors.js";
 import { resolveLimits } from "../executions/limits.js";
 import type { EgressPolicy } from "../network/policy.js";
 import type { SandboxHost } from "../sandbox/host.js";
+import type { SandboxEnvironment } from "../sandbox/types.js";
+import { EnvironmentStore } from "../environments/store.js";
 import { ulid } from "../util/ids.js";
 import { AgentSandbox } from "./agent-sandbox.js";
 import type {
@@ -77,6 +79,8 @@ export class SessionManager {
   /** Sessions being started, by user: counted against the limits like live ones. */
   private readonly starting = new Map<string, number>();
   private readonly sweeper: NodeJS.Timeout;
+  /** Prebuilt environments a session may name (docs/environments.md). */
+  readonly environments: EnvironmentStore;
 
   constructor(
     private readonly config: Config,
@@ -86,6 +90,7 @@ export class SessionManager {
   ) {
     this.sweeper = setInterval(() => void this.expire(), SWEEP_MS);
     this.sweeper.unref();
+    this.environments = new EnvironmentStore(config.dataDir);
   }
 
   get count(): number {
@@ -108,6 +113,7 @@ export class SessionManager {
         { details: { reason: "max_sessions", retryAfterSeconds: 30 } },
       );
     const language = contextLanguage(options.language ?? "python");
+    const environment = this.environments.resolve(options.environment, "environment");
     const mine =
       [...this.sessions.values()].filter((s) => s.info.userId === userId).length +
       (this.starting.get(userId) ?? 0);
@@ -133,12 +139,20 @@ export class SessionManager {
       timeoutMs: Math.min((this.config.maxSessionTimeout + WALL_SLACK_S) * 1000, 2 ** 31 - 1),
     };
     const id = `sess_${ulid()}`;
-    const release = this.hooks.reserveMemory?.(limits.memoryMb, "limits.memoryMb") ?? (() => {});
+    const releaseMemory =
+      this.hooks.reserveMemory?.(limits.memoryMb, "limits.memoryMb") ?? (() => {});
+    // A live session holds its environment: `warden env rm` refuses it meanwhile.
+    let releaseEnvironment = async (): Promise<void> => undefined;
+    const release = (): void => {
+      releaseMemory();
+      void releaseEnvironment();
+    };
     let sandbox: AgentSandbox;
     // Counted from here, so that concurrent creates cannot all pass the limits above.
     this.starting.set(userId, (this.starting.get(userId) ?? 0) + 1);
     try {
-      sandbox = await this.startSandbox(id, userId, limits, options.network);
+      if (environment) releaseEnvironment = await this.environments.acquire(environment.name);
+      sandbox = await this.startSandbox(id, userId, limits, options.network, environment);
       // Where artifacts come from exists from the start, as in a one-shot run.
       await sandbox.request({ op: "mkdir", path: "output" }).catch(async (error: unknown) => {
         await sandbox.close();
@@ -163,6 +177,7 @@ export class SessionManager {
       idleTimeoutSeconds: idle,
       language,
       network: options.network?.allow ?? [],
+      environment: environment?.name ?? "default",
       limits: {
         memoryMb: limits.memoryMb,
         cpuPercent: limits.cpuPercent,
@@ -190,9 +205,11 @@ export class SessionManager {
     userId: string,
     limits: ReturnType<typeof resolveLimits>,
     network: EgressPolicy | null | undefined,
+    environment: SandboxEnvironment | null,
   ): Promise<AgentSandbox> {
     return AgentSandbox.start(this.host, limits.diskMb, {
       limits,
+      environment,
       searchPath: this.config.sandbox.searchPath,
       network:
         network && this.hooks.egress

@@ -22,6 +22,8 @@ export interface CreateSessionOptions {
   idleTimeout?: number | undefined;
   limits?: RequestLimits | undefined;
   metadata?: Record<string, string> | undefined;
+  /** A prebuilt environment to mount (GET /v1/environments); absent = the host's packages. */
+  environment?: string | undefined;
 }
 
 export interface CommandOptions {

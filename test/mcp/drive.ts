@@ -62,6 +62,7 @@ export async function listsEveryTool(client: Client): Promise<void> {
   const run = tools.find((t) => t.name === "run_code")!;
   expect(Object.keys(run.inputSchema.properties ?? {}).sort()).toEqual([
     "code",
+    "environment",
     "files",
     "language",
     "stdin",

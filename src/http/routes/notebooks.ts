@@ -2,6 +2,7 @@
  * REST /v1/notebooks (upload as multipart or JSON, run, download as .ipynb)
  * and /v1/analyze (static analysis of code on its own).
  */
+import { EnvironmentNameSchema } from "../../contract/environment.js";
 import multipart from "@fastify/multipart";
 import type { FastifyRequest } from "fastify";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
@@ -59,19 +60,26 @@ export const notebookRoutes: FastifyPluginAsyncZod<NotebookRoutesOptions> = asyn
       notebook: z.record(z.string(), z.unknown(), { error: "notebook: must be an object" }),
       stopOnError: z.boolean().optional(),
       cellTimeout: z.number().positive().optional(),
+      environment: EnvironmentNameSchema.optional(),
     }),
     z.strictObject({
       filename: z.string().min(1).max(255),
       content: z.string(),
       stopOnError: z.boolean().optional(),
       cellTimeout: z.number().positive().optional(),
+      environment: EnvironmentNameSchema.optional(),
     }),
   ]);
 
   /** The upload from a multipart `file` field or a JSON body, with its run options. */
   const readUpload = async (
     request: FastifyRequest,
-  ): Promise<{ upload: Upload; stopOnError?: boolean; cellTimeout?: number }> => {
+  ): Promise<{
+    upload: Upload;
+    stopOnError?: boolean;
+    cellTimeout?: number;
+    environment?: string;
+  }> => {
     if (request.isMultipart()) {
       // A broken multipart body (no boundary, cut short) is the client's error, not ours.
       const malformed = (error: unknown): never => {
@@ -98,9 +106,10 @@ export const notebookRoutes: FastifyPluginAsyncZod<NotebookRoutesOptions> = asyn
         "INVALID_REQUEST",
         "body: send {notebook: {...}} or {filename, content} as JSON, or the file as multipart field `file`",
       );
-    const { stopOnError, cellTimeout, ...upload } = parsed.data;
+    const { stopOnError, cellTimeout, environment, ...upload } = parsed.data;
     return {
       upload,
+      ...(environment === undefined ? {} : { environment }),
       ...(stopOnError === undefined ? {} : { stopOnError }),
       ...(cellTimeout === undefined ? {} : { cellTimeout }),
     };
@@ -128,6 +137,7 @@ export const notebookRoutes: FastifyPluginAsyncZod<NotebookRoutesOptions> = asyn
         querystring: z.strictObject({
           stopOnError: z.enum(["true", "false"]).optional().describe("Default true."),
           cellTimeout: z.coerce.number().positive().optional().describe("Seconds per cell."),
+          environment: EnvironmentNameSchema.optional(),
         }),
         response: { 200: RunSchema, 422: RunSchema, ...errors },
       },
@@ -150,6 +160,7 @@ export const notebookRoutes: FastifyPluginAsyncZod<NotebookRoutesOptions> = asyn
           stopOnError:
             options.stopOnError ?? (query.stopOnError ? query.stopOnError === "true" : undefined),
           cellTimeout: options.cellTimeout ?? query.cellTimeout,
+          environment: options.environment ?? query.environment,
           signal: hangUp.signal,
         },
       );

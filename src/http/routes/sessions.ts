@@ -1,4 +1,5 @@
 /** REST /v1/sessions: long-lived sandboxes and their files (commands and code: session-commands.ts). */
+import { EnvironmentNameSchema } from "../../contract/environment.js";
 import multipart from "@fastify/multipart";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
@@ -116,6 +117,7 @@ export const sessionRoutes: FastifyPluginAsyncZod<{
               "Limits of the whole session (one cgroup).",
             ),
             metadata: z.record(z.string().max(64), z.string().max(1024)).optional(),
+            environment: EnvironmentNameSchema.optional(),
           })
           .strict(),
         response: { 201: SessionSchema, ...errors },
