@@ -20,6 +20,7 @@ import type { OutputChunk, RunResult, SandboxFile, SandboxLimits } from "../sand
 import { NODE_DIR, PYTHON_DIR, SITE_DIR, SITECUSTOMIZE } from "./layout.js";
 import { nodePackages, pythonPackages } from "./packages.js";
 import { checkEnvironmentName, type EnvironmentStore } from "./store.js";
+import { indexEnv } from "./indexes.js";
 import { copyTree, treeDigest } from "./tree.js";
 
 export interface BuildRequest {
@@ -235,7 +236,6 @@ interface Command {
 function pipCommand(ctx: BuildContext, args: string[]): Command {
   const python = findTool(["python3"], ctx.searchPath);
   if (!python) throw new WardenError("INVALID_REQUEST", "--python: no python3 on this host");
-  const index = new URL(ctx.config.pythonIndexUrl);
   return {
     argv: [
       python,
@@ -253,9 +253,7 @@ function pipCommand(ctx: BuildContext, args: string[]): Command {
       ...args,
     ],
     env: {
-      PIP_INDEX_URL: ctx.config.pythonIndexUrl,
-      // pip ignores a plain-http index unless told the host is trusted.
-      ...(index.protocol === "http:" ? { PIP_TRUSTED_HOST: index.host } : {}),
+      ...indexEnv(ctx.config),
       PYTHONDONTWRITEBYTECODE: "1",
     },
   };

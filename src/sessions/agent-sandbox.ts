@@ -22,6 +22,7 @@ import type {
 } from "../sandbox/types.js";
 import { AgentChannel } from "./agent-channel.js";
 import type { AgentEvent, AgentOp } from "./agent-protocol.js";
+import type { PackageIndexes } from "../environments/indexes.js";
 import { prefixEnv } from "./prefixes.js";
 import { PREVIEW_SOCKET, PreviewRelay } from "./preview.js";
 
@@ -32,6 +33,8 @@ export type AgentRequest = { op: AgentOp } & Record<string, unknown>;
 
 export interface AgentSandboxOptions {
   limits: SandboxLimits;
+  /** Where pip and npm look for packages (config `environments`). */
+  indexes: PackageIndexes;
   searchPath: readonly string[];
   /** Egress through the proxy for everything in the session; absent = no network. */
   network?: SandboxNetwork | undefined;
@@ -122,7 +125,7 @@ export class AgentSandbox {
         network: options.network,
         env: {
           ...options.environment?.env,
-          ...prefixEnv(python),
+          ...prefixEnv(python, options.indexes),
           ...(python ? { MPLBACKEND: "Agg", PYTHONDONTWRITEBYTECODE: "1" } : {}),
         },
         stdin: this.input,

@@ -210,6 +210,7 @@ export class SessionManager {
     return AgentSandbox.start(this.host, limits.diskMb, {
       limits,
       environment,
+      indexes: this.config.environments,
       searchPath: this.config.sandbox.searchPath,
       network:
         network && this.hooks.egress

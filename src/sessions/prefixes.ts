@@ -8,6 +8,7 @@
  */
 import { BASE_ENV } from "../sandbox/box.js";
 import { WORKSPACE } from "../sandbox/bwrap-args.js";
+import { indexEnv, type PackageIndexes } from "../environments/indexes.js";
 
 export const SESSION_VENV = `${WORKSPACE}/.venv`;
 export const SESSION_NPM_PREFIX = `${WORKSPACE}/.npm-global`;
@@ -18,8 +19,9 @@ export const SESSION_NPM_PREFIX = `${WORKSPACE}/.npm-global`;
  * system's, already resolved to a real path) with the system's and the
  * environment's packages visible under it.
  */
-export function prefixEnv(python: string | null): Record<string, string> {
+export function prefixEnv(python: string | null, indexes: PackageIndexes): Record<string, string> {
   const env: Record<string, string> = {
+    ...indexEnv(indexes),
     NPM_CONFIG_PREFIX: SESSION_NPM_PREFIX,
     // `require` of what `npm install -g` put in the session's prefix.
     NODE_PATH: `${SESSION_NPM_PREFIX}/lib/node_modules`,
