@@ -33,7 +33,7 @@ sys.path.append(LIB)
 # Held on private descriptors (not inherited): code in a cell, and what it
 # starts, do not find the channel on fd 3.
 channel_in = os.fdopen(os.dup(3), "r", buffering=1)
-channel_out = os.fdopen(os.dup(3), "w", buffering=1)
+channel_out = os.fdopen(os.dup(3), "w", buffering=1, encoding="utf-8", errors="replace")
 os.close(3)
 
 # The user's namespace is a real __main__ module (pickle and multiprocessing need one).
@@ -91,5 +91,5 @@ for line in channel_in:
         sys.stderr.flush()
     except Exception:
         pass
-    answer = {"id": request.get("id"), "type": "result", "results": sink.end(), "error": error}
-    channel_out.write(json.dumps(answer) + "\n")
+    answer = {"id": request.get("id"), "nonce": request.get("nonce"), "type": "result", "results": sink.end(), "error": error}
+    channel_out.write(json.dumps(answer, ensure_ascii=False) + "\n")

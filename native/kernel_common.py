@@ -14,6 +14,8 @@ import sys
 import traceback
 
 LIB = os.path.dirname(os.path.abspath(__file__)) + os.sep
+RESULT_CHARS = 4 * 1024 * 1024
+CELL_CHARS = 16 * 1024 * 1024
 # A MIME type as Jupyter writes them; others are dropped (the host checks the same shape).
 MIME = re.compile(r"^[a-z0-9][a-z0-9.+-]{0,63}/[a-z0-9][a-z0-9.+-]{0,63}$")
 BINARY = ("image/png", "image/jpeg", "image/gif")
@@ -114,9 +116,17 @@ class Sink:
     def begin(self):
         self.results = []
         self.main = None
+        self.size = 0
 
     def display(self, data, metadata=None, main=False):
-        result = {"data": clean(data), "isMainResult": main}
+        data = clean(data)
+        # The agent's bounds (4 MiB a result, 16 MiB a cell), kept here so the answer line stays small.
+        size = sum(len(v) for v in data.values())
+        if size > RESULT_CHARS or self.size + size > CELL_CHARS:
+            data = {"text/plain": "<result too large: %d characters (at most %d each, %d per cell)>" % (size, RESULT_CHARS, CELL_CHARS)}
+            size = 0
+        self.size += size
+        result = {"data": data, "isMainResult": main}
         md = clean_metadata(metadata)
         if md:
             result["metadata"] = md

@@ -21,6 +21,13 @@ export const MAX_RESULTS_PER_CELL = 32;
 export const MAX_MIMES_PER_RESULT = 16;
 export const MAX_RESULT_BYTES = 4 * 1024 * 1024;
 export const MAX_CELL_RESULT_BYTES = 16 * 1024 * 1024;
+/** A rich result's metadata (JSON characters), e.g. an image's width and height. */
+export const MAX_METADATA_CHARS = 16 * 1024;
+/**
+ * A MIME type as Jupyter writes them (`image/png`, `application/vnd.x+json`):
+ * lower case, no parameters. Anything else is a kernel inventing keys.
+ */
+export const MIME_TYPE = /^[a-z0-9][a-z0-9.+-]{0,63}\/[a-z0-9][a-z0-9.+-]{0,63}$/;
 /** A cell's error: name, value and traceback are short text. */
 export const MAX_ERROR_CHARS = 64 * 1024;
 
@@ -82,9 +89,26 @@ export const AgentEventSchema = z.discriminatedUnion("type", [
     .strict(),
   z.object({ id, type: z.literal("collected") }).strict(),
   /** A rich result begins; its MIME values follow as `mime` pieces. */
-  z.object({ id, type: z.literal("result"), isMainResult: z.boolean() }).strict(),
   z
-    .object({ id, type: z.literal("mime"), mime: z.string().min(1).max(128), data: z.string() })
+    .object({
+      id,
+      type: z.literal("result"),
+      isMainResult: z.boolean(),
+      metadata: z
+        .record(z.string().max(128), z.unknown())
+        .refine((m) => JSON.stringify(m).length <= MAX_METADATA_CHARS, {
+          message: `at most ${MAX_METADATA_CHARS} characters of JSON`,
+        })
+        .optional(),
+    })
+    .strict(),
+  z
+    .object({
+      id,
+      type: z.literal("mime"),
+      mime: z.string().max(128).regex(MIME_TYPE, "not a MIME type"),
+      data: z.string(),
+    })
     .strict(),
   z
     .object({

@@ -17,6 +17,7 @@ import type { SandboxHost } from "../sandbox/host.js";
 import type { RunResult, SandboxLimits, SandboxNetwork } from "../sandbox/types.js";
 import { AgentChannel } from "./agent-channel.js";
 import type { AgentEvent, AgentOp } from "./agent-protocol.js";
+import { kernelEnv, kernelMounts } from "./kernel-mounts.js";
 import { PREVIEW_SOCKET, PreviewRelay } from "./preview.js";
 
 export type { AgentEvent } from "./agent-protocol.js";
@@ -31,11 +32,11 @@ export interface AgentSandboxOptions {
   network?: SandboxNetwork | undefined;
   /** Called when the sandbox ends on its own (TTL, memory, crash, a protocol violation). */
   onExit?: (result: RunResult, violation: string | null) => void;
+  /** Python cells through IPython when importable (auto), or always the built-in kernel. */
+  pythonKernel?: "auto" | "builtin" | undefined;
 }
 
 const AGENT_PATH = "/.warden/lib/agent.cjs";
-const KERNEL_PATH = "/.warden/lib/kernel.py";
-const JS_KERNEL_PATH = "/.warden/lib/kernel.cjs";
 
 /**
  * The codes an agent's error may carry: the ones native/agent.cjs sends. Any
@@ -107,14 +108,11 @@ export class AgentSandbox {
         argv: [node, AGENT_PATH],
         mounts: [
           { source: host.privateFile("agent.cjs"), target: AGENT_PATH },
-          { source: host.privateFile("kernel.py"), target: KERNEL_PATH },
-          { source: host.privateFile("kernel.cjs"), target: JS_KERNEL_PATH },
+          ...kernelMounts(host),
           { source: relay.path, target: PREVIEW_SOCKET },
         ],
         network: options.network,
-        env: python
-          ? { WARDEN_PYTHON: python, MPLBACKEND: "Agg", PYTHONDONTWRITEBYTECODE: "1" }
-          : {},
+        env: kernelEnv(python, options.pythonKernel),
         stdin: this.input,
         retainOutput: false,
         // The agent's stdout is bounded per line by the channel, not as a whole.

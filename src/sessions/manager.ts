@@ -45,6 +45,11 @@ const CONTEXT_LANGUAGES: Record<string, ContextLanguage> = {
   javascript: "javascript",
   js: "javascript",
   node: "javascript",
+  typescript: "typescript",
+  ts: "typescript",
+  bash: "bash",
+  sh: "bash",
+  shell: "bash",
 };
 
 /** The context language a name or alias stands for, or null (own keys only: not `__proto__`). */
@@ -59,7 +64,7 @@ export function contextLanguage(name: string): ContextLanguage {
   if (!language)
     throw new WardenError(
       "UNSUPPORTED_LANGUAGE",
-      `language: code contexts exist for python and javascript (got ${name})`,
+      `language: code contexts exist for python, javascript, typescript and bash (got ${name})`,
     );
   return language;
 }
@@ -194,6 +199,7 @@ export class SessionManager {
     return AgentSandbox.start(this.host, limits.diskMb, {
       limits,
       searchPath: this.config.sandbox.searchPath,
+      pythonKernel: this.config.sessionPythonKernel,
       network:
         network && this.hooks.egress
           ? this.hooks.egress(network, { userId, sessionId: id })

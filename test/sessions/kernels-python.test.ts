@@ -30,7 +30,7 @@ beforeAll(async () => {
   }
 });
 afterAll(async () => {
-  await Promise.all(Object.values(managers).map((m) => m?.closeAll()));
+  for (const m of Object.values(managers)) await m?.closeAll();
 });
 
 /** The MIME types of each result, in order, with the main one marked. */
@@ -108,7 +108,9 @@ describe.each(["ipython", "builtin"] as const)("Python cells (%s)", (kernel) => 
   });
 
   it("runs top-level await", async () => {
-    const cell = await run("import asyncio\nawait asyncio.sleep(0)\nawait asyncio.sleep(0, 'slept')");
+    const cell = await run(
+      "import asyncio\nawait asyncio.sleep(0)\nawait asyncio.sleep(0, 'slept')",
+    );
     expect(cell.error).toBeNull();
     expect(cell.results[0]?.data["text/plain"]).toBe("'slept'");
   });
@@ -136,7 +138,10 @@ describe.each(["ipython", "builtin"] as const)("Python cells (%s)", (kernel) => 
     expect(tb).toMatch(kernel === "ipython" ? /Cell In ?\[\d+\], line 4/ : /<cell \d+>", line 4/);
     expect(tb).not.toMatch(/kernel|interactiveshell|\/\.warden\//);
     const unknown = await run("%nosuchmagic");
-    expect(unknown).toMatchObject({ status: "failed", error: { name: "UsageError", traceback: "" } });
+    expect(unknown).toMatchObject({
+      status: "failed",
+      error: { name: "UsageError", traceback: "" },
+    });
   });
 
   it("interrupts a cell at its timeout, also in a shell command, and keeps the context", async () => {
