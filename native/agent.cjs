@@ -278,9 +278,8 @@ function sendResults(id, results) {
       ? entries
       : [["text/plain", `<result too large: ${size} bytes (at most ${RESULT_BYTES} each, ${CELL_RESULT_BYTES} per cell)>`]];
     total += fits ? size : 0;
-    const metadata = r && r.metadata && typeof r.metadata === "object" && !Array.isArray(r.metadata) ? r.metadata : null;
-    const keep = metadata && (JSON.stringify(metadata) || "").length <= METADATA_CHARS;
-    send({ id, type: "result", isMainResult: Boolean(r && r.isMainResult === true), ...(keep ? { metadata } : {}) });
+    const metadata = plainMetadata(r && r.metadata);
+    send({ id, type: "result", isMainResult: Boolean(r && r.isMainResult === true), ...(metadata ? { metadata } : {}) });
     for (const [mime, value] of data) {
       for (let at = 0; at < value.length || at === 0; ) {
         let end = Math.min(at + MIME_PIECE, value.length);
@@ -293,6 +292,29 @@ function sendResults(id, results) {
       }
     }
   }
+}
+
+/**
+ * A result's metadata as the host takes it: two levels of plain values
+ * (strings up to 1024), keys up to 128, METADATA_CHARS in all; else none.
+ */
+function plainMetadata(m) {
+  const isMap = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+  const plain = (v) => v === null || ["number", "boolean"].includes(typeof v) || (typeof v === "string" && v.length <= 1024);
+  if (!isMap(m)) return null;
+  let size = 0;
+  for (const [key, value] of Object.entries(m)) {
+    if (key.length > 128) return null;
+    size += key.length + 8;
+    if (isMap(value)) {
+      for (const [k, v] of Object.entries(value)) {
+        if (k.length > 128 || !plain(v)) return null;
+        size += k.length + 8 + String(v).length;
+      }
+    } else if (plain(value)) size += String(value).length;
+    else return null;
+  }
+  return size > 0 && size <= METADATA_CHARS ? m : null;
 }
 
 function cellError(e) {

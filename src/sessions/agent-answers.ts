@@ -13,6 +13,7 @@ import {
   MAX_MIMES_PER_RESULT,
   MAX_RESULT_BYTES,
   MAX_RESULTS_PER_CELL,
+  metadataChars,
   ProtocolViolation,
   type AgentEvent,
   type EventOf,
@@ -126,7 +127,7 @@ export class RichResults {
       if (this.results.length >= MAX_RESULTS_PER_CELL)
         throw new ProtocolViolation(`rich results: more than ${MAX_RESULTS_PER_CELL} in a cell`);
       // Metadata is bounded by the schema (MAX_METADATA_CHARS) and counted in the cell's bytes.
-      const bytes = event.metadata ? JSON.stringify(event.metadata).length : 0;
+      const bytes = event.metadata ? metadataChars(event.metadata) : 0;
       this.total += bytes;
       if (this.total > MAX_CELL_RESULT_BYTES)
         throw new ProtocolViolation(

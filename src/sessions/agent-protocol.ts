@@ -32,6 +32,30 @@ export const MIME_TYPE = /^[a-z0-9][a-z0-9.+-]{0,63}\/[a-z0-9][a-z0-9.+-]{0,63}$
 export const MAX_ERROR_CHARS = 64 * 1024;
 
 const id = z.number().int().positive();
+/**
+ * A rich result's metadata: two levels of plain values at most, as Jupyter's
+ * (`{"image/png": {"width": 100}}`). Never a free JSON value: 1 MiB of nesting
+ * parses, but anything walking it recursively (JSON.stringify) would overflow
+ * the host's stack.
+ */
+const metaValue = z.union([z.string().max(1024), z.number(), z.boolean(), z.null()]);
+const MetadataSchema = z
+  .record(z.string().max(128), z.union([metaValue, z.record(z.string().max(128), metaValue)]))
+  .refine((m) => metadataChars(m) <= MAX_METADATA_CHARS, {
+    message: `at most ${MAX_METADATA_CHARS} characters`,
+  });
+
+/** Characters of a (two-level, checked) metadata object: keys and values, 8 per entry besides. */
+export function metadataChars(m: Record<string, unknown>): number {
+  let n = 0;
+  for (const [key, value] of Object.entries(m)) {
+    n += key.length + 8;
+    if (value !== null && typeof value === "object")
+      for (const [k, v] of Object.entries(value)) n += k.length + 8 + String(v).length;
+    else n += String(value).length;
+  }
+  return n;
+}
 const base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, "not base64");
 const short = z.string().max(4096);
 
@@ -94,12 +118,7 @@ export const AgentEventSchema = z.discriminatedUnion("type", [
       id,
       type: z.literal("result"),
       isMainResult: z.boolean(),
-      metadata: z
-        .record(z.string().max(128), z.unknown())
-        .refine((m) => JSON.stringify(m).length <= MAX_METADATA_CHARS, {
-          message: `at most ${MAX_METADATA_CHARS} characters of JSON`,
-        })
-        .optional(),
+      metadata: MetadataSchema.optional(),
     })
     .strict(),
   z

@@ -105,6 +105,18 @@ describe.each(["ipython", "builtin"] as const)("Python cells (%s)", (kernel) => 
       "application/json",
     ]);
     expect(JSON.parse(cell.results[4]!.data["application/json"]!)).toEqual({ k: 1 });
+    // Metadata comes with its result (here an image's width).
+    const image = await run(
+      "display(Image(data=b'\\x89PNG\\r\\n\\x1a\\n' + bytes(16), format='png', width=10))",
+    );
+    expect(image.error).toBeNull();
+    expect(image.results).toEqual([
+      {
+        data: expect.objectContaining({ "image/png": expect.stringMatching(/^iVBORw0KGgo/) }),
+        metadata: { "image/png": { width: 10 } },
+        isMainResult: false,
+      },
+    ]);
   });
 
   it("runs top-level await", async () => {

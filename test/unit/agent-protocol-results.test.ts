@@ -1,6 +1,7 @@
 /** Rich results as the host accepts them: MIME types of Jupyter's shape only, bounded metadata. */
 import { describe, expect, it } from "vitest";
 import { RichResults } from "../../src/sessions/agent-answers.js";
+import { AgentChannel } from "../../src/sessions/agent-channel.js";
 import { AgentEventSchema, MAX_METADATA_CHARS } from "../../src/sessions/agent-protocol.js";
 
 const mime = (type: string) =>
@@ -57,5 +58,25 @@ describe("rich results from a kernel", () => {
       },
       { data: { "text/plain": "1" }, isMainResult: true },
     ]);
+  });
+
+  it("a deeply nested metadata line is a violation, not a crash of Warden", () => {
+    // 1 MiB of nesting parses, but anything that walks it recursively overflows the stack.
+    const depth = 400_000;
+    const line = `{"id":1,"type":"result","isMainResult":false,"metadata":{"a":${"[".repeat(depth)}${"]".repeat(depth)}}}\n`;
+    let violation: string | null = null;
+    const ch = new AgentChannel({
+      maxLineChars: 1024 * 1024,
+      onReady: () => undefined,
+      onViolation: (reason) => (violation = reason),
+    });
+    ch.expect(1, {
+      op: "run",
+      onEvent: () => undefined,
+      resolve: () => undefined,
+      reject: () => undefined,
+    });
+    expect(() => ch.receive(line)).not.toThrow();
+    expect(violation).toMatch(/schema/);
   });
 });
