@@ -95,7 +95,9 @@ function startKernel(language) {
     detached: bash,
   });
   const k = { child, current: null, group: bash };
-  if (child.stdin) child.stdin.on("error", () => {});
+  // A context that dies as it starts (a user's usercustomize.py can see to that) makes
+  // writing its request an EPIPE: without a listener that error would end the agent.
+  for (const stream of [child.stdin, child.stdio[3]]) if (stream) stream.on("error", () => {});
   const decoders = { stdout: new StringDecoder("utf8"), stderr: new StringDecoder("utf8") };
   // A cell's output is capped per stream like a command's (the host cuts too).
   const forward = (name) => (d) => {
@@ -141,7 +143,7 @@ function startKernel(language) {
       signalKernel(k, "SIGKILL");
     }
   });
-  child.on("exit", (code) => {
+  const gone = (code) => {
     if (kernels[language] === k) delete kernels[language];
     if (k.current)
       k.current.done({
@@ -155,7 +157,10 @@ function startKernel(language) {
           traceback: "",
         },
       });
-  });
+  };
+  child.on("exit", gone);
+  // It could not be started at all (no exit follows).
+  child.on("error", () => gone(null));
   return k;
 }
 

@@ -22,13 +22,10 @@ import sys
 import types
 
 LIB = os.path.dirname(os.path.abspath(__file__))
-# Import this kernel's own modules, then give sys.path the cwd first as
-# Jupyter does (so /workspace modules import) and Warden's dir last.
+# sys.path[0] is this directory while the kernel's own modules (and IPython)
+# are imported; then the working directory, as in Jupyter (further down).
 sys.path[0] = LIB
 import kernel_common as common  # noqa: E402
-
-sys.path[0] = ""
-sys.path.append(LIB)
 
 # Held on private descriptors (not inherited): code in a cell, and what it
 # starts, do not find the channel on fd 3.
@@ -54,6 +51,9 @@ if engine is None:
 
     engine = kernel_builtin.Engine(main)
 common.install_pyplot_hook(engine.sink)
+# A /workspace/kernel_builtin.py (or IPython/) cannot stand in for Warden's: all imported above.
+sys.path[0] = ""
+sys.path.append(LIB)
 
 
 def interrupt(signum, frame):

@@ -76,6 +76,22 @@ describe("a cell against its kernel's framing", () => {
     await manager.destroy(s.id, "evil", "test");
   }, 60_000);
 
+  it("a context that dies as it starts fails its cell; the agent and the session go on", async () => {
+    const s = await manager.create("evil");
+    // HOME is /workspace: Python runs the user's usercustomize before the kernel.
+    await manager.command(s.id, "evil", {
+      command:
+        "d=$(python3 -c 'import site; print(site.getusersitepackages())'); mkdir -p $d; echo 'import os; os._exit(3)' > $d/usercustomize.py",
+    });
+    for (let i = 0; i < 3; i++) {
+      const cell = await manager.run(s.id, "evil", { code: "1" });
+      expect(cell).toMatchObject({ status: "failed", error: { name: "KernelDied" } });
+    }
+    const alive = await manager.command(s.id, "evil", { command: "echo alive" });
+    expect(alive.stdout).toBe("alive\n");
+    await manager.destroy(s.id, "evil", "test");
+  }, 60_000);
+
   it("huge or numerous display data are cut to the bounds, forged MIME keys dropped", async () => {
     const s = await manager.create("evil", { limits: { memoryMb: 768 } });
     const big = await manager.run(s.id, "evil", {

@@ -119,6 +119,39 @@ describe.each(["ipython", "builtin"] as const)("Python cells (%s)", (kernel) => 
     ]);
   });
 
+  it("offers IPython.display without IPython, and never shadows a real one", async () => {
+    // -S leaves dist-packages (and so IPython) out of reach: the built-in display shim answers.
+    const probe = (flags: string) =>
+      m().command(id, user, {
+        command: [
+          "python3",
+          ...(flags ? [flags] : []),
+          "-c",
+          "import sys; sys.path.append('/.warden/lib')\nimport kernel_common, kernel_display\ns = kernel_common.Sink(); s.begin(); kernel_display.install(s)\nfrom IPython.display import display, HTML\nimport IPython\ndisplay(HTML('<p>x</p>'))\nprint(IPython.__version__.startswith('0 '), IPython.get_ipython(), s.end())",
+        ],
+      });
+    const shim = await probe("-S");
+    expect(shim.stdout).toBe(
+      "True None [{'data': {'text/html': '<p>x</p>', 'text/plain': '<HTML object>'}, 'isMainResult': False}]\n",
+    );
+    const real = await probe("");
+    expect(real.stdout).toMatch(/^<IPython.core.display.HTML object>\nFalse None \[\]\n$/);
+  });
+
+  it("imports the workspace's modules, never in place of the kernel's own", async () => {
+    await m().command(id, user, {
+      command:
+        "echo 'ANSWER = 42' > mymod.py; for m in kernel_common kernel_builtin kernel_ipython kernel_display; do echo 'raise SystemExit(9)' > $m.py; done",
+    });
+    // The context restarts with those files in its working directory.
+    expect((await run("import os\nos._exit(0)")).error?.name).toBe("KernelDied");
+    const cell = await run(
+      "import mymod, pickle\nclass P: pass\nlen(pickle.dumps(P())) > 0 and mymod.ANSWER",
+    );
+    expect(cell.error).toBeNull();
+    expect(cell.results[0]?.data["text/plain"]).toBe("42");
+  });
+
   it("runs top-level await", async () => {
     const cell = await run(
       "import asyncio\nawait asyncio.sleep(0)\nawait asyncio.sleep(0, 'slept')",
