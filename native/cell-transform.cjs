@@ -77,7 +77,8 @@ function importAssignment(node, src, names) {
     }
   }
   if (namespace) return `void (${namespace} = ${from});`;
-  return parts.length ? `void ({${parts.join(", ")}} = ${from});` : `void (${from});`;
+  // Named imports from CommonJS also find what Node's lexer did not see as an export.
+  return parts.length ? `void ({${parts.join(", ")}} = __warden_named(${from}));` : `void (${from});`;
 }
 
 function transformCell(code) {

@@ -43,6 +43,15 @@ function importFromCell(specifier) {
   }
 }
 
+/** A module's names for `import {a}`: its own exports first, then a CommonJS default's properties. */
+function namedExports(namespace) {
+  const fallback = namespace.default;
+  const base = fallback !== null && (typeof fallback === "object" || typeof fallback === "function") ? fallback : {};
+  return new Proxy(namespace, {
+    get: (target, key) => (key in target ? target[key] : base[key]),
+  });
+}
+
 const sandbox = {
   console,
   require: cellRequire,
@@ -61,6 +70,7 @@ const sandbox = {
   structuredClone,
   fetch: globalThis.fetch,
   __warden_import: importFromCell,
+  __warden_named: namedExports,
 };
 const context = vm.createContext(sandbox);
 sandbox.globalThis = sandbox;

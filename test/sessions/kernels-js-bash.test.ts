@@ -53,10 +53,16 @@ describe("JavaScript and TypeScript cells", () => {
   });
 
   it("imports a module of the workspace by relative path", async () => {
-    await manager.command(id, "js", { command: "echo 'export const answer = 42;' > lib.mjs" });
+    await manager.command(id, "js", {
+      command:
+        "echo 'export const answer = 42;' > lib.mjs; mkdir -p node_modules/pkg; echo 'module.exports = { six: 6 };' > node_modules/pkg/index.js",
+    });
     const cell = await run('import { answer } from "./lib.mjs";\nanswer');
     expect(cell.error).toBeNull();
     expect(main(cell)).toBe("42");
+    // A package of the workspace: by import (named export of CommonJS) and by require.
+    const pkg = await run('import { six } from "pkg";\nsix * require("pkg").six');
+    expect(main(pkg)).toBe("36");
   });
 
   it("runs TypeScript cells with their types stripped, in the same context", async () => {
