@@ -6,8 +6,8 @@
 // schema ends the session. So big payloads go as pieces that each fit a line:
 //   exec   {id, op, argv | shell, cwd, env, stdin, keepStdin, timeoutMs (0 = none), outputBytes}
 //          → {id, type: "stdout" | "stderr", data}* then {id, type: "exit", exitCode, signal, timedOut, truncated, durationMs}
-//   run    {id, op, language, code, timeoutMs, outputBytes}
-//          → {id, type: "stdout" | "stderr", data}*, ({id, type: "result", isMainResult} then {id, type: "mime", mime, data}*)*
+//   run    {id, op, language (python, javascript, typescript, bash), code, timeoutMs, outputBytes}
+//          → {id, type: "stdout" | "stderr", data}*, ({id, type: "result", isMainResult, metadata?} then {id, type: "mime", mime, data}*)*
 //            then {id, type: "cell", error, timedOut, truncated, durationMs}
 //   write  {id, op, path, content (base64), mode} → {id, type: "ok"}
 //   read   {id, op, path, maxBytes}               → {id, type: "data", data (base64)}* then {id, type: "file", size}
@@ -27,6 +27,7 @@
 // sandbox's own: the host never opens a path the sandbox controls.
 "use strict";
 const { spawn } = require("node:child_process");
+const crypto = require("node:crypto");
 const fs = require("node:fs");
 const net = require("node:net");
 const path = require("node:path");
@@ -48,14 +49,40 @@ const RESULT_BYTES = 4 * 1024 * 1024;
 const CELL_RESULT_BYTES = 16 * 1024 * 1024;
 const ERROR_CHARS = 32 * 1024;
 const LIST_BATCH = 200;
+/** A MIME type as Jupyter writes them (the host accepts this shape only). */
+const MIME_TYPE = /^[a-z0-9][a-z0-9.+-]{0,63}\/[a-z0-9][a-z0-9.+-]{0,63}$/;
+/** A rich result's metadata, as JSON characters. */
+const METADATA_CHARS = 16 * 1024;
+/** A kernel's answer line, at most: kernels keep a cell's results to 16 MiB; escaped, well under this. */
+const KERNEL_LINE_CHARS = 64 * 1024 * 1024;
 
-/** Persistent code contexts (python, javascript), each started on first use; one cell at a time. */
+/** Persistent code contexts (python, javascript, bash), each started on first use; one cell at a time. */
 const kernels = {};
 let cellChain = Promise.resolve();
+const KERNEL_NAMES = { python: "Python", javascript: "JavaScript", bash: "bash" };
+
+/** The bash context's framing (native/kernel-bash.cjs), loaded when first used. */
+function bashKernel() {
+  return require("./kernel-bash.cjs");
+}
+
+/** Signals a context; bash's whole process group, so that its running command gets it. */
+function signalKernel(k, signal) {
+  try {
+    if (k.group) process.kill(-k.child.pid, signal);
+    else k.child.kill(signal);
+  } catch {}
+}
 
 function kernelCommand(language) {
+  if (language === "bash") return bashKernel().command();
   if (language === "javascript") return [process.execPath, ["/.warden/lib/kernel.cjs"]];
-  const python = process.env.WARDEN_PYTHON;
+  // A context (re)starts from the session's venv; one the user removed is written again.
+  try {
+    preparePrefixes();
+  } catch {}
+  const venvPython = process.env.WARDEN_PYTHON;
+  const python = venvPython && fs.existsSync(venvPython) ? venvPython : process.env.WARDEN_PYTHON_BASE || venvPython;
   if (!python)
     throw Object.assign(new Error("language: python is not available in this session"), {
       code: "UNSUPPORTED_LANGUAGE",
@@ -65,8 +92,17 @@ function kernelCommand(language) {
 
 function startKernel(language) {
   const [command, args] = kernelCommand(language);
-  const child = spawn(command, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe", "pipe"] });
-  const k = { child, current: null, buffer: "" };
+  const bash = language === "bash";
+  // bash gets its cells on stdin and a process group of its own (interrupts reach its command).
+  const child = spawn(command, args, {
+    cwd: ROOT,
+    stdio: [bash ? "pipe" : "ignore", "pipe", "pipe", "pipe"],
+    detached: bash,
+  });
+  const k = { child, current: null, group: bash };
+  // A context that dies as it starts (a user's usercustomize.py can see to that) makes
+  // writing its request an EPIPE: without a listener that error would end the agent.
+  for (const stream of [child.stdin, child.stdio[3]]) if (stream) stream.on("error", () => {});
   const decoders = { stdout: new StringDecoder("utf8"), stderr: new StringDecoder("utf8") };
   // A cell's output is capped per stream like a command's (the host cuts too).
   const forward = (name) => (d) => {
@@ -83,19 +119,36 @@ function startKernel(language) {
   child.stderr.on("data", forward("stderr"));
   // Results can be long and carry any text: a character split across reads stays whole.
   const results = new StringDecoder("utf8");
+  // A line is kept as pieces until its end arrives (never searched or joined whole before).
+  let pieces = [];
+  let pending = 0;
   child.stdio[3].on("data", (d) => {
-    k.buffer += results.write(d);
+    let text = results.write(d);
     let nl;
-    while ((nl = k.buffer.indexOf("\n")) >= 0) {
-      const line = k.buffer.slice(0, nl);
-      k.buffer = k.buffer.slice(nl + 1);
+    while ((nl = text.indexOf("\n")) >= 0) {
+      const line = pieces.join("") + text.slice(0, nl);
+      pieces = [];
+      pending = 0;
+      text = text.slice(nl + 1);
       try {
-        const ev = JSON.parse(line);
-        if (k.current && ev.id === k.current.id) k.current.done(ev);
+        const ev = bash ? bashKernel().answer(k, line) : JSON.parse(line);
+        // The cell's unguessable nonce, not its id (ids are sequential): a line
+        // written by an earlier cell's code cannot end a later cell.
+        if (ev && k.current && ev.id === k.current.id && (bash || ev.nonce === k.current.nonce))
+          k.current.done(ev);
       } catch {}
     }
+    if (!text) return;
+    pending += text.length;
+    pieces.push(text);
+    // A line longer than any honest answer: the context is not keeping to it; restart it.
+    if (pending > KERNEL_LINE_CHARS) {
+      pieces = [];
+      pending = 0;
+      signalKernel(k, "SIGKILL");
+    }
   });
-  child.on("exit", () => {
+  const gone = (code) => {
     if (kernels[language] === k) delete kernels[language];
     if (k.current)
       k.current.done({
@@ -103,11 +156,16 @@ function startKernel(language) {
         results: [],
         error: {
           name: "KernelDied",
-          value: `the ${language === "javascript" ? "JavaScript" : "Python"} context ended; its state is lost`,
+          value: bash
+            ? `bash exited with status ${code}; the next call starts a new shell`
+            : `the ${KERNEL_NAMES[language]} context ended; its state is lost`,
           traceback: "",
         },
       });
-  });
+  };
+  child.on("exit", gone);
+  // It could not be started at all (no exit follows).
+  child.on("error", () => gone(null));
   return k;
 }
 
@@ -118,7 +176,12 @@ function runCell(req) {
         const started = Date.now();
         let k;
         try {
-          const language = req.language === "javascript" ? "javascript" : "python";
+          const language =
+            req.language === "javascript" || req.language === "typescript"
+              ? "javascript"
+              : req.language === "bash"
+                ? "bash"
+                : "python";
           k = kernels[language] || (kernels[language] = startKernel(language));
         } catch (e) {
           fail(req.id, e.code, e.message);
@@ -128,11 +191,12 @@ function runCell(req) {
         let hard = null;
         const timer = setTimeout(() => {
           timedOut = true;
-          k.child.kill("SIGINT"); // KeyboardInterrupt in the cell; state survives
-          hard = setTimeout(() => k.child.kill("SIGKILL"), 2000); // it would not stop: restart
+          signalKernel(k, "SIGINT"); // KeyboardInterrupt in the cell; state survives
+          hard = setTimeout(() => signalKernel(k, "SIGKILL"), 2000); // it would not stop: restart
         }, req.timeoutMs || 60000);
         k.current = {
           id: req.id,
+          nonce: crypto.randomBytes(16).toString("hex"),
           cap: req.outputBytes || 1 << 20,
           sent: { stdout: 0, stderr: 0 },
           truncated: false,
@@ -153,7 +217,18 @@ function runCell(req) {
             resolve();
           },
         };
-        k.child.stdio[3].write(`${JSON.stringify({ id: req.id, code: String(req.code || ""), timeoutMs: req.timeoutMs })}\n`);
+        if (k.group) {
+          try {
+            bashKernel().send(k, req);
+          } catch (e) {
+            k.current.done({ results: [], error: { name: "Error", value: `bash: ${e.message}` } });
+          }
+          return;
+        }
+        const typescript = req.language === "typescript";
+        const { nonce } = k.current;
+        const message = { id: req.id, nonce, code: String(req.code || ""), timeoutMs: req.timeoutMs, typescript };
+        k.child.stdio[3].write(`${JSON.stringify(message)}\n`);
       }),
   );
 }
@@ -204,7 +279,7 @@ function sendResults(id, results) {
   let total = 0;
   for (const r of results.slice(0, MAX_RESULTS)) {
     const entries = Object.entries((r && r.data) || {})
-      .filter(([mime]) => mime.length > 0 && mime.length <= 128)
+      .filter(([mime]) => MIME_TYPE.test(mime))
       .slice(0, MAX_MIMES)
       .map(([mime, value]) => [mime, typeof value === "string" ? value : JSON.stringify(value) || ""]);
     const size = entries.reduce((n, [, v]) => n + Buffer.byteLength(v), 0);
@@ -213,7 +288,8 @@ function sendResults(id, results) {
       ? entries
       : [["text/plain", `<result too large: ${size} bytes (at most ${RESULT_BYTES} each, ${CELL_RESULT_BYTES} per cell)>`]];
     total += fits ? size : 0;
-    send({ id, type: "result", isMainResult: Boolean(r && r.isMainResult === true) });
+    const metadata = plainMetadata(r && r.metadata);
+    send({ id, type: "result", isMainResult: Boolean(r && r.isMainResult === true), ...(metadata ? { metadata } : {}) });
     for (const [mime, value] of data) {
       for (let at = 0; at < value.length || at === 0; ) {
         let end = Math.min(at + MIME_PIECE, value.length);
@@ -226,6 +302,29 @@ function sendResults(id, results) {
       }
     }
   }
+}
+
+/**
+ * A result's metadata as the host takes it: two levels of plain values
+ * (strings up to 1024), keys up to 128, METADATA_CHARS in all; else none.
+ */
+function plainMetadata(m) {
+  const isMap = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+  const plain = (v) => v === null || ["number", "boolean"].includes(typeof v) || (typeof v === "string" && v.length <= 1024);
+  if (!isMap(m)) return null;
+  let size = 0;
+  for (const [key, value] of Object.entries(m)) {
+    if (key.length > 128) return null;
+    size += key.length + 8;
+    if (isMap(value)) {
+      for (const [k, v] of Object.entries(value)) {
+        if (k.length > 128 || !plain(v)) return null;
+        size += k.length + 8 + String(v).length;
+      }
+    } else if (plain(value)) size += String(value).length;
+    else return null;
+  }
+  return size > 0 && size <= METADATA_CHARS ? m : null;
 }
 
 function cellError(e) {
@@ -409,7 +508,7 @@ function cancel(req) {
     } catch {}
   }
   for (const k of Object.values(kernels))
-    if (k.current && k.current.id === req.target) k.child.kill("SIGINT");
+    if (k.current && k.current.id === req.target) signalKernel(k, "SIGINT");
   send({ id: req.id, type: "ok" });
 }
 

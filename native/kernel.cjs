@@ -1,21 +1,60 @@
 // warden JavaScript kernel: a persistent code context inside a session's
 // sandbox, started by the session agent. Requests arrive on fd 3 as JSON
-// lines ({id, code, timeoutMs}); each gets one JSON line back on fd 3:
-// {id, type: "result", results: [MIME bundles], error}. Top-level let/const,
-// functions and globals persist between cells (one vm context); the last
-// expression's value (awaited if it is a promise) is the main result.
+// lines ({id, code, timeoutMs, typescript}); each gets one JSON line back on
+// fd 3: {id, type: "result", results: [MIME bundles], error}. Top-level
+// let/const, functions and globals persist between cells (one vm context);
+// the last expression's value (awaited if it is a promise) is the main
+// result. Cells may use top-level await and `import` (cell-transform.cjs);
+// TypeScript cells have their types stripped by Warden's esbuild first.
+// Bundled with acorn at build time (scripts/build-native.sh).
 "use strict";
+const { spawnSync } = require("node:child_process");
 const fs = require("node:fs");
+const { builtinModules, createRequire } = require("node:module");
+const path = require("node:path");
 const readline = require("node:readline");
+const { pathToFileURL } = require("node:url");
 const util = require("node:util");
 const vm = require("node:vm");
+const { transformCell } = require("./cell-transform.cjs");
 
 // The agent interrupts runaway cells with SIGINT; vm's own timeout does the work.
 process.on("SIGINT", () => {});
 
+const ESBUILD = "/.warden/lib/esbuild";
+/** A TypeScript cell's JavaScript, at most (the cell itself is at most 1 MiB). */
+const TS_OUTPUT_BYTES = 16 * 1024 * 1024;
+
+// Modules resolve from the session's working directory, as a script there would.
+const cellRequire = createRequire(path.join(process.cwd(), "<cell>"));
+// A dynamic import() of the kernel's own realm (esbuild must not rewrite it into require()).
+const nativeImport = new Function("specifier", "return import(specifier)");
+
+/** `import` in a cell: node: built-ins as they are, the rest resolved from the working directory. */
+function importFromCell(specifier) {
+  const spec = String(specifier);
+  if (spec.startsWith("node:") || builtinModules.includes(spec)) return nativeImport(spec);
+  try {
+    return nativeImport(pathToFileURL(cellRequire.resolve(spec)).href);
+  } catch {
+    // An ES-only package has no require() entry point: let Node's resolver try.
+    const relative = spec.startsWith(".") || spec.startsWith("/");
+    return nativeImport(relative ? pathToFileURL(path.resolve(process.cwd(), spec)).href : spec);
+  }
+}
+
+/** A module's names for `import {a}`: its own exports first, then a CommonJS default's properties. */
+function namedExports(namespace) {
+  const fallback = namespace.default;
+  const base = fallback !== null && (typeof fallback === "object" || typeof fallback === "function") ? fallback : {};
+  return new Proxy(namespace, {
+    get: (target, key) => (key in target ? target[key] : base[key]),
+  });
+}
+
 const sandbox = {
   console,
-  require,
+  require: cellRequire,
   process,
   Buffer,
   URL,
@@ -30,6 +69,8 @@ const sandbox = {
   queueMicrotask,
   structuredClone,
   fetch: globalThis.fetch,
+  __warden_import: importFromCell,
+  __warden_named: namedExports,
 };
 const context = vm.createContext(sandbox);
 sandbox.globalThis = sandbox;
@@ -41,7 +82,9 @@ function bundle(value) {
   const data = { "text/plain": util.inspect(value, { depth: 4, colors: false }) };
   if (value !== null && typeof value === "object") {
     try {
-      data["application/json"] = JSON.stringify(value);
+      const json = JSON.stringify(value);
+      // The agent keeps 4 MiB a result: a bigger value would only be dropped there.
+      if (typeof json === "string" && json.length <= 4 * 1024 * 1024) data["application/json"] = json;
     } catch {}
   }
   return data;
@@ -63,6 +106,19 @@ function userStack(e) {
   return (cut < 0 ? lines : lines.slice(0, cut)).join("\n");
 }
 
+/** A TypeScript cell as JavaScript (types stripped, imports kept), or throws a SyntaxError. */
+function stripTypes(code, timeoutMs) {
+  if (!fs.existsSync(ESBUILD)) throw new Error("TypeScript cells need Warden's esbuild, which is not installed");
+  const out = spawnSync(
+    ESBUILD,
+    ["--loader=ts", "--log-level=error", '--tsconfig-raw={"compilerOptions":{"verbatimModuleSyntax":true}}'],
+    { input: code, maxBuffer: TS_OUTPUT_BYTES, timeout: timeoutMs, encoding: "utf8" },
+  );
+  if (out.status === 0) return out.stdout;
+  const message = (out.stderr || (out.error && out.error.message) || "esbuild failed").slice(0, 4096);
+  throw Object.assign(new SyntaxError(message.replace(/\u001b\[[0-9;]*m/g, "").trim()), { stack: "" });
+}
+
 let chain = Promise.resolve();
 let cells = 0;
 input.on("line", (line) => {
@@ -73,14 +129,18 @@ input.on("line", (line) => {
     } catch {
       return;
     }
+    if (!request || typeof request !== "object") return;
     const results = [];
     let error = null;
     let timedOut = false;
     try {
       cells += 1;
-      let value = vm.runInContext(String(request.code || ""), context, {
+      const timeout = request.timeoutMs || 60000;
+      let code = String(request.code || "");
+      if (request.typescript === true) code = stripTypes(code, timeout);
+      let value = vm.runInContext(transformCell(code), context, {
         filename: `<cell ${cells}>`,
-        timeout: request.timeoutMs || 60000,
+        timeout,
         breakOnSigint: false,
       });
       if (value && typeof value.then === "function") value = await value;
@@ -93,6 +153,7 @@ input.on("line", (line) => {
         traceback: userStack(e),
       };
     }
-    output.write(`${JSON.stringify({ id: request.id, type: "result", results, error, timedOut })}\n`);
+    const answer = { id: request.id, nonce: request.nonce, type: "result", results, error, timedOut };
+    output.write(`${JSON.stringify(answer)}\n`);
   });
 });

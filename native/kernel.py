@@ -2,99 +2,94 @@
 
 Started by the session agent. Requests arrive on fd 3 as JSON lines
 ({"id", "code"}); the answer for each is one JSON line on fd 3:
-{"id", "type": "result", "results": [MIME bundles], "error": null | {name, value, traceback}}.
+{"id", "type": "result", "results": [{data, metadata?, isMainResult}], "error"}.
 The cell's own output goes to fd 1 and 2 as usual (the agent streams it).
-The last expression's value is the main result; matplotlib figures come
-back as image/png bundles.
+
+Cells run through IPython's InteractiveShell when IPython is importable
+(kernel_ipython.py: Jupyter's own semantics), else through the built-in
+engine (kernel_builtin.py: display(), display objects, magics, top-level
+await). WARDEN_PYTHON_KERNEL=builtin, set by Warden (never by a request),
+forces the built-in one. Results come in order: display() calls and shown
+figures, then figures left open, then the last expression (the main result).
+Everything this kernel writes is checked and bounded by the host.
 """
-import ast
 import base64
 import io
 import json
-import linecache
 import os
+import signal
 import sys
-import traceback
+import types
 
-channel_in = os.fdopen(3, "r", buffering=1)
-channel_out = os.fdopen(os.dup(3), "w", buffering=1)
-namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+LIB = os.path.dirname(os.path.abspath(__file__))
+# sys.path[0] is this directory while the kernel's own modules (and IPython)
+# are imported; then the working directory, as in Jupyter (further down).
+sys.path[0] = LIB
+import kernel_common as common  # noqa: E402
 
+# Held on private descriptors (not inherited): code in a cell, and what it
+# starts, do not find the channel on fd 3.
+channel_in = os.fdopen(os.dup(3), "r", buffering=1)
+channel_out = os.fdopen(os.dup(3), "w", buffering=1, encoding="utf-8", errors="replace")
+os.close(3)
 
-def bundle(value):
-    data = {"text/plain": repr(value)}
-    for method, mime in (("_repr_html_", "text/html"), ("_repr_svg_", "image/svg+xml"), ("_repr_json_", "application/json")):
-        fn = getattr(value, method, None)
-        if callable(fn):
-            try:
-                out = fn()
-                if out is not None:
-                    data[mime] = out if isinstance(out, str) else json.dumps(out)
-            except Exception:
-                pass
-    fn = getattr(value, "_repr_png_", None)
-    if callable(fn):
-        try:
-            png = fn()
-            if png:
-                data["image/png"] = base64.b64encode(png).decode()
-        except Exception:
-            pass
-    return data
+# The user's namespace is a real __main__ module (pickle and multiprocessing need one).
+main = types.ModuleType("__main__")
+main.__dict__["__builtins__"] = __builtins__
+sys.modules["__main__"] = main
 
+engine = None
+if os.environ.pop("WARDEN_PYTHON_KERNEL", "auto") != "builtin":
+    try:
+        import kernel_ipython
 
-def figures():
-    plt = sys.modules.get("matplotlib.pyplot")
-    if plt is None:
-        return []
-    found = []
-    for num in plt.get_fignums():
-        buf = io.BytesIO()
-        plt.figure(num).savefig(buf, format="png")
-        found.append({"data": {"image/png": base64.b64encode(buf.getvalue()).decode(), "text/plain": "<Figure>"}, "isMainResult": False})
-    plt.close("all")
-    return found
+        engine = kernel_ipython.Engine(main)
+    except ImportError:
+        engine = None
+if engine is None:
+    import kernel_builtin
+
+    engine = kernel_builtin.Engine(main)
+common.install_pyplot_hook(engine.sink)
+# A /workspace/kernel_builtin.py (or IPython/) cannot stand in for Warden's: all imported above.
+sys.path[0] = ""
+sys.path.append(LIB)
 
 
-def user_traceback(e):
-    """The traceback of the user's code only: this kernel's own frames (the
-    exec of the cell) are Warden's, not the user's, and stay out of it."""
-    tb = e.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
-        tb = tb.tb_next
-    return "".join(traceback.format_exception(type(e), e, tb))
+def interrupt(signum, frame):
+    # The agent interrupts a cell past its timeout; between cells SIGINT must
+    # not end the kernel (a late signal would lose the whole context).
+    if engine.sink.running:
+        raise KeyboardInterrupt
 
 
-def remember(name, code):
-    """Lets tracebacks quote the cell's source lines, as they would a file's."""
-    linecache.cache[name] = (len(code), None, code.splitlines(True), name)
+signal.signal(signal.SIGINT, interrupt)
 
-
-cells = 0
 for line in channel_in:
     try:
         request = json.loads(line)
     except ValueError:
         continue
-    results, error = [], None
-    sys.stdin = io.StringIO("")
-    cells += 1
-    name = "<cell %d>" % cells
+    if not isinstance(request, dict):
+        continue
     code = request.get("code", "")
     code = code if isinstance(code, str) else ""
-    remember(name, code)
+    sys.stdin = io.StringIO("")
+    sink = engine.sink
+    sink.begin()
+    error = None
     try:
-        tree = ast.parse(code, name, "exec")
-        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-        exec(compile(tree, name, "exec"), namespace)
-        value = None
-        if last is not None:
-            value = eval(compile(ast.Expression(last.value), name, "eval"), namespace)
-        results.extend(figures())
-        if value is not None:
-            results.append({"data": bundle(value), "isMainResult": True})
-    except BaseException as e:  # KeyboardInterrupt (a timeout), SystemExit, errors
-        error = {"name": type(e).__name__, "value": str(e), "traceback": user_traceback(e)}
-    sys.stdout.flush()
-    sys.stderr.flush()
-    channel_out.write(json.dumps({"id": request.get("id"), "type": "result", "results": results, "error": error}) + "\n")
+        sink.running = True
+        error = engine.run(code)
+        sink.running = False
+        sink.figures()
+    except BaseException as e:  # an interrupt between the user's code and here
+        sink.running = False
+        error = error or common.error_of(e, "")
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:
+        pass
+    answer = {"id": request.get("id"), "nonce": request.get("nonce"), "type": "result", "results": sink.end(), "error": error}
+    channel_out.write(json.dumps(answer, ensure_ascii=False) + "\n")

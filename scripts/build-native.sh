@@ -20,7 +20,11 @@ npx --no-install esbuild native/node-proxy.cjs --bundle --platform=node --format
   --log-level=warning --outfile="$out/node-proxy.cjs"
 # The session agent is plain CommonJS with Node built-ins only.
 cp native/agent.cjs "$out/agent.cjs"
-cp native/kernel.py native/kernel.cjs "$out/"
+cp native/kernel.py native/kernel_common.py native/kernel_builtin.py native/kernel_display.py \
+  native/kernel_ipython.py native/kernel-bash.cjs native/kernel.bash "$out/"
+# The JavaScript kernel carries acorn (its cell transform) inside: the sandbox has no node_modules.
+npx --no-install esbuild native/kernel.cjs --bundle --platform=node --format=cjs \
+  --log-level=warning --outfile="$out/kernel.cjs"
 # Warm stubs: pooled sandboxes start them in place of a program (src/runtimes/warm.ts).
 cp native/warm.py native/warm.cjs "$out/"
 # The Python analyser runs in a one-shot sandbox (src/policy/python.ts), never on the host.

@@ -26,9 +26,10 @@ fi
 
 packages=(bubblewrap libseccomp-dev gcc libc6-dev util-linux coreutils findutils)
 # The languages the tests run: python (with matplotlib, for plots as
-# image/png), C and C++ compilers; openssl and curl for the egress tests.
+# image/png; IPython and pandas for Jupyter cells), C and C++ compilers;
+# openssl and curl for the egress tests.
 # Java, Go and Rust are tested when present and skipped otherwise.
-$want_tests && packages+=(python3 g++ bash python3-matplotlib openssl curl)
+$want_tests && packages+=(python3 g++ bash python3-matplotlib python3-ipython python3-pandas openssl curl)
 
 missing=()
 for p in "${packages[@]}"; do

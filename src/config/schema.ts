@@ -649,6 +649,12 @@ export const ConfigSchema = z
       .positive()
       .default(600)
       .describe("A session unused this long is destroyed (s)."),
+    sessionPythonKernel: z
+      .enum(["auto", "builtin"])
+      .default("auto")
+      .describe(
+        "Python cells in sessions: `auto` runs them through IPython where the session's python can import it, else through Warden's built-in kernel; `builtin` always uses the built-in one.",
+      ),
     maxArtifactSizeMB: z
       .number()
       .int()

@@ -17,8 +17,11 @@ import {
   TruncatedSchema,
 } from "./result.js";
 
-/** Languages with a persistent code context in a session. */
-export const ContextLanguageSchema = z.enum(["python", "javascript"]);
+/**
+ * Languages with a persistent code context in a session. TypeScript cells run
+ * in the JavaScript context (types stripped); bash is a persistent shell.
+ */
+export const ContextLanguageSchema = z.enum(["python", "javascript", "typescript", "bash"]);
 export type ContextLanguage = z.infer<typeof ContextLanguageSchema>;
 
 /** A command: argv, or a line for /bin/sh -c; bounded in count and size. */
@@ -64,7 +67,15 @@ export const BackgroundCommandSchema = z.object({
 export const RichResultSchema = z.object({
   data: z
     .record(z.string(), z.string())
-    .describe("A MIME bundle: text/plain, image/png (base64)..."),
+    .describe(
+      "A MIME bundle: text/plain, text/html, text/markdown, text/latex, image/png and image/jpeg (base64), image/svg+xml, application/json, application/javascript...",
+    ),
+  metadata: z
+    .record(z.string(), z.unknown())
+    .optional()
+    .describe(
+      "Jupyter's metadata of the result, by MIME type (e.g. an image's width), when it has some.",
+    ),
   isMainResult: z.boolean(),
 });
 

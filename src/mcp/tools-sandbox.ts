@@ -121,7 +121,7 @@ export function sandboxTools(o: McpServerOptions): ToolDefinition[] {
           "Code to run (a cell). Print, or end with an expression, to see results.",
         ),
         language: ContextLanguageSchema.optional().describe(
-          "python or javascript (default: the sandbox's language).",
+          "python, javascript, typescript or bash (default: the sandbox's language).",
         ),
         timeout_seconds: timeoutSchema(o, "Limit for this cell"),
       }),

@@ -39,6 +39,12 @@ const OPTIONAL_NATIVE_FILES = [
   "agent.cjs",
   "kernel.py",
   "kernel.cjs",
+  "kernel_common.py",
+  "kernel_builtin.py",
+  "kernel_display.py",
+  "kernel_ipython.py",
+  "kernel-bash.cjs",
+  "kernel.bash",
   "warm.py",
   "warm.cjs",
 ];

@@ -13,6 +13,7 @@ import {
   MAX_MIMES_PER_RESULT,
   MAX_RESULT_BYTES,
   MAX_RESULTS_PER_CELL,
+  metadataChars,
   ProtocolViolation,
   type AgentEvent,
   type EventOf,
@@ -115,6 +116,7 @@ export class ArtifactPieces {
 export class RichResults {
   private readonly results: {
     isMainResult: boolean;
+    metadata: Record<string, unknown> | undefined;
     data: Map<string, string[]>;
     bytes: number;
   }[] = [];
@@ -124,7 +126,19 @@ export class RichResults {
     if (event.type === "result") {
       if (this.results.length >= MAX_RESULTS_PER_CELL)
         throw new ProtocolViolation(`rich results: more than ${MAX_RESULTS_PER_CELL} in a cell`);
-      this.results.push({ isMainResult: event.isMainResult, data: new Map(), bytes: 0 });
+      // Metadata is bounded by the schema (MAX_METADATA_CHARS) and counted in the cell's bytes.
+      const bytes = event.metadata ? metadataChars(event.metadata) : 0;
+      this.total += bytes;
+      if (this.total > MAX_CELL_RESULT_BYTES)
+        throw new ProtocolViolation(
+          `rich results: more than ${MAX_CELL_RESULT_BYTES} bytes in a cell`,
+        );
+      this.results.push({
+        isMainResult: event.isMainResult,
+        metadata: event.metadata,
+        data: new Map(),
+        bytes,
+      });
       return;
     }
     if (event.type !== "mime") return;
@@ -150,6 +164,7 @@ export class RichResults {
     return this.results.map((r) => ({
       data: Object.fromEntries([...r.data].map(([mime, parts]) => [mime, parts.join("")])),
       isMainResult: r.isMainResult,
+      ...(r.metadata ? { metadata: r.metadata } : {}),
     }));
   }
 }

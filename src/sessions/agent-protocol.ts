@@ -21,10 +21,41 @@ export const MAX_RESULTS_PER_CELL = 32;
 export const MAX_MIMES_PER_RESULT = 16;
 export const MAX_RESULT_BYTES = 4 * 1024 * 1024;
 export const MAX_CELL_RESULT_BYTES = 16 * 1024 * 1024;
+/** A rich result's metadata (JSON characters), e.g. an image's width and height. */
+export const MAX_METADATA_CHARS = 16 * 1024;
+/**
+ * A MIME type as Jupyter writes them (`image/png`, `application/vnd.x+json`):
+ * lower case, no parameters. Anything else is a kernel inventing keys.
+ */
+export const MIME_TYPE = /^[a-z0-9][a-z0-9.+-]{0,63}\/[a-z0-9][a-z0-9.+-]{0,63}$/;
 /** A cell's error: name, value and traceback are short text. */
 export const MAX_ERROR_CHARS = 64 * 1024;
 
 const id = z.number().int().positive();
+/**
+ * A rich result's metadata: two levels of plain values at most, as Jupyter's
+ * (`{"image/png": {"width": 100}}`). Never a free JSON value: 1 MiB of nesting
+ * parses, but anything walking it recursively (JSON.stringify) would overflow
+ * the host's stack.
+ */
+const metaValue = z.union([z.string().max(1024), z.number(), z.boolean(), z.null()]);
+const MetadataSchema = z
+  .record(z.string().max(128), z.union([metaValue, z.record(z.string().max(128), metaValue)]))
+  .refine((m) => metadataChars(m) <= MAX_METADATA_CHARS, {
+    message: `at most ${MAX_METADATA_CHARS} characters`,
+  });
+
+/** Characters of a (two-level, checked) metadata object: keys and values, 8 per entry besides. */
+export function metadataChars(m: Record<string, unknown>): number {
+  let n = 0;
+  for (const [key, value] of Object.entries(m)) {
+    n += key.length + 8;
+    if (value !== null && typeof value === "object")
+      for (const [k, v] of Object.entries(value)) n += k.length + 8 + String(v).length;
+    else n += String(value).length;
+  }
+  return n;
+}
 const base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, "not base64");
 const short = z.string().max(4096);
 
@@ -82,9 +113,21 @@ export const AgentEventSchema = z.discriminatedUnion("type", [
     .strict(),
   z.object({ id, type: z.literal("collected") }).strict(),
   /** A rich result begins; its MIME values follow as `mime` pieces. */
-  z.object({ id, type: z.literal("result"), isMainResult: z.boolean() }).strict(),
   z
-    .object({ id, type: z.literal("mime"), mime: z.string().min(1).max(128), data: z.string() })
+    .object({
+      id,
+      type: z.literal("result"),
+      isMainResult: z.boolean(),
+      metadata: MetadataSchema.optional(),
+    })
+    .strict(),
+  z
+    .object({
+      id,
+      type: z.literal("mime"),
+      mime: z.string().max(128).regex(MIME_TYPE, "not a MIME type"),
+      data: z.string(),
+    })
     .strict(),
   z
     .object({

@@ -23,6 +23,7 @@ import type {
 import { AgentChannel } from "./agent-channel.js";
 import type { AgentEvent, AgentOp } from "./agent-protocol.js";
 import type { PackageIndexes } from "../environments/indexes.js";
+import { kernelEnv, kernelMounts } from "./kernel-mounts.js";
 import { prefixEnv } from "./prefixes.js";
 import { PREVIEW_SOCKET, PreviewRelay } from "./preview.js";
 
@@ -42,11 +43,11 @@ export interface AgentSandboxOptions {
   environment?: SandboxEnvironment | null | undefined;
   /** Called when the sandbox ends on its own (TTL, memory, crash, a protocol violation). */
   onExit?: (result: RunResult, violation: string | null) => void;
+  /** Python cells through IPython when importable (auto), or always the built-in kernel. */
+  pythonKernel?: "auto" | "builtin" | undefined;
 }
 
 const AGENT_PATH = "/.warden/lib/agent.cjs";
-const KERNEL_PATH = "/.warden/lib/kernel.py";
-const JS_KERNEL_PATH = "/.warden/lib/kernel.cjs";
 
 /**
  * The codes an agent's error may carry: the ones native/agent.cjs sends. Any
@@ -118,15 +119,15 @@ export class AgentSandbox {
         argv: [node, AGENT_PATH],
         mounts: [
           { source: host.privateFile("agent.cjs"), target: AGENT_PATH },
-          { source: host.privateFile("kernel.py"), target: KERNEL_PATH },
-          { source: host.privateFile("kernel.cjs"), target: JS_KERNEL_PATH },
+          ...kernelMounts(host),
           { source: relay.path, target: PREVIEW_SOCKET },
         ],
         network: options.network,
         env: {
           ...options.environment?.env,
+          ...kernelEnv(python, options.pythonKernel),
+          // The kernels run the session venv's python (WARDEN_PYTHON), layered on `python`.
           ...prefixEnv(python, options.indexes),
-          ...(python ? { MPLBACKEND: "Agg", PYTHONDONTWRITEBYTECODE: "1" } : {}),
         },
         stdin: this.input,
         retainOutput: false,

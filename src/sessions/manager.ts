@@ -47,6 +47,11 @@ const CONTEXT_LANGUAGES: Record<string, ContextLanguage> = {
   javascript: "javascript",
   js: "javascript",
   node: "javascript",
+  typescript: "typescript",
+  ts: "typescript",
+  bash: "bash",
+  sh: "bash",
+  shell: "bash",
 };
 
 /** The context language a name or alias stands for, or null (own keys only: not `__proto__`). */
@@ -61,7 +66,7 @@ export function contextLanguage(name: string): ContextLanguage {
   if (!language)
     throw new WardenError(
       "UNSUPPORTED_LANGUAGE",
-      `language: code contexts exist for python and javascript (got ${name})`,
+      `language: code contexts exist for python, javascript, typescript and bash (got ${name})`,
     );
   return language;
 }
@@ -212,6 +217,7 @@ export class SessionManager {
       environment,
       indexes: this.config.environments,
       searchPath: this.config.sandbox.searchPath,
+      pythonKernel: this.config.sessionPythonKernel,
       network:
         network && this.hooks.egress
           ? this.hooks.egress(network, { userId, sessionId: id })

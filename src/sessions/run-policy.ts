@@ -88,6 +88,13 @@ export async function checkCell(
   if (mode === "off") return { rejected: null, run: runWith(undefined, cell.language) };
   // The language the manager will run: any alias it takes resolves here too.
   const language = cellLanguage(cell.language, session.language);
+  // bash and TypeScript cells have no analyser: to the policy they are raw
+  // commands, refused under block mode as commands are (else a block-mode
+  // key would run anything as a bash cell).
+  if (language === "bash" || language === "typescript") {
+    checkCommand(deps, actor, sessionId, cell.code, false);
+    return { rejected: null, run: runWith(undefined, language) };
+  }
   // A cell is the code that runs, like an execution's program: it must parse to pass block mode.
   const verdict = await analyzer.check(
     mode,

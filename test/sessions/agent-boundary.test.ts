@@ -288,6 +288,27 @@ describe("output is bounded by Warden, not by the agent", () => {
     await bystanderServes();
   });
 
+  it("rich results with deeply nested metadata or a forged MIME type end the session", async () => {
+    const deep = "[".repeat(400_000) + "]".repeat(400_000);
+    for (const [answer, reason] of [
+      // Written raw: 1 MiB of nesting parses, but JSON.stringify of it overflows the stack.
+      [
+        `process.stdout.write('{"id":' + id + ',"type":"result","isMainResult":false,"metadata":{"a":${deep}}}\\n');`,
+        /metadata/,
+      ],
+      [
+        `write({ id, type: "result", isMainResult: false }); write({ id, type: "mime", mime: "text/html; x=1", data: "<b>" });`,
+        /mime/,
+      ],
+    ] as const) {
+      const s = await hijacked(onRequest("run", answer));
+      await s.attack();
+      await expect(manager.run(s.id, "eve", { code: "1" })).rejects.toThrow(/agent/);
+      expect(await sessionEnds(s.id)).toMatch(reason);
+    }
+    await bystanderServes();
+  });
+
   it("a call's timeout is kept by Warden even when the agent's own timers are taken away", async () => {
     // The hijacked agent can no longer kill anything at a timeout: its timers never fire.
     const s = await hijacked(

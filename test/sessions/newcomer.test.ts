@@ -283,7 +283,10 @@ describe("sessions for a newcomer", () => {
       );
     const py = await run("def inner():\n    return 1 / 0\n\ninner()");
     expect(py.error?.name).toBe("ZeroDivisionError");
-    expect(py.error?.traceback).toMatch(/File "<cell \d+>", line 4[\s\S]*line 2, in inner/);
+    // IPython's layout (`Cell In [N], line 4`) where it is installed, the built-in kernel's otherwise.
+    expect(py.error?.traceback).toMatch(
+      /(File "<cell \d+>"|Cell In ?\[\d+\]), line 4[\s\S]*line 2, in inner/,
+    );
     expect(py.error?.traceback).toContain("return 1 / 0"); // the cell's own source line
     const syntax = await run("x = (");
     expect(syntax.error?.name).toBe("SyntaxError");

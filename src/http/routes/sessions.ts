@@ -105,7 +105,9 @@ export const sessionRoutes: FastifyPluginAsyncZod<{
               .string()
               .max(32)
               .optional()
-              .describe("Default language of /run: python (default) or javascript."),
+              .describe(
+                "Default language of /run: python (default), javascript, typescript or bash.",
+              ),
             network: NetworkRequestSchema.optional(),
             timeout: z.number().positive().optional().describe("Lifetime (TTL) in seconds."),
             idleTimeout: z
