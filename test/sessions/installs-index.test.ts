@@ -25,6 +25,13 @@ beforeAll(async () => {
       files: { "sessionpkg/__init__.py": "def greet():\n    return 'installed in a session'\n" },
     }),
   );
+  index.addWheel(
+    makeWheel(packages, {
+      name: "cellpkg",
+      version: "1.2.0",
+      files: { "cellpkg/__init__.py": "ANSWER = 42\n" },
+    }),
+  );
   index.addNpm(
     makeNpmTarball(packages, {
       name: "warden-session-npm",
@@ -87,6 +94,21 @@ describe("installing from the configured index in a session", () => {
     expect(npm).toMatchObject({ status: "completed" });
     const required = await command(id, "node -e \"console.log(require('warden-session-npm')())\"");
     expect(required.stdout).toBe("npm in a session\n");
+    await server.request("DELETE", `/v1/sessions/${id}`);
+  });
+
+  it("%pip install in a cell installs into the session's venv, and the next cell imports it", async () => {
+    const id = await session({ allow: [index.host] });
+    const install = await cell(id, "%pip install cellpkg");
+    expect(install).toMatchObject({ status: "completed", error: null });
+    expect(install.stdout).toMatch(/Successfully installed cellpkg-1\.2\.0/);
+    const used = await cell(
+      id,
+      "import cellpkg, sys\n(cellpkg.ANSWER, cellpkg.__file__.startswith(sys.prefix))",
+    );
+    expect(used).toMatchObject({ results: [{ data: { "text/plain": "(42, True)" } }] });
+    const where = await command(id, "python3 -c 'import cellpkg, sys; print(sys.prefix)'");
+    expect(where.stdout).toBe("/workspace/.venv\n");
     await server.request("DELETE", `/v1/sessions/${id}`);
   });
 
