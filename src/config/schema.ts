@@ -1,5 +1,6 @@
 import { isIP } from "node:net";
 import { z } from "zod";
+import { SessionsConfigSchema } from "./sessions-config.js";
 import { parseHostname, parsePattern } from "../util/hostname.js";
 import { RuntimeDefinitionSchema } from "./runtime-definition.js";
 
@@ -690,6 +691,7 @@ export const ConfigSchema = z
     network: NetworkConfigSchema.default(NetworkConfigSchema.parse({})),
     policy: PolicyConfigSchema.default(PolicyConfigSchema.parse({})),
     notebooks: NotebookConfigSchema.default(NotebookConfigSchema.parse({})),
+    sessions: SessionsConfigSchema.default(SessionsConfigSchema.parse({})),
     runtimes: z
       .array(RuntimeDefinitionSchema)
       .default([])

@@ -119,4 +119,14 @@ export const SessionSchema = z.object({
     .describe("Hosts the session may reach through the egress proxy; empty = no network."),
   limits: SandboxLimitsSchema.pick({ memoryMb: true, cpuPercent: true, diskMb: true, pids: true }),
   metadata: z.record(z.string(), z.string()),
+  state: z
+    .enum(["running", "paused", "released"])
+    .describe(
+      "running; paused (frozen: no CPU, memory kept, TTL stopped; POST .../resume); released (paused past sessions.pausedSnapshotAfter: snapshotted, its sandbox gone; start a new session from `snapshotId`).",
+    ),
+  pausedAt: z.string().nullable().describe("When it was paused (null unless paused or released)."),
+  snapshotId: z
+    .string()
+    .nullable()
+    .describe("Released sessions: the snapshot that holds their workspace."),
 });

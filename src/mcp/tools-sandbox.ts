@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { WardenError } from "../errors.js";
 import { CellCodeSchema, CommandLineSchema, ContextLanguageSchema } from "../contract/session.js";
+import { SnapshotIdSchema } from "../contract/snapshot.js";
 import type { SessionInfo } from "../sessions/manager.js";
 import { allowCommand, checkCell, type SessionRunDeps } from "../sessions/run-policy.js";
 import { defineTool, type McpServerOptions, type ToolDefinition } from "./context.js";
@@ -79,6 +80,9 @@ export function sandboxTools(o: McpServerOptions): ToolDefinition[] {
           .describe(
             `How long the sandbox lives, in seconds (default ${o.config.sessionTimeout}, at most ${o.config.maxSessionTimeout}).`,
           ),
+        snapshot_id: SnapshotIdSchema.optional().describe(
+          "Start with the files of a snapshot_sandbox snapshot.",
+        ),
       }),
       output: SandboxOutput,
       annotations: {
@@ -91,6 +95,7 @@ export function sandboxTools(o: McpServerOptions): ToolDefinition[] {
         const info = await o.sessions.create(o.userId, {
           language: args.language,
           timeout: args.timeout_seconds,
+          snapshot: args.snapshot_id,
           metadata: { via: "mcp" },
         });
         const view = sandboxView(info);

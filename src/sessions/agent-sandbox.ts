@@ -14,7 +14,12 @@ import { findTool } from "../runtimes/registry.js";
 import type { Box } from "../sandbox/box.js";
 import type { Cgroup } from "../sandbox/cgroups/index.js";
 import type { SandboxHost } from "../sandbox/host.js";
-import type { RunResult, SandboxLimits, SandboxNetwork } from "../sandbox/types.js";
+import type {
+  ReadOnlyMount,
+  RunResult,
+  SandboxLimits,
+  SandboxNetwork,
+} from "../sandbox/types.js";
 import { AgentChannel } from "./agent-channel.js";
 import type { AgentEvent, AgentOp } from "./agent-protocol.js";
 import { PREVIEW_SOCKET, PreviewRelay } from "./preview.js";
@@ -31,6 +36,8 @@ export interface AgentSandboxOptions {
   network?: SandboxNetwork | undefined;
   /** Called when the sandbox ends on its own (TTL, memory, crash, a protocol violation). */
   onExit?: (result: RunResult, violation: string | null) => void;
+  /** Read-only files given to the agent (a snapshot's archive to restore). */
+  mounts?: readonly ReadOnlyMount[] | undefined;
 }
 
 const AGENT_PATH = "/.warden/lib/agent.cjs";
@@ -110,6 +117,7 @@ export class AgentSandbox {
           { source: host.privateFile("kernel.py"), target: KERNEL_PATH },
           { source: host.privateFile("kernel.cjs"), target: JS_KERNEL_PATH },
           { source: relay.path, target: PREVIEW_SOCKET },
+          ...(options.mounts ?? []),
         ],
         network: options.network,
         env: python
@@ -287,6 +295,21 @@ export class AgentSandbox {
       cancel();
       throw error;
     }
+  }
+
+  /** Freezes every process in the session (pause); resolves once the kernel says all are. */
+  async freeze(): Promise<void> {
+    if (!this.cgroup || this.result) throw new WardenError("NOT_FOUND", "the session has ended");
+    try {
+      await this.cgroup.freeze();
+    } catch (error) {
+      throw new WardenError("INTERNAL", `pause: ${(error as Error).message}`);
+    }
+  }
+
+  /** Lets a frozen session run again. */
+  async thaw(): Promise<void> {
+    if (this.cgroup && !this.result) await this.cgroup.thaw();
   }
 
   /** Kills everything in the sandbox and removes it. Safe to call twice. */
