@@ -544,8 +544,9 @@ function fileOp(req) {
 //          → {id, type: "data", data}* (a POSIX tar of /workspace), {id, type: "packages", packages}*
 //            then {id, type: "snapshot", skipped}: never follows a link; what an archive may not
 //            hold (devices, sockets, links out) is left out and counted
-//   restore {id, op, path, maxEntries}             → {id, type: "ok"}: extracts the archive at path
-//          (mounted read-only) into /workspace, with the host's rules (src/sessions/tar-check.ts)
+//   restore {id, op, maxEntries}, then {op: "restore-data", target: id, data (base64)}* and
+//          {op: "restore-end", target: id}            → {id, type: "ok"}: extracts the archive into
+//          /workspace as it comes, with the host's rules (src/sessions/tar-check.ts)
 //   watch  {id, op, path, recursive}               → {id, type: "watching"}, {id, type: "change", kind, path, entry}* until
 //          cancelled ({id, type: "ok"}) or the directory goes (an error)
 const TAR_BLOCK = 512;
@@ -780,94 +781,138 @@ async function snapshot(req) {
   send({ id: req.id, type: "snapshot", skipped });
 }
 
-/** Reads exactly n bytes at the file's position (fewer only at its end). */
-function readExactly(fd, n) {
-  const buf = Buffer.alloc(n);
-  let got = 0;
-  while (got < n) {
-    const r = fs.readSync(fd, buf, got, n - got, null);
-    if (r === 0) break;
-    got += r;
-  }
-  return buf.subarray(0, got);
-}
+/** Restores in progress by request id: the archive comes in pieces on stdin. */
+const restores = new Map();
 
-/** Extracts an archive Warden checked when it was made, checking it all again as it goes. */
-function restore(req) {
-  const fd = fs.openSync(String(req.path), fs.constants.O_RDONLY);
+/**
+ * Extracts an archive Warden checked when it was made, checking it all again
+ * as it goes: pieces arrive as `restore-data` lines, `restore-end` finishes.
+ */
+function restoreStart(req) {
   const kinds = new Map([["", "directory"]]);
   const links = [];
-  let pax = {};
-  try {
-    for (;;) {
-      const block = readExactly(fd, TAR_BLOCK);
-      if (block.length < TAR_BLOCK) throw snapshotRefusal("snapshot: the archive is cut short");
-      if (block.every((b) => b === 0)) break;
-      const text = (at, len) => {
-        const raw = block.subarray(at, at + len);
-        const end = raw.indexOf(0);
-        return raw.subarray(0, end < 0 ? len : end).toString("utf8");
-      };
-      if (text(257, 6) !== "ustar") throw snapshotRefusal("snapshot: not a POSIX tar header");
-      const type = String.fromCharCode(block[156]);
-      const size = parseInt(text(124, 12).trim() || "x", 8);
-      if (!Number.isSafeInteger(size) || size < 0) throw snapshotRefusal("snapshot: bad size");
-      const padded = size + ((TAR_BLOCK - (size % TAR_BLOCK)) % TAR_BLOCK);
-      if (type === "x") {
-        if (size > 16 * 1024) throw snapshotRefusal("snapshot: pax header too long");
-        const body = readExactly(fd, padded).subarray(0, size).toString("utf8");
-        pax = {};
-        for (const m of body.matchAll(/^\d+ (path|linkpath)=(.*)$/gm)) pax[m[1]] = m[2];
-        continue;
+  const st = { buf: Buffer.alloc(0), pax: {}, left: 0, pad: 0, out: null, paxBody: null, ended: false };
+  const text = (block, at, len) => {
+    const raw = block.subarray(at, at + len);
+    const end = raw.indexOf(0);
+    return raw.subarray(0, end < 0 ? len : end).toString("utf8");
+  };
+  const header = (block) => {
+    if (block.every((b) => b === 0)) {
+      st.ended = true;
+      return;
+    }
+    if (st.ended) throw snapshotRefusal("snapshot: data after the archive's end");
+    if (text(block, 257, 6) !== "ustar") throw snapshotRefusal("snapshot: not a POSIX tar header");
+    const type = String.fromCharCode(block[156]);
+    const size = parseInt(text(block, 124, 12).trim() || "x", 8);
+    if (!Number.isSafeInteger(size) || size < 0) throw snapshotRefusal("snapshot: bad size");
+    st.left = size;
+    st.pad = (TAR_BLOCK - (size % TAR_BLOCK)) % TAR_BLOCK;
+    if (type === "x") {
+      if (size > 16 * 1024) throw snapshotRefusal("snapshot: pax header too long");
+      st.paxBody = [];
+      return;
+    }
+    const prefix = text(block, 345, 155);
+    let name = st.pax.path || (prefix ? `${prefix}/${text(block, 0, 100)}` : text(block, 0, 100));
+    const target = st.pax.linkpath || text(block, 157, 100);
+    st.pax = {};
+    if (name.endsWith("/")) name = name.slice(0, -1);
+    if (!plainPath(name)) throw snapshotRefusal(`snapshot: path not allowed (${name.slice(0, 64)})`);
+    const kind = type === "0" ? "file" : type === "5" ? "directory" : type === "2" ? "symlink" : null;
+    if (!kind) throw snapshotRefusal(`snapshot: entry type '${type}' not allowed`);
+    if (kind !== "file" && size !== 0) throw snapshotRefusal(`snapshot: a ${kind} with content`);
+    if (kinds.has(name)) throw snapshotRefusal(`snapshot: ${name.slice(0, 64)} listed twice`);
+    const dir = path.posix.dirname(name);
+    if (kinds.get(dir === "." ? "" : dir) !== "directory")
+      throw snapshotRefusal(`snapshot: ${name.slice(0, 64)}: its directory is not one`);
+    if (kinds.size > (Number(req.maxEntries) || 0)) throw snapshotRefusal("snapshot: too many entries");
+    kinds.set(name, kind);
+    const full = path.join(ROOT, name);
+    const mode = (parseInt(text(block, 100, 8).trim() || "0", 8) || 0) & 0o777;
+    if (kind === "directory") {
+      try {
+        fs.mkdirSync(full, { mode: mode | 0o700 });
+      } catch (e) {
+        if (e.code !== "EEXIST" || !fs.lstatSync(full).isDirectory()) throw e;
       }
-      const prefix = text(345, 155);
-      let name = pax.path || (prefix ? `${prefix}/${text(0, 100)}` : text(0, 100));
-      const target = pax.linkpath || text(157, 100);
-      pax = {};
-      if (name.endsWith("/")) name = name.slice(0, -1);
-      if (!plainPath(name)) throw snapshotRefusal(`snapshot: path not allowed (${name.slice(0, 64)})`);
-      const kind = type === "0" ? "file" : type === "5" ? "directory" : type === "2" ? "symlink" : null;
-      if (!kind) throw snapshotRefusal(`snapshot: entry type '${type}' not allowed`);
-      if (kinds.has(name)) throw snapshotRefusal(`snapshot: ${name.slice(0, 64)} listed twice`);
-      const parent = path.posix.dirname(name) === "." ? "" : path.posix.dirname(name);
-      if (kinds.get(parent) !== "directory") throw snapshotRefusal(`snapshot: ${name.slice(0, 64)}: its directory is not one`);
-      if (kinds.size > (Number(req.maxEntries) || 0)) throw snapshotRefusal("snapshot: too many entries");
-      kinds.set(name, kind);
-      const full = path.join(ROOT, name);
-      const mode = (parseInt(text(100, 8).trim() || "0", 8) || 0) & 0o777;
-      if (kind === "directory") {
-        try {
-          fs.mkdirSync(full, { mode: mode | 0o700 });
-        } catch (e) {
-          if (e.code !== "EEXIST" || !fs.lstatSync(full).isDirectory()) throw e;
-        }
-      } else if (kind === "symlink") {
-        if (!plainTarget(target)) throw snapshotRefusal(`snapshot: link ${name.slice(0, 64)} points out`);
-        links.push([target, full]); // made last: nothing is ever written through one
-      } else {
-        // O_EXCL and O_NOFOLLOW: a name that exists already is never written through.
-        const out = fs.openSync(full, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, mode | 0o600);
-        try {
-          let left = padded;
-          let content = size;
-          while (left > 0) {
-            const piece = readExactly(fd, Math.min(DATA_PIECE, left));
-            if (piece.length === 0) throw snapshotRefusal("snapshot: the archive is cut short");
-            const keep = piece.subarray(0, Math.min(piece.length, content));
-            if (keep.length) fs.writeSync(out, keep);
-            content -= keep.length;
-            left -= piece.length;
-          }
-        } finally {
-          fs.closeSync(out);
-        }
+    } else if (kind === "symlink") {
+      if (!plainTarget(target)) throw snapshotRefusal(`snapshot: link ${name.slice(0, 64)} points out`);
+      links.push([target, full]); // made last: nothing is ever written through one
+    } else {
+      // O_EXCL and O_NOFOLLOW: a name that exists already is never written through.
+      const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
+      st.out = fs.openSync(full, flags, mode | 0o600);
+      if (size === 0) {
+        fs.closeSync(st.out);
+        st.out = null;
       }
     }
-  } finally {
-    fs.closeSync(fd);
+  };
+  const push = (piece) => {
+    let data = st.buf.length ? Buffer.concat([st.buf, piece]) : piece;
+    while (data.length > 0) {
+      if (st.left > 0 || st.pad > 0) {
+        const take = Math.min(data.length, st.left + st.pad);
+        const content = Math.min(take, st.left);
+        if (content > 0) {
+          if (st.paxBody) st.paxBody.push(data.subarray(0, content));
+          else if (st.out !== null) fs.writeSync(st.out, data.subarray(0, content));
+        }
+        st.left -= content;
+        st.pad -= take - content;
+        data = data.subarray(take);
+        if (st.left === 0) {
+          if (st.out !== null) {
+            fs.closeSync(st.out);
+            st.out = null;
+          }
+          if (st.paxBody) {
+            const body = Buffer.concat(st.paxBody).toString("utf8");
+            st.paxBody = null;
+            st.pax = {};
+            for (const m of body.matchAll(/^\d+ (path|linkpath)=(.*)$/gm)) st.pax[m[1]] = m[2];
+          }
+        }
+        continue;
+      }
+      if (data.length < TAR_BLOCK) break;
+      header(data.subarray(0, TAR_BLOCK));
+      data = data.subarray(TAR_BLOCK);
+    }
+    st.buf = Buffer.from(data);
+  };
+  const close = () => {
+    if (st.out !== null) fs.closeSync(st.out);
+    st.out = null;
+  };
+  const finish = () => {
+    close();
+    if (!st.ended || st.left > 0 || st.pad > 0) throw snapshotRefusal("snapshot: the archive is cut short");
+    for (const [target, full] of links) fs.symlinkSync(target, full);
+  };
+  restores.set(req.id, { push, finish, close });
+}
+
+/** A piece of a restore's archive, or its end; a failure answers the restore's id. */
+function restoreMore(req) {
+  const r = restores.get(req.target);
+  if (!r) return; // failed already (its error was sent) or unknown
+  try {
+    if (req.op === "restore-data") r.push(Buffer.from(String(req.data || ""), "base64"));
+    else {
+      restores.delete(req.target);
+      r.finish();
+      send({ id: req.target, type: "ok" });
+    }
+  } catch (e) {
+    restores.delete(req.target);
+    r.close();
+    const code = e.code === "ENOSPC" ? "QUOTA_EXCEEDED" : e.code && e.code.includes("_") ? e.code : "INVALID_REQUEST";
+    const message = e.code === "ENOSPC" ? "workspace: the snapshot does not fit the session's diskMb" : e.message;
+    fail(req.target, code, message);
   }
-  for (const [target, full] of links) fs.symlinkSync(target, full);
-  send({ id: req.id, type: "ok" });
 }
 
 /** Running watches by request id. */
@@ -959,7 +1004,8 @@ readline.createInterface({ input: process.stdin }).on("line", (line) => {
     else if (req.op === "relay") relay(req);
     else if (req.op === "collect") collect(req);
     else if (req.op === "snapshot") void snapshot(req);
-    else if (req.op === "restore") restore(req);
+    else if (req.op === "restore") restoreStart(req);
+    else if (req.op === "restore-data" || req.op === "restore-end") restoreMore(req);
     else if (req.op === "watch") watch(req);
     else if (req.op === "cancel") cancel(req);
     else if (req.op === "stdin" || req.op === "signal") control(req);

@@ -7,6 +7,7 @@
  * on the sandbox's side of the wall: its stdout is read through an
  * AgentChannel (bounded lines, strict schema), and a violation ends the session.
  */
+import { once } from "node:events";
 import type { Socket } from "node:net";
 import { PassThrough } from "node:stream";
 import { WardenError, type ErrorCode } from "../errors.js";
@@ -14,12 +15,7 @@ import { findTool } from "../runtimes/registry.js";
 import type { Box } from "../sandbox/box.js";
 import type { Cgroup } from "../sandbox/cgroups/index.js";
 import type { SandboxHost } from "../sandbox/host.js";
-import type {
-  ReadOnlyMount,
-  RunResult,
-  SandboxLimits,
-  SandboxNetwork,
-} from "../sandbox/types.js";
+import type { RunResult, SandboxLimits, SandboxNetwork } from "../sandbox/types.js";
 import { AgentChannel } from "./agent-channel.js";
 import type { AgentEvent, AgentOp } from "./agent-protocol.js";
 import { PREVIEW_SOCKET, PreviewRelay } from "./preview.js";
@@ -36,8 +32,6 @@ export interface AgentSandboxOptions {
   network?: SandboxNetwork | undefined;
   /** Called when the sandbox ends on its own (TTL, memory, crash, a protocol violation). */
   onExit?: (result: RunResult, violation: string | null) => void;
-  /** Read-only files given to the agent (a snapshot's archive to restore). */
-  mounts?: readonly ReadOnlyMount[] | undefined;
 }
 
 const AGENT_PATH = "/.warden/lib/agent.cjs";
@@ -117,7 +111,6 @@ export class AgentSandbox {
           { source: host.privateFile("kernel.py"), target: KERNEL_PATH },
           { source: host.privateFile("kernel.cjs"), target: JS_KERNEL_PATH },
           { source: relay.path, target: PREVIEW_SOCKET },
-          ...(options.mounts ?? []),
         ],
         network: options.network,
         env: python
@@ -295,6 +288,17 @@ export class AgentSandbox {
       cancel();
       throw error;
     }
+  }
+
+  /**
+   * Writes a line the agent does not answer (a piece of an archive to
+   * restore), waiting while the agent is behind: the host never queues more
+   * than a pipe's worth of it.
+   */
+  async feed(body: Record<string, unknown>): Promise<void> {
+    if (this.result) throw new WardenError("NOT_FOUND", "the session has ended");
+    if (!this.input.write(`${JSON.stringify(body)}\n`))
+      await Promise.race([once(this.input, "drain"), this.ended]);
   }
 
   /** Freezes every process in the session (pause); resolves once the kernel says all are. */

@@ -22,7 +22,7 @@ import type {
 import type { ContextLanguage } from "../contract/session.js";
 import { LiveSession } from "./session.js";
 import { Pausing } from "./pausing.js";
-import { SNAPSHOT_DEADLINE_MS, type SnapshotStore } from "./snapshots.js";
+import { restoreInto, type SnapshotStore } from "./snapshots.js";
 import { watchDirectory, type WatchEvent } from "./watch.js";
 import type { SnapshotInfo } from "../contract/snapshot.js";
 import type {
@@ -39,8 +39,6 @@ import type {
 export type * from "./types.js";
 
 const SWEEP_MS = 1000;
-/** Where a snapshot's archive is mounted, read-only, for the agent to restore. */
-const RESTORE_PATH = "/.warden/restore.tar";
 /** The sandbox's wall limit over the longest session life: only if the sweeper failed. */
 const WALL_SLACK_S = 60;
 /** Languages with a persistent context, by name and alias. */
@@ -169,21 +167,11 @@ export class SessionManager {
     // Counted from here, so that concurrent creates cannot all pass the limits above.
     this.starting.set(userId, (this.starting.get(userId) ?? 0) + 1);
     try {
-      const mounts = restore ? [{ source: restore.path, target: RESTORE_PATH }] : undefined;
-      sandbox = await this.startSandbox(id, userId, limits, options.network, mounts);
+      sandbox = await this.startSandbox(id, userId, limits, options.network);
       const ready = async (): Promise<void> => {
         // Restored by the fresh agent, before any user code runs: code contexts start anew.
         if (restore)
-          await sandbox.send(
-            {
-              op: "restore",
-              path: RESTORE_PATH,
-              maxEntries: this.config.sessions.maxSnapshotEntries,
-            },
-            undefined,
-            false,
-            SNAPSHOT_DEADLINE_MS,
-          ).done;
+          await restoreInto(sandbox, restore.path, this.config.sessions.maxSnapshotEntries);
         // Where artifacts come from exists from the start, as in a one-shot run.
         await sandbox.request({ op: "mkdir", path: "output" });
       };
@@ -240,11 +228,9 @@ export class SessionManager {
     userId: string,
     limits: ReturnType<typeof resolveLimits>,
     network: EgressPolicy | null | undefined,
-    mounts?: { source: string; target: string }[],
   ): Promise<AgentSandbox> {
     return AgentSandbox.start(this.host, limits.diskMb, {
       limits,
-      mounts,
       searchPath: this.config.sandbox.searchPath,
       network:
         network && this.hooks.egress

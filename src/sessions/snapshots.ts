@@ -5,7 +5,7 @@
  * reads it strictly as it goes (tar-check.ts) and writes it straight to disk,
  * so a snapshot never sits in Warden's memory and a refused one leaves no file.
  */
-import { chmodSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync } from "node:fs";
+import { closeSync, createReadStream, mkdirSync, openSync, readdirSync, readFileSync } from "node:fs";
 import { renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { SessionsConfig } from "../config/sessions-config.js";
@@ -65,7 +65,7 @@ export class SnapshotStore {
     return info;
   }
 
-  /** The archive of a snapshot the caller may see (for a restore). */
+  /** The archive of a snapshot the caller may see (for a restore); read by the host only. */
   archive(id: string, userId: string): { info: SnapshotInfo; path: string } {
     const info = this.get(id, userId);
     return { info, path: join(this.dir, `${info.id}.tar`) };
@@ -95,8 +95,6 @@ export class SnapshotStore {
       const got = await this.receive(sandbox, fd);
       closeSync(fd);
       closed = true;
-      // Readable by the sandbox uid that restores it, through a read-only mount (the dir stays 0700).
-      chmodSync(partial, 0o644);
       renameSync(partial, join(this.dir, `${id}.tar`));
       const info: SnapshotInfo = {
         id,
@@ -181,4 +179,30 @@ export class SnapshotStore {
     const skipped = end.type === "snapshot" ? end.skipped : 0;
     return { bytes: checker.bytes, entries: checker.entries, skipped, packages };
   }
+}
+
+/**
+ * Restores an archive into a fresh session, before any user code runs: the
+ * host reads it from the data dir and feeds it to the agent in pieces, which
+ * extracts as they come (checking every entry again), so neither side holds
+ * it whole. The archive passed tar-check when it was made.
+ */
+export async function restoreInto(
+  sandbox: AgentSandbox,
+  archivePath: string,
+  maxEntries: number,
+): Promise<void> {
+  const call = sandbox.send({ op: "restore", maxEntries }, undefined, false, SNAPSHOT_DEADLINE_MS);
+  let failed = false;
+  call.done.catch(() => (failed = true));
+  for await (const chunk of createReadStream(archivePath, { highWaterMark: 192 * 1024 })) {
+    if (failed) break;
+    await sandbox.feed({
+      op: "restore-data",
+      target: call.id,
+      data: (chunk as Buffer).toString("base64"),
+    });
+  }
+  if (!failed) await sandbox.feed({ op: "restore-end", target: call.id });
+  await call.done;
 }
