@@ -247,6 +247,11 @@ export class AgentSandbox {
     return { id, done };
   }
 
+  /** The agent broke the protocol in a way only its whole answer shows: the session ends. */
+  breach(reason: string): void {
+    this.channel.violate(reason);
+  }
+
   /** Fails request `id` now (see AgentChannel.abandon); the agent's late answers are dropped. */
   abandon(id: number, error: WardenError): void {
     this.channel.abandon(id, error);

@@ -174,7 +174,10 @@ export class SnapshotStore {
     try {
       checker.finish();
     } catch (error) {
-      throw new WardenError("INTERNAL", `snapshot: the session's archive was refused: ${String((error as Error).message)}`);
+      // Only a taken-over agent ends an archive early: a lie, like any other.
+      const reason = `snapshot: ${(error as Error).message}`;
+      sandbox.breach(reason);
+      throw new WardenError("INTERNAL", `session ended: its agent broke the protocol: ${reason}`);
     }
     const skipped = end.type === "snapshot" ? end.skipped : 0;
     return { bytes: checker.bytes, entries: checker.entries, skipped, packages };
