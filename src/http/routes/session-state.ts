@@ -124,7 +124,7 @@ export const sessionStateRoutes: FastifyPluginAsyncZod<{ sessions: SessionManage
       schema: {
         summary: "Watch a directory of the session (Server-Sent Events)",
         description:
-          "`change` events {kind: created | modified | removed | overflow, path (relative to /workspace), type: file | directory | symlink | other | null}, coalesced (at most one per path every 100 ms; `overflow` when some were dropped). Ends with `end` when the session ends. At most sessions.maxWatches per session.",
+          "`watching` first, then `change` events {kind: created | modified | removed | overflow, path (relative to /workspace), type: file | directory | symlink | other | null}, coalesced (at most one per path every 100 ms; `overflow` when some were dropped). Ends with `end` when the session ends. At most sessions.maxWatches per session.",
         params: Params,
         querystring: z
           .object({
@@ -156,6 +156,8 @@ export const sessionStateRoutes: FastifyPluginAsyncZod<{ sessions: SessionManage
         (error) => end(error ? error.message : "stopped"),
       );
       stream = openEventStream(request, reply);
+      // First event at once: the client knows the watch is set (and gets the headers now).
+      stream.send("watching", { path: request.query.path, recursive: request.query.recursive === "true" });
       for (const event of early.splice(0)) stream.send("change", event);
       if (ended !== null) end(ended);
       stream.onClose(stop);
