@@ -12,7 +12,9 @@ const StateOutput = z.object({
   sandbox_id: z.string(),
   state: z.enum(["running", "paused", "released"]),
   pausedAt: z.string().nullable(),
-  expiresAt: z.string().describe("When it ends if it runs from now on (its TTL is stopped while paused)."),
+  expiresAt: z
+    .string()
+    .describe("When it ends if it runs from now on (its TTL is stopped while paused)."),
 });
 
 function stateView(s: SessionInfo): z.infer<typeof StateOutput> {

@@ -124,9 +124,7 @@ export const AgentEventSchema = z.discriminatedUnion("type", [
     })
     .strict(),
   /** A snapshot's end: its archive came as `data` pieces; `skipped` entries had no place in it. */
-  z
-    .object({ id, type: z.literal("snapshot"), skipped: z.number().int().nonnegative() })
-    .strict(),
+  z.object({ id, type: z.literal("snapshot"), skipped: z.number().int().nonnegative() }).strict(),
   /** A watch is set (changes follow). */
   z.object({ id, type: z.literal("watching") }).strict(),
   /** A change under a watched directory; `path` is relative to /workspace. */

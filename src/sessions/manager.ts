@@ -138,8 +138,7 @@ export class SessionManager {
     const mine =
       [...this.sessions.values()].filter(
         (s) => s.info.userId === userId && s.pause.pausedAt === null,
-      ).length +
-      (this.starting.get(userId) ?? 0);
+      ).length + (this.starting.get(userId) ?? 0);
     if (mine >= this.config.maxSessionsPerUser)
       throw new WardenError(
         "QUOTA_EXCEEDED",

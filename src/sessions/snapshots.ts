@@ -5,7 +5,14 @@
  * reads it strictly as it goes (tar-check.ts) and writes it straight to disk,
  * so a snapshot never sits in Warden's memory and a refused one leaves no file.
  */
-import { closeSync, createReadStream, mkdirSync, openSync, readdirSync, readFileSync } from "node:fs";
+import {
+  closeSync,
+  createReadStream,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+} from "node:fs";
 import { renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { SessionsConfig } from "../config/sessions-config.js";

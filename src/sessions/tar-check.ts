@@ -70,7 +70,8 @@ export function checkLinkTarget(target: string): string {
   if (target === "" || Buffer.byteLength(target) > MAX_TAR_PATH_BYTES)
     throw new TarRefused(`link target: empty or longer than ${MAX_TAR_PATH_BYTES} bytes`);
   if (target.includes("\0")) throw new TarRefused("link target: contains NUL");
-  if (target.startsWith("/")) throw new TarRefused(`link target: absolute (${target.slice(0, 64)})`);
+  if (target.startsWith("/"))
+    throw new TarRefused(`link target: absolute (${target.slice(0, 64)})`);
   if (target.split("/").includes(".."))
     throw new TarRefused(`link target: climbs with '..' (${target.slice(0, 64)})`);
   return target;
@@ -173,7 +174,8 @@ export class TarChecker {
       type === "0" ? "file" : type === "5" ? "directory" : type === "2" ? "symlink" : undefined;
     if (!kind) throw new TarRefused(`entry type '${type}' not allowed (devices, hard links...)`);
     const prefix = field(block, 345, 155);
-    const name = this.pax.path ?? (prefix ? `${prefix}/${field(block, 0, 100)}` : field(block, 0, 100));
+    const name =
+      this.pax.path ?? (prefix ? `${prefix}/${field(block, 0, 100)}` : field(block, 0, 100));
     const path = checkMemberPath(name);
     if (kind === "symlink") checkLinkTarget(this.pax.linkpath ?? field(block, 157, 100));
     if (kind !== "file" && size !== 0) throw new TarRefused(`${path}: a ${kind} with content`);
@@ -186,7 +188,9 @@ export class TarChecker {
     const dir = posix.dirname(path);
     const parent = dir === "." ? "directory" : this.kinds.get(pathKey(dir));
     if (parent !== "directory")
-      throw new TarRefused(`${path.slice(0, 64)}: its directory is ${parent ? `a ${parent}` : "not listed before it"}`);
+      throw new TarRefused(
+        `${path.slice(0, 64)}: its directory is ${parent ? `a ${parent}` : "not listed before it"}`,
+      );
     if (this.kinds.size >= this.maxEntries)
       throw new TarRefused(`more than ${this.maxEntries} entries`);
     this.kinds.set(key, kind);

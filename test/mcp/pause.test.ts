@@ -37,7 +37,10 @@ describe("pause tools over MCP", () => {
   it("pauses a sandbox (its calls refused), resumes it with its state, and snapshots it into a new one", async () => {
     const created = await call(client, "create_sandbox", {});
     const id = created.structuredContent!.sandbox_id as string;
-    await call(client, "run_in_sandbox", { sandbox_id: id, code: "x = 5\nopen('f.txt','w').write('hi')" });
+    await call(client, "run_in_sandbox", {
+      sandbox_id: id,
+      code: "x = 5\nopen('f.txt','w').write('hi')",
+    });
     const paused = await call(client, "pause_sandbox", { sandbox_id: id });
     expect(paused.structuredContent).toMatchObject({ sandbox_id: id, state: "paused" });
     const refused = await call(client, "run_in_sandbox", { sandbox_id: id, code: "x" });

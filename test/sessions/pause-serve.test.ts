@@ -35,19 +35,20 @@ const json = async <T>(r: Response): Promise<T> => (await r.json()) as T;
 
 /** Reads an SSE response until `until` matches what came so far (or the stream ends). */
 async function readEvents(r: Response, until: RegExp, timeoutMs = 20_000): Promise<string> {
-  const reader = r.body!.getReader();
+  const body = r.body as unknown as AsyncIterable<Uint8Array>;
   const decoder = new TextDecoder();
   let text = "";
-  const deadline = Date.now() + timeoutMs;
-  while (!until.test(text) && Date.now() < deadline) {
-    const next = await Promise.race([
-      reader.read(),
-      new Promise<null>((res) => setTimeout(() => res(null), deadline - Date.now())),
-    ]);
-    if (!next || next.done) break;
-    text += decoder.decode(next.value, { stream: true });
+  const timer = setTimeout(() => void r.body?.cancel().catch(() => undefined), timeoutMs);
+  try {
+    for await (const chunk of body) {
+      text += decoder.decode(chunk, { stream: true });
+      if (until.test(text)) break;
+    }
+  } catch {
+    // cancelled at the timeout: what came so far is the answer
+  } finally {
+    clearTimeout(timer);
   }
-  void reader.cancel().catch(() => undefined);
   return text;
 }
 
@@ -96,9 +97,9 @@ describe("pause over REST", () => {
     const snap = await server.request("POST", `${base}/snapshots`, { token: ann });
     expect(snap.status).toBe(201);
     const snapshot = await json<{ id: string; entries: number }>(snap);
-    expect((await json<{ state: string }>(await server.request("GET", base, { token: ann }))).state).toBe(
-      "paused",
-    );
+    expect(
+      (await json<{ state: string }>(await server.request("GET", base, { token: ann }))).state,
+    ).toBe("paused");
     expect((await server.request("POST", `${base}/resume`, { token: ann })).status).toBe(200);
     const cat = await server.request("POST", `${base}/commands`, {
       token: ann,
@@ -106,25 +107,39 @@ describe("pause over REST", () => {
     });
     expect((await json<{ stdout: string }>(cat)).stdout).toBe("kept");
 
-    const listed = await json<{ id: string }[]>(await server.request("GET", "/v1/snapshots", { token: ann }));
+    const listed = await json<{ id: string }[]>(
+      await server.request("GET", "/v1/snapshots", { token: ann }),
+    );
     expect(listed.map((x) => x.id)).toContain(snapshot.id);
     expect(await json(await server.request("GET", "/v1/snapshots", { token: bob }))).toEqual([]);
-    expect((await server.request("GET", `/v1/snapshots/${snapshot.id}`, { token: bob })).status).toBe(404);
+    expect(
+      (await server.request("GET", `/v1/snapshots/${snapshot.id}`, { token: bob })).status,
+    ).toBe(404);
     const forked = await server.request("POST", "/v1/sessions", {
       token: ann,
       body: { snapshot: snapshot.id },
     });
     expect(forked.status).toBe(201);
     const fork = await json<{ id: string }>(forked);
-    const read = await server.request("GET", `/v1/sessions/${fork.id}/files/note.txt`, { token: ann });
+    const read = await server.request("GET", `/v1/sessions/${fork.id}/files/note.txt`, {
+      token: ann,
+    });
     expect(await read.text()).toBe("kept");
-    expect((await server.request("DELETE", `/v1/snapshots/${snapshot.id}`, { token: ann })).status).toBe(204);
     expect(
-      (await server.request("POST", "/v1/sessions", { token: ann, body: { snapshot: snapshot.id } }))
-        .status,
+      (await server.request("DELETE", `/v1/snapshots/${snapshot.id}`, { token: ann })).status,
+    ).toBe(204);
+    expect(
+      (
+        await server.request("POST", "/v1/sessions", {
+          token: ann,
+          body: { snapshot: snapshot.id },
+        })
+      ).status,
     ).toBe(404);
     for (const id of [s.id, fork.id])
-      expect((await server.request("DELETE", `/v1/sessions/${id}`, { token: ann })).status).toBe(204);
+      expect((await server.request("DELETE", `/v1/sessions/${id}`, { token: ann })).status).toBe(
+        204,
+      );
   });
 
   it("streams file changes as SSE; refuses a path out of /workspace; ends when the session is deleted", async () => {
@@ -144,7 +159,9 @@ describe("pause over REST", () => {
     await new Promise((r) => setTimeout(r, 500));
     expect((await server.request("DELETE", base, { token: ann })).status).toBe(204);
     const text = await events;
-    expect(text).toMatch(/event: change\ndata: \{"kind":"(created|modified)","path":"sub\/hello.txt","type":"file"\}/);
+    expect(text).toMatch(
+      /event: change\ndata: \{"kind":"(created|modified)","path":"sub\/hello.txt","type":"file"\}/,
+    );
     expect(text).toMatch(/^id: 1\nevent: watching\n/);
     expect(text).toMatch(/event: end\ndata: \{"reason":"session ended/);
   });
@@ -162,7 +179,9 @@ describe("pause over REST", () => {
           body: { command: "while true; do :; done", background: true },
         });
         expect(bg.status).toBeLessThan(300);
-        expect((await other.request("POST", `/v1/sessions/${s.id}/pause`, { token })).status).toBe(200);
+        expect((await other.request("POST", `/v1/sessions/${s.id}/pause`, { token })).status).toBe(
+          200,
+        );
       }
       // Killed outright: its frozen cgroups stay until the next Warden's janitor.
       await other.stop("SIGKILL");

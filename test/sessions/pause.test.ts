@@ -65,9 +65,7 @@ describe("pause and resume", () => {
     manager.startBackground(s.id, "ann", { command: LOOP });
     await eventually(async () => (await cpuOf(s.id)) > 300);
 
-    const pausedAt = Date.now();
     const paused = await manager.pause(s.id, "ann");
-    const pauseMs = Date.now() - pausedAt;
     expect(paused).toMatchObject({ state: "paused", status: "running" });
     expect(paused.pausedAt).not.toBeNull();
     // The kernel said FROZEN before pause returned: from here on nothing in the cgroup runs.
@@ -93,9 +91,7 @@ describe("pause and resume", () => {
     // Its background command is still there, frozen, not ended.
     expect(manager.listBackground(s.id, "ann")[0]?.status).toBe("running");
 
-    const resumedAt = Date.now();
     const resumed = await manager.resume(s.id, "ann");
-    const resumeMs = Date.now() - resumedAt;
     expect(resumed).toMatchObject({ state: "running", pausedAt: null });
     const cell = await manager.run(s.id, "ann", { code: "x + 1" });
     expect(cell.results[0]?.data["text/plain"]).toBe("42");
@@ -104,7 +100,6 @@ describe("pause and resume", () => {
     const before = await count();
     await eventually(async () => (await count()) > before);
     expect(await cpuOf(s.id)).toBeGreaterThan(cpu2);
-    console.log(`pause ${pauseMs} ms, resume ${resumeMs} ms (busy session)`);
     const box = boxOf(manager, s.id);
     await manager.destroy(s.id, "ann", "test");
     await expectNothingLeft(host, box);

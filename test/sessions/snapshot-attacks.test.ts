@@ -115,8 +115,16 @@ async function refusedSnapshot(answer: string): Promise<{ error: WardenError; en
 
 describe("a taken-over agent's snapshot", () => {
   const hostile: [string, TarMember[], RegExp][] = [
-    ["climbs out with ../", [{ name: "../../../etc/cron.d/x", content: "* * * * * root sh" }], /'\.\.'/],
-    ["names an absolute path", [{ name: "/etc/passwd", content: "root::0:0::/:/bin/sh" }], /absolute/],
+    [
+      "climbs out with ../",
+      [{ name: "../../../etc/cron.d/x", content: "* * * * * root sh" }],
+      /'\.\.'/,
+    ],
+    [
+      "names an absolute path",
+      [{ name: "/etc/passwd", content: "root::0:0::/:/bin/sh" }],
+      /absolute/,
+    ],
     [
       "links out and writes through the link",
       [
@@ -126,7 +134,11 @@ describe("a taken-over agent's snapshot", () => {
       /link target: absolute/,
     ],
     ["holds a device", [{ name: "sda", type: "4" }], /entry type '4'/],
-    ["holds a hard link to a host file", [{ name: "h", type: "1", linkname: "/etc/shadow" }], /entry type '1'/],
+    [
+      "holds a hard link to a host file",
+      [{ name: "h", type: "1", linkname: "/etc/shadow" }],
+      /entry type '1'/,
+    ],
   ];
   for (const [what, members, why] of hostile)
     it(`is refused when it ${what}`, async () => {

@@ -64,13 +64,11 @@ describe("snapshots", () => {
         // A venv's installed package, as pip leaves it, and an npm package.
         "mkdir -p .venv/lib/python3.11/site-packages/pkg-1.2.dist-info && touch .venv/pyvenv.cfg",
         "printf 'Metadata-Version: 2.1\\nName: pkg\\nVersion: 1.2\\n' > .venv/lib/python3.11/site-packages/pkg-1.2.dist-info/METADATA",
-        "mkdir -p node_modules/@sc/lib && echo '{\"name\":\"@sc/lib\",\"version\":\"0.1.0\"}' > node_modules/@sc/lib/package.json",
+        'mkdir -p node_modules/@sc/lib && echo \'{"name":"@sc/lib","version":"0.1.0"}\' > node_modules/@sc/lib/package.json',
       ].join(" && "),
     );
     await manager.run(s.id, "ann", { code: "secret = 7" });
-    const started = Date.now();
     const snap = await manager.snapshot(s.id, "ann");
-    const tookMs = Date.now() - started;
     expect(snap).toMatchObject({ userId: "ann", sessionId: s.id, reason: "requested", skipped: 3 });
     expect(snap.packages).toEqual(
       expect.arrayContaining([
@@ -81,16 +79,15 @@ describe("snapshots", () => {
     expect(store.list("ann").map((x) => x.id)).toContain(snap.id);
     expect(() => store.get(snap.id, "bob")).toThrow(/not found/);
     expect(store.get(snap.id, "bob", true).id).toBe(snap.id);
-    console.log(`snapshot of ${snap.entries} entries, ${snap.sizeBytes} bytes: ${tookMs} ms`);
 
     // Someone else cannot start from it.
     await expect(manager.create("bob", { snapshot: snap.id })).rejects.toMatchObject({
       code: "NOT_FOUND",
     });
     const t = await manager.create("ann", { snapshot: snap.id });
-    expect(await sh(t.id, "ann", "cat data/deep/a.txt; readlink inside-link; cat inside-link")).toBe(
-      "hellodata/deep/a.txt\nhello",
-    );
+    expect(
+      await sh(t.id, "ann", "cat data/deep/a.txt; readlink inside-link; cat inside-link"),
+    ).toBe("hellodata/deep/a.txt\nhello");
     expect(await sh(t.id, "ann", "stat -c %a data; ls -A | sort | tr '\\n' ' '")).toBe(
       `750\n${[".venv", "data", "d".repeat(60), "inside-link", "node_modules", "output"].sort().join(" ")} `,
     );
@@ -167,11 +164,23 @@ describe("watch", () => {
 
     for (const path of ["../etc", "/etc", "/workspace/../etc"])
       await expect(
-        manager.watch(s.id, "dee", { path, recursive: false }, () => undefined, () => undefined),
+        manager.watch(
+          s.id,
+          "dee",
+          { path, recursive: false },
+          () => undefined,
+          () => undefined,
+        ),
       ).rejects.toMatchObject({ code: "INVALID_REQUEST" });
     // A link out, resolved inside the sandbox.
     await expect(
-      manager.watch(s.id, "dee", { path: "out", recursive: false }, () => undefined, () => undefined),
+      manager.watch(
+        s.id,
+        "dee",
+        { path: "out", recursive: false },
+        () => undefined,
+        () => undefined,
+      ),
     ).rejects.toThrow(/out of \/workspace/);
     // One more fits (maxWatches 2), the next does not.
     const second = await manager.watch(
@@ -182,7 +191,13 @@ describe("watch", () => {
       () => undefined,
     );
     await expect(
-      manager.watch(s.id, "dee", { path: "sub", recursive: false }, () => undefined, () => undefined),
+      manager.watch(
+        s.id,
+        "dee",
+        { path: "sub", recursive: false },
+        () => undefined,
+        () => undefined,
+      ),
     ).rejects.toMatchObject({ code: "QUOTA_EXCEEDED" });
     second();
     stop();

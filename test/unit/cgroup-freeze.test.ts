@@ -26,7 +26,10 @@ const read = (...p: string[]): string => readFileSync(join(...p), "utf8");
 describe("cgroup v2 freezer", () => {
   it("freezes, waits for the kernel's `frozen 1`, and thaws", async () => {
     const root = fakeRoot();
-    const group = await new CgroupV2Driver(root, "warden", ["memory", "pids"], 2).create("b1", limits);
+    const group = await new CgroupV2Driver(root, "warden", ["memory", "pids"], 2).create(
+      "b1",
+      limits,
+    );
     const dir = join(root, "warden", "b1");
     writeFileSync(join(dir, "cgroup.events"), "populated 1\nfrozen 0\n");
     let done = false;
@@ -42,7 +45,10 @@ describe("cgroup v2 freezer", () => {
 
   it("gives up past its timeout and thaws again", async () => {
     const root = fakeRoot();
-    const group = await new CgroupV2Driver(root, "warden", ["memory", "pids"], 2).create("b1", limits);
+    const group = await new CgroupV2Driver(root, "warden", ["memory", "pids"], 2).create(
+      "b1",
+      limits,
+    );
     const dir = join(root, "warden", "b1");
     writeFileSync(join(dir, "cgroup.events"), "populated 1\nfrozen 0\n");
     await expect(group.freeze(50)).rejects.toThrow(/did not freeze within 50 ms/);
@@ -53,7 +59,11 @@ describe("cgroup v2 freezer", () => {
 describe("cgroup v1 freezer", () => {
   it("writes FROZEN, waits while the kernel reads FREEZING, and thaws", async () => {
     const root = fakeRoot();
-    const mounts = { memory: join(root, "memory"), pids: join(root, "pids"), freezer: join(root, "freezer") };
+    const mounts = {
+      memory: join(root, "memory"),
+      pids: join(root, "pids"),
+      freezer: join(root, "freezer"),
+    };
     for (const m of Object.values(mounts)) mkdirSync(m);
     const group = await new CgroupV1Driver(mounts, "warden", 2).create("b1", limits);
     const state = join(mounts.freezer, "warden", "b1", "freezer.state");

@@ -46,7 +46,10 @@ describe("tar check", () => {
     refused([{ name: "../escape", content: "x" }], /'\.\.' segment/);
     refused([{ name: "a/../../escape", content: "x" }], /'\.\.' segment/);
     refused([{ name: "/etc/passwd", content: "x" }], /absolute/);
-    refused([{ name: "PaxHeader", type: "x", content: pax({ path: "/etc/x" }) }, { name: "ok" }], /absolute/);
+    refused(
+      [{ name: "PaxHeader", type: "x", content: pax({ path: "/etc/x" }) }, { name: "ok" }],
+      /absolute/,
+    );
     refused([{ name: "./x", content: "x" }], /'\.' segment/);
   });
 
@@ -62,7 +65,13 @@ describe("tar check", () => {
       ],
       /its directory is a symlink/,
     );
-    refused([{ name: "f", content: "x" }, { name: "f/x", content: "y" }], /its directory is a file/);
+    refused(
+      [
+        { name: "f", content: "x" },
+        { name: "f/x", content: "y" },
+      ],
+      /its directory is a file/,
+    );
     refused([{ name: "nodir/x", content: "y" }], /not listed before it/);
   });
 

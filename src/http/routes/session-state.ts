@@ -157,7 +157,10 @@ export const sessionStateRoutes: FastifyPluginAsyncZod<{ sessions: SessionManage
       );
       stream = openEventStream(request, reply);
       // First event at once: the client knows the watch is set (and gets the headers now).
-      stream.send("watching", { path: request.query.path, recursive: request.query.recursive === "true" });
+      stream.send("watching", {
+        path: request.query.path,
+        recursive: request.query.recursive === "true",
+      });
       for (const event of early.splice(0)) stream.send("change", event);
       if (ended !== null) end(ended);
       stream.onClose(stop);
