@@ -107,16 +107,8 @@ export class SessionManager {
 
   private ownedBy(id: string, userId: string, admin = false): LiveSession {
     const session = this.sessions.get(id);
-    if (!session || (!admin && session.info.userId !== userId)) {
-      const released = this.pausing.releasedInfo(id, userId, admin);
-      if (released)
-        throw new WardenError(
-          "NOT_FOUND",
-          `session ${id} was released after its pause ran out; ${released.snapshotId ? `its workspace is snapshot ${released.snapshotId} (POST /v1/sessions {"snapshot": "${released.snapshotId}"})` : "no snapshot of it could be kept"}`,
-          { details: { snapshotId: released.snapshotId } },
-        );
-      throw new WardenError("NOT_FOUND", `session ${id} not found`);
-    }
+    if (!session || (!admin && session.info.userId !== userId))
+      throw this.pausing.notFound(id, userId, admin);
     return session;
   }
 

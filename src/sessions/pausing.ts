@@ -95,6 +95,18 @@ export class Pausing {
     return info && (admin || info.userId === userId) ? info : undefined;
   }
 
+  /** NOT_FOUND, saying where the workspace went if the session was released. */
+  notFound(id: string, userId: string, admin: boolean): WardenError {
+    const released = this.releasedInfo(id, userId, admin);
+    if (!released) return new WardenError("NOT_FOUND", `session ${id} not found`);
+    const snap = released.snapshotId;
+    return new WardenError(
+      "NOT_FOUND",
+      `session ${id} was released after its pause ran out; ${snap ? `its workspace is snapshot ${snap} (POST /v1/sessions {"snapshot": "${snap}"})` : "no snapshot of it could be kept"}`,
+      { details: { snapshotId: snap } },
+    );
+  }
+
   forget(id: string): void {
     this.released.delete(id);
   }
