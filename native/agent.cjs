@@ -23,6 +23,7 @@
 //   signal {id, op, target, signal}               → {id, type: "ok"}  (to its whole process group)
 //   relay  {id, op, port, socket, token}           → {id, type: "ok"} once 127.0.0.1:port inside
 //          is joined to Warden's preview socket (which this agent dials, announcing the token)
+//   snapshot, restore, watch: see agent-workspace.cjs (bundled into this file at build)
 // Errors: {id, type: "error", code, message}. Everything it touches is the
 // sandbox's own: the host never opens a path the sandbox controls.
 "use strict";
@@ -501,6 +502,7 @@ function collect(req) {
 
 /** Stops a request that is still running (the client went away or cancelled). */
 function cancel(req) {
+  workspace.unwatch(req.target);
   const child = procs.get(req.target);
   if (child) {
     try {
@@ -637,6 +639,9 @@ function fileOp(req) {
   }
 }
 
+// Snapshots, restores and file watches (docs/pause.md).
+const workspace = require("./agent-workspace.cjs")({ send, fail, resolvePath, ROOT, DATA_PIECE });
+
 const ERRNO = {
   ENOENT: "NOT_FOUND",
   ENOTDIR: "NOT_FOUND",
@@ -660,6 +665,10 @@ readline.createInterface({ input: process.stdin }).on("line", (line) => {
     else if (req.op === "run") runCell(req);
     else if (req.op === "relay") relay(req);
     else if (req.op === "collect") collect(req);
+    else if (req.op === "snapshot") void workspace.snapshot(req);
+    else if (req.op === "restore") workspace.restoreStart(req);
+    else if (req.op === "restore-data" || req.op === "restore-end") workspace.restoreMore(req);
+    else if (req.op === "watch") workspace.watch(req);
     else if (req.op === "cancel") cancel(req);
     else if (req.op === "stdin" || req.op === "signal") control(req);
     else fileOp(req);

@@ -18,8 +18,10 @@ echo "native helpers built in $out"
 # Node programs with egress get fetch routed through the proxy (see the file).
 npx --no-install esbuild native/node-proxy.cjs --bundle --platform=node --format=cjs \
   --log-level=warning --outfile="$out/node-proxy.cjs"
-# The session agent is plain CommonJS with Node built-ins only.
-cp native/agent.cjs "$out/agent.cjs"
+# The session agent is plain CommonJS with Node built-ins only, in one file
+# (its workspace ops, native/agent-workspace.cjs, bundled in).
+npx --no-install esbuild native/agent.cjs --bundle --platform=node --format=cjs \
+  --log-level=warning --outfile="$out/agent.cjs"
 cp native/kernel.py native/kernel_common.py native/kernel_builtin.py native/kernel_display.py \
   native/kernel_ipython.py native/kernel-bash.cjs native/kernel.bash "$out/"
 # The JavaScript kernel carries acorn (its cell transform) inside: the sandbox has no node_modules.

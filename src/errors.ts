@@ -22,6 +22,8 @@ export const ERROR_CODES = {
   UNSUPPORTED_LANGUAGE: { httpStatus: 400, retryable: false },
   ISOLATION_UNAVAILABLE: { httpStatus: 503, retryable: false },
   INTERNAL: { httpStatus: 500, retryable: false },
+  // A call to a session that is paused: resume it first (POST /v1/sessions/:id/resume).
+  SESSION_PAUSED: { httpStatus: 409, retryable: false },
 } as const satisfies Record<string, { httpStatus: number; retryable: boolean }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -22,6 +22,7 @@ import { openDatabase, type Db } from "./store/database.js";
 import { NotebookService } from "./notebooks/service.js";
 import { Analyzer } from "./policy/analyzer.js";
 import { SessionManager } from "./sessions/manager.js";
+import { SnapshotStore } from "./sessions/snapshots.js";
 import { auditTrail } from "./audit/trail.js";
 import { egressAccounting } from "./executions/egress-accounting.js";
 import { Metrics } from "./executions/metrics.js";
@@ -122,6 +123,7 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
   const sessions = new SessionManager(config, host, logger, {
     audit,
     egress,
+    snapshots: new SnapshotStore(join(dataDir, "snapshots"), config.sessions),
     reserveMemory: (mb, what) => service.scheduler.reserveMemory(mb, what),
     artifacts: {
       limits: () => service.artifactLimits(),

@@ -1,5 +1,6 @@
 import { isIP } from "node:net";
 import { z } from "zod";
+import { SessionsConfigSchema } from "./sessions-config.js";
 import { parseHostname, parsePattern } from "../util/hostname.js";
 import { RuntimeDefinitionSchema } from "./runtime-definition.js";
 import { EnvironmentsConfigSchema } from "./environments.js";
@@ -707,6 +708,7 @@ export const ConfigSchema = z
     environments: EnvironmentsConfigSchema.default(EnvironmentsConfigSchema.parse({})).describe(
       "Prebuilt package environments (docs/environments.md).",
     ),
+    sessions: SessionsConfigSchema.default(SessionsConfigSchema.parse({})),
     runtimes: z
       .array(RuntimeDefinitionSchema)
       .default([])

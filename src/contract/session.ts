@@ -134,4 +134,14 @@ export const SessionSchema = z.object({
     .string()
     .optional()
     .describe("The prebuilt environment mounted read-only (GET /v1/environments)."),
+  state: z
+    .enum(["running", "paused", "released"])
+    .describe(
+      "running; paused (frozen: no CPU, memory kept, TTL stopped; POST .../resume); released (paused past sessions.pausedSnapshotAfter: snapshotted, its sandbox gone; start a new session from `snapshotId`).",
+    ),
+  pausedAt: z.string().nullable().describe("When it was paused (null unless paused or released)."),
+  snapshotId: z
+    .string()
+    .nullable()
+    .describe("Released sessions: the snapshot that holds their workspace."),
 });

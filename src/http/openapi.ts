@@ -117,6 +117,27 @@ const OPERATIONS: Record<string, Operation> = {
     responses: { 204: NO_CONTENT },
   },
   "POST /v1/sessions/{id}/run": { id: "runCode", stream: eventStream(CALL_EVENTS) },
+  "POST /v1/sessions/{id}/pause": { id: "pauseSession" },
+  "POST /v1/sessions/{id}/resume": { id: "resumeSession" },
+  "POST /v1/sessions/{id}/snapshots": { id: "snapshotSession" },
+  "GET /v1/snapshots": { id: "listSnapshots" },
+  "GET /v1/snapshots/{id}": { id: "getSnapshot" },
+  "DELETE /v1/snapshots/{id}": { id: "deleteSnapshot", responses: { 204: NO_CONTENT } },
+  "GET /v1/sessions/{id}/watch": {
+    id: "watchFiles",
+    responses: {
+      200: {
+        description: "The directory's changes.",
+        content: {
+          "text/event-stream": eventStream({
+            watching: "{path, recursive}, once the watch is set",
+            change: "{kind, path, type}",
+            end: "{reason} when the session ends; the stream ends after it",
+          }),
+        },
+      },
+    },
+  },
   "POST /v1/notebooks": {
     id: "runNotebook",
     requestBody: {
@@ -157,7 +178,7 @@ const TAGS: [prefix: RegExp, tag: string, description: string][] = [
   [/^\/v1\/sessions\/\{id\}\/(files|dirs)\b/, "files", "Files inside a session"],
   [/^\/v1\/sessions\/\{id\}\/(commands|run)\b/, "commands", "Commands and code in a session"],
   [/^\/v1\/sessions\/\{id\}\/ports\b/, "previews", "Web previews of servers inside a session"],
-  [/^\/v1\/sessions\b/, "sessions", "Sessions: sandboxes that live across calls"],
+  [/^\/v1\/(sessions|snapshots)\b/, "sessions", "Sessions: sandboxes that live across calls"],
   [/^\/v1\/(executions|runtimes)\b/, "executions", "Run code once"],
   [/^\/v1\/(notebooks|analyze)\b/, "notebooks", "Notebooks and static analysis"],
   [/^\/v1\/environments\b/, "environments", "Prebuilt package environments"],

@@ -38,6 +38,7 @@ import { pistonRoutes } from "./routes/piston.js";
 import { previewRoutes } from "./routes/previews.js";
 import { sessionCommandRoutes } from "./routes/session-commands.js";
 import { sessionRoutes } from "./routes/sessions.js";
+import { sessionStateRoutes } from "./routes/session-state.js";
 import type { SessionManager } from "../sessions/manager.js";
 import type { NotebookService } from "../notebooks/service.js";
 import type { Analyzer } from "../policy/analyzer.js";
@@ -202,6 +203,7 @@ export async function buildServer(deps: ServerDeps) {
     service,
     config,
   });
+  await app.register(sessionStateRoutes, { sessions: deps.sessions });
   await app.register(previewRoutes, { sessions: deps.sessions, gate });
   await app.register(mcpRoutes, { ...deps, refusals });
   await app.register(notebookRoutes, {

@@ -12,6 +12,7 @@ import { errorResult, fileResource, protocolError, type ToolExtra } from "./resu
 import { fileTools } from "./tools-files.js";
 import { runTools } from "./tools-run.js";
 import { sandboxTools } from "./tools-sandbox.js";
+import { pauseTools } from "./tools-pause.js";
 
 const VERSION = "0.1.0";
 
@@ -44,7 +45,12 @@ export function createMcpServer(options: McpServerOptions): McpServer {
     { name: "warden", title: "Warden code sandbox", version: VERSION },
     { instructions: INSTRUCTIONS },
   );
-  const tools = [...runTools(options), ...sandboxTools(options), ...fileTools(options)];
+  const tools = [
+    ...runTools(options),
+    ...sandboxTools(options),
+    ...fileTools(options),
+    ...pauseTools(options),
+  ];
   for (const tool of tools) {
     server.registerTool(
       tool.name,

@@ -7,6 +7,7 @@ import { EnvironmentNameSchema } from "../contract/environment.js";
 import { z } from "zod";
 import { WardenError } from "../errors.js";
 import { CellCodeSchema, CommandLineSchema, ContextLanguageSchema } from "../contract/session.js";
+import { SnapshotIdSchema } from "../contract/snapshot.js";
 import type { SessionInfo } from "../sessions/manager.js";
 import { allowCommand, checkCell, type SessionRunDeps } from "../sessions/run-policy.js";
 import { defineTool, type McpServerOptions, type ToolDefinition } from "./context.js";
@@ -81,6 +82,9 @@ export function sandboxTools(o: McpServerOptions): ToolDefinition[] {
             `How long the sandbox lives, in seconds (default ${o.config.sessionTimeout}, at most ${o.config.maxSessionTimeout}).`,
           ),
         environment: EnvironmentNameSchema.optional(),
+        snapshot_id: SnapshotIdSchema.optional().describe(
+          "Start with the files of a snapshot_sandbox snapshot.",
+        ),
       }),
       output: SandboxOutput,
       annotations: {
@@ -94,6 +98,7 @@ export function sandboxTools(o: McpServerOptions): ToolDefinition[] {
           language: args.language,
           timeout: args.timeout_seconds,
           environment: args.environment,
+          snapshot: args.snapshot_id,
           metadata: { via: "mcp" },
         });
         const view = sandboxView(info);

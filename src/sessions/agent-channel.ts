@@ -148,7 +148,8 @@ export class AgentChannel {
     }
   }
 
-  private violate(reason: string): void {
+  /** Ends the channel for a lie found after the fact (e.g. a final answer that does not add up). */
+  violate(reason: string): void {
     if (this.violation) return;
     this.violation = reason;
     this.partial = [];

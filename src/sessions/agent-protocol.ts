@@ -30,6 +30,8 @@ export const MAX_METADATA_CHARS = 16 * 1024;
 export const MIME_TYPE = /^[a-z0-9][a-z0-9.+-]{0,63}\/[a-z0-9][a-z0-9.+-]{0,63}$/;
 /** A cell's error: name, value and traceback are short text. */
 export const MAX_ERROR_CHARS = 64 * 1024;
+/** Packages in one `packages` event (the agent sends 200 at a time). */
+export const MAX_PACKAGES_PER_BATCH = 200;
 
 const id = z.number().int().positive();
 /**
@@ -146,6 +148,43 @@ export const AgentEventSchema = z.discriminatedUnion("type", [
       durationMs: z.number().nonnegative(),
     })
     .strict(),
+  /** Packages installed in the workspace (a snapshot's list), in batches. */
+  z
+    .object({
+      id,
+      type: z.literal("packages"),
+      packages: z
+        .array(
+          z
+            .object({
+              manager: z.enum(["pip", "npm"]),
+              name: z.string().min(1).max(214),
+              version: z.string().min(1).max(64),
+            })
+            .strict(),
+        )
+        .max(MAX_PACKAGES_PER_BATCH),
+    })
+    .strict(),
+  /** A snapshot's end: its archive came as `data` pieces; `skipped` entries had no place in it. */
+  z.object({ id, type: z.literal("snapshot"), skipped: z.number().int().nonnegative() }).strict(),
+  /** A watch is set (changes follow). */
+  z.object({ id, type: z.literal("watching") }).strict(),
+  /** A change under a watched directory; `path` is relative to /workspace. */
+  z
+    .object({
+      id,
+      type: z.literal("change"),
+      kind: z.enum(["created", "modified", "removed", "overflow"]),
+      path: z
+        .string()
+        .max(4096)
+        .refine((p) => !p.startsWith("/") && !p.includes("\0") && !p.split("/").includes(".."), {
+          message: "not a path inside /workspace",
+        }),
+      entry: z.enum(["file", "directory", "symlink", "other"]).nullable(),
+    })
+    .strict(),
 ]);
 
 export type AgentEvent = z.infer<typeof AgentEventSchema>;
@@ -165,7 +204,10 @@ export type AgentOp =
   | "cancel"
   | "stdin"
   | "signal"
-  | "relay";
+  | "relay"
+  | "snapshot"
+  | "restore"
+  | "watch";
 
 /**
  * Which events may answer each op: `stream` before the end, `final` to end it
@@ -184,6 +226,9 @@ export const ANSWERS: Record<AgentOp, { stream: AgentEventType[]; final: AgentEv
   stdin: { stream: [], final: "ok" },
   signal: { stream: [], final: "ok" },
   relay: { stream: [], final: "ok" },
+  snapshot: { stream: ["data", "packages"], final: "snapshot" },
+  restore: { stream: [], final: "ok" },
+  watch: { stream: ["watching", "change"], final: "ok" },
 };
 
 /**

@@ -7,6 +7,7 @@
  * on the sandbox's side of the wall: its stdout is read through an
  * AgentChannel (bounded lines, strict schema), and a violation ends the session.
  */
+import { once } from "node:events";
 import type { Socket } from "node:net";
 import { PassThrough } from "node:stream";
 import { WardenError, type ErrorCode } from "../errors.js";
@@ -260,6 +261,11 @@ export class AgentSandbox {
     return { id, done };
   }
 
+  /** The agent broke the protocol in a way only its whole answer shows: the session ends. */
+  breach(reason: string): void {
+    this.channel.violate(reason);
+  }
+
   /** Fails request `id` now (see AgentChannel.abandon); the agent's late answers are dropped. */
   abandon(id: number, error: WardenError): void {
     this.channel.abandon(id, error);
@@ -301,6 +307,32 @@ export class AgentSandbox {
       cancel();
       throw error;
     }
+  }
+
+  /**
+   * Writes a line the agent does not answer (a piece of an archive to
+   * restore), waiting while the agent is behind: the host never queues more
+   * than a pipe's worth of it.
+   */
+  async feed(body: Record<string, unknown>): Promise<void> {
+    if (this.result) throw new WardenError("NOT_FOUND", "the session has ended");
+    if (!this.input.write(`${JSON.stringify(body)}\n`))
+      await Promise.race([once(this.input, "drain"), this.ended]);
+  }
+
+  /** Freezes every process in the session (pause); resolves once the kernel says all are. */
+  async freeze(): Promise<void> {
+    if (!this.cgroup || this.result) throw new WardenError("NOT_FOUND", "the session has ended");
+    try {
+      await this.cgroup.freeze();
+    } catch (error) {
+      throw new WardenError("INTERNAL", `pause: ${(error as Error).message}`);
+    }
+  }
+
+  /** Lets a frozen session run again. */
+  async thaw(): Promise<void> {
+    if (this.cgroup && !this.result) await this.cgroup.thaw();
   }
 
   /** Kills everything in the sandbox and removes it. Safe to call twice. */

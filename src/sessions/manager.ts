@@ -23,6 +23,10 @@ import type {
 } from "./commands.js";
 import type { ContextLanguage } from "../contract/session.js";
 import { LiveSession } from "./session.js";
+import { Pausing } from "./pausing.js";
+import { restoreInto, type SnapshotStore } from "./snapshots.js";
+import { watchDirectory, type WatchEvent } from "./watch.js";
+import type { SnapshotInfo } from "../contract/snapshot.js";
 import type {
   CellResult,
   CommandOptions,
@@ -86,6 +90,7 @@ export class SessionManager {
   private readonly sweeper: NodeJS.Timeout;
   /** Prebuilt environments a session may name (docs/environments.md). */
   readonly environments: EnvironmentStore;
+  private readonly pausing: Pausing;
 
   constructor(
     private readonly config: Config,
@@ -96,6 +101,14 @@ export class SessionManager {
     this.sweeper = setInterval(() => void this.expire(), SWEEP_MS);
     this.sweeper.unref();
     this.environments = new EnvironmentStore(config.dataDir);
+    this.pausing = new Pausing({
+      config,
+      snapshots: hooks.snapshots,
+      sessions: () => this.sessions.values(),
+      destroy: (s, reason) => this.destroy(s.info.id, s.info.userId, reason, true),
+      audit: (userId, event, message, data) =>
+        hooks.audit({ userId, level: "info", event, message, data }),
+    });
   }
 
   get count(): number {
@@ -105,7 +118,7 @@ export class SessionManager {
   private ownedBy(id: string, userId: string, admin = false): LiveSession {
     const session = this.sessions.get(id);
     if (!session || (!admin && session.info.userId !== userId))
-      throw new WardenError("NOT_FOUND", `session ${id} not found`);
+      throw this.pausing.notFound(id, userId, admin);
     return session;
   }
 
@@ -117,11 +130,22 @@ export class SessionManager {
         `sessions: this host holds its maximum of ${this.config.maxSessions} (maxSessions)`,
         { details: { reason: "max_sessions", retryAfterSeconds: 30 } },
       );
-    const language = contextLanguage(options.language ?? "python");
-    const environment = this.environments.resolve(options.environment, "environment");
+    if (options.snapshot !== undefined && !this.hooks.snapshots)
+      throw new WardenError("INVALID_REQUEST", "snapshot: this Warden keeps no snapshots");
+    const restore = options.snapshot
+      ? this.hooks.snapshots?.archive(options.snapshot, userId)
+      : undefined;
+    const language = contextLanguage(options.language ?? restore?.info.language ?? "python");
+    // A restored session keeps its snapshot's environment unless it names another.
+    const environment = this.environments.resolve(
+      options.environment ?? restore?.info.environment,
+      "environment",
+    );
+    // Paused sessions run nothing: they count in maxSessions and maxPausedPerUser, not here.
     const mine =
-      [...this.sessions.values()].filter((s) => s.info.userId === userId).length +
-      (this.starting.get(userId) ?? 0);
+      [...this.sessions.values()].filter(
+        (s) => s.info.userId === userId && s.pause.pausedAt === null,
+      ).length + (this.starting.get(userId) ?? 0);
     if (mine >= this.config.maxSessionsPerUser)
       throw new WardenError(
         "QUOTA_EXCEEDED",
@@ -158,8 +182,14 @@ export class SessionManager {
     try {
       if (environment) releaseEnvironment = await this.environments.acquire(environment.name);
       sandbox = await this.startSandbox(id, userId, limits, options.network, environment);
-      // Where artifacts come from exists from the start, as in a one-shot run.
-      await sandbox.request({ op: "mkdir", path: "output" }).catch(async (error: unknown) => {
+      const ready = async (): Promise<void> => {
+        // Restored by the fresh agent, before any user code runs: code contexts start anew.
+        if (restore)
+          await restoreInto(sandbox, restore.path, this.config.sessions.maxSnapshotEntries);
+        // Where artifacts come from exists from the start, as in a one-shot run.
+        await sandbox.request({ op: "mkdir", path: "output" });
+      };
+      await ready().catch(async (error: unknown) => {
         await sandbox.close();
         throw error;
       });
@@ -190,6 +220,9 @@ export class SessionManager {
         pids: limits.pids,
       },
       metadata: options.metadata ?? {},
+      state: "running",
+      pausedAt: null,
+      snapshotId: null,
     };
     this.sessions.set(
       id,
@@ -200,7 +233,7 @@ export class SessionManager {
       level: "info",
       event: "session_created",
       message: `session ${id} created`,
-      data: { sessionId: id, ttl },
+      data: { sessionId: id, ttl, ...(restore ? { snapshotId: restore.info.id } : {}) },
     });
     return { ...info };
   }
@@ -235,11 +268,14 @@ export class SessionManager {
   }
 
   get(id: string, userId: string, admin = false): SessionInfo {
+    const live = this.sessions.get(id);
+    const released = live ? undefined : this.pausing.releasedInfo(id, userId, admin);
+    if (released) return { ...released };
     const s = this.ownedBy(id, userId, admin);
     return {
       ...s.info,
       lastUsedAt: new Date(s.lastUsedAt).toISOString(),
-      expiresAt: new Date(s.expiresAt).toISOString(),
+      ...this.pausing.view(s),
     };
   }
 
@@ -267,6 +303,7 @@ export class SessionManager {
    */
   extend(id: string, userId: string, seconds: number): SessionInfo {
     const s = this.ownedBy(id, userId);
+    s.pause.check(id);
     const created = Date.parse(s.info.createdAt);
     const wanted = Date.now() + seconds * 1000;
     if (wanted - created > this.config.maxSessionTimeout * 1000)
@@ -281,6 +318,7 @@ export class SessionManager {
   /** The caller's session, marked as used now (and again when the call ends). */
   private use(id: string, userId: string): LiveSession {
     const s = this.ownedBy(id, userId);
+    s.pause.check(id);
     s.lastUsedAt = Date.now();
     return s;
   }
@@ -341,6 +379,8 @@ export class SessionManager {
   }
 
   async destroy(id: string, userId: string, reason: string, admin = false): Promise<void> {
+    if (!this.sessions.has(id) && this.pausing.releasedInfo(id, userId, admin))
+      return this.pausing.forget(id); // its sandbox is already gone
     const s = this.ownedBy(id, userId, admin);
     this.sessions.delete(id);
     try {
@@ -359,7 +399,10 @@ export class SessionManager {
 
   private async expire(): Promise<void> {
     const now = Date.now();
+    this.pausing.sweep(now);
     for (const s of [...this.sessions.values()]) {
+      // A paused session's clocks are stopped: the sweep above decides its end.
+      if (s.pause.pausedAt !== null || s.pause.frozen) continue;
       const why =
         now >= s.expiresAt
           ? "TTL reached"
@@ -410,6 +453,44 @@ export class SessionManager {
     signal: CommandSignal,
   ): Promise<void> {
     await this.use(id, userId).background.signal(commandId, signal);
+  }
+
+  /** Freezes the session (see pausing.ts): nothing in it runs until it is resumed. */
+  async pause(id: string, userId: string): Promise<SessionInfo> {
+    await this.pausing.pause(this.ownedBy(id, userId));
+    return this.get(id, userId);
+  }
+
+  async resume(id: string, userId: string): Promise<SessionInfo> {
+    await this.pausing.resume(this.ownedBy(id, userId));
+    return this.get(id, userId);
+  }
+
+  /** Where snapshots are kept; INVALID_REQUEST when this Warden keeps none. */
+  snapshotStore(): SnapshotStore {
+    if (!this.hooks.snapshots)
+      throw new WardenError("INVALID_REQUEST", "snapshots: this Warden keeps none (no data dir)");
+    return this.hooks.snapshots;
+  }
+
+  /** Saves the session's workspace (and its installed packages' list) as a snapshot. */
+  async snapshot(id: string, userId: string): Promise<SnapshotInfo> {
+    return this.pausing.snapshot(this.ownedBy(id, userId));
+  }
+
+  /**
+   * Streams changes under a directory of the session to `onEvent` until the
+   * returned stop is called or the session ends (then `onEnd`).
+   */
+  watch(
+    id: string,
+    userId: string,
+    o: { path: string; recursive: boolean },
+    onEvent: (event: WatchEvent) => void,
+    onEnd: (error: Error | null) => void,
+  ): Promise<() => void> {
+    const s = this.use(id, userId);
+    return watchDirectory(s, this.config.sessions.maxWatches, o, onEvent, onEnd);
   }
 
   /** Ends every session (shutdown). */

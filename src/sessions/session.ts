@@ -17,6 +17,7 @@ import type { AgentEvent, AgentRequest, AgentSandbox } from "./agent-sandbox.js"
 import { BackgroundCommands } from "./commands.js";
 import { callStatus } from "./outcome.js";
 import { OutputTally } from "./output-cap.js";
+import { PauseState } from "./pausing.js";
 import type { ContextLanguage } from "../contract/session.js";
 import type {
   CellResult,
@@ -75,6 +76,8 @@ export class LiveSession {
   private cells: Promise<unknown> = Promise.resolve();
   expiresAt: number;
   lastUsedAt: number;
+  /** Paused or not, and since when (see pausing.ts). */
+  readonly pause = new PauseState();
 
   constructor(
     readonly info: SessionInfo,

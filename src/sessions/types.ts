@@ -4,6 +4,7 @@ import type { RequestLimits } from "../executions/limits.js";
 import type { EgressPolicy } from "../network/policy.js";
 import type { OutputChunk, SandboxNetwork } from "../sandbox/types.js";
 import type { z } from "zod";
+import type { SnapshotStore } from "./snapshots.js";
 import type {
   CellResultSchema,
   CommandResultSchema,
@@ -24,6 +25,8 @@ export interface CreateSessionOptions {
   metadata?: Record<string, string> | undefined;
   /** A prebuilt environment to mount (GET /v1/environments); absent = the host's packages. */
   environment?: string | undefined;
+  /** A snapshot of the caller's to start from: its workspace is restored before the session starts. */
+  snapshot?: string | undefined;
 }
 
 export interface CommandOptions {
@@ -75,6 +78,8 @@ export interface SessionHooks {
   egress?(policy: EgressPolicy, owner: { userId: string; sessionId: string }): SandboxNetwork;
   /** Holds a session's memory in the host's budget while it lives; returns the release. */
   reserveMemory?(mb: number, what: string): () => void;
+  /** Where snapshots are kept (absent: sessions cannot be snapshotted, and pauses end unsaved). */
+  snapshots?: SnapshotStore;
   /** Judges and stores what a call left under /workspace/output (artifacts), with their URLs. */
   artifacts?: {
     limits(): ArtifactLimits;

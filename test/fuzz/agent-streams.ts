@@ -72,9 +72,16 @@ export function sample(f: Fuzz, type: AgentEventType, id: number): Record<string
         durationMs: 1,
       };
     }
+    case "packages":
+      return { id, type, packages: [{ manager: "pip", name: "n", version: "1.0" }] };
+    case "snapshot":
+      return { id, type, skipped: f.int(10) };
+    case "change":
+      return { id, type, kind: "created", path: text(f, 10) || "n", entry: f.pick([null, "file"]) };
     case "ok":
     case "list":
     case "collected":
+    case "watching":
       return { id, type };
   }
 }

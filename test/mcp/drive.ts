@@ -19,9 +19,12 @@ export const TOOLS = [
   "get_preview_url",
   "list_files",
   "list_runtimes",
+  "pause_sandbox",
   "read_file",
+  "resume_sandbox",
   "run_code",
   "run_in_sandbox",
+  "snapshot_sandbox",
   "write_file",
 ];
 

@@ -9,6 +9,7 @@ import { NetworkRequestSchema } from "../../executions/request.js";
 import type { ExecutionService } from "../../executions/service.js";
 import type { SessionManager } from "../../sessions/manager.js";
 import { SessionSchema } from "../../contract/session.js";
+import { SnapshotIdSchema } from "../../contract/snapshot.js";
 import { hasScope, type Actor } from "../auth.js";
 import { ArtifactListSchema, artifactListing, sendArtifact } from "../artifacts.js";
 import { emptyBodyIsNoBody } from "../empty-body.js";
@@ -120,6 +121,9 @@ export const sessionRoutes: FastifyPluginAsyncZod<{
             ),
             metadata: z.record(z.string().max(64), z.string().max(1024)).optional(),
             environment: EnvironmentNameSchema.optional(),
+            snapshot: SnapshotIdSchema.optional().describe(
+              "Start from one of your snapshots: its workspace is restored (code contexts start fresh).",
+            ),
           })
           .strict(),
         response: { 201: SessionSchema, ...errors },

@@ -46,6 +46,14 @@ export interface Cgroup {
   setLimits(limits: CgroupLimits): Promise<void>;
   /** Empties and removes the cgroup. Safe to call twice. */
   destroy(): Promise<void>;
+  /**
+   * Stops every member (cgroup freezer) and resolves once the kernel reports
+   * the whole cgroup frozen; rejects if it has not within `timeoutMs` (it is
+   * thawed again then). Memory stays as it is.
+   */
+  freeze(timeoutMs?: number): Promise<void>;
+  /** Lets a frozen cgroup run again. Safe on one that is not frozen. */
+  thaw(): Promise<void>;
 }
 
 export interface CgroupDriver {
@@ -177,6 +185,31 @@ export async function killUntilEmpty(
     }
     if (Date.now() > deadline) throw new Error("cgroup still has processes after 10 s of SIGKILL");
     await sleep(pids.length === 0 ? 5 : 1);
+  }
+}
+
+/** How long a freeze may take before it is given up (a task in uninterruptible sleep). */
+export const FREEZE_TIMEOUT_MS = 10_000;
+
+/**
+ * Asks the kernel to freeze, then polls `isFrozen` until it says so (the
+ * freeze is asynchronous on both versions); past `timeoutMs`, `undo` and fail.
+ */
+export async function freezeAndWait(
+  start: () => void,
+  isFrozen: () => boolean,
+  undo: () => void,
+  timeoutMs: number,
+): Promise<void> {
+  start();
+  const deadline = Date.now() + timeoutMs;
+  for (let wait = 0; ; wait = Math.min(Math.max(1, wait * 2), 50)) {
+    await sleep(wait);
+    if (isFrozen()) return;
+    if (Date.now() > deadline) {
+      undo();
+      throw new Error(`the cgroup did not freeze within ${timeoutMs} ms`);
+    }
   }
 }
 

@@ -1,10 +1,12 @@
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   CPU_PERIOD_US,
+  FREEZE_TIMEOUT_MS,
   cpuQuotaUs,
+  freezeAndWait,
   isErrno,
   killUntilEmpty,
   readKeyed,
@@ -190,7 +192,28 @@ class CgroupV1 implements Cgroup {
     );
   }
 
+  /** freezer.state: FROZEN is asked; the kernel reads FREEZING until every task has stopped. */
+  async freeze(timeoutMs = FREEZE_TIMEOUT_MS): Promise<void> {
+    const freezer = this.dirs.freezer;
+    if (!freezer) throw new Error("no freezer controller: mount the v1 freezer to pause sessions");
+    const state = join(freezer, "freezer.state");
+    await freezeAndWait(
+      () => writeFileSync(state, "FROZEN"),
+      () => readFileSync(state, "utf8").trim() === "FROZEN",
+      () => writeFileSync(state, "THAWED"),
+      timeoutMs,
+    );
+  }
+
+  async thaw(): Promise<void> {
+    const freezer = this.dirs.freezer;
+    if (freezer) writeOptional(join(freezer, "freezer.state"), "THAWED");
+    return Promise.resolve();
+  }
+
   async destroy(): Promise<void> {
+    // A frozen v1 task does not die of SIGKILL until thawed: killAll thaws
+    // after each round, so a paused session's cgroup empties like any other.
     if (this.pidsNow().length > 0) await this.killAll();
     await Promise.all(this.uniqueDirs.map((dir) => removeDir(dir)));
   }

@@ -3,7 +3,9 @@ import { access, mkdir, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
   CPU_PERIOD_US,
+  FREEZE_TIMEOUT_MS,
   cpuQuotaUs,
+  freezeAndWait,
   isErrno,
   killUntilEmpty,
   readKeyed,
@@ -141,6 +143,23 @@ class CgroupV2 implements Cgroup {
     );
   }
 
+  /** cgroup.freeze 1; the kernel writes `frozen 1` to cgroup.events once every task has stopped. */
+  async freeze(timeoutMs = FREEZE_TIMEOUT_MS): Promise<void> {
+    const control = join(this.dir, "cgroup.freeze");
+    await freezeAndWait(
+      () => writeFileSync(control, "1"),
+      () => readKeyed(join(this.dir, "cgroup.events")).frozen === 1,
+      () => writeFileSync(control, "0"),
+      timeoutMs,
+    );
+  }
+
+  async thaw(): Promise<void> {
+    writeOptional(join(this.dir, "cgroup.freeze"), "0");
+    return Promise.resolve();
+  }
+
+  /** A frozen v2 cgroup still takes SIGKILL (and cgroup.kill): no thaw is needed to empty it. */
   async destroy(): Promise<void> {
     let populated = "";
     try {

@@ -1,0 +1,50 @@
+/** Settings of pausing, snapshots and file watches in sessions (`sessions.*`; docs/pause.md). */
+import { z } from "zod";
+
+export const SessionsConfigSchema = z
+  .object({
+    pausedSnapshotAfter: z
+      .number()
+      .positive()
+      .default(3600)
+      .describe(
+        "A session paused this long (s) is snapshotted and released: its sandbox ends, its memory is freed, and its info names the snapshot to start a new session from.",
+      ),
+    maxPausedPerUser: z
+      .number()
+      .int()
+      .min(0)
+      .default(3)
+      .describe(
+        "Paused sessions one user may hold. A paused session does not count in maxSessionsPerUser (it runs nothing) but keeps its memory and its place in maxSessions.",
+      ),
+    maxSnapshotMb: z
+      .number()
+      .int()
+      .min(1)
+      .default(512)
+      .describe(
+        "Largest snapshot (MiB of archive, counted by Warden as it arrives); a larger workspace is refused and nothing is kept.",
+      ),
+    maxSnapshotEntries: z
+      .number()
+      .int()
+      .min(1)
+      .default(100_000)
+      .describe("Most files, directories and links in one snapshot."),
+    maxSnapshotsPerUser: z
+      .number()
+      .int()
+      .min(0)
+      .default(10)
+      .describe("Snapshots one user may keep; delete one to make another."),
+    maxWatches: z
+      .number()
+      .int()
+      .min(0)
+      .default(8)
+      .describe("File watches (GET /v1/sessions/:id/watch) open at once on one session."),
+  })
+  .strict();
+
+export type SessionsConfig = z.infer<typeof SessionsConfigSchema>;
