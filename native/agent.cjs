@@ -653,12 +653,24 @@ const ERRNO = {
   ENOTEMPTY: "INVALID_REQUEST",
 };
 
+let prefixesMade = false;
 readline.createInterface({ input: process.stdin }).on("line", (line) => {
   let req;
   try {
     req = JSON.parse(line);
   } catch {
     return;
+  }
+  // The prefixes are made before the first call that is not a restore: a restored
+  // workspace brings its own venv (its links to the system's python come back here).
+  if (!prefixesMade && !String(req.op).startsWith("restore")) {
+    prefixesMade = true;
+    try {
+      preparePrefixes();
+    } catch (e) {
+      // Without the venv, python and pip are the system's: installs are refused (PEP 668), nothing else breaks.
+      process.stderr.write(`warden agent: no session venv: ${e.message}\n`);
+    }
   }
   try {
     if (req.op === "exec") exec(req);
@@ -718,10 +730,4 @@ function preparePrefixes() {
   );
 }
 
-try {
-  preparePrefixes();
-} catch (e) {
-  // Without the venv, python and pip are the system's: installs are refused (PEP 668), nothing else breaks.
-  process.stderr.write(`warden agent: no session venv: ${e.message}\n`);
-}
 send({ type: "ready" });
