@@ -63,7 +63,16 @@ describe("pause and resume", () => {
     const s = await manager.create("ann");
     await manager.run(s.id, "ann", { code: "x = 41" });
     manager.startBackground(s.id, "ann", { command: LOOP });
-    await eventually(async () => (await cpuOf(s.id)) > 300);
+    // Running for a while, and far enough to have written its count (the Python
+    // context's own start alone can use 300 ms of CPU).
+    await eventually(
+      async () =>
+        (await cpuOf(s.id)) > 300 &&
+        (await manager.readFile(s.id, "ann", "count").then(
+          () => true,
+          () => false,
+        )),
+    );
 
     const paused = await manager.pause(s.id, "ann");
     expect(paused).toMatchObject({ state: "paused", status: "running" });
