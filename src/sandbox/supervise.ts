@@ -203,11 +203,25 @@ export class Launched {
       } else if (kind === "S") {
         this.outcome.bwrapStatus = Number(rest[0]);
         reported();
+        // bubblewrap ended before init said ready (a bind it could not make, say):
+        // the helper now holds the box, so without this the start would wait forever.
+        if (!initReady) settleReady(new Error(this.failedStart(Number(rest[0]))));
       } else if (kind === "E") {
         this.outcome.errors.push(`exec: ${rest.join(" ")}`);
       }
     });
     control.on("error", () => undefined);
+  }
+
+  /** Why a start failed: bubblewrap's status and the first line it wrote, printable and short. */
+  private failedStart(status: number): string {
+    const said = Buffer.concat(this.early.filter((e) => e.stream === "stderr").map((e) => e.data))
+      .subarray(0, 4096)
+      .toString("utf8")
+      .split("\n")[0]!
+      .replace(/[^\x20-\x7e]/g, "?")
+      .slice(0, 300);
+    return `the sandbox did not start (bubblewrap status ${status})${said ? `: ${said}` : ""}`;
   }
 
   private push(stream: "stdout" | "stderr", data: Buffer): void {

@@ -66,6 +66,24 @@ describe("supervision", () => {
     await expectNothingLeft(host, box);
   });
 
+  it("fails a run whose sandbox cannot be set up (a bind bubblewrap cannot make), and leaves nothing", async () => {
+    const host = await testHost();
+    const box = await host.prepare({ diskMb: 8 });
+    try {
+      // Before the fix this waited forever: the helper holds the box once bubblewrap ends.
+      const result = await box.run({
+        argv: ["/bin/true"],
+        mounts: [{ source: "/nonexistent/warden-test-file", target: "/.warden/missing" }],
+        limits: limits({ timeoutMs: 60_000 }),
+      });
+      expect(result.status).toBe("error");
+      expect(result.errorMessage).toMatch(/did not start.*Can't find source path/);
+    } finally {
+      await box.destroy();
+    }
+    await expectNothingLeft(host, box);
+  });
+
   it("cleans up a prepared box that never ran", async () => {
     const host = await testHost();
     const box = await host.prepare({ diskMb: 1 });
