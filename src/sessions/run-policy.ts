@@ -25,7 +25,8 @@ import { blockedMessage, type Analyzer, type PolicyVerdict } from "../policy/ana
 import { isBlocked } from "../policy/findings.js";
 import { auditPolicy } from "../policy/execution-policy.js";
 import type { BackgroundInfo, BackgroundStart } from "./commands.js";
-import { cellLanguage, type SessionManager } from "./manager.js";
+import { cellLanguage } from "./languages.js";
+import type { SessionManager } from "./manager.js";
 import type { PolicyRefusal } from "../contract/session.js";
 import type { CellResult, CommandOptions, CommandResult, RunCellOptions } from "./types.js";
 
