@@ -2,7 +2,8 @@
  * `warden bench`, warm path: a call into a live session (a Python cell, a
  * shell command through the agent) against a bare spawn of the same work on
  * the host, measured in the same run. This is what a client pays per step
- * once its sandbox exists, next to the one-shot cost measured above.
+ * once its sandbox exists, next to the one-shot cost measured above; and
+ * what it pays before that: a new session, its first cell, a pause cycle.
  */
 import type { Config } from "../config/schema.js";
 import type { Logger } from "../audit/logger.js";
@@ -41,11 +42,41 @@ export async function measureWarm(
         bare: [tools.python, "-c", "x = 1"],
         call: () => sessions.run(s.id, "bench", { code: "x = 1" }),
       });
-    for (const c of cases) {
+    // What a new client pays before its first step, and a pause cycle (the
+    // cgroup freezer), once each per run: fewer runs, they are heavier.
+    const heavy = Math.min(runs, 10);
+    const fresh = async (cell: boolean): Promise<void> => {
+      const t = await sessions.create("bench", { limits: { memoryMb: 256 } });
+      if (cell) await sessions.run(t.id, "bench", { code: "x = 1" });
+      await sessions.destroy(t.id, "bench", "bench");
+    };
+    const starts: typeof cases = [
+      {
+        name: "new session, ready (+ its teardown)",
+        bare: cases[0]!.bare,
+        call: () => fresh(false),
+      },
+      {
+        name: "pause + resume of a live session",
+        bare: cases[0]!.bare,
+        call: async () => {
+          await sessions.pause(s.id, "bench");
+          await sessions.resume(s.id, "bench");
+        },
+      },
+    ];
+    if (tools.python)
+      starts.push({
+        name: "new session + first python cell vs python3 -c",
+        bare: [tools.python, "-c", "x = 1"],
+        call: () => fresh(true),
+      });
+    for (const c of [...cases, ...starts]) {
+      const n = starts.includes(c) ? heavy : runs;
       await c.call(); // starts the context
       const b: number[] = [];
       const w: number[] = [];
-      for (let i = 0; i < runs; i++) {
+      for (let i = 0; i < n; i++) {
         b.push(await timed(() => bareSpawn(c.bare)));
         w.push(await timed(c.call));
       }
