@@ -671,6 +671,15 @@ readline.createInterface({ input: process.stdin }).on("line", (line) => {
       // Without the venv, python and pip are the system's: installs are refused (PEP 668), nothing else breaks.
       process.stderr.write(`warden agent: no session venv: ${e.message}\n`);
     }
+    // The session's own context starts now, in the background, so its first cell
+    // does not wait for the interpreter (sessions.prestartContext).
+    const prestart = { python: "python", javascript: "javascript", typescript: "javascript", bash: "bash" }[
+      process.env.WARDEN_PRESTART
+    ];
+    if (prestart && !kernels[prestart])
+      try {
+        kernels[prestart] = startKernel(prestart);
+      } catch {} // the first cell reports why
   }
   try {
     if (req.op === "exec") exec(req);

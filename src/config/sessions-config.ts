@@ -38,6 +38,12 @@ export const SessionsConfigSchema = z
       .min(0)
       .default(10)
       .describe("Snapshots one user may keep; delete one to make another."),
+    prestartContext: z
+      .boolean()
+      .default(true)
+      .describe(
+        "Start a new session's code context for its language as the session starts, in the background, so the first cell does not wait for the interpreter (IPython takes ~0.3 s); it then uses its memory (~50 MiB for IPython) even if no cell ever runs.",
+      ),
     maxWatches: z
       .number()
       .int()

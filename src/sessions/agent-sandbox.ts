@@ -23,6 +23,7 @@ import type {
 } from "../sandbox/types.js";
 import { AgentChannel } from "./agent-channel.js";
 import type { AgentEvent, AgentOp } from "./agent-protocol.js";
+import type { ContextLanguage } from "../contract/session.js";
 import type { PackageIndexes } from "../environments/indexes.js";
 import { kernelEnv, kernelMounts } from "./kernel-mounts.js";
 import { prefixEnv } from "./prefixes.js";
@@ -46,6 +47,8 @@ export interface AgentSandboxOptions {
   onExit?: (result: RunResult, violation: string | null) => void;
   /** Python cells through IPython when importable (auto), or always the built-in kernel. */
   pythonKernel?: "auto" | "builtin" | undefined;
+  /** The context the agent starts before the first cell asks for it (sessions.prestartContext). */
+  prestart?: ContextLanguage | undefined;
 }
 
 const AGENT_PATH = "/.warden/lib/agent.cjs";
@@ -129,6 +132,7 @@ export class AgentSandbox {
           ...kernelEnv(python, options.pythonKernel),
           // The kernels run the session venv's python (WARDEN_PYTHON), layered on `python`.
           ...prefixEnv(python, options.indexes),
+          ...(options.prestart ? { WARDEN_PRESTART: options.prestart } : {}),
         },
         stdin: this.input,
         retainOutput: false,

@@ -21,6 +21,7 @@ import type {
   BackgroundStart,
   CommandSignal,
 } from "./commands.js";
+import type { ContextLanguage } from "../contract/session.js";
 import { cellLanguage, contextLanguage } from "./languages.js";
 import { LiveSession } from "./session.js";
 import { Pausing } from "./pausing.js";
@@ -141,7 +142,7 @@ export class SessionManager {
     this.starting.set(userId, (this.starting.get(userId) ?? 0) + 1);
     try {
       if (environment) releaseEnvironment = await this.environments.acquire(environment.name);
-      sandbox = await this.startSandbox(id, userId, limits, options.network, environment);
+      sandbox = await this.startSandbox(id, userId, limits, options.network, environment, language);
       const ready = async (): Promise<void> => {
         // Restored by the fresh agent, before any user code runs: code contexts start anew.
         if (restore)
@@ -204,6 +205,7 @@ export class SessionManager {
     limits: ReturnType<typeof resolveLimits>,
     network: EgressPolicy | null | undefined,
     environment: SandboxEnvironment | null,
+    language: ContextLanguage,
   ): Promise<AgentSandbox> {
     return AgentSandbox.start(this.host, limits.diskMb, {
       limits,
@@ -211,6 +213,7 @@ export class SessionManager {
       indexes: this.config.environments,
       searchPath: this.config.sandbox.searchPath,
       pythonKernel: this.config.sessionPythonKernel,
+      prestart: this.config.sessions.prestartContext ? language : undefined,
       network:
         network && this.hooks.egress
           ? this.hooks.egress(network, { userId, sessionId: id })

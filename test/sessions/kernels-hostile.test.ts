@@ -83,6 +83,8 @@ describe("a cell against its kernel's framing", () => {
       command:
         "d=$(python3 -c 'import site; print(site.getusersitepackages())'); mkdir -p $d; echo 'import os; os._exit(3)' > $d/usercustomize.py",
     });
+    // The context started with the session ends, so the next ones start with the plant.
+    await manager.run(s.id, "evil", { code: "import os; os._exit(0)" });
     for (let i = 0; i < 3; i++) {
       const cell = await manager.run(s.id, "evil", { code: "1" });
       expect(cell).toMatchObject({ status: "failed", error: { name: "KernelDied" } });

@@ -44,6 +44,22 @@ describe("sessions", () => {
     await manager.destroy(s.id, "ann", "test");
   });
 
+  it("starts the session's own context in the background, before its first cell", async () => {
+    const s = await manager.create("ann");
+    const running = async (): Promise<boolean> => {
+      const ps = await manager.command(s.id, "ann", {
+        command: "cat /proc/[0-9]*/cmdline | tr '\\0' ' '",
+      });
+      return ps.stdout.includes("/.warden/lib/kernel.py");
+    };
+    // No cell has run: the kernel is there all the same, and the first cell uses it.
+    await eventually(running);
+    const pid = await manager.run(s.id, "ann", { code: "import os\nos.getpid()" });
+    const again = await manager.run(s.id, "ann", { code: "os.getpid()" });
+    expect(again.results[0]?.data["text/plain"]).toBe(pid.results[0]?.data["text/plain"]);
+    await manager.destroy(s.id, "ann", "test");
+  });
+
   it("keeps a Python context between calls: variables, imports, main result, errors, interrupts", async () => {
     const s = await manager.create("ann");
     const first = await manager.run(s.id, "ann", { code: "x = 41" });
