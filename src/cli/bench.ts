@@ -170,7 +170,9 @@ export async function benchCommand(options: BenchOptions): Promise<number> {
       `  ${row.case.padEnd(38)} median +${row.overshootMedianMs} ms, max +${row.overshootMaxMs} ms`,
     );
   }
-  log("\nsessions: a call into a live one, a new one, a pause cycle, vs the same work spawned bare");
+  log(
+    "\nsessions: a call into a live one, a new one, a pause cycle, vs the same work spawned bare",
+  );
   const warm = await measureWarm(ctx.config, host, ctx.logger, { python, sh }, runs);
   for (const row of warm)
     log(
