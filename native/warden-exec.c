@@ -41,7 +41,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sched.h>
+#include <linux/openat2.h>
 #include <sys/mount.h>
+#include <sys/syscall.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -287,7 +289,20 @@ int main(int argc, char **argv) {
       char path[4096];
       snprintf(path, sizeof path, "%s/%s", o.workspace, o.bind_name[i]);
       if (mkdir(path, 0755) < 0) fail(path);
-      if (mount(o.bind_src[i], path, NULL, MS_BIND | MS_REC, NULL) < 0) fail(o.bind_src[i]);
+      /* The source is opened without following a single link on its way (an
+       * environment's tree holds links its installer made: one named like a
+       * directory Warden binds could lead to the host's /), and bound through
+       * that descriptor, alone (no MS_REC: nothing mounted below it comes). */
+      struct open_how how = {
+          .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+          .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+      };
+      int src = (int)syscall(SYS_openat2, AT_FDCWD, o.bind_src[i], &how, sizeof how);
+      if (src < 0) fail(o.bind_src[i]);
+      char via[64];
+      snprintf(via, sizeof via, "/proc/self/fd/%d", src);
+      if (mount(via, path, NULL, MS_BIND, NULL) < 0) fail(o.bind_src[i]);
+      close(src);
       if (mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
         fail("remount bind read-only");
     }

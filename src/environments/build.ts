@@ -21,7 +21,7 @@ import { NODE_DIR, PYTHON_DIR, SITE_DIR, SITECUSTOMIZE } from "./layout.js";
 import { nodePackages, pythonPackages } from "./packages.js";
 import { checkEnvironmentName, type EnvironmentStore } from "./store.js";
 import { indexEnv } from "./indexes.js";
-import { copyTree, treeDigest } from "./tree.js";
+import { copyTree, realDirBeneath, treeDigest } from "./tree.js";
 
 export interface BuildRequest {
   name: string;
@@ -186,18 +186,20 @@ export async function buildEnvironment(
     if (!workspace) throw new WardenError("INTERNAL", "the build's workspace is gone");
     if (pipArgs)
       await copyTree(
-        join(workspace, "out", PYTHON_DIR),
+        await realDirBeneath(workspace, "out", PYTHON_DIR),
         join(tree, PYTHON_DIR),
         bounds,
         "the pip output",
       );
     if (request.node)
       await copyTree(
-        join(workspace, "out", NODE_DIR),
+        await realDirBeneath(workspace, "out", NODE_DIR),
         join(tree, NODE_DIR),
         bounds,
         "the npm output",
       );
+    // Bound into every sandbox that uses it (at /node_modules): never a link.
+    if (request.node) await realDirBeneath(tree, NODE_DIR, "node_modules");
     await box.destroy();
     await rm(wheels, { recursive: true, force: true });
     if (pipArgs) {

@@ -50,6 +50,10 @@ export function parseMetadata(text: string): { name: string; version: string } |
   return { name, version };
 }
 
+async function isRealDir(dir: string): Promise<boolean> {
+  return (await lstat(dir).catch(() => null))?.isDirectory() ?? false;
+}
+
 async function dirNames(dir: string): Promise<string[]> {
   const st = await lstat(dir).catch(() => null);
   if (!st?.isDirectory()) return [];
@@ -60,7 +64,7 @@ export async function pythonPackages(siteDir: string): Promise<EnvironmentPackag
   const out: EnvironmentPackage[] = [];
   for (const entry of await dirNames(siteDir)) {
     if (out.length >= MAX_PACKAGES) break;
-    if (!entry.endsWith(".dist-info")) continue;
+    if (!entry.endsWith(".dist-info") || !(await isRealDir(join(siteDir, entry)))) continue;
     const text = await readBounded(join(siteDir, entry, "METADATA"), MAX_METADATA_BYTES);
     const parsed = text === null ? null : parseMetadata(text);
     if (parsed) out.push({ language: "python", ...parsed });
@@ -86,6 +90,8 @@ export function parsePackageJson(text: string): { name: string; version: string 
 export async function nodePackages(nodeModules: string): Promise<EnvironmentPackage[]> {
   const out: EnvironmentPackage[] = [];
   const add = async (dir: string): Promise<void> => {
+    // A link named like a package is not followed: it could lead out of the tree.
+    if (!(await isRealDir(dir))) return;
     const text = await readBounded(join(dir, "package.json"), MAX_PACKAGE_JSON_BYTES);
     const parsed = text === null ? null : parsePackageJson(text);
     if (parsed) out.push({ language: "node", ...parsed });

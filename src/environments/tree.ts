@@ -49,6 +49,8 @@ function modeOf(st: Stats): number {
 class Walk {
   bytes = 0;
   files = 0;
+  /** Links met, checked once the whole tree is there (a link may name what comes later). */
+  readonly links: { path: string; target: string }[] = [];
   readonly hash: Hash = createHash("sha256");
 
   constructor(
@@ -109,6 +111,7 @@ async function walkDir(
       const resolved = posix.normalize(posix.join(posix.dirname(path), target));
       if (target.startsWith("/") || resolved === ".." || resolved.startsWith("../"))
         w.refuse(path, "a symbolic link leading out of the tree");
+      w.links.push({ path, target });
       w.add(path, Buffer.byteLength(target));
       w.hash.update(`L ${path} ${target}\0`);
       if (to) await symlink(target, to);
@@ -174,7 +177,52 @@ export async function copyTree(
   const w = new Walk(bounds, what);
   await mkdir(dest, { mode: 0o755 });
   await walkDir(w, src, dest, "", 0);
+  for (const link of w.links)
+    if (!(await staysInside(dest, link.path, link.target)))
+      w.refuse(link.path, "a symbolic link leading out of the tree through another link");
   return { sizeBytes: w.bytes, fileCount: w.files };
+}
+
+/**
+ * Whether the kernel, following `target` from the link at `path` in the
+ * copied tree `root`, stays inside it. Reading the target as text is not
+ * enough: `a/../..` means "out" when `a` is itself a link to somewhere deep
+ * (a chain that ends at the host's `/` once bound). So every step the
+ * kernel takes through the target must be a real directory of the tree; the
+ * last one may be anything (a file, a dangling name, another checked link).
+ */
+async function staysInside(root: string, path: string, target: string): Promise<boolean> {
+  const at = path.split("/").slice(0, -1); // real directories: the copy made them
+  const steps = target.split("/").filter((p) => p !== "" && p !== ".");
+  for (const [i, step] of steps.entries()) {
+    if (step === "..") {
+      if (at.length === 0) return false;
+      at.pop();
+      continue;
+    }
+    at.push(step);
+    if (i === steps.length - 1) break;
+    const st = await lstat(join(root, ...at)).catch(() => null);
+    if (!st?.isDirectory()) return false;
+  }
+  return true;
+}
+
+/**
+ * `base/parts...` as a real directory, reached through real directories only:
+ * a build's output dir is named by the host but made by the sandbox, and one
+ * that is a link (to `/` of whatever root the host reads it through) would
+ * have the host copy its own files into the environment.
+ */
+export async function realDirBeneath(base: string, ...parts: string[]): Promise<string> {
+  let path = base;
+  for (const part of parts) {
+    path = join(path, part);
+    const st = await lstat(path).catch(() => null);
+    if (!st?.isDirectory())
+      throw new WardenError("INVALID_REQUEST", `${parts.join("/")}: not a plain directory`);
+  }
+  return path;
 }
 
 /** The digest of a tree: sha256 over its sorted walk (paths, types, modes, bytes, link targets). */

@@ -1,4 +1,7 @@
 /** Time limits, kills and the box lifecycle, on real sandboxes. */
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { limits, runCode, testHost, expectNothingLeft } from "../helpers/sandbox.js";
 
@@ -82,6 +85,32 @@ describe("supervision", () => {
       await box.destroy();
     }
     await expectNothingLeft(host, box);
+  });
+
+  it("binds a directory only when no link leads to it (an installer could plant one to the host's /)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "warden-bind-"));
+    mkdirSync(join(dir, "real", "sub"), { recursive: true });
+    writeFileSync(join(dir, "real", "sub", "seen"), "");
+    symlinkSync(join(dir, "real"), join(dir, "link"));
+    const host = await testHost();
+    try {
+      for (const [source, ok] of [
+        [join(dir, "real", "sub"), true],
+        [join(dir, "link", "sub"), false],
+      ] as const) {
+        const box = await host.prepare({ diskMb: 8, binds: [{ source, target: "/.warden/env" }] });
+        try {
+          const result = await box.run({ argv: ["/bin/ls", "/.warden/env"], limits: limits() });
+          if (ok) expect(result).toMatchObject({ status: "completed", stdout: "seen\n" });
+          else expect(result).toMatchObject({ status: "error", stdout: "" });
+        } finally {
+          await box.destroy();
+        }
+        await expectNothingLeft(host, box);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("cleans up a prepared box that never ran", async () => {
