@@ -62,6 +62,8 @@ for (const [net, prefix] of [
   ["240.0.0.0", 4],
 ] as const)
   BLOCKED.addSubnet(net, prefix, "ipv4");
+// A public address that is a cloud host's own service: Azure's wireserver (and DNS).
+BLOCKED.addAddress("168.63.129.16", "ipv4");
 for (const [net, prefix] of [
   ["::", 128],
   ["::1", 128],
@@ -86,6 +88,7 @@ for (const [net, prefix] of [
 const EMBEDDED_V4 = new BlockList();
 EMBEDDED_V4.addSubnet("::", 96, "ipv6"); // IPv4-compatible (deprecated)
 EMBEDDED_V4.addSubnet("::ffff:0:0", 96, "ipv6"); // IPv4-mapped
+EMBEDDED_V4.addSubnet("::ffff:0:0:0", 96, "ipv6"); // IPv4-translated (SIIT)
 
 export function isBlockedAddress(address: string): boolean {
   const family = isIP(address);

@@ -50,8 +50,9 @@ export class SnapshotStore {
   ) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     for (const name of readdirSync(dir)) {
-      // A crash mid-snapshot leaves a partial archive: it never became a snapshot.
-      if (name.endsWith(".partial")) rmSync(join(dir, name), { force: true });
+      // A crash mid-snapshot leaves a partial archive or record: it never became a snapshot.
+      if (name.endsWith(".partial") || name.endsWith(".json.tmp"))
+        rmSync(join(dir, name), { force: true });
       if (!FILE.test(name)) continue;
       try {
         const info = SnapshotSchema.parse(JSON.parse(readFileSync(join(dir, name), "utf8")));

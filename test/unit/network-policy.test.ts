@@ -71,6 +71,8 @@ describe("egress policy", () => {
       "fe80::1",
       "::ffff:127.0.0.1",
       "::ffff:10.0.0.1",
+      "::ffff:0:a9fe:a9fe", // 169.254.169.254, IPv4-translated
+      "168.63.129.16", // Azure's wireserver
       "not-an-ip",
     ])
       expect(isBlockedAddress(a), a).toBe(true);
