@@ -3,25 +3,13 @@
  * controllers on v2, so the v2 driver's file protocol is checked here (and
  * v1's too, beside the real-hierarchy integration tests).
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { fakeRoot, read } from "../helpers/fake-cgroupfs.js";
 import { cpuQuotaUs } from "../../src/sandbox/cgroups/cgroup.js";
 import { CgroupV1Driver } from "../../src/sandbox/cgroups/v1.js";
 import { CgroupV2Driver } from "../../src/sandbox/cgroups/v2.js";
-
-const dirs: string[] = [];
-function fakeRoot(): string {
-  const d = mkdtempSync(join(tmpdir(), "warden-cgfs-"));
-  dirs.push(d);
-  return d;
-}
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-const read = (...p: string[]): string => readFileSync(join(...p), "utf8");
 
 describe("cpu quota", () => {
   it("is a share of all cores", () => {

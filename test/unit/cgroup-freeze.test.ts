@@ -4,24 +4,14 @@
  * freezer.state and waits until it reads FROZEN (not FREEZING). The real v1
  * hierarchy is exercised by test/sessions/pause.test.ts.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { fakeRoot, read } from "../helpers/fake-cgroupfs.js";
 import { CgroupV1Driver } from "../../src/sandbox/cgroups/v1.js";
 import { CgroupV2Driver } from "../../src/sandbox/cgroups/v2.js";
 
-const dirs: string[] = [];
-function fakeRoot(): string {
-  const d = mkdtempSync(join(tmpdir(), "warden-cgfs-"));
-  dirs.push(d);
-  return d;
-}
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
 const limits = { memoryBytes: 64 << 20, pids: 32, cpuPercent: 50 };
-const read = (...p: string[]): string => readFileSync(join(...p), "utf8");
 
 describe("cgroup v2 freezer", () => {
   it("freezes, waits for the kernel's `frozen 1`, and thaws", async () => {
