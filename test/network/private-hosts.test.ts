@@ -21,13 +21,12 @@ let proxy: EgressProxy;
 let socketPath: string;
 const events: EgressEvent[] = [];
 
+// Loopback only: were the check broken, a name mapped to a private or metadata
+// address would have the proxy dial it for real. Those addresses are checked
+// below through the check itself (isPrivateAllowed), never dialled.
 const NAMES = {
   "mirror.internal.test": "127.0.0.1",
   "other.internal.test": "127.0.0.1",
-  "ten.internal.test": "10.1.2.3",
-  "meta.internal.test": "169.254.169.254",
-  "alibaba.internal.test": "100.100.100.200",
-  "mapped.internal.test": "::ffff:169.254.169.254",
 };
 
 beforeAll(async () => {
@@ -39,12 +38,7 @@ beforeAll(async () => {
       allow: Object.keys(NAMES),
       ports: [port],
       staticHosts: NAMES,
-      privateHosts: [
-        "mirror.internal.test",
-        "meta.internal.test",
-        "alibaba.internal.test",
-        "mapped.internal.test",
-      ],
+      privateHosts: ["mirror.internal.test"],
     },
   }).network;
   const policy = resolveEgress({ allow: Object.keys(NAMES) }, network)!;
@@ -77,17 +71,13 @@ describe("network.privateHosts", () => {
     expect(await get("mirror.internal.test")).toBe("HTTP/1.1 200 OK");
   });
 
-  it("refuses an unlisted name that resolves to loopback or a private range", async () => {
+  it("refuses an unlisted name that resolves to loopback", async () => {
     expect(await get("other.internal.test")).toMatch(/^HTTP\/1\.1 403/);
-    expect(await get("ten.internal.test")).toMatch(/^HTTP\/1\.1 403/);
     const refusals = events.filter((e) => e.decision === "denied").map((e) => e.host);
-    expect(refusals).toEqual(expect.arrayContaining(["other.internal.test", "ten.internal.test"]));
+    expect(refusals).toContain("other.internal.test");
   });
 
-  it("never lets even a listed name reach a metadata address", async () => {
-    expect(await get("meta.internal.test")).toMatch(/^HTTP\/1\.1 403/);
-    expect(await get("alibaba.internal.test")).toMatch(/^HTTP\/1\.1 403/);
-    expect(await get("mapped.internal.test")).toMatch(/^HTTP\/1\.1 403/);
+  it("never lets even a listed name reach a metadata address", () => {
     for (const address of [
       "169.254.169.254",
       "fe80::1",
