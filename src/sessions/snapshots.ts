@@ -27,8 +27,18 @@ import { TarChecker, TarRefused } from "./tar-check.js";
 const MiB = 1024 * 1024;
 /** Packages listed in one snapshot, at most (the agent sends no more). */
 export const MAX_SNAPSHOT_PACKAGES = 5000;
-/** How long taking or restoring a snapshot may last before the host gives up on it. */
+/** How long restoring a snapshot may last before the host gives up on it. */
 export const SNAPSHOT_DEADLINE_MS = 600_000;
+
+/**
+ * How long taking one of at most `maxBytes` may last: 30 s plus 8 MiB/s (the
+ * agent streams ~65 MB/s here), at most SNAPSHOT_DEADLINE_MS. Kept short
+ * because a paused session runs while it is snapshotted: an agent that
+ * stalls would otherwise have it run uncounted for ten minutes.
+ */
+export function takeDeadlineMs(maxBytes: number): number {
+  return Math.min(SNAPSHOT_DEADLINE_MS, 30_000 + Math.ceil(maxBytes / (8 * MiB)) * 1000);
+}
 const FILE = /^snap_[0-9A-Z]{26}\.json$/;
 
 export interface TakeOptions {
@@ -178,7 +188,7 @@ export class SnapshotStore {
       },
       onEvent,
       false,
-      SNAPSHOT_DEADLINE_MS,
+      takeDeadlineMs(maxBytes),
     );
     const end = await call.done;
     try {

@@ -4,6 +4,7 @@
  * to write outside /workspace on restore, or to make the host hold more, fails.
  */
 import { describe, expect, it } from "vitest";
+import { SNAPSHOT_DEADLINE_MS, takeDeadlineMs } from "../../src/sessions/snapshots.js";
 import { TarChecker, TarRefused } from "../../src/sessions/tar-check.js";
 import { pax, tar, type TarMember } from "../helpers/tar.js";
 
@@ -99,5 +100,13 @@ describe("tar check", () => {
     );
     const many = Array.from({ length: 5 }, (_, i) => ({ name: `f${i}` }));
     expect(() => check(tar(many), 4)).toThrow(/more than 4 entries/);
+  });
+});
+
+describe("how long taking a snapshot may last", () => {
+  it("grows with the size limit, from 30 s, and stops at ten minutes", () => {
+    expect(takeDeadlineMs(0)).toBe(30_000);
+    expect(takeDeadlineMs(512 * 1024 * 1024)).toBe(94_000);
+    expect(takeDeadlineMs(64 * 1024 * 1024 * 1024)).toBe(SNAPSHOT_DEADLINE_MS);
   });
 });
