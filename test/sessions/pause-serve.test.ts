@@ -168,6 +168,7 @@ describe("pause over REST", () => {
 
   it("leaves nothing of a paused session when Warden stops, or is killed and restarted", async () => {
     const other = await startServer({ env });
+    let next: Awaited<ReturnType<typeof startServer>> | undefined;
     try {
       const token = await createKey(other, "cy", "sessions", "cy");
       for (let i = 0; i < 2; i++) {
@@ -186,7 +187,7 @@ describe("pause over REST", () => {
       // Killed outright: its frozen cgroups stay until the next Warden's janitor.
       await other.stop("SIGKILL");
       expect(leftovers().length).toBeGreaterThan(0);
-      const next = await startServer({ env, dataDir: other.dataDir });
+      next = await startServer({ env, dataDir: other.dataDir });
       expect(leftovers()).toEqual([]);
       // And a paused session at a graceful stop.
       const s = await json<{ id: string }>(
@@ -196,6 +197,8 @@ describe("pause over REST", () => {
       await next.stop();
       expect(leftovers()).toEqual([]);
     } finally {
+      // Whatever failed above, no server outlives the test.
+      await next?.stop("SIGKILL");
       await other.stop("SIGKILL");
     }
   });
