@@ -102,11 +102,11 @@ export class SessionManager {
       options.environment ?? restore?.info.environment,
       "environment",
     );
-    // Paused sessions run nothing: they count in maxSessions and maxPausedPerUser, not here.
+    // Paused sessions run nothing: they count in maxSessions and maxPausedPerUser, not here
+    // (one thawed while a snapshot of it is taken runs, and counts).
     const mine =
-      [...this.sessions.values()].filter(
-        (s) => s.info.userId === userId && s.pause.pausedAt === null,
-      ).length + (this.starting.get(userId) ?? 0);
+      [...this.sessions.values()].filter((s) => s.info.userId === userId && s.pause.running)
+        .length + (this.starting.get(userId) ?? 0);
     if (mine >= this.config.maxSessionsPerUser)
       throw new WardenError(
         "QUOTA_EXCEEDED",

@@ -34,9 +34,16 @@ export class PauseState {
   /** From the start of a freeze on: calls are refused before the kernel has finished it. */
   frozen = false;
   releasing = false;
+  /** Thawed for as long as a snapshot of it is taken: it runs then, and counts as running. */
+  thawed = false;
   /** File watches open on it. */
   watches = 0;
   private chain: Promise<unknown> = Promise.resolve();
+
+  /** Whether its processes run now: counted in maxSessionsPerUser. */
+  get running(): boolean {
+    return this.pausedAt === null || this.thawed;
+  }
 
   exclusive<T>(work: () => Promise<T>): Promise<T> {
     const turn = this.chain.then(work);
@@ -71,8 +78,10 @@ export class Pausing {
 
   private count(userId: string, paused: boolean, except?: LiveSession): number {
     let n = 0;
-    for (const s of this.d.sessions())
-      if (s !== except && s.info.userId === userId && (s.pause.pausedAt !== null) === paused) n++;
+    for (const s of this.d.sessions()) {
+      if (s === except || s.info.userId !== userId) continue;
+      if (paused ? s.pause.pausedAt !== null : s.pause.running) n++;
+    }
     return n;
   }
 
@@ -174,7 +183,10 @@ export class Pausing {
       throw new WardenError("INVALID_REQUEST", "snapshots: this Warden keeps none (no data dir)");
     return s.pause.exclusive(async () => {
       const paused = s.pause.pausedAt !== null;
-      if (paused) await s.sandbox.thaw();
+      if (paused) {
+        s.pause.thawed = true;
+        await s.sandbox.thaw();
+      }
       try {
         return await store.take(s.sandbox, {
           userId: s.info.userId,
@@ -185,6 +197,7 @@ export class Pausing {
         });
       } finally {
         if (paused && !s.sandbox.result) await s.sandbox.freeze();
+        s.pause.thawed = false;
       }
     });
   }

@@ -144,6 +144,26 @@ describe("pause and resume", () => {
     for (const x of [a, b, c, d]) await manager.destroy(x.id, "cy", "test");
   });
 
+  it("counts a paused session as running while a snapshot of it thaws it", async () => {
+    const a = await manager.create("eve");
+    // Big enough that taking its snapshot lasts a while (~65 MB/s here).
+    await manager.command(a.id, "eve", { command: "head -c 200000000 /dev/urandom > big.bin" });
+    await manager.pause(a.id, "eve");
+    const b = await manager.create("eve");
+    const live = (
+      manager as unknown as { sessions: Map<string, { pause: { thawed: boolean } }> }
+    ).sessions.get(a.id)!;
+    const snapshot = manager.snapshot(a.id, "eve");
+    await eventually(async () => live.pause.thawed, 10_000);
+    // a runs now (thawed) and b runs: a third would pass maxSessionsPerUser (2).
+    await expect(manager.create("eve")).rejects.toMatchObject({ code: "QUOTA_EXCEEDED" });
+    await snapshot;
+    expect(manager.get(a.id, "eve").state).toBe("paused");
+    // Frozen again: it no longer counts, and a second session may start.
+    const c = await manager.create("eve");
+    for (const x of [a, b, c]) await manager.destroy(x.id, "eve", "test");
+  }, 120_000);
+
   it("deletes a paused session, and shuts down with paused ones, leaving nothing", async () => {
     const own = new SessionManager(config, host, silentLogger, { audit: () => undefined });
     const s = await own.create("dee");
