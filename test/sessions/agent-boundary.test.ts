@@ -3,8 +3,6 @@
  * it over (test/attacks/programs/hijack-agent.cjs: the agent's own debugger) and makes it
  * say anything; Warden must hold every limit itself and end only that session.
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ArtifactCandidate } from "../../src/artifacts/collect.js";
 import type { WardenError } from "../../src/errors.js";
@@ -13,12 +11,10 @@ import { loadConfig } from "../../src/config/load.js";
 import { SandboxHost } from "../../src/sandbox/host.js";
 import { SessionManager } from "../../src/sessions/manager.js";
 import { expectNothingLeft, registry } from "../helpers/sandbox.js";
+import { answerNext, hijackedSession } from "../helpers/hijack.js";
 import { eventually } from "../helpers/server.js";
 
 const MiB = 1024 * 1024;
-const HIJACK = readFileSync(
-  join(import.meta.dirname, "..", "attacks", "programs", "hijack-agent.cjs"),
-);
 const config = loadConfig({
   env: {},
   overrides: {
@@ -68,33 +64,13 @@ afterAll(async () => {
 });
 
 /** A session whose agent runs `script` (JavaScript, inside the agent) once taken over. */
-async function hijacked(script: string, limits?: { outputBytes: number }) {
-  const s = await manager.create("eve", limits ? { limits } : {});
-  await manager.writeFile(s.id, "eve", "hijack.cjs", HIJACK);
-  await manager.writeFile(s.id, "eve", "script.js", Buffer.from(script));
-  const attack = () => manager.command(s.id, "eve", { command: "node hijack.cjs script.js" });
-  const live = (
-    manager as unknown as {
-      sessions: Map<string, { sandbox: { box: { id: string; uid: number } } }>;
-    }
-  ).sessions.get(s.id)!;
-  return { id: s.id, attack, box: { id: live.sandbox.box.id, uid: live.sandbox.box.uid } };
+function hijacked(script: string, limits?: { outputBytes: number }) {
+  return hijackedSession(manager, "eve", script, limits ? { limits } : {});
 }
 
 /** Script: answer the next request with `op` (its id in `id`) with `answer`, a JS statement. */
 function onRequest(op: string, answer: string, match = `req.op === ${JSON.stringify(op)}`): string {
-  return `
-    const write = (o) => process.stdout.write(JSON.stringify(o) + "\\n");
-    let done = false;
-    process.stdin.prependListener("data", (d) => {
-      for (const line of String(d).split("\\n")) {
-        let req; try { req = JSON.parse(line); } catch { continue; }
-        if (done || !(${match})) continue;
-        done = true;
-        const id = req.id;
-        ${answer}
-      }
-    });`;
+  return answerNext(match, answer);
 }
 
 /** Writes `count` lines of `bytes` bytes each (a JS statement), with backpressure. */

@@ -6,7 +6,7 @@
  * be refused by the host as it arrives: nothing is kept on disk, Warden's
  * memory stays bounded, only that session ends, and others go on.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -17,13 +17,11 @@ import { SandboxHost } from "../../src/sandbox/host.js";
 import { SessionManager } from "../../src/sessions/manager.js";
 import { SnapshotStore } from "../../src/sessions/snapshots.js";
 import { expectNothingLeft, registry } from "../helpers/sandbox.js";
+import { answerNext, hijackedSession } from "../helpers/hijack.js";
 import { eventually } from "../helpers/server.js";
 import { tar, type TarMember } from "../helpers/tar.js";
 
 const MiB = 1024 * 1024;
-const HIJACK = readFileSync(
-  join(import.meta.dirname, "..", "attacks", "programs", "hijack-agent.cjs"),
-);
 const config = loadConfig({
   env: {},
   overrides: {
@@ -60,30 +58,13 @@ afterAll(async () => {
 
 /** A session whose agent answers the next snapshot request with `answer` (JS, `id` in scope). */
 async function forging(answer: string) {
-  const s = await manager.create("eve");
-  await manager.writeFile(s.id, "eve", "hijack.cjs", HIJACK);
-  const script = `
-    const write = (o) => process.stdout.write(JSON.stringify(o) + "\\n");
-    let done = false;
-    // The agent's own reader goes: only the forged answer reaches Warden.
-    process.stdin.removeAllListeners("data");
-    process.stdin.on("data", (d) => {
-      for (const line of String(d).split("\\n")) {
-        let req; try { req = JSON.parse(line); } catch { continue; }
-        if (done || req.op !== "snapshot") continue;
-        done = true;
-        const id = req.id;
-        ${answer}
-      }
-    });`;
-  await manager.writeFile(s.id, "eve", "script.js", Buffer.from(script));
-  await manager.command(s.id, "eve", { command: "node hijack.cjs script.js" });
-  const live = (
-    manager as unknown as {
-      sessions: Map<string, { sandbox: { box: { id: string; uid: number } } }>;
-    }
-  ).sessions.get(s.id)!;
-  return { id: s.id, box: { id: live.sandbox.box.id, uid: live.sandbox.box.uid } };
+  const s = await hijackedSession(
+    manager,
+    "eve",
+    answerNext('req.op === "snapshot"', answer, true),
+  );
+  await s.attack();
+  return { id: s.id, box: s.box };
 }
 
 /** The agent's answer: `archive` as data pieces, then the snapshot's end. */
