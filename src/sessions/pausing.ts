@@ -36,8 +36,6 @@ export class PauseState {
   releasing = false;
   /** Thawed for as long as a snapshot of it is taken: it runs then, and counts as running. */
   thawed = false;
-  /** File watches open on it. */
-  watches = 0;
   private chain: Promise<unknown> = Promise.resolve();
 
   /** Whether its processes run now: counted in maxSessionsPerUser. */

@@ -78,6 +78,8 @@ export class LiveSession {
   lastUsedAt: number;
   /** Paused or not, and since when (see pausing.ts). */
   readonly pause = new PauseState();
+  /** File watches open on it (sessions.maxWatches). */
+  watches = 0;
 
   constructor(
     readonly info: SessionInfo,

@@ -31,17 +31,17 @@ export async function watchDirectory(
   onEnd: (error: Error | null) => void,
 ): Promise<() => void> {
   const path = watchPath(o.path);
-  if (s.pause.watches >= maxWatches)
+  if (s.watches >= maxWatches)
     throw new WardenError(
       "QUOTA_EXCEEDED",
-      `watch: ${s.pause.watches} watches are open on this session (sessions.maxWatches ${maxWatches})`,
+      `watch: ${s.watches} watches are open on this session (sessions.maxWatches ${maxWatches})`,
     );
-  s.pause.watches++;
+  s.watches++;
   let open = true;
   const close = (): void => {
     if (!open) return;
     open = false;
-    s.pause.watches--;
+    s.watches--;
   };
   // A background request: an open watch does not keep the session from idling out.
   let started!: () => void;
