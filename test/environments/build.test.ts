@@ -7,11 +7,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EnvironmentsConfigSchema } from "../../src/config/environments.js";
 import { buildEnvironment, type BuildContext } from "../../src/environments/build.js";
 import { EnvironmentStore } from "../../src/environments/store.js";
 import { makeNpmTarball, makeWheel, PackageIndex } from "../helpers/package-index.js";
-import { config, runCode, testHost } from "../helpers/sandbox.js";
+import { runCode } from "../helpers/sandbox.js";
 
 let dataDir: string;
 let wheelDir: string;
@@ -44,16 +43,7 @@ beforeAll(async () => {
     files: { "wardendemo/__init__.py": "GREETING = 'hello from the environment'\n" },
   });
   store = new EnvironmentStore(dataDir);
-  ctx = {
-    host: await testHost(),
-    store,
-    config: EnvironmentsConfigSchema.parse({
-      ...index.environmentsConfig(),
-      build: { diskMb: 256, memoryMb: 512, timeoutSeconds: 120 },
-    }),
-    network: index.networkConfig(),
-    searchPath: config.sandbox.searchPath,
-  };
+  ctx = await index.buildContext(store, { diskMb: 256, memoryMb: 512, timeoutSeconds: 120 });
 }, 60_000);
 afterAll(async () => {
   await index?.stop();

@@ -8,11 +8,10 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EnvironmentsConfigSchema } from "../../src/config/environments.js";
 import { buildEnvironment, type BuildContext } from "../../src/environments/build.js";
 import { EnvironmentStore } from "../../src/environments/store.js";
 import { makeNpmTarball, PackageIndex } from "../helpers/package-index.js";
-import { config, runCode, testHost } from "../helpers/sandbox.js";
+import { runCode } from "../helpers/sandbox.js";
 
 let dataDir: string;
 let pkgDir: string;
@@ -40,16 +39,13 @@ beforeAll(async () => {
         scripts: { install: script },
       }),
     );
-  ctx = {
-    host: await testHost(),
-    store: new EnvironmentStore(dataDir),
-    config: EnvironmentsConfigSchema.parse({
-      ...index.environmentsConfig(),
-      build: { diskMb: 256, memoryMb: 512, timeoutSeconds: 120, maxSizeMb: 16, maxFiles: 2000 },
-    }),
-    network: index.networkConfig(),
-    searchPath: config.sandbox.searchPath,
-  };
+  ctx = await index.buildContext(new EnvironmentStore(dataDir), {
+    diskMb: 256,
+    memoryMb: 512,
+    timeoutSeconds: 120,
+    maxSizeMb: 16,
+    maxFiles: 2000,
+  });
 }, 60_000);
 afterAll(async () => {
   await index?.stop();

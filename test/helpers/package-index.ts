@@ -22,6 +22,10 @@ import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { EnvironmentsConfigSchema } from "../../src/config/environments.js";
+import type { BuildContext } from "../../src/environments/build.js";
+import type { EnvironmentStore } from "../../src/environments/store.js";
+import { config, testHost } from "./sandbox.js";
 
 export interface BuiltPackage {
   name: string;
@@ -161,6 +165,20 @@ export class PackageIndex {
   /** Config for environments built from this index. */
   environmentsConfig(): { pythonIndexUrl: string; npmRegistry: string; extraHosts: string[] } {
     return { pythonIndexUrl: this.pythonIndexUrl, npmRegistry: this.npmRegistry, extraHosts: [] };
+  }
+
+  /** What a build needs to fetch from this index: this host's sandboxes, `store`, `build` bounds. */
+  async buildContext(
+    store: EnvironmentStore,
+    build: Record<string, number>,
+  ): Promise<BuildContext> {
+    return {
+      host: await testHost(),
+      store,
+      config: EnvironmentsConfigSchema.parse({ ...this.environmentsConfig(), build }),
+      network: this.networkConfig(),
+      searchPath: config.sandbox.searchPath,
+    };
   }
 
   addWheel(pkg: BuiltPackage): void {
