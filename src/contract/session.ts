@@ -145,3 +145,15 @@ export const SessionSchema = z.object({
     .nullable()
     .describe("Released sessions: the snapshot that holds their workspace."),
 });
+
+/** A file change under a watched directory (GET /v1/sessions/:id/watch). */
+export const WatchEventSchema = z
+  .object({
+    kind: z
+      .enum(["created", "modified", "removed", "overflow"])
+      .describe("overflow: some changes were dropped (more than the agent reports at once)."),
+    path: z.string().describe("Relative to /workspace."),
+    type: z.enum(["file", "directory", "symlink", "other"]).nullable(),
+  })
+  .strict();
+export type WatchEvent = z.infer<typeof WatchEventSchema>;

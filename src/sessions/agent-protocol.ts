@@ -8,6 +8,7 @@
  * counts what it receives and never trusts a size the agent reports.
  */
 import { z } from "zod";
+import { WatchEventSchema } from "../contract/session.js";
 
 /** Longest line (JSON characters) the host keeps; the agent keeps well under it. */
 export const MAX_LINE_CHARS = 1024 * 1024;
@@ -175,14 +176,14 @@ export const AgentEventSchema = z.discriminatedUnion("type", [
     .object({
       id,
       type: z.literal("change"),
-      kind: z.enum(["created", "modified", "removed", "overflow"]),
+      kind: WatchEventSchema.shape.kind,
       path: z
         .string()
         .max(4096)
         .refine((p) => !p.startsWith("/") && !p.includes("\0") && !p.split("/").includes(".."), {
           message: "not a path inside /workspace",
         }),
-      entry: z.enum(["file", "directory", "symlink", "other"]).nullable(),
+      entry: WatchEventSchema.shape.type,
     })
     .strict(),
 ]);

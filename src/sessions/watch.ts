@@ -7,14 +7,10 @@
  */
 import { WardenError } from "../errors.js";
 import { checkWorkspacePath } from "../sandbox/workspace.js";
+import type { WatchEvent } from "../contract/session.js";
 import type { LiveSession } from "./session.js";
 
-/** A change as every interface shows it; `path` is relative to /workspace. */
-export interface WatchEvent {
-  kind: "created" | "modified" | "removed" | "overflow";
-  path: string;
-  type: "file" | "directory" | "symlink" | "other" | null;
-}
+export type { WatchEvent } from "../contract/session.js";
 
 /** `/workspace/dir`, `dir`, `/workspace` or `.` → the agent's relative path ("." for the root). */
 export function watchPath(path: string): string {
