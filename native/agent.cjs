@@ -75,6 +75,12 @@ function signalKernel(k, signal) {
   } catch {}
 }
 
+/** The kernel a cell language runs in (TypeScript runs in the JavaScript one). */
+function kernelOf(language) {
+  if (language === "javascript" || language === "typescript") return "javascript";
+  return language === "bash" ? "bash" : "python";
+}
+
 function kernelCommand(language) {
   if (language === "bash") return bashKernel().command();
   if (language === "javascript") return [process.execPath, ["/.warden/lib/kernel.cjs"]];
@@ -177,12 +183,7 @@ function runCell(req) {
         const started = Date.now();
         let k;
         try {
-          const language =
-            req.language === "javascript" || req.language === "typescript"
-              ? "javascript"
-              : req.language === "bash"
-                ? "bash"
-                : "python";
+          const language = kernelOf(req.language);
           k = kernels[language] || (kernels[language] = startKernel(language));
         } catch (e) {
           fail(req.id, e.code, e.message);
@@ -673,9 +674,7 @@ readline.createInterface({ input: process.stdin }).on("line", (line) => {
     }
     // The session's own context starts now, in the background, so its first cell
     // does not wait for the interpreter (sessions.prestartContext).
-    const prestart = { python: "python", javascript: "javascript", typescript: "javascript", bash: "bash" }[
-      process.env.WARDEN_PRESTART
-    ];
+    const prestart = process.env.WARDEN_PRESTART && kernelOf(process.env.WARDEN_PRESTART);
     if (prestart && !kernels[prestart])
       try {
         kernels[prestart] = startKernel(prestart);
