@@ -4,7 +4,7 @@
  * operator migrate a cluster's database once, before the nodes are upgraded.
  */
 import { resolve } from "node:path";
-import { databaseUrlOf, openStore } from "../store/open.js";
+import { databaseUrlOf } from "../store/open.js";
 import { createContext, type GlobalOptions } from "./context.js";
 
 export interface MigrateOptions extends GlobalOptions {

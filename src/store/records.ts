@@ -231,5 +231,5 @@ export function orphanResult(id: string): ExecutionResult {
 /** One event or several, as a list. */
 export function eventList(events: NewEvent | readonly NewEvent[] | undefined): readonly NewEvent[] {
   if (events === undefined) return [];
-  return Array.isArray(events) ? events : [events as NewEvent];
+  return Array.isArray(events) ? (events as readonly NewEvent[]) : [events as NewEvent];
 }

@@ -9,7 +9,7 @@ import type { SandboxLimits } from "../contract/limits.js";
 import type { PolicyMode } from "../contract/policy.js";
 import type { ApiKey, Scope } from "./keys.js";
 import type { AuditEvent, ExecutionRecord, ListedRecord, ListFilter, NewEvent } from "./records.js";
-import type { StoredArtifact } from "../artifacts/store.js";
+import type { StoredArtifact } from "./artifacts.js";
 
 export interface NewRecord {
   id: string;

@@ -15,9 +15,9 @@ export interface Backend {
   /** A new store on a new, empty database; `reopen` opens another on the same one. */
   open(): Promise<{
     store: Store;
-    reopen(): Promise<Store>;
+    reopen: () => Promise<Store>;
     url?: string;
-    dispose(): Promise<void>;
+    dispose: () => Promise<void>;
   }>;
 }
 

@@ -13,7 +13,7 @@ import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { openStore } from "../../src/store/open.js";
 import { PgKeyStore } from "../../src/store/pg/keys.js";
 import { PG_SCHEMA_VERSION } from "../../src/store/pg/migrations.js";
-import { PgStore } from "../../src/store/pg/store.js";
+import type { PgStore } from "../../src/store/pg/store.js";
 import type { Store } from "../../src/store/store.js";
 import { warden } from "../helpers/cli.js";
 import { freshDatabase } from "../helpers/postgres.js";
@@ -29,7 +29,7 @@ afterAll(async () => {
 
 async function database(): Promise<string> {
   const db = await freshDatabase();
-  drops.push(db.drop);
+  drops.push(() => db.drop());
   return db.url;
 }
 
@@ -37,7 +37,7 @@ async function rows(url: string, sql: string): Promise<Record<string, unknown>[]
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    return (await client.query(sql)).rows;
+    return (await client.query<Record<string, unknown>>(sql)).rows;
   } finally {
     await client.end();
   }

@@ -5,7 +5,7 @@
  * run totals) and expire after hours, so the table stays small.
  */
 import type pg from "pg";
-import { fromRow, type ArtifactRow, type StoredArtifact } from "../../artifacts/store.js";
+import { fromRow, type ArtifactRow, type StoredArtifact } from "../artifacts.js";
 import { WardenError } from "../../errors.js";
 import { ulid } from "../../util/ids.js";
 import type { ArtifactStore, NewArtifact } from "../store.js";

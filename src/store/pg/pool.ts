@@ -19,11 +19,14 @@ const NUMERIC_OID = 1700;
  * JavaScript numbers (exact below 2^53, which epoch ms stay under for ages).
  * Set on this pool's clients only, not on the process-wide `pg.types`.
  */
+const toNumber = (value: string): number => Number(value);
 const types: pg.CustomTypesConfig = {
-  getTypeParser: ((oid: number, format?: string) =>
-    oid === INT8_OID || oid === NUMERIC_OID
-      ? (value: string) => Number(value)
-      : pg.types.getTypeParser(oid, format as "text")) as pg.CustomTypesConfig["getTypeParser"],
+  getTypeParser(oid: number, format?: "text" | "binary"): unknown {
+    if (oid === INT8_OID || oid === NUMERIC_OID) return toNumber;
+    return format === "binary"
+      ? pg.types.getTypeParser(oid, "binary")
+      : pg.types.getTypeParser(oid);
+  },
 };
 
 export interface PoolOptions {

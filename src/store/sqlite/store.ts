@@ -1,5 +1,5 @@
 /** The single node's store: one SQLite file in the data dir (src/store/database.ts). */
-import { SqliteArtifactStore } from "../../artifacts/store.js";
+import { SqliteArtifactStore } from "./artifacts.js";
 import { openDatabase, storeIsWritable, type Db } from "../database.js";
 import type { Store } from "../store.js";
 import { SqliteKeyStore } from "./keys.js";

@@ -7,42 +7,11 @@
 import { mkdirSync } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { WardenError } from "../errors.js";
-import type { Db } from "../store/database.js";
-import type { ArtifactStore, NewArtifact } from "../store/store.js";
-import { ulid } from "../util/ids.js";
-
-export interface StoredArtifact {
-  id: string;
-  ownerId: string;
-  userId: string;
-  name: string;
-  mimeType: string;
-  size: number;
-  createdAt: string;
-}
-
-export interface ArtifactRow {
-  id: string;
-  owner_id: string;
-  user_id: string;
-  name: string;
-  mime_type: string;
-  size: number;
-  created_at: number;
-}
-
-export function fromRow(r: ArtifactRow): StoredArtifact {
-  return {
-    id: r.id,
-    ownerId: r.owner_id,
-    userId: r.user_id,
-    name: r.name,
-    mimeType: r.mime_type,
-    size: r.size,
-    createdAt: new Date(r.created_at).toISOString(),
-  };
-}
+import { WardenError } from "../../errors.js";
+import { ulid } from "../../util/ids.js";
+import { fromRow, type ArtifactRow, type StoredArtifact } from "../artifacts.js";
+import type { Db } from "../database.js";
+import type { ArtifactStore, NewArtifact } from "../store.js";
 
 export class SqliteArtifactStore implements ArtifactStore {
   private readonly dir: string;
