@@ -120,6 +120,21 @@ describe("PostgreSQL key cache", () => {
     expect(await shortLived.authenticate(token)).toBeNull();
   });
 
+  it("holds a bounded number of keys: the oldest read is forgotten first", async () => {
+    const url = await database();
+    const a = (await openStore({ dataDir: "/nonexistent", databaseUrl: url })) as PgStore;
+    open.push(a);
+    const small = new PgKeyStore(a.pool, 60_000, 2);
+    const made = [];
+    for (let i = 0; i < 3; i++)
+      made.push(await a.keys.create({ name: `k${i}`, scopes: ["execute"], userId: "u" }));
+    for (const { token } of made) expect(await small.authenticate(token)).not.toBeNull();
+    for (const { key } of made) await a.keys.revoke(key.id);
+    // k0 was pushed out by k2: read again, it is revoked. k1 and k2 are still trusted (TTL 60 s).
+    expect(await small.authenticate(made[0]!.token)).toBeNull();
+    expect(await small.authenticate(made[2]!.token)).not.toBeNull();
+  });
+
   it("never caches an unknown token: a key made on another node works at once", async () => {
     const url = await database();
     const a = await openStore({ dataDir: "/nonexistent", databaseUrl: url });

@@ -31,6 +31,7 @@ export class PgKeyStore implements KeyStore {
   constructor(
     private readonly pool: pg.Pool,
     private readonly ttlMs = KEY_CACHE_TTL_MS,
+    private readonly maxEntries = KEY_CACHE_MAX,
   ) {}
 
   async create(options: NewKeyOptions): Promise<{ key: ApiKey; token: string }> {
@@ -63,7 +64,7 @@ export class PgKeyStore implements KeyStore {
         () => undefined,
       );
     const key = toKey(row);
-    if (this.cache.size >= KEY_CACHE_MAX) this.cache.delete(this.cache.keys().next().value!);
+    if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(hash, { key, at: now });
     return { ...key };
   }

@@ -74,8 +74,9 @@ export async function migrate(
   maxVersion = PG_SCHEMA_VERSION,
 ): Promise<{ applied: number[]; version: number }> {
   const client = await pool.connect();
-  let broken: Error | undefined;
   try {
+    // Waiting for another node's migration, or a long one, is not a stuck statement.
+    await client.query("SET statement_timeout = 0");
     await client.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK]);
     try {
       await client.query(
@@ -104,11 +105,10 @@ export async function migrate(
       }
       return { applied, version: Math.max(current, maxVersion) };
     } finally {
-      await client
-        .query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK])
-        .catch((error: Error) => (broken = error));
+      await client.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK]).catch(() => undefined);
     }
   } finally {
-    client.release(broken);
+    // Never back to the pool: its session setting is changed (and closing it frees the lock for sure).
+    client.release(true);
   }
 }

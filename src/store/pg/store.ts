@@ -12,6 +12,9 @@ import { createPool, query, transaction } from "./pool.js";
 import { PgRecordStore } from "./records.js";
 import { PgSessionRegistry } from "./sessions.js";
 
+/** How long closing waits for audit events still queued for a database that may be gone. */
+const CLOSE_FLUSH_MS = 5_000;
+
 export class PgStore implements Store {
   readonly kind = "postgres" as const;
   readonly records: PgRecordStore;
@@ -73,9 +76,14 @@ export class PgStore implements Store {
     }
   }
 
-  /** Waits for queued audit events, then closes every connection. */
+  /** Waits (a bounded time) for queued audit events, then closes every connection. */
   async close(): Promise<void> {
-    await this.records.flushed();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.records.flushed(),
+      new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_FLUSH_MS))),
+    ]);
+    clearTimeout(timer);
     await this.pool.end();
   }
 }
