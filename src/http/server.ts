@@ -24,7 +24,7 @@ import type { Db } from "../store/database.js";
 import type { KeyStore } from "../store/keys.js";
 import { ulid } from "../util/ids.js";
 import { packageVersion } from "../util/version.js";
-import { Gate } from "./auth.js";
+import { Gate, type LimiterFactory } from "./auth.js";
 import { clientErrorHandler, serverFactory } from "./connections.js";
 import { boundedJsonParser } from "./json-body.js";
 import { RefusalLog } from "./refusals.js";
@@ -65,6 +65,8 @@ export interface ServerDeps {
    * execution routes.
    */
   mode?: { kind: "public" } | { kind: "internal"; secret: string };
+  /** Cluster API node: rate limits shared in Redis (src/cluster/rate-limit-redis.ts). */
+  limiters?: LimiterFactory;
   /** Cluster API node: forwards session-bound calls to workers (src/cluster/forward.ts). */
   routing?: ClusterRouting;
 }
@@ -137,7 +139,7 @@ export async function buildServer(deps: ServerDeps) {
   });
   const gate = internal
     ? new InternalGate(internal.secret, service, refusals)
-    : new Gate(deps.keys, service, server, refusals);
+    : new Gate(deps.keys, service, server, refusals, deps.limiters);
   app.addHook("onRequest", gate.check);
   app.addHook("onResponse", async (request, reply) => {
     // Refused requests (4xx) are logged only while this client has log budget left.

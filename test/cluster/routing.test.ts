@@ -22,6 +22,9 @@ import type { SessionManager } from "../../src/sessions/manager.js";
 import type { SessionHooks } from "../../src/sessions/types.js";
 import { KeyStore } from "../../src/store/keys.js";
 import { openWarden, type EmbeddedWarden } from "../../src/warden.js";
+import { Redis } from "ioredis";
+import { randomBytes } from "node:crypto";
+import { redisLimiters } from "../../src/cluster/rate-limit-redis.js";
 import {
   freshDatabase,
   PgSessionRegistry,
@@ -340,5 +343,42 @@ s.listen(9100,"127.0.0.1");`;
     expect((await registry.get(id))?.endedAt).toEqual(expect.any(Number));
     const after = await call("GET", base, ann);
     expect(after.status).toBe(410);
+  });
+
+  it("makes two API nodes' Gates share a key's rate limit through Redis", async () => {
+    const redis = new Redis(process.env.WARDEN_TEST_REDIS_URL ?? "redis://127.0.0.1:6379");
+    await redis.ping();
+    const prefix = `warden_t_${randomBytes(6).toString("hex")}:`;
+    const server = warden.config.server;
+    const config = {
+      ...warden.config,
+      server: {
+        ...server,
+        rateLimits: { ...server.rateLimits, perKey: { burst: 100, perMinute: 4, perHour: 100 } },
+      },
+    };
+    const keys = new KeyStore(warden.db);
+    const deps = { ...warden, config, logger: silentLogger, service: warden, keys };
+    const limiters = redisLimiters(redis, silentLogger, prefix);
+    const nodes = await Promise.all([0, 1].map(() => buildServer({ ...deps, limiters })));
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 8; i++) {
+        const r = await nodes[i % 2]!.inject({
+          method: "GET",
+          url: "/v1/sessions",
+          headers: { authorization: `Bearer ${bob}` },
+        });
+        statuses.push(r.statusCode);
+      }
+      // Four per minute for the key across both nodes (one more if a minute turned meanwhile).
+      expect(statuses.filter((s) => s === 200).length).toBeLessThanOrEqual(5);
+      expect(statuses.slice(-2)).toEqual([429, 429]);
+    } finally {
+      await Promise.all(nodes.map((n) => n.close()));
+      const left = await redis.keys(`${prefix}*`);
+      if (left.length > 0) await redis.del(...left);
+      redis.disconnect();
+    }
   });
 });

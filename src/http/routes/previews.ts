@@ -13,7 +13,7 @@ import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { WardenError } from "../../errors.js";
 import type { SessionManager } from "../../sessions/manager.js";
-import type { Actor, Gate } from "../auth.js";
+import type { Actor } from "../auth.js";
 import { errorBody, statusOf, toWardenError } from "../errors.js";
 import {
   formatHead,
@@ -53,7 +53,7 @@ export type UpgradeRelay = (
 
 export const previewRoutes: FastifyPluginAsyncZod<{
   sessions: SessionManager;
-  gate: Pick<Gate, "admitRaw">;
+  gate: { admitRaw(raw: IncomingMessage, scope: "sessions"): Actor | Promise<Actor> };
   relay?: UpgradeRelay | undefined;
 }> = async (app, { sessions, gate, relay }) => {
   // Bodies pass through untouched, whatever their type (this plugin's routes only).
@@ -128,7 +128,7 @@ export const previewRoutes: FastifyPluginAsyncZod<{
     const match = UPGRADE_PATH.exec(raw.url ?? "");
     if (!match)
       throw new WardenError("NOT_FOUND", `no upgrade route ${(raw.url ?? "").split("?")[0]}`);
-    const actor = gate.admitRaw(raw, "sessions");
+    const actor = await gate.admitRaw(raw, "sessions");
     const protocol = raw.headers.upgrade ?? "";
     if (!UPGRADE_TOKEN.test(protocol))
       throw new WardenError("INVALID_REQUEST", "upgrade: not a protocol token");
