@@ -25,6 +25,7 @@ import { openWarden, type EmbeddedWarden } from "../../src/warden.js";
 import { Redis } from "ioredis";
 import { randomBytes } from "node:crypto";
 import { redisLimiters } from "../../src/cluster/rate-limit-redis.js";
+import { clusterAdminRoutes, clusterMetrics } from "../../src/cluster/admin.js";
 import {
   freshDatabase,
   PgSessionRegistry,
@@ -42,6 +43,7 @@ let fake: Server;
 let fakeSeen: { headers: Record<string, unknown>; url: string; method: string }[] = [];
 let ann: string;
 let bob: string;
+let admin: string;
 let base: string;
 let registry: PgSessionRegistry;
 
@@ -92,6 +94,7 @@ beforeAll(async () => {
   const keys = new KeyStore(warden.db);
   ann = keys.create({ name: "ann", scopes: ["sessions"], userId: "ann" }).token;
   bob = keys.create({ name: "bob", scopes: ["sessions"], userId: "bob" }).token;
+  admin = keys.create({ name: "ops", scopes: ["admin"], userId: "ops" }).token;
   const deps = { ...warden, config: warden.config, logger: silentLogger, service: warden, keys };
   worker = await startInternalServer(deps, { secret: SECRET });
   await putWorker(db.pool, { id: "w-real", url: worker.url });
@@ -107,7 +110,11 @@ beforeAll(async () => {
     registry,
     placement,
     maxBodyBytes: warden.config.maxFileBytes + 1024 * 1024,
+    routes: async (app) => {
+      await app.register(clusterAdminRoutes, { workers });
+    },
   });
+  clusterMetrics(warden.metrics.registry, workers);
   api = await buildServer({ ...deps, sessions: untouchable, routing });
   apiUrl = await api.listen({ host: "127.0.0.1", port: 0 });
   fake = createServer((req, res) => {
@@ -380,5 +387,36 @@ s.listen(9100,"127.0.0.1");`;
       if (left.length > 0) await redis.del(...left);
       redis.disconnect();
     }
+  });
+
+  it("shows the cluster to admins, in OpenAPI and in /metrics", async () => {
+    await putWorker(db.pool, { id: "w-busy", url: "http://127.0.0.1:9", running: 3 });
+    await db.pool.query(
+      `INSERT INTO executions (id, user_id, source, language, status, code_sha256, code_bytes,
+         limits, created_at, worker_id) VALUES ('ex_1', 'carol', 'api', 'python', 'running',
+         'x', 1, '{}', 1, 'w-busy'), ('ex_2', 'carol', 'api', 'python', 'queued', 'x', 1, '{}', 2, NULL)`,
+    );
+    expect((await call("GET", "/api/sandbox/cluster", ann)).status).toBe(403);
+    const r = await call("GET", "/api/sandbox/cluster", admin);
+    expect(r.status).toBe(200);
+    const view = (await r.json()) as {
+      workers: { id: string; alive: boolean; running: number }[];
+      totals: { queued: number; workers: Record<string, number> };
+      users: { userId: string; running: number; sessions: number }[];
+    };
+    expect(view.workers.find((w) => w.id === "w-real")).toMatchObject({ alive: true });
+    expect(view.workers.find((w) => w.id === "w-dead")).toMatchObject({ alive: false });
+    expect(view.workers.find((w) => w.id === "w-busy")).toMatchObject({ running: 3 });
+    expect(view.totals.queued).toBe(1);
+    expect(view.users).toContainEqual({ userId: "carol", running: 1, sessions: 0 });
+    expect(view.users.find((u) => u.userId === "ann")?.sessions).toBeGreaterThan(0);
+    const spec = (await (await fetch(`${apiUrl}/openapi.json`)).json()) as {
+      paths: Record<string, unknown>;
+    };
+    expect(spec.paths).toHaveProperty("/api/sandbox/cluster");
+    const metrics = await (await fetch(`${apiUrl}/metrics`)).text();
+    expect(metrics).toMatch(/warden_cluster_workers\{state="active"\} \d+/);
+    expect(metrics).toMatch(/warden_cluster_queued 1/);
+    expect(metrics).toMatch(/warden_cluster_worker_running\{worker="w-busy"\} 3/);
   });
 });
