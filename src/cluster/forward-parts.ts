@@ -53,13 +53,15 @@ const SANDBOX_URI = /^sandbox:\/\/(sess_[0-9A-Z]{26})\//;
  * calls and `sandbox://<id>/` resource URIs. Bounded by the body's own bound
  * (the JSON parser's depth and key limits); only two levels are looked at.
  */
-export function mcpSandboxes(body: unknown): string[] {
+export function mcpSandboxes(body: unknown): { ids: string[]; creates: boolean } {
   const ids = new Set<string>();
+  let creates = false;
   for (const m of Array.isArray(body) ? body : [body]) {
     if (typeof m !== "object" || m === null) continue;
     const params = (m as { params?: unknown }).params;
     if (typeof params !== "object" || params === null) continue;
-    const p = params as { arguments?: unknown; uri?: unknown };
+    const p = params as { arguments?: unknown; uri?: unknown; name?: unknown };
+    if (p.name === "create_sandbox") creates = true;
     const args = p.arguments;
     if (typeof args === "object" && args !== null) {
       const id = (args as { sandbox_id?: unknown }).sandbox_id;
@@ -70,5 +72,5 @@ export function mcpSandboxes(body: unknown): string[] {
       if (match?.[1]) ids.add(match[1]);
     }
   }
-  return [...ids];
+  return { ids: [...ids], creates };
 }

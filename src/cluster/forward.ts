@@ -209,14 +209,16 @@ export function clusterRouting(o: ClusterRoutingOptions): ClusterRouting {
 
   /** MCP is stateless: a call naming a sandbox goes to its worker; others to the least loaded. */
   async function mcpWorker(body: unknown, actor: Actor): Promise<WorkerRow> {
-    const ids = mcpSandboxes(body);
+    const { ids, creates } = mcpSandboxes(body);
     if (ids.length > 1)
       throw new WardenError(
         "INVALID_REQUEST",
         "body: one MCP request may name one sandbox_id (send a batch per sandbox)",
       );
     const [id] = ids;
-    if (id === undefined) return o.placement.any();
+    // A new sandbox counts against the user's cluster-wide limits, as POST /v1/sessions does.
+    if (id === undefined)
+      return creates ? o.placement.forNewSandbox(actor.userId) : o.placement.any();
     // A sandbox that is gone or not the caller's: any worker answers the tool's own "not found".
     return holderOf(id, actor).catch(() => o.placement.any());
   }

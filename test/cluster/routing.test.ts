@@ -23,6 +23,8 @@ import type { SessionHooks } from "../../src/sessions/types.js";
 import { KeyStore } from "../../src/store/keys.js";
 import { openWarden, type EmbeddedWarden } from "../../src/warden.js";
 import { Redis } from "ioredis";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { randomBytes } from "node:crypto";
 import { redisLimiters } from "../../src/cluster/rate-limit-redis.js";
 import { clusterAdminRoutes, clusterMetrics } from "../../src/cluster/admin.js";
@@ -44,6 +46,7 @@ let fakeSeen: { headers: Record<string, unknown>; url: string; method: string }[
 let ann: string;
 let bob: string;
 let admin: string;
+let erin: string;
 let base: string;
 let registry: PgSessionRegistry;
 
@@ -95,6 +98,7 @@ beforeAll(async () => {
   ann = keys.create({ name: "ann", scopes: ["sessions"], userId: "ann" }).token;
   bob = keys.create({ name: "bob", scopes: ["sessions"], userId: "bob" }).token;
   admin = keys.create({ name: "ops", scopes: ["admin"], userId: "ops" }).token;
+  erin = keys.create({ name: "erin", scopes: ["sessions"], userId: "erin" }).token;
   const deps = { ...warden, config: warden.config, logger: silentLogger, service: warden, keys };
   worker = await startInternalServer(deps, { secret: SECRET });
   await putWorker(db.pool, { id: "w-real", url: worker.url });
@@ -418,5 +422,64 @@ s.listen(9100,"127.0.0.1");`;
     expect(metrics).toMatch(/warden_cluster_workers\{state="active"\} \d+/);
     expect(metrics).toMatch(/warden_cluster_queued 1/);
     expect(metrics).toMatch(/warden_cluster_worker_running\{worker="w-busy"\} 3/);
+  });
+
+  it("routes MCP: a new sandbox is placed on a worker, calls naming it reach that worker", async () => {
+    // Only the real worker takes new work (the others above were rows without a process).
+    await db.pool.query(`UPDATE workers SET state = 'draining' WHERE id <> 'w-real'`);
+    const client = new Client({ name: "routing-test", version: "1.0.0" });
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(`${apiUrl}/mcp`), {
+        requestInit: { headers: { authorization: `Bearer ${ann}` } },
+      }),
+    );
+    try {
+      const created = await client.callTool({ name: "create_sandbox", arguments: {} });
+      const sandboxId = (created.structuredContent as { sandbox_id: string }).sandbox_id;
+      expect(await registry.get(sandboxId)).toMatchObject({ workerId: "w-real", userId: "ann" });
+      const ran = await client.callTool({
+        name: "exec_command",
+        arguments: { sandbox_id: sandboxId, command: "echo routed-$((6*7))" },
+      });
+      expect(JSON.stringify(ran.structuredContent)).toContain("routed-42");
+      await client.callTool({ name: "destroy_sandbox", arguments: { sandbox_id: sandboxId } });
+      expect((await registry.get(sandboxId))?.endedAt).toEqual(expect.any(Number));
+    } finally {
+      await client.close();
+    }
+    // The API node still checks Host itself (the worker cannot: it sees its own address).
+    const forged = await fetch(`${apiUrl}/mcp`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${ann}`,
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+        origin: "http://evil.example",
+      },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
+    });
+    expect(forged.status).toBe(403);
+  });
+
+  it("holds a user's limits across the cluster before placing a new session", async () => {
+    await db.pool.query(
+      `INSERT INTO executions (id, user_id, source, language, status, code_sha256, code_bytes,
+         limits, created_at, worker_id) VALUES ('ex_e', 'erin', 'api', 'python', 'running',
+         'x', 1, '{}', 1, 'w-busy')`,
+    );
+    for (let i = 0; i < 4; i++)
+      await registry.register({
+        id: `sess_01J0000000000000000000ERI${i}`,
+        userId: "erin",
+        keyId: null,
+        workerId: "w-fake",
+        language: null,
+        createdAt: Date.now(),
+      });
+    const r = await call("POST", "/v1/sessions", erin, "{}", "application/json");
+    expect(r.status).toBe(429);
+    expect(await r.json()).toMatchObject({
+      error: { code: "QUOTA_EXCEEDED", message: expect.stringMatching(/maxSandboxesPerUser 5/) },
+    });
   });
 });
