@@ -10,7 +10,7 @@ describe("a forwarded body", () => {
   it("is cut at the bound however it is sent, and nothing past it is relayed", async () => {
     const chunk = Buffer.alloc(64 * 1024, 1);
     // Endless: a client that declares nothing and never stops.
-    const source = new Readable({ read: () => void source.push(chunk) });
+    const source = new Readable({ read: () => void setImmediate(() => source.push(chunk)) });
     let relayed = 0;
     let cut = false;
     const sink = new Writable({
