@@ -18,6 +18,7 @@ import { Readable } from "node:stream";
 import { WardenError } from "../errors.js";
 import type { Actor } from "../http/auth.js";
 import { sendError } from "../http/errors.js";
+import type { UpgradeRelay } from "../http/routes/previews.js";
 import type { SessionRegistry } from "../store/store.js";
 import { boundedBody, BodyTooLarge, mcpSandboxes, upstreamError } from "./forward-parts.js";
 import { INTERNAL_HEADER, PRINCIPAL_HEADER, principalOf, signRequest } from "./internal-auth.js";
@@ -40,7 +41,7 @@ export interface ClusterRoutingOptions {
 
 export interface ClusterRouting {
   install(app: FastifyInstance): Promise<void>;
-  relayUpgrade: NonNullable<import("../http/routes/previews.js").UpgradeRelay>;
+  relayUpgrade: UpgradeRelay;
 }
 
 const SESSION_ID = /^sess_[0-9A-Z]{26}$/;
