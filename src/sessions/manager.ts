@@ -368,8 +368,10 @@ export class SessionManager {
   }
 
   async destroy(id: string, userId: string, reason: string, admin = false): Promise<void> {
-    if (!this.sessions.has(id) && this.pausing.releasedInfo(id, userId, admin))
-      return this.pausing.forget(id); // its sandbox is already gone
+    if (!this.sessions.has(id) && this.pausing.releasedInfo(id, userId, admin)) {
+      this.pausing.forget(id); // its sandbox is already gone
+      return this.registryEnded(id, reason);
+    }
     const s = this.ownedBy(id, userId, admin);
     this.sessions.delete(id);
     try {
@@ -384,8 +386,12 @@ export class SessionManager {
       message: `session ${id} ended: ${reason}`,
       data: { sessionId: id },
     });
+    await this.registryEnded(id, reason);
+  }
+
+  /** Cluster: the registry learns the end; a failure is logged (the reaper ends it with its worker). */
+  private async registryEnded(id: string, reason: string): Promise<void> {
     await this.hooks.registry?.ended(id, reason.slice(0, 200)).catch((error: unknown) => {
-      // The reaper ends it with its worker at the latest; routing to it answers "not found" meanwhile.
       this.logger.warn({ sessionId: id, err: error }, "session registry: end not recorded");
     });
   }
