@@ -238,6 +238,20 @@ s.listen(9100,"127.0.0.1");`;
       req.end();
     });
     expect(echoed).toBe("ping through two hops");
+    // Someone else's session: refused at the API node, before any worker is asked.
+    const refused = await new Promise<number>((resolve, reject) => {
+      const req = httpRequest(`${apiUrl}${base}/ports/9100/ws`, {
+        headers: { authorization: `Bearer ${bob}`, connection: "Upgrade", upgrade: "echo" },
+      });
+      req.on("upgrade", (_res, socket: Socket) => {
+        socket.destroy();
+        reject(new Error("upgraded"));
+      });
+      req.on("response", (res) => resolve(res.statusCode ?? 0));
+      req.on("error", reject);
+      req.end();
+    });
+    expect(refused).toBe(404);
   });
 
   it("answers not found for another user's session (API node and worker both check)", async () => {
@@ -344,6 +358,9 @@ s.listen(9100,"127.0.0.1");`;
     });
     expect((await fetch(`${worker.url}${target}/files`, { headers: good })).status).toBe(401);
     expect((await fetch(`${worker.url}${target}`, { headers: good })).status).toBe(200);
+    // An oversized principal: refused before it is decoded.
+    const huge = { ...good, "x-warden-principal": "A".repeat(12_000) };
+    expect((await fetch(`${worker.url}${target}`, { headers: huge })).status).toBe(401);
     expect((await fetch(`${worker.url}/healthz`)).status).toBe(200);
     expect((await call("GET", base, ann)).status).toBe(200);
   });
