@@ -15,6 +15,11 @@ import type { ApiKey, Scope } from "../store/keys.js";
 import type { KeyStore } from "../store/store.js";
 import type { RefusalLog } from "./refusals.js";
 import { whenAnswered } from "./answered.js";
+import type { RateLimiter } from "../cluster/rate-limit-redis.js";
+
+/** Makes a limiter for a set of windows; cluster API nodes share theirs in Redis. */
+export type LimiterFactory = (windows: WindowLimit[], name: string) => RateLimiter;
+const inProcess: LimiterFactory = (w) => new SlidingWindowLimiter(w);
 
 export interface Actor {
   userId: string;
@@ -63,9 +68,9 @@ class OpenCounter {
 }
 
 export class Gate {
-  private readonly perIp: SlidingWindowLimiter;
-  private readonly perKey: SlidingWindowLimiter;
-  private readonly anonymous: SlidingWindowLimiter;
+  private readonly perIp: RateLimiter;
+  private readonly perKey: RateLimiter;
+  private readonly anonymous: RateLimiter;
   private readonly openPerIp: OpenCounter;
   private readonly openPerKey: OpenCounter;
 
@@ -74,10 +79,11 @@ export class Gate {
     private readonly service: ExecutionService,
     private readonly server: ServerConfig,
     private readonly refusals: RefusalLog,
+    limiter: LimiterFactory = inProcess,
   ) {
-    this.perIp = new SlidingWindowLimiter(windows(server.rateLimits.perIp));
-    this.perKey = new SlidingWindowLimiter(windows(server.rateLimits.perKey));
-    this.anonymous = new SlidingWindowLimiter(windows(server.rateLimits.anonymous));
+    this.perIp = limiter(windows(server.rateLimits.perIp), "perIp");
+    this.perKey = limiter(windows(server.rateLimits.perKey), "perKey");
+    this.anonymous = limiter(windows(server.rateLimits.anonymous), "anonymous");
     this.openPerIp = new OpenCounter(server.connections.maxOpenRequestsPerIp);
     this.openPerKey = new OpenCounter(server.connections.maxOpenRequestsPerKey);
   }
@@ -189,14 +195,15 @@ export class Gate {
       });
       return new WardenError(code, message);
     };
-    if (!this.perIp.hit(ip).allowed) throw deny("RATE_LIMIT", `client ${ip}: too many requests`);
+    if (!(await this.perIp.hit(ip)).allowed)
+      throw deny("RATE_LIMIT", `client ${ip}: too many requests`);
     const token = bearer(raw.headers.authorization);
     if (!token) throw deny("UNAUTHORIZED", "missing API key: send Authorization: Bearer <key>");
     const key = await this.keys.authenticate(token);
     if (!key) throw deny("UNAUTHORIZED", "invalid or revoked API key");
     if (!key.scopes.includes(scope) && !key.scopes.includes("admin"))
       throw deny("PERMISSION_DENIED", `this key lacks the ${scope} scope`);
-    if (!this.perKey.hit(key.id).allowed)
+    if (!(await this.perKey.hit(key.id)).allowed)
       throw deny("RATE_LIMIT", `key ${key.id}: too many requests`);
     // An upgraded connection (a preview WebSocket) is held until its socket closes.
     this.hold(ip, key.id, (release) => raw.socket.once("close", release));
@@ -208,12 +215,12 @@ export class Gate {
     request.actor = null;
     const scope = request.routeOptions.config.scope ?? "any";
     if (scope === "public") return;
-    this.limit(reply, this.perIp.hit(request.ip), `client ${request.ip}`, request);
+    this.limit(reply, await this.perIp.hit(request.ip), `client ${request.ip}`, request);
     const token = bearer(request.headers.authorization);
     if (!token) {
       if (request.routeOptions.config.anonymous && this.server.pistonAnonymous) {
         request.actor = { userId: "anonymous", key: null, anonymous: true };
-        this.limit(reply, this.anonymous.hit(request.ip), "anonymous client", request);
+        this.limit(reply, await this.anonymous.hit(request.ip), "anonymous client", request);
         this.holdUntilAnswered(request, reply, "anonymous");
         return;
       }
@@ -224,7 +231,7 @@ export class Gate {
     request.actor = { userId: key.userId, key, anonymous: false };
     if (scope !== "any" && !key.scopes.includes(scope) && !key.scopes.includes("admin"))
       this.refuse(request, "PERMISSION_DENIED", `this key lacks the ${scope} scope`);
-    this.limit(reply, this.perKey.hit(key.id), `key ${key.id}`, request);
+    this.limit(reply, await this.perKey.hit(key.id), `key ${key.id}`, request);
     this.holdUntilAnswered(request, reply, key.id);
   };
 

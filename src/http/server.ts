@@ -9,7 +9,7 @@ import cors from "@fastify/cors";
 import helmet from "@fastify/helmet";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
-import Fastify, { LogController } from "fastify";
+import Fastify, { LogController, type FastifyInstance } from "fastify";
 import {
   serializerCompiler,
   validatorCompiler,
@@ -23,7 +23,7 @@ import type { SandboxHost } from "../sandbox/host.js";
 import type { KeyStore, Store } from "../store/store.js";
 import { ulid } from "../util/ids.js";
 import { packageVersion } from "../util/version.js";
-import { Gate } from "./auth.js";
+import { Gate, type LimiterFactory } from "./auth.js";
 import { clientErrorHandler, serverFactory } from "./connections.js";
 import { boundedJsonParser } from "./json-body.js";
 import { RefusalLog } from "./refusals.js";
@@ -43,6 +43,8 @@ import type { NotebookService } from "../notebooks/service.js";
 import type { Analyzer } from "../policy/analyzer.js";
 import { notebookRoutes } from "./routes/notebooks.js";
 import { environmentRoutes } from "./routes/environments.js";
+import { InternalGate } from "../cluster/internal-gate.js";
+import type { ClusterRouting } from "../cluster/forward.js";
 
 export interface ServerDeps {
   config: Config;
@@ -56,13 +58,28 @@ export interface ServerDeps {
   sessions: SessionManager;
   analyzer: Analyzer;
   notebooks: NotebookService;
+  /**
+   * `public` (default): user keys, rate limits, every route. `internal`: a
+   * worker's internal channel (src/cluster/internal-server.ts): only requests
+   * signed by an API node, acting for the principal they carry; no admin or
+   * execution routes.
+   */
+  mode?: { kind: "public" } | { kind: "internal"; secret: string };
+  /** Cluster API node: rate limits shared in Redis (src/cluster/rate-limit-redis.ts). */
+  limiters?: LimiterFactory;
+  /** Cluster API node: forwards session-bound calls to workers (src/cluster/forward.ts). */
+  routing?: ClusterRouting;
 }
 
 // The return type is inferred: a Fastify instance with the zod type provider.
 export async function buildServer(deps: ServerDeps) {
   const { config, service } = deps;
   const server = config.server;
-  const limits = server.connections;
+  const internal = deps.mode?.kind === "internal" ? deps.mode : null;
+  // Every internal request comes from a few API nodes: per-address caps would throttle them.
+  const limits = internal
+    ? { ...server.connections, maxConnectionsPerIp: server.connections.maxConnections }
+    : server.connections;
   const log = deps.logger.child({ component: "http" });
   const refusals = new RefusalLog((e) => service.audit(e), limits);
   const warn = (ip: string, message: string): void => log.warn({ ip }, message);
@@ -120,7 +137,9 @@ export async function buildServer(deps: ServerDeps) {
       "camera=(), microphone=(), geolocation=(), interest-cohort=()",
     );
   });
-  const gate = new Gate(deps.keys, service, server, refusals);
+  const gate = internal
+    ? new InternalGate(internal.secret, service, refusals)
+    : new Gate(deps.keys, service, server, refusals, deps.limiters);
   app.addHook("onRequest", gate.check);
   app.addHook("onResponse", async (request, reply) => {
     // Refused requests (4xx) are logged only while this client has log budget left.
@@ -178,20 +197,25 @@ export async function buildServer(deps: ServerDeps) {
     app.swagger(),
   );
 
+  // After swagger (its routes show in OpenAPI), before the routes it forwards.
+  if (deps.routing) await deps.routing.install(app as unknown as FastifyInstance);
   await app.register(healthRoutes, { service, host: deps.host, store: deps.store });
-  await app.register(executionRoutes, {
-    service,
-    registry: deps.registry,
-    config,
-    analyzer: deps.analyzer,
-  });
-  await app.register(adminRoutes, { service, sessions: deps.sessions, keys: deps.keys, config });
-  await app.register(pistonRoutes, {
-    service,
-    registry: deps.registry,
-    config,
-    analyzer: deps.analyzer,
-  });
+  // Not on an internal listener: executions go through the queue, keys stay on API nodes.
+  if (!internal) {
+    await app.register(executionRoutes, {
+      service,
+      registry: deps.registry,
+      config,
+      analyzer: deps.analyzer,
+    });
+    await app.register(adminRoutes, { service, sessions: deps.sessions, keys: deps.keys, config });
+    await app.register(pistonRoutes, {
+      service,
+      registry: deps.registry,
+      config,
+      analyzer: deps.analyzer,
+    });
+  }
   await app.register(sessionRoutes, {
     sessions: deps.sessions,
     service,
@@ -204,8 +228,13 @@ export async function buildServer(deps: ServerDeps) {
     config,
   });
   await app.register(sessionStateRoutes, { sessions: deps.sessions });
-  await app.register(previewRoutes, { sessions: deps.sessions, gate });
-  await app.register(mcpRoutes, { ...deps, refusals });
+  await app.register(previewRoutes, {
+    sessions: deps.sessions,
+    gate,
+    relay: deps.routing?.relayUpgrade,
+  });
+  // The internal channel's Host is the worker's address: the API node checked the user's.
+  await app.register(mcpRoutes, { ...deps, refusals, hostChecked: internal !== null });
   await app.register(notebookRoutes, {
     notebooks: deps.notebooks,
     analyzer: deps.analyzer,

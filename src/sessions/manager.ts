@@ -83,7 +83,11 @@ export class SessionManager {
     return session;
   }
 
-  async create(userId: string, options: CreateSessionOptions = {}): Promise<SessionInfo> {
+  async create(
+    userId: string,
+    options: CreateSessionOptions = {},
+    keyId: string | null = null,
+  ): Promise<SessionInfo> {
     const startingNow = [...this.starting.values()].reduce((a, b) => a + b, 0);
     if (this.sessions.size + startingNow >= this.config.maxSessions)
       throw new WardenError(
@@ -189,6 +193,7 @@ export class SessionManager {
       id,
       new LiveSession(info, sandbox, release, idle * 1000, ttl * 1000, this.config, this.hooks),
     );
+    await this.register(info, keyId, now);
     this.hooks.audit({
       userId,
       level: "info",
@@ -197,6 +202,27 @@ export class SessionManager {
       data: { sessionId: id, ttl, ...(restore ? { snapshotId: restore.info.id } : {}) },
     });
     return { ...info };
+  }
+
+  /** Cluster: a session API nodes cannot find is of no use, so a failed registration ends it. */
+  private async register(info: SessionInfo, keyId: string | null, now: number): Promise<void> {
+    const registry = this.hooks.registry;
+    if (!registry) return;
+    const row = {
+      id: info.id,
+      userId: info.userId,
+      keyId,
+      language: info.language,
+      createdAt: now,
+    };
+    await registry
+      .register({ ...row, workerId: registry.workerId })
+      .catch(async (error: unknown) => {
+        await this.destroy(info.id, info.userId, "registry unavailable", true).catch(
+          () => undefined,
+        );
+        throw error;
+      });
   }
 
   private startSandbox(
@@ -342,8 +368,10 @@ export class SessionManager {
   }
 
   async destroy(id: string, userId: string, reason: string, admin = false): Promise<void> {
-    if (!this.sessions.has(id) && this.pausing.releasedInfo(id, userId, admin))
-      return this.pausing.forget(id); // its sandbox is already gone
+    if (!this.sessions.has(id) && this.pausing.releasedInfo(id, userId, admin)) {
+      this.pausing.forget(id); // its sandbox is already gone
+      return this.registryEnded(id, reason);
+    }
     const s = this.ownedBy(id, userId, admin);
     this.sessions.delete(id);
     try {
@@ -357,6 +385,14 @@ export class SessionManager {
       event: "session_ended",
       message: `session ${id} ended: ${reason}`,
       data: { sessionId: id },
+    });
+    await this.registryEnded(id, reason);
+  }
+
+  /** Cluster: the registry learns the end; a failure is logged (the reaper ends it with its worker). */
+  private async registryEnded(id: string, reason: string): Promise<void> {
+    await this.hooks.registry?.ended(id, reason.slice(0, 200)).catch((error: unknown) => {
+      this.logger.warn({ sessionId: id, err: error }, "session registry: end not recorded");
     });
   }
 

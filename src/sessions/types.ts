@@ -88,4 +88,21 @@ export interface SessionHooks {
       owner: { ownerId: string; userId: string },
     ): Promise<Collected>;
   };
+  /**
+   * Cluster: where API nodes look up which worker holds a session. Written
+   * before a create answers (so the next call can be routed) and when a
+   * session ends. Absent on a single node.
+   */
+  registry?: {
+    workerId: string;
+    register(row: {
+      id: string;
+      userId: string;
+      keyId: string | null;
+      workerId: string;
+      language: string | null;
+      createdAt: number;
+    }): Promise<void>;
+    ended(id: string, reason: string, at?: number): Promise<void>;
+  };
 }

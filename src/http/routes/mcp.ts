@@ -18,6 +18,8 @@ export type McpRoutesOptions = Pick<
 > & {
   /** Where refusals are audited: aggregated per address, so a flood writes a summary, not a row each. */
   refusals: RefusalLog;
+  /** A worker's internal listener: the API node checked Host and Origin (its own). */
+  hostChecked?: boolean;
 };
 
 const LOOPBACK_NAMES = ["localhost", "127.0.0.1", "[::1]"];
@@ -64,6 +66,7 @@ export const mcpRoutes: FastifyPluginAsync<McpRoutesOptions> = async (app, o) =>
    * be ours. Clients other than browsers send no Origin.
    */
   const checkHostAndOrigin = async (request: FastifyRequest): Promise<void> => {
+    if (o.hostChecked) return;
     const hosts = allowedHosts();
     const host = request.headers.host ?? "";
     const origin = request.headers.origin;

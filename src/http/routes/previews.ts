@@ -13,7 +13,7 @@ import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { WardenError } from "../../errors.js";
 import type { SessionManager } from "../../sessions/manager.js";
-import type { Gate } from "../auth.js";
+import type { Actor } from "../auth.js";
 import { errorBody, statusOf, toWardenError } from "../errors.js";
 import {
   formatHead,
@@ -42,10 +42,20 @@ const PREVIEW_OWN = {
   "x-content-type-options": "nosniff",
 };
 
+/** Cluster API node: hands an admitted upgrade to the worker that holds its session. */
+export type UpgradeRelay = (
+  raw: IncomingMessage,
+  client: Duplex,
+  head: Buffer,
+  actor: Actor,
+  sessionId: string,
+) => Promise<void>;
+
 export const previewRoutes: FastifyPluginAsyncZod<{
   sessions: SessionManager;
-  gate: Gate;
-}> = async (app, { sessions, gate }) => {
+  gate: { admitRaw(raw: IncomingMessage, scope: "sessions"): Actor | Promise<Actor> };
+  relay?: UpgradeRelay | undefined;
+}> = async (app, { sessions, gate, relay }) => {
   // Bodies pass through untouched, whatever their type (this plugin's routes only).
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", (_request, payload, done) => done(null, payload));
@@ -123,6 +133,7 @@ export const previewRoutes: FastifyPluginAsyncZod<{
     if (!UPGRADE_TOKEN.test(protocol))
       throw new WardenError("INVALID_REQUEST", "upgrade: not a protocol token");
     const [, id = "", portText = "", path = "/", query = ""] = match;
+    if (relay) return relay(raw, client, head, actor, id);
     const port = Number(portText);
     const prefix = previewPrefix(id, port);
     const socket = await sessions.openPort(id, actor.userId, port);

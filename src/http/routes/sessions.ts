@@ -132,7 +132,11 @@ export const sessionRoutes: FastifyPluginAsyncZod<{
     async (request, reply) => {
       const actor = request.actor!;
       const network = service.resolveNetwork(request.body.network, actor.key?.networkAllow);
-      const info = await sessions.create(actor.userId, { ...request.body, network });
+      const info = await sessions.create(
+        actor.userId,
+        { ...request.body, network },
+        actor.key?.id ?? null,
+      );
       return reply.status(201).send(info);
     },
   );
