@@ -128,11 +128,21 @@ export class LocalCluster {
   }
 
   private async startWorker(spec: NodeSpec): Promise<LocalNode> {
+    let seen = "the API node's listing was never read";
     return startNode(
       spec,
-      async () =>
-        (await this.listing()).some((w) => w.id === spec.workerId && w.state === "active"),
+      async () => {
+        try {
+          const workers = await this.listing();
+          seen = `last listing: ${JSON.stringify(workers.map((w) => [w.id, w.state]))}`;
+          return workers.some((w) => w.id === spec.workerId && w.state === "active");
+        } catch (error) {
+          seen = `last listing: ${(error as Error).message}`;
+          return false;
+        }
+      },
       this.o.readyTimeoutMs,
+      () => `waiting for ${spec.workerId} active; ${seen}`,
     );
   }
 

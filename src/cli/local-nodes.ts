@@ -114,6 +114,8 @@ export async function startNode(
   spec: NodeSpec,
   ready: (node: LocalNode) => Promise<boolean>,
   timeoutMs = 60_000,
+  /** What the readiness check saw last, for the timeout message. */
+  lastSeen: () => string = () => "",
 ): Promise<LocalNode> {
   writeFileSync(join(spec.root, "config.json"), JSON.stringify(nodeConfig(spec), null, 2));
   const child = spawn(process.execPath, [BIN, "serve", "--role", spec.role], {
@@ -150,8 +152,9 @@ export async function startNode(
     if (Date.now() > deadline) {
       child.kill("SIGKILL");
       await exit;
+      const seen = lastSeen();
       throw new Error(
-        `${spec.name} (${spec.role}) not ready within ${timeoutMs} ms:\n${tail(node)}`,
+        `${spec.name} (${spec.role}) not ready within ${timeoutMs} ms${seen ? ` (${seen})` : ""}:\n${tail(node)}`,
       );
     }
     await new Promise((r) => setTimeout(r, 200));
