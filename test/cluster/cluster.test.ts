@@ -8,7 +8,7 @@
  * nothing running. The shared database is read directly only to see what the
  * API does not show: which worker ran what, and what was running when.
  */
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cgroupDirs, processesInUidRange } from "../../src/cli/local-nodes.js";
 import { startCluster, type LocalNode, type TestCluster } from "../helpers/cluster.js";
@@ -102,6 +102,36 @@ function workerName(id: string | null): string {
   return node ? `${node.spec.name} (${id})` : `${id ?? "no worker"}`;
 }
 
+/** Programs of executions (python's main.py, not a session's agent) in a node's sandboxes. */
+function programsOn(node: LocalNode): number {
+  return processesInUidRange(node.spec.uidBase, node.spec.uidCount).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("main.py");
+    } catch {
+      return false; // exited while we looked
+    }
+  }).length;
+}
+
+/**
+ * Starts a session for the key's user and waits until the workers' heartbeats
+ * count it: placement reads the load from the heartbeat, so a second session
+ * started before that would see the first worker still empty.
+ */
+async function newSession(token: string): Promise<string> {
+  const total = async (): Promise<number> =>
+    (await c.listing()).reduce((sum, w) => sum + (w.state === "active" ? w.sessions : 0), 0);
+  const before = await total();
+  const { id } = await c.json<{ id: string }>("POST", "/v1/sessions", 201, { token, body: {} });
+  await c.until(
+    `session ${id} to be counted in the workers' heartbeats`,
+    async () => (await total()) > before,
+    10_000,
+    async () => JSON.stringify(await c.listing()),
+  );
+  return id;
+}
+
 describe("cluster: one API node, two workers", () => {
   it("lands work on both workers and answers every result through the API node", async () => {
     const listed = await c.listing();
@@ -165,8 +195,7 @@ describe("cluster: one API node, two workers", () => {
     });
     const token = key.token;
     const ids: string[] = [];
-    for (let i = 0; i < 2; i++)
-      ids.push((await c.json<{ id: string }>("POST", "/v1/sessions", 201, { token, body: {} })).id);
+    for (let i = 0; i < 2; i++) ids.push(await newSession(token));
     const placed = await c.sql<{ id: string; worker_id: string }>(
       "SELECT id, worker_id FROM sessions WHERE id = ANY($1)",
       [ids],
@@ -299,16 +328,13 @@ describe("cluster: one API node, two workers", () => {
     const made: string[] = [];
     // At most CAP: a user's live sessions count against maxSandboxesPerUser.
     for (let i = 0; i < CAP && !doomed; i++) {
-      const s = await c.json<{ id: string }>("POST", "/v1/sessions", 201, {
-        token: key.token,
-        body: {},
-      });
-      made.push(s.id);
+      const id = await newSession(key.token);
+      made.push(id);
       const [row] = await c.sql<{ worker_id: string }>(
         "SELECT worker_id FROM sessions WHERE id = $1",
-        [s.id],
+        [id],
       );
-      if (row?.worker_id === victimId) doomed = s.id;
+      if (row?.worker_id === victimId) doomed = id;
     }
     expect(doomed, `no session was placed on ${victim.spec.name} in ${made.length}`).toBeDefined();
 
@@ -318,7 +344,7 @@ describe("cluster: one API node, two workers", () => {
       `a run to be running on ${victim.spec.name} with its sandbox up`,
       async () =>
         (await rows(ids)).some((r) => r.status === "running" && r.worker_id === victimId) &&
-        c.leftovers(victim).processes.length > 0,
+        programsOn(victim) > 0,
       30_000,
       async () => summary(await rows(ids)),
     );
