@@ -115,6 +115,10 @@ export async function startScratchRedis(binary = "redis-server"): Promise<Scratc
       ], // prettier-ignore
       { stdio: ["ignore", "pipe", "pipe"] },
     );
+    // A crash of this process must not leave the server behind.
+    const orphan = (): void => void child.kill("SIGKILL");
+    process.once("exit", orphan);
+    child.once("exit", () => process.removeListener("exit", orphan));
     let log = "";
     const collect = (d: Buffer): void => {
       if (log.length < 16_384) log += d.toString();
