@@ -170,14 +170,19 @@ export class LocalCluster {
     return started;
   }
 
-  /** Stops every node (each bounded), then removes every world, the database and Redis. */
-  async close(boundMs = 30_000): Promise<SweepReport[]> {
+  /**
+   * Stops every node (each bounded), then removes every world, the database
+   * and Redis. Says which nodes had to be SIGKILLed and what each sweep
+   * removed: after clean stops, nothing.
+   */
+  async close(boundMs = 30_000): Promise<{ forced: string[]; swept: SweepReport[] }> {
     const nodes = [this.api, ...this.workers].filter((n): n is LocalNode => n !== undefined);
-    await Promise.all(nodes.map((n) => stopNode(n, "SIGTERM", boundMs)));
-    const reports: SweepReport[] = [];
-    for (const spec of this.specs) reports.push(await sweepNode(spec));
+    const stops = await Promise.all(nodes.map((n) => stopNode(n, "SIGTERM", boundMs)));
+    const forced = nodes.filter((_, i) => stops[i]!.forced).map((n) => n.spec.name);
+    const swept: SweepReport[] = [];
+    for (const spec of this.specs) swept.push(await sweepNode(spec));
     await this.database.drop().catch(() => undefined);
     await this.redis?.stop();
-    return reports;
+    return { forced, swept };
   }
 }

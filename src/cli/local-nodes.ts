@@ -7,7 +7,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const BIN = fileURLToPath(new URL("../../bin/warden.js", import.meta.url));
@@ -234,9 +234,14 @@ export function processesInUidRange(base: number, count: number): number[] {
   return pids;
 }
 
+/** What a sweep had to remove: on a node that stopped cleanly, all zero. */
 export interface SweepReport {
+  node: string;
+  /** Processes of its uid range or cgroups, killed. */
   processes: number;
+  /** Sandbox cgroups (not the parent dirs, which a clean stop leaves). */
   cgroups: number;
+  /** Mounts under its run dir. */
   mounts: number;
 }
 
@@ -246,7 +251,7 @@ export interface SweepReport {
  * under its run dir, its run dir and its temp dir. Safe to call twice.
  */
 export async function sweepNode(spec: NodeSpec): Promise<SweepReport> {
-  const report: SweepReport = { processes: 0, cgroups: 0, mounts: 0 };
+  const report: SweepReport = { node: spec.name, processes: 0, cgroups: 0, mounts: 0 };
   const kill = (pid: number): void => {
     try {
       process.kill(pid, "SIGKILL");
@@ -275,7 +280,7 @@ export async function sweepNode(spec: NodeSpec): Promise<SweepReport> {
     for (let tries = 0; tries < 50 && existsSync(dir); tries++) {
       try {
         rmdirSync(dir);
-        report.cgroups++;
+        if (basename(dir) !== spec.cgroupParent) report.cgroups++;
       } catch {
         await new Promise((r) => setTimeout(r, 100)); // its last processes are still exiting
       }

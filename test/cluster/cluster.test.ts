@@ -36,8 +36,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (!c) return;
-  await c.close();
-  // Nothing of the cluster is left on the machine (restarts reuse their node's world).
+  const { forced, swept } = await c.close();
+  expect(forced, "nodes that did not stop within 30 s of SIGTERM").toEqual([]);
+  // A clean stop leaves nothing to sweep: no process, no sandbox cgroup, no mount.
+  const left = swept.filter((r) => r.processes + r.cgroups + r.mounts > 0);
+  expect(left, "what the nodes left behind").toEqual([]);
   expect(processesInUidRange(UID_BASE, 200 * 8), "sandbox processes").toEqual([]);
   const dirs = readdirSync("/run").filter((n) => n.startsWith(`warden-${tag}-`));
   expect(dirs, "run dirs").toEqual([]);

@@ -17,6 +17,7 @@ import {
   tail,
   type ClusterWorkerView,
   type LocalNode,
+  type SweepReport,
 } from "../../src/cli/local-nodes.js";
 import { TEST_DATABASE_URL } from "./postgres.js";
 
@@ -149,9 +150,10 @@ export class TestCluster {
     }
   }
 
-  async close(): Promise<void> {
+  /** Stops and removes everything; answers which nodes needed SIGKILL and what was left. */
+  async close(): Promise<{ forced: string[]; swept: SweepReport[] }> {
     await this.pool.end().catch(() => undefined);
-    await this.local.close();
+    return this.local.close();
   }
 }
 
