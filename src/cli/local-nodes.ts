@@ -146,8 +146,18 @@ export async function startNode(
   let exited = false;
   void exit.then(() => (exited = true));
   for (;;) {
-    if (exited)
-      throw new Error(`${spec.name} (${spec.role}) exited while starting:\n${tail(node)}`);
+    if (exited) {
+      // 'exit' can come before the last of stderr: wait (bounded) for the streams to close.
+      await new Promise((r) => {
+        if (child.stderr.closed) r(null);
+        child.stderr.once("close", r);
+        setTimeout(r, 2000).unref();
+      });
+      const how = await exit;
+      throw new Error(
+        `${spec.name} (${spec.role}) exited while starting (${how.signal ?? `code ${how.code}`}):\n${tail(node)}`,
+      );
+    }
     if (await ready(node).catch(() => false)) return node;
     if (Date.now() > deadline) {
       child.kill("SIGKILL");

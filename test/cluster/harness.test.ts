@@ -109,9 +109,10 @@ describe("cluster test fixtures", () => {
       () => new Error("the cluster started"),
       (e: Error) => e,
     );
-    const match = /^cluster (c[0-9a-f]{6}): api \(api\) exited while starting:\n\s*\S/.exec(
-      error.message,
-    );
+    const match =
+      /^cluster (c[0-9a-f]{6}): api \(api\) exited while starting \(code \d+\):\n\s*\S/.exec(
+        error.message,
+      );
     expect(match, error.message).not.toBeNull();
     const tag = match![1]!;
     expect(readdirSync(tmpdir()).filter((n) => n.startsWith(`warden-${tag}-`))).toEqual([]);
