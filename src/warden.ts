@@ -18,7 +18,6 @@ import { MiB } from "./sandbox/exec-args.js";
 import { WardenError } from "./errors.js";
 import { SandboxHost } from "./sandbox/host.js";
 import { isOwnerAlive, processStartTicks } from "./sandbox/owner.js";
-import { openDatabase, type Db } from "./store/database.js";
 import { NotebookService } from "./notebooks/service.js";
 import { Analyzer } from "./policy/analyzer.js";
 import { SessionManager } from "./sessions/manager.js";
@@ -29,7 +28,8 @@ import { Metrics } from "./executions/metrics.js";
 import { lifecycleRecorder } from "./executions/recorder.js";
 import { ExecutionService } from "./executions/service.js";
 import { executionArtifactUrl, sessionArtifactUrl } from "./http/urls.js";
-import { RecordStore } from "./store/records.js";
+import { databaseUrlOf, openStore } from "./store/open.js";
+import type { Store } from "./store/store.js";
 
 export interface OpenWardenOptions extends LoadConfigOptions {
   /** A ready config; otherwise loaded from file, env and overrides. */
@@ -41,7 +41,8 @@ export interface OpenWardenOptions extends LoadConfigOptions {
 export interface EmbeddedWarden extends ExecutionService {
   readonly host: SandboxHost;
   readonly registry: RuntimeRegistry;
-  readonly db: Db;
+  /** Keys, records, audit events, artifacts, session registry (SQLite or PostgreSQL). */
+  readonly store: Store;
   readonly config: Config;
   /** Long-lived sandboxes (sessions). */
   readonly sessions: SessionManager;
@@ -84,7 +85,7 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
   const unlock = lockDataDir(dataDir);
   const registry = new RuntimeRegistry(config.sandbox.searchPath, config.runtimes);
   let host: SandboxHost;
-  let db: Db;
+  let store: Store;
   try {
     host = await SandboxHost.open({
       config: config.sandbox,
@@ -92,13 +93,18 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
       logger,
       privateFiles: registry.privateFiles(),
     });
-    db = openDatabase(dataDir);
+    store = await openStore({ dataDir, databaseUrl: databaseUrlOf(config), logger }).catch(
+      async (error: unknown) => {
+        await host.close();
+        throw error;
+      },
+    );
   } catch (error) {
     unlock();
     throw error;
   }
   // The service only runs and reports; what is kept, audited and counted is wired here.
-  const records = new RecordStore(db);
+  const records = store.records;
   const audit = auditTrail(records, logger);
   const metrics: Metrics = new Metrics({
     queueDepth: () => service.scheduler.queuedCount,
@@ -110,8 +116,7 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
     config,
     host,
     registry,
-    db,
-    records,
+    store,
     logger,
     audit,
     metrics,
@@ -145,7 +150,7 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
   return Object.assign(service, {
     host,
     registry,
-    db,
+    store,
     config,
     sessions,
     analyzer,
@@ -157,7 +162,7 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
       await analyzer.close();
       stopPool();
       await host.close();
-      db.close();
+      await store.close();
       unlock();
     },
   });

@@ -11,7 +11,7 @@ import { lstat, open, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { ArtifactEntry, RejectedArtifact } from "../contract/result.js";
 import { OUTPUT_DIR } from "../sandbox/workspace.js";
-import type { ArtifactStore } from "./store.js";
+import type { ArtifactStore } from "../store/store.js";
 import { artifactNameProblem, judgeArtifact } from "./rules.js";
 
 export interface ArtifactCandidate {

@@ -15,7 +15,7 @@ import { openWarden } from "../warden.js";
 import { buildServer } from "../http/server.js";
 import { resolveLimits } from "../executions/limits.js";
 import { executeCode } from "../runtimes/execute.js";
-import { KeyStore, SCOPES } from "../store/keys.js";
+import { SCOPES } from "../store/keys.js";
 import { measureWarmLatency, type WarmLatency } from "./bench-warm.js";
 import { round } from "./measure.js";
 
@@ -110,8 +110,8 @@ export async function benchHttp(o: HttpBenchOptions): Promise<HttpBenchResult> {
     },
   });
   const warden = await openWarden({ config, logger: silentLogger });
-  const keys = new KeyStore(warden.db);
-  const { token } = keys.create({ name: "bench", scopes: [...SCOPES], userId: "bench" });
+  const keys = warden.store.keys;
+  const { token } = await keys.create({ name: "bench", scopes: [...SCOPES], userId: "bench" });
   const app = await buildServer({ ...warden, config, logger: silentLogger, service: warden, keys });
   const url = await app.listen({ host: "127.0.0.1", port: 0 });
   const rows: ThroughputRow[] = [];

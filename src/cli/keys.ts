@@ -3,14 +3,22 @@ import { resolve } from "node:path";
 import { WardenError } from "../errors.js";
 import { createKey } from "../executions/new-key.js";
 import { PolicyModeSchema, POLICY_MODES } from "../contract/policy.js";
-import { openDatabase } from "../store/database.js";
-import { KeyStore, SCOPES, ScopeSchema, type Scope } from "../store/keys.js";
+import { SCOPES, ScopeSchema, type Scope } from "../store/keys.js";
+import { databaseUrlOf, openStore } from "../store/open.js";
+import type { KeyStore } from "../store/store.js";
 import { createContext, type GlobalOptions } from "./context.js";
 
-function store(options: GlobalOptions): { keys: KeyStore; close: () => void } {
+/** The configured store: the data dir's SQLite, or the cluster's PostgreSQL. */
+async function store(
+  options: GlobalOptions,
+): Promise<{ keys: KeyStore; close: () => Promise<void> }> {
   const { config } = createContext(options);
-  const db = openDatabase(resolve(config.dataDir));
-  return { keys: new KeyStore(db), close: () => db.close() };
+  const opened = await openStore({
+    dataDir: resolve(config.dataDir),
+    databaseUrl: databaseUrlOf(config),
+    applicationName: "warden keys",
+  });
+  return { keys: opened.keys, close: () => opened.close() };
 }
 
 /** The flags of `warden keys create`. */
@@ -23,7 +31,7 @@ export interface KeysCreateOptions {
   json?: boolean;
 }
 
-export function keysCreate(options: GlobalOptions & KeysCreateOptions): number {
+export async function keysCreate(options: GlobalOptions & KeysCreateOptions): Promise<number> {
   const scopes = options.scopes
     .split(",")
     .map((s) => s.trim())
@@ -45,9 +53,9 @@ export function keysCreate(options: GlobalOptions & KeysCreateOptions): number {
     ?.split(",")
     .map((h) => h.trim())
     .filter(Boolean);
-  const { keys, close } = store(options);
+  const { keys, close } = await store(options);
   try {
-    const { key, token } = createKey(keys, config.network, {
+    const { key, token } = await createKey(keys, config.network, {
       name: options.name,
       scopes: scopes as Scope[],
       userId: options.user,
@@ -61,14 +69,14 @@ export function keysCreate(options: GlobalOptions & KeysCreateOptions): number {
     );
     return 0;
   } finally {
-    close();
+    await close();
   }
 }
 
-export function keysList(options: GlobalOptions & { json?: boolean }): number {
-  const { keys, close } = store(options);
+export async function keysList(options: GlobalOptions & { json?: boolean }): Promise<number> {
+  const { keys, close } = await store(options);
   try {
-    const all = keys.list();
+    const all = await keys.list();
     if (options.json) {
       process.stdout.write(`${JSON.stringify(all, null, 2)}\n`);
       return 0;
@@ -88,17 +96,18 @@ export function keysList(options: GlobalOptions & { json?: boolean }): number {
       process.stdout.write(`${row.map((c, i) => c.padEnd(widths[i]!)).join("  ")}\n`);
     return 0;
   } finally {
-    close();
+    await close();
   }
 }
 
-export function keysRevoke(options: GlobalOptions & { id: string }): number {
-  const { keys, close } = store(options);
+export async function keysRevoke(options: GlobalOptions & { id: string }): Promise<number> {
+  const { keys, close } = await store(options);
   try {
-    if (!keys.revoke(options.id)) throw new WardenError("NOT_FOUND", `no active key ${options.id}`);
+    if (!(await keys.revoke(options.id)))
+      throw new WardenError("NOT_FOUND", `no active key ${options.id}`);
     process.stderr.write(`revoked ${options.id}\n`);
     return 0;
   } finally {
-    close();
+    await close();
   }
 }

@@ -8,6 +8,7 @@ import { envCreate, envList, envRemove, type EnvCreateOptions } from "./env.js";
 import type { GlobalOptions } from "./context.js";
 import { keysCreate, keysList, keysRevoke, type KeysCreateOptions } from "./keys.js";
 import { DEFAULT_MCP_USER, mcpCommand, type McpOptions } from "./mcp.js";
+import { migrateCommand, type MigrateOptions } from "./migrate.js";
 import { analyzeCommand, notebookRunCommand } from "./notebook.js";
 import { EXIT, runCommand, type RunOptions } from "./run.js";
 import { serveCommand, type ServeOptions } from "./serve.js";
@@ -121,22 +122,30 @@ function program(setExit: (code: number) => void): Command {
     .option("--allow-net <hosts>", "egress this key's executions may ask for, within network.allow")
     .option("--policy <mode>", "static-analysis policy for this key: off, audit or block")
     .option("--json", "print the key record with its token as JSON")
-    .action((opts: KeysCreateOptions, cmd: Command) => {
-      setExit(keysCreate({ ...cmd.optsWithGlobals<GlobalOptions>(), ...opts }));
+    .action(async (opts: KeysCreateOptions, cmd: Command) => {
+      setExit(await keysCreate({ ...cmd.optsWithGlobals<GlobalOptions>(), ...opts }));
     });
   keys
     .command("list")
     .description("list keys (never their tokens)")
     .option("--json", "as JSON")
-    .action((opts: { json?: boolean }, cmd: Command) => {
-      setExit(keysList({ ...cmd.optsWithGlobals<GlobalOptions>(), ...opts }));
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      setExit(await keysList({ ...cmd.optsWithGlobals<GlobalOptions>(), ...opts }));
     });
   keys
     .command("revoke")
     .description("revoke a key by id")
     .argument("<id>", "key id (see keys list)")
-    .action((id: string, _opts: unknown, cmd: Command) => {
-      setExit(keysRevoke({ ...cmd.optsWithGlobals<GlobalOptions>(), id }));
+    .action(async (id: string, _opts: unknown, cmd: Command) => {
+      setExit(await keysRevoke({ ...cmd.optsWithGlobals<GlobalOptions>(), id }));
+    });
+
+  cli
+    .command("migrate")
+    .description("apply pending schema migrations to the store (SQLite data dir or PostgreSQL)")
+    .option("--database-url <url>", "PostgreSQL to migrate (or $WARDEN_DATABASE_URL)")
+    .action(async (opts: MigrateOptions, cmd: Command) => {
+      setExit(await migrateCommand({ ...cmd.optsWithGlobals<MigrateOptions>(), ...opts }));
     });
 
   const env = cli.command("env").description("prebuilt package environments");

@@ -9,7 +9,7 @@ import { resolve } from "node:path";
 import { ENV } from "../config/env.js";
 import { openWarden } from "../warden.js";
 import { buildServer } from "../http/server.js";
-import { KeyStore, SCOPES } from "../store/keys.js";
+import { SCOPES } from "../store/keys.js";
 import { createContext, type GlobalOptions } from "./context.js";
 import { processLimitProblems, readHostCaps } from "./process-limits.js";
 
@@ -57,14 +57,14 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
   }
   for (const problem of processLimitProblems(config, readHostCaps())) logger.warn(problem);
   const warden = await openWarden({ config, logger });
-  const keys = new KeyStore(warden.db);
+  const keys = warden.store.keys;
   const app = await buildServer({ ...warden, config, logger, service: warden, keys });
   const address = await app.listen({ host: config.server.host, port: config.server.port });
   // Only once the port is ours: a key is printed for a server that runs.
   const envToken = process.env[ENV.adminToken];
-  if (envToken) keys.ensureEnvAdmin(envToken);
-  else if (!keys.hasAdmin()) {
-    const { token } = keys.create({
+  if (envToken) await keys.ensureEnvAdmin(envToken);
+  else if (!(await keys.hasAdmin())) {
+    const { token } = await keys.create({
       name: "admin (first start)",
       scopes: [...SCOPES],
       userId: "admin",

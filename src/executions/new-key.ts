@@ -5,13 +5,14 @@
  */
 import type { Config } from "../config/schema.js";
 import { resolveEgress } from "../network/policy.js";
-import type { ApiKey, KeyStore, NewKey } from "../store/keys.js";
+import type { ApiKey, NewKey } from "../store/keys.js";
+import type { KeyStore } from "../store/store.js";
 
 export function createKey(
   keys: KeyStore,
   network: Config["network"],
   input: NewKey,
-): { key: ApiKey; token: string } {
+): Promise<{ key: ApiKey; token: string }> {
   const networkAllow = input.networkAllow?.length ? input.networkAllow : null;
   if (networkAllow) resolveEgress({ allow: networkAllow }, network);
   return keys.create({

@@ -16,8 +16,8 @@ import { executeCode } from "../runtimes/execute.js";
 import type { RuntimeRegistry } from "../runtimes/registry.js";
 import type { SandboxHost } from "../sandbox/host.js";
 import type { SystemMetrics, UserMetrics } from "../contract/metrics.js";
-import type { Db } from "../store/database.js";
-import type { AuditEvent, ExecutionRecord, RecordStore } from "../store/records.js";
+import type { AuditEvent, ExecutionRecord } from "../store/records.js";
+import type { ArtifactStore, RecordStore, Store } from "../store/store.js";
 import type { Execution, ExecutionRequest, ExecutionSource } from "./execution.js";
 import { resolveCompileLimits, resolveLimits } from "./limits.js";
 import {
@@ -29,7 +29,6 @@ import {
   type ArtifactLimits,
   type Collected,
 } from "../artifacts/collect.js";
-import { ArtifactStore } from "../artifacts/store.js";
 import type { EgressHook } from "./egress-accounting.js";
 import type { Metrics } from "./metrics.js";
 import { resolveEgress, type EgressPolicy } from "../network/policy.js";
@@ -42,8 +41,8 @@ export interface ExecutionServiceOptions {
   config: Config;
   host: SandboxHost;
   registry: RuntimeRegistry;
-  db: Db;
-  records: RecordStore;
+  /** Where records, events and artifacts are kept (SQLite or PostgreSQL). */
+  store: Store;
   logger: Logger;
   /** The audit trail, shared with the rest of the service. */
   audit: Audit;
@@ -88,10 +87,10 @@ export class ExecutionService {
 
   constructor(private readonly o: ExecutionServiceOptions) {
     const { config } = o;
-    this.records = o.records;
+    this.records = o.store.records;
     this.audit = o.audit;
     this.metrics = o.metrics;
-    this.artifacts = new ArtifactStore(o.db, config.dataDir);
+    this.artifacts = o.store.artifacts;
     this.environments = new EnvironmentStore(config.dataDir);
     this.memoryBudgetMb = config.memoryBudgetMB || Math.floor((totalmem() / 1024 / 1024) * 0.8);
     this.scheduler = new Scheduler({
@@ -117,21 +116,33 @@ export class ExecutionService {
       },
       run: (execution, signal) => this.runOnce(execution, signal),
     });
-    const orphans = this.records.failOrphans();
-    if (orphans.length > 0)
-      o.logger.warn(
-        { count: orphans.length },
-        "marked executions left in progress by a stopped Warden as error",
-      );
+    void this.records
+      .failOrphans()
+      .then((orphans) => {
+        if (orphans.length > 0)
+          o.logger.warn(
+            { count: orphans.length },
+            "marked executions left in progress by a stopped Warden as error",
+          );
+      })
+      .catch((error: unknown) => o.logger.error({ err: error }, "cannot fail orphaned records"));
     this.expireOld();
     this.retentionTimer = setInterval(() => this.expireOld(), 3_600_000);
     this.retentionTimer.unref();
   }
 
   private expireOld(): void {
-    const removed = this.records.expire(this.o.config.retentionDays * 86_400_000);
-    if (removed.executions + removed.events > 0)
-      this.o.logger.info({ removed }, "expired old records");
+    const retentionMs = this.o.config.retentionDays * 86_400_000;
+    void this.records
+      .expire(retentionMs)
+      .then((removed) => {
+        if (removed.executions + removed.events > 0)
+          this.o.logger.info({ removed }, "expired old records");
+      })
+      .catch((error: unknown) => this.o.logger.error({ err: error }, "record expiry failed"));
+    void this.o.store.sessions
+      .expire(retentionMs)
+      .catch((error: unknown) => this.o.logger.error({ err: error }, "session expiry failed"));
     void this.artifacts
       .expire(this.o.config.artifactRetentionHours * 3_600_000)
       .then((n) => n > 0 && this.o.logger.info({ removed: n }, "expired old artifacts"))
@@ -360,7 +371,7 @@ export class ExecutionService {
     };
   }
 
-  getLogs(executionId: string): AuditEvent[] {
+  getLogs(executionId: string): Promise<AuditEvent[]> {
     return this.records.events(executionId);
   }
 
@@ -370,17 +381,17 @@ export class ExecutionService {
   }
 
   /** How many bytes of output are stored for an execution: what loading them costs. */
-  storedOutputBytes(executionId: string): number {
+  storedOutputBytes(executionId: string): Promise<number> {
     return this.records.outputBytes(executionId);
   }
 
   /** A stored result (from `getRecord(id, false)`) with its output loaded. */
-  withStoredOutput(executionId: string, result: ExecutionResult): ExecutionResult {
+  withStoredOutput(executionId: string, result: ExecutionResult): Promise<ExecutionResult> {
     return this.records.withOutput(executionId, result);
   }
 
   /** An execution's record; `withOutput: false` leaves the stored output where it is. */
-  getRecord(executionId: string, withOutput = true): ExecutionRecord | null {
+  getRecord(executionId: string, withOutput = true): Promise<ExecutionRecord | null> {
     return this.records.get(executionId, withOutput);
   }
 

@@ -1,7 +1,7 @@
 /** Sending a stored artifact: as a download, typed by its content, never rendered as Warden's page. */
 import type { FastifyReply } from "fastify";
 import { z } from "zod";
-import type { StoredArtifact } from "../artifacts/store.js";
+import type { StoredArtifact } from "../store/artifacts.js";
 
 /** Active content (HTML, SVG) gets an opaque origin if a browser opens it anyway. */
 const ARTIFACT_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'";

@@ -11,7 +11,8 @@ import type { ServerConfig } from "../config/schema.js";
 import type { ExecutionService } from "../executions/service.js";
 import { WardenError } from "../errors.js";
 import { SlidingWindowLimiter, type RateDecision, type WindowLimit } from "../policy/rate-limit.js";
-import type { ApiKey, KeyStore, Scope } from "../store/keys.js";
+import type { ApiKey, Scope } from "../store/keys.js";
+import type { KeyStore } from "../store/store.js";
 import type { RefusalLog } from "./refusals.js";
 import { whenAnswered } from "./answered.js";
 
@@ -169,7 +170,7 @@ export class Gate {
    * The same checks for a request Fastify never routes (a WebSocket upgrade):
    * IP limit, key, scope, key limit. Throws the error to answer with.
    */
-  admitRaw(raw: IncomingMessage, scope: Scope): Actor {
+  async admitRaw(raw: IncomingMessage, scope: Scope): Promise<Actor> {
     const ip = raw.socket.remoteAddress ?? "unknown";
     const route = (raw.url ?? "").split("?")[0];
     const deny = (code: "UNAUTHORIZED" | "PERMISSION_DENIED" | "RATE_LIMIT", message: string) => {
@@ -191,7 +192,7 @@ export class Gate {
     if (!this.perIp.hit(ip).allowed) throw deny("RATE_LIMIT", `client ${ip}: too many requests`);
     const token = bearer(raw.headers.authorization);
     if (!token) throw deny("UNAUTHORIZED", "missing API key: send Authorization: Bearer <key>");
-    const key = this.keys.authenticate(token);
+    const key = await this.keys.authenticate(token);
     if (!key) throw deny("UNAUTHORIZED", "invalid or revoked API key");
     if (!key.scopes.includes(scope) && !key.scopes.includes("admin"))
       throw deny("PERMISSION_DENIED", `this key lacks the ${scope} scope`);
@@ -218,7 +219,7 @@ export class Gate {
       }
       this.refuse(request, "UNAUTHORIZED", "missing API key: send Authorization: Bearer <key>");
     }
-    const key = this.keys.authenticate(token);
+    const key = await this.keys.authenticate(token);
     if (!key) this.refuse(request, "UNAUTHORIZED", "invalid or revoked API key");
     request.actor = { userId: key.userId, key, anonymous: false };
     if (scope !== "any" && !key.scopes.includes(scope) && !key.scopes.includes("admin"))

@@ -20,8 +20,7 @@ import type { Config } from "../config/schema.js";
 import type { ExecutionService } from "../executions/service.js";
 import type { RuntimeRegistry } from "../runtimes/registry.js";
 import type { SandboxHost } from "../sandbox/host.js";
-import type { Db } from "../store/database.js";
-import type { KeyStore } from "../store/keys.js";
+import type { KeyStore, Store } from "../store/store.js";
 import { ulid } from "../util/ids.js";
 import { packageVersion } from "../util/version.js";
 import { Gate } from "./auth.js";
@@ -51,7 +50,8 @@ export interface ServerDeps {
   service: ExecutionService;
   registry: RuntimeRegistry;
   host: SandboxHost;
-  db: Db;
+  /** The store (its keys are `keys`); /readyz asks it whether it can write. */
+  store: Store;
   keys: KeyStore;
   sessions: SessionManager;
   analyzer: Analyzer;
@@ -178,7 +178,7 @@ export async function buildServer(deps: ServerDeps) {
     app.swagger(),
   );
 
-  await app.register(healthRoutes, { service, host: deps.host, db: deps.db });
+  await app.register(healthRoutes, { service, host: deps.host, store: deps.store });
   await app.register(executionRoutes, {
     service,
     registry: deps.registry,

@@ -74,7 +74,23 @@ const MIGRATIONS: string[] = [
      PRIMARY KEY (execution_id, stream)
    );
    CREATE INDEX executions_listing ON executions (created_at, id);`,
+  // Where each session lives and how it ended (store/store.ts SessionRegistry).
+  `CREATE TABLE sessions (
+     id TEXT PRIMARY KEY,
+     user_id TEXT NOT NULL,
+     key_id TEXT,
+     worker_id TEXT NOT NULL,
+     language TEXT,
+     created_at INTEGER NOT NULL,
+     ended_at INTEGER,
+     end_reason TEXT
+   );
+   CREATE INDEX sessions_live ON sessions (worker_id) WHERE ended_at IS NULL;
+   CREATE INDEX sessions_user ON sessions (user_id) WHERE ended_at IS NULL;`,
 ];
+
+/** The schema version this code writes (SQLite's `user_version`). */
+export const SQLITE_SCHEMA_VERSION = MIGRATIONS.length;
 
 /**
  * After a checkpoint the WAL is cut back to this size: one large transaction
@@ -91,6 +107,12 @@ export function openDatabase(dataDir: string, fileName = "warden.db"): Db {
   db.pragma("foreign_keys = ON");
   db.pragma("busy_timeout = 5000");
   const version = db.pragma("user_version", { simple: true }) as number;
+  if (version > MIGRATIONS.length) {
+    db.close();
+    throw new Error(
+      `${join(dataDir, fileName)} is at schema version ${version}, newer than this Warden (${MIGRATIONS.length}): upgrade Warden`,
+    );
+  }
   for (let v = version; v < MIGRATIONS.length; v++) {
     db.transaction(() => {
       db.exec(MIGRATIONS[v]!);

@@ -7,7 +7,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { z } from "zod";
 import { WardenError } from "../errors.js";
 import { PolicyModeSchema, type PolicyMode } from "../contract/policy.js";
-import type { Db } from "./database.js";
+import type { NewKeyOptions } from "./store.js";
 
 export const SCOPES = ["execute", "sessions", "admin", "delegate"] as const;
 export type Scope = (typeof SCOPES)[number];
@@ -28,7 +28,7 @@ export interface ApiKey {
   policy: PolicyMode | null;
 }
 
-interface KeyRow {
+export interface KeyRow {
   id: string;
   name: string;
   scopes: string;
@@ -46,7 +46,7 @@ export function hashToken(token: string): string {
   return createHash("sha256").update(token).digest("hex");
 }
 
-function toKey(row: KeyRow): ApiKey {
+export function toKey(row: KeyRow): ApiKey {
   return {
     id: row.id,
     name: row.name,
@@ -89,113 +89,44 @@ export const NewKeySchema = z
 export type NewKey = z.infer<typeof NewKeySchema>;
 
 /** How stale a key's stored last use may be. */
-const LAST_USED_RESOLUTION_MS = 1000;
+export const LAST_USED_RESOLUTION_MS = 1000;
 
-export class KeyStore {
-  private readonly byHash;
-  private readonly touch;
+/** The key `WARDEN_ADMIN_TOKEN` works through. */
+export const ENV_ADMIN_KEY_ID = "key_env_admin";
 
-  constructor(private readonly db: Db) {
-    this.byHash = db.prepare<[string], KeyRow>(
-      "SELECT * FROM api_keys WHERE hash = ? AND revoked_at IS NULL",
-    );
-    this.touch = db.prepare<[number, string]>("UPDATE api_keys SET last_used_at = ? WHERE id = ?");
-  }
+/** A new key's checked fields: its id, its token and the row values both stores insert. */
+export function newKeyRow(options: NewKeyOptions): {
+  id: string;
+  token: string;
+  hash: string;
+  scopes: string;
+  createdAt: number;
+  networkAllow: string | null;
+  policy: string | null;
+} {
+  if (!USER_ID_PATTERN.test(options.userId))
+    throw new WardenError("INVALID_REQUEST", `userId: must match ${USER_ID_PATTERN.source}`);
+  if (options.scopes.length === 0)
+    throw new WardenError("INVALID_REQUEST", "scopes: at least one scope is needed");
+  const token = options.token ?? `${TOKEN_PREFIX}${randomBytes(32).toString("base64url")}`;
+  return {
+    id: options.id ?? `key_${randomBytes(6).toString("hex")}`,
+    token,
+    hash: hashToken(token),
+    scopes: [...new Set(options.scopes)].join(","),
+    createdAt: Date.now(),
+    networkAllow: options.networkAllow ? JSON.stringify(options.networkAllow) : null,
+    policy: options.policy ?? null,
+  };
+}
 
-  /** Makes a key; returns it with its token, which is never stored or shown again. */
-  create(options: {
-    name: string;
-    scopes: Scope[];
-    userId: string;
-    token?: string;
-    id?: string;
-    networkAllow?: string[] | null;
-    policy?: PolicyMode | null;
-  }): {
-    key: ApiKey;
-    token: string;
-  } {
-    if (!USER_ID_PATTERN.test(options.userId))
-      throw new WardenError("INVALID_REQUEST", `userId: must match ${USER_ID_PATTERN.source}`);
-    if (options.scopes.length === 0)
-      throw new WardenError("INVALID_REQUEST", "scopes: at least one scope is needed");
-    const id = options.id ?? `key_${randomBytes(6).toString("hex")}`;
-    const token = options.token ?? `${TOKEN_PREFIX}${randomBytes(32).toString("base64url")}`;
-    const now = Date.now();
-    this.db
-      .prepare(
-        "INSERT INTO api_keys (id, name, hash, scopes, user_id, created_at, network_allow, policy) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-      )
-      .run(
-        id,
-        options.name,
-        hashToken(token),
-        [...new Set(options.scopes)].join(","),
-        options.userId,
-        now,
-        options.networkAllow ? JSON.stringify(options.networkAllow) : null,
-        options.policy ?? null,
-      );
-    return { key: this.get(id)!, token };
-  }
-
-  /**
-   * The live key behind a token, or null. Its last use is stored to the
-   * second: a commit per request would cost a busy key more than the request.
-   */
-  authenticate(token: string): ApiKey | null {
-    const row = this.byHash.get(hashToken(token));
-    if (!row) return null;
-    const now = Date.now();
-    if (row.last_used_at === null || now - row.last_used_at >= LAST_USED_RESOLUTION_MS) {
-      this.touch.run(now, row.id);
-    }
-    return toKey(row);
-  }
-
-  get(id: string): ApiKey | null {
-    const row = this.db.prepare<[string], KeyRow>("SELECT * FROM api_keys WHERE id = ?").get(id);
-    return row ? toKey(row) : null;
-  }
-
-  list(): ApiKey[] {
-    return this.db
-      .prepare<[], KeyRow>("SELECT * FROM api_keys ORDER BY created_at")
-      .all()
-      .map(toKey);
-  }
-
-  revoke(id: string): boolean {
-    return (
-      this.db
-        .prepare("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-        .run(Date.now(), id).changes > 0
-    );
-  }
-
-  hasAdmin(): boolean {
-    return this.list().some((k) => k.revokedAt === null && k.scopes.includes("admin"));
-  }
-
-  /**
-   * Makes sure the admin token from the environment works (for automation):
-   * its key is created, or re-pointed at the new token when the variable changed.
-   */
-  ensureEnvAdmin(token: string): void {
-    const id = "key_env_admin";
-    const existing = this.get(id);
-    if (existing) {
-      this.db
-        .prepare("UPDATE api_keys SET hash = ?, revoked_at = NULL WHERE id = ?")
-        .run(hashToken(token), id);
-      return;
-    }
-    this.create({
-      id,
-      name: "admin (WARDEN_ADMIN_TOKEN)",
-      scopes: [...SCOPES],
-      userId: "admin",
-      token,
-    });
-  }
+/** What makes the environment's admin key. */
+export function envAdminKey(token: string): NewKeyOptions {
+  return {
+    id: ENV_ADMIN_KEY_ID,
+    name: "admin (WARDEN_ADMIN_TOKEN)",
+    scopes: [...SCOPES],
+    userId: "admin",
+    token,
+  };
 }

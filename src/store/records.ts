@@ -6,8 +6,7 @@
 import { createHash } from "node:crypto";
 import { blankResult, type ExecutionResult, type ExecutionStatus } from "../contract/result.js";
 import { SandboxLimitsSchema, type SandboxLimits } from "../contract/limits.js";
-import type { Db } from "./database.js";
-import { decodeOutput, encodeOutput } from "./output-codec.js";
+import { decodeOutput } from "./output-codec.js";
 
 export type EventLevel = "debug" | "info" | "warn" | "error";
 
@@ -46,7 +45,7 @@ export interface ExecutionRecord {
   finishedAt: string | null;
 }
 
-interface RecordRow {
+export interface RecordRow {
   id: string;
   user_id: string;
   key_id: string | null;
@@ -62,7 +61,7 @@ interface RecordRow {
   finished_at: number | null;
 }
 
-interface EventRow {
+export interface EventRow {
   timestamp: number;
   execution_id: string | null;
   user_id: string | null;
@@ -90,13 +89,13 @@ export function digestFiles(files: readonly { path: string; content: string | Bu
 }
 
 /** A stored result; one stored before a field existed gets that field's empty value. */
-function parseResult(text: string): ExecutionResult {
+export function parseResult(text: string): ExecutionResult {
   const result = JSON.parse(text) as ExecutionResult;
   result.rejectedArtifacts ??= [];
   return result;
 }
 
-function toRecord(row: RecordRow): ExecutionRecord {
+export function toRecord(row: RecordRow): ExecutionRecord {
   return {
     id: row.id,
     userId: row.user_id,
@@ -114,10 +113,10 @@ function toRecord(row: RecordRow): ExecutionRecord {
   };
 }
 
-type OutputName = "stdout" | "stderr" | "compile.stdout" | "compile.stderr";
+export type OutputName = "stdout" | "stderr" | "compile.stdout" | "compile.stderr";
 
 /** The result without its output (kept as bytes in execution_output), and that output. */
-function splitOutput(result: ExecutionResult): {
+export function splitOutput(result: ExecutionResult): {
   rest: ExecutionResult;
   output: [OutputName, string][];
 } {
@@ -149,225 +148,88 @@ export interface ListFilter {
 /** A record as listed: its result without the program's output (never loaded for a list). */
 export type ListedRecord = ExecutionRecord & { createdAtMs: number };
 
-export class RecordStore {
-  private readonly insertEvent;
-  private readonly insertRecord;
-  private readonly markStarted;
-  private readonly markFinished;
-  private readonly insertOutput;
-  private readonly selectOutput;
-  private readonly selectOutputBytes;
-  private readonly selectRecord;
+export function toAuditEvent(row: EventRow): AuditEvent {
+  return {
+    timestamp: iso(row.timestamp)!,
+    executionId: row.execution_id,
+    userId: row.user_id,
+    level: row.level as EventLevel,
+    event: row.event,
+    message: row.message,
+    ...(row.data ? { data: JSON.parse(row.data) as Record<string, unknown> } : {}),
+  };
+}
 
-  constructor(private readonly db: Db) {
-    this.insertEvent = db.prepare(
-      "INSERT INTO events (timestamp, execution_id, user_id, level, event, message, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+/** A stored result with its output put back (records from before the split hold it inline). */
+export function putOutput(
+  result: ExecutionResult,
+  rows: readonly { stream: string; data: Buffer }[],
+): ExecutionResult {
+  for (const { stream, data } of rows) {
+    const text = decodeOutput(data);
+    if (stream === "stdout") result.stdout = text;
+    else if (stream === "stderr") result.stderr = text;
+    else if (result.compile)
+      result.compile[stream === "compile.stdout" ? "stdout" : "stderr"] = text;
+  }
+  return result;
+}
+
+/** The WHERE clause and arguments of a listing; `$` numbers PostgreSQL's placeholders. */
+export function listQuery(
+  filter: ListFilter,
+  dialect: "sqlite" | "postgres",
+): { sql: string; args: (string | number)[] } {
+  const where: string[] = [];
+  const args: (string | number)[] = [];
+  const add = (clause: (p: () => string) => string, ...values: (string | number)[]): void => {
+    // Placeholders are numbered as they are made, so arguments follow in the same order.
+    let i = 0;
+    where.push(
+      clause(() => {
+        const at = dialect === "sqlite" ? "?" : `$${args.length + i + 1}`;
+        i++;
+        return at;
+      }),
     );
-    this.insertRecord = db.prepare(
-      `INSERT INTO executions (id, user_id, key_id, source, language, status, code_sha256, code_bytes, limits, created_at, started_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    args.push(...values);
+  };
+  if (filter.userId !== undefined) add((p) => `user_id = ${p()}`, filter.userId);
+  if (filter.statuses?.length)
+    add((p) => `status IN (${filter.statuses!.map(() => p()).join(", ")})`, ...filter.statuses);
+  if (filter.fromMs !== undefined) add((p) => `created_at >= ${p()}`, filter.fromMs);
+  if (filter.toMs !== undefined) add((p) => `created_at < ${p()}`, filter.toMs);
+  const before = filter.before;
+  if (before)
+    add(
+      (p) => `(created_at < ${p()} OR (created_at = ${p()} AND id < ${p()}))`,
+      before.createdAt,
+      before.createdAt,
+      before.id,
     );
-    this.markStarted = db.prepare(
-      "UPDATE executions SET status = 'running', started_at = ? WHERE id = ?",
-    );
-    this.markFinished = db.prepare(
-      "UPDATE executions SET status = ?, result = ?, finished_at = ? WHERE id = ?",
-    );
-    this.insertOutput = db.prepare<[string, string, Buffer]>(
-      "INSERT OR REPLACE INTO execution_output (execution_id, stream, data) VALUES (?, ?, ?)",
-    );
-    this.selectOutput = db.prepare<[string], { stream: OutputName; data: Buffer }>(
-      "SELECT stream, data FROM execution_output WHERE execution_id = ?",
-    );
-    this.selectRecord = db.prepare<[string], RecordRow>("SELECT * FROM executions WHERE id = ?");
-    this.selectOutputBytes = db.prepare<[string], { bytes: number | null }>(
-      "SELECT SUM(length(data)) AS bytes FROM execution_output WHERE execution_id = ?",
-    );
-  }
+  const limit = dialect === "sqlite" ? "?" : `$${args.length + 1}`;
+  args.push(filter.limit);
+  const sql = `SELECT * FROM executions ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+                 ORDER BY created_at DESC, id DESC LIMIT ${limit}`;
+  return { sql, args };
+}
 
-  event(e: NewEvent): void {
-    this.insertEvent.run(
-      Date.now(),
-      e.executionId ?? null,
-      e.userId ?? null,
-      e.level,
-      e.event,
-      e.message,
-      e.data ? JSON.stringify(e.data) : null,
-    );
-  }
+/** A listed record: its result without the program's output. */
+export function toListed(row: RecordRow): ListedRecord {
+  const record = toRecord(row);
+  if (record.result) record.result = splitOutput(record.result).rest;
+  return { ...record, createdAtMs: row.created_at };
+}
 
-  /**
-   * Runs `fn` as one transaction: what it writes (records, events) commits
-   * together with one write to the WAL, or not at all. Inside another
-   * transaction it simply joins it.
-   */
-  atomically<T>(fn: () => T): T {
-    return this.db.inTransaction ? fn() : this.db.transaction(fn)();
-  }
+export const ORPHAN_MESSAGE = "Warden stopped while this execution was in progress";
 
-  /** A new record: `queued`, or `running` since `startedAt` when it started at once. */
-  queued(r: {
-    id: string;
-    userId: string;
-    keyId: string | null;
-    source: string;
-    language: string;
-    files: readonly { path: string; content: string | Buffer }[];
-    limits: SandboxLimits;
-    createdAt: number;
-    startedAt?: number | null | undefined;
-  }): void {
-    const digest = digestFiles(r.files);
-    const startedAt = r.startedAt ?? null;
-    this.insertRecord.run(
-      r.id,
-      r.userId,
-      r.keyId,
-      r.source,
-      r.language,
-      startedAt === null ? "queued" : "running",
-      digest.sha256,
-      digest.bytes,
-      JSON.stringify(r.limits),
-      r.createdAt,
-      startedAt,
-    );
-  }
+/** The result of a record a stopped Warden left queued or running. */
+export function orphanResult(id: string): ExecutionResult {
+  return blankResult(id, "error", { code: "INTERNAL", message: ORPHAN_MESSAGE, retryable: true });
+}
 
-  started(id: string, at: number): void {
-    this.markStarted.run(at, id);
-  }
-
-  /** Stores the final result; its output as bytes of at most what the program wrote. */
-  finished(id: string, result: ExecutionResult, at: number): void {
-    const { rest, output } = splitOutput(result);
-    this.atomically(() => {
-      this.markFinished.run(result.status, JSON.stringify(rest), at, id);
-      for (const [stream, text] of output) this.insertOutput.run(id, stream, encodeOutput(text));
-    });
-  }
-
-  /** A stored result with its output put back (records from before the split hold it inline). */
-  withOutput(id: string, result: ExecutionResult): ExecutionResult {
-    for (const { stream, data } of this.selectOutput.all(id)) {
-      const text = decodeOutput(data);
-      if (stream === "stdout") result.stdout = text;
-      else if (stream === "stderr") result.stderr = text;
-      else if (result.compile)
-        result.compile[stream === "compile.stdout" ? "stdout" : "stderr"] = text;
-    }
-    return result;
-  }
-
-  /** A record; its result's output too unless `withOutput` is false (then stdout and stderr are empty). */
-  get(id: string, withOutput = true): ExecutionRecord | null {
-    const row = this.selectRecord.get(id);
-    if (!row) return null;
-    const record = toRecord(row);
-    if (record.result && withOutput) record.result = this.withOutput(row.id, record.result);
-    return record;
-  }
-
-  /** How many bytes of output are stored for an execution (what loading them costs). */
-  outputBytes(id: string): number {
-    return this.selectOutputBytes.get(id)?.bytes ?? 0;
-  }
-
-  /** One page of records, newest first; results without their output. */
-  list(filter: ListFilter): ListedRecord[] {
-    const where: string[] = [];
-    const args: (string | number)[] = [];
-    const add = (clause: string, ...values: (string | number)[]): void => {
-      where.push(clause);
-      args.push(...values);
-    };
-    if (filter.userId !== undefined) add("user_id = ?", filter.userId);
-    if (filter.statuses?.length)
-      add(`status IN (${filter.statuses.map(() => "?").join(", ")})`, ...filter.statuses);
-    if (filter.fromMs !== undefined) add("created_at >= ?", filter.fromMs);
-    if (filter.toMs !== undefined) add("created_at < ?", filter.toMs);
-    const before = filter.before;
-    if (before)
-      add(
-        "(created_at < ? OR (created_at = ? AND id < ?))",
-        before.createdAt,
-        before.createdAt,
-        before.id,
-      );
-    const sql = `SELECT * FROM executions ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
-                 ORDER BY created_at DESC, id DESC LIMIT ?`;
-    return this.db
-      .prepare<(string | number)[], RecordRow>(sql)
-      .all(...args, filter.limit)
-      .map((row) => {
-        const record = toRecord(row);
-        if (record.result) record.result = splitOutput(record.result).rest;
-        return { ...record, createdAtMs: row.created_at };
-      });
-  }
-
-  events(executionId: string, limit = 1000): AuditEvent[] {
-    return this.db
-      .prepare<[string, number], EventRow>(
-        "SELECT * FROM events WHERE execution_id = ? ORDER BY id LIMIT ?",
-      )
-      .all(executionId, limit)
-      .map((row) => ({
-        timestamp: iso(row.timestamp)!,
-        executionId: row.execution_id,
-        userId: row.user_id,
-        level: row.level as EventLevel,
-        event: row.event,
-        message: row.message,
-        ...(row.data ? { data: JSON.parse(row.data) as Record<string, unknown> } : {}),
-      }));
-  }
-
-  /** Records left queued or running by a Warden that stopped: they end as `error`. */
-  failOrphans(): string[] {
-    const ids = this.db
-      .prepare<[], { id: string }>(
-        "SELECT id FROM executions WHERE status IN ('queued', 'running')",
-      )
-      .all()
-      .map((r) => r.id);
-    const now = Date.now();
-    const mark = this.db.prepare(
-      "UPDATE executions SET status = 'error', finished_at = ?, result = ? WHERE id = ?",
-    );
-    const lost = {
-      code: "INTERNAL" as const,
-      message: "Warden stopped while this execution was in progress",
-      retryable: true,
-    };
-    this.db.transaction(() => {
-      for (const id of ids) {
-        mark.run(now, JSON.stringify(blankResult(id, "error", lost)), id);
-        this.event({
-          executionId: id,
-          level: "warn",
-          event: "orphaned",
-          message: "Warden stopped while this execution was in progress",
-        });
-      }
-    })();
-    return ids;
-  }
-
-  /** Deletes records and events older than `retentionMs`. */
-  expire(retentionMs: number): { executions: number; events: number } {
-    const before = Date.now() - retentionMs;
-    const old = "created_at < ? AND status NOT IN ('queued', 'running')";
-    const executions = this.db.transaction(() => {
-      this.db
-        .prepare(
-          `DELETE FROM execution_output WHERE execution_id IN (SELECT id FROM executions WHERE ${old})`,
-        )
-        .run(before);
-      return this.db.prepare(`DELETE FROM executions WHERE ${old}`).run(before).changes;
-    })();
-    const events = this.db.prepare("DELETE FROM events WHERE timestamp < ?").run(before).changes;
-    return { executions, events };
-  }
+/** One event or several, as a list. */
+export function eventList(events: NewEvent | readonly NewEvent[] | undefined): readonly NewEvent[] {
+  if (events === undefined) return [];
+  return Array.isArray(events) ? (events as readonly NewEvent[]) : [events as NewEvent];
 }

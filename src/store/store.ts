@@ -9,7 +9,7 @@ import type { SandboxLimits } from "../contract/limits.js";
 import type { PolicyMode } from "../contract/policy.js";
 import type { ApiKey, Scope } from "./keys.js";
 import type { AuditEvent, ExecutionRecord, ListedRecord, ListFilter, NewEvent } from "./records.js";
-import type { StoredArtifact } from "../artifacts/store.js";
+import type { StoredArtifact } from "./artifacts.js";
 
 export interface NewRecord {
   id: string;
@@ -24,13 +24,21 @@ export interface NewRecord {
   startedAt?: number | null | undefined;
 }
 
+/** One audit event, or several written in order. */
+export type Events = NewEvent | readonly NewEvent[];
+
+/**
+ * Writes about one execution (`queued`, `started`, `finished`) are applied in
+ * the order they were called, even when the caller does not wait for each.
+ */
 export interface RecordStore {
+  /** One audit event; events are stored in the order this is called. */
   event(e: NewEvent): Promise<void>;
-  /** A new record (`queued`, or `running` when `startedAt` is set), with its audit event in the same transaction. */
-  queued(r: NewRecord, event?: NewEvent): Promise<void>;
-  started(id: string, at: number, event?: NewEvent): Promise<void>;
-  /** The final state, its output and its audit event in one transaction. */
-  finished(id: string, result: ExecutionResult, at: number, event?: NewEvent): Promise<void>;
+  /** A new record (`queued`, or `running` when `startedAt` is set), with its audit events in the same transaction. */
+  queued(r: NewRecord, events?: Events): Promise<void>;
+  started(id: string, at: number, events?: Events): Promise<void>;
+  /** The final state, its output and its audit events in one transaction. */
+  finished(id: string, result: ExecutionResult, at: number, events?: Events): Promise<void>;
   get(id: string, withOutput?: boolean): Promise<ExecutionRecord | null>;
   /** A stored result (from `get(id, false)`) with its output loaded. */
   withOutput(id: string, result: ExecutionResult): Promise<ExecutionResult>;
@@ -106,6 +114,8 @@ export interface SessionRegistry {
   liveCountOf(userId: string): Promise<number>;
   /** Ends every live session of a worker (it died or drained); returns their rows. */
   endAllOf(workerId: string, reason: string): Promise<SessionRow[]>;
+  /** Removes sessions that ended more than `retentionMs` ago; returns how many. */
+  expire(retentionMs: number): Promise<number>;
 }
 
 export interface Store {

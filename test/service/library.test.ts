@@ -23,7 +23,7 @@ describe("library API", () => {
       "lib-user",
     );
     expect(result).toMatchObject({ status: "completed", stdout: "45\n", metrics: { retries: 0 } });
-    const logs = warden.getLogs(result.id);
+    const logs = await warden.getLogs(result.id);
     expect(logs.map((l) => l.event)).toEqual(["queued", "started", "completed"]);
     expect(logs.every((l) => l.userId === "lib-user" && l.executionId === result.id)).toBe(true);
   });
@@ -46,7 +46,7 @@ describe("library API", () => {
     });
     expect(warden.killExecution(pending.id, "test")).toBe(true);
     expect((await pending.done).status).toBe("killed");
-    expect(warden.getLogs(pending.id).at(-1)).toMatchObject({
+    expect((await warden.getLogs(pending.id)).at(-1)).toMatchObject({
       event: "killed",
       message: expect.stringContaining("test"),
     });

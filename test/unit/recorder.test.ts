@@ -17,7 +17,7 @@ import { blankResult, type ExecutionResult } from "../../src/contract/result.js"
 import { lifecycleRecorder } from "../../src/executions/recorder.js";
 import { Scheduler, type SchedulerOptions } from "../../src/executions/scheduler.js";
 import { openDatabase, type Db } from "../../src/store/database.js";
-import { RecordStore } from "../../src/store/records.js";
+import { SqliteRecordStore } from "../../src/store/sqlite/records.js";
 import { smallRequest } from "../helpers/requests.js";
 
 const dirs: string[] = [];
@@ -36,7 +36,7 @@ function setUp(run: SchedulerOptions["run"], maxConcurrent = 5) {
   const dir = mkdtempSync(join(tmpdir(), "warden-recorder-"));
   dirs.push(dir);
   const db = openDatabase(dir);
-  const records = new RecordStore(db);
+  const records = new SqliteRecordStore(db);
   const scheduler = new Scheduler({
     maxConcurrent,
     maxPerUser: maxConcurrent,

@@ -13,7 +13,8 @@ import { WardenError } from "../../errors.js";
 import type { ExecutionService } from "../../executions/service.js";
 import { createKey } from "../../executions/new-key.js";
 import { POLICY_MODES } from "../../contract/policy.js";
-import { NewKeySchema, SCOPES, type ApiKey, type KeyStore } from "../../store/keys.js";
+import { NewKeySchema, SCOPES, type ApiKey } from "../../store/keys.js";
+import type { KeyStore } from "../../store/store.js";
 import { iso } from "../../store/records.js";
 import { ErrorResponses } from "../schemas.js";
 
@@ -61,7 +62,7 @@ export function keyRoutes(
       },
     },
     async (request, reply) => {
-      const { key, token } = createKey(o.keys, o.config.network, request.body);
+      const { key, token } = await createKey(o.keys, o.config.network, request.body);
       o.service.audit({
         userId: request.actor!.userId,
         level: "info",
@@ -82,7 +83,7 @@ export function keyRoutes(
         response: { 200: z.array(KeyViewSchema), ...ErrorResponses },
       },
     },
-    async () => o.keys.list().map(view),
+    async () => (await o.keys.list()).map(view),
   );
 
   zapp.delete(
@@ -97,7 +98,7 @@ export function keyRoutes(
     },
     async (request) => {
       const { id } = request.params;
-      if (!o.keys.revoke(id)) throw new WardenError("NOT_FOUND", `no active key ${id}`);
+      if (!(await o.keys.revoke(id))) throw new WardenError("NOT_FOUND", `no active key ${id}`);
       o.service.audit({
         userId: request.actor!.userId,
         level: "info",

@@ -5,7 +5,8 @@ import type { ExecutionService } from "../../executions/service.js";
 import type { SessionManager } from "../../sessions/manager.js";
 import { WardenError } from "../../errors.js";
 import type { Config } from "../../config/schema.js";
-import { USER_ID_PATTERN, type KeyStore } from "../../store/keys.js";
+import { USER_ID_PATTERN } from "../../store/keys.js";
+import type { KeyStore } from "../../store/store.js";
 import { keyRoutes } from "./admin-keys.js";
 import { Params } from "./sessions.js";
 import { emptyBodyIsNoBody } from "../empty-body.js";
@@ -131,8 +132,8 @@ export const adminRoutes: FastifyPluginAsyncZod<{
       },
     },
     async (request) => {
-      const logs = service.getLogs(request.params.executionId);
-      if (logs.length === 0 && !service.getRecord(request.params.executionId, false))
+      const logs = await service.getLogs(request.params.executionId);
+      if (logs.length === 0 && !(await service.getRecord(request.params.executionId, false)))
         throw new WardenError("NOT_FOUND", `execution ${request.params.executionId} not found`);
       return logs;
     },
@@ -151,7 +152,7 @@ export const adminRoutes: FastifyPluginAsyncZod<{
     },
     async (request) => {
       const id = request.params.executionId;
-      if (!service.getRecord(id, false))
+      if (!(await service.getRecord(id, false)))
         throw new WardenError("NOT_FOUND", `execution ${id} not found`);
       return { success: service.killExecution(id, `killed by admin ${request.actor!.userId}`) };
     },

@@ -46,7 +46,7 @@ export function executionListRoute(app: FastifyInstance, service: ExecutionServi
           "PERMISSION_DENIED",
           "userId: only admin keys may list another user's executions",
         );
-      const rows = service.records.list({
+      const rows = await service.records.list({
         userId: admin ? q.userId : actor.userId,
         statuses: q.status?.split(",") as ExecutionStatus[] | undefined,
         fromMs: q.from === undefined ? undefined : Date.parse(q.from),

@@ -59,11 +59,11 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
    * (a GET or an event stream), from the output budget, given back when that
    * reply is done.
    */
-  const find = (
+  const find = async (
     id: string,
     actor: Actor | null,
     forReply?: { request: FastifyRequest; reply: FastifyReply },
-  ): {
+  ): Promise<{
     live?: Execution;
     userId: string;
     result: ExecutionResult | null;
@@ -72,19 +72,19 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
     startedAt: string | null;
     finishedAt: string | null;
     status: ExecutionResult["status"];
-  } => {
+  }> => {
     const live = service.live(id);
-    const record = service.getRecord(id, false);
+    const record = await service.getRecord(id, false);
     if (!record || !visible(actor, record.userId))
       throw new WardenError("NOT_FOUND", `execution ${id} not found`);
     // HEAD answers no body (Fastify drains the stream it is given): no output for it.
     if (forReply && forReply.request.method === "GET" && !live?.result && record.result) {
       const giveBack = outputBudget.take(
         actor?.key?.id ?? actor!.userId,
-        service.storedOutputBytes(id),
+        await service.storedOutputBytes(id),
       );
       whenAnswered(forReply.request, forReply.reply, giveBack);
-      record.result = service.withStoredOutput(id, record.result);
+      record.result = await service.withStoredOutput(id, record.result);
     }
     return {
       ...(live ? { live } : {}),
@@ -151,7 +151,7 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
       },
     },
     async (request, reply) => {
-      const found = find(request.params.id, request.actor, { request, reply });
+      const found = await find(request.params.id, request.actor, { request, reply });
       const base =
         found.result ??
         blankResult(request.params.id, found.status, null, { retries: found.live?.retries ?? 0 });
@@ -180,7 +180,7 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
       },
     },
     async (request) => {
-      const found = find(request.params.id, request.actor);
+      const found = await find(request.params.id, request.actor);
       const killed = service.killExecution(request.params.id, `killed by ${request.actor!.userId}`);
       const result = killed && found.live ? await found.live.done : null;
       return { success: killed, status: result?.status ?? found.status };
@@ -201,8 +201,8 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
       },
     },
     async (request) => {
-      find(request.params.id, request.actor); // owner (or admin) only
-      return artifactListing(service.artifacts.list(request.params.id));
+      await find(request.params.id, request.actor); // owner (or admin) only
+      return artifactListing(await service.artifacts.list(request.params.id));
     },
   );
 
@@ -216,7 +216,7 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
       },
     },
     async (request, reply) => {
-      const { userId } = find(request.params.id, request.actor);
+      const { userId } = await find(request.params.id, request.actor);
       const artifact = await service.artifacts.open(
         request.params.id,
         request.params["*"],
@@ -239,7 +239,7 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
       },
     },
     async (request, reply) => {
-      const found = find(request.params.id, request.actor, { request, reply });
+      const found = await find(request.params.id, request.actor, { request, reply });
       const from = parsePosition(lastEventId(request));
       const stream = openEventStream(request, reply);
       await streamExecution(stream, from, found.live, found.result);

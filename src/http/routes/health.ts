@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { ExecutionService } from "../../executions/service.js";
 import type { SandboxHost } from "../../sandbox/host.js";
-import { storeIsWritable, type Db } from "../../store/database.js";
+import type { Store } from "../../store/store.js";
 
 /** The isolation self-test runs a real sandbox: do it at most this often. */
 const SELF_TEST_TTL_MS = 30_000;
@@ -11,8 +11,8 @@ const SELF_TEST_TTL_MS = 30_000;
 export const healthRoutes: FastifyPluginAsyncZod<{
   service: ExecutionService;
   host: SandboxHost;
-  db: Db;
-}> = async (app, { service, host, db }) => {
+  store: Store;
+}> = async (app, { service, host, store }) => {
   let lastTest: { at: number; failure: string | null } | undefined;
   let running: Promise<string | null> | undefined;
   const isolation = async (): Promise<string | null> => {
@@ -54,12 +54,12 @@ export const healthRoutes: FastifyPluginAsyncZod<{
     },
     async (_request, reply) => {
       const failure = await isolation();
-      const store = storeIsWritable(db);
+      const writable = await store.isWritable();
       const checks = {
         isolation: failure === null ? "ok" : "failed",
-        store: store ? "ok" : "failed",
+        store: writable ? "ok" : "failed",
       };
-      if (failure === null && store) return { status: "ready" as const, checks };
+      if (failure === null && writable) return { status: "ready" as const, checks };
       return reply.status(503).send({ status: "unavailable" as const, checks });
     },
   );

@@ -118,7 +118,7 @@ export const previewRoutes: FastifyPluginAsyncZod<{
     const match = UPGRADE_PATH.exec(raw.url ?? "");
     if (!match)
       throw new WardenError("NOT_FOUND", `no upgrade route ${(raw.url ?? "").split("?")[0]}`);
-    const actor = gate.admitRaw(raw, "sessions");
+    const actor = await gate.admitRaw(raw, "sessions");
     const protocol = raw.headers.upgrade ?? "";
     if (!UPGRADE_TOKEN.test(protocol))
       throw new WardenError("INVALID_REQUEST", "upgrade: not a protocol token");

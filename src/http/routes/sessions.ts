@@ -219,7 +219,9 @@ export const sessionRoutes: FastifyPluginAsyncZod<{
     async (request) => {
       const { userId, admin } = me(request.actor);
       return artifactListing(
-        service.artifacts.list(request.params.id).filter((a) => admin || a.userId === userId),
+        (await service.artifacts.list(request.params.id)).filter(
+          (a) => admin || a.userId === userId,
+        ),
       );
     },
   );

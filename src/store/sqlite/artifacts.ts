@@ -1,5 +1,5 @@
 /**
- * Artifact storage: files under `<dataDir>/artifacts/<id>` (names chosen by
+ * Artifact storage on a single node: files under `<dataDir>/artifacts/<id>` (names chosen by
  * Warden, never by the sandbox), rows in SQLite saying whose they are. The
  * owner is an execution or a session; the same name saved again by the same
  * owner replaces the old file. Everything older than the retention is removed.
@@ -7,43 +7,13 @@
 import { mkdirSync } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { WardenError } from "../errors.js";
-import type { Db } from "../store/database.js";
-import { ulid } from "../util/ids.js";
+import { WardenError } from "../../errors.js";
+import { ulid } from "../../util/ids.js";
+import { fromRow, type ArtifactRow, type StoredArtifact } from "../artifacts.js";
+import type { Db } from "../database.js";
+import type { ArtifactStore, NewArtifact } from "../store.js";
 
-export interface StoredArtifact {
-  id: string;
-  ownerId: string;
-  userId: string;
-  name: string;
-  mimeType: string;
-  size: number;
-  createdAt: string;
-}
-
-interface Row {
-  id: string;
-  owner_id: string;
-  user_id: string;
-  name: string;
-  mime_type: string;
-  size: number;
-  created_at: number;
-}
-
-function fromRow(r: Row): StoredArtifact {
-  return {
-    id: r.id,
-    ownerId: r.owner_id,
-    userId: r.user_id,
-    name: r.name,
-    mimeType: r.mime_type,
-    size: r.size,
-    createdAt: new Date(r.created_at).toISOString(),
-  };
-}
-
-export class ArtifactStore {
+export class SqliteArtifactStore implements ArtifactStore {
   private readonly dir: string;
 
   constructor(
@@ -54,13 +24,7 @@ export class ArtifactStore {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
   }
 
-  async save(a: {
-    ownerId: string;
-    userId: string;
-    name: string;
-    mimeType: string;
-    content: Buffer;
-  }): Promise<StoredArtifact> {
+  async save(a: NewArtifact): Promise<StoredArtifact> {
     const id = `art_${ulid()}`;
     await writeFile(join(this.dir, id), a.content, { mode: 0o600 });
     const old = this.db
@@ -75,7 +39,7 @@ export class ArtifactStore {
       )
       .run(id, a.ownerId, a.userId, a.name, a.mimeType, a.content.length, Date.now());
     if (old) await rm(join(this.dir, old.id), { force: true });
-    return fromRow(this.db.prepare("SELECT * FROM artifacts WHERE id = ?").get(id) as Row);
+    return fromRow(this.db.prepare("SELECT * FROM artifacts WHERE id = ?").get(id) as ArtifactRow);
   }
 
   /** An artifact with its bytes, for its owner (or an admin); NOT_FOUND otherwise. */
@@ -87,7 +51,7 @@ export class ArtifactStore {
   ): Promise<StoredArtifact & { content: Buffer }> {
     const row = this.db
       .prepare("SELECT * FROM artifacts WHERE owner_id = ? AND name = ?")
-      .get(ownerId, name) as Row | undefined;
+      .get(ownerId, name) as ArtifactRow | undefined;
     if (!row || (!admin && row.user_id !== userId))
       throw new WardenError("NOT_FOUND", `artifact ${name} not found`);
     const content = await readFile(join(this.dir, row.id)).catch(() => {
@@ -96,11 +60,11 @@ export class ArtifactStore {
     return { ...fromRow(row), content };
   }
 
-  list(ownerId: string): StoredArtifact[] {
+  async list(ownerId: string): Promise<StoredArtifact[]> {
     return (
       this.db
         .prepare("SELECT * FROM artifacts WHERE owner_id = ? ORDER BY name")
-        .all(ownerId) as Row[]
+        .all(ownerId) as ArtifactRow[]
     ).map(fromRow);
   }
 

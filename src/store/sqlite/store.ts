@@ -1,0 +1,34 @@
+/** The single node's store: one SQLite file in the data dir (src/store/database.ts). */
+import { SqliteArtifactStore } from "./artifacts.js";
+import { openDatabase, storeIsWritable, type Db } from "../database.js";
+import type { Store } from "../store.js";
+import { SqliteKeyStore } from "./keys.js";
+import { SqliteRecordStore } from "./records.js";
+import { SqliteSessionRegistry } from "./sessions.js";
+
+export class SqliteStore implements Store {
+  readonly kind = "sqlite" as const;
+  readonly records: SqliteRecordStore;
+  readonly keys: SqliteKeyStore;
+  readonly artifacts: SqliteArtifactStore;
+  readonly sessions: SqliteSessionRegistry;
+
+  /** Opens (and migrates) `<dataDir>/warden.db`; artifacts' bytes go to `<dataDir>/artifacts`. */
+  constructor(
+    dataDir: string,
+    readonly db: Db = openDatabase(dataDir),
+  ) {
+    this.records = new SqliteRecordStore(db);
+    this.keys = new SqliteKeyStore(db);
+    this.artifacts = new SqliteArtifactStore(db, dataDir);
+    this.sessions = new SqliteSessionRegistry(db);
+  }
+
+  async isWritable(): Promise<boolean> {
+    return storeIsWritable(this.db);
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}
