@@ -13,6 +13,7 @@ import { measureWarm } from "./bench-session.js";
 import { renderTable, summaryRows, type SummaryRow } from "./bench-summary.js";
 import { warmLatencyRows } from "./bench-warm.js";
 import { benchEnvironments, type EnvBenchRow } from "./bench-env.js";
+import { benchCluster, DEFAULT_BENCH_DATABASE_URL } from "./bench-cluster.js";
 import { bareRate, bareSpawn, round, stats, timed, type Stats } from "./measure.js";
 import { createContext, openHost, type GlobalOptions } from "./context.js";
 
@@ -27,6 +28,10 @@ export interface BenchOptions extends GlobalOptions {
   scale?: boolean;
   /** Measure this many concurrent sleeping sandboxes (implies the scale section). */
   sleepers?: string;
+  /** Only the cluster throughput: one API node with 1 and 2 workers vs a single node. */
+  cluster?: boolean;
+  /** PostgreSQL where `--cluster` makes its scratch database. */
+  databaseUrl?: string;
 }
 
 const LIMITS: SandboxLimits = {
@@ -131,7 +136,40 @@ async function measureTimeout(
   };
 }
 
+/** `warden bench --cluster`: its own section, apart from the single-node figures. */
+async function clusterCommand(options: BenchOptions): Promise<number> {
+  const requests = Math.max(20, Number(options.requests ?? 500));
+  const concurrency = Math.max(1, Number(options.concurrency ?? 20));
+  const log = (line: string): void => {
+    if (!options.json) process.stdout.write(`${line}\n`);
+  };
+  log(
+    `warden bench --cluster: ${requests} python executions at concurrency ${concurrency}, each setup on this machine\n`,
+  );
+  const result = await benchCluster({
+    requests,
+    concurrency,
+    databaseUrl: options.databaseUrl ?? DEFAULT_BENCH_DATABASE_URL,
+    configFile: options.config,
+    log,
+  });
+  const r = result.ratios;
+  log(
+    `\n  per worker with 2 workers: ${Object.entries(result.perWorker)
+      .map(([name, rate]) => `${name} ${rate} exec/s`)
+      .join(", ")}`,
+  );
+  log(`  per-worker ceiling (1 worker through the API node): ${result.perWorkerCeiling} exec/s`);
+  log(
+    `  ratios: 1 worker / single ${r.oneWorkerVsSingle}x, 2 workers / single ${r.twoWorkersVsSingle}x, 2 workers / 1 worker ${r.twoVsOneWorker}x`,
+  );
+  for (const e of result.errorSamples) log(`  error: ${e}`);
+  if (options.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  return result.rows.some((row) => row.failures > 0) ? 1 : 0;
+}
+
 export async function benchCommand(options: BenchOptions): Promise<number> {
+  if (options.cluster) return clusterCommand(options);
   const runs = Math.max(5, Number(options.runs ?? 50));
   const ctx = createContext(options);
   const host = await openHost(ctx);

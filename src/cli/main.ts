@@ -199,6 +199,11 @@ function program(setExit: (code: number) => void): Command {
     .option("--concurrency <n>", "concurrent clients in the throughput measurement", "20")
     .option("--scale", "also measure 1,000 concurrent sleeping sandboxes (takes minutes)")
     .option("--sleepers <n>", "measure this many concurrent sleeping sandboxes (implies --scale)")
+    .option(
+      "--cluster",
+      "only cluster throughput: an API node with 1 and 2 workers vs a single node",
+    )
+    .option("--database-url <url>", "PostgreSQL where --cluster makes its scratch database")
     .option("--json", "print the figures as JSON")
     .action(async (opts: BenchOptions, cmd: Command) => {
       setExit(await benchCommand({ ...cmd.optsWithGlobals<BenchOptions>(), ...opts }));
