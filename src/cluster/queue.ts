@@ -79,7 +79,7 @@ function splitOutput(result: ExecutionResult): {
 }
 
 /** Writes a final state, its output and its event on `c`; the caller's WHERE decided it may. */
-async function writeFinal(
+export async function writeFinal(
   c: pg.PoolClient,
   id: string,
   result: ExecutionResult,

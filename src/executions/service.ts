@@ -53,6 +53,11 @@ export interface ExecutionServiceOptions {
   egress: EgressHook;
   /** The URL an interface serves an execution's artifact at: the core builds none. */
   artifactUrl: (executionId: string, name: string) => string;
+  /**
+   * A cluster worker: records are shared by every node, so none is an orphan
+   * of this one (the cluster's reaper ends a dead worker's runs instead).
+   */
+  clustered?: boolean;
 }
 
 /** The spec's library call: `execute({code, language, timeout, retryOnFailure}, userId)`. */
@@ -83,7 +88,7 @@ export class ExecutionService {
   readonly metrics: Metrics;
   readonly artifacts: ArtifactStore;
   readonly environments: EnvironmentStore;
-  private readonly memoryBudgetMb: number;
+  readonly memoryBudgetMb: number;
   private retentionTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: ExecutionServiceOptions) {
@@ -117,7 +122,7 @@ export class ExecutionService {
       },
       run: (execution, signal) => this.runOnce(execution, signal),
     });
-    const orphans = this.records.failOrphans();
+    const orphans = o.clustered ? [] : this.records.failOrphans();
     if (orphans.length > 0)
       o.logger.warn(
         { count: orphans.length },
