@@ -164,7 +164,8 @@ describe("cluster worker", () => {
     await raw.publish(kill, JSON.stringify({ t: "kill", id: j.id, reason: { toString: 1 } }));
     await raw.publish(db.prefix + channels.wake(), Buffer.alloc(2 * MAX_MESSAGE_BYTES, 0x41));
     await new Promise((r) => setTimeout(r, 300));
-    expect(await statusOf(j.id)).toBe("running"); // none of them killed it
+    expect(engine.runs.has(j.id)).toBe(true); // none of them killed it
+    expect(await statusOf(j.id)).toBe("running");
     const next = job("cid", "after");
     await queue.submit(next);
     await until(async () => (await statusOf(next.id)) === "completed");
