@@ -5,7 +5,10 @@
  */
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import type { RecordStore, SessionRegistry, SessionRow } from "../../src/store/store.js";
+import type { RecordStore, SessionRegistry, SessionRow, Store } from "../../src/store/store.js";
+import type { ExecutionRecord } from "../../src/store/records.js";
+import type { ExecutionResult } from "../../src/contract/result.js";
+import { SandboxLimitsSchema } from "../../src/contract/limits.js";
 import { insertEvent } from "../../src/cluster/sql.js";
 
 export const DATABASE_URL =
@@ -102,4 +105,48 @@ export function testStore(pool: pg.Pool): {
       },
     },
   };
+}
+
+/** Enough of a Store for an API node's ClusterService over the test pool (records read back, events). */
+export function testApiStore(pool: pg.Pool): Store {
+  const withOutput = async (id: string, result: ExecutionResult): Promise<ExecutionResult> => {
+    const { rows } = await pool.query<{ stream: string; data: Buffer }>(
+      "SELECT stream, data FROM execution_output WHERE execution_id = $1",
+      [id],
+    );
+    for (const { stream, data } of rows)
+      if (stream === "stdout") result.stdout = data.toString("utf8");
+      else if (stream === "stderr") result.stderr = data.toString("utf8");
+    return result;
+  };
+  const records: Partial<RecordStore> = {
+    event: (e) => insertEvent(pool, e),
+    withOutput,
+    async get(id, output = true) {
+      const { rows } = await pool.query<Record<string, string | null>>(
+        "SELECT * FROM executions WHERE id = $1",
+        [id],
+      );
+      const r = rows[0];
+      if (!r) return null;
+      let result = r["result"] ? (JSON.parse(r["result"]) as ExecutionResult) : null;
+      if (result && output) result = await withOutput(id, result);
+      return {
+        id,
+        userId: r["user_id"]!,
+        keyId: r["key_id"] ?? null,
+        source: r["source"]!,
+        language: r["language"]!,
+        status: r["status"],
+        codeSha256: r["code_sha256"]!,
+        codeBytes: Number(r["code_bytes"]),
+        limits: SandboxLimitsSchema.parse(JSON.parse(r["limits"]!)),
+        result,
+        createdAt: new Date(Number(r["created_at"])).toISOString(),
+        startedAt: null,
+        finishedAt: null,
+      } as ExecutionRecord;
+    },
+  };
+  return { ...testStore(pool), kind: "postgres", records } as unknown as Store;
 }
