@@ -8,6 +8,8 @@ import { createServer } from "node:net";
 import { resolve } from "node:path";
 import { ENV } from "../config/env.js";
 import { openWarden } from "../warden.js";
+import { clusterProblems, isClustered } from "../config/cluster-config.js";
+import { openSharedState } from "../cluster/node.js";
 import { buildServer } from "../http/server.js";
 import { KeyStore, SCOPES } from "../store/keys.js";
 import { createContext, type GlobalOptions } from "./context.js";
@@ -16,6 +18,8 @@ import { processLimitProblems, readHostCaps } from "./process-limits.js";
 export interface ServeOptions extends GlobalOptions {
   port?: string;
   host?: string;
+  /** all | api | worker (cluster.role, $WARDEN_ROLE). */
+  role?: string;
 }
 
 /**
@@ -45,8 +49,21 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
   const overrides: Record<string, unknown> = {};
   if (options.port !== undefined) overrides["server.port"] = Number(options.port);
   if (options.host !== undefined) overrides["server.host"] = options.host;
+  if (options.role !== undefined) overrides["cluster.role"] = options.role;
   const ctx = createContext({ ...options, logLevel: options.logLevel }, "info", overrides);
   const { config, logger } = ctx;
+  // A half-configured cluster node says what is missing before it opens anything.
+  const problems = clusterProblems(config.cluster);
+  if (problems.length > 0) {
+    for (const p of problems) process.stderr.write(`warden: ${p}\n`);
+    return 1;
+  }
+  if (config.cluster.role === "api") {
+    process.stderr.write(
+      "warden: --role api needs the cluster HTTP wiring (API node routes), which this build does not include\n",
+    );
+    return 1;
+  }
   const dataDir = resolve(config.dataDir);
   const problem = await portProblem(config.server.host, config.server.port);
   if (problem) {
@@ -56,7 +73,10 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
     return 1;
   }
   for (const problem of processLimitProblems(config, readHostCaps())) logger.warn(problem);
-  const warden = await openWarden({ config, logger });
+  const shared = isClustered(config.cluster)
+    ? await openSharedState(config, logger, undefined)
+    : undefined;
+  const warden = await openWarden({ config, logger, shared });
   const keys = new KeyStore(warden.db);
   const app = await buildServer({ ...warden, config, logger, service: warden, keys });
   const address = await app.listen({ host: config.server.host, port: config.server.port });
@@ -84,6 +104,8 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
       void (async () => {
         const closing = app.close(); // stop accepting; in-flight requests finish with their executions
         await warden.shutdown(config.server.shutdownGracePeriod * 1000);
+        await shared?.store.close();
+        await shared?.pool.end().catch(() => undefined);
         // Every execution has ended; keep-alive sockets that went idle since close() began go too.
         app.server.closeIdleConnections();
         const stragglers = setTimeout(() => app.server.closeAllConnections(), 2000);

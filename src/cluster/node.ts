@@ -1,0 +1,240 @@
+/**
+ * A node's cluster machinery by role: every node runs the reaper; an API
+ * node (`api`, `all`) gets a ClusterService in place of the local queue; a
+ * worker (`worker`, `all`) gets the claim loop over its local engine. The
+ * store (PostgreSQL) and its pool are given: the composition root opens them.
+ */
+import pg from "pg";
+import type { Logger } from "../audit/logger.js";
+import type { Config } from "../config/schema.js";
+import { defaultWorkerId } from "../config/cluster-config.js";
+import { WardenError } from "../errors.js";
+import type { RuntimeRegistry } from "../runtimes/registry.js";
+import type { Store } from "../store/store.js";
+import type { ExecutionService } from "../executions/service.js";
+import type { Analyzer } from "../policy/analyzer.js";
+import { checkPolicy } from "../policy/execution-policy.js";
+import { resolveEgress } from "../network/policy.js";
+import { packageVersion } from "../util/version.js";
+import { ClusterService } from "./cluster-service.js";
+import { ClusterQueue } from "./queue.js";
+import { Reaper } from "./reaper.js";
+import { ClusterRedis } from "./redis.js";
+import { ClusterWorker, type LocalEngine } from "./worker.js";
+import type { QueuedJob } from "./job.js";
+
+/** What a worker node runs jobs with: the single node's own parts. */
+export interface LocalParts {
+  service: ExecutionService;
+  analyzer: Analyzer;
+  /** Live sessions here (the worker's load). */
+  sessionCount: () => number;
+}
+
+export interface StartClusterOptions {
+  config: Config;
+  logger: Logger;
+  pool: pg.Pool;
+  store: Store;
+  registry: RuntimeRegistry;
+  /** Present on `worker` and `all` nodes. */
+  local?: LocalParts | undefined;
+  /** Where API nodes reach this worker's internal listener (cluster.advertiseUrl wins). */
+  workerUrl?: string | undefined;
+}
+
+export interface ClusterNode {
+  readonly redis: ClusterRedis;
+  readonly queue: ClusterQueue;
+  readonly reaper: Reaper;
+  /** API side (`api`, `all`). */
+  readonly service: ClusterService | null;
+  /** Worker side (`worker`, `all`). */
+  readonly worker: ClusterWorker | null;
+  /** Drains the worker (runs get `graceMs`), stops following, closes Redis. */
+  close(graceMs: number): Promise<void>;
+}
+
+export async function startClusterNode(o: StartClusterOptions): Promise<ClusterNode> {
+  const { config, logger } = o;
+  const c = config.cluster;
+  const role = c.role;
+  if ((role === "worker" || role === "all") && !o.local)
+    throw new WardenError("INTERNAL", `role ${role} needs the local sandbox engine`);
+  const redis = new ClusterRedis({
+    url: c.redisUrl!,
+    prefix: c.redisKeyPrefix,
+    logger,
+    name: `warden-${role}`,
+  });
+  const queue = new ClusterQueue(o.pool, {
+    maxQueueSize: config.maxQueueSize,
+    maxQueuedPerUser: config.maxQueuedPerUser,
+    maxPerUser: config.maxSandboxesPerUser,
+    maxConcurrentTotal: c.maxConcurrentTotal,
+  });
+  const reaper = new Reaper({
+    pool: o.pool,
+    queue,
+    store: o.store,
+    redis,
+    logger,
+    workerTimeoutMs: c.workerTimeoutMs,
+    queueTimeoutMs: config.queueTimeout * 1000,
+    maxRetries: config.maxRetries,
+  });
+  reaper.start();
+  const service =
+    role === "worker"
+      ? null
+      : new ClusterService({
+          config,
+          registry: o.registry,
+          pool: o.pool,
+          redis,
+          queue,
+          store: o.store,
+          logger,
+          analyseOnWorker: role === "api",
+        });
+  const worker = o.local ? workerOf(o, o.local, redis, queue) : null;
+  await worker?.start();
+  logger.info({ role, worker: worker?.id }, "cluster node started");
+  return {
+    redis,
+    queue,
+    reaper,
+    service,
+    worker,
+    async close(graceMs) {
+      await Promise.all([worker?.drain(graceMs), service?.close(graceMs)]);
+      await reaper.stop();
+      await redis.close();
+    },
+  };
+}
+
+function workerOf(
+  o: StartClusterOptions,
+  local: LocalParts,
+  redis: ClusterRedis,
+  queue: ClusterQueue,
+): ClusterWorker {
+  const { config } = o;
+  const c = config.cluster;
+  const { service, analyzer } = local;
+  const scheduler = service.scheduler;
+  const engine: LocalEngine = {
+    get activeCount() {
+      return scheduler.activeCount;
+    },
+    maxConcurrent: config.maxConcurrentSandboxes,
+    freeMemoryMb: () => service.memoryBudgetMb - scheduler.memoryReservedMb,
+    get memoryReservedMb() {
+      return scheduler.memoryReservedMb;
+    },
+    memoryBudgetMb: service.memoryBudgetMb,
+    run: (request, id) => scheduler.submit(request, id),
+    kill: (id, reason) => scheduler.kill(id, reason),
+    sessionCount: local.sessionCount,
+  };
+  const id = c.workerId ?? defaultWorkerId();
+  const installed = o.registry
+    .definitions()
+    .map((d) => d.language)
+    .filter((language) => {
+      try {
+        o.registry.resolve(language);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+  return new ClusterWorker({
+    pool: o.pool,
+    redis,
+    queue,
+    logger: o.logger.child({ worker: id }),
+    id,
+    name: c.workerName ?? id,
+    version: packageVersion(),
+    url: c.advertiseUrl ?? o.workerUrl ?? `http://${c.internalHost}:${c.internalPort}`,
+    heartbeatMs: c.heartbeatMs,
+    languages: () => installed,
+    environments: async () => (await service.environments.list()).map((e) => e.name),
+    engine,
+    resolve: (job) => ({
+      environment: service.environments.resolve(job.environment ?? undefined, "environment"),
+      // Re-bounded by THIS worker's network config: the row supplies only allow and ports.
+      network: job.network ? resolveEgress(job.network, config.network) : null,
+    }),
+    beforeRun: async (job, claimed) => {
+      if (job.policy === undefined) return null; // analysed on the API node before submit
+      const policy = await checkPolicy(
+        analyzer,
+        service,
+        policyInput(job),
+        { policy: job.policy },
+        claimed.userId,
+      );
+      if (policy.rejected) return { ...policy.rejected, id: claimed.id };
+      if (policy.findings) policy.audit(claimed.id);
+      return null;
+    },
+  });
+}
+
+/** The job's program as the policy check reads a request (base64 files decoded there). */
+function policyInput(job: QueuedJob): Parameters<typeof checkPolicy>[2] {
+  return {
+    language: job.language,
+    code: undefined,
+    entrypoint: job.entrypoint,
+    files: job.files.map((f) => ({
+      path: f.path,
+      content: f.content,
+      encoding: f.base64 ? ("base64" as const) : ("utf8" as const),
+    })),
+  };
+}
+
+/**
+ * The PostgreSQL pool of a cluster node, named by role in pg_stat_activity.
+ * An idle connection's error (the server restarted) is logged, not thrown:
+ * the pool replaces the connection on next use.
+ */
+export function openPool(config: Config, logger: Logger): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: config.cluster.databaseUrl,
+    max: 10,
+    application_name: `warden-${config.cluster.role}`,
+    statement_timeout: 30_000,
+    connectionTimeoutMillis: 10_000,
+  });
+  pool.on("error", (error) => logger.warn({ reason: error.message }, "postgresql connection lost"));
+  return pool;
+}
+
+/**
+ * Opens a node's shared state. The store (keys, records, artifacts,
+ * sessions) is the PostgreSQL implementation of src/store/store.ts, given by
+ * `openStore`; the queue and the worker rows use the same pool.
+ */
+export async function openSharedState(
+  config: Config,
+  logger: Logger,
+  openStore: ((config: Config, pool: pg.Pool) => Promise<Store>) | undefined,
+): Promise<{ store: Store; pool: pg.Pool }> {
+  if (!openStore)
+    throw new WardenError(
+      "INTERNAL",
+      "cluster mode needs the PostgreSQL store, which this build does not include",
+    );
+  const pool = openPool(config, logger);
+  try {
+    return { store: await openStore(config, pool), pool };
+  } catch (error) {
+    await pool.end();
+    throw error;
+  }
+}
