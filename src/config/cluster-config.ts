@@ -70,12 +70,12 @@ export const ClusterConfigSchema = z
       .string()
       .regex(WORKER_ID, "letters, digits, '_' and '-', 1-64, starting with a letter or digit")
       .optional()
-      .describe("This worker's id. @default host name + '-' + a short random part, new each start"),
+      .describe("This worker's id. Default: the host name + '-' + a short random part, new each start"),
     workerName: z
       .string()
       .max(200)
       .optional()
-      .describe("A name for operators (admin API). @default the worker id"),
+      .describe("A name for operators (admin API). Default: the worker id."),
     internalHost: z
       .string()
       .max(255)
@@ -94,7 +94,7 @@ export const ClusterConfigSchema = z
       .max(2048)
       .optional()
       .describe(
-        "How API nodes reach this worker's internal listener. @default http://internalHost:boundPort",
+        "How API nodes reach this worker's internal listener. Default: http://internalHost:boundPort.",
       ),
     heartbeatMs: z
       .number()
