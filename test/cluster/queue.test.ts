@@ -25,9 +25,17 @@ let seq = 0;
 
 function job(
   userId: string,
-  o: { reservationMb?: number; createdAt?: number; language?: string } = {},
+  o: {
+    reservationMb?: number;
+    createdAt?: number;
+    language?: string;
+    environment?: string;
+    env?: Record<string, string>;
+  } = {},
 ): NewQueued {
   const request: ExecutionRequest = {
+    environment: o.environment ? { name: o.environment, key: "", binds: [], env: {} } : null,
+    env: o.env,
     language: o.language ?? "python",
     files: [{ path: "main.py", content: "print(1)" }],
     limits: LIMITS,
@@ -160,6 +168,18 @@ describe("cluster queue", () => {
     expect((await q.claim(room("w1", 512)))?.id).toBe(small.id);
     expect(await q.claim(room("w1", 512))).toBeNull();
     expect((await q.claim(room("w2", 2048)))?.id).toBe(big.id);
+  });
+
+  it("gives a job that needs an environment only to a worker that has it", async () => {
+    const q = queue();
+    const sci = job("lee", { environment: "sci" });
+    // Looks like an environment in the row's text, needs none.
+    const decoy = job("lee", { env: { environment: "sci" } });
+    await q.submit(sci);
+    await q.submit(decoy);
+    expect((await q.claim(room("plain")))?.id).toBe(decoy.id);
+    expect(await q.claim(room("plain"))).toBeNull();
+    expect((await q.claim({ ...room("sci"), environments: ["sci"] }))?.id).toBe(sci.id);
   });
 
   it("holds cluster.maxConcurrentTotal across workers", async () => {
