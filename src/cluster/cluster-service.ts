@@ -232,11 +232,7 @@ export class ClusterService {
     input: Omit<CreateExecutionInput, "wait">,
     userId = "library",
   ): Promise<ExecutionResult> {
-    const e = await this.submit(
-      { ...input, wait: true } as CreateExecutionInput,
-      { userId },
-      "library",
-    );
+    const e = await this.submit({ ...input, wait: true }, { userId }, "library");
     return e.done;
   }
 

@@ -10,7 +10,7 @@ import { z } from "zod";
 import { PolicyModeSchema, type PolicyMode } from "../contract/policy.js";
 import { SandboxLimitsSchema } from "../contract/limits.js";
 import type { EgressPolicy } from "../network/policy.js";
-import type { ExecutionRequest, ExecutionSource } from "../executions/execution.js";
+import type { ExecutionRequest } from "../executions/execution.js";
 
 const MAX_FILES = 1000;
 
@@ -113,6 +113,6 @@ export function fromJob(
     retryOnFailure: job.retryOnFailure,
     userId: who.userId,
     keyId: who.keyId ?? undefined,
-    source: job.source as ExecutionSource,
+    source: job.source,
   };
 }

@@ -269,7 +269,7 @@ export class ClusterWorker {
   async drain(graceMs: number): Promise<void> {
     if (this.state === "active") this.state = "draining";
     await this.heartbeat();
-    const waiting = [...this.runs.values()].map((r) => r.execution?.done);
+    const waiting = [...this.runs.values()].flatMap((r) => (r.execution ? [r.execution.done] : []));
     const killer = setTimeout(() => {
       for (const id of this.runs.keys()) this.o.engine.kill(id, "shutdown");
     }, graceMs);

@@ -27,13 +27,16 @@ const connectionUrl = (schemes: string[]) =>
   z
     .string()
     .max(2048)
-    .refine((url) => {
-      try {
-        return schemes.includes(new URL(url).protocol);
-      } catch {
-        return false;
-      }
-    }, `must be a ${schemes.map((s) => s.replace(":", "://")).join(" or ")} URL`);
+    .refine(
+      (url) => {
+        try {
+          return schemes.includes(new URL(url).protocol);
+        } catch {
+          return false;
+        }
+      },
+      `must be a ${schemes.map((s) => s.replace(":", "://")).join(" or ")} URL`,
+    );
 
 export const ClusterConfigSchema = z
   .object({
@@ -70,7 +73,9 @@ export const ClusterConfigSchema = z
       .string()
       .regex(WORKER_ID, "letters, digits, '_' and '-', 1-64, starting with a letter or digit")
       .optional()
-      .describe("This worker's id. Default: the host name + '-' + a short random part, new each start"),
+      .describe(
+        "This worker's id. Default: the host name + '-' + a short random part, new each start",
+      ),
     workerName: z
       .string()
       .max(200)

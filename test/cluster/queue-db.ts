@@ -41,6 +41,12 @@ CREATE TABLE sessions (
   language text, created_at bigint NOT NULL, ended_at bigint, end_reason text);
 `;
 
+/** A row as the tests read it back. */
+export type Row = Record<string, unknown>;
+/** A stored result column. */
+export const resultOf = (text: unknown): ExecutionResult =>
+  JSON.parse(String(text)) as ExecutionResult;
+
 export interface TestDb {
   url: string;
   pool: pg.Pool;

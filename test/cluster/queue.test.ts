@@ -8,7 +8,7 @@ import { ClusterQueue, type NewQueued, type QueueLimits } from "../../src/cluste
 import { toJob } from "../../src/cluster/job.js";
 import { blankResult } from "../../src/contract/result.js";
 import type { ExecutionRequest } from "../../src/executions/execution.js";
-import { freshDb, testStore, type TestDb } from "./queue-db.js";
+import { resultOf, type Row, freshDb, testStore, type TestDb } from "./queue-db.js";
 
 const LIMITS = {
   timeoutMs: 5000,
@@ -83,7 +83,7 @@ afterAll(async () => {
   await db.drop();
 });
 beforeEach(async () => {
-  await db.pool.query("TRUNCATE executions, execution_output, events, sessions, workers");
+  await db.pool.query<Row>("TRUNCATE executions, execution_output, events, sessions, workers");
 });
 
 describe("cluster queue", () => {
@@ -101,7 +101,7 @@ describe("cluster queue", () => {
       order.push(c.id);
     }
     expect(order).toEqual([a1.id, b1.id, a2.id, a3.id]);
-    const { rows } = await db.pool.query(
+    const { rows } = await db.pool.query<Row>(
       "SELECT event FROM events WHERE execution_id = $1 ORDER BY id",
       [a1.id],
     );
@@ -129,7 +129,7 @@ describe("cluster queue", () => {
       await Promise.all(Array.from({ length: 8 }, (_, i) => q.claim(room(`w${i % 2}`))));
       expect(await running()).toBe(2); // 3 minus the live session, never more
       // One finishes, making room for exactly one more in the next round.
-      await db.pool.query(
+      await db.pool.query<Row>(
         `UPDATE executions SET status = 'completed' WHERE id =
            (SELECT id FROM executions WHERE user_id = 'carol' AND status = 'running' LIMIT 1)`,
       );
@@ -155,7 +155,7 @@ describe("cluster queue", () => {
     await Promise.all(["w1", "w2", "w3", "w4"].map(claimer));
     expect(claimed.length).toBe(40);
     expect(new Set(claimed)).toEqual(ids);
-    const { rows } = await db.pool.query("SELECT DISTINCT attempt FROM executions");
+    const { rows } = await db.pool.query<Row>("SELECT DISTINCT attempt FROM executions");
     expect(rows).toEqual([{ attempt: 1 }]);
   });
 
@@ -210,9 +210,10 @@ describe("cluster queue", () => {
     await q.submit(j);
     const first = (await q.claim(room("w1")))!;
     // The reaper re-queued it (w1 declared dead); w2 claims it again.
-    await db.pool.query("UPDATE executions SET status = 'queued', worker_id = NULL WHERE id = $1", [
-      j.id,
-    ]);
+    await db.pool.query<Row>(
+      "UPDATE executions SET status = 'queued', worker_id = NULL WHERE id = $1",
+      [j.id],
+    );
     const second = (await q.claim(room("w2")))!;
     expect(second.attempt).toBe(2);
     const result = (s: "completed" | "failed") => ({ ...blankResult(j.id, s, null), stdout: s });
@@ -235,14 +236,16 @@ describe("cluster queue", () => {
         event,
       ),
     ).toBe(false);
-    const { rows } = await db.pool.query("SELECT status, request FROM executions WHERE id = $1", [
-      j.id,
-    ]);
+    const { rows } = await db.pool.query<Row>(
+      "SELECT status, request FROM executions WHERE id = $1",
+      [j.id],
+    );
     expect(rows[0]).toEqual({ status: "completed", request: null });
-    const out = await db.pool.query("SELECT data FROM execution_output WHERE execution_id = $1", [
-      j.id,
-    ]);
-    expect(out.rows[0].data.toString()).toBe("completed");
+    const out = await db.pool.query<Row>(
+      "SELECT data FROM execution_output WHERE execution_id = $1",
+      [j.id],
+    );
+    expect(String(out.rows[0]!.data)).toBe("completed");
   });
 
   it("kills a queued job at once and hands a running one to its worker", async () => {
@@ -266,11 +269,12 @@ describe("cluster queue", () => {
     await q.submit(old);
     await q.submit(fresh);
     expect(await q.expireQueued(30_000)).toEqual([old.id]);
-    const { rows } = await db.pool.query("SELECT status, result FROM executions WHERE id = $1", [
-      old.id,
-    ]);
-    expect(rows[0].status).toBe("rejected");
-    expect(JSON.parse(rows[0].result).error.code).toBe("SANDBOX_BUSY");
+    const { rows } = await db.pool.query<Row>(
+      "SELECT status, result FROM executions WHERE id = $1",
+      [old.id],
+    );
+    expect(rows[0]!.status).toBe("rejected");
+    expect(resultOf(rows[0]!.result).error?.code).toBe("SANDBOX_BUSY");
     expect(await q.statusOf(fresh.id)).toBe("queued");
   });
 });

@@ -51,8 +51,12 @@ async function startWorker(
   return w;
 }
 
-const input = (code: string, language = "python"): CreateExecutionInput =>
-  ({ language, code, retryOnFailure: true, wait: true }) as CreateExecutionInput;
+const input = (code: string, language = "python"): CreateExecutionInput => ({
+  language,
+  code,
+  retryOnFailure: true,
+  wait: true,
+});
 
 beforeAll(async () => {
   db = await freshDb();

@@ -15,7 +15,6 @@ import { ClusterRedis } from "../../src/cluster/redis.js";
 import { ClusterQueue } from "../../src/cluster/queue.js";
 import { ConfigSchema } from "../../src/config/schema.js";
 import { RuntimeRegistry } from "../../src/runtimes/registry.js";
-import type { CreateExecutionInput } from "../../src/executions/request.js";
 import { freshDb, REDIS_URL, testApiStore, type TestDb } from "./queue-db.js";
 
 let db: TestDb;
@@ -71,7 +70,7 @@ afterAll(async () => {
 
 const run = (code: string) =>
   api.submit(
-    { language: "python", code, retryOnFailure: true, wait: true } as CreateExecutionInput,
+    { language: "python", code, retryOnFailure: true, wait: true },
     {
       userId: "e2e",
       policy: null,

@@ -13,7 +13,7 @@ import { Reaper } from "../../src/cluster/reaper.js";
 import { channels, MAX_MESSAGE_BYTES } from "../../src/cluster/events.js";
 import { toJob } from "../../src/cluster/job.js";
 import type { ExecutionRequest } from "../../src/executions/execution.js";
-import { freshDb, REDIS_URL, testStore, type TestDb } from "./queue-db.js";
+import { resultOf, type Row, freshDb, REDIS_URL, testStore, type TestDb } from "./queue-db.js";
 import { FakeEngine } from "./worker-fakes.js";
 
 const LIMITS = {
@@ -106,7 +106,7 @@ afterAll(async () => {
   await db.drop();
 });
 beforeEach(async () => {
-  await db.pool.query("TRUNCATE executions, execution_output, events, sessions, workers");
+  await db.pool.query<Row>("TRUNCATE executions, execution_output, events, sessions, workers");
 });
 
 describe("cluster worker", () => {
@@ -125,7 +125,7 @@ describe("cluster worker", () => {
       { t: "output", stream: "stdout", data: "ran hello\n" },
       { t: "end", status: "completed" },
     ]);
-    const { rows } = await db.pool.query(
+    const { rows } = await db.pool.query<Row>(
       "SELECT worker_id, attempt, request FROM executions WHERE id = $1",
       [j.id],
     );
@@ -183,7 +183,7 @@ describe("cluster worker", () => {
       queueTimeoutMs: 60_000,
       maxRetries: 1,
     });
-    await db.pool.query(
+    await db.pool.query<Row>(
       `INSERT INTO workers (id, name, version, url, state, started_at, heartbeat_at, max_concurrent, memory_budget_mb)
        VALUES ('dead', 'dead', 't', 'http://x', 'active', 0, 0, 4, 1024)`,
     );
@@ -198,7 +198,7 @@ describe("cluster worker", () => {
         environments: [],
         freeMemoryMb: 4096,
       });
-    await db.pool.query("UPDATE executions SET attempt = 2 WHERE id = $1", [exhausted.id]);
+    await db.pool.query<Row>("UPDATE executions SET attempt = 2 WHERE id = $1", [exhausted.id]);
     await store.sessions.register({
       id: "sess_dead",
       userId: "dan",
@@ -213,20 +213,21 @@ describe("cluster worker", () => {
     expect(report.lost.sort()).toEqual([noRetry.id, exhausted.id].sort());
     expect(report.sessionsEnded).toEqual(["sess_dead"]);
     expect(await statusOf(retry.id)).toBe("queued");
-    const { rows } = await db.pool.query("SELECT status, result FROM executions WHERE id = $1", [
-      exhausted.id,
-    ]);
-    expect(rows[0].status).toBe("error");
-    expect(JSON.parse(rows[0].result).error).toMatchObject({
+    const { rows } = await db.pool.query<Row>(
+      "SELECT status, result FROM executions WHERE id = $1",
+      [exhausted.id],
+    );
+    expect(rows[0]!.status).toBe("error");
+    expect(resultOf(rows[0]!.result).error).toMatchObject({
       code: "WORKER_LOST",
       retryable: true,
     });
-    const s = await db.pool.query("SELECT end_reason FROM sessions WHERE id = 'sess_dead'");
-    expect(s.rows[0].end_reason).toBe("worker_lost");
-    const ev = await db.pool.query(
+    const s = await db.pool.query<Row>("SELECT end_reason FROM sessions WHERE id = 'sess_dead'");
+    expect(s.rows[0]!.end_reason).toBe("worker_lost");
+    const ev = await db.pool.query<Row>(
       "SELECT count(*)::int AS n FROM events WHERE event = 'session_ended'",
     );
-    expect(ev.rows[0].n).toBe(1);
+    expect(ev.rows[0]!.n).toBe(1);
     // Idempotent: a second pass finds nothing to do; nothing is left running.
     expect(await reaper.pass()).toMatchObject({
       dead: [],
@@ -234,10 +235,10 @@ describe("cluster worker", () => {
       lost: [],
       sessionsEnded: [],
     });
-    const running = await db.pool.query(
+    const running = await db.pool.query<Row>(
       "SELECT count(*)::int AS n FROM executions WHERE status = 'running'",
     );
-    expect(running.rows[0].n).toBe(0);
+    expect(running.rows[0]!.n).toBe(0);
     // The re-queued job runs on a live worker.
     await startWorker("w2");
     await until(async () => (await statusOf(retry.id)) === "completed");
@@ -250,10 +251,11 @@ describe("cluster worker", () => {
     await queue.submit(j);
     await until(() => engine.started.includes(j.id));
     // The reaper gave up on w1 and re-queued its job (as after a network partition).
-    await db.pool.query("UPDATE workers SET state = 'gone' WHERE id = 'w1'");
-    await db.pool.query("UPDATE executions SET status = 'queued', worker_id = NULL WHERE id = $1", [
-      j.id,
-    ]);
+    await db.pool.query<Row>("UPDATE workers SET state = 'gone' WHERE id = 'w1'");
+    await db.pool.query<Row>(
+      "UPDATE executions SET status = 'queued', worker_id = NULL WHERE id = $1",
+      [j.id],
+    );
     await w.heartbeat();
     await until(() => w.runningIds.length === 0);
     expect(await statusOf(j.id)).toBe("queued"); // the killed result was not written
@@ -271,7 +273,7 @@ describe("cluster worker", () => {
     await draining;
     expect(await statusOf(first.id)).toBe("completed");
     expect(await statusOf(later.id)).toBe("queued");
-    const { rows } = await db.pool.query("SELECT state FROM workers WHERE id = 'w1'");
-    expect(rows[0].state).toBe("gone");
+    const { rows } = await db.pool.query<Row>("SELECT state FROM workers WHERE id = 'w1'");
+    expect(rows[0]!.state).toBe("gone");
   });
 });
