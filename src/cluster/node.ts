@@ -98,7 +98,13 @@ export async function startClusterNode(o: StartClusterOptions): Promise<ClusterN
           analyseOnWorker: role === "api",
         });
   const worker = o.local ? workerOf(o, o.local, redis, queue) : null;
-  await worker?.start();
+  if (worker) {
+    // What a previous process under this id left running is settled before it claims anew.
+    const left = await reaper.releaseWorker(worker.id);
+    if (left.requeued.length + left.lost.length + left.sessionsEnded.length > 0)
+      logger.warn({ worker: worker.id, ...left }, "settled what this worker id left behind");
+    await worker.start();
+  }
   logger.info({ role, worker: worker?.id }, "cluster node started");
   return {
     redis,
@@ -138,6 +144,19 @@ function workerOf(
     kill: (id, reason) => scheduler.kill(id, reason),
     sessionCount: local.sessionCount,
   };
+  // Local retries of Warden's own failures are audited as the single node's recorder does.
+  scheduler.onEvent((event) => {
+    if (event.type !== "retried") return;
+    void o.store.records
+      .event({
+        executionId: event.execution.id,
+        userId: event.execution.userId,
+        level: "warn",
+        event: "retried",
+        message: `attempt ${event.attempt + 1} after a transient failure: ${event.reason}`,
+      })
+      .catch((error: unknown) => o.logger.warn({ err: error }, "audit write failed"));
+  });
   const id = c.workerId ?? defaultWorkerId();
   const installed = o.registry
     .definitions()

@@ -84,67 +84,7 @@ export class Reaper {
         [this.o.workerTimeoutMs],
       );
       report.dead = dead.rows.map((r) => r.id);
-      const orphans = await c.query<{
-        id: string;
-        user_id: string;
-        worker_id: string;
-        attempt: number;
-        request: string | null;
-        kill_reason: string | null;
-        created_at: string;
-      }>(
-        `SELECT e.id, e.user_id, e.worker_id, e.attempt, e.request, e.kill_reason, e.created_at
-         FROM executions e JOIN workers w ON w.id = e.worker_id
-         WHERE e.status = 'running' AND w.state = 'gone' FOR UPDATE OF e`,
-      );
-      const now = Date.now();
-      for (const row of orphans.rows) {
-        const job = row.request ? QueuedJobSchema.safeParse(JSON.parse(row.request)) : null;
-        const retry =
-          row.kill_reason === null && job?.success === true && job.data.retryOnFailure
-            ? row.attempt <= this.o.maxRetries
-            : false;
-        if (retry) {
-          await c.query(
-            "UPDATE executions SET status = 'queued', worker_id = NULL, started_at = NULL WHERE id = $1",
-            [row.id],
-          );
-          await insertEvent(c, {
-            executionId: row.id,
-            userId: row.user_id,
-            level: "warn",
-            event: "requeued",
-            message: `worker ${row.worker_id} was lost; queued again (attempt ${row.attempt} of ${this.o.maxRetries + 1})`,
-            data: { worker: row.worker_id, attempt: row.attempt },
-          });
-          report.requeued.push(row.id);
-          continue;
-        }
-        const killed = row.kill_reason !== null;
-        const result = blankResult(
-          row.id,
-          killed ? "killed" : "error",
-          killed
-            ? null
-            : {
-                code: "WORKER_LOST",
-                message: `the worker running this execution (${row.worker_id}) was lost`,
-                retryable: true,
-              },
-          { queueTimeMs: 0, retries: Math.max(0, row.attempt - 1) },
-        );
-        await writeFinal(c, row.id, result, now, {
-          executionId: row.id,
-          userId: row.user_id,
-          level: killed ? "warn" : "error",
-          event: result.status,
-          message: killed
-            ? `execution ended killed (${row.kill_reason})`
-            : `execution ended error: worker ${row.worker_id} was lost`,
-          data: { worker: row.worker_id, attempt: row.attempt },
-        });
-        report.lost.push(row.id);
-      }
+      await this.settleOrphans(c, report);
       return true;
     });
     if (!done) return report;
@@ -154,6 +94,92 @@ export class Reaper {
       this.o.logger.warn({ workers: report.dead }, "workers stopped heartbeating: declared gone");
     if (report.requeued.length > 0) await this.o.redis?.publish(channels.wake(), { t: "wake" });
     for (const id of [...report.lost, ...report.expired])
+      await this.o.redis?.publish(channels.exec(id), { t: "end", status: "error" });
+    return report;
+  }
+
+  /** Running executions of gone workers: re-queued per the retry policy, else ended. */
+  private async settleOrphans(c: pg.PoolClient, report: ReapReport): Promise<void> {
+    const orphans = await c.query<{
+      id: string;
+      user_id: string;
+      worker_id: string;
+      attempt: number;
+      request: string | null;
+      kill_reason: string | null;
+      created_at: string;
+    }>(
+      `SELECT e.id, e.user_id, e.worker_id, e.attempt, e.request, e.kill_reason, e.created_at
+       FROM executions e JOIN workers w ON w.id = e.worker_id
+       WHERE e.status = 'running' AND w.state = 'gone' FOR UPDATE OF e`,
+    );
+    const now = Date.now();
+    for (const row of orphans.rows) {
+      const job = row.request ? QueuedJobSchema.safeParse(JSON.parse(row.request)) : null;
+      const retry =
+        row.kill_reason === null && job?.success === true && job.data.retryOnFailure
+          ? row.attempt <= this.o.maxRetries
+          : false;
+      if (retry) {
+        await c.query(
+          "UPDATE executions SET status = 'queued', worker_id = NULL, started_at = NULL WHERE id = $1",
+          [row.id],
+        );
+        await insertEvent(c, {
+          executionId: row.id,
+          userId: row.user_id,
+          level: "warn",
+          event: "requeued",
+          message: `worker ${row.worker_id} was lost; queued again (attempt ${row.attempt} of ${this.o.maxRetries + 1})`,
+          data: { worker: row.worker_id, attempt: row.attempt },
+        });
+        report.requeued.push(row.id);
+        continue;
+      }
+      const killed = row.kill_reason !== null;
+      const result = blankResult(
+        row.id,
+        killed ? "killed" : "error",
+        killed
+          ? null
+          : {
+              code: "WORKER_LOST",
+              message: `the worker running this execution (${row.worker_id}) was lost`,
+              retryable: true,
+            },
+        { queueTimeMs: 0, retries: Math.max(0, row.attempt - 1) },
+      );
+      await writeFinal(c, row.id, result, now, {
+        executionId: row.id,
+        userId: row.user_id,
+        level: killed ? "warn" : "error",
+        event: result.status,
+        message: killed
+          ? `execution ended killed (${row.kill_reason})`
+          : `execution ended error: worker ${row.worker_id} was lost`,
+        data: { worker: row.worker_id, attempt: row.attempt },
+      });
+      report.lost.push(row.id);
+    }
+  }
+
+  /**
+   * A worker starting under an id that may have run before (a fixed
+   * cluster.workerId, restarted after a crash): what its previous process
+   * left running or open is settled first, as for a dead worker, or it
+   * would stay `running` forever under a worker that looks alive.
+   */
+  async releaseWorker(workerId: string): Promise<ReapReport> {
+    const report: ReapReport = { dead: [], requeued: [], lost: [], sessionsEnded: [], expired: [] };
+    await transaction(this.o.pool, async (c) => {
+      await c.query("SELECT pg_advisory_xact_lock($1)", [LOCKS.reaper]);
+      const gone = await c.query("UPDATE workers SET state = 'gone' WHERE id = $1", [workerId]);
+      if (gone.rowCount) report.dead.push(workerId);
+      await this.settleOrphans(c, report);
+    });
+    await this.endLostSessions(report);
+    if (report.requeued.length > 0) await this.o.redis?.publish(channels.wake(), { t: "wake" });
+    for (const id of report.lost)
       await this.o.redis?.publish(channels.exec(id), { t: "end", status: "error" });
     return report;
   }

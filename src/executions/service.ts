@@ -267,6 +267,13 @@ export class ExecutionService {
     },
     source: ExecutionSource,
   ): Execution {
+    // A cluster node's runs go through the shared queue (src/cluster/cluster-service.ts):
+    // one started here would have no record and skip the cluster-wide caps.
+    if (this.o.clustered)
+      throw new WardenError(
+        "INTERNAL",
+        "in cluster mode executions are submitted to the cluster queue",
+      );
     const def = this.o.registry.lookup(input.language);
     if (!def)
       throw new WardenError(

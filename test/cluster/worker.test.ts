@@ -277,3 +277,40 @@ describe("cluster worker", () => {
     expect(rows[0]!.state).toBe("gone");
   });
 });
+
+describe("a worker restarted under the same id", () => {
+  it("settles what its previous process left running before it claims", async () => {
+    const reaper = new Reaper({
+      pool: db.pool,
+      queue,
+      store: testStore(db.pool),
+      logger: silentLogger,
+      workerTimeoutMs: 60_000,
+      queueTimeoutMs: 60_000,
+      maxRetries: 2,
+    });
+    // A process ran as "fixed", claimed a job and died without a word: its row still looks alive.
+    await db.pool.query(
+      `INSERT INTO workers (id, name, version, url, state, started_at, heartbeat_at, max_concurrent, memory_budget_mb)
+       VALUES ('fixed', 'fixed', 't', 'http://x', 'active', 0, ${Date.now()}, 4, 1024)`,
+    );
+    const j = job("hank");
+    await queue.submit(j);
+    await queue.claim({
+      workerId: "fixed",
+      languages: ["python"],
+      environments: [],
+      freeMemoryMb: 4096,
+    });
+    expect(await statusOf(j.id)).toBe("running");
+    const report = await reaper.releaseWorker("fixed");
+    expect(report.requeued).toEqual([j.id]);
+    const after = new FakeEngine();
+    await startWorker("fixed", after);
+    await until(async () => (await statusOf(j.id)) === "completed");
+    const { rows } = await db.pool.query<Row>("SELECT attempt FROM executions WHERE id = $1", [
+      j.id,
+    ]);
+    expect(rows[0]!.attempt).toBe(2);
+  });
+});
