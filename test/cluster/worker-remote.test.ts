@@ -161,3 +161,20 @@ describe("cluster service (API node)", () => {
     await raw.quit();
   });
 });
+
+describe("Redis down", () => {
+  it("degrades without throwing: publishes fail fast, subscriptions wait, close returns", async () => {
+    const warned: string[] = [];
+    const logger = {
+      ...silentLogger,
+      warn: (_o: unknown, m: string) => void warned.push(m),
+    } as typeof silentLogger;
+    const down = new ClusterRedis({ url: "redis://127.0.0.1:1", prefix: "wt:down:", logger });
+    const off = down.subscribe(channels.wake(), () => undefined);
+    expect(await down.publish(channels.wake(), { t: "wake" })).toBe(false);
+    await new Promise((r) => setTimeout(r, 300));
+    off();
+    await down.close();
+    expect(warned).toContain("redis unavailable; live events paused");
+  });
+});
