@@ -24,6 +24,8 @@ export const ERROR_CODES = {
   INTERNAL: { httpStatus: 500, retryable: false },
   // A call to a session that is paused: resume it first (POST /v1/sessions/:id/resume).
   SESSION_PAUSED: { httpStatus: 409, retryable: false },
+  // Cluster: the worker running this execution (or holding this session) died.
+  WORKER_LOST: { httpStatus: 503, retryable: true },
 } as const satisfies Record<string, { httpStatus: number; retryable: boolean }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

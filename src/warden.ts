@@ -28,14 +28,76 @@ import { Metrics } from "./executions/metrics.js";
 import { lifecycleRecorder } from "./executions/recorder.js";
 import { ExecutionService } from "./executions/service.js";
 import { executionArtifactUrl, sessionArtifactUrl } from "./http/urls.js";
-import { databaseUrlOf, openStore } from "./store/open.js";
+import type pg from "pg";
+import { openStore } from "./store/open.js";
 import type { Store } from "./store/store.js";
+import { clusterProblems, isClustered } from "./config/cluster-config.js";
+import { openSharedState, startClusterNode, type ClusterNode } from "./cluster/node.js";
+import type { ClusterService } from "./cluster/cluster-service.js";
 
 export interface OpenWardenOptions extends LoadConfigOptions {
   /** A ready config; otherwise loaded from file, env and overrides. */
   config?: Config;
   /** @default a silent logger */
   logger?: Logger;
+  /** Cluster mode: the shared PostgreSQL store and its pool (docs/cluster.md). */
+  shared?: { store: Store; pool: pg.Pool } | undefined;
+  /** Where API nodes reach this worker's internal listener, once it is bound. */
+  workerUrl?: string | undefined;
+}
+
+/**
+ * The cluster's shared state (opened here unless given), or null on a single
+ * node; a clear error when it is half-configured.
+ */
+async function sharedState(
+  config: Config,
+  logger: Logger,
+  options: OpenWardenOptions,
+): Promise<{ store: Store; pool: pg.Pool } | null> {
+  const problems = clusterProblems(config.cluster);
+  if (problems.length > 0)
+    throw new WardenError("INVALID_REQUEST", `cluster configuration:\n${problems.join("\n")}`);
+  if (!isClustered(config.cluster)) return null;
+  return options.shared ?? openSharedState(config, logger);
+}
+
+/** An `api` node: HTTP over the cluster's shared state; no sandbox host, no cgroups, no root. */
+export interface ApiWarden {
+  readonly config: Config;
+  readonly registry: RuntimeRegistry;
+  /** The cluster's PostgreSQL store. */
+  readonly store: Store;
+  readonly service: ClusterService;
+  readonly cluster: ClusterNode;
+  shutdown(deadlineMs?: number): Promise<void>;
+}
+
+export async function openApiNode(options: OpenWardenOptions = {}): Promise<ApiWarden> {
+  const config = options.config ?? loadConfig(options);
+  const logger = options.logger ?? (options.config ? silentLogger : createLogger(config.logLevel));
+  if (config.cluster.role !== "api")
+    throw new WardenError("INVALID_REQUEST", "openApiNode is for cluster.role api");
+  const shared = await sharedState(config, logger, options);
+  if (!shared) throw new WardenError("INVALID_REQUEST", "openApiNode needs a cluster");
+  const registry = new RuntimeRegistry(config.sandbox.searchPath, config.runtimes);
+  const cluster = await startClusterNode({ config, logger, ...shared, registry }).catch(
+    async (error: unknown) => {
+      if (!options.shared) await shared.store.close();
+      throw error;
+    },
+  );
+  return {
+    config,
+    registry,
+    store: shared.store,
+    service: cluster.service!,
+    cluster,
+    async shutdown(deadlineMs = config.server.shutdownGracePeriod * 1000) {
+      await cluster.close(deadlineMs);
+      if (!options.shared) await shared.store.close();
+    },
+  };
 }
 
 export interface EmbeddedWarden extends ExecutionService {
@@ -50,6 +112,8 @@ export interface EmbeddedWarden extends ExecutionService {
   readonly analyzer: Analyzer;
   /** Upload, analyse and run notebooks. */
   readonly notebooks: NotebookService;
+  /** Cluster mode (`worker`, `all` on shared state): the worker and, on `all`, the API side. */
+  readonly cluster: ClusterNode | null;
   /** Drains (running executions get `deadlineMs`), then releases the host and the store. */
   shutdown(deadlineMs?: number): Promise<void>;
 }
@@ -81,11 +145,17 @@ function lockDataDir(dataDir: string): () => void {
 export async function openWarden(options: OpenWardenOptions = {}): Promise<EmbeddedWarden> {
   const config = options.config ?? loadConfig(options);
   const logger = options.logger ?? (options.config ? silentLogger : createLogger(config.logLevel));
+  if (config.cluster.role === "api")
+    throw new WardenError(
+      "INVALID_REQUEST",
+      "cluster.role api opens no sandbox host: use openApiNode",
+    );
   const dataDir = resolve(config.dataDir);
   const unlock = lockDataDir(dataDir);
   const registry = new RuntimeRegistry(config.sandbox.searchPath, config.runtimes);
   let host: SandboxHost;
   let store: Store;
+  let shared: { store: Store; pool: pg.Pool } | null;
   try {
     host = await SandboxHost.open({
       config: config.sandbox,
@@ -93,16 +163,18 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
       logger,
       privateFiles: registry.privateFiles(),
     });
-    store = await openStore({ dataDir, databaseUrl: databaseUrlOf(config), logger }).catch(
-      async (error: unknown) => {
-        await host.close();
-        throw error;
-      },
-    );
+    try {
+      shared = await sharedState(config, logger, options);
+      store = shared?.store ?? (await openStore({ dataDir, logger }));
+    } catch (error) {
+      await host.close();
+      throw error;
+    }
   } catch (error) {
     unlock();
     throw error;
   }
+  const ownsStore = !options.shared;
   // The service only runs and reports; what is kept, audited and counted is wired here.
   const records = store.records;
   const audit = auditTrail(records, logger);
@@ -122,8 +194,10 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
     metrics,
     egress,
     artifactUrl: executionArtifactUrl,
+    clustered: shared !== null,
   });
-  service.scheduler.onEvent(lifecycleRecorder(records, audit, logger));
+  // In a cluster the worker records each claimed run itself, fenced (src/cluster/worker.ts).
+  if (!shared) service.scheduler.onEvent(lifecycleRecorder(records, audit, logger));
   service.scheduler.onEvent((event) => metrics.observe(event));
   const sessions = new SessionManager(config, host, logger, {
     audit,
@@ -147,6 +221,28 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
     audit,
     join(dataDir, "notebooks"),
   );
+  let cluster: ClusterNode | null = null;
+  if (shared)
+    try {
+      cluster = await startClusterNode({
+        config,
+        logger,
+        ...shared,
+        registry,
+        local: { service, analyzer, sessionCount: () => sessions.count },
+        workerUrl: options.workerUrl,
+      });
+    } catch (error) {
+      // Redis or PostgreSQL refused at start: release what was opened before saying so.
+      notebooks.close();
+      await service.close(0);
+      await analyzer.close();
+      stopPool();
+      await host.close();
+      if (ownsStore) await store.close();
+      unlock();
+      throw error;
+    }
   return Object.assign(service, {
     host,
     registry,
@@ -155,14 +251,17 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
     sessions,
     analyzer,
     notebooks,
+    cluster,
     async shutdown(deadlineMs = config.server.shutdownGracePeriod * 1000): Promise<void> {
+      // A worker drains first: no claims, its runs finish and are recorded, its row goes.
+      await cluster?.close(deadlineMs);
       notebooks.close();
       await Promise.all([service.close(deadlineMs), sessions.closeAll()]);
       // After the runs that may still ask for an analysis; before the host goes.
       await analyzer.close();
       stopPool();
       await host.close();
-      await store.close();
+      if (ownsStore) await store.close();
       unlock();
     },
   });

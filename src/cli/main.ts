@@ -98,6 +98,10 @@ function program(setExit: (code: number) => void): Command {
     )
     .option("--port <port>", "listen port (default 8080, or $WARDEN_PORT)")
     .option("--host <address>", "listen address (default 127.0.0.1, or $WARDEN_HOST)")
+    .option(
+      "--role <role>",
+      "all (default), api or worker; api and worker need $WARDEN_DATABASE_URL and $WARDEN_REDIS_URL",
+    )
     .action(async (opts: ServeOptions, cmd: Command) => {
       setExit(await serveCommand({ ...cmd.optsWithGlobals<ServeOptions>(), ...opts }));
     });

@@ -8,6 +8,7 @@ import { createServer } from "node:net";
 import { resolve } from "node:path";
 import { ENV } from "../config/env.js";
 import { openWarden } from "../warden.js";
+import { clusterProblems } from "../config/cluster-config.js";
 import { buildServer } from "../http/server.js";
 import { SCOPES } from "../store/keys.js";
 import { createContext, type GlobalOptions } from "./context.js";
@@ -16,6 +17,8 @@ import { processLimitProblems, readHostCaps } from "./process-limits.js";
 export interface ServeOptions extends GlobalOptions {
   port?: string;
   host?: string;
+  /** all | api | worker (cluster.role, $WARDEN_ROLE). */
+  role?: string;
 }
 
 /**
@@ -45,8 +48,21 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
   const overrides: Record<string, unknown> = {};
   if (options.port !== undefined) overrides["server.port"] = Number(options.port);
   if (options.host !== undefined) overrides["server.host"] = options.host;
+  if (options.role !== undefined) overrides["cluster.role"] = options.role;
   const ctx = createContext({ ...options, logLevel: options.logLevel }, "info", overrides);
   const { config, logger } = ctx;
+  // A half-configured cluster node says what is missing before it opens anything.
+  const problems = clusterProblems(config.cluster);
+  if (problems.length > 0) {
+    for (const p of problems) process.stderr.write(`warden: ${p}\n`);
+    return 1;
+  }
+  if (config.cluster.role === "api") {
+    process.stderr.write(
+      "warden: --role api needs the cluster HTTP wiring (API node routes), which this build does not include\n",
+    );
+    return 1;
+  }
   const dataDir = resolve(config.dataDir);
   const problem = await portProblem(config.server.host, config.server.port);
   if (problem) {

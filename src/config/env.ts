@@ -29,6 +29,11 @@ export const CONFIG_ENV = {
   "sandbox.uidCount": "WARDEN_UID_COUNT",
   "sandbox.cgroupParent": "WARDEN_CGROUP_PARENT",
   "sandbox.pool.enabled": "WARDEN_POOL",
+  "cluster.role": "WARDEN_ROLE",
+  "cluster.databaseUrl": "WARDEN_DATABASE_URL",
+  "cluster.redisUrl": "WARDEN_REDIS_URL",
+  "cluster.secret": "WARDEN_CLUSTER_SECRET",
+  "cluster.workerId": "WARDEN_WORKER_ID",
 } as const;
 
 /** Variables that are not config keys. */

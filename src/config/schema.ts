@@ -1,6 +1,7 @@
 import { isIP } from "node:net";
 import { z } from "zod";
 import { SessionsConfigSchema } from "./sessions-config.js";
+import { ClusterConfigSchema } from "./cluster-config.js";
 import { parseHostname, parsePattern } from "../util/hostname.js";
 import { RuntimeDefinitionSchema } from "./runtime-definition.js";
 import { EnvironmentsConfigSchema } from "./environments.js";
@@ -709,6 +710,9 @@ export const ConfigSchema = z
       "Prebuilt package environments (docs/environments.md).",
     ),
     sessions: SessionsConfigSchema.default(SessionsConfigSchema.parse({})),
+    cluster: ClusterConfigSchema.default(ClusterConfigSchema.parse({})).describe(
+      "Cluster mode: API and worker nodes on PostgreSQL and Redis (docs/cluster.md).",
+    ),
     runtimes: z
       .array(RuntimeDefinitionSchema)
       .default([])

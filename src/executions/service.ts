@@ -52,6 +52,11 @@ export interface ExecutionServiceOptions {
   egress: EgressHook;
   /** The URL an interface serves an execution's artifact at: the core builds none. */
   artifactUrl: (executionId: string, name: string) => string;
+  /**
+   * A cluster worker: records are shared by every node, so none is an orphan
+   * of this one (the cluster's reaper ends a dead worker's runs instead).
+   */
+  clustered?: boolean;
 }
 
 /** The spec's library call: `execute({code, language, timeout, retryOnFailure}, userId)`. */
@@ -82,7 +87,7 @@ export class ExecutionService {
   readonly metrics: Metrics;
   readonly artifacts: ArtifactStore;
   readonly environments: EnvironmentStore;
-  private readonly memoryBudgetMb: number;
+  readonly memoryBudgetMb: number;
   private retentionTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: ExecutionServiceOptions) {
@@ -116,16 +121,18 @@ export class ExecutionService {
       },
       run: (execution, signal) => this.runOnce(execution, signal),
     });
-    void this.records
-      .failOrphans()
-      .then((orphans) => {
-        if (orphans.length > 0)
-          o.logger.warn(
-            { count: orphans.length },
-            "marked executions left in progress by a stopped Warden as error",
-          );
-      })
-      .catch((error: unknown) => o.logger.error({ err: error }, "cannot fail orphaned records"));
+    // In a cluster the reaper settles what a dead worker left; nothing here is orphaned.
+    if (!o.clustered)
+      void this.records
+        .failOrphans()
+        .then((orphans) => {
+          if (orphans.length > 0)
+            o.logger.warn(
+              { count: orphans.length },
+              "marked executions left in progress by a stopped Warden as error",
+            );
+        })
+        .catch((error: unknown) => o.logger.error({ err: error }, "cannot fail orphaned records"));
     this.expireOld();
     this.retentionTimer = setInterval(() => this.expireOld(), 3_600_000);
     this.retentionTimer.unref();
@@ -273,6 +280,13 @@ export class ExecutionService {
     },
     source: ExecutionSource,
   ): Execution {
+    // A cluster node's runs go through the shared queue (src/cluster/cluster-service.ts):
+    // one started here would have no record and skip the cluster-wide caps.
+    if (this.o.clustered)
+      throw new WardenError(
+        "INTERNAL",
+        "in cluster mode executions are submitted to the cluster queue",
+      );
     const def = this.o.registry.lookup(input.language);
     if (!def)
       throw new WardenError(

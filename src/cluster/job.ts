@@ -1,0 +1,118 @@
+/**
+ * An execution request as the queue keeps it (`executions.request`, JSON):
+ * what an API node validated, for a worker to run. Binary files travel as
+ * base64. The environment travels by NAME only and is resolved on the worker
+ * against its own store: a row must never be able to name host paths to
+ * bind-mount. A worker parses the row with this schema (bounded), so a
+ * corrupt or planted row fails that job alone.
+ */
+import { z } from "zod";
+import { PolicyModeSchema, type PolicyMode } from "../contract/policy.js";
+import { SandboxLimitsSchema } from "../contract/limits.js";
+import type { EgressPolicy } from "../network/policy.js";
+import type { ExecutionRequest } from "../executions/execution.js";
+
+const MAX_FILES = 1000;
+
+/**
+ * Egress travels as the request's allowlist and ports only (already narrowed
+ * by the key on the API node); the worker re-bounds them by its own
+ * `network` config, which alone supplies static hosts and private-address
+ * rules: a row cannot open what the worker's config does not.
+ */
+const EgressSchema = z.object({
+  allow: z.array(z.string().max(300)).max(1000),
+  ports: z.array(z.number().int().min(1).max(65_535)).max(1000),
+});
+
+export const QueuedJobSchema = z.object({
+  v: z.literal(1),
+  language: z.string().max(100),
+  files: z
+    .array(
+      z.object({
+        path: z.string().max(4096),
+        content: z.string(),
+        base64: z.boolean().optional(),
+      }),
+    )
+    .max(MAX_FILES),
+  entrypoint: z.string().max(4096).optional(),
+  stdin: z.string().optional(),
+  args: z.array(z.string()).max(1000).optional(),
+  env: z.record(z.string(), z.string()).optional(),
+  limits: SandboxLimitsSchema,
+  compileLimits: z
+    .object({
+      timeoutMs: z.number().optional(),
+      cpuTimeMs: z.number().optional(),
+      memoryMb: z.number().optional(),
+    })
+    .optional(),
+  network: EgressSchema.nullable(),
+  environment: z.string().max(200).nullable(),
+  artifacts: z.array(z.string().max(4096)).max(MAX_FILES).optional(),
+  retryOnFailure: z.boolean(),
+  source: z.enum(["api", "piston", "library", "mcp", "cli"]),
+  /**
+   * Static analysis still to do on the worker (an API node has no sandbox to
+   * analyse in): the key's mode, or null for the server's. Absent = done.
+   */
+  policy: PolicyModeSchema.nullable().optional(),
+});
+export type QueuedJob = z.infer<typeof QueuedJobSchema>;
+
+/** The job row for a validated request; `policy` set when the worker must still analyse it. */
+export function toJob(request: ExecutionRequest, policy?: PolicyMode | null): QueuedJob {
+  return {
+    v: 1,
+    language: request.language,
+    files: request.files.map((f) =>
+      typeof f.content === "string"
+        ? { path: f.path, content: f.content }
+        : { path: f.path, content: f.content.toString("base64"), base64: true },
+    ),
+    entrypoint: request.entrypoint,
+    stdin: request.stdin,
+    args: request.args,
+    env: request.env,
+    limits: request.limits,
+    compileLimits: request.compileLimits,
+    network: request.network
+      ? { allow: [...request.network.allow], ports: [...request.network.ports] }
+      : null,
+    environment: request.environment?.name ?? null,
+    artifacts: request.artifacts,
+    retryOnFailure: request.retryOnFailure,
+    source: request.source,
+    ...(policy !== undefined ? { policy } : {}),
+  };
+}
+
+/** Back to a request the local engine runs, with the environment and egress the worker resolved. */
+export function fromJob(
+  job: QueuedJob,
+  who: { userId: string; keyId: string | null },
+  resolved: { environment: ExecutionRequest["environment"]; network: EgressPolicy | null },
+): ExecutionRequest {
+  return {
+    language: job.language,
+    files: job.files.map((f) => ({
+      path: f.path,
+      content: f.base64 ? Buffer.from(f.content, "base64") : f.content,
+    })),
+    entrypoint: job.entrypoint,
+    stdin: job.stdin,
+    args: job.args,
+    env: job.env,
+    limits: job.limits,
+    compileLimits: job.compileLimits,
+    network: resolved.network,
+    environment: resolved.environment,
+    artifacts: job.artifacts,
+    retryOnFailure: job.retryOnFailure,
+    userId: who.userId,
+    keyId: who.keyId ?? undefined,
+    source: job.source,
+  };
+}

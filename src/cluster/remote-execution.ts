@@ -1,0 +1,93 @@
+/**
+ * An execution running on some worker, as an API node follows it: the same
+ * `Execution` the routes know, fed from Redis (`exec:<id>`: output, status,
+ * end) and settled from PostgreSQL. Redis may drop a message (it keeps
+ * nothing), so `done` does not depend on it: the record is also polled on a
+ * slow timer and whichever sees the final state first settles it. Output
+ * from Redis is counted as it arrives and cut at the run's own caps: a
+ * publisher cannot grow an API node's memory past what the run may write.
+ */
+import { Execution, type ExecutionRequest } from "../executions/execution.js";
+import { blankResult, type ExecutionResult, type ExecutionStatus } from "../contract/result.js";
+import { channels, ExecMessageSchema, parseMessage } from "./events.js";
+import type { ClusterRedis } from "./redis.js";
+
+const FINAL = new Set<ExecutionStatus>(["queued", "running"]);
+export const isFinal = (s: ExecutionStatus): boolean => !FINAL.has(s);
+
+export interface FollowOptions {
+  id: string;
+  request: ExecutionRequest;
+  redis: ClusterRedis;
+  /** The stored result once final, "pending" while queued/running, null when there is no record. */
+  load: (id: string) => Promise<ExecutionResult | "pending" | null>;
+  /** Safety-net poll of the record. @default 2000 */
+  pollMs?: number;
+  onError?: (error: unknown) => void;
+}
+
+/** A followed execution; `stop()` ends the following (unsubscribes, stops polling) without settling it. */
+export interface Followed {
+  execution: Execution;
+  /** Settles `done` from the record now (after the caller's own write, e.g. a kill). */
+  check(): Promise<void>;
+  stop(): void;
+}
+
+export function followExecution(o: FollowOptions): Followed {
+  const execution = new Execution(o.id, o.request);
+  // Each stream's cap as the worker enforces it, and room for the cut marker.
+  const cap = 2 * (o.request.limits.outputBytes + 1024);
+  let received = 0;
+  let stopped = false;
+  let loading = false;
+
+  const check = async (): Promise<void> => {
+    if (stopped || loading) return;
+    loading = true;
+    try {
+      const result = await o.load(o.id);
+      if (result === "pending" || stopped) return;
+      settle(
+        result ??
+          blankResult(o.id, "error", {
+            code: "INTERNAL",
+            message: "the execution's record is gone",
+            retryable: false,
+          }),
+      );
+    } catch (error) {
+      o.onError?.(error);
+    } finally {
+      loading = false;
+    }
+  };
+
+  const unsubscribe = o.redis.subscribe(channels.exec(o.id), (raw) => {
+    const m = parseMessage(ExecMessageSchema, raw);
+    if (!m || stopped) return;
+    if (m.t === "output") {
+      received += Buffer.byteLength(m.data);
+      if (received <= cap) execution.pushOutput({ stream: m.stream, data: m.data });
+    } else if (m.t === "status") {
+      if (!isFinal(m.status) && m.status !== execution.status) {
+        if (m.status === "running") execution.startedAt ??= Date.now();
+        execution.setStatus(m.status);
+      }
+    } else void check();
+  });
+  const timer = setInterval(() => void check(), o.pollMs ?? 2000);
+  timer.unref();
+
+  const stop = (): void => {
+    if (stopped) return;
+    stopped = true;
+    clearInterval(timer);
+    unsubscribe();
+  };
+  const settle = (result: ExecutionResult): void => {
+    stop();
+    execution.finish(result);
+  };
+  return { execution, check, stop };
+}
