@@ -31,7 +31,9 @@ import { executionArtifactUrl, sessionArtifactUrl } from "./http/urls.js";
 import type pg from "pg";
 import { openStore } from "./store/open.js";
 import type { Store } from "./store/store.js";
-import { clusterProblems, isClustered } from "./config/cluster-config.js";
+import { clusterProblems, defaultWorkerId, isClustered } from "./config/cluster-config.js";
+import { startInternalServer, type InternalServer } from "./cluster/internal-server.js";
+import type { SessionHooks } from "./sessions/types.js";
 import { openSharedState, startClusterNode, type ClusterNode } from "./cluster/node.js";
 import type { ClusterService } from "./cluster/cluster-service.js";
 
@@ -66,8 +68,9 @@ async function sharedState(
 export interface ApiWarden {
   readonly config: Config;
   readonly registry: RuntimeRegistry;
-  /** The cluster's PostgreSQL store. */
+  /** The cluster's PostgreSQL store, and its pool (the worker directory reads it). */
   readonly store: Store;
+  readonly pool: pg.Pool;
   readonly service: ClusterService;
   readonly cluster: ClusterNode;
   shutdown(deadlineMs?: number): Promise<void>;
@@ -81,7 +84,13 @@ export async function openApiNode(options: OpenWardenOptions = {}): Promise<ApiW
   const shared = await sharedState(config, logger, options);
   if (!shared) throw new WardenError("INVALID_REQUEST", "openApiNode needs a cluster");
   const registry = new RuntimeRegistry(config.sandbox.searchPath, config.runtimes);
-  const cluster = await startClusterNode({ config, logger, ...shared, registry }).catch(
+  // An API node runs nothing itself: its local gauges stay 0 (the cluster's are in src/cluster/admin.ts).
+  const metrics = new Metrics({
+    queueDepth: () => 0,
+    activeSandboxes: () => 0,
+    memoryReservedMb: () => 0,
+  });
+  const cluster = await startClusterNode({ config, logger, ...shared, registry, metrics }).catch(
     async (error: unknown) => {
       if (!options.shared) await shared.store.close();
       throw error;
@@ -91,7 +100,8 @@ export async function openApiNode(options: OpenWardenOptions = {}): Promise<ApiW
     config,
     registry,
     store: shared.store,
-    service: cluster.service!,
+    pool: shared.pool,
+    service: cluster.service,
     cluster,
     async shutdown(deadlineMs = config.server.shutdownGracePeriod * 1000) {
       await cluster.close(deadlineMs);
@@ -143,7 +153,7 @@ function lockDataDir(dataDir: string): () => void {
 }
 
 export async function openWarden(options: OpenWardenOptions = {}): Promise<EmbeddedWarden> {
-  const config = options.config ?? loadConfig(options);
+  const config = withWorkerId(options.config ?? loadConfig(options));
   const logger = options.logger ?? (options.config ? silentLogger : createLogger(config.logLevel));
   if (config.cluster.role === "api")
     throw new WardenError(
@@ -200,6 +210,8 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
   if (!shared) service.scheduler.onEvent(lifecycleRecorder(records, audit, logger));
   service.scheduler.onEvent((event) => metrics.observe(event));
   const sessions = new SessionManager(config, host, logger, {
+    // A worker's sessions are written in the shared registry: API nodes route by it.
+    registry: shared ? registryHook(store, config.cluster.workerId!) : undefined,
     audit,
     egress,
     snapshots: new SnapshotStore(join(dataDir, "snapshots"), config.sessions),
@@ -222,18 +234,47 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
     join(dataDir, "notebooks"),
   );
   let cluster: ClusterNode | null = null;
+  let internal = null as InternalServer | null;
   if (shared)
     try {
+      const c = config.cluster;
       cluster = await startClusterNode({
         config,
         logger,
         ...shared,
         registry,
+        metrics,
         local: { service, analyzer, sessionCount: () => sessions.count },
         workerUrl: options.workerUrl,
+        // The listener API nodes forward session calls to, bound before the worker says where
+        // it is. What it runs outside a session (MCP run_code) goes through the cluster's queue.
+        listen: async (clusterService) => {
+          internal = await startInternalServer(
+            {
+              config,
+              logger,
+              service: clusterService,
+              registry,
+              host,
+              store,
+              keys: store.keys,
+              sessions,
+              analyzer,
+              notebooks,
+            },
+            {
+              secret: c.secret!,
+              host: c.internalHost,
+              port: c.internalPort,
+              advertiseUrl: c.advertiseUrl,
+            },
+          );
+          return options.workerUrl ?? internal.url;
+        },
       });
     } catch (error) {
       // Redis or PostgreSQL refused at start: release what was opened before saying so.
+      await internal?.close();
       notebooks.close();
       await service.close(0);
       await analyzer.close();
@@ -257,6 +298,7 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
       await cluster?.close(deadlineMs);
       notebooks.close();
       await Promise.all([service.close(deadlineMs), sessions.closeAll()]);
+      await internal?.close();
       // After the runs that may still ask for an analysis; before the host goes.
       await analyzer.close();
       stopPool();
@@ -265,6 +307,20 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
       unlock();
     },
   });
+}
+
+/** A cluster worker has one id for its row, its sessions' registry rows and its logs. */
+function withWorkerId(config: Config): Config {
+  if (!isClustered(config.cluster) || config.cluster.workerId) return config;
+  return { ...config, cluster: { ...config.cluster, workerId: defaultWorkerId() } };
+}
+
+function registryHook(store: Store, workerId: string): SessionHooks["registry"] {
+  return {
+    workerId,
+    register: (row) => store.sessions.register(row),
+    ended: (id, reason, at) => store.sessions.ended(id, reason, at),
+  };
 }
 
 /**

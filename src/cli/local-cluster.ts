@@ -52,6 +52,8 @@ export class LocalCluster {
   /** Live and dead workers alike, in start order (a restart replaces its entry). */
   readonly workers: LocalNode[] = [];
   private nodeCount = 0;
+  /** Named before any start is awaited: workers started together must not share a name (and id). */
+  private workerCount = 0;
   private readonly specs: NodeSpec[] = [];
 
   private constructor(
@@ -148,7 +150,7 @@ export class LocalCluster {
 
   /** Starts one more worker (a new world) and waits until the API node lists it active. */
   async addWorker(): Promise<LocalNode> {
-    const spec = await this.newSpec(`w${this.workers.length + 1}`, "worker");
+    const spec = await this.newSpec(`w${++this.workerCount}`, "worker");
     const node = await this.startWorker(spec);
     this.workers.push(node);
     return node;

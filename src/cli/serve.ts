@@ -1,15 +1,25 @@
 /**
  * `warden serve`: the multi-tenant service on the embedded defaults (SQLite
- * in the data dir, in-process queue). This is the one place that handles
- * SIGTERM and SIGINT: stop intake, let running executions finish up to the
- * grace period, kill the rest, record every final state, exit.
+ * in the data dir, in-process queue), or one node of a cluster by its role
+ * (`api`, `worker`, `all` on PostgreSQL and Redis). This is the one place
+ * that handles SIGTERM and SIGINT: stop intake, let running executions finish
+ * up to the grace period, kill the rest, record every final state, exit.
  */
 import { createServer } from "node:net";
 import { resolve } from "node:path";
 import { ENV } from "../config/env.js";
-import { openWarden } from "../warden.js";
+import type { Logger } from "../audit/logger.js";
+import { apiNodeParts } from "../cluster/api-wiring.js";
 import { clusterProblems } from "../config/cluster-config.js";
-import { buildServer } from "../http/server.js";
+import type { Config } from "../config/schema.js";
+import { WardenError } from "../errors.js";
+import type { ExecutionFrontend } from "../executions/frontend.js";
+import { buildServer, type ServerDeps } from "../http/server.js";
+import type { NotebookService } from "../notebooks/service.js";
+import type { Analyzer } from "../policy/analyzer.js";
+import type { SessionManager } from "../sessions/manager.js";
+import type { PgStore } from "../store/pg/store.js";
+import { openApiNode, openWarden } from "../warden.js";
 import { SCOPES } from "../store/keys.js";
 import { createContext, type GlobalOptions } from "./context.js";
 import { processLimitProblems, readHostCaps } from "./process-limits.js";
@@ -57,12 +67,7 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
     for (const p of problems) process.stderr.write(`warden: ${p}\n`);
     return 1;
   }
-  if (config.cluster.role === "api") {
-    process.stderr.write(
-      "warden: --role api needs the cluster HTTP wiring (API node routes), which this build does not include\n",
-    );
-    return 1;
-  }
+  if (config.cluster.role === "worker") return serveWorker(config, logger);
   const dataDir = resolve(config.dataDir);
   const problem = await portProblem(config.server.host, config.server.port);
   if (problem) {
@@ -71,12 +76,11 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
     );
     return 1;
   }
-  for (const problem of processLimitProblems(config, readHostCaps())) logger.warn(problem);
-  const warden = await openWarden({ config, logger });
-  const keys = warden.store.keys;
-  const app = await buildServer({ ...warden, config, logger, service: warden, keys });
+  const node = await openNode(config, logger);
+  const app = await buildServer(node.deps);
   const address = await app.listen({ host: config.server.host, port: config.server.port });
   // Only once the port is ours: a key is printed for a server that runs.
+  const keys = node.deps.keys;
   const envToken = process.env[ENV.adminToken];
   if (envToken) await keys.ensureEnvAdmin(envToken);
   else if (!(await keys.hasAdmin())) {
@@ -89,27 +93,144 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
       `\n  Warden admin key (shown once; store it now):\n\n    ${token}\n\n  Make more with: warden keys create --name NAME --scopes execute\n\n`,
     );
   }
-  logger.info({ address, dataDir, cgroups: warden.host.cgroupLayout.mode }, "warden serving");
+  logger.info({ address, dataDir, role: config.cluster.role, ...node.facts }, "warden serving");
 
+  return untilSignal(config, logger, async (graceMs) => {
+    const closing = app.close(); // stop accepting; in-flight requests finish with their executions
+    await node.shutdown(graceMs);
+    // Every execution has ended; keep-alive sockets that went idle since close() began go too.
+    app.server.closeIdleConnections();
+    const stragglers = setTimeout(() => app.server.closeAllConnections(), 2000);
+    await closing;
+    clearTimeout(stragglers);
+  });
+}
+
+/**
+ * What the public server of this node is built from: the single node's own
+ * parts; on a cluster's `all` node the same with the cluster's queue in front;
+ * on an `api` node the cluster's queue, the store and forwarding to workers,
+ * with no sandbox host at all.
+ */
+async function openNode(
+  config: Config,
+  logger: Logger,
+): Promise<{
+  deps: ServerDeps;
+  facts: Record<string, unknown>;
+  shutdown(graceMs: number): Promise<void>;
+}> {
+  if (config.cluster.role === "api") {
+    const api = await openApiNode({ config, logger });
+    const parts = apiNodeParts({
+      ...api,
+      logger,
+      redis: api.cluster.redis,
+      metrics: api.service.metrics,
+    });
+    // Sessions, notebooks, MCP and analysis live on workers: every call for them is forwarded.
+    const elsewhere = onWorkers<SessionManager & NotebookService & Analyzer>();
+    return {
+      deps: {
+        config,
+        logger,
+        service: api.service,
+        registry: api.registry,
+        host: parts.readiness,
+        store: api.store,
+        keys: api.store.keys,
+        sessions: elsewhere,
+        notebooks: elsewhere,
+        analyzer: elsewhere,
+        analyseBeforeQueue: false,
+        routing: parts.routing,
+        limiters: parts.limiters,
+      },
+      facts: {},
+      shutdown: (graceMs) => api.shutdown(graceMs),
+    };
+  }
+  const warden = await openWarden({ config, logger });
+  const base = {
+    ...warden,
+    config,
+    logger,
+    service: warden as ExecutionFrontend,
+    keys: warden.store.keys,
+  };
+  const facts = { cgroups: warden.host.cgroupLayout.mode };
+  if (!warden.cluster)
+    return { deps: base, facts, shutdown: (graceMs) => warden.shutdown(graceMs) };
+  const parts = apiNodeParts({
+    config,
+    logger,
+    store: warden.store,
+    pool: (warden.store as PgStore).pool,
+    redis: warden.cluster.redis,
+    metrics: warden.metrics,
+  });
+  return {
+    deps: {
+      ...base,
+      service: warden.cluster.service,
+      routing: parts.routing,
+      limiters: parts.limiters,
+    },
+    facts: { ...facts, worker: config.cluster.workerId },
+    shutdown: (graceMs) => warden.shutdown(graceMs),
+  };
+}
+
+/**
+ * A worker serves no public port: only its internal listener, which takes
+ * requests signed by API nodes, and the queue it claims from.
+ */
+async function serveWorker(config: Config, logger: Logger): Promise<number> {
+  for (const problem of processLimitProblems(config, readHostCaps())) logger.warn(problem);
+  const warden = await openWarden({ config, logger });
+  logger.info(
+    {
+      role: "worker",
+      worker: config.cluster.workerId ?? warden.cluster?.worker?.id,
+      internal: config.cluster.advertiseUrl,
+      cgroups: warden.host.cgroupLayout.mode,
+    },
+    "warden worker serving",
+  );
+  return untilSignal(config, logger, (graceMs) => warden.shutdown(graceMs));
+}
+
+/** A stand-in for the parts an API node does not have: every call for them is forwarded first. */
+function onWorkers<T extends object>(): T {
+  return new Proxy({} as T, {
+    get: (_target, name) => {
+      if (name === "then" || typeof name === "symbol") return undefined;
+      throw new WardenError(
+        "INTERNAL",
+        `an API node has no ${String(name)}: this call belongs on a worker`,
+      );
+    },
+  });
+}
+
+/** SIGTERM and SIGINT: stop intake, let running work finish up to the grace period, exit 0. */
+function untilSignal(
+  config: Config,
+  logger: Logger,
+  stop: (graceMs: number) => Promise<void>,
+): Promise<number> {
   return new Promise<number>((resolveExit) => {
     let stopping = false;
-    const stop = (signal: string): void => {
+    const onSignal = (signal: string): void => {
       if (stopping) return;
       stopping = true;
       logger.info({ signal, graceSeconds: config.server.shutdownGracePeriod }, "shutting down");
-      void (async () => {
-        const closing = app.close(); // stop accepting; in-flight requests finish with their executions
-        await warden.shutdown(config.server.shutdownGracePeriod * 1000);
-        // Every execution has ended; keep-alive sockets that went idle since close() began go too.
-        app.server.closeIdleConnections();
-        const stragglers = setTimeout(() => app.server.closeAllConnections(), 2000);
-        await closing;
-        clearTimeout(stragglers);
+      void stop(config.server.shutdownGracePeriod * 1000).then(() => {
         logger.info("stopped");
         resolveExit(0);
-      })();
+      });
     };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
+    process.once("SIGTERM", () => onSignal("SIGTERM"));
+    process.once("SIGINT", () => onSignal("SIGINT"));
   });
 }

@@ -17,6 +17,7 @@ import type { PolicyMode } from "../contract/policy.js";
 import { DEFAULT_ENVIRONMENT } from "../contract/environment.js";
 import type { RuntimeRegistry } from "../runtimes/registry.js";
 import type { Store } from "../store/store.js";
+import type { Metrics } from "../executions/metrics.js";
 import type { AuditEvent, ExecutionRecord, NewEvent } from "../store/records.js";
 import type { Execution, ExecutionRequest, ExecutionSource } from "../executions/execution.js";
 import { resolveCompileLimits, resolveLimits } from "../executions/limits.js";
@@ -44,6 +45,8 @@ export interface ClusterServiceOptions {
   logger: Logger;
   /** Leave static analysis to the worker (an `api` node has no sandbox to analyse in). */
   analyseOnWorker: boolean;
+  /** Prometheus metrics of the node (refusals are counted in them by the HTTP layer). */
+  metrics: Metrics;
   /** @default 2000 */
   pollMs?: number;
 }
@@ -61,6 +64,10 @@ export class ClusterService {
   private capabilities: Capabilities | null = null;
 
   constructor(private readonly o: ClusterServiceOptions) {}
+
+  get metrics(): Metrics {
+    return this.o.metrics;
+  }
 
   get records(): Store["records"] {
     return this.o.store.records;

@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage } from "node:http";
 import type { FastifyReply, FastifyRequest } from "fastify";
-import type { ExecutionService } from "../executions/service.js";
+import type { ExecutionFrontend } from "../executions/frontend.js";
 import { WardenError } from "../errors.js";
 import type { Actor } from "../http/auth.js";
 import type { RefusalLog } from "../http/refusals.js";
@@ -16,7 +16,7 @@ import { keyOf, verifyRequest, type Principal } from "./internal-auth.js";
 export class InternalGate {
   constructor(
     private readonly secret: string,
-    private readonly service: ExecutionService,
+    private readonly service: ExecutionFrontend,
     private readonly refusals: RefusalLog,
   ) {}
 

@@ -14,6 +14,7 @@ import { WardenError } from "../errors.js";
 import type { RuntimeRegistry } from "../runtimes/registry.js";
 import type { Store } from "../store/store.js";
 import type { ExecutionService } from "../executions/service.js";
+import type { Metrics } from "../executions/metrics.js";
 import type { Analyzer } from "../policy/analyzer.js";
 import { checkPolicy } from "../policy/execution-policy.js";
 import { resolveEgress } from "../network/policy.js";
@@ -43,14 +44,24 @@ export interface StartClusterOptions {
   local?: LocalParts | undefined;
   /** Where API nodes reach this worker's internal listener (cluster.advertiseUrl wins). */
   workerUrl?: string | undefined;
+  /**
+   * A worker's internal listener, started once the node's service exists and
+   * before the worker registers; resolves with the URL API nodes reach it at.
+   */
+  listen?: ((service: ClusterService) => Promise<string>) | undefined;
+  /** The node's Prometheus metrics (the API side counts refusals in them). */
+  metrics: Metrics;
 }
 
 export interface ClusterNode {
   readonly redis: ClusterRedis;
   readonly queue: ClusterQueue;
   readonly reaper: Reaper;
-  /** API side (`api`, `all`). */
-  readonly service: ClusterService | null;
+  /**
+   * Submits into the cluster's queue: the public API on `api` and `all`, and
+   * on a worker what its internal channel runs (MCP `run_code`).
+   */
+  readonly service: ClusterService;
   /** Worker side (`worker`, `all`). */
   readonly worker: ClusterWorker | null;
   /** Drains the worker (runs get `graceMs`), stops following, closes Redis. */
@@ -86,20 +97,19 @@ export async function startClusterNode(o: StartClusterOptions): Promise<ClusterN
     maxRetries: config.maxRetries,
   });
   reaper.start();
-  const service =
-    role === "worker"
-      ? null
-      : new ClusterService({
-          config,
-          registry: o.registry,
-          pool: o.pool,
-          redis,
-          queue,
-          store: o.store,
-          logger,
-          analyseOnWorker: role === "api",
-        });
-  const worker = o.local ? workerOf(o, o.local, redis, queue) : null;
+  const service = new ClusterService({
+    config,
+    registry: o.registry,
+    pool: o.pool,
+    redis,
+    queue,
+    store: o.store,
+    logger,
+    metrics: o.metrics,
+    analyseOnWorker: role === "api",
+  });
+  const workerUrl = o.local && o.listen ? await o.listen(service) : o.workerUrl;
+  const worker = o.local ? workerOf({ ...o, workerUrl }, o.local, redis, queue) : null;
   if (worker) {
     // What a previous process under this id left running is settled before it claims anew.
     const left = await reaper.releaseWorker(worker.id);
@@ -115,7 +125,7 @@ export async function startClusterNode(o: StartClusterOptions): Promise<ClusterN
     service,
     worker,
     async close(graceMs) {
-      await Promise.all([worker?.drain(graceMs), service?.close(graceMs)]);
+      await Promise.all([worker?.drain(graceMs), service.close(graceMs)]);
       await reaper.stop();
       await redis.close();
     },

@@ -19,7 +19,7 @@ import { checkPolicy, type RejectedResult } from "../policy/execution-policy.js"
 import type { Finding, PolicyMode } from "../contract/policy.js";
 import type { Execution, ExecutionSource } from "./execution.js";
 import type { CreateExecutionInput } from "./request.js";
-import type { ExecutionService } from "./service.js";
+import type { ExecutionFrontend } from "./frontend.js";
 
 /** Who asks, as the interface authenticated them. */
 export interface RunActor {
@@ -51,8 +51,12 @@ export type RunCodeOutcome =
   | { rejected: null; execution: Execution; findings: Finding[] | null };
 
 export interface RunCodeDeps {
-  service: ExecutionService;
-  analyzer: Analyzer;
+  service: ExecutionFrontend;
+  /**
+   * Absent on a cluster API node, which has no sandbox to analyse in: the
+   * key's policy travels with the job and the worker analyses before it runs.
+   */
+  analyzer: Analyzer | null;
 }
 
 /** The user a request acts as; a body `userId` from a key without the delegate scope is refused. */
@@ -74,12 +78,19 @@ export async function runCode(
 ): Promise<RunCodeOutcome> {
   const { service, analyzer } = deps;
   const userId = actingUser(actor, input.userId);
-  const policy = await checkPolicy(analyzer, service, input, { policy: actor.policy }, userId);
+  const policy = analyzer
+    ? await checkPolicy(analyzer, service, input, { policy: actor.policy }, userId)
+    : { rejected: null, findings: null, audit: () => undefined };
   if (policy.rejected)
     return { rejected: policy.rejected, execution: null, findings: policy.rejected.findings };
-  const execution = service.submit(
+  const execution = await service.submit(
     input,
-    { userId, keyId: actor.keyId, networkAllow: actor.networkAllow },
+    {
+      userId,
+      keyId: actor.keyId,
+      networkAllow: actor.networkAllow,
+      ...(analyzer ? {} : { policy: actor.policy ?? null }),
+    },
     options.source,
   );
   if (policy.findings) policy.audit(execution.id);
@@ -87,7 +98,7 @@ export async function runCode(
   if (signal) {
     const reason = options.abortReason ?? "client disconnected";
     const kill = (): void => {
-      if (!execution.result) service.killExecution(execution.id, reason);
+      if (!execution.result) void service.killExecution(execution.id, reason);
     };
     // Gone while the code was being analysed: it is queued and killed at once,
     // so the record and the audit trail still say what happened.

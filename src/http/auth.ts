@@ -8,7 +8,7 @@
 import type { IncomingMessage } from "node:http";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { ServerConfig } from "../config/schema.js";
-import type { ExecutionService } from "../executions/service.js";
+import type { ExecutionFrontend } from "../executions/frontend.js";
 import { WardenError } from "../errors.js";
 import { SlidingWindowLimiter, type RateDecision, type WindowLimit } from "../policy/rate-limit.js";
 import type { ApiKey, Scope } from "../store/keys.js";
@@ -76,7 +76,7 @@ export class Gate {
 
   constructor(
     private readonly keys: KeyStore,
-    private readonly service: ExecutionService,
+    private readonly service: ExecutionFrontend,
     private readonly server: ServerConfig,
     private readonly refusals: RefusalLog,
     limiter: LimiterFactory = inProcess,

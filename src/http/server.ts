@@ -17,7 +17,7 @@ import {
 } from "fastify-type-provider-zod";
 import type { Logger } from "../audit/logger.js";
 import type { Config } from "../config/schema.js";
-import type { ExecutionService } from "../executions/service.js";
+import type { ExecutionFrontend } from "../executions/frontend.js";
 import type { RuntimeRegistry } from "../runtimes/registry.js";
 import type { SandboxHost } from "../sandbox/host.js";
 import type { KeyStore, Store } from "../store/store.js";
@@ -49,9 +49,13 @@ import type { ClusterRouting } from "../cluster/forward.js";
 export interface ServerDeps {
   config: Config;
   logger: Logger;
-  service: ExecutionService;
+  service: ExecutionFrontend;
   registry: RuntimeRegistry;
-  host: SandboxHost;
+  /**
+   * What /readyz asks whether code can run here: the sandbox host's isolation
+   * self-test, or on a cluster API node whether an active worker answers.
+   */
+  host: Pick<SandboxHost, "selfTest">;
   /** The store (its keys are `keys`); /readyz asks it whether it can write. */
   store: Store;
   keys: KeyStore;
@@ -65,6 +69,12 @@ export interface ServerDeps {
    * execution routes.
    */
   mode?: { kind: "public" } | { kind: "internal"; secret: string };
+  /**
+   * False on a cluster API node: it has no sandbox to analyse code in, so the
+   * key's policy travels with the job and the worker analyses before it runs.
+   * @default true
+   */
+  analyseBeforeQueue?: boolean;
   /** Cluster API node: rate limits shared in Redis (src/cluster/rate-limit-redis.ts). */
   limiters?: LimiterFactory;
   /** Cluster API node: forwards session-bound calls to workers (src/cluster/forward.ts). */
@@ -200,20 +210,21 @@ export async function buildServer(deps: ServerDeps) {
   // After swagger (its routes show in OpenAPI), before the routes it forwards.
   if (deps.routing) await deps.routing.install(app as unknown as FastifyInstance);
   await app.register(healthRoutes, { service, host: deps.host, store: deps.store });
+  const queueAnalyzer = deps.analyseBeforeQueue === false ? null : deps.analyzer;
   // Not on an internal listener: executions go through the queue, keys stay on API nodes.
   if (!internal) {
     await app.register(executionRoutes, {
       service,
       registry: deps.registry,
       config,
-      analyzer: deps.analyzer,
+      analyzer: queueAnalyzer,
     });
     await app.register(adminRoutes, { service, sessions: deps.sessions, keys: deps.keys, config });
     await app.register(pistonRoutes, {
       service,
       registry: deps.registry,
       config,
-      analyzer: deps.analyzer,
+      analyzer: queueAnalyzer,
     });
   }
   await app.register(sessionRoutes, {

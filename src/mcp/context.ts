@@ -6,7 +6,7 @@ import type { CallToolResult, ToolAnnotations } from "@modelcontextprotocol/sdk/
 import type { z } from "zod";
 import type { Logger } from "../audit/logger.js";
 import type { Config } from "../config/schema.js";
-import type { ExecutionService } from "../executions/service.js";
+import type { ExecutionFrontend } from "../executions/frontend.js";
 import type { Analyzer } from "../policy/analyzer.js";
 import type { PolicyMode } from "../contract/policy.js";
 import type { RuntimeRegistry } from "../runtimes/registry.js";
@@ -15,7 +15,7 @@ import type { Scope } from "../store/keys.js";
 import type { ToolExtra } from "./results.js";
 
 export interface McpServerOptions {
-  service: ExecutionService;
+  service: ExecutionFrontend;
   sessions: SessionManager;
   registry: RuntimeRegistry;
   config: Config;

@@ -5,7 +5,7 @@
  * queued. Other languages pass unanalysed.
  */
 import type { CreateExecutionInput } from "../executions/request.js";
-import type { ExecutionService } from "../executions/service.js";
+import type { ExecutionFrontend } from "../executions/frontend.js";
 import { blankResult, type ExecutionResult } from "../contract/result.js";
 import type { Finding, PolicyMode } from "../contract/policy.js";
 import { blockedMessage, type Analyzer } from "./analyzer.js";
@@ -32,7 +32,7 @@ const MAX_AUDITED_FINDINGS = 50;
  * alike: a refusal is audited and counted; findings a run goes on with, audited.
  */
 export function auditPolicy(
-  service: Pick<ExecutionService, "audit" | "metrics">,
+  service: Pick<ExecutionFrontend, "audit" | "metrics">,
   event: "rejected" | "policy_findings",
   o: {
     userId: string;
@@ -56,7 +56,7 @@ export function auditPolicy(
 
 export async function checkPolicy(
   analyzer: Analyzer,
-  service: ExecutionService,
+  service: ExecutionFrontend,
   input: Pick<CreateExecutionInput, "language" | "code" | "files" | "entrypoint">,
   actor: { policy?: PolicyMode | null | undefined },
   userId: string,

@@ -20,7 +20,7 @@
 import type { Config } from "../config/schema.js";
 import type { Finding, PolicyMode } from "../contract/policy.js";
 import { WardenError } from "../errors.js";
-import type { ExecutionService } from "../executions/service.js";
+import type { ExecutionFrontend } from "../executions/frontend.js";
 import { blockedMessage, type Analyzer, type PolicyVerdict } from "../policy/analyzer.js";
 import { isBlocked } from "../policy/findings.js";
 import { auditPolicy } from "../policy/execution-policy.js";
@@ -34,7 +34,7 @@ export interface SessionRunDeps {
   sessions: SessionManager;
   analyzer: Analyzer;
   /** The audit trail and metrics: the same events as executions. */
-  service: Pick<ExecutionService, "audit" | "metrics">;
+  service: Pick<ExecutionFrontend, "audit" | "metrics">;
   config: Pick<Config, "policy">;
 }
 

@@ -4,6 +4,7 @@
  * kills, language checks, and a hostile publisher flooding an execution's
  * channel (the API node keeps at most the run's own output caps).
  */
+import { Metrics } from "../../src/executions/metrics.js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Redis } from "ioredis";
 import { silentLogger } from "../../src/audit/logger.js";
@@ -69,6 +70,11 @@ beforeAll(async () => {
   });
   service = new ClusterService({
     config,
+    metrics: new Metrics({
+      queueDepth: () => 0,
+      activeSandboxes: () => 0,
+      memoryReservedMb: () => 0,
+    }),
     registry: new RuntimeRegistry(config.sandbox.searchPath, config.runtimes),
     pool: db.pool,
     redis,

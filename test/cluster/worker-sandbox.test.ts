@@ -4,6 +4,7 @@
  * mode is applied on the worker, since an `api` node has no sandbox to
  * analyse in.
  */
+import { Metrics } from "../../src/executions/metrics.js";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -47,6 +48,11 @@ beforeAll(async () => {
   apiRedis = new ClusterRedis({ url: REDIS_URL, prefix: db.prefix, logger: silentLogger });
   api = new ClusterService({
     config,
+    metrics: new Metrics({
+      queueDepth: () => 0,
+      activeSandboxes: () => 0,
+      memoryReservedMb: () => 0,
+    }),
     registry: new RuntimeRegistry(config.sandbox.searchPath, config.runtimes),
     pool: db.pool,
     redis: apiRedis,

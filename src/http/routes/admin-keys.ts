@@ -10,7 +10,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { Config } from "../../config/schema.js";
 import { WardenError } from "../../errors.js";
-import type { ExecutionService } from "../../executions/service.js";
+import type { ExecutionFrontend } from "../../executions/frontend.js";
 import { createKey } from "../../executions/new-key.js";
 import { POLICY_MODES } from "../../contract/policy.js";
 import { NewKeySchema, SCOPES, type ApiKey } from "../../store/keys.js";
@@ -47,7 +47,7 @@ function view(key: ApiKey): z.infer<typeof KeyViewSchema> {
 
 export function keyRoutes(
   app: FastifyInstance,
-  o: { service: ExecutionService; keys: KeyStore; config: Config },
+  o: { service: ExecutionFrontend; keys: KeyStore; config: Config },
 ): void {
   const zapp = app.withTypeProvider<ZodTypeProvider>();
 

@@ -1,7 +1,7 @@
 /** The spec's admin monitoring API, at exactly its paths; admin scope only. */
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import type { ExecutionService } from "../../executions/service.js";
+import type { ExecutionFrontend } from "../../executions/frontend.js";
 import type { SessionManager } from "../../sessions/manager.js";
 import { WardenError } from "../../errors.js";
 import type { Config } from "../../config/schema.js";
@@ -17,7 +17,7 @@ const errors = ErrorResponses;
 const ExecutionIdParams = z.object({ executionId: IdParamsSchema.shape.id });
 
 export const adminRoutes: FastifyPluginAsyncZod<{
-  service: ExecutionService;
+  service: ExecutionFrontend;
   sessions: SessionManager;
   keys: KeyStore;
   config: Config;
@@ -154,7 +154,7 @@ export const adminRoutes: FastifyPluginAsyncZod<{
       const id = request.params.executionId;
       if (!(await service.getRecord(id, false)))
         throw new WardenError("NOT_FOUND", `execution ${id} not found`);
-      return { success: service.killExecution(id, `killed by admin ${request.actor!.userId}`) };
+      return { success: await service.killExecution(id, `killed by admin ${request.actor!.userId}`) };
     },
   );
 };

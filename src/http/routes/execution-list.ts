@@ -6,7 +6,7 @@
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { WardenError } from "../../errors.js";
-import type { ExecutionService } from "../../executions/service.js";
+import type { ExecutionFrontend } from "../../executions/frontend.js";
 import { blankResult, type ExecutionStatus } from "../../contract/result.js";
 import type { ListedRecord } from "../../store/records.js";
 import { hasScope } from "../auth.js";
@@ -24,7 +24,7 @@ function decodeCursor(cursor: string): { createdAt: number; id: string } {
   return { createdAt: Number(match[1]), id: match[2]! };
 }
 
-export function executionListRoute(app: FastifyInstance, service: ExecutionService): void {
+export function executionListRoute(app: FastifyInstance, service: ExecutionFrontend): void {
   app.withTypeProvider<ZodTypeProvider>().get(
     "/v1/executions",
     {

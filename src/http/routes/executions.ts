@@ -6,7 +6,7 @@ import type { Config } from "../../config/schema.js";
 import type { Execution } from "../../executions/execution.js";
 import { createExecutionSchemas } from "../../executions/request.js";
 import { runCode } from "../../executions/run-code.js";
-import type { ExecutionService } from "../../executions/service.js";
+import type { ExecutionFrontend } from "../../executions/frontend.js";
 import { WardenError } from "../../errors.js";
 import type { Analyzer } from "../../policy/analyzer.js";
 import { blankResult, type ExecutionResult } from "../../contract/result.js";
@@ -31,10 +31,11 @@ import {
 } from "../schemas.js";
 
 export interface ExecutionRoutesOptions {
-  service: ExecutionService;
+  service: ExecutionFrontend;
   registry: RuntimeRegistry;
   config: Config;
-  analyzer: Analyzer;
+  /** Null on a cluster API node: the worker analyses (src/executions/run-code.ts). */
+  analyzer: Analyzer | null;
 }
 
 const errors = ErrorResponses;
@@ -63,6 +64,7 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
     id: string,
     actor: Actor | null,
     forReply?: { request: FastifyRequest; reply: FastifyReply },
+    follow = false,
   ): Promise<{
     live?: Execution;
     userId: string;
@@ -73,10 +75,12 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
     finishedAt: string | null;
     status: ExecutionResult["status"];
   }> => {
-    const live = service.live(id);
     const record = await service.getRecord(id, false);
     if (!record || !visible(actor, record.userId))
       throw new WardenError("NOT_FOUND", `execution ${id} not found`);
+    // A cluster API node streams a run another node queued by following it (Redis).
+    const live =
+      service.live(id) ?? (follow && service.followAny ? await service.followAny(id) : undefined);
     // HEAD answers no body (Fastify drains the stream it is given): no output for it.
     if (forReply && forReply.request.method === "GET" && !live?.result && record.result) {
       const giveBack = outputBudget.take(
@@ -181,7 +185,10 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
     },
     async (request) => {
       const found = await find(request.params.id, request.actor);
-      const killed = service.killExecution(request.params.id, `killed by ${request.actor!.userId}`);
+      const killed = await service.killExecution(
+        request.params.id,
+        `killed by ${request.actor!.userId}`,
+      );
       const result = killed && found.live ? await found.live.done : null;
       return { success: killed, status: result?.status ?? found.status };
     },
@@ -239,7 +246,7 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
       },
     },
     async (request, reply) => {
-      const found = await find(request.params.id, request.actor, { request, reply });
+      const found = await find(request.params.id, request.actor, { request, reply }, true);
       const from = parsePosition(lastEventId(request));
       const stream = openEventStream(request, reply);
       await streamExecution(stream, from, found.live, found.result);

@@ -1,7 +1,7 @@
 /** Liveness, readiness (isolation self-test + store), Prometheus metrics. */
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import type { ExecutionService } from "../../executions/service.js";
+import type { ExecutionFrontend } from "../../executions/frontend.js";
 import type { SandboxHost } from "../../sandbox/host.js";
 import type { Store } from "../../store/store.js";
 
@@ -9,8 +9,8 @@ import type { Store } from "../../store/store.js";
 const SELF_TEST_TTL_MS = 30_000;
 
 export const healthRoutes: FastifyPluginAsyncZod<{
-  service: ExecutionService;
-  host: SandboxHost;
+  service: ExecutionFrontend;
+  host: Pick<SandboxHost, "selfTest">;
   store: Store;
 }> = async (app, { service, host, store }) => {
   let lastTest: { at: number; failure: string | null } | undefined;

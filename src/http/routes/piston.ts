@@ -11,7 +11,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import type { Config } from "../../config/schema.js";
 import { createExecutionSchemas, type CreateExecutionInput } from "../../executions/request.js";
 import { runCode, type RunCodeOutcome } from "../../executions/run-code.js";
-import type { ExecutionService } from "../../executions/service.js";
+import type { ExecutionFrontend } from "../../executions/frontend.js";
 import { RunStatusSchema, type StepResult } from "../../contract/result.js";
 import type { Analyzer } from "../../policy/analyzer.js";
 import type { RuntimeRegistry } from "../../runtimes/registry.js";
@@ -110,10 +110,11 @@ function fail(reply: FastifyReply, status: number, text: string): FastifyReply {
 }
 
 export const pistonRoutes: FastifyPluginAsync<{
-  service: ExecutionService;
+  service: ExecutionFrontend;
   registry: RuntimeRegistry;
   config: Config;
-  analyzer: Analyzer;
+  /** Null on a cluster API node: the worker analyses (src/executions/run-code.ts). */
+  analyzer: Analyzer | null;
 }> = async (app, { service, registry, config, analyzer }) => {
   const { CreateExecutionSchema } = createExecutionSchemas(config);
   // Piston clients send JSON under any content type (piston-client: text/plain):

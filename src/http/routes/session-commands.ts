@@ -11,7 +11,7 @@ import { toErrorInfo, WardenError } from "../../errors.js";
 import type { OutputChunk } from "../../sandbox/types.js";
 import { SIGNALS } from "../../sessions/commands.js";
 import type { Config } from "../../config/schema.js";
-import type { ExecutionService } from "../../executions/service.js";
+import type { ExecutionFrontend } from "../../executions/frontend.js";
 import type { Analyzer } from "../../policy/analyzer.js";
 import type { SessionManager } from "../../sessions/manager.js";
 import { allowCommand, checkCell } from "../../sessions/run-policy.js";
@@ -64,7 +64,7 @@ export const sessionCommandRoutes: FastifyPluginAsyncZod<{
   sessions: SessionManager;
   /** Static analysis, the audit trail and the policy settings: code in a session obeys the key's policy. */
   analyzer: Analyzer;
-  service: ExecutionService;
+  service: ExecutionFrontend;
   config: Config;
 }> = async (app, { sessions, analyzer, service, config }) => {
   const deps = { sessions, analyzer, service, config };

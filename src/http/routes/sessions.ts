@@ -6,7 +6,7 @@ import { z } from "zod";
 import { WardenError } from "../../errors.js";
 import { RequestLimitsSchema } from "../../executions/limits.js";
 import { NetworkRequestSchema } from "../../executions/request.js";
-import type { ExecutionService } from "../../executions/service.js";
+import type { ExecutionFrontend } from "../../executions/frontend.js";
 import type { SessionManager } from "../../sessions/manager.js";
 import { SessionSchema } from "../../contract/session.js";
 import { SnapshotIdSchema } from "../../contract/snapshot.js";
@@ -81,7 +81,7 @@ const rawUploadRoute: FastifyPluginAsyncZod<{
 
 export const sessionRoutes: FastifyPluginAsyncZod<{
   sessions: SessionManager;
-  service: ExecutionService;
+  service: ExecutionFrontend;
   maxFileBytes: number;
 }> = async (app, { sessions, service, maxFileBytes }) => {
   // Multipart uploads: one file part, no other fields, at most maxFileBytes.

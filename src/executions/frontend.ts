@@ -1,0 +1,53 @@
+/**
+ * What the interfaces (REST, Piston, MCP, sessions' policy checks) need of an
+ * execution service. Two implement it: the single node's ExecutionService
+ * (a local scheduler and sandbox host) and a cluster API node's
+ * ClusterService (the PostgreSQL queue, workers elsewhere). Calls that may
+ * cross the network return promises on the second; callers await both.
+ */
+import type { ExecutionResult } from "../contract/result.js";
+import type { SystemMetrics, UserMetrics } from "../contract/metrics.js";
+import type { PolicyMode } from "../contract/policy.js";
+import type { EgressPolicy } from "../network/policy.js";
+import type { AuditEvent, ExecutionRecord, NewEvent } from "../store/records.js";
+import type { ArtifactStore, RecordStore } from "../store/store.js";
+import type { Execution, ExecutionSource } from "./execution.js";
+import type { Metrics } from "./metrics.js";
+import type { CreateExecutionInput } from "./request.js";
+import type { AdmissionDecision } from "./scheduler.js";
+
+export interface SubmitActor {
+  userId: string;
+  keyId?: string | undefined;
+  networkAllow?: string[] | null | undefined;
+  /** The key's policy mode (null: the server's), for a worker that analyses before it runs. */
+  policy?: PolicyMode | null | undefined;
+}
+
+export interface ExecutionFrontend {
+  readonly records: RecordStore;
+  readonly artifacts: ArtifactStore;
+  readonly metrics: Metrics;
+  audit(event: NewEvent): void;
+  resolveNetwork(
+    input: CreateExecutionInput["network"],
+    networkAllow?: string[] | null,
+  ): EgressPolicy | null;
+  submit(
+    input: CreateExecutionInput,
+    actor: SubmitActor,
+    source: ExecutionSource,
+  ): Execution | Promise<Execution>;
+  /** The live execution this node follows (queued or running), if any. */
+  live(id: string): Execution | undefined;
+  /** A cluster API node follows an execution queued or running anywhere (SSE on any node). */
+  followAny?(id: string): Promise<Execution | undefined>;
+  killExecution(id: string, reason: string): boolean | Promise<boolean>;
+  canStartExecution(userId: string): AdmissionDecision | Promise<AdmissionDecision>;
+  getSystemMetrics(): SystemMetrics | Promise<SystemMetrics>;
+  getUserMetrics(userId: string): UserMetrics | Promise<UserMetrics>;
+  getLogs(id: string): Promise<AuditEvent[]>;
+  getRecord(id: string, withOutput?: boolean): Promise<ExecutionRecord | null>;
+  storedOutputBytes(id: string): Promise<number>;
+  withStoredOutput(id: string, result: ExecutionResult): Promise<ExecutionResult>;
+}
