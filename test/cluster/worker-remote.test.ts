@@ -16,7 +16,7 @@ import { channels } from "../../src/cluster/events.js";
 import { ConfigSchema } from "../../src/config/schema.js";
 import { RuntimeRegistry } from "../../src/runtimes/registry.js";
 import type { CreateExecutionInput } from "../../src/executions/request.js";
-import { freshDb, REDIS_URL, testApiStore, type TestDb } from "./queue-db.js";
+import { freshDb, REDIS_URL, type TestDb } from "./queue-db.js";
 import { FakeEngine } from "./worker-fakes.js";
 
 let db: TestDb;
@@ -79,7 +79,7 @@ beforeAll(async () => {
     pool: db.pool,
     redis,
     queue,
-    store: testApiStore(db.pool),
+    store: await db.store(),
     logger: silentLogger,
     analyseOnWorker: true,
     pollMs: 200,

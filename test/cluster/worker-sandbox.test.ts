@@ -16,7 +16,7 @@ import { ClusterRedis } from "../../src/cluster/redis.js";
 import { ClusterQueue } from "../../src/cluster/queue.js";
 import { ConfigSchema } from "../../src/config/schema.js";
 import { RuntimeRegistry } from "../../src/runtimes/registry.js";
-import { freshDb, REDIS_URL, testApiStore, type TestDb } from "./queue-db.js";
+import { freshDb, REDIS_URL, type TestDb } from "./queue-db.js";
 
 let db: TestDb;
 let worker: EmbeddedWarden;
@@ -25,7 +25,7 @@ let apiRedis: ClusterRedis;
 
 beforeAll(async () => {
   db = await freshDb();
-  const store = testApiStore(db.pool);
+  const store = await db.store();
   const cluster = {
     role: "worker",
     databaseUrl: db.url,

@@ -154,7 +154,9 @@ export const adminRoutes: FastifyPluginAsyncZod<{
       const id = request.params.executionId;
       if (!(await service.getRecord(id, false)))
         throw new WardenError("NOT_FOUND", `execution ${id} not found`);
-      return { success: await service.killExecution(id, `killed by admin ${request.actor!.userId}`) };
+      return {
+        success: await service.killExecution(id, `killed by admin ${request.actor!.userId}`),
+      };
     },
   );
 };
