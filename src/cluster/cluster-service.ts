@@ -8,6 +8,7 @@
  * `rejected` with the policy's code); an `all` node analyses before submit.
  */
 import type pg from "pg";
+import { z } from "zod";
 import type { Logger } from "../audit/logger.js";
 import type { Config } from "../config/schema.js";
 import { WardenError } from "../errors.js";
@@ -50,6 +51,11 @@ export interface ClusterServiceOptions {
   /** @default 2000 */
   pollMs?: number;
 }
+
+/** A worker row's runtimes (written by workers; read strictly, bounded). */
+const WorkerRuntimesSchema = z
+  .array(z.object({ language: z.string().max(64), version: z.string().max(64).nullable() }))
+  .max(256);
 
 /** What the active workers can run, cached for a second (read on every submit). */
 interface Capabilities {
@@ -106,6 +112,33 @@ export class ClusterService {
       at: now,
     };
     return this.capabilities;
+  }
+
+  /**
+   * What the active workers can run, with the versions they detected: an API
+   * node answers GET /v1/runtimes (and Piston's) from this, not from its own host.
+   */
+  async runtimes(): Promise<
+    { language: string; aliases: string[]; extensions: string[]; version: string | null }[]
+  > {
+    const { rows } = await this.o.pool.query<{ runtimes: string }>(
+      `SELECT runtimes FROM workers WHERE state = 'active' AND heartbeat_at > ${DB_NOW_MS} - $1`,
+      [this.o.config.cluster.workerTimeoutMs],
+    );
+    const versions = new Map<string, string | null>();
+    for (const row of rows)
+      for (const r of WorkerRuntimesSchema.safeParse(JSON.parse(row.runtimes)).data ?? [])
+        if (!versions.has(r.language) || versions.get(r.language) === null)
+          versions.set(r.language, r.version);
+    return this.o.registry
+      .definitions()
+      .filter((d) => versions.has(d.language))
+      .map((d) => ({
+        language: d.language,
+        aliases: d.aliases,
+        extensions: d.extensions,
+        version: versions.get(d.language) ?? null,
+      }));
   }
 
   resolveNetwork(

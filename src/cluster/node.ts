@@ -192,6 +192,8 @@ function workerOf(
     url: c.advertiseUrl ?? o.workerUrl ?? `http://${c.internalHost}:${c.internalPort}`,
     heartbeatMs: c.heartbeatMs,
     languages: () => installed,
+    runtimes: async () =>
+      (await o.registry.available()).map(({ language, version }) => ({ language, version })),
     environments: async () => (await service.environments.list()).map((e) => e.name),
     engine,
     resolve: (job) => ({

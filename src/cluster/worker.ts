@@ -47,6 +47,8 @@ export interface WorkerOptions {
   /** How often to look for work without a wake-up. @default 500 */
   pollMs?: number;
   languages: () => string[];
+  /** The runtimes this worker detected, with versions (GET /v1/runtimes on API nodes). */
+  runtimes?: () => Promise<{ language: string; version: string | null }[]>;
   environments: () => Promise<string[]>;
   engine: LocalEngine;
   /** The job's environment and egress, resolved against THIS worker's store and config. */
@@ -89,11 +91,11 @@ export class ClusterWorker {
   async start(): Promise<void> {
     await this.o.pool.query(
       `INSERT INTO workers (id, name, version, url, state, started_at, heartbeat_at, max_concurrent,
-         memory_budget_mb, languages, environments)
-       VALUES ($1, $2, $3, $4, 'active', ${DB_NOW_MS}, ${DB_NOW_MS}, $5, $6, $7, $8)
+         memory_budget_mb, languages, environments, runtimes)
+       VALUES ($1, $2, $3, $4, 'active', ${DB_NOW_MS}, ${DB_NOW_MS}, $5, $6, $7, $8, $9)
        ON CONFLICT (id) DO UPDATE SET name = $2, version = $3, url = $4, state = 'active',
          started_at = ${DB_NOW_MS}, heartbeat_at = ${DB_NOW_MS}, max_concurrent = $5,
-         memory_budget_mb = $6, languages = $7, environments = $8`,
+         memory_budget_mb = $6, languages = $7, environments = $8, runtimes = $9`,
       [
         this.o.id,
         this.o.name,
@@ -103,6 +105,10 @@ export class ClusterWorker {
         this.o.engine.memoryBudgetMb,
         JSON.stringify(this.o.languages()),
         JSON.stringify(await this.o.environments()),
+        JSON.stringify(
+          (await this.o.runtimes?.()) ??
+            this.o.languages().map((language) => ({ language, version: null })),
+        ),
       ],
     );
     this.unsubscribe.push(

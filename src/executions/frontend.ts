@@ -38,6 +38,10 @@ export interface ExecutionFrontend {
     actor: SubmitActor,
     source: ExecutionSource,
   ): Execution | Promise<Execution>;
+  /** A cluster API node: what its workers can run (it has no runtimes of its own). */
+  runtimes?(): Promise<
+    { language: string; aliases: string[]; extensions: string[]; version: string | null }[]
+  >;
   /** The live execution this node follows (queued or running), if any. */
   live(id: string): Execution | undefined;
   /** A cluster API node follows an execution queued or running anywhere (SSE on any node). */

@@ -152,6 +152,13 @@ describe("cluster: one API node, two workers", () => {
         stdout: `r${i}\n`,
       }),
     );
+    // The API node has no runtimes of its own: it lists what its workers detected, with versions.
+    const runtimes = await c.json<{ language: string; version: string | null }[]>(
+      "GET",
+      "/v1/runtimes",
+      200,
+    );
+    expect(runtimes.find((r) => r.language === "python")?.version).toMatch(/^3\./);
     const perWorker = new Map<string, number>();
     for (const r of await rows(ids))
       perWorker.set(workerName(r.worker_id), (perWorker.get(workerName(r.worker_id)) ?? 0) + 1);

@@ -1,7 +1,8 @@
 /**
- * An embedded Warden whose store is PostgreSQL: the same lifecycle recorder
- * and audit trail write there. A run's record, output and events land in the
- * database, in order, and the single node's SQLite path is not involved.
+ * An embedded Warden whose store is PostgreSQL (a cluster node of role
+ * `all`: PostgreSQL needs Redis beside it, a node alone on PostgreSQL would
+ * settle other nodes' runs as its own orphans). A run's record, output and
+ * events land in the database, in order, and no SQLite file is made.
  */
 import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -19,9 +20,17 @@ beforeAll(async () => {
   const db = await freshDatabase();
   drop = () => db.drop();
   dataDir = mkdtempSync(join(tmpdir(), "warden-pg-"));
-  const config = loadConfig({ env: { WARDEN_DATA_DIR: dataDir } });
-  // The cluster config (cluster.databaseUrl) is read without depending on its schema.
-  Object.assign(config, { cluster: { databaseUrl: db.url } });
+  const config = loadConfig({
+    env: { WARDEN_DATA_DIR: dataDir, WARDEN_POOL: "false" },
+    overrides: {
+      cluster: {
+        databaseUrl: db.url,
+        redisUrl: process.env["WARDEN_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379",
+        redisKeyPrefix: `wt:${new URL(db.url).pathname.slice(1)}:`,
+        secret: "pg-warden-test-secret-of-32-chars!",
+      },
+    },
+  });
   warden = await openWarden({ config });
 });
 afterAll(async () => {
@@ -33,7 +42,7 @@ describe("embedded Warden on PostgreSQL", () => {
   it("keeps a run's record, output and audit events in the database", async () => {
     expect(warden.store.kind).toBe("postgres");
     expect(existsSync(join(dataDir, "warden.db"))).toBe(false);
-    const result = await warden.execute(
+    const result = await warden.cluster!.service.execute(
       { code: "import sys\nprint('out\\0put')\nsys.stderr.write('err')", language: "python" },
       "pg-user",
     );

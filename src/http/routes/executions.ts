@@ -262,6 +262,6 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
         response: { 200: z.array(RuntimeSchema), ...errors },
       },
     },
-    async () => registry.available(),
+    async () => (service.runtimes ? service.runtimes() : registry.available()),
   );
 };

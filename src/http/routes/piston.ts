@@ -137,9 +137,10 @@ export const pistonRoutes: FastifyPluginAsync<{
   });
 
   const runtimes = async (): Promise<{ language: string; version: string; aliases: string[] }[]> =>
-    (await registry.list())
-      .filter((r) => r.available)
-      .map((r) => ({ language: r.language, version: r.version ?? "0.0.0", aliases: r.aliases }));
+    (service.runtimes
+      ? await service.runtimes()
+      : (await registry.list()).filter((r) => r.available)
+    ).map((r) => ({ language: r.language, version: r.version ?? "0.0.0", aliases: r.aliases }));
 
   app.get(
     "/api/v2/runtimes",

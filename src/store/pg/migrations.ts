@@ -48,6 +48,8 @@ const MIGRATIONS: string[] = [
      language text, created_at bigint NOT NULL, ended_at bigint, end_reason text);
    CREATE INDEX sessions_live ON sessions (worker_id) WHERE ended_at IS NULL;
    CREATE INDEX sessions_user ON sessions (user_id) WHERE ended_at IS NULL;`,
+  // What each worker detected it can run, with versions: an API node has no runtimes of its own.
+  `ALTER TABLE workers ADD COLUMN runtimes text NOT NULL DEFAULT '[]';`,
 ];
 
 /** The schema version this code writes. */
