@@ -82,9 +82,34 @@ export function clusterRouting(o: ClusterRoutingOptions): ClusterRouting {
     return worker;
   }
 
-  /** The request target as the worker will see it (what is signed must be what arrives). */
+  /**
+   * The request target as the worker will see it (what is signed must be what
+   * arrives). Fastify routed `raw` as it is, but URL parsing resolves an
+   * absolute-form target (`http://host/...`) to that host and `..`, `%2e%2e`
+   * or backslashes to another path: the API node would sign and send a call it never
+   * routed, to any address (SSRF) or to a route it never checked (a create
+   * past the user's cluster-wide count). Such targets are refused.
+   */
   const targetAt = (worker: WorkerRow, raw: string): { url: string; target: string } => {
-    const url = new URL(raw, worker.url);
+    const base = new URL(worker.url);
+    const path = raw.split("?", 1)[0] ?? "";
+    const url = new URL(raw, base);
+    const dotted = path
+      .split("/")
+      .some((s) => [".", ".."].includes(s.toLowerCase().replaceAll("%2e", ".")));
+    // eslint-disable-next-line no-control-regex
+    const odd = path.includes("\\") || /[\x00-\x20\x7f]/.test(raw);
+    if (
+      !path.startsWith("/") ||
+      path.startsWith("//") ||
+      dotted ||
+      odd ||
+      url.origin !== base.origin
+    )
+      throw new WardenError(
+        "INVALID_REQUEST",
+        "path: an absolute URL, `.` or `..` segments and backslashes are not accepted",
+      );
     return { url: url.href, target: `${url.pathname}${url.search}` };
   };
 

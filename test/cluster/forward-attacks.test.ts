@@ -1,0 +1,179 @@
+/**
+ * Attacks on an API node's forwarding: request targets that the API node
+ * routes as a call on the caller's own session, but that URL parsing turns
+ * into another host (absolute-form, `http://victim/...`) or another path
+ * (`..`, `%2e%2e`, backslashes). Before the fix the API node signed and sent
+ * them: a full-read SSRF from the API node to any address, and calls the
+ * worker routed as routes the API node never checked (a session create that
+ * skips the cluster-wide per-user count). The worker here is a plain HTTP
+ * server that records what reaches it; a second one plays the victim.
+ */
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { silentLogger } from "../../src/audit/logger.js";
+import { clusterRouting } from "../../src/cluster/forward.js";
+import { verifyRequest } from "../../src/cluster/internal-auth.js";
+import { Placement } from "../../src/cluster/placement.js";
+import { WorkerDirectory } from "../../src/cluster/worker-directory.js";
+import { buildServer } from "../../src/http/server.js";
+import type { SessionManager } from "../../src/sessions/manager.js";
+import { openWarden, type EmbeddedWarden } from "../../src/warden.js";
+import { rawConnect } from "../helpers/raw-http.js";
+import { freshDatabase, putWorker, type TestDatabase } from "./routing-fixture.js";
+
+const SECRET = "forward-attacks-secret-0123456789abcdef";
+const SESSION = "sess_01J00000000000000000000ATK";
+
+interface Seen {
+  url: string;
+  method: string;
+  headers: IncomingHttpHeaders;
+}
+
+let db: TestDatabase;
+let warden: EmbeddedWarden;
+let api: Awaited<ReturnType<typeof buildServer>>;
+let apiUrl: string;
+let ann: string;
+let worker: Server;
+let victim: Server;
+let workerSeen: Seen[] = [];
+let victimSeen: Seen[] = [];
+
+const recorder = (into: () => Seen[]) =>
+  createServer((req, res) => {
+    into().push({ url: req.url ?? "", method: req.method ?? "", headers: req.headers });
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ reached: true }));
+  });
+
+const listen = async (s: Server): Promise<number> => {
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  return (s.address() as AddressInfo).port;
+};
+
+/** Sends one raw request (no client normalises its target) and returns the status line's code. */
+async function raw(target: string, method = "GET", body = "", extra = ""): Promise<number> {
+  const client = await rawConnect(apiUrl);
+  client.write(
+    `${method} ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${ann}\r\n` +
+      `${extra}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `Connection: close\r\n\r\n${body}`,
+  );
+  // The status line is all this needs; waiting for the close would wait on keep-alive timers.
+  for (let i = 0; i < 200 && !client.isClosed() && !/\r\n\r\n/.test(client.received()); i++)
+    await new Promise((r) => setTimeout(r, 25));
+  client.close();
+  return Number(/^HTTP\/1\.1 (\d{3})/.exec(client.received())?.[1] ?? 0);
+}
+
+beforeAll(async () => {
+  db = await freshDatabase();
+  warden = await openWarden({
+    env: {
+      WARDEN_DATA_DIR: mkdtempSync(join(tmpdir(), "warden-fwd-attacks-")),
+      WARDEN_RUN_DIR: "/run/warden-fwd-attacks",
+      WARDEN_CGROUP_PARENT: "warden-fwd-attacks",
+      WARDEN_UID_BASE: "915000",
+      WARDEN_UID_COUNT: "100",
+      WARDEN_POOL: "false",
+    },
+    logger: silentLogger,
+  });
+  ann = (await warden.store.keys.create({ name: "ann", scopes: ["sessions"], userId: "ann" }))
+    .token;
+  worker = recorder(() => workerSeen);
+  victim = recorder(() => victimSeen);
+  const workerPort = await listen(worker);
+  await listen(victim);
+  await putWorker(db.pool, { id: "w-rec", url: `http://127.0.0.1:${workerPort}` });
+  await db.store.sessions.register({
+    id: SESSION,
+    userId: "ann",
+    keyId: null,
+    workerId: "w-rec",
+    language: null,
+    createdAt: Date.now(),
+  });
+  const workers = new WorkerDirectory(db.pool, 5000);
+  // ann may hold one session: she holds it, so a create must be refused at the API node.
+  const placement = new Placement(workers, { maxSandboxesPerUser: 1, maxSessionsPerUser: 1 }, (u) =>
+    db.store.sessions.liveCountOf(u),
+  );
+  const routing = clusterRouting({
+    secret: SECRET,
+    workers,
+    registry: db.store.sessions,
+    placement,
+    maxBodyBytes: 1024 * 1024,
+  });
+  const deps = { ...warden, config: warden.config, logger: silentLogger, service: warden };
+  api = await buildServer({
+    ...deps,
+    keys: warden.store.keys,
+    sessions: {} as SessionManager,
+    routing,
+  });
+  apiUrl = await api.listen({ host: "127.0.0.1", port: 0 });
+}, 120_000);
+
+afterAll(async () => {
+  await api?.close();
+  worker?.close();
+  victim?.close();
+  await warden?.shutdown(1000);
+  await db?.drop();
+});
+
+describe("an API node's forwarding refuses targets that parse to another place", () => {
+  // The worker row's heartbeat stays fresh: a stale one would answer 410 before any forwarding.
+  beforeEach(async () => {
+    const port = (worker.address() as AddressInfo).port;
+    await putWorker(db.pool, { id: "w-rec", url: `http://127.0.0.1:${port}` });
+  });
+
+  it("forwards an ordinary call on the caller's session, signed for exactly that target", async () => {
+    workerSeen = [];
+    expect(await raw(`/v1/sessions/${SESSION}/files/a.txt?x=1`)).toBe(200);
+    const [seen] = workerSeen;
+    expect(seen?.url).toBe(`/v1/sessions/${SESSION}/files/a.txt?x=1`);
+    expect(verifyRequest(SECRET, seen!.headers, "GET", seen!.url).userId).toBe("ann");
+  });
+
+  it("does not send an absolute-form target to the host it names (SSRF)", async () => {
+    const victimPort = (victim.address() as AddressInfo).port;
+    victimSeen = [];
+    workerSeen = [];
+    const targets = [
+      `http://127.0.0.1:${victimPort}/v1/sessions/${SESSION}`,
+      `http://127.0.0.1:${victimPort}/v1/sessions/${SESSION}/files/../../../latest/meta-data`,
+    ];
+    for (const t of targets) expect(await raw(t)).toBe(400);
+    expect(victimSeen).toEqual([]);
+    expect(workerSeen).toEqual([]);
+  });
+
+  it("does not turn dot segments into another route on the worker", async () => {
+    workerSeen = [];
+    const targets = [
+      // A session create, past the API node's cluster-wide count (ann is at her limit).
+      ["POST", `/v1/sessions/${SESSION}/files/../../../sessions`],
+      ["POST", `/v1/sessions/${SESSION}/files/%2e%2e/%2E%2e/%2e./sessions`],
+      ["POST", `/v1/sessions/${SESSION}/files/..\\..\\..\\sessions`],
+      ["GET", `/v1/sessions/${SESSION}/files/./a/../../commands`],
+    ] as const;
+    for (const [method, target] of targets) expect(await raw(target, method, "{}")).toBe(400);
+    expect(workerSeen.map((s) => `${s.method} ${s.url}`)).toEqual([]);
+    // The honest create is refused where the count is kept.
+    expect(await raw("/v1/sessions", "POST", "{}")).toBe(429);
+  });
+
+  it("stays up and answers after all of it", async () => {
+    const health = await fetch(`${apiUrl}/healthz`);
+    expect(health.status).toBe(200);
+  });
+});
