@@ -20,8 +20,14 @@ import type { Actor } from "../http/auth.js";
 import { sendError } from "../http/errors.js";
 import type { UpgradeRelay } from "../http/routes/previews.js";
 import type { SessionRegistry } from "../store/store.js";
-import { boundedBody, BodyTooLarge, mcpSandboxes, upstreamError } from "./forward-parts.js";
-import { INTERNAL_HEADER, PRINCIPAL_HEADER, principalOf, signRequest } from "./internal-auth.js";
+import {
+  boundedBody,
+  BodyTooLarge,
+  DROPPED,
+  mcpSandboxes,
+  upstreamError,
+} from "./forward-parts.js";
+import { principalOf, signRequest } from "./internal-auth.js";
 import type { Placement } from "./placement.js";
 import { relayUpgrade } from "./upgrade-relay.js";
 import type { WorkerDirectory, WorkerRow } from "./worker-directory.js";
@@ -45,18 +51,6 @@ export interface ClusterRouting {
 }
 
 const SESSION_ID = /^sess_[0-9A-Z]{26}$/;
-/** Hop-by-hop and identity headers a client must not pass to a worker. */
-const DROPPED = [
-  "authorization",
-  INTERNAL_HEADER,
-  PRINCIPAL_HEADER,
-  "transfer-encoding",
-  "keep-alive",
-  "upgrade",
-  "te",
-  "trailer",
-  "proxy-authorization",
-];
 
 /** A session that is known but over: 410, naming why (`worker_lost` when its worker died). */
 export function sessionEnded(id: string, reason: string, workerId?: string): WardenError {

@@ -172,6 +172,39 @@ describe("an API node's forwarding refuses targets that parse to another place",
     expect(await raw("/v1/sessions", "POST", "{}")).toBe(429);
   });
 
+  it("passes no client address claims, cookies or body framing to a worker", async () => {
+    const claims =
+      "Cookie: sid=secret\r\nX-Forwarded-For: 10.9.9.9\r\nForwarded: for=10.9.9.9\r\n" +
+      "X-Real-IP: 10.9.9.9\r\nX-Forwarded-Host: evil.example\r\n";
+    workerSeen = [];
+    expect(await raw(`/v1/sessions/${SESSION}/files/a.txt`, "GET", "", claims)).toBe(200);
+    // An upgrade (previews' WebSocket) goes through the relay: the same rule.
+    const client = await rawConnect(apiUrl);
+    client.write(
+      `GET /v1/sessions/${SESSION}/ports/9100/ws HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+        `Authorization: Bearer ${ann}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+        `${claims}Content-Length: 0\r\n\r\n`,
+    );
+    for (let i = 0; i < 200 && workerSeen.length < 2; i++)
+      await new Promise((r) => setTimeout(r, 25));
+    client.close();
+    expect(workerSeen).toHaveLength(2);
+    for (const seen of workerSeen) {
+      for (const name of [
+        "authorization",
+        "cookie",
+        "x-forwarded-for",
+        "forwarded",
+        "x-real-ip",
+        "x-forwarded-host",
+      ])
+        expect(seen.headers[name], `${name} on ${seen.url}`).toBeUndefined();
+      expect(verifyRequest(SECRET, seen.headers, seen.method, seen.url).ip).toBe("127.0.0.1");
+    }
+    expect(workerSeen[1]?.headers["content-length"]).toBeUndefined();
+    expect(workerSeen[1]?.headers.upgrade).toBe("websocket");
+  });
+
   it("stays up and answers after all of it", async () => {
     const health = await fetch(`${apiUrl}/healthz`);
     expect(health.status).toBe(200);
