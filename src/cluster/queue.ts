@@ -12,6 +12,7 @@ import { blankResult, type ExecutionResult, type ExecutionStatus } from "../cont
 import type { SandboxLimits } from "../contract/limits.js";
 import { digestFiles, type NewEvent } from "../store/records.js";
 import { encodeOutput } from "../store/output-codec.js";
+import { safeParams } from "../store/pg/pool.js";
 import { insertEvent, LOCKS, transaction } from "./sql.js";
 import type { QueuedJob } from "./job.js";
 
@@ -89,7 +90,7 @@ export async function writeFinal(
   const { rest, output } = splitOutput(result);
   await c.query(
     "UPDATE executions SET status = $2, result = $3, finished_at = $4, request = NULL WHERE id = $1",
-    [id, result.status, JSON.stringify(rest), at],
+    safeParams([id, result.status, JSON.stringify(rest), at]),
   );
   for (const [stream, text] of output)
     await c.query(
@@ -298,7 +299,10 @@ export class ClusterQueue {
       );
       const row = rows[0];
       if (!row) return null;
-      await c.query("UPDATE executions SET kill_reason = $2 WHERE id = $1", [id, reason]);
+      await c.query(
+        "UPDATE executions SET kill_reason = $2 WHERE id = $1",
+        safeParams([id, reason.slice(0, 500)]),
+      );
       if (row.status === "running")
         return { was: "running" as const, workerId: row.worker_id, userId: row.user_id };
       const now = Date.now();
