@@ -88,8 +88,14 @@ export class ClusterService {
        WHERE state = 'active' AND heartbeat_at > ${DB_NOW_MS} - $1`,
       [this.o.config.cluster.workerTimeoutMs],
     );
+    // One worker row that is not JSON must not fail every submit: it counts as offering nothing.
     const parse = (text: string): string[] => {
-      const v = JSON.parse(text) as unknown;
+      let v: unknown;
+      try {
+        v = JSON.parse(text);
+      } catch {
+        return [];
+      }
       return Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
     };
     this.capabilities = {

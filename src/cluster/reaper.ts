@@ -109,13 +109,16 @@ export class Reaper {
       kill_reason: string | null;
       created_at: string;
     }>(
+      // A worker whose row was deleted (by hand, or a cleanup of old rows) is as gone as one
+      // marked so: its running rows would otherwise never be settled.
       `SELECT e.id, e.user_id, e.worker_id, e.attempt, e.request, e.kill_reason, e.created_at
-       FROM executions e JOIN workers w ON w.id = e.worker_id
-       WHERE e.status = 'running' AND w.state = 'gone' FOR UPDATE OF e`,
+       FROM executions e LEFT JOIN workers w ON w.id = e.worker_id
+       WHERE e.status = 'running' AND (w.id IS NULL OR w.state = 'gone') FOR UPDATE OF e`,
     );
     const now = Date.now();
     for (const row of orphans.rows) {
-      const job = row.request ? QueuedJobSchema.safeParse(JSON.parse(row.request)) : null;
+      // A row that is not JSON is not retried; throwing here would fail every pass, cluster-wide.
+      const job = row.request ? QueuedJobSchema.safeParse(parseJson(row.request)) : null;
       const retry =
         row.kill_reason === null && job?.success === true && job.data.retryOnFailure
           ? row.attempt <= this.o.maxRetries
@@ -187,8 +190,8 @@ export class Reaper {
   /** Live sessions of gone workers end `worker_lost`, each audited. */
   private async endLostSessions(report: ReapReport): Promise<void> {
     const { rows } = await this.o.pool.query<{ worker_id: string }>(
-      `SELECT DISTINCT s.worker_id FROM sessions s JOIN workers w ON w.id = s.worker_id
-       WHERE s.ended_at IS NULL AND w.state = 'gone'`,
+      `SELECT DISTINCT s.worker_id FROM sessions s LEFT JOIN workers w ON w.id = s.worker_id
+       WHERE s.ended_at IS NULL AND (w.id IS NULL OR w.state = 'gone')`,
     );
     for (const { worker_id: workerId } of rows) {
       const ended = await this.o.store.sessions.endAllOf(workerId, "worker_lost");
@@ -203,5 +206,13 @@ export class Reaper {
         });
       }
     }
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
   }
 }

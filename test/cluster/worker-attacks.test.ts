@@ -174,4 +174,58 @@ describe("a cluster run is never left running", () => {
       error: { code: "INTERNAL", retryable: true },
     });
   });
+
+  it("settles the runs and sessions of a worker whose row was deleted", async () => {
+    const j = job("dan");
+    await queue.submit(j);
+    const w = await startWorker("w-deleted");
+    await w.close(); // stops claiming; the row (state gone) is then deleted outright
+    await db.pool.query(
+      "UPDATE executions SET status = 'running', worker_id = 'w-deleted', attempt = 1 WHERE id = $1",
+      [j.id],
+    );
+    await testStore(db.pool).sessions.register({
+      id: "sess_deleted",
+      userId: "dan",
+      keyId: null,
+      workerId: "w-deleted",
+      language: null,
+      createdAt: Date.now(),
+    });
+    await db.pool.query("DELETE FROM workers WHERE id = 'w-deleted'");
+    const report = await reaper().pass();
+    expect(report.lost).toEqual([j.id]);
+    expect(report.sessionsEnded).toEqual(["sess_deleted"]);
+    expect(await queue.statusOf(j.id)).toBe("error");
+  });
+
+  it("is not stopped by a running row whose request is not JSON", async () => {
+    const [bad, good] = [job("eve"), job("eve", true)];
+    await queue.submit(bad);
+    await queue.submit(good);
+    await db.pool.query(
+      `INSERT INTO workers (id, name, version, url, state, started_at, heartbeat_at, max_concurrent, memory_budget_mb)
+       VALUES ('w-dead', 'w-dead', 'test', 'http://127.0.0.1:1', 'gone', 0, 0, 1, 1)`,
+    );
+    await db.pool.query(
+      "UPDATE executions SET status = 'running', worker_id = 'w-dead', attempt = 1 WHERE id = ANY($1)",
+      [[bad.id, good.id]],
+    );
+    await db.pool.query("UPDATE executions SET request = '{not json' WHERE id = $1", [bad.id]);
+    const report = await reaper().pass();
+    expect(report.lost).toEqual([bad.id]);
+    expect(report.requeued).toEqual([good.id]);
+  });
 });
+
+function reaper(): Reaper {
+  return new Reaper({
+    pool: db.pool,
+    queue,
+    store: testStore(db.pool),
+    logger: silentLogger,
+    workerTimeoutMs: 60_000,
+    queueTimeoutMs: 600_000,
+    maxRetries: 2,
+  });
+}
