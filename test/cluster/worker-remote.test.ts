@@ -95,6 +95,19 @@ describe("cluster service (API node)", () => {
     });
   });
 
+  it("still takes submits when one worker row's languages are not JSON", async () => {
+    await startWorker("w-good", new FakeEngine());
+    await db.pool.query(
+      `INSERT INTO workers (id, name, version, url, state, started_at, heartbeat_at, max_concurrent,
+         memory_budget_mb, languages)
+       VALUES ('w-bad', 'w-bad', 'test', 'http://127.0.0.1:1', 'active', 0,
+         (extract(epoch from clock_timestamp()) * 1000)::bigint + 60000, 1, 4096, '[not json')`,
+    );
+    await new Promise((r) => setTimeout(r, 1100)); // past the capability cache
+    const e = await service.submit(input("print(2)"), { userId: "ann" }, "api");
+    expect((await e.done).status).toBe("completed");
+  });
+
   it("runs on a worker, streams output over Redis and settles done from the record", async () => {
     await startWorker("w1", new FakeEngine());
     await new Promise((r) => setTimeout(r, 1100)); // the capability cache sees w1
