@@ -31,7 +31,7 @@ import { toJob } from "./job.js";
 import type { ClusterQueue } from "./queue.js";
 import type { ClusterRedis } from "./redis.js";
 import { DB_NOW_MS } from "./reaper.js";
-import { followExecution, isFinal, type Followed } from "./remote-execution.js";
+import { FollowBudget, followExecution, isFinal, type Followed } from "./remote-execution.js";
 
 export interface ClusterServiceOptions {
   config: Config;
@@ -46,6 +46,8 @@ export interface ClusterServiceOptions {
   analyseOnWorker: boolean;
   /** @default 2000 */
   pollMs?: number;
+  /** Live output held across all followed executions (FollowBudget). @default 256 MiB */
+  maxFollowedOutputBytes?: number;
 }
 
 /** What the active workers can run, cached for a second (read on every submit). */
@@ -59,8 +61,11 @@ interface Capabilities {
 export class ClusterService {
   private readonly followed = new Map<string, Followed>();
   private capabilities: Capabilities | null = null;
+  private readonly budget: FollowBudget;
 
-  constructor(private readonly o: ClusterServiceOptions) {}
+  constructor(private readonly o: ClusterServiceOptions) {
+    this.budget = new FollowBudget(o.maxFollowedOutputBytes ?? 256 * 1024 * 1024);
+  }
 
   get records(): Store["records"] {
     return this.o.store.records;
@@ -221,6 +226,7 @@ export class ClusterService {
       request,
       redis: this.o.redis,
       pollMs: this.o.pollMs,
+      budget: this.budget,
       load: async (executionId) => {
         const record = await this.o.store.records.get(executionId, true);
         if (!record) return null;

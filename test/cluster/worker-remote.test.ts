@@ -151,6 +151,42 @@ describe("cluster service (API node)", () => {
     expect(await service.killExecution(queued.id, "again")).toBe(false);
   });
 
+  it("holds at most its budget of live output across every execution it follows", async () => {
+    const engine = new FakeEngine();
+    await startWorker("w1", engine);
+    await new Promise((r) => setTimeout(r, 1100));
+    const budget = 1024 * 1024;
+    const small = new ClusterService({
+      config,
+      registry: new RuntimeRegistry(config.sandbox.searchPath, config.runtimes),
+      pool: db.pool,
+      redis,
+      queue,
+      store: testApiStore(db.pool),
+      logger: silentLogger,
+      analyseOnWorker: true,
+      maxFollowedOutputBytes: budget,
+    });
+    const runs = [];
+    for (let i = 0; i < 4; i++)
+      runs.push(await small.submit(input("sleep"), { userId: `flood${i}` }, "api"));
+    while (!runs.every((e) => engine.started.includes(e.id)))
+      await new Promise((r) => setTimeout(r, 20));
+    // Each run's own cap would let every one of them hold about 2 MiB.
+    const raw = new Redis(REDIS_URL);
+    const piece = JSON.stringify({ t: "output", stream: "stdout", data: "B".repeat(128 * 1024) });
+    for (const e of runs)
+      for (let i = 0; i < 8; i++) await raw.publish(db.prefix + channels.exec(e.id), piece);
+    await new Promise((r) => setTimeout(r, 300));
+    const kept = runs.reduce((n, e) => n + e.chunks.reduce((m, c) => m + c.data.length, 0), 0);
+    expect(kept).toBeGreaterThan(0);
+    expect(kept).toBeLessThanOrEqual(budget);
+    for (const e of runs) await small.killExecution(e.id, "test over");
+    await Promise.all(runs.map((e) => e.done));
+    await small.close(1000);
+    await raw.quit();
+  });
+
   it("keeps at most the run's output caps from a hostile publisher", async () => {
     const engine = new FakeEngine();
     await startWorker("w1", engine);
