@@ -42,6 +42,9 @@ export interface ReapReport {
   expired: string[];
 }
 
+/** How long a gone worker's row stays for operators to see (admin view) before it is deleted. */
+export const GONE_RETENTION_MS = 24 * 3_600_000;
+
 /** The database's clock in epoch ms: every node's heartbeats and cut-offs use this one. */
 export const DB_NOW_MS = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
@@ -89,6 +92,7 @@ export class Reaper {
     });
     if (!done) return report;
     await this.endLostSessions(report);
+    await this.prune();
     report.expired = await this.o.queue.expireQueued(this.o.queueTimeoutMs);
     if (report.dead.length > 0)
       this.o.logger.warn({ workers: report.dead }, "workers stopped heartbeating: declared gone");
@@ -96,6 +100,20 @@ export class Reaper {
     for (const id of [...report.lost, ...report.expired])
       await this.o.redis?.publish(channels.exec(id), { t: "end", status: "error" });
     return report;
+  }
+
+  /**
+   * Rows of workers gone for a day, with nothing left on them, are deleted:
+   * every start under a fresh id adds a row, and placement reads them all
+   * on every create, so they must not pile up for ever.
+   */
+  private async prune(): Promise<void> {
+    await this.o.pool.query(
+      `DELETE FROM workers w WHERE state = 'gone' AND heartbeat_at < ${DB_NOW_MS} - $1
+         AND NOT EXISTS (SELECT 1 FROM executions e WHERE e.worker_id = w.id AND e.status = 'running')
+         AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.worker_id = w.id AND s.ended_at IS NULL)`,
+      [GONE_RETENTION_MS],
+    );
   }
 
   /** Running executions of gone workers: re-queued per the retry policy, else ended. */

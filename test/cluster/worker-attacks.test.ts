@@ -12,7 +12,7 @@ import { blankResult } from "../../src/contract/result.js";
 import { ClusterQueue, type NewQueued } from "../../src/cluster/queue.js";
 import { ClusterRedis } from "../../src/cluster/redis.js";
 import { ClusterWorker, type WorkerOptions } from "../../src/cluster/worker.js";
-import { Reaper } from "../../src/cluster/reaper.js";
+import { GONE_RETENTION_MS, Reaper } from "../../src/cluster/reaper.js";
 import { toJob } from "../../src/cluster/job.js";
 import type { ExecutionRequest } from "../../src/executions/execution.js";
 import { freshDb, REDIS_URL, resultOf, testStore, type Row, type TestDb } from "./queue-db.js";
@@ -215,6 +215,29 @@ describe("a cluster run is never left running", () => {
     const report = await reaper().pass();
     expect(report.lost).toEqual([bad.id]);
     expect(report.requeued).toEqual([good.id]);
+  });
+});
+
+describe("worker rows", () => {
+  it("are deleted a day after their worker went, once nothing is left on them", async () => {
+    const old = Date.now() - GONE_RETENTION_MS - 60_000;
+    for (const id of ["w-old", "w-old-busy", "w-recent"])
+      await db.pool.query(
+        `INSERT INTO workers (id, name, version, url, state, started_at, heartbeat_at, max_concurrent, memory_budget_mb)
+         VALUES ($1, $1, 'test', 'http://127.0.0.1:1', 'gone', $2, $2, 1, 1)`,
+        [id, id === "w-recent" ? Date.now() - 60_000 : old],
+      );
+    const j = job("fay");
+    await queue.submit(j);
+    await db.pool.query(
+      "UPDATE executions SET status = 'running', worker_id = 'w-old-busy', attempt = 1 WHERE id = $1",
+      [j.id],
+    );
+    // One pass settles w-old-busy's run (lost), then deletes both old rows.
+    const report = await reaper().pass();
+    expect(report.lost).toEqual([j.id]);
+    const left = await db.pool.query<{ id: string }>("SELECT id FROM workers ORDER BY id");
+    expect(left.rows.map((r) => r.id)).toEqual(["w-recent"]);
   });
 });
 
