@@ -207,7 +207,13 @@ export function clusterRouting(o: ClusterRoutingOptions): ClusterRouting {
         headersTimeout: o.headersTimeoutMs ?? 15 * 60_000,
         // SSE streams idle between events (a keep-alive comment every 15 s): no body timeout.
         bodyTimeout: 0,
-        connections: 128,
+        // Not a fixed number per worker: one user's long-lived streams (SSE, /watch) would
+        // take every connection to that worker and queue every other user's calls to it
+        // behind them. Each forward is a client connection here, which this node caps.
+        connections: null,
+        // reply-from turns certificate checks off unless told: a worker on https is verified
+        // (NODE_EXTRA_CA_CERTS for a private CA), or a man in the middle reads signed calls.
+        connect: { rejectUnauthorized: true },
       },
       disableRequestLogging: true,
     });

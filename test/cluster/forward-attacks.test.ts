@@ -8,9 +8,17 @@
  * skips the cluster-wide per-user count). The worker here is a plain HTTP
  * server that records what reaches it; a second one plays the victim.
  */
-import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import { execFileSync } from "node:child_process";
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from "node:http";
+import { createServer as createTlsServer } from "node:https";
 import type { AddressInfo } from "node:net";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -27,6 +35,8 @@ import { freshDatabase, putWorker, type TestDatabase } from "./routing-fixture.j
 
 const SECRET = "forward-attacks-secret-0123456789abcdef";
 const SESSION = "sess_01J00000000000000000000ATK";
+const BOB_SESSION = "sess_01J00000000000000000000BOB";
+const TLS_SESSION = "sess_01J00000000000000000000TLS";
 
 interface Seen {
   url: string;
@@ -39,17 +49,29 @@ let warden: EmbeddedWarden;
 let api: Awaited<ReturnType<typeof buildServer>>;
 let apiUrl: string;
 let ann: string;
+let bob: string;
+let tlsWorker: Server;
+let tlsSeen: Seen[] = [];
 let worker: Server;
 let victim: Server;
 let workerSeen: Seen[] = [];
 let victimSeen: Seen[] = [];
 
-const recorder = (into: () => Seen[]) =>
-  createServer((req, res) => {
-    into().push({ url: req.url ?? "", method: req.method ?? "", headers: req.headers });
-    res.writeHead(200, { "content-type": "application/json" });
-    res.end(JSON.stringify({ reached: true }));
-  });
+/** Streams held open by the recording worker (a session's /watch), ended after the test. */
+const held: ServerResponse[] = [];
+
+const answer = (into: () => Seen[]) => (req: IncomingMessage, res: ServerResponse) => {
+  into().push({ url: req.url ?? "", method: req.method ?? "", headers: req.headers });
+  if (req.url?.endsWith("/watch")) {
+    res.writeHead(200, { "content-type": "text/event-stream" });
+    res.write(": open\n\n");
+    held.push(res);
+    return;
+  }
+  res.writeHead(200, { "content-type": "application/json" });
+  res.end(JSON.stringify({ reached: true }));
+};
+const recorder = (into: () => Seen[]) => createServer(answer(into));
 
 const listen = async (s: Server): Promise<number> => {
   await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
@@ -57,10 +79,16 @@ const listen = async (s: Server): Promise<number> => {
 };
 
 /** Sends one raw request (no client normalises its target) and returns the status line's code. */
-async function raw(target: string, method = "GET", body = "", extra = ""): Promise<number> {
+async function raw(
+  target: string,
+  method = "GET",
+  body = "",
+  extra = "",
+  token = ann,
+): Promise<number> {
   const client = await rawConnect(apiUrl);
   client.write(
-    `${method} ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${ann}\r\n` +
+    `${method} ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\n` +
       `${extra}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
       `Connection: close\r\n\r\n${body}`,
   );
@@ -86,6 +114,31 @@ beforeAll(async () => {
   });
   ann = (await warden.store.keys.create({ name: "ann", scopes: ["sessions"], userId: "ann" }))
     .token;
+  bob = (await warden.store.keys.create({ name: "bob", scopes: ["sessions"], userId: "bob" }))
+    .token;
+  // A worker on https with a certificate nobody issued: the API node must not talk to it.
+  const dir = mkdtempSync(join(tmpdir(), "warden-fwd-tls-"));
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=127.0.0.1",
+    ].concat(["-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")]),
+    { stdio: "ignore" },
+  );
+  tlsWorker = createTlsServer(
+    { key: readFileSync(join(dir, "key.pem")), cert: readFileSync(join(dir, "cert.pem")) },
+    answer(() => tlsSeen),
+  );
+  const tlsPort = await listen(tlsWorker);
+  await putWorker(db.pool, { id: "w-tls", url: `https://127.0.0.1:${tlsPort}` });
   worker = recorder(() => workerSeen);
   victim = recorder(() => victimSeen);
   const workerPort = await listen(worker);
@@ -99,6 +152,18 @@ beforeAll(async () => {
     language: null,
     createdAt: Date.now(),
   });
+  for (const [id, userId, workerId] of [
+    [BOB_SESSION, "bob", "w-rec"],
+    [TLS_SESSION, "ann", "w-tls"],
+  ] as const)
+    await db.store.sessions.register({
+      id,
+      userId,
+      keyId: null,
+      workerId,
+      language: null,
+      createdAt: Date.now(),
+    });
   const workers = new WorkerDirectory(db.pool, 5000);
   // ann may hold one session: she holds it, so a create must be refused at the API node.
   const placement = new Placement(workers, { maxSandboxesPerUser: 1, maxSessionsPerUser: 1 }, (u) =>
@@ -122,18 +187,22 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  for (const res of held) res.end();
   await api?.close();
   worker?.close();
+  tlsWorker?.close();
   victim?.close();
   await warden?.shutdown(1000);
   await db?.drop();
 });
 
-describe("an API node's forwarding refuses targets that parse to another place", () => {
+describe("an API node's forwarding under attack", () => {
   // The worker row's heartbeat stays fresh: a stale one would answer 410 before any forwarding.
   beforeEach(async () => {
     const port = (worker.address() as AddressInfo).port;
     await putWorker(db.pool, { id: "w-rec", url: `http://127.0.0.1:${port}` });
+    const tlsPort = (tlsWorker.address() as AddressInfo).port;
+    await putWorker(db.pool, { id: "w-tls", url: `https://127.0.0.1:${tlsPort}` });
   });
 
   it("forwards an ordinary call on the caller's session, signed for exactly that target", async () => {
@@ -203,6 +272,44 @@ describe("an API node's forwarding refuses targets that parse to another place",
     }
     expect(workerSeen[1]?.headers["content-length"]).toBeUndefined();
     expect(workerSeen[1]?.headers.upgrade).toBe("websocket");
+  });
+
+  it("does not talk to a worker whose TLS certificate does not verify", async () => {
+    tlsSeen = [];
+    const status = await raw(`/v1/sessions/${TLS_SESSION}/files/a.txt`);
+    expect(status).toBe(502);
+    expect(tlsSeen).toEqual([]);
+  });
+
+  it("lets no user's long-lived streams hold every connection to a worker", async () => {
+    // ann opens more streams (/watch, SSE) to her session than reply-from's 128 connections
+    // per worker: with three keys (each under maxOpenRequestsPerKey, 64) from two addresses
+    // (each under maxConnectionsPerIp, 128). Busy legitimate users reach the same number.
+    const keys = [ann];
+    for (const name of ["ann2", "ann3"])
+      keys.push(
+        (await warden.store.keys.create({ name, scopes: ["sessions"], userId: "ann" })).token,
+      );
+    const streams = [];
+    for (let i = 0; i < 140; i++) {
+      // Under the key's burst limit: 30 a second.
+      if (i % 30 === 29) await new Promise((r) => setTimeout(r, 1100));
+      const c = await rawConnect(apiUrl, i % 2 === 0 ? "127.0.0.1" : "127.0.0.2");
+      c.write(
+        `GET /v1/sessions/${SESSION}/watch HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+          `Authorization: Bearer ${keys[i % 3]}\r\n\r\n`,
+      );
+      streams.push(c);
+    }
+    for (let i = 0; i < 400 && held.length < 140; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(held.length).toBe(140);
+    // bob's call to his own session on the same worker is answered at once, not queued.
+    const answered = await Promise.race([
+      raw(`/v1/sessions/${BOB_SESSION}/files/b.txt`, "GET", "", "", bob),
+      new Promise<number>((r) => setTimeout(() => r(-1), 5000)),
+    ]);
+    expect(answered).toBe(200);
+    for (const c of streams) c.close();
   });
 
   it("stays up and answers after all of it", async () => {
