@@ -112,34 +112,17 @@ export class ClusterQueue {
 
   /**
    * Queues a validated request, or throws SANDBOX_BUSY when the cluster's
-   * queue (or this user's share of it) is full. The count and the insert
-   * happen under one lock, so two API nodes cannot both take the last place.
+   * queue (or this user's share of it) is full. The row is written first,
+   * then the count (its own row included) is taken under one lock held to
+   * the commit, so two API nodes cannot both take the last place. Writing
+   * first keeps the lock, which every submit in the cluster waits on, off
+   * the slow part: a request at the body limit (megabytes of base64) written
+   * under it made every other submit, and its pool connection, wait.
    */
   async submit(r: NewQueued): Promise<void> {
     const digest = digestFiles(r.files);
+    const request = JSON.stringify(r.job);
     await transaction(this.pool, async (c) => {
-      await c.query("SELECT pg_advisory_xact_lock($1)", [LOCKS.submit]);
-      const { rows } = await c.query<{ total: string; mine: string }>(
-        `SELECT count(*) AS total, count(*) FILTER (WHERE user_id = $1) AS mine
-         FROM executions WHERE status = 'queued'`,
-        [r.userId],
-      );
-      const total = Number(rows[0]?.total ?? 0);
-      const mine = Number(rows[0]?.mine ?? 0);
-      const reason =
-        total >= this.limits.maxQueueSize
-          ? "queue_full"
-          : mine >= this.limits.maxQueuedPerUser
-            ? "user_queue_full"
-            : null;
-      if (reason)
-        throw new WardenError(
-          "SANDBOX_BUSY",
-          reason === "queue_full"
-            ? `the queue is full (${this.limits.maxQueueSize} waiting)`
-            : `you already have ${this.limits.maxQueuedPerUser} executions waiting`,
-          { details: { reason, retryAfterSeconds: 1 } },
-        );
       await c.query(
         `INSERT INTO executions (id, user_id, key_id, source, language, status, code_sha256, code_bytes,
            limits, created_at, request, reservation_mb)
@@ -154,7 +137,7 @@ export class ClusterQueue {
           digest.bytes,
           JSON.stringify(r.limits),
           r.createdAt,
-          JSON.stringify(r.job),
+          request,
           r.reservationMb,
         ],
       );
@@ -170,6 +153,29 @@ export class ClusterQueue {
         },
         r.createdAt,
       );
+      await c.query("SELECT pg_advisory_xact_lock($1)", [LOCKS.submit]);
+      const { rows } = await c.query<{ total: string; mine: string }>(
+        `SELECT count(*) AS total, count(*) FILTER (WHERE user_id = $1) AS mine
+         FROM executions WHERE status = 'queued'`,
+        [r.userId],
+      );
+      // Both counts hold this row: the places taken before it are one fewer.
+      const total = Number(rows[0]?.total ?? 0) - 1;
+      const mine = Number(rows[0]?.mine ?? 0) - 1;
+      const reason =
+        total >= this.limits.maxQueueSize
+          ? "queue_full"
+          : mine >= this.limits.maxQueuedPerUser
+            ? "user_queue_full"
+            : null;
+      if (reason)
+        throw new WardenError(
+          "SANDBOX_BUSY",
+          reason === "queue_full"
+            ? `the queue is full (${this.limits.maxQueueSize} waiting)`
+            : `you already have ${this.limits.maxQueuedPerUser} executions waiting`,
+          { details: { reason, retryAfterSeconds: 1 } },
+        );
     });
   }
 

@@ -1,10 +1,11 @@
 /**
- * A user who fills their share of the queue with requests at the body limit
- * (files in base64) must not slow every claim of the cluster: the claim runs
- * under one lock for all workers, so reading each queued row's whole request
- * on every claim let one user cut the cluster's claim rate. Measured in
- * blocks PostgreSQL read from the executions table's TOAST (its own
- * statistics), not in time: a claim reads each row's first bytes only.
+ * Big queued requests (files in base64, up to the body limit) must not slow
+ * what every node waits on. The claim runs under one lock for all workers:
+ * reading each queued row's whole request on every claim let one user cut
+ * the cluster's claim rate (measured in blocks PostgreSQL read from the
+ * table's TOAST, its own statistics, not in time). The submit runs under
+ * one lock for all API nodes: a row written under it made every other
+ * submit wait (and hold a pool connection) as long as the write took.
  */
 import { randomBytes } from "node:crypto";
 import pg from "pg";
@@ -82,7 +83,7 @@ afterAll(async () => {
   await db?.drop();
 });
 
-describe("the claim over big queued requests", () => {
+describe("the queue's cluster-wide locks", () => {
   it("reads each queued row's first bytes only, and still honours environments", async () => {
     const queue = new ClusterQueue(single, {
       maxQueueSize: 1000,
@@ -101,5 +102,56 @@ describe("the claim over big queued requests", () => {
     expect(read).toBeLessThan(all / 20);
     const withIt = await queue.claim({ ...room, environments: ["data-1.0"] });
     expect(withIt?.id).toBe("exec_big0000");
+  });
+
+  it("does not hold the cluster's submit lock while a row is being written", async () => {
+    const queue = new ClusterQueue(db.pool, {
+      maxQueueSize: 1000,
+      maxQueuedPerUser: 1000,
+      maxPerUser: 1000,
+      maxConcurrentTotal: 0,
+    });
+    const submit = (id: string) => {
+      const files = [{ path: "main.py", content: "print(1)" }];
+      const request: ExecutionRequest = {
+        language: "python",
+        files,
+        limits: LIMITS,
+        network: null,
+        retryOnFailure: false,
+        userId: "slow",
+        source: "api",
+      };
+      return queue.submit({
+        id,
+        userId: "slow",
+        keyId: null,
+        source: "api",
+        language: "python",
+        files,
+        limits: LIMITS,
+        job: toJob(request),
+        reservationMb: 128,
+        createdAt: Date.now(),
+      });
+    };
+    // A write that cannot finish yet (the same id, uncommitted elsewhere): it waits on the row.
+    const blocker = await db.pool.connect();
+    await blocker.query("BEGIN");
+    await blocker.query(
+      `INSERT INTO executions (id, user_id, source, language, status, code_sha256, code_bytes, limits, created_at)
+       VALUES ('exec_stuck', 'x', 'api', 'python', 'finished', 'x', 1, '{}', 0)`,
+    );
+    const stuck = submit("exec_stuck").catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 300));
+    // Everyone else's submit goes through meanwhile.
+    const other = await Promise.race([
+      submit("exec_other").then(() => "queued"),
+      new Promise((r) => setTimeout(() => r("waited on the lock"), 5000)),
+    ]);
+    await blocker.query("ROLLBACK");
+    blocker.release();
+    await stuck;
+    expect(other).toBe("queued");
   });
 });
