@@ -62,6 +62,8 @@ export class ClusterService {
   private readonly followed = new Map<string, Followed>();
   private capabilities: Capabilities | null = null;
   private readonly budget: FollowBudget;
+  private lastReadFailureLog = 0;
+  private readFailures = 0;
 
   constructor(private readonly o: ClusterServiceOptions) {
     this.budget = new FollowBudget(o.maxFollowedOutputBytes ?? 256 * 1024 * 1024);
@@ -220,6 +222,23 @@ export class ClusterService {
     return followed.execution;
   }
 
+  /**
+   * Every followed execution polls its record: with PostgreSQL away, each
+   * would log a line every poll (a thousand followed runs, 500 lines a
+   * second, for as long as the outage lasts). One line per 10 s says it.
+   */
+  private readFailed(error: unknown, executionId: string): void {
+    const now = Date.now();
+    this.readFailures++;
+    if (now - this.lastReadFailureLog < 10_000) return;
+    this.lastReadFailureLog = now;
+    this.o.logger.warn(
+      { err: error, executionId, failures: this.readFailures },
+      "cannot read execution records; followed executions wait",
+    );
+    this.readFailures = 0;
+  }
+
   private follow(id: string, request: ExecutionRequest): Followed {
     const followed = followExecution({
       id,
@@ -232,7 +251,7 @@ export class ClusterService {
         if (!record) return null;
         return isFinal(record.status) && record.result ? record.result : "pending";
       },
-      onError: (error) => this.o.logger.warn({ err: error, executionId: id }, "cannot read record"),
+      onError: (error) => this.readFailed(error, id),
     });
     this.followed.set(id, followed);
     void followed.execution.done.then(() => this.followed.delete(id));

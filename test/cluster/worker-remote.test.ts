@@ -6,6 +6,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Redis } from "ioredis";
+import { pino } from "pino";
 import { silentLogger } from "../../src/audit/logger.js";
 import { ClusterQueue } from "../../src/cluster/queue.js";
 import { ClusterRedis } from "../../src/cluster/redis.js";
@@ -185,6 +186,37 @@ describe("cluster service (API node)", () => {
     await Promise.all(runs.map((e) => e.done));
     await small.close(1000);
     await raw.quit();
+  });
+
+  it("logs a database outage once, not once per followed execution per poll", async () => {
+    const engine = new FakeEngine();
+    await startWorker("w1", engine);
+    await new Promise((r) => setTimeout(r, 1100));
+    const lines: string[] = [];
+    const logger = pino({ level: "warn" }, { write: (line: string) => void lines.push(line) });
+    // Records come from a database that is away; the queue (submit) still works.
+    const away = testApiStore(db.pool);
+    const records = Object.create(away.records) as typeof away.records;
+    records.get = () => Promise.reject(new Error("connection refused"));
+    const blind = new ClusterService({
+      config,
+      registry: new RuntimeRegistry(config.sandbox.searchPath, config.runtimes),
+      pool: db.pool,
+      redis,
+      queue,
+      store: { ...away, records } as typeof away,
+      logger,
+      analyseOnWorker: true,
+      pollMs: 20,
+    });
+    const runs = [];
+    for (let i = 0; i < 3; i++)
+      runs.push(await blind.submit(input("sleep"), { userId: `blind${i}` }, "api"));
+    await new Promise((r) => setTimeout(r, 600));
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines.length).toBeLessThanOrEqual(2);
+    for (const e of runs) await blind.killExecution(e.id, "test over");
+    await blind.close(100);
   });
 
   it("keeps at most the run's output caps from a hostile publisher", async () => {
