@@ -204,7 +204,7 @@ describe("cluster service (API node)", () => {
       pool: db.pool,
       redis,
       queue,
-      store: { ...away, records } as typeof away,
+      store: { ...away, records },
       logger,
       analyseOnWorker: true,
       pollMs: 20,
