@@ -33,7 +33,7 @@ import { toJob } from "./job.js";
 import type { ClusterQueue } from "./queue.js";
 import type { ClusterRedis } from "./redis.js";
 import { DB_NOW_MS } from "./reaper.js";
-import { followExecution, isFinal, type Followed } from "./remote-execution.js";
+import { FollowBudget, followExecution, isFinal, type Followed } from "./remote-execution.js";
 
 export interface ClusterServiceOptions {
   config: Config;
@@ -50,6 +50,8 @@ export interface ClusterServiceOptions {
   metrics: Metrics;
   /** @default 2000 */
   pollMs?: number;
+  /** Live output held across all followed executions (FollowBudget). @default 256 MiB */
+  maxFollowedOutputBytes?: number;
 }
 
 /** A worker row's runtimes (written by workers; read strictly, bounded). */
@@ -68,8 +70,13 @@ interface Capabilities {
 export class ClusterService {
   private readonly followed = new Map<string, Followed>();
   private capabilities: Capabilities | null = null;
+  private readonly budget: FollowBudget;
+  private lastReadFailureLog = 0;
+  private readFailures = 0;
 
-  constructor(private readonly o: ClusterServiceOptions) {}
+  constructor(private readonly o: ClusterServiceOptions) {
+    this.budget = new FollowBudget(o.maxFollowedOutputBytes ?? 256 * 1024 * 1024);
+  }
 
   get metrics(): Metrics {
     return this.o.metrics;
@@ -101,8 +108,14 @@ export class ClusterService {
        WHERE state = 'active' AND heartbeat_at > ${DB_NOW_MS} - $1`,
       [this.o.config.cluster.workerTimeoutMs],
     );
+    // One worker row that is not JSON must not fail every submit: it counts as offering nothing.
     const parse = (text: string): string[] => {
-      const v = JSON.parse(text) as unknown;
+      let v: unknown;
+      try {
+        v = JSON.parse(text);
+      } catch {
+        return [];
+      }
       return Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
     };
     this.capabilities = {
@@ -249,18 +262,36 @@ export class ClusterService {
     return followed.execution;
   }
 
+  /**
+   * Every followed execution polls its record: with PostgreSQL away, each
+   * would log a line every poll (a thousand followed runs, 500 lines a
+   * second, for as long as the outage lasts). One line per 10 s says it.
+   */
+  private readFailed(error: unknown, executionId: string): void {
+    const now = Date.now();
+    this.readFailures++;
+    if (now - this.lastReadFailureLog < 10_000) return;
+    this.lastReadFailureLog = now;
+    this.o.logger.warn(
+      { err: error, executionId, failures: this.readFailures },
+      "cannot read execution records; followed executions wait",
+    );
+    this.readFailures = 0;
+  }
+
   private follow(id: string, request: ExecutionRequest): Followed {
     const followed = followExecution({
       id,
       request,
       redis: this.o.redis,
       pollMs: this.o.pollMs,
+      budget: this.budget,
       load: async (executionId) => {
         const record = await this.o.store.records.get(executionId, true);
         if (!record) return null;
         return isFinal(record.status) && record.result ? record.result : "pending";
       },
-      onError: (error) => this.o.logger.warn({ err: error, executionId: id }, "cannot read record"),
+      onError: (error) => this.readFailed(error, id),
     });
     this.followed.set(id, followed);
     void followed.execution.done.then(() => this.followed.delete(id));

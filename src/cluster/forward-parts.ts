@@ -1,6 +1,34 @@
 /** Small pieces of forward.ts: the body bound, error mapping, and MCP's sandbox ids. */
 import { Transform, type Readable } from "node:stream";
 import { WardenError } from "../errors.js";
+import { INTERNAL_HEADER, PRINCIPAL_HEADER } from "./internal-auth.js";
+
+/**
+ * Hop-by-hop and identity headers a client must not pass to a worker. The
+ * `x-forwarded-*`/`forwarded` family goes too: a worker whose trustProxy
+ * covers the API nodes' addresses would take the client's claim as its
+ * address (the principal carries the one the API node saw); cookies are
+ * nothing a worker reads.
+ */
+export const DROPPED = [
+  "authorization",
+  INTERNAL_HEADER,
+  PRINCIPAL_HEADER,
+  "transfer-encoding",
+  "keep-alive",
+  "upgrade",
+  "te",
+  "trailer",
+  "proxy-authorization",
+  "proxy-connection",
+  "forwarded",
+  "x-forwarded-for",
+  "x-forwarded-host",
+  "x-forwarded-proto",
+  "x-forwarded-port",
+  "x-real-ip",
+  "cookie",
+];
 
 /** A forwarded body past the API node's bound: 413, as the worker would answer. */
 export class BodyTooLarge extends WardenError {

@@ -20,8 +20,14 @@ import type { Actor } from "../http/auth.js";
 import { sendError } from "../http/errors.js";
 import type { UpgradeRelay } from "../http/routes/previews.js";
 import type { SessionRegistry } from "../store/store.js";
-import { boundedBody, BodyTooLarge, mcpSandboxes, upstreamError } from "./forward-parts.js";
-import { INTERNAL_HEADER, PRINCIPAL_HEADER, principalOf, signRequest } from "./internal-auth.js";
+import {
+  boundedBody,
+  BodyTooLarge,
+  DROPPED,
+  mcpSandboxes,
+  upstreamError,
+} from "./forward-parts.js";
+import { principalOf, signRequest } from "./internal-auth.js";
 import type { Placement } from "./placement.js";
 import { relayUpgrade } from "./upgrade-relay.js";
 import type { WorkerDirectory, WorkerRow } from "./worker-directory.js";
@@ -45,18 +51,6 @@ export interface ClusterRouting {
 }
 
 const SESSION_ID = /^sess_[0-9A-Z]{26}$/;
-/** Hop-by-hop and identity headers a client must not pass to a worker. */
-const DROPPED = [
-  "authorization",
-  INTERNAL_HEADER,
-  PRINCIPAL_HEADER,
-  "transfer-encoding",
-  "keep-alive",
-  "upgrade",
-  "te",
-  "trailer",
-  "proxy-authorization",
-];
 
 /** A session that is known but over: 410, naming why (`worker_lost` when its worker died). */
 export function sessionEnded(id: string, reason: string, workerId?: string): WardenError {
@@ -82,9 +76,34 @@ export function clusterRouting(o: ClusterRoutingOptions): ClusterRouting {
     return worker;
   }
 
-  /** The request target as the worker will see it (what is signed must be what arrives). */
+  /**
+   * The request target as the worker will see it (what is signed must be what
+   * arrives). Fastify routed `raw` as it is, but URL parsing resolves an
+   * absolute-form target (`http://host/...`) to that host and `..`, `%2e%2e`
+   * or backslashes to another path: the API node would sign and send a call it never
+   * routed, to any address (SSRF) or to a route it never checked (a create
+   * past the user's cluster-wide count). Such targets are refused.
+   */
   const targetAt = (worker: WorkerRow, raw: string): { url: string; target: string } => {
-    const url = new URL(raw, worker.url);
+    const base = new URL(worker.url);
+    const path = raw.split("?", 1)[0] ?? "";
+    const url = new URL(raw, base);
+    const dotted = path
+      .split("/")
+      .some((s) => [".", ".."].includes(s.toLowerCase().replaceAll("%2e", ".")));
+    // eslint-disable-next-line no-control-regex
+    const odd = path.includes("\\") || /[\x00-\x20\x7f]/.test(raw);
+    if (
+      !path.startsWith("/") ||
+      path.startsWith("//") ||
+      dotted ||
+      odd ||
+      url.origin !== base.origin
+    )
+      throw new WardenError(
+        "INVALID_REQUEST",
+        "path: an absolute URL, `.` or `..` segments and backslashes are not accepted",
+      );
     return { url: url.href, target: `${url.pathname}${url.search}` };
   };
 
@@ -188,7 +207,13 @@ export function clusterRouting(o: ClusterRoutingOptions): ClusterRouting {
         headersTimeout: o.headersTimeoutMs ?? 15 * 60_000,
         // SSE streams idle between events (a keep-alive comment every 15 s): no body timeout.
         bodyTimeout: 0,
-        connections: 128,
+        // Not a fixed number per worker: one user's long-lived streams (SSE, /watch) would
+        // take every connection to that worker and queue every other user's calls to it
+        // behind them. Each forward is a client connection here, which this node caps.
+        connections: null,
+        // reply-from turns certificate checks off unless told: a worker on https is verified
+        // (NODE_EXTRA_CA_CERTS for a private CA), or a man in the middle reads signed calls.
+        connect: { rejectUnauthorized: true },
       },
       disableRequestLogging: true,
     });

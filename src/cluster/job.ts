@@ -15,6 +15,13 @@ import type { ExecutionRequest } from "../executions/execution.js";
 const MAX_FILES = 1000;
 
 /**
+ * How a queued row's JSON begins when it names an environment: the claim
+ * matches the name in the row's first bytes (queue.ts), never reading the
+ * rest (megabytes of base64 files, each claim, for every queued row).
+ */
+export const JOB_PREFIX = '{"v":1,"environment":"';
+
+/**
  * Egress travels as the request's allowlist and ports only (already narrowed
  * by the key on the API node); the worker re-bounds them by its own
  * `network` config, which alone supplies static hosts and private-address
@@ -66,6 +73,8 @@ export type QueuedJob = z.infer<typeof QueuedJobSchema>;
 export function toJob(request: ExecutionRequest, policy?: PolicyMode | null): QueuedJob {
   return {
     v: 1,
+    // Second, always: the claim reads the environment from the row's first bytes (JOB_PREFIX).
+    environment: request.environment?.name ?? null,
     language: request.language,
     files: request.files.map((f) =>
       typeof f.content === "string"
@@ -81,7 +90,6 @@ export function toJob(request: ExecutionRequest, policy?: PolicyMode | null): Qu
     network: request.network
       ? { allow: [...request.network.allow], ports: [...request.network.ports] }
       : null,
-    environment: request.environment?.name ?? null,
     artifacts: request.artifacts,
     retryOnFailure: request.retryOnFailure,
     source: request.source,

@@ -42,6 +42,9 @@ export interface ReapReport {
   expired: string[];
 }
 
+/** How long a gone worker's row stays for operators to see (admin view) before it is deleted. */
+export const GONE_RETENTION_MS = 24 * 3_600_000;
+
 /** The database's clock in epoch ms: every node's heartbeats and cut-offs use this one. */
 export const DB_NOW_MS = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
@@ -89,6 +92,7 @@ export class Reaper {
     });
     if (!done) return report;
     await this.endLostSessions(report);
+    await this.prune();
     report.expired = await this.o.queue.expireQueued(this.o.queueTimeoutMs);
     if (report.dead.length > 0)
       this.o.logger.warn({ workers: report.dead }, "workers stopped heartbeating: declared gone");
@@ -96,6 +100,20 @@ export class Reaper {
     for (const id of [...report.lost, ...report.expired])
       await this.o.redis?.publish(channels.exec(id), { t: "end", status: "error" });
     return report;
+  }
+
+  /**
+   * Rows of workers gone for a day, with nothing left on them, are deleted:
+   * every start under a fresh id adds a row, and placement reads them all
+   * on every create, so they must not pile up for ever.
+   */
+  private async prune(): Promise<void> {
+    await this.o.pool.query(
+      `DELETE FROM workers w WHERE state = 'gone' AND heartbeat_at < ${DB_NOW_MS} - $1
+         AND NOT EXISTS (SELECT 1 FROM executions e WHERE e.worker_id = w.id AND e.status = 'running')
+         AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.worker_id = w.id AND s.ended_at IS NULL)`,
+      [GONE_RETENTION_MS],
+    );
   }
 
   /** Running executions of gone workers: re-queued per the retry policy, else ended. */
@@ -109,13 +127,16 @@ export class Reaper {
       kill_reason: string | null;
       created_at: string;
     }>(
+      // A worker whose row was deleted (by hand, or a cleanup of old rows) is as gone as one
+      // marked so: its running rows would otherwise never be settled.
       `SELECT e.id, e.user_id, e.worker_id, e.attempt, e.request, e.kill_reason, e.created_at
-       FROM executions e JOIN workers w ON w.id = e.worker_id
-       WHERE e.status = 'running' AND w.state = 'gone' FOR UPDATE OF e`,
+       FROM executions e LEFT JOIN workers w ON w.id = e.worker_id
+       WHERE e.status = 'running' AND (w.id IS NULL OR w.state = 'gone') FOR UPDATE OF e`,
     );
     const now = Date.now();
     for (const row of orphans.rows) {
-      const job = row.request ? QueuedJobSchema.safeParse(JSON.parse(row.request)) : null;
+      // A row that is not JSON is not retried; throwing here would fail every pass, cluster-wide.
+      const job = row.request ? QueuedJobSchema.safeParse(parseJson(row.request)) : null;
       const retry =
         row.kill_reason === null && job?.success === true && job.data.retryOnFailure
           ? row.attempt <= this.o.maxRetries
@@ -187,8 +208,8 @@ export class Reaper {
   /** Live sessions of gone workers end `worker_lost`, each audited. */
   private async endLostSessions(report: ReapReport): Promise<void> {
     const { rows } = await this.o.pool.query<{ worker_id: string }>(
-      `SELECT DISTINCT s.worker_id FROM sessions s JOIN workers w ON w.id = s.worker_id
-       WHERE s.ended_at IS NULL AND w.state = 'gone'`,
+      `SELECT DISTINCT s.worker_id FROM sessions s LEFT JOIN workers w ON w.id = s.worker_id
+       WHERE s.ended_at IS NULL AND (w.id IS NULL OR w.state = 'gone')`,
     );
     for (const { worker_id: workerId } of rows) {
       const ended = await this.o.store.sessions.endAllOf(workerId, "worker_lost");
@@ -203,5 +224,13 @@ export class Reaper {
         });
       }
     }
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
   }
 }

@@ -24,6 +24,33 @@ export interface FollowOptions {
   /** Safety-net poll of the record. @default 2000 */
   pollMs?: number;
   onError?: (error: unknown) => void;
+  /** Live output held across every execution this node follows (see FollowBudget). */
+  budget?: FollowBudget;
+}
+
+/**
+ * Live output bytes held at once across all the executions an API node
+ * follows. Each one's own cap bounds one run, but an API node follows every
+ * run of the cluster that its clients submitted or watch: without a shared
+ * bound its memory would grow with the number of workers (every running
+ * execution writing its full outputBytes) or with a publisher on Redis. Past
+ * the budget live chunks are dropped; the final result still comes whole from
+ * the record.
+ */
+export class FollowBudget {
+  private used = 0;
+  constructor(readonly maxBytes: number) {}
+  get usedBytes(): number {
+    return this.used;
+  }
+  take(bytes: number): boolean {
+    if (this.used + bytes > this.maxBytes) return false;
+    this.used += bytes;
+    return true;
+  }
+  give(bytes: number): void {
+    this.used = Math.max(0, this.used - bytes);
+  }
 }
 
 /** A followed execution; `stop()` ends the following (unsubscribes, stops polling) without settling it. */
@@ -39,6 +66,8 @@ export function followExecution(o: FollowOptions): Followed {
   // Each stream's cap as the worker enforces it, and room for the cut marker.
   const cap = 2 * (o.request.limits.outputBytes + 1024);
   let received = 0;
+  /** Bytes this execution holds of `o.budget`, given back when it stops. */
+  let held = 0;
   let stopped = false;
   let loading = false;
 
@@ -67,8 +96,11 @@ export function followExecution(o: FollowOptions): Followed {
     const m = parseMessage(ExecMessageSchema, raw);
     if (!m || stopped) return;
     if (m.t === "output") {
-      received += Buffer.byteLength(m.data);
-      if (received <= cap) execution.pushOutput({ stream: m.stream, data: m.data });
+      const bytes = Buffer.byteLength(m.data);
+      received += bytes;
+      if (received > cap || (o.budget && !o.budget.take(bytes))) return;
+      held += bytes;
+      execution.pushOutput({ stream: m.stream, data: m.data });
     } else if (m.t === "status") {
       if (!isFinal(m.status) && m.status !== execution.status) {
         if (m.status === "running") execution.startedAt ??= Date.now();
@@ -84,6 +116,8 @@ export function followExecution(o: FollowOptions): Followed {
     stopped = true;
     clearInterval(timer);
     unsubscribe();
+    o.budget?.give(held);
+    held = 0;
   };
   const settle = (result: ExecutionResult): void => {
     stop();

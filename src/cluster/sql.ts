@@ -1,6 +1,7 @@
 /** Small PostgreSQL helpers the cluster's queue, worker and reaper share. */
 import type pg from "pg";
 import type { NewEvent } from "../store/records.js";
+import { safeParams } from "../store/pg/pool.js";
 
 export type Sql = pg.Pool | pg.PoolClient;
 
@@ -36,11 +37,16 @@ export async function transaction<T>(
   }
 }
 
-/** An audit event, written with the change it describes (same transaction). */
+/**
+ * An audit event, written with the change it describes (same transaction).
+ * Its message may quote what a sandbox produced (an analyser's finding): a
+ * NUL in it would make PostgreSQL refuse the whole final write, and the run
+ * would stay `running`; safeParams replaces it.
+ */
 export async function insertEvent(sql: Sql, e: NewEvent, at = Date.now()): Promise<void> {
   await sql.query(
     "INSERT INTO events (timestamp, execution_id, user_id, level, event, message, data) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    [
+    safeParams([
       at,
       e.executionId ?? null,
       e.userId ?? null,
@@ -48,6 +54,6 @@ export async function insertEvent(sql: Sql, e: NewEvent, at = Date.now()): Promi
       e.event,
       e.message,
       e.data ? JSON.stringify(e.data) : null,
-    ],
+    ]),
   );
 }

@@ -11,8 +11,14 @@ import { request as httpsRequest } from "node:https";
 import type { Duplex } from "node:stream";
 import type { HeaderMap } from "../http/preview-headers.js";
 import { formatHead } from "../http/preview-headers.js";
-import { INTERNAL_HEADER, PRINCIPAL_HEADER } from "./internal-auth.js";
-import { upstreamError } from "./forward-parts.js";
+import { DROPPED, upstreamError } from "./forward-parts.js";
+
+/** DROPPED but the protocol asked for (Upgrade), and no body framing (an upgrade has no body). */
+const RELAY_DROPPED = new Set([
+  ...DROPPED.filter((name) => name !== "upgrade"),
+  "content-length",
+  "connection",
+]);
 
 /** From the signed request to the worker's response head. */
 const HEAD_TIMEOUT_MS = 30_000;
@@ -37,9 +43,9 @@ function headersOf(res: IncomingMessage): HeaderMap {
 export function relayUpgrade(o: RelayOptions): Promise<void> {
   const u = new URL(o.url);
   const headers: Record<string, string | string[]> = {};
+  // A client's Content-Length or Transfer-Encoding would make the worker wait for a body.
   for (const [name, value] of Object.entries(o.raw.headers))
-    if (value !== undefined && !["authorization", INTERNAL_HEADER, PRINCIPAL_HEADER].includes(name))
-      headers[name] = value;
+    if (value !== undefined && !RELAY_DROPPED.has(name)) headers[name] = value;
   const request = (u.protocol === "https:" ? httpsRequest : httpRequest)({
     hostname: u.hostname,
     port: u.port,

@@ -58,12 +58,15 @@ export interface WorkerOptions {
   };
   /** Static analysis an API node could not do; a result = refused (status rejected). */
   beforeRun?: (job: QueuedJob, claimed: ClaimedJob) => Promise<ExecutionResult | null>;
+  /** Waits between tries of the final write: the first, and the longest. @default 250 and 5000 */
+  finishRetryMs?: { first: number; max: number };
 }
 
 type WorkerState = "active" | "draining" | "gone";
 
 /** Output is re-chunked so no message nears events.MAX_MESSAGE_BYTES even fully JSON-escaped. */
 const PUBLISH_CHARS = 32 * 1024;
+/** Failed tries of a final write before it is logged as an error (it is still retried). */
 const FINISH_ATTEMPTS = 8;
 
 export class ClusterWorker {
@@ -239,9 +242,17 @@ export class ClusterWorker {
     return execution.done;
   }
 
-  /** The fenced final write, retried through a database blip; then the end is announced. */
+  /**
+   * The fenced final write, retried until it is written or fenced out; then
+   * the end is announced. Never given up while this process lives: the row
+   * is `running` under a worker that heartbeats, so no reaper would ever end
+   * it (it would count against its user's and the cluster's caps forever).
+   * A PostgreSQL down for long enough gets this worker declared gone, and
+   * then the fence answers.
+   */
   private async finish(claimed: ClaimedJob, result: ExecutionResult): Promise<void> {
-    const event = endEvent(claimed, result, this.runs.get(claimed.id)?.execution ?? null);
+    let event = endEvent(claimed, result, this.runs.get(claimed.id)?.execution ?? null);
+    const wait = this.o.finishRetryMs ?? { first: 250, max: 5000 };
     for (let attempt = 1; ; attempt++) {
       try {
         const written = await this.o.queue.finish(
@@ -259,11 +270,21 @@ export class ClusterWorker {
         await this.o.redis.publish(channels.exec(claimed.id), { t: "end", status: result.status });
         return;
       } catch (error) {
-        if (attempt >= FINISH_ATTEMPTS) {
-          this.o.logger.error({ err: error, executionId: claimed.id }, "cannot record the result");
-          return;
+        if (attempt === FINISH_ATTEMPTS) {
+          this.o.logger.error(
+            { err: error, executionId: claimed.id },
+            "cannot record the result; recording an error without it",
+          );
+          // Something in this result may be what the database refuses: the bare end is written instead.
+          result = blankResult(claimed.id, "error", {
+            code: "INTERNAL",
+            message: "the result of this execution could not be recorded",
+            retryable: true,
+          });
+          event = endEvent(claimed, result, null);
         }
-        await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
+        const ms = Math.min(wait.max, wait.first * 2 ** Math.min(attempt - 1, 20));
+        await new Promise((r) => setTimeout(r, ms));
       }
     }
   }

@@ -7,6 +7,7 @@
 import { Metrics } from "../../src/executions/metrics.js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Redis } from "ioredis";
+import { pino } from "pino";
 import { silentLogger } from "../../src/audit/logger.js";
 import { ClusterQueue } from "../../src/cluster/queue.js";
 import { ClusterRedis } from "../../src/cluster/redis.js";
@@ -101,6 +102,19 @@ describe("cluster service (API node)", () => {
     });
   });
 
+  it("still takes submits when one worker row's languages are not JSON", async () => {
+    await startWorker("w-good", new FakeEngine());
+    await db.pool.query(
+      `INSERT INTO workers (id, name, version, url, state, started_at, heartbeat_at, max_concurrent,
+         memory_budget_mb, languages)
+       VALUES ('w-bad', 'w-bad', 'test', 'http://127.0.0.1:1', 'active', 0,
+         (extract(epoch from clock_timestamp()) * 1000)::bigint + 60000, 1, 4096, '[not json')`,
+    );
+    await new Promise((r) => setTimeout(r, 1100)); // past the capability cache
+    const e = await service.submit(input("print(2)"), { userId: "ann" }, "api");
+    expect((await e.done).status).toBe("completed");
+  });
+
   it("runs on a worker, streams output over Redis and settles done from the record", async () => {
     await startWorker("w1", new FakeEngine());
     await new Promise((r) => setTimeout(r, 1100)); // the capability cache sees w1
@@ -142,6 +156,73 @@ describe("cluster service (API node)", () => {
     expect(await service.killExecution(queued.id, "by cy")).toBe(true);
     expect((await queued.done).status).toBe("killed");
     expect(await service.killExecution(queued.id, "again")).toBe(false);
+  });
+
+  it("holds at most its budget of live output across every execution it follows", async () => {
+    const engine = new FakeEngine();
+    await startWorker("w1", engine);
+    await new Promise((r) => setTimeout(r, 1100));
+    const budget = 1024 * 1024;
+    const small = new ClusterService({
+      config,
+      registry: new RuntimeRegistry(config.sandbox.searchPath, config.runtimes),
+      pool: db.pool,
+      redis,
+      queue,
+      store: testApiStore(db.pool),
+      logger: silentLogger,
+      analyseOnWorker: true,
+      maxFollowedOutputBytes: budget,
+    });
+    const runs = [];
+    for (let i = 0; i < 4; i++)
+      runs.push(await small.submit(input("sleep"), { userId: `flood${i}` }, "api"));
+    while (!runs.every((e) => engine.started.includes(e.id)))
+      await new Promise((r) => setTimeout(r, 20));
+    // Each run's own cap would let every one of them hold about 2 MiB.
+    const raw = new Redis(REDIS_URL);
+    const piece = JSON.stringify({ t: "output", stream: "stdout", data: "B".repeat(128 * 1024) });
+    for (const e of runs)
+      for (let i = 0; i < 8; i++) await raw.publish(db.prefix + channels.exec(e.id), piece);
+    await new Promise((r) => setTimeout(r, 300));
+    const kept = runs.reduce((n, e) => n + e.chunks.reduce((m, c) => m + c.data.length, 0), 0);
+    expect(kept).toBeGreaterThan(0);
+    expect(kept).toBeLessThanOrEqual(budget);
+    for (const e of runs) await small.killExecution(e.id, "test over");
+    await Promise.all(runs.map((e) => e.done));
+    await small.close(1000);
+    await raw.quit();
+  });
+
+  it("logs a database outage once, not once per followed execution per poll", async () => {
+    const engine = new FakeEngine();
+    await startWorker("w1", engine);
+    await new Promise((r) => setTimeout(r, 1100));
+    const lines: string[] = [];
+    const logger = pino({ level: "warn" }, { write: (line: string) => void lines.push(line) });
+    // Records come from a database that is away; the queue (submit) still works.
+    const away = testApiStore(db.pool);
+    const records = Object.create(away.records) as typeof away.records;
+    records.get = () => Promise.reject(new Error("connection refused"));
+    const blind = new ClusterService({
+      config,
+      registry: new RuntimeRegistry(config.sandbox.searchPath, config.runtimes),
+      pool: db.pool,
+      redis,
+      queue,
+      store: { ...away, records },
+      logger,
+      analyseOnWorker: true,
+      pollMs: 20,
+    });
+    const runs = [];
+    for (let i = 0; i < 3; i++)
+      runs.push(await blind.submit(input("sleep"), { userId: `blind${i}` }, "api"));
+    await new Promise((r) => setTimeout(r, 600));
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines.length).toBeLessThanOrEqual(2);
+    for (const e of runs) await blind.killExecution(e.id, "test over");
+    await blind.close(100);
   });
 
   it("keeps at most the run's output caps from a hostile publisher", async () => {
