@@ -165,11 +165,16 @@ describe("cluster service (API node)", () => {
     const budget = 1024 * 1024;
     const small = new ClusterService({
       config,
+      metrics: new Metrics({
+        queueDepth: () => 0,
+        activeSandboxes: () => 0,
+        memoryReservedMb: () => 0,
+      }),
       registry: new RuntimeRegistry(config.sandbox.searchPath, config.runtimes),
       pool: db.pool,
       redis,
       queue,
-      store: testApiStore(db.pool),
+      store: await db.store(),
       logger: silentLogger,
       analyseOnWorker: true,
       maxFollowedOutputBytes: budget,
@@ -201,11 +206,16 @@ describe("cluster service (API node)", () => {
     const lines: string[] = [];
     const logger = pino({ level: "warn" }, { write: (line: string) => void lines.push(line) });
     // Records come from a database that is away; the queue (submit) still works.
-    const away = testApiStore(db.pool);
+    const away = await db.store();
     const records = Object.create(away.records) as typeof away.records;
     records.get = () => Promise.reject(new Error("connection refused"));
     const blind = new ClusterService({
       config,
+      metrics: new Metrics({
+        queueDepth: () => 0,
+        activeSandboxes: () => 0,
+        memoryReservedMb: () => 0,
+      }),
       registry: new RuntimeRegistry(config.sandbox.searchPath, config.runtimes),
       pool: db.pool,
       redis,

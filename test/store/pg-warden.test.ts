@@ -43,7 +43,11 @@ describe("embedded Warden on PostgreSQL", () => {
     expect(warden.store.kind).toBe("postgres");
     expect(existsSync(join(dataDir, "warden.db"))).toBe(false);
     const result = await warden.cluster!.service.execute(
-      { code: "import sys\nprint('out\\0put')\nsys.stderr.write('err')", language: "python" },
+      {
+        code: "import sys\nprint('out\\0put')\nsys.stderr.write('err')",
+        language: "python",
+        retryOnFailure: true,
+      },
       "pg-user",
     );
     expect(result).toMatchObject({ status: "completed", stdout: "out\u0000put\n" });
