@@ -101,7 +101,11 @@ export function toJob(request: ExecutionRequest, policy?: PolicyMode | null): Qu
 export function fromJob(
   job: QueuedJob,
   who: { userId: string; keyId: string | null },
-  resolved: { environment: ExecutionRequest["environment"]; network: EgressPolicy | null },
+  resolved: {
+    limits: ExecutionRequest["limits"];
+    environment: ExecutionRequest["environment"];
+    network: EgressPolicy | null;
+  },
 ): ExecutionRequest {
   return {
     language: job.language,
@@ -113,7 +117,7 @@ export function fromJob(
     stdin: job.stdin,
     args: job.args,
     env: job.env,
-    limits: job.limits,
+    limits: resolved.limits,
     compileLimits: job.compileLimits,
     network: resolved.network,
     environment: resolved.environment,

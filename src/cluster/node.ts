@@ -197,6 +197,8 @@ function workerOf(
     environments: async () => (await service.environments.list()).map((e) => e.name),
     engine,
     resolve: (job) => ({
+      // A row is checked against THIS worker's maxima, as a request is at submit.
+      limits: withinMaxima(config, job.limits),
       environment: service.environments.resolve(job.environment ?? undefined, "environment"),
       // Re-bounded by THIS worker's network config: the row supplies only allow and ports.
       network: job.network ? resolveEgress(job.network, config.network) : null,
@@ -254,4 +256,29 @@ export async function openSharedState(
   if (!(store instanceof PgStore))
     throw new WardenError("INTERNAL", "cluster mode needs a PostgreSQL database URL");
   return { store, pool: store.pool };
+}
+
+/**
+ * A queued job's limits, refused when any is over this worker's own maxima:
+ * whoever can write a row must not get a sandbox larger than the worker allows.
+ */
+export function withinMaxima(config: Config, limits: QueuedJob["limits"]): QueuedJob["limits"] {
+  const max: [keyof QueuedJob["limits"], number, string][] = [
+    ["timeoutMs", config.maxTimeout * 1000, "maxTimeout"],
+    ["memoryMb", config.maxMemoryMB, "maxMemoryMB"],
+    ["cpuPercent", config.maxCpuPercent, "maxCpuPercent"],
+    ["diskMb", config.maxDiskMB, "maxDiskMB"],
+    ["pids", config.maxPids, "maxPids"],
+    ["outputBytes", config.maxOutputBytes, "maxOutputBytes"],
+    ["cpuTimeMs", config.maxTimeout * 1000, "maxTimeout"],
+  ];
+  for (const [name, bound, setting] of max) {
+    const value = limits[name];
+    if (typeof value === "number" && value > bound)
+      throw new WardenError(
+        "INVALID_REQUEST",
+        `limits.${name}: ${value} is over this worker's ${setting} (${bound})`,
+      );
+  }
+  return limits;
 }

@@ -53,6 +53,7 @@ export interface WorkerOptions {
   engine: LocalEngine;
   /** The job's environment and egress, resolved against THIS worker's store and config. */
   resolve: (job: QueuedJob) => {
+    limits: ExecutionRequest["limits"];
     environment: ExecutionRequest["environment"];
     network: ExecutionRequest["network"];
   };

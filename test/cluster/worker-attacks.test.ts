@@ -73,7 +73,7 @@ async function startWorker(id: string, extra: Partial<WorkerOptions> = {}): Prom
     languages: () => ["python"],
     environments: async () => [],
     engine: new FakeEngine(),
-    resolve: () => ({ environment: null, network: null }),
+    resolve: (job) => ({ limits: job.limits, environment: null, network: null }),
     finishRetryMs: { first: 1, max: 20 },
     ...extra,
   });
@@ -252,3 +252,26 @@ function reaper(): Reaper {
     maxRetries: 2,
   });
 }
+
+describe("a planted queue row", () => {
+  it("cannot get a sandbox larger than the worker's own maxima", async () => {
+    const { withinMaxima } = await import("../../src/cluster/node.js");
+    const { ConfigSchema } = await import("../../src/config/schema.js");
+    const config = ConfigSchema.parse({ maxMemoryMB: 512 });
+    const limits = {
+      timeoutMs: 1000,
+      killGraceMs: 100,
+      memoryMb: 256,
+      cpuPercent: 50,
+      diskMb: 10,
+      pids: 10,
+      outputBytes: 1000,
+      openFiles: 64,
+    };
+    expect(withinMaxima(config, limits)).toEqual(limits);
+    expect(() => withinMaxima(config, { ...limits, memoryMb: 1_000_000 })).toThrow(
+      /limits\.memoryMb: 1000000 is over this worker's maxMemoryMB \(512\)/,
+    );
+    expect(() => withinMaxima(config, { ...limits, timeoutMs: 10 ** 9 })).toThrow(/maxTimeout/);
+  });
+});

@@ -46,7 +46,7 @@ async function startWorker(
     languages: () => ["python"],
     environments: async () => [],
     engine,
-    resolve: () => ({ environment: null, network: null }),
+    resolve: (job) => ({ limits: job.limits, environment: null, network: null }),
   });
   await w.start();
   workers.push(w);

@@ -72,7 +72,7 @@ async function startWorker(id: string, engine = new FakeEngine()): Promise<Clust
     languages: () => ["python"],
     environments: async () => [],
     engine,
-    resolve: () => ({ environment: null, network: null }),
+    resolve: (job) => ({ limits: job.limits, environment: null, network: null }),
   });
   await w.start();
   workers.push(w);
