@@ -21,12 +21,10 @@ import type { Store } from "../store/store.js";
 import type { Metrics } from "../executions/metrics.js";
 import type { AuditEvent, ExecutionRecord, NewEvent } from "../store/records.js";
 import type { Execution, ExecutionRequest, ExecutionSource } from "../executions/execution.js";
-import { resolveCompileLimits, resolveLimits } from "../executions/limits.js";
-import { toSandboxFiles, type CreateExecutionInput } from "../executions/request.js";
+import { toExecutionRequest, type CreateExecutionInput } from "../executions/request.js";
 import type { AdmissionDecision } from "../executions/scheduler.js";
-import { resolveEgress, type EgressPolicy } from "../network/policy.js";
+import { resolveKeyEgress, type EgressPolicy } from "../network/policy.js";
 import { checkEnvironmentName } from "../environments/store.js";
-import { checkWorkspacePath } from "../sandbox/workspace.js";
 import { executionId } from "../util/ids.js";
 import { channels } from "./events.js";
 import { toJob } from "./job.js";
@@ -158,10 +156,7 @@ export class ClusterService {
     input: CreateExecutionInput["network"],
     networkAllow?: string[] | null,
   ): EgressPolicy | null {
-    const bound = networkAllow
-      ? { ...this.o.config.network, allow: networkAllow }
-      : this.o.config.network;
-    return resolveEgress(input, bound);
+    return resolveKeyEgress(input, this.o.config.network, networkAllow);
   }
 
   /** Validates a request as a single node does, and queues it for the cluster. */
@@ -198,32 +193,11 @@ export class ClusterService {
       // By name only: the worker mounts its own copy (job.ts).
       environment = { name, key: name, binds: [], env: {} };
     }
-    const files = toSandboxFiles(input, def.fileName, config);
-    if (input.entrypoint !== undefined && !files.some((f) => f.path === input.entrypoint))
-      throw new WardenError("INVALID_REQUEST", `entrypoint: no file named ${input.entrypoint}`);
-    const limits = resolveLimits(config, { timeout: input.timeout, limits: input.limits });
-    const compileLimits = resolveCompileLimits(config, input.compileLimits);
-    const request: ExecutionRequest = {
-      language: def.language,
-      files,
-      entrypoint: input.entrypoint,
-      stdin: input.stdin,
-      args: input.args,
-      env: input.env,
-      limits,
-      compileLimits,
-      network,
-      environment,
-      artifacts: input.artifacts?.map((path, i) => checkWorkspacePath(path, `artifacts[${i}]`)),
-      retryOnFailure: input.retryOnFailure,
-      userId: actor.userId,
-      keyId: actor.keyId,
-      source,
-    };
+    const request = toExecutionRequest(config, def, input, { network, environment }, actor, source);
     const compileMb = def.compile
-      ? (compileLimits?.memoryMb ?? def.compileLimits.memoryMb ?? 0)
+      ? (request.compileLimits?.memoryMb ?? def.compileLimits.memoryMb ?? 0)
       : 0;
-    const reservationMb = Math.max(limits.memoryMb, compileMb);
+    const reservationMb = Math.max(request.limits.memoryMb, compileMb);
     if (reservationMb > can.maxMemoryMb)
       throw new WardenError(
         "QUOTA_EXCEEDED",
@@ -239,8 +213,8 @@ export class ClusterService {
         keyId: actor.keyId ?? null,
         source,
         language: def.language,
-        files,
-        limits,
+        files: request.files,
+        limits: request.limits,
         job: toJob(request, this.o.analyseOnWorker ? (actor.policy ?? null) : undefined),
         reservationMb,
         createdAt: followed.execution.createdAt,

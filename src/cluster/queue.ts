@@ -6,6 +6,7 @@
  * (worker_id, attempt), so a worker declared dead cannot overwrite what its
  * job became after (re-queued, re-run elsewhere, ended WORKER_LOST).
  */
+import { splitOutput } from "../store/records.js";
 import type pg from "pg";
 import { WardenError, type ErrorInfo } from "../errors.js";
 import { blankResult, type ExecutionResult, type ExecutionStatus } from "../contract/result.js";
@@ -60,26 +61,6 @@ export interface ClaimedJob {
   reservationMb: number;
   /** The request JSON as stored: the worker parses it (QueuedJobSchema). */
   request: string;
-}
-
-/** The result without its output, and the output as the store keeps it (same split as the SQLite store). */
-function splitOutput(result: ExecutionResult): {
-  rest: ExecutionResult;
-  output: [string, string][];
-} {
-  const output: [string, string][] = [
-    ["stdout", result.stdout],
-    ["stderr", result.stderr],
-  ];
-  let compile = result.compile;
-  if (compile) {
-    output.push(["compile.stdout", compile.stdout], ["compile.stderr", compile.stderr]);
-    compile = { ...compile, stdout: "", stderr: "" };
-  }
-  return {
-    rest: { ...result, stdout: "", stderr: "", compile },
-    output: output.filter(([, text]) => text.length > 0),
-  };
 }
 
 /** Writes a final state, its output and its event on `c`; the caller's WHERE decided it may. */

@@ -9,7 +9,14 @@ import { WardenError } from "../errors.js";
 import type { SandboxFile } from "../sandbox/types.js";
 import { checkWorkspacePath } from "../sandbox/workspace.js";
 import { USER_ID_PATTERN } from "../store/keys.js";
-import { CompileLimitsSchema, RequestLimitsSchema } from "./limits.js";
+import {
+  CompileLimitsSchema,
+  RequestLimitsSchema,
+  resolveCompileLimits,
+  resolveLimits,
+} from "./limits.js";
+import type { ExecutionRequest, ExecutionSource } from "./execution.js";
+import type { RuntimeDefinition } from "../config/runtime-definition.js";
 import { EnvironmentNameSchema } from "../contract/environment.js";
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
@@ -135,4 +142,40 @@ export function toSandboxFiles(
       );
     return { path, content };
   });
+}
+
+/**
+ * A checked request as the engine runs it: files, entry point, limits within
+ * the server's maxima, and what the caller already resolved (the language's
+ * definition, egress, environment). One place for a single node and a
+ * cluster API node, so both refuse the same things the same way.
+ */
+export function toExecutionRequest(
+  config: Config,
+  def: Pick<RuntimeDefinition, "language" | "fileName">,
+  input: CreateExecutionInput,
+  resolved: Pick<ExecutionRequest, "network" | "environment">,
+  actor: { userId: string; keyId?: string | undefined },
+  source: ExecutionSource,
+): ExecutionRequest {
+  const files = toSandboxFiles(input, def.fileName, config);
+  if (input.entrypoint !== undefined && !files.some((f) => f.path === input.entrypoint))
+    throw new WardenError("INVALID_REQUEST", `entrypoint: no file named ${input.entrypoint}`);
+  return {
+    language: def.language,
+    files,
+    entrypoint: input.entrypoint,
+    stdin: input.stdin,
+    args: input.args,
+    env: input.env,
+    limits: resolveLimits(config, { timeout: input.timeout, limits: input.limits }),
+    compileLimits: resolveCompileLimits(config, input.compileLimits),
+    network: resolved.network,
+    environment: resolved.environment,
+    artifacts: input.artifacts?.map((path, i) => checkWorkspacePath(path, `artifacts[${i}]`)),
+    retryOnFailure: input.retryOnFailure,
+    userId: actor.userId,
+    keyId: actor.keyId,
+    source,
+  };
 }

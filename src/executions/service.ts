@@ -19,7 +19,6 @@ import type { SystemMetrics, UserMetrics } from "../contract/metrics.js";
 import type { AuditEvent, ExecutionRecord } from "../store/records.js";
 import type { ArtifactStore, RecordStore, Store } from "../store/store.js";
 import type { Execution, ExecutionRequest, ExecutionSource } from "./execution.js";
-import { resolveCompileLimits, resolveLimits } from "./limits.js";
 import {
   ARTIFACT_DIR,
   collectFailed,
@@ -31,10 +30,9 @@ import {
 } from "../artifacts/collect.js";
 import type { EgressHook } from "./egress-accounting.js";
 import type { Metrics } from "./metrics.js";
-import { resolveEgress, type EgressPolicy } from "../network/policy.js";
+import { resolveKeyEgress, type EgressPolicy } from "../network/policy.js";
 import { EnvironmentStore } from "../environments/store.js";
-import { checkWorkspacePath } from "../sandbox/workspace.js";
-import { toSandboxFiles, type CreateExecutionInput } from "./request.js";
+import { toExecutionRequest, type CreateExecutionInput } from "./request.js";
 import { Scheduler, TransientError, type AdmissionDecision } from "./scheduler.js";
 
 export interface ExecutionServiceOptions {
@@ -264,10 +262,7 @@ export class ExecutionService {
     input: CreateExecutionInput["network"],
     networkAllow?: string[] | null,
   ): EgressPolicy | null {
-    const bound = networkAllow
-      ? { ...this.o.config.network, allow: networkAllow }
-      : this.o.config.network;
-    return resolveEgress(input, bound);
+    return resolveKeyEgress(input, this.o.config.network, networkAllow);
   }
 
   /** Validates a request (already shape-checked) and queues it for `userId`. */
@@ -296,28 +291,9 @@ export class ExecutionService {
     this.o.registry.resolve(def.language); // not installed here → UNSUPPORTED_LANGUAGE
     const network = this.resolveNetwork(input.network, actor.networkAllow);
     const environment = this.environments.resolve(input.environment, "environment");
-    const files = toSandboxFiles(input, def.fileName, this.o.config);
-    if (input.entrypoint !== undefined && !files.some((f) => f.path === input.entrypoint))
-      throw new WardenError("INVALID_REQUEST", `entrypoint: no file named ${input.entrypoint}`);
-    const limits = resolveLimits(this.o.config, { timeout: input.timeout, limits: input.limits });
-    const compileLimits = resolveCompileLimits(this.o.config, input.compileLimits);
-    return this.scheduler.submit({
-      language: def.language,
-      files,
-      entrypoint: input.entrypoint,
-      stdin: input.stdin,
-      args: input.args,
-      env: input.env,
-      limits,
-      compileLimits,
-      network,
-      environment,
-      artifacts: input.artifacts?.map((path, i) => checkWorkspacePath(path, `artifacts[${i}]`)),
-      retryOnFailure: input.retryOnFailure,
-      userId: actor.userId,
-      keyId: actor.keyId,
-      source,
-    });
+    return this.scheduler.submit(
+      toExecutionRequest(this.o.config, def, input, { network, environment }, actor, source),
+    );
   }
 
   /**

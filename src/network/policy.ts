@@ -156,6 +156,19 @@ export interface EgressPolicy {
 }
 
 /**
+ * A request's `network` checked against the server's policy, narrowed by the
+ * key's own allowlist when it has one (checked against the server's when the
+ * key was made).
+ */
+export function resolveKeyEgress(
+  requested: Parameters<typeof resolveEgress>[0],
+  server: Parameters<typeof resolveEgress>[1],
+  keyAllow: string[] | null | undefined,
+): EgressPolicy | null {
+  return resolveEgress(requested, keyAllow ? { ...server, allow: keyAllow } : server);
+}
+
+/**
  * The policy for a request's `network` field, bounded by the server's config:
  * every requested pattern must lie within the server allowlist, every port
  * within the server's ports. Empty or absent → null (no network at all).

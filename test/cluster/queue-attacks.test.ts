@@ -13,18 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClusterQueue } from "../../src/cluster/queue.js";
 import { toJob } from "../../src/cluster/job.js";
 import type { ExecutionRequest } from "../../src/executions/execution.js";
-import { freshDb, type TestDb } from "./queue-db.js";
+import { freshDb, type TestDb, LIMITS } from "./queue-db.js";
 
-const LIMITS = {
-  timeoutMs: 5000,
-  killGraceMs: 500,
-  memoryMb: 128,
-  cpuPercent: 50,
-  diskMb: 64,
-  pids: 64,
-  outputBytes: 65536,
-  openFiles: 64,
-};
 const ROWS = 40;
 const FILE_BYTES = 2 * 1024 * 1024;
 

@@ -14,6 +14,18 @@ export const DATABASE_URL =
   process.env["WARDEN_TEST_DATABASE_URL"] ?? "postgres://postgres:postgres@127.0.0.1:5432/postgres";
 export const REDIS_URL = process.env["WARDEN_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379";
 
+/** Sandbox limits of the jobs the queue and worker tests make. */
+export const LIMITS = {
+  timeoutMs: 5000,
+  killGraceMs: 500,
+  memoryMb: 128,
+  cpuPercent: 50,
+  diskMb: 64,
+  pids: 64,
+  outputBytes: 65536,
+  openFiles: 64,
+};
+
 /** A row as the tests read it back. */
 export type Row = Record<string, unknown>;
 /** A stored result column. */

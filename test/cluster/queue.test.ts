@@ -8,18 +8,8 @@ import { ClusterQueue, type NewQueued, type QueueLimits } from "../../src/cluste
 import { toJob } from "../../src/cluster/job.js";
 import { blankResult } from "../../src/contract/result.js";
 import type { ExecutionRequest } from "../../src/executions/execution.js";
-import { resultOf, type Row, freshDb, testStore, type TestDb } from "./queue-db.js";
+import { resultOf, type Row, freshDb, testStore, type TestDb, LIMITS } from "./queue-db.js";
 
-const LIMITS = {
-  timeoutMs: 5000,
-  killGraceMs: 500,
-  memoryMb: 128,
-  cpuPercent: 50,
-  diskMb: 64,
-  pids: 64,
-  outputBytes: 65536,
-  openFiles: 64,
-};
 let db: TestDb;
 let seq = 0;
 

@@ -15,19 +15,17 @@ import { ClusterWorker, type WorkerOptions } from "../../src/cluster/worker.js";
 import { GONE_RETENTION_MS, Reaper } from "../../src/cluster/reaper.js";
 import { toJob } from "../../src/cluster/job.js";
 import type { ExecutionRequest } from "../../src/executions/execution.js";
-import { freshDb, REDIS_URL, resultOf, testStore, type Row, type TestDb } from "./queue-db.js";
-import { FakeEngine } from "./worker-fakes.js";
+import {
+  freshDb,
+  REDIS_URL,
+  resultOf,
+  testStore,
+  type Row,
+  type TestDb,
+  LIMITS,
+} from "./queue-db.js";
+import { FakeEngine, fakeWorkerOptions, until } from "./worker-fakes.js";
 
-const LIMITS = {
-  timeoutMs: 5000,
-  killGraceMs: 500,
-  memoryMb: 128,
-  cpuPercent: 50,
-  diskMb: 64,
-  pids: 64,
-  outputBytes: 65536,
-  openFiles: 64,
-};
 let db: TestDb;
 let redis: ClusterRedis;
 let queue: ClusterQueue;
@@ -60,20 +58,7 @@ function job(userId: string, retryOnFailure = false): NewQueued {
 
 async function startWorker(id: string, extra: Partial<WorkerOptions> = {}): Promise<ClusterWorker> {
   const w = new ClusterWorker({
-    pool: db.pool,
-    redis,
-    queue,
-    logger: silentLogger,
-    id,
-    name: id,
-    version: "test",
-    url: "http://127.0.0.1:1",
-    heartbeatMs: 100,
-    pollMs: 100,
-    languages: () => ["python"],
-    environments: async () => [],
-    engine: new FakeEngine(),
-    resolve: (job) => ({ limits: job.limits, environment: null, network: null }),
+    ...fakeWorkerOptions({ pool: db.pool, redis, queue, id, engine: new FakeEngine() }),
     finishRetryMs: { first: 1, max: 20 },
     ...extra,
   });
@@ -82,13 +67,6 @@ async function startWorker(id: string, extra: Partial<WorkerOptions> = {}): Prom
   return w;
 }
 
-const until = async (what: () => Promise<boolean> | boolean, ms = 8_000): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!(await what())) {
-    if (Date.now() > end) throw new Error("timed out waiting");
-    await new Promise((r) => setTimeout(r, 25));
-  }
-};
 const ended = (id: string) => async () =>
   !["queued", "running"].includes((await queue.statusOf(id)) ?? "running");
 

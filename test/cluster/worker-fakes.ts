@@ -1,7 +1,12 @@
 /** A stand-in for the local engine: runs "take" `ms` and print their code, without a sandbox. */
 import { Execution, type ExecutionRequest } from "../../src/executions/execution.js";
 import { blankResult } from "../../src/contract/result.js";
-import type { LocalEngine } from "../../src/cluster/worker.js";
+import type pg from "pg";
+import { silentLogger } from "../../src/audit/logger.js";
+import type { ClusterQueue } from "../../src/cluster/queue.js";
+import type { ClusterRedis } from "../../src/cluster/redis.js";
+import type { LocalEngine, WorkerOptions } from "../../src/cluster/worker.js";
+import { Metrics } from "../../src/executions/metrics.js";
 
 export class FakeEngine implements LocalEngine {
   readonly runs = new Map<string, Execution>();
@@ -51,5 +56,40 @@ export class FakeEngine implements LocalEngine {
     e.killReason = reason;
     e.finishWithout("killed", null);
     return true;
+  }
+}
+
+/** A worker over a fake engine, as the worker tests start them (fast heartbeats and polls). */
+export function fakeWorkerOptions(o: {
+  pool: pg.Pool;
+  redis: ClusterRedis;
+  queue: ClusterQueue;
+  id: string;
+  engine: LocalEngine;
+}): WorkerOptions {
+  return {
+    ...o,
+    logger: silentLogger,
+    name: o.id,
+    version: "test",
+    url: "http://127.0.0.1:1",
+    heartbeatMs: 100,
+    pollMs: 100,
+    languages: () => ["python"],
+    environments: async () => [],
+    resolve: (job) => ({ limits: job.limits, environment: null, network: null }),
+  };
+}
+
+/** Metrics whose local gauges stay 0 (an API node's, or a test's). */
+export const quietMetrics = (): Metrics =>
+  new Metrics({ queueDepth: () => 0, activeSandboxes: () => 0, memoryReservedMb: () => 0 });
+
+/** Polls `what` until it holds, failing after `ms`. */
+export async function until(what: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await what())) {
+    if (Date.now() > end) throw new Error("timed out waiting");
+    await new Promise((r) => setTimeout(r, 25));
   }
 }

@@ -4,7 +4,6 @@
  * kills, language checks, and a hostile publisher flooding an execution's
  * channel (the API node keeps at most the run's own output caps).
  */
-import { Metrics } from "../../src/executions/metrics.js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Redis } from "ioredis";
 import { pino } from "pino";
@@ -18,7 +17,7 @@ import { ConfigSchema } from "../../src/config/schema.js";
 import { RuntimeRegistry } from "../../src/runtimes/registry.js";
 import type { CreateExecutionInput } from "../../src/executions/request.js";
 import { freshDb, REDIS_URL, type TestDb } from "./queue-db.js";
-import { FakeEngine } from "./worker-fakes.js";
+import { FakeEngine, fakeWorkerOptions, quietMetrics } from "./worker-fakes.js";
 
 let db: TestDb;
 let redis: ClusterRedis;
@@ -32,22 +31,9 @@ async function startWorker(
   engine: FakeEngine,
   workerRedis = redis,
 ): Promise<ClusterWorker> {
-  const w = new ClusterWorker({
-    pool: db.pool,
-    redis: workerRedis,
-    queue,
-    logger: silentLogger,
-    id,
-    name: id,
-    version: "test",
-    url: "http://127.0.0.1:1",
-    heartbeatMs: 100,
-    pollMs: 100,
-    languages: () => ["python"],
-    environments: async () => [],
-    engine,
-    resolve: (job) => ({ limits: job.limits, environment: null, network: null }),
-  });
+  const w = new ClusterWorker(
+    fakeWorkerOptions({ pool: db.pool, redis: workerRedis, queue, id, engine }),
+  );
   await w.start();
   workers.push(w);
   return w;
@@ -71,11 +57,7 @@ beforeAll(async () => {
   });
   service = new ClusterService({
     config,
-    metrics: new Metrics({
-      queueDepth: () => 0,
-      activeSandboxes: () => 0,
-      memoryReservedMb: () => 0,
-    }),
+    metrics: quietMetrics(),
     registry: new RuntimeRegistry(config.sandbox.searchPath, config.runtimes),
     pool: db.pool,
     redis,
@@ -165,11 +147,7 @@ describe("cluster service (API node)", () => {
     const budget = 1024 * 1024;
     const small = new ClusterService({
       config,
-      metrics: new Metrics({
-        queueDepth: () => 0,
-        activeSandboxes: () => 0,
-        memoryReservedMb: () => 0,
-      }),
+      metrics: quietMetrics(),
       registry: new RuntimeRegistry(config.sandbox.searchPath, config.runtimes),
       pool: db.pool,
       redis,
@@ -211,11 +189,7 @@ describe("cluster service (API node)", () => {
     records.get = () => Promise.reject(new Error("connection refused"));
     const blind = new ClusterService({
       config,
-      metrics: new Metrics({
-        queueDepth: () => 0,
-        activeSandboxes: () => 0,
-        memoryReservedMb: () => 0,
-      }),
+      metrics: quietMetrics(),
       registry: new RuntimeRegistry(config.sandbox.searchPath, config.runtimes),
       pool: db.pool,
       redis,

@@ -4,7 +4,7 @@
  * mode is applied on the worker, since an `api` node has no sandbox to
  * analyse in.
  */
-import { Metrics } from "../../src/executions/metrics.js";
+import { quietMetrics } from "./worker-fakes.js";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -48,11 +48,7 @@ beforeAll(async () => {
   apiRedis = new ClusterRedis({ url: REDIS_URL, prefix: db.prefix, logger: silentLogger });
   api = new ClusterService({
     config,
-    metrics: new Metrics({
-      queueDepth: () => 0,
-      activeSandboxes: () => 0,
-      memoryReservedMb: () => 0,
-    }),
+    metrics: quietMetrics(),
     registry: new RuntimeRegistry(config.sandbox.searchPath, config.runtimes),
     pool: db.pool,
     redis: apiRedis,

@@ -13,19 +13,17 @@ import { Reaper } from "../../src/cluster/reaper.js";
 import { channels, MAX_MESSAGE_BYTES } from "../../src/cluster/events.js";
 import { toJob } from "../../src/cluster/job.js";
 import type { ExecutionRequest } from "../../src/executions/execution.js";
-import { resultOf, type Row, freshDb, REDIS_URL, testStore, type TestDb } from "./queue-db.js";
-import { FakeEngine } from "./worker-fakes.js";
+import {
+  resultOf,
+  type Row,
+  freshDb,
+  REDIS_URL,
+  testStore,
+  type TestDb,
+  LIMITS,
+} from "./queue-db.js";
+import { FakeEngine, fakeWorkerOptions, until } from "./worker-fakes.js";
 
-const LIMITS = {
-  timeoutMs: 5000,
-  killGraceMs: 500,
-  memoryMb: 128,
-  cpuPercent: 50,
-  diskMb: 64,
-  pids: 64,
-  outputBytes: 65536,
-  openFiles: 64,
-};
 let db: TestDb;
 let redis: ClusterRedis;
 let queue: ClusterQueue;
@@ -58,34 +56,12 @@ function job(userId: string, code = "print(1)", retryOnFailure = true): NewQueue
 }
 
 async function startWorker(id: string, engine = new FakeEngine()): Promise<ClusterWorker> {
-  const w = new ClusterWorker({
-    pool: db.pool,
-    redis,
-    queue,
-    logger: silentLogger,
-    id,
-    name: id,
-    version: "test",
-    url: "http://127.0.0.1:1",
-    heartbeatMs: 100,
-    pollMs: 100,
-    languages: () => ["python"],
-    environments: async () => [],
-    engine,
-    resolve: (job) => ({ limits: job.limits, environment: null, network: null }),
-  });
+  const w = new ClusterWorker(fakeWorkerOptions({ pool: db.pool, redis, queue, id, engine }));
   await w.start();
   workers.push(w);
   return w;
 }
 
-const until = async (what: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!(await what())) {
-    if (Date.now() > end) throw new Error("timed out waiting");
-    await new Promise((r) => setTimeout(r, 25));
-  }
-};
 const statusOf = (id: string) => queue.statusOf(id);
 
 beforeAll(async () => {
