@@ -26,6 +26,9 @@ function setPath(target: Json, dotted: string, value: unknown): void {
   node[keys[keys.length - 1]!] = value;
 }
 
+/** Settings that are text whatever they look like: an all-digit secret is still a secret. */
+const TEXT_SETTINGS = new Set(["cluster.secret", "cluster.databaseUrl", "cluster.redisUrl"]);
+
 /** Env values are strings; numbers and booleans are read as such. */
 function parseEnvValue(raw: string): unknown {
   if (/^-?\d+(\.\d+)?$/.test(raw)) return Number(raw);
@@ -56,7 +59,8 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   }
   for (const [path, name] of Object.entries(CONFIG_ENV)) {
     const value = env[name];
-    if (value !== undefined && value !== "") setPath(raw, path, parseEnvValue(value));
+    if (value !== undefined && value !== "")
+      setPath(raw, path, TEXT_SETTINGS.has(path) ? value : parseEnvValue(value));
   }
   for (const [path, value] of Object.entries(options.overrides ?? {}))
     if (value !== undefined) setPath(raw, path, value);

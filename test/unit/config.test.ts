@@ -41,6 +41,12 @@ describe("config", () => {
     expect(loadConfig({ file, env }).maxTimeout).toBe(200);
   });
 
+  it("reads an all-digit cluster secret from the environment as text", () => {
+    const secret = "1".repeat(40);
+    const config = loadConfig({ env: { WARDEN_CLUSTER_SECRET: secret } });
+    expect(config.cluster.secret).toBe(secret);
+  });
+
   it("reports every problem as a `path: message` line", () => {
     const file = configFile({ maxTimeout: -1, sandbox: { uidBase: 5 }, bogus: true });
     try {
