@@ -244,7 +244,12 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
         ...shared,
         registry,
         metrics,
-        local: { service, analyzer, sessionCount: () => sessions.count },
+        local: {
+          service,
+          analyzer,
+          sessionCount: () => sessions.count,
+          endSessions: (reason) => sessions.endAll(reason),
+        },
         workerUrl: options.workerUrl,
         // The listener API nodes forward session calls to, bound before the worker says where
         // it is. What it runs outside a session (MCP run_code) goes through the cluster's queue.

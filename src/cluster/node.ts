@@ -32,6 +32,8 @@ export interface LocalParts {
   analyzer: Analyzer;
   /** Live sessions here (the worker's load). */
   sessionCount: () => number;
+  /** Ends every live session here (the worker was declared gone). */
+  endSessions?: ((reason: string) => Promise<void>) | undefined;
 }
 
 export interface StartClusterOptions {
@@ -155,6 +157,7 @@ function workerOf(
     run: (request, id) => scheduler.submit(request, id),
     kill: (id, reason) => scheduler.kill(id, reason),
     sessionCount: local.sessionCount,
+    endSessions: local.endSessions,
   };
   // Local retries of Warden's own failures are audited as the single node's recorder does.
   scheduler.onEvent((event) => {

@@ -31,6 +31,8 @@ export interface LocalEngine {
   kill(id: string, reason: string): boolean;
   /** Live sessions on this worker. */
   sessionCount(): number;
+  /** Ends every live session here (the cluster declared this worker gone and ended them). */
+  endSessions?(reason: string): Promise<void>;
 }
 
 export interface WorkerOptions {
@@ -72,6 +74,8 @@ const FINISH_ATTEMPTS = 8;
 
 export class ClusterWorker {
   private state: WorkerState = "active";
+  /** Declared gone while active (not draining or closed): it comes back once its runs are over. */
+  private rejoinable = false;
   private readonly runs = new Map<string, { claimed: ClaimedJob; execution: Execution | null }>();
   private claiming = false;
   private again = false;
@@ -93,6 +97,24 @@ export class ClusterWorker {
   }
 
   async start(): Promise<void> {
+    await this.register();
+    this.unsubscribe.push(
+      this.o.redis.subscribe(channels.wake(), () => this.pump()),
+      this.o.redis.subscribe(channels.kill(this.o.id), (raw) => {
+        const m = parseMessage(KillMessageSchema, raw);
+        if (m && this.runs.has(m.id)) this.o.engine.kill(m.id, m.reason);
+      }),
+    );
+    const beat = setInterval(() => void this.heartbeat(), this.o.heartbeatMs);
+    const poll = setInterval(() => this.pump(), this.pollMs);
+    beat.unref();
+    poll.unref();
+    this.timers.push(beat, poll);
+    this.pump();
+  }
+
+  /** Writes this worker's row as `active` (a new row, or the one it had). */
+  private async register(): Promise<void> {
     await this.o.pool.query(
       `INSERT INTO workers (id, name, version, url, state, started_at, heartbeat_at, max_concurrent,
          memory_budget_mb, languages, environments, runtimes)
@@ -115,19 +137,6 @@ export class ClusterWorker {
         ),
       ],
     );
-    this.unsubscribe.push(
-      this.o.redis.subscribe(channels.wake(), () => this.pump()),
-      this.o.redis.subscribe(channels.kill(this.o.id), (raw) => {
-        const m = parseMessage(KillMessageSchema, raw);
-        if (m && this.runs.has(m.id)) this.o.engine.kill(m.id, m.reason);
-      }),
-    );
-    const beat = setInterval(() => void this.heartbeat(), this.o.heartbeatMs);
-    const poll = setInterval(() => this.pump(), this.pollMs);
-    beat.unref();
-    poll.unref();
-    this.timers.push(beat, poll);
-    this.pump();
   }
 
   /** Writes the heartbeat and load; acts on `gone` and on kills missed over Redis. */
@@ -146,6 +155,7 @@ export class ClusterWorker {
         ],
       );
       if ((rows[0]?.state ?? "gone") === "gone" && this.state !== "gone") this.declaredDead();
+      else if (this.rejoinable && this.runs.size === 0) await this.rejoin();
       for (const k of await this.o.queue.killsFor(this.o.id, this.runningIds))
         this.o.engine.kill(k.id, k.reason);
     } catch (error) {
@@ -153,11 +163,29 @@ export class ClusterWorker {
     }
   }
 
-  /** The reaper declared this worker dead: its jobs are no longer its own. */
+  /**
+   * The reaper declared this worker dead (a pause, a network split): its jobs
+   * went back to the queue or ended, its sessions were reported ended. It
+   * kills what it still runs, ends those sessions here too, and rejoins once
+   * nothing of its old life is left running.
+   */
   private declaredDead(): void {
     this.o.logger.error({ worker: this.o.id }, "declared gone by the cluster: killing local runs");
+    this.rejoinable = this.state === "active";
     this.state = "gone";
     for (const id of this.runs.keys()) this.o.engine.kill(id, "worker declared gone");
+    void this.o.engine
+      .endSessions?.("worker declared gone")
+      .catch((error: unknown) => this.o.logger.warn({ err: error }, "cannot end local sessions"));
+  }
+
+  /** Back as `active` under the same id: every run it had ended here (their finishes were fenced off). */
+  private async rejoin(): Promise<void> {
+    await this.register();
+    this.rejoinable = false;
+    this.state = "active";
+    this.o.logger.warn({ worker: this.o.id }, "rejoined the cluster after being declared gone");
+    this.pump();
   }
 
   private hasRoom(): boolean {
@@ -295,6 +323,7 @@ export class ClusterWorker {
    * are killed and recorded), the row goes `gone`.
    */
   async drain(graceMs: number): Promise<void> {
+    this.rejoinable = false;
     if (this.state === "active") this.state = "draining";
     await this.heartbeat();
     const waiting = [...this.runs.values()].flatMap((r) => (r.execution ? [r.execution.done] : []));
@@ -309,6 +338,7 @@ export class ClusterWorker {
 
   /** Stops timers and subscriptions; marks the row `gone`. Safe to call twice. */
   async close(): Promise<void> {
+    this.rejoinable = false;
     this.state = "gone";
     for (const t of this.timers.splice(0)) clearInterval(t);
     for (const u of this.unsubscribe.splice(0)) u();

@@ -495,9 +495,14 @@ export class SessionManager {
   /** Ends every session (shutdown). */
   async closeAll(): Promise<void> {
     clearInterval(this.sweeper);
+    await this.endAll("shutdown");
+  }
+
+  /** Ends every live session (a cluster worker declared gone: API nodes no longer route to them). */
+  async endAll(reason: string): Promise<void> {
     await Promise.all(
       [...this.sessions.keys()].map((id) =>
-        this.destroy(id, "", "shutdown", true).catch(() => undefined),
+        this.destroy(id, "", reason, true).catch(() => undefined),
       ),
     );
   }

@@ -32,6 +32,15 @@ export class FakeEngine implements LocalEngine {
     return this.sessions;
   }
 
+  /** Why the worker ended its sessions, each time it did. */
+  readonly sessionsEnded: string[] = [];
+
+  endSessions(reason: string): Promise<void> {
+    this.sessionsEnded.push(reason);
+    this.sessions = 0;
+    return Promise.resolve();
+  }
+
   run(request: ExecutionRequest, id: string): Execution {
     const e = new Execution(id, request);
     this.runs.set(id, e);

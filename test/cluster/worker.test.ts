@@ -220,7 +220,7 @@ describe("cluster worker", () => {
     await until(async () => (await statusOf(retry.id)) === "completed");
   });
 
-  it("a worker declared gone kills its runs and its late result is dropped", async () => {
+  it("a worker declared gone kills its runs and ends its sessions, its late result is dropped, and it rejoins", async () => {
     const engine = new FakeEngine();
     const w = await startWorker("w1", engine);
     const j = job("fin", "sleep");
@@ -234,7 +234,13 @@ describe("cluster worker", () => {
     );
     await w.heartbeat();
     await until(() => w.runningIds.length === 0);
-    expect(await statusOf(j.id)).toBe("queued"); // the killed result was not written
+    expect(engine.sessionsEnded).toEqual(["worker declared gone"]);
+    // Nothing of its old life left running: it comes back under its id and claims again.
+    await until(() => engine.started.filter((id) => id === j.id).length === 2);
+    // The killed first run's result was never written: the job is running again, not `killed`.
+    expect(await statusOf(j.id)).toBe("running");
+    const { rows } = await db.pool.query<Row>("SELECT state FROM workers WHERE id = 'w1'");
+    expect(rows[0]!.state).toBe("active");
   });
 
   it("drains on SIGTERM: no new claims, runs finish, row gone", async () => {
