@@ -35,6 +35,8 @@ async function toastBlocks(): Promise<number> {
 beforeAll(async () => {
   db = await freshDb();
   single = new pg.Pool({ connectionString: db.url, max: 1 });
+  // The database is dropped with FORCE at the end: a connection still open then is ended.
+  single.on("error", () => undefined);
   const queue = new ClusterQueue(single, {
     maxQueueSize: 1000,
     maxQueuedPerUser: 1000,

@@ -41,6 +41,8 @@ export class TestCluster {
 
   constructor(readonly local: LocalCluster) {
     this.pool = new pg.Pool({ connectionString: local.database.url, max: 2 });
+    // The database is dropped with FORCE at the end: a connection still open then is ended.
+    this.pool.on("error", () => undefined);
   }
 
   get api(): LocalNode {
