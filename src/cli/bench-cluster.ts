@@ -18,7 +18,7 @@ import pg from "pg";
 import { LocalCluster } from "./local-cluster.js";
 import { healthy, startNode, stopNode, sweepNode, type NodeSpec } from "./local-nodes.js";
 import { freePort } from "./local-services.js";
-import { round } from "./measure.js";
+import { closedLoop, quantile, round } from "./measure.js";
 
 export const DEFAULT_BENCH_DATABASE_URL = "postgres://postgres:postgres@127.0.0.1:5432/postgres";
 
@@ -62,48 +62,29 @@ async function load(
   errors: string[],
   setup: string,
 ): Promise<ClusterBenchRow> {
-  const latencies: number[] = [];
-  let failures = 0;
-  let next = 0;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: o.concurrency }, async () => {
-      while (next < o.requests) {
-        next++;
-        const t = performance.now();
-        try {
-          const res = await fetch(`${url}/v1/executions`, {
-            method: "POST",
-            headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-            body: JSON.stringify({ language: "python", code: CODE, userId: "bench", timeout: 60 }),
-          });
-          const body = (await res.json()) as { status?: string; error?: { message?: string } };
-          if (res.status === 200 && body.status === "completed")
-            latencies.push(performance.now() - t);
-          else {
-            failures++;
-            if (errors.length < 10)
-              errors.push(
-                `${setup}: ${res.status} ${body.status ?? ""} ${body.error?.message ?? ""}`,
-              );
-          }
-        } catch (error) {
-          failures++;
-          if (errors.length < 10) errors.push(`${setup}: ${(error as Error).message}`);
-        }
-      }
-    }),
-  );
-  const seconds = (performance.now() - started) / 1000;
-  const sorted = latencies.sort((a, b) => a - b);
-  const at = (q: number): number =>
-    round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0);
+  const { latencies, failures, seconds } = await closedLoop(o.requests, o.concurrency, async () => {
+    try {
+      const res = await fetch(`${url}/v1/executions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify({ language: "python", code: CODE, userId: "bench", timeout: 60 }),
+      });
+      const body = (await res.json()) as { status?: string; error?: { message?: string } };
+      if (res.status === 200 && body.status === "completed") return true;
+      if (errors.length < 10)
+        errors.push(`${setup}: ${res.status} ${body.status ?? ""} ${body.error?.message ?? ""}`);
+      return false;
+    } catch (error) {
+      if (errors.length < 10) errors.push(`${setup}: ${(error as Error).message}`);
+      return false;
+    }
+  });
   return {
     setup,
     executions: latencies.length,
     perSecond: round(latencies.length / seconds),
-    p50Ms: at(0.5),
-    p99Ms: at(0.99),
+    p50Ms: round(quantile(latencies, 0.5)),
+    p99Ms: round(quantile(latencies, 0.99)),
     failures,
   };
 }

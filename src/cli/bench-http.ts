@@ -6,7 +6,6 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { performance } from "node:perf_hooks";
 import { silentLogger } from "../audit/logger.js";
 import { WardenError } from "../errors.js";
 import type Autocannon from "autocannon";
@@ -17,7 +16,7 @@ import { resolveLimits } from "../executions/limits.js";
 import { executeCode } from "../runtimes/execute.js";
 import { SCOPES } from "../store/keys.js";
 import { measureWarmLatency, type WarmLatency } from "./bench-warm.js";
-import { round } from "./measure.js";
+import { closedLoop, quantile, round } from "./measure.js";
 
 export interface HttpBenchOptions {
   requests: number;
@@ -72,10 +71,6 @@ async function poolCounters(url: string): Promise<{ hits: number; misses: number
   return hits === null || misses === null ? null : { hits, misses };
 }
 
-function percentile(sorted: number[], q: number): number {
-  return Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! * 10) / 10;
-}
-
 /**
  * autocannon is a development dependency: a production install has no load
  * generator, and says so instead of failing to start `warden bench` at all.
@@ -121,34 +116,21 @@ export async function benchHttp(o: HttpBenchOptions): Promise<HttpBenchResult> {
     const limits = resolveLimits(config, { timeout: 30 });
     if (o.warmRuns) warm = await measureWarmLatency(warden, url, token, limits, o.warmRuns);
     // Direct: the engine alone, same concurrency, same code.
-    const latencies: number[] = [];
-    let failures = 0;
-    let next = 0;
-    const started = performance.now();
-    await Promise.all(
-      Array.from({ length: o.concurrency }, async () => {
-        while (next < o.requests) {
-          next++;
-          const t = performance.now();
-          const r = await executeCode(warden.host, warden.registry, {
-            language: "python",
-            files: [{ path: "main.py", content: CODE }],
-            limits,
-          });
-          latencies.push(performance.now() - t);
-          if (r.status !== "completed") failures++;
-        }
-      }),
-    );
-    const directSeconds = (performance.now() - started) / 1000;
-    latencies.sort((a, b) => a - b);
+    const direct = await closedLoop(o.requests, o.concurrency, async () => {
+      const r = await executeCode(warden.host, warden.registry, {
+        language: "python",
+        files: [{ path: "main.py", content: CODE }],
+        limits,
+      });
+      return r.status === "completed";
+    });
     rows.push({
       path: "engine (direct)",
-      executions: latencies.length,
-      perSecond: Math.round((latencies.length / directSeconds) * 10) / 10,
-      p50Ms: percentile(latencies, 0.5),
-      p99Ms: percentile(latencies, 0.99),
-      failures,
+      executions: direct.latencies.length,
+      perSecond: Math.round((direct.latencies.length / direct.seconds) * 10) / 10,
+      p50Ms: Math.round(quantile(direct.latencies, 0.5) * 10) / 10,
+      p99Ms: Math.round(quantile(direct.latencies, 0.99) * 10) / 10,
+      failures: direct.failures,
     });
 
     const before = await poolCounters(url);

@@ -12,9 +12,40 @@ export const round = (n: number): number => Math.round(n * 100) / 100;
 
 export function stats(samples: number[]): Stats {
   const sorted = [...samples].sort((a, b) => a - b);
-  const at = (q: number): number =>
-    sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-  return { medianMs: round(at(0.5)), p95Ms: round(at(0.95)) };
+  return { medianMs: round(quantile(sorted, 0.5)), p95Ms: round(quantile(sorted, 0.95)) };
+}
+
+/** The q-quantile of ascending samples (0 when there are none). */
+export function quantile(sorted: readonly number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+}
+
+/**
+ * `total` calls of `one` from `concurrency` loops at once (a closed loop):
+ * the latency of each call that succeeded (ascending), how many failed, and
+ * the seconds the whole took.
+ */
+export async function closedLoop(
+  total: number,
+  concurrency: number,
+  one: () => Promise<boolean>,
+): Promise<{ latencies: number[]; failures: number; seconds: number }> {
+  const latencies: number[] = [];
+  let failures = 0;
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) {
+        next++;
+        const t = performance.now();
+        if (await one()) latencies.push(performance.now() - t);
+        else failures++;
+      }
+    }),
+  );
+  latencies.sort((a, b) => a - b);
+  return { latencies, failures, seconds: (performance.now() - started) / 1000 };
 }
 
 export async function timed(fn: () => Promise<unknown>): Promise<number> {

@@ -52,6 +52,18 @@ export interface ClusterServiceOptions {
   maxFollowedOutputBytes?: number;
 }
 
+/**
+ * A JSON column of a worker row, or undefined when it is not JSON: one bad
+ * row must not fail every submit or runtimes listing; it offers nothing.
+ */
+function rowJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A worker row's runtimes (written by workers; read strictly, bounded). */
 const WorkerRuntimesSchema = z
   .array(z.object({ language: z.string().max(64), version: z.string().max(64).nullable() }))
@@ -106,14 +118,8 @@ export class ClusterService {
        WHERE state = 'active' AND heartbeat_at > ${DB_NOW_MS} - $1`,
       [this.o.config.cluster.workerTimeoutMs],
     );
-    // One worker row that is not JSON must not fail every submit: it counts as offering nothing.
     const parse = (text: string): string[] => {
-      let v: unknown;
-      try {
-        v = JSON.parse(text);
-      } catch {
-        return [];
-      }
+      const v = rowJson(text);
       return Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
     };
     this.capabilities = {
@@ -138,7 +144,7 @@ export class ClusterService {
     );
     const versions = new Map<string, string | null>();
     for (const row of rows)
-      for (const r of WorkerRuntimesSchema.safeParse(JSON.parse(row.runtimes)).data ?? [])
+      for (const r of WorkerRuntimesSchema.safeParse(rowJson(row.runtimes)).data ?? [])
         if (!versions.has(r.language) || versions.get(r.language) === null)
           versions.set(r.language, r.version);
     return this.o.registry

@@ -84,17 +84,20 @@ describe("cluster service (API node)", () => {
     });
   });
 
-  it("still takes submits when one worker row's languages are not JSON", async () => {
+  it("still takes submits and lists runtimes when one worker row's columns are not JSON", async () => {
     await startWorker("w-good", new FakeEngine());
     await db.pool.query(
       `INSERT INTO workers (id, name, version, url, state, started_at, heartbeat_at, max_concurrent,
-         memory_budget_mb, languages)
+         memory_budget_mb, languages, runtimes)
        VALUES ('w-bad', 'w-bad', 'test', 'http://127.0.0.1:1', 'active', 0,
-         (extract(epoch from clock_timestamp()) * 1000)::bigint + 60000, 1, 4096, '[not json')`,
+         (extract(epoch from clock_timestamp()) * 1000)::bigint + 60000, 1, 4096, '[not json',
+         '{not json')`,
     );
     await new Promise((r) => setTimeout(r, 1100)); // past the capability cache
     const e = await service.submit(input("print(2)"), { userId: "ann" }, "api");
     expect((await e.done).status).toBe("completed");
+    // The good worker's runtimes are still listed; the bad row offers none.
+    expect((await service.runtimes()).map((r) => r.language)).toContain("python");
   });
 
   it("runs on a worker, streams output over Redis and settles done from the record", async () => {
