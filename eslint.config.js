@@ -6,7 +6,10 @@ import importX, { createNodeResolver } from "eslint-plugin-import-x";
 
 const LAYERS = [
   ["interfaces", ["cli", "http", "mcp", "web"]],
-  ["service", ["executions", "sessions", "notebooks", "policy", "artifacts"]],
+  [
+    "service",
+    ["executions", "sessions", "notebooks", "policy", "artifacts", "judging", "webhooks", "usage"],
+  ],
   ["engine", ["sandbox", "runtimes", "network"]],
   ["infrastructure", ["store", "queue", "audit", "config", "contract", "util"]],
 ];

@@ -60,7 +60,7 @@ export const QueuedJobSchema = z.object({
   environment: z.string().max(200).nullable(),
   artifacts: z.array(z.string().max(4096)).max(MAX_FILES).optional(),
   retryOnFailure: z.boolean(),
-  source: z.enum(["api", "piston", "library", "mcp", "cli"]),
+  source: z.enum(["api", "piston", "judge0", "library", "mcp", "cli"]),
   /**
    * Static analysis still to do on the worker (an API node has no sandbox to
    * analyse in): the key's mode, or null for the server's. Absent = done.

@@ -26,3 +26,22 @@ export const SandboxLimitsSchema = z.object({
   openFiles: z.number().describe("RLIMIT_NOFILE."),
 });
 export type SandboxLimits = z.infer<typeof SandboxLimitsSchema>;
+
+/** The limits a request may ask for, each within the configured maximum. */
+export const RequestLimitsSchema = z
+  .object({
+    memoryMb: z.number().int().min(16).describe("Memory limit in MiB (swap off)."),
+    cpuPercent: z.number().min(1).max(100).describe("Share of the host's CPU capacity, percent."),
+    diskMb: z.number().int().min(1).describe("Size of /workspace + /tmp in MiB."),
+    pids: z.number().int().min(8).describe("Maximum processes and threads."),
+    outputBytes: z.number().int().min(1024).describe("Cap on each of stdout and stderr, bytes."),
+    cpuTimeMs: z
+      .number()
+      .int()
+      .min(1)
+      .describe("CPU time of the program's whole process tree, ms; past it, status timeout."),
+  })
+  .partial()
+  .strict();
+
+export type RequestLimits = z.infer<typeof RequestLimitsSchema>;

@@ -8,23 +8,9 @@ import { z } from "zod";
 import { ERROR_CODES, type ErrorCode } from "../errors.js";
 import { FindingSchema } from "./policy.js";
 
-/** How a program's run ended, as the engine reports it. */
-export const RUN_STATUSES = [
-  "completed",
-  "failed",
-  "timeout",
-  "memory_limit",
-  "output_limit",
-  "disk_limit",
-  "killed",
-  "error",
-] as const;
-export const RunStatusSchema = z
-  .enum(RUN_STATUSES)
-  .describe(
-    "completed: exited 0; failed: exited non-zero or died of its own signal; timeout, memory_limit, output_limit, disk_limit: a limit ended it; killed: by an operator or the user; error: Warden's own fault.",
-  );
-export type RunStatus = z.infer<typeof RunStatusSchema>;
+export { RUN_STATUSES, RunStatusSchema, type RunStatus } from "./status.js";
+import { RUN_STATUSES, RunStatusSchema } from "./status.js";
+import { TestsSummarySchema } from "./judging.js";
 
 /** An execution's status: a run's, or where it stands before one. */
 export const ExecutionStatusSchema = z.enum(["queued", "running", ...RUN_STATUSES, "rejected"]);
@@ -116,6 +102,9 @@ export const ExecutionResultSchema = z
     error: ErrorInfoSchema.nullable(),
     metrics: ResultMetricsSchema,
     findings: FindingsField,
+    tests: TestsSummarySchema.optional().describe(
+      "A test-case run (`tests` or `testsFrom` in the request): verdicts per case and totals.",
+    ),
   })
   .describe("The result shape shared by every interface.");
 export type ExecutionResult = z.infer<typeof ExecutionResultSchema>;

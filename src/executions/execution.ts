@@ -8,11 +8,12 @@ import type { ErrorInfo } from "../errors.js";
 import type { EgressPolicy } from "../network/policy.js";
 import type { SandboxEnvironment } from "../sandbox/types.js";
 import { blankResult, type ExecutionResult, type ExecutionStatus } from "../contract/result.js";
+import type { TestCaseResult } from "../contract/judging.js";
 import type { CompileLimits } from "../runtimes/execute.js";
 import type { OutputChunk, SandboxFile, SandboxLimits } from "../sandbox/types.js";
 
 /** Where a request came from, for audit. */
-export type ExecutionSource = "api" | "piston" | "library" | "mcp" | "cli";
+export type ExecutionSource = "api" | "piston" | "judge0" | "library" | "mcp" | "cli";
 
 export interface ExecutionRequest {
   language: string;
@@ -40,6 +41,8 @@ export interface ExecutionRequest {
 export interface ExecutionEvents {
   output: [OutputChunk];
   status: [ExecutionStatus];
+  /** A test-case run: one case's verdict, as soon as it is known. */
+  test: [TestCaseResult];
   end: [ExecutionResult];
 }
 

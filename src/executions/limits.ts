@@ -9,23 +9,8 @@ import { WardenError } from "../errors.js";
 import type { CompileLimits } from "../runtimes/execute.js";
 import type { SandboxLimits } from "../sandbox/types.js";
 
-export const RequestLimitsSchema = z
-  .object({
-    memoryMb: z.number().int().min(16).describe("Memory limit in MiB (swap off)."),
-    cpuPercent: z.number().min(1).max(100).describe("Share of the host's CPU capacity, percent."),
-    diskMb: z.number().int().min(1).describe("Size of /workspace + /tmp in MiB."),
-    pids: z.number().int().min(8).describe("Maximum processes and threads."),
-    outputBytes: z.number().int().min(1024).describe("Cap on each of stdout and stderr, bytes."),
-    cpuTimeMs: z
-      .number()
-      .int()
-      .min(1)
-      .describe("CPU time of the program's whole process tree, ms; past it, status timeout."),
-  })
-  .partial()
-  .strict();
-
-export type RequestLimits = z.infer<typeof RequestLimitsSchema>;
+export { RequestLimitsSchema, type RequestLimits } from "../contract/limits.js";
+import type { RequestLimits } from "../contract/limits.js";
 
 /** Limits of a compiled language's compile step; unset ones are the runtime's defaults. */
 export const CompileLimitsSchema = z

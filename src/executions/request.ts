@@ -18,6 +18,7 @@ import {
 import type { ExecutionRequest, ExecutionSource } from "./execution.js";
 import type { RuntimeDefinition } from "../config/runtime-definition.js";
 import { EnvironmentNameSchema } from "../contract/environment.js";
+import { JudgeRequestFields } from "../contract/judging.js";
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const MAX_ENV_VARS = 64;
@@ -102,6 +103,14 @@ export function createExecutionSchemas(config: Config) {
         .regex(USER_ID_PATTERN)
         .optional()
         .describe("Acting user; keys with the delegate scope only."),
+      ...JudgeRequestFields,
+      callbackUrl: z
+        .string()
+        .max(2048, "callbackUrl: at most 2048 characters")
+        .optional()
+        .describe(
+          "When the execution ends, its result is POSTed here, signed with the key's webhook secret (docs/webhooks.md). Checked like egress: no loopback, private or metadata addresses unless the server allows the host.",
+        ),
     })
     .strict();
   return { FileSchema, CreateExecutionSchema };
