@@ -34,6 +34,8 @@ packages=(bubblewrap libseccomp-dev gcc libc6-dev util-linux coreutils findutils
 $want_tests && packages+=(python3 g++ bash python3-matplotlib python3-ipython python3-pandas openssl curl)
 # The cluster tests' shared state: PostgreSQL and Redis from Debian.
 $want_tests && packages+=(postgresql redis-server)
+# The dashboard's browser tests drive Debian's Chromium (playwright-core downloads nothing).
+$want_tests && packages+=(chromium)
 
 missing=()
 for p in "${packages[@]}"; do
