@@ -132,7 +132,13 @@ describe("usage accounting", () => {
   it("stops the N+1th execution of a day with QUOTA_EXCEEDED (429, headers, body)", async () => {
     const token = await newKey("flo");
     const put = await server.request("PUT", "/api/sandbox/quotas", {
-      body: { subjectType: "user", subjectId: "flo", metric: "executions", period: "day", limit: 2 },
+      body: {
+        subjectType: "user",
+        subjectId: "flo",
+        metric: "executions",
+        period: "day",
+        limit: 2,
+      },
     });
     expect(put.status).toBe(200);
     const quota = (await put.json()) as { id: string; used: number; resetsAt: string };
@@ -168,7 +174,9 @@ describe("usage accounting", () => {
     });
     expect(piston.status).toBe(429);
     expect(server.count("events", "event = 'quota_exceeded'")).toBeGreaterThanOrEqual(2);
-    const listed = (await (await server.request("GET", "/api/sandbox/quotas?userId=flo")).json()) as {
+    const listed = (await (
+      await server.request("GET", "/api/sandbox/quotas?userId=flo")
+    ).json()) as {
       quotas: { id: string; used: number }[];
     };
     expect(listed.quotas).toMatchObject([{ id: quota.id, used: 2 }]);
