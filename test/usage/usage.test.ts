@@ -185,3 +185,44 @@ describe("usage accounting", () => {
     await run(token, "print(5)");
   });
 });
+
+describe("session usage", () => {
+  it("records a session's life, CPU and memory when it ends; a session-hours quota stops the next one", async () => {
+    const token = await newKey("ses", ["execute", "sessions"]);
+    const created = await server.request("POST", "/v1/sessions", { token, body: {} });
+    expect(created.status).toBe(201);
+    const { id } = (await created.json()) as { id: string };
+    const ran = await server.request("POST", `/v1/sessions/${id}/commands`, {
+      token,
+      body: { command: "python3 -c 's=0\nfor i in range(300000): s+=i'" },
+    });
+    expect(ran.status).toBe(200);
+    expect((await server.request("DELETE", `/v1/sessions/${id}`, { token })).status).toBe(204);
+    const report = (await (await server.request("GET", "/v1/usage", { token })).json()) as {
+      totals: {
+        sessions: number;
+        sessionSeconds: number;
+        cpuSeconds: number;
+        memoryMbSeconds: number;
+      };
+    };
+    expect(report.totals.sessions).toBe(1);
+    expect(report.totals.sessionSeconds).toBeGreaterThan(0);
+    expect(report.totals.cpuSeconds).toBeGreaterThan(0);
+    expect(report.totals.memoryMbSeconds).toBeGreaterThan(0);
+    await server.request("PUT", "/api/sandbox/quotas", {
+      body: {
+        subjectType: "user",
+        subjectId: "ses",
+        metric: "sessionHours",
+        period: "month",
+        limit: 0.000001,
+      },
+    });
+    const refused = await server.request("POST", "/v1/sessions", { token, body: {} });
+    expect(refused.status).toBe(429);
+    expect(
+      ((await refused.json()) as { error: { details: { metric: string } } }).error.details.metric,
+    ).toBe("sessionHours");
+  });
+});
