@@ -360,7 +360,7 @@ export class Box {
       };
       this.used = addUsage(this.used, {
         cpuMs: metrics.cpuTimeMs,
-        memoryMbMs: metrics.memoryByteMs / BYTES_PER_MIB,
+        memoryMbMs: Math.round((metrics.memoryByteMs / BYTES_PER_MIB) * 1000) / 1000,
         wallMs: metrics.wallTimeMs,
         // A kernel without a peak (v2 before 5.19) still gets the sampled highest.
         peakMemoryBytes: Math.max(metrics.peakMemoryBytes, outcome.usage?.maxMemoryBytes ?? 0),

@@ -57,15 +57,16 @@ describe("quota periods", () => {
     });
     const q = enforcer();
     await used("ann", "key_a", 10, 2);
-    const refused = await q.admit({ userId: "ann", keyId: "key_a" }, "execution").catch((e) => e);
-    expect(refused.code).toBe("QUOTA_EXCEEDED");
-    expect(refused.details).toMatchObject({
-      metric: "executions",
-      period: "day",
-      limit: 2,
-      used: 2,
-      resetsAt: "2030-06-01T00:00:00.000Z",
-      retryAfterSeconds: 60,
+    await expect(q.admit({ userId: "ann", keyId: "key_a" }, "execution")).rejects.toMatchObject({
+      code: "QUOTA_EXCEEDED",
+      details: {
+        metric: "executions",
+        period: "day",
+        limit: 2,
+        used: 2,
+        resetsAt: "2030-06-01T00:00:00.000Z",
+        retryAfterSeconds: 60,
+      },
     });
     now += 61_000; // 1 June, 00:00:01
     const release = await q.admit({ userId: "ann", keyId: "key_a" }, "execution");

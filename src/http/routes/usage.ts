@@ -116,8 +116,10 @@ export const usageRoutes: FastifyPluginAsyncZod<{
   config: Config;
   service: ExecutionFrontend;
 }> = async (app, { store, config, service }) => {
-  // Views read usage afresh; enforcement has its own (cached) reads.
-  const views = new QuotaEnforcer({ quotas: store.quotas, usage: store.usage, cacheMs: 0 });
+  // Views read usage afresh; enforcement has its own (cached) reads. Made on use: the
+  // OpenAPI build registers these routes without a store.
+  const views = (): QuotaEnforcer =>
+    new QuotaEnforcer({ quotas: store.quotas, usage: store.usage, cacheMs: 0 });
 
   app.get(
     "/v1/usage",
@@ -208,7 +210,7 @@ export const usageRoutes: FastifyPluginAsyncZod<{
             ? { subjectType: "key" as const, subjectId: keyId }
             : {};
       const rules = await store.quotas.list(filter);
-      return { quotas: await Promise.all(rules.map((r) => views.view(r))) };
+      return { quotas: await Promise.all(rules.map((r) => views().view(r))) };
     },
   );
 
@@ -232,7 +234,7 @@ export const usageRoutes: FastifyPluginAsyncZod<{
         message: `quota ${rule.id}: ${rule.metric} per ${rule.period} of ${rule.subjectType} ${rule.subjectId} = ${rule.limit}`,
         data: { ...request.body, quotaId: rule.id, requestId: request.id },
       });
-      return views.view(rule);
+      return views().view(rule);
     },
   );
 
