@@ -23,7 +23,10 @@ import { Analyzer } from "./policy/analyzer.js";
 import { SessionManager } from "./sessions/manager.js";
 import { SnapshotStore } from "./sessions/snapshots.js";
 import { auditTrail } from "./audit/trail.js";
-import { egressAccounting } from "./executions/egress-accounting.js";
+import { egressAccounting, type EgressHook } from "./executions/egress-accounting.js";
+import { quotaEnforcer } from "./usage/quotas.js";
+import { SessionUsage } from "./usage/session-usage.js";
+import { userClassifier } from "./usage/user-class.js";
 import { Metrics } from "./executions/metrics.js";
 import { lifecycleRecorder } from "./executions/recorder.js";
 import { ExecutionService } from "./executions/service.js";
@@ -194,7 +197,17 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
     memoryReservedMb: () => service.scheduler.memoryReservedMb,
   });
   const egress = egressAccounting(audit, metrics);
+  // Usage accounting and quotas (docs/usage.md): executions are counted by the store itself.
+  const quotas = quotaEnforcer(config, store, audit);
+  metrics.classify = userClassifier(config.usage.userClasses, store.keys);
+  const sessionUsage = new SessionUsage({
+    usage: store.usage,
+    logger,
+    sampleMs: config.usage.sampleMs,
+    flushMs: config.usage.sessionFlushSeconds * 1000,
+  });
   const service: ExecutionService = new ExecutionService({
+    quotas,
     config,
     host,
     registry,
@@ -213,7 +226,9 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
     // A worker's sessions are written in the shared registry: API nodes route by it.
     registry: shared ? registryHook(store, config.cluster.workerId!) : undefined,
     audit,
-    egress,
+    egress: sessionEgress(egress, sessionUsage),
+    quotas,
+    usage: sessionUsage,
     snapshots: new SnapshotStore(join(dataDir, "snapshots"), config.sessions),
     reserveMemory: (mb, what) => service.scheduler.reserveMemory(mb, what),
     artifacts: {
@@ -303,6 +318,7 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
       await cluster?.close(deadlineMs);
       notebooks.close();
       await Promise.all([service.close(deadlineMs), sessions.closeAll()]);
+      await sessionUsage.close();
       await internal?.close();
       // After the runs that may still ask for an analysis; before the host goes.
       await analyzer.close();
@@ -318,6 +334,22 @@ export async function openWarden(options: OpenWardenOptions = {}): Promise<Embed
 function withWorkerId(config: Config): Config {
   if (!isClustered(config.cluster) || config.cluster.workerId) return config;
   return { ...config, cluster: { ...config.cluster, workerId: defaultWorkerId() } };
+}
+
+/** A session's egress is also counted in its usage. */
+function sessionEgress(egress: EgressHook, usage: SessionUsage): EgressHook {
+  return (policy, owner) => {
+    const network = egress(policy, owner);
+    const sessionId = owner.sessionId;
+    if (!sessionId) return network;
+    return {
+      ...network,
+      onEvent: (e) => {
+        network.onEvent?.(e);
+        if (e.decision === "allowed") usage.egress(sessionId, e.bytes, e.count);
+      },
+    };
+  };
 }
 
 function registryHook(store: Store, workerId: string): SessionHooks["registry"] {

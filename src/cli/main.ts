@@ -12,6 +12,7 @@ import { migrateCommand, type MigrateOptions } from "./migrate.js";
 import { analyzeCommand, notebookRunCommand } from "./notebook.js";
 import { EXIT, runCommand, type RunOptions } from "./run.js";
 import { serveCommand, type ServeOptions } from "./serve.js";
+import { usageCommands } from "./usage.js";
 
 function program(setExit: (code: number) => void): Command {
   const cli = new Command("warden")
@@ -143,6 +144,7 @@ function program(setExit: (code: number) => void): Command {
     .action(async (id: string, _opts: unknown, cmd: Command) => {
       setExit(await keysRevoke({ ...cmd.optsWithGlobals<GlobalOptions>(), id }));
     });
+  usageCommands(cli, keys, setExit);
 
   cli
     .command("migrate")

@@ -23,6 +23,7 @@ import type { AuditEvent, ExecutionRecord, NewEvent } from "../store/records.js"
 import type { Execution, ExecutionRequest, ExecutionSource } from "../executions/execution.js";
 import { toExecutionRequest, type CreateExecutionInput } from "../executions/request.js";
 import type { AdmissionDecision } from "../executions/scheduler.js";
+import type { QuotaGate } from "../executions/frontend.js";
 import { resolveKeyEgress, type EgressPolicy } from "../network/policy.js";
 import { checkEnvironmentName } from "../environments/store.js";
 import { executionId } from "../util/ids.js";
@@ -35,6 +36,8 @@ import { FollowBudget, followExecution, isFinal, type Followed } from "./remote-
 
 export interface ClusterServiceOptions {
   config: Config;
+  /** Quotas per user and key, checked before a run is queued (src/usage/quotas.ts). */
+  quotas?: QuotaGate | undefined;
   /** Runtime definitions (names, aliases, file names); nothing is resolved on this host. */
   registry: RuntimeRegistry;
   pool: pg.Pool;
@@ -90,6 +93,10 @@ export class ClusterService {
 
   get metrics(): Metrics {
     return this.o.metrics;
+  }
+
+  get quotas(): QuotaGate | undefined {
+    return this.o.quotas;
   }
 
   get records(): Store["records"] {
@@ -283,8 +290,13 @@ export class ClusterService {
     input: Omit<CreateExecutionInput, "wait">,
     userId = "library",
   ): Promise<ExecutionResult> {
-    const e = await this.submit({ ...input, wait: true }, { userId }, "library");
-    return e.done;
+    const release = await this.o.quotas?.admit({ userId }, "execution");
+    try {
+      const e = await this.submit({ ...input, wait: true }, { userId }, "library");
+      return await e.done;
+    } finally {
+      release?.();
+    }
   }
 
   /** The live execution, if this node is following it (it submitted it, or `follow` was asked). */

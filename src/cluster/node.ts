@@ -8,6 +8,7 @@ import type pg from "pg";
 import { openStore } from "../store/open.js";
 import { PgStore } from "../store/pg/store.js";
 import type { Logger } from "../audit/logger.js";
+import { quotaEnforcer } from "../usage/quotas.js";
 import type { Config } from "../config/schema.js";
 import { defaultWorkerId } from "../config/cluster-config.js";
 import { WardenError } from "../errors.js";
@@ -101,6 +102,11 @@ export async function startClusterNode(o: StartClusterOptions): Promise<ClusterN
   reaper.start();
   const service = new ClusterService({
     config,
+    quotas: quotaEnforcer(
+      config,
+      o.store,
+      (e) => void o.store.records.event(e).catch(() => undefined),
+    ),
     registry: o.registry,
     pool: o.pool,
     redis,

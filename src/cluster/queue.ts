@@ -14,6 +14,7 @@ import type { SandboxLimits } from "../contract/limits.js";
 import { digestFiles, type NewEvent } from "../store/records.js";
 import { encodeOutput } from "../store/output-codec.js";
 import { safeParams } from "../store/pg/pool.js";
+import { countFinished } from "../store/pg/usage.js";
 import { insertEvent, LOCKS, transaction } from "./sql.js";
 import { JOB_PREFIX, type QueuedJob } from "./job.js";
 
@@ -72,6 +73,8 @@ export async function writeFinal(
   event: NewEvent,
 ): Promise<void> {
   const { rest, output } = splitOutput(result);
+  // Usage is counted with the fenced final write, so a worker's finish counts once.
+  await countFinished(c, id, result, at);
   await c.query(
     "UPDATE executions SET status = $2, result = $3, finished_at = $4, request = NULL WHERE id = $1",
     safeParams([id, result.status, JSON.stringify(rest), at]),

@@ -1,6 +1,7 @@
 import { isIP } from "node:net";
 import { z } from "zod";
 import { SessionsConfigSchema } from "./sessions-config.js";
+import { UsageConfigSchema } from "./usage-config.js";
 import { ClusterConfigSchema } from "./cluster-config.js";
 import { parseHostname, parsePattern } from "../util/hostname.js";
 import { RuntimeDefinitionSchema } from "./runtime-definition.js";
@@ -717,6 +718,9 @@ export const ConfigSchema = z
       .array(RuntimeDefinitionSchema)
       .default([])
       .describe("Extra runtimes, or replacements for built-in ones of the same name."),
+    usage: UsageConfigSchema.default(UsageConfigSchema.parse({})).describe(
+      "Usage accounting, prices and quotas (docs/usage.md).",
+    ),
   })
   .strict()
   .superRefine((c, ctx) => {

@@ -11,6 +11,7 @@ import { FindingSchema } from "./policy.js";
 export { RUN_STATUSES, RunStatusSchema, type RunStatus } from "./status.js";
 import { RUN_STATUSES, RunStatusSchema } from "./status.js";
 import { TestsSummarySchema } from "./judging.js";
+import { ExecutionUsageSchema } from "./usage.js";
 
 /** An execution's status: a run's, or where it stands before one. */
 export const ExecutionStatusSchema = z.enum(["queued", "running", ...RUN_STATUSES, "rejected"]);
@@ -57,6 +58,7 @@ export const ResultMetricsSchema = z.object({
   warmStart: z
     .boolean()
     .describe("The run took a sandbox the warm pool had started ahead of the request."),
+  usage: ExecutionUsageSchema.optional(),
 });
 
 /** `success` of every result: status is completed. */

@@ -24,7 +24,20 @@ export interface SubmitActor {
   policy?: PolicyMode | null | undefined;
 }
 
+/**
+ * Quota checks at submission (src/usage/quotas.ts): throws QUOTA_EXCEEDED,
+ * or admits and returns the release to call once the execution has finished.
+ */
+export interface QuotaGate {
+  admit(
+    actor: { userId: string; keyId?: string | null | undefined },
+    kind: "execution" | "session",
+  ): Promise<() => void>;
+}
+
 export interface ExecutionFrontend {
+  /** Quotas per user and key, when enforced. */
+  readonly quotas?: QuotaGate | undefined;
   readonly records: RecordStore;
   readonly artifacts: ArtifactStore;
   readonly metrics: Metrics;

@@ -3,6 +3,14 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 import type { PoolStats } from "../sandbox/pool.js";
 import type { EgressEvent } from "../network/proxy.js";
 import type { LifecycleEvent } from "./scheduler.js";
+import type { ExecutionUsage } from "../contract/usage.js";
+
+/**
+ * The class of a user in the usage counters: never the raw user id (its
+ * cardinality is the number of users); src/usage/user-class.ts gives the
+ * key's scope class or a configured mapping.
+ */
+export type UserClassifier = (userId: string, keyId: string | undefined) => Promise<string>;
 
 export class Metrics {
   readonly registry = new Registry();
@@ -16,6 +24,9 @@ export class Metrics {
   private readonly analysisCacheLookups;
   private readonly analyserRestarts;
   private readonly analyserRuns;
+  private readonly usageCounters;
+  /** Set by the composition root; by default every user is `user` (anonymous: `anonymous`). */
+  classify: UserClassifier = async (userId) => (userId === "anonymous" ? "anonymous" : "user");
 
   constructor(gauges: {
     queueDepth: () => number;
@@ -99,6 +110,21 @@ export class Metrics {
       labelNames: ["reason"] as const,
       registers,
     });
+    const usageCounter = (name: string, help: string) =>
+      new Counter({ name, help, labelNames: ["class"] as const, registers });
+    this.usageCounters = {
+      executions: usageCounter(
+        "warden_usage_executions_total",
+        "Finished executions by user class (docs/usage.md).",
+      ),
+      cpu: usageCounter("warden_usage_cpu_seconds_total", "CPU-seconds used, by user class."),
+      memory: usageCounter(
+        "warden_usage_memory_mb_seconds_total",
+        "Memory in use integrated over time (MiB-seconds), by user class.",
+      ),
+      egress: usageCounter("warden_usage_egress_bytes_total", "Egress bytes, by user class."),
+      output: usageCounter("warden_usage_output_bytes_total", "Output bytes, by user class."),
+    };
     this.analyserRuns = new Counter({
       name: "warden_analyser_runs_total",
       help: "Python analyses that reached an analyser, by path (warm: a started analyser; cold: a new sandbox).",
@@ -133,12 +159,27 @@ export class Metrics {
         this.executions.inc({ language, status: event.result.status });
         if (event.execution.startedAt !== null)
           this.duration.observe({ language }, event.result.metrics.executionTimeMs / 1000);
+        const usage = event.result.metrics.usage;
+        if (usage)
+          this.classify(event.execution.userId, event.execution.request.keyId).then(
+            (c) => this.countUsage(c, usage),
+            () => undefined,
+          );
         return;
       }
       case "rejected":
         this.rejections.inc({ reason: event.reason });
         return;
     }
+  }
+
+  private countUsage(userClass: string, u: ExecutionUsage): void {
+    const labels = { class: userClass };
+    this.usageCounters.executions.inc(labels);
+    this.usageCounters.cpu.inc(labels, u.cpuMs / 1000);
+    this.usageCounters.memory.inc(labels, u.memoryMbMs / 1000);
+    this.usageCounters.egress.inc(labels, u.egressBytes);
+    this.usageCounters.output.inc(labels, u.outputBytes);
   }
 
   analysisCache(result: "hit" | "miss"): void {

@@ -6,7 +6,7 @@
 import type { Config } from "../config/schema.js";
 import { resolveEgress } from "../network/policy.js";
 import type { ApiKey, NewKey } from "../store/keys.js";
-import type { KeyStore } from "../store/store.js";
+import type { KeyPatch, KeyStore } from "../store/store.js";
 
 export function createKey(
   keys: KeyStore,
@@ -22,4 +22,16 @@ export function createKey(
     networkAllow,
     policy: input.policy ?? null,
   });
+}
+
+/** Changing a key: a new egress list is checked against the server's, as at creation. */
+export function updateKey(keys: KeyStore, network: Config["network"], id: string, patch: KeyPatch) {
+  const networkAllow =
+    patch.networkAllow === undefined
+      ? undefined
+      : patch.networkAllow?.length
+        ? patch.networkAllow
+        : null;
+  if (networkAllow) resolveEgress({ allow: networkAllow }, network);
+  return keys.update(id, { ...patch, networkAllow });
 }

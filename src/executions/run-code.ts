@@ -83,16 +83,26 @@ export async function runCode(
     : { rejected: null, findings: null, audit: () => undefined };
   if (policy.rejected)
     return { rejected: policy.rejected, execution: null, findings: policy.rejected.findings };
-  const execution = await service.submit(
-    input,
-    {
-      userId,
-      keyId: actor.keyId,
-      networkAllow: actor.networkAllow,
-      ...(analyzer ? {} : { policy: actor.policy ?? null }),
-    },
-    options.source,
-  );
+  // Quotas per user and key (docs/usage.md): refused here, before anything is queued.
+  const release =
+    (await service.quotas?.admit({ userId, keyId: actor.keyId }, "execution")) ?? null;
+  let execution: Execution;
+  try {
+    execution = await service.submit(
+      input,
+      {
+        userId,
+        keyId: actor.keyId,
+        networkAllow: actor.networkAllow,
+        ...(analyzer ? {} : { policy: actor.policy ?? null }),
+      },
+      options.source,
+    );
+  } catch (error) {
+    release?.();
+    throw error;
+  }
+  if (release) void execution.done.then(release, release);
   if (policy.findings) policy.audit(execution.id);
   const signal = options.signal;
   if (signal) {

@@ -29,6 +29,7 @@ import {
   type Collected,
 } from "../artifacts/collect.js";
 import type { EgressHook } from "./egress-accounting.js";
+import type { QuotaGate } from "./frontend.js";
 import type { Metrics } from "./metrics.js";
 import { resolveKeyEgress, type EgressPolicy } from "../network/policy.js";
 import { EnvironmentStore } from "../environments/store.js";
@@ -55,6 +56,8 @@ export interface ExecutionServiceOptions {
    * of this one (the cluster's reaper ends a dead worker's runs instead).
    */
   clustered?: boolean;
+  /** Quotas per user and key (src/usage/quotas.ts); absent: none enforced. */
+  quotas?: QuotaGate | undefined;
 }
 
 /** The spec's library call: `execute({code, language, timeout, retryOnFailure}, userId)`. */
@@ -86,11 +89,13 @@ export class ExecutionService {
   readonly artifacts: ArtifactStore;
   readonly environments: EnvironmentStore;
   readonly memoryBudgetMb: number;
+  readonly quotas: QuotaGate | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: ExecutionServiceOptions) {
     const { config } = o;
     this.records = o.store.records;
+    this.quotas = o.quotas;
     this.audit = o.audit;
     this.metrics = o.metrics;
     this.artifacts = o.store.artifacts;
@@ -145,6 +150,9 @@ export class ExecutionService {
           this.o.logger.info({ removed }, "expired old records");
       })
       .catch((error: unknown) => this.o.logger.error({ err: error }, "record expiry failed"));
+    void this.o.store.usage
+      .expire(this.o.config.usage.retentionDays * 86_400_000)
+      .catch((error: unknown) => this.o.logger.error({ err: error }, "usage expiry failed"));
     void this.o.store.sessions
       .expire(retentionMs)
       .catch((error: unknown) => this.o.logger.error({ err: error }, "session expiry failed"));
@@ -321,7 +329,12 @@ export class ExecutionService {
 
   /** Runs code for `userId` and resolves with the result (the spec's library API). */
   async execute(options: ExecuteOptions, userId = "library"): Promise<ExecutionResult> {
-    return this.start(options, userId).done;
+    const release = await this.quotas?.admit({ userId }, "execution");
+    try {
+      return await this.start(options, userId).done;
+    } finally {
+      release?.();
+    }
   }
 
   canStartExecution(userId: string): AdmissionDecision {

@@ -98,5 +98,8 @@ export async function sendError(
   if (e.code === "INTERNAL") request.log.error({ err: error }, "request failed");
   const retryAfter = e.details?.retryAfterSeconds;
   if (typeof retryAfter === "number") void reply.header("Retry-After", String(retryAfter));
+  // A quota's reset, as a time (docs/usage.md).
+  const resetsAt = e.code === "QUOTA_EXCEEDED" ? e.details?.resetsAt : undefined;
+  if (typeof resetsAt === "string") void reply.header("X-Quota-Reset", resetsAt);
   await reply.status(statusOf(e)).send(errorBody(e, request.id));
 }

@@ -38,6 +38,7 @@ import { previewRoutes } from "./routes/previews.js";
 import { sessionCommandRoutes } from "./routes/session-commands.js";
 import { sessionRoutes } from "./routes/sessions.js";
 import { sessionStateRoutes } from "./routes/session-state.js";
+import { usageRoutes } from "./routes/usage.js";
 import type { SessionManager } from "../sessions/manager.js";
 import type { NotebookService } from "../notebooks/service.js";
 import type { Analyzer } from "../policy/analyzer.js";
@@ -220,6 +221,7 @@ export async function buildServer(deps: ServerDeps) {
       analyzer: queueAnalyzer,
     });
     await app.register(adminRoutes, { service, sessions: deps.sessions, keys: deps.keys, config });
+    await app.register(usageRoutes, { store: deps.store, config, service });
     await app.register(pistonRoutes, {
       service,
       registry: deps.registry,

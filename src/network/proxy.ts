@@ -45,6 +45,8 @@ export class EgressProxy {
   /** Connections accepted so far, whatever became of them. */
   private attempts = 0;
   bytes = 0;
+  /** Upstream connections made (usage accounting, docs/usage.md). */
+  connections = 0;
 
   constructor(
     private readonly policy: EgressPolicy,
@@ -282,6 +284,7 @@ export class EgressProxy {
       upstream.once("close", () => resolve(false));
     });
     if (!ok) return deny("upstream refused the connection", address);
+    this.connections++;
     upstream.setTimeout(0);
     upstream.on("close", () =>
       this.onEvent({

@@ -233,6 +233,7 @@ export async function executeCode(
       };
     return result;
   } finally {
+    result.metrics.usage = box.usage(); // every step's use, compile included (docs/usage.md)
     // The result is known: the box goes away off the caller's path.
     host.track(box.destroy());
   }

@@ -26,6 +26,12 @@ import { encodeInitRequest } from "./init-request.js";
 import { Launched } from "./supervise.js";
 import type { ReadOnlyMount, RunResult, SandboxFile, SandboxLimits, SandboxSpec } from "./types.js";
 import type { UidPool } from "./uid-pool.js";
+import {
+  addUsage,
+  emptyUsage,
+  MiB as BYTES_PER_MIB,
+  type ExecutionUsage,
+} from "../contract/usage.js";
 import { checkFiles, fillWorkspace } from "./workspace.js";
 
 /** What a box borrows from its host. */
@@ -119,6 +125,8 @@ export class Box {
   /** The box's first run took a sandbox started ahead (the warm pool). */
   tookWarm = false;
   private files: readonly SandboxFile[];
+  /** What the box's runs have used so far (usage accounting). */
+  private used: ExecutionUsage = emptyUsage();
 
   constructor(
     readonly id: string,
@@ -159,6 +167,11 @@ export class Box {
   async startedMemoryBytes(): Promise<number> {
     const usage = await this.prestarted?.cgroup.usage().catch(() => undefined);
     return usage?.memoryBytes ?? 0;
+  }
+
+  /** What every run of this box used, added up (docs/usage.md). */
+  usage(): ExecutionUsage {
+    return { ...this.used };
   }
 
   /** The files of the first run, for a box prepared before its request (checked paths). */
@@ -317,6 +330,10 @@ export class Box {
         cpuTimeMs: limits.cpuTimeMs,
         cpuBaselineMs,
         signal: spec.signal,
+        workspace: () => {
+          const pid = this.holder?.pid;
+          return pid === undefined ? null : this.workspaceVia(pid);
+        },
       });
       const accounting = await cgroup.accounting();
       const verdict = classify({ ...outcome, oomKills: accounting.oomKills });
@@ -328,21 +345,36 @@ export class Box {
         stderr = "";
       }
       if (verdict.status === "error") log.warn({ reason: verdict.errorMessage }, "sandbox failed");
+      const metrics = {
+        wallTimeMs: Math.round(outcome.wallTimeMs),
+        cpuTimeMs: Math.max(0, accounting.cpuTimeMs - cpuBaselineMs),
+        peakMemoryBytes: accounting.peakMemoryBytes,
+        oomKills: accounting.oomKills,
+        diskUsedBytes: outcome.disk?.usedBytes ?? 0,
+        stdoutBytes: outcome.stdout.bytes,
+        stderrBytes: outcome.stderr.bytes,
+        networkBytes: proxy?.bytes ?? 0,
+        networkConnections: proxy?.connections ?? 0,
+        memoryByteMs: Math.round(outcome.usage?.memoryByteMs ?? 0),
+        diskPeakBytes: Math.max(outcome.usage?.diskPeakBytes ?? 0, outcome.disk?.usedBytes ?? 0),
+      };
+      this.used = addUsage(this.used, {
+        cpuMs: metrics.cpuTimeMs,
+        memoryMbMs: Math.round((metrics.memoryByteMs / BYTES_PER_MIB) * 1000) / 1000,
+        wallMs: metrics.wallTimeMs,
+        // A kernel without a peak (v2 before 5.19) still gets the sampled highest.
+        peakMemoryBytes: Math.max(metrics.peakMemoryBytes, outcome.usage?.maxMemoryBytes ?? 0),
+        diskPeakBytes: metrics.diskPeakBytes,
+        egressBytes: metrics.networkBytes,
+        egressConnections: metrics.networkConnections,
+        outputBytes: metrics.stdoutBytes + metrics.stderrBytes,
+      });
       return {
         ...verdict,
         stdout: outcome.stdout.text(),
         stderr,
         truncated: { stdout: outcome.stdout.truncated, stderr: outcome.stderr.truncated },
-        metrics: {
-          wallTimeMs: Math.round(outcome.wallTimeMs),
-          cpuTimeMs: Math.max(0, accounting.cpuTimeMs - cpuBaselineMs),
-          peakMemoryBytes: accounting.peakMemoryBytes,
-          oomKills: accounting.oomKills,
-          diskUsedBytes: outcome.disk?.usedBytes ?? 0,
-          stdoutBytes: outcome.stdout.bytes,
-          stderrBytes: outcome.stderr.bytes,
-          networkBytes: proxy?.bytes ?? 0,
-        },
+        metrics,
         sandbox: { id: this.id, uid: this.uid },
         warm,
       };

@@ -12,6 +12,7 @@ import { createInterface } from "node:readline";
 import type { Cgroup } from "./cgroups/index.js";
 import { startHelper } from "./launcher.js";
 import { CappedOutput } from "./output.js";
+import { UsageSampler, type SampledUsage } from "./usage-sampler.js";
 import { parentPid } from "./owner.js";
 import type { OutputChunk } from "./types.js";
 
@@ -42,6 +43,8 @@ export interface BeginOptions {
   /** CPU the cgroup had used before the run began (a warm box's start-up). */
   cpuBaselineMs?: number | undefined;
   signal?: AbortSignal | undefined;
+  /** The workspace as the host reaches it (for the disk peak), when it does. */
+  workspace?: (() => string | null) | undefined;
 }
 
 /** What happened, before classification into a status. */
@@ -62,6 +65,8 @@ export interface Outcome {
   stderr: CappedOutput;
   wallTimeMs: number;
   disk: { usedBytes: number; freeBytes: number; freeInodes: number } | null;
+  /** Memory and disk sampled while the program ran (null: it never began). */
+  usage: SampledUsage | null;
 }
 
 const CPU_POLL_MS = 50;
@@ -111,6 +116,7 @@ export class Launched {
       stderr: new CappedOutput("stderr", 0),
       wallTimeMs: 0,
       disk: null,
+      usage: null,
     };
     const child = startHelper(o.helperPath, o.helperArgs, o.seccompPath);
     this.child = child;
@@ -300,6 +306,7 @@ export class Launched {
       this.outcome.killedByUser = true;
       this.terminate(0);
     };
+    let sampler: UsageSampler | undefined;
     const started = await this.ready.then(
       () => true,
       (error: unknown) => {
@@ -323,6 +330,8 @@ export class Launched {
     } else {
       request.end(b.request);
       this.startedAt = performance.now();
+      sampler = new UsageSampler(this.o.cgroup, b.workspace);
+      sampler.start();
       this.timers.push(
         setTimeout(() => {
           this.outcome.timedOut = true;
@@ -357,6 +366,11 @@ export class Launched {
     if (!this.outcome.wallTimeMs) this.outcome.wallTimeMs = performance.now() - this.startedAt;
     for (const t of this.timers) clearTimeout(t);
     await this.stopping;
+    if (sampler)
+      this.outcome.usage = await sampler.stop(
+        this.outcome.wallTimeMs,
+        this.outcome.disk?.usedBytes,
+      );
     return this.outcome;
   }
 }

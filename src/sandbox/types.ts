@@ -87,6 +87,12 @@ export interface RunMetrics {
   stderrBytes: number;
   /** Bytes through the egress proxy, both ways. */
   networkBytes: number;
+  /** Connections the egress proxy made for the run. */
+  networkConnections: number;
+  /** Memory in use integrated over the run (bytes × ms), sampled from the cgroup. */
+  memoryByteMs: number;
+  /** Highest use of the workspace tmpfs seen while it ran (bytes). */
+  diskPeakBytes: number;
 }
 
 export interface RunResult {

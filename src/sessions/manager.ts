@@ -95,6 +95,7 @@ export class SessionManager {
         `sessions: this host holds its maximum of ${this.config.maxSessions} (maxSessions)`,
         { details: { reason: "max_sessions", retryAfterSeconds: 30 } },
       );
+    await this.hooks.quotas?.admit({ userId, keyId }, "session");
     if (options.snapshot !== undefined && !this.hooks.snapshots)
       throw new WardenError("INVALID_REQUEST", "snapshot: this Warden keeps no snapshots");
     const restore = options.snapshot
@@ -194,6 +195,7 @@ export class SessionManager {
       new LiveSession(info, sandbox, release, idle * 1000, ttl * 1000, this.config, this.hooks),
     );
     await this.register(info, keyId, now);
+    this.hooks.usage?.started({ id, userId, keyId, sandbox });
     this.hooks.audit({
       userId,
       level: "info",
@@ -370,9 +372,11 @@ export class SessionManager {
   async destroy(id: string, userId: string, reason: string, admin = false): Promise<void> {
     if (!this.sessions.has(id) && this.pausing.releasedInfo(id, userId, admin)) {
       this.pausing.forget(id); // its sandbox is already gone
+      await this.hooks.usage?.ended(id);
       return this.registryEnded(id, reason);
     }
     const s = this.ownedBy(id, userId, admin);
+    await this.hooks.usage?.ended(id); // its last reading, before the sandbox goes
     this.sessions.delete(id);
     try {
       await s.sandbox.close();

@@ -93,6 +93,20 @@ export interface SessionHooks {
    * before a create answers (so the next call can be routed) and when a
    * session ends. Absent on a single node.
    */
+  /** Quotas per user and key (src/usage/quotas.ts), checked before a session starts. */
+  quotas?: {
+    admit(actor: { userId: string; keyId: string | null }, kind: "session"): Promise<unknown>;
+  };
+  /** Usage accounting of live sessions (src/usage/session-usage.ts). */
+  usage?: {
+    started(s: {
+      id: string;
+      userId: string;
+      keyId: string | null;
+      sandbox: { usage(): Promise<{ memoryBytes: number; cpuTimeMs: number }> };
+    }): void;
+    ended(id: string): Promise<void>;
+  };
   registry?: {
     workerId: string;
     register(row: {

@@ -5,6 +5,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import { USAGE_TABLES_SQL } from "./usage.js";
 
 export type Db = Database.Database;
 
@@ -87,6 +88,8 @@ const MIGRATIONS: string[] = [
    );
    CREATE INDEX sessions_live ON sessions (worker_id) WHERE ended_at IS NULL;
    CREATE INDEX sessions_user ON sessions (user_id) WHERE ended_at IS NULL;`,
+  // Usage per hour, user and key, and quota rules (src/store/usage.ts, quotas.ts).
+  USAGE_TABLES_SQL,
 ];
 
 /** The schema version this code writes (SQLite's `user_version`). */

@@ -130,3 +130,45 @@ export function envAdminKey(token: string): NewKeyOptions {
     token,
   };
 }
+
+/** What `PATCH /api/sandbox/keys/:id` and `warden keys update` may change. */
+export const KeyPatchSchema = NewKeySchema.pick({
+  name: true,
+  scopes: true,
+  networkAllow: true,
+  policy: true,
+})
+  .partial()
+  .strict()
+  .refine((p) => Object.keys(p).length > 0, "body: name at least one field to change");
+
+/** The column values of a patched key: what the patch sets, the rest as it was. */
+export function patchedRow(
+  row: KeyRow,
+  patch: {
+    name?: string | undefined;
+    scopes?: readonly Scope[] | undefined;
+    networkAllow?: string[] | null | undefined;
+    policy?: PolicyMode | null | undefined;
+  },
+): { name: string; scopes: string; networkAllow: string | null; policy: string | null } {
+  if (patch.scopes !== undefined && patch.scopes.length === 0)
+    throw new WardenError("INVALID_REQUEST", "scopes: at least one scope is needed");
+  return {
+    name: patch.name ?? row.name,
+    scopes: patch.scopes ? [...new Set(patch.scopes)].join(",") : row.scopes,
+    networkAllow:
+      patch.networkAllow === undefined
+        ? row.network_allow
+        : patch.networkAllow?.length
+          ? JSON.stringify(patch.networkAllow)
+          : null,
+    policy: patch.policy === undefined ? row.policy : patch.policy,
+  };
+}
+
+/** A fresh token and its hash (rotation). */
+export function newToken(): { token: string; hash: string } {
+  const token = `${TOKEN_PREFIX}${randomBytes(32).toString("base64url")}`;
+  return { token, hash: hashToken(token) };
+}

@@ -10,6 +10,8 @@ import type { PolicyMode } from "../contract/policy.js";
 import type { ApiKey, Scope } from "./keys.js";
 import type { AuditEvent, ExecutionRecord, ListedRecord, ListFilter, NewEvent } from "./records.js";
 import type { StoredArtifact } from "./artifacts.js";
+import type { QuotaRule, NewQuota, QuotaFilter } from "./quotas.js";
+import type { UsageDelta, UsagePeriodRow, UsageQuery, UsageTotals } from "./usage.js";
 
 export interface NewRecord {
   id: string;
@@ -69,6 +71,18 @@ export interface KeyStore {
   revoke(id: string): Promise<boolean>;
   hasAdmin(): Promise<boolean>;
   ensureEnvAdmin(token: string): Promise<void>;
+  /** Changes a live key's fields (null: revoked or unknown). Cached copies are dropped. */
+  update(id: string, patch: KeyPatch): Promise<ApiKey | null>;
+  /** A new token for a live key; the old one is refused from now on (null: revoked or unknown). */
+  rotate(id: string): Promise<{ key: ApiKey; token: string } | null>;
+}
+
+/** What `update` may change of a key (absent: unchanged). */
+export interface KeyPatch {
+  name?: string | undefined;
+  scopes?: Scope[] | undefined;
+  networkAllow?: string[] | null | undefined;
+  policy?: PolicyMode | null | undefined;
 }
 
 export interface NewArtifact {
@@ -118,12 +132,42 @@ export interface SessionRegistry {
   expire(retentionMs: number): Promise<number>;
 }
 
+/**
+ * Hourly usage rows (src/store/usage.ts). An execution's row is added by
+ * `records.finished` itself; `add` is for sessions.
+ */
+export interface UsageStore {
+  add(delta: UsageDelta): Promise<void>;
+  /** Periods (and groups) in order; at most `limit` rows. */
+  query(q: UsageQuery): Promise<UsagePeriodRow[]>;
+  /** One user's or one key's totals in [fromMs, toMs). */
+  totals(
+    subject: { userId: string } | { keyId: string },
+    fromMs: number,
+    toMs: number,
+  ): Promise<UsageTotals>;
+  /** Removes rows older than `retentionMs`; returns how many. */
+  expire(retentionMs: number): Promise<number>;
+}
+
+/** Quota rules per user or key (src/store/quotas.ts). */
+export interface QuotaStore {
+  /** Sets a rule (one per subject, metric and period: a second put replaces the limit). */
+  put(q: NewQuota): Promise<QuotaRule>;
+  list(filter?: QuotaFilter): Promise<QuotaRule[]>;
+  /** The rules that apply to a request of this user through this key. */
+  forActor(userId: string, keyId: string | null): Promise<QuotaRule[]>;
+  remove(id: string): Promise<boolean>;
+}
+
 export interface Store {
   readonly kind: "sqlite" | "postgres";
   readonly records: RecordStore;
   readonly keys: KeyStore;
   readonly artifacts: ArtifactStore;
   readonly sessions: SessionRegistry;
+  readonly usage: UsageStore;
+  readonly quotas: QuotaStore;
   /** Answers a trivial write (for /readyz). */
   isWritable(): Promise<boolean>;
   close(): Promise<void>;

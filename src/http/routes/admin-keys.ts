@@ -11,12 +11,19 @@ import { z } from "zod";
 import type { Config } from "../../config/schema.js";
 import { WardenError } from "../../errors.js";
 import type { ExecutionFrontend } from "../../executions/frontend.js";
-import { createKey } from "../../executions/new-key.js";
+import { createKey, updateKey } from "../../executions/new-key.js";
 import { POLICY_MODES } from "../../contract/policy.js";
-import { NewKeySchema, SCOPES, type ApiKey } from "../../store/keys.js";
+import {
+  ENV_ADMIN_KEY_ID,
+  KeyPatchSchema,
+  NewKeySchema,
+  SCOPES,
+  type ApiKey,
+} from "../../store/keys.js";
 import type { KeyStore } from "../../store/store.js";
 import { iso } from "../../store/records.js";
 import { ErrorResponses } from "../schemas.js";
+import { emptyBodyIsNoBody } from "../empty-body.js";
 
 export const KeyViewSchema = z.object({
   id: z.string(),
@@ -84,6 +91,71 @@ export function keyRoutes(
       },
     },
     async () => (await o.keys.list()).map(view),
+  );
+
+  const KeyIdParams = z.object({
+    id: z.string().regex(/^key_[A-Za-z0-9_]{1,64}$/, "id: not a key id"),
+  });
+
+  zapp.patch(
+    "/api/sandbox/keys/:id",
+    {
+      config: { scope: "admin" },
+      schema: {
+        summary: "Change a key's name, scopes, egress allowlist or policy",
+        params: KeyIdParams,
+        body: KeyPatchSchema,
+        response: { 200: KeyViewSchema, ...ErrorResponses },
+      },
+    },
+    async (request) => {
+      const { id } = request.params;
+      const key = await updateKey(o.keys, o.config.network, id, request.body);
+      if (!key) throw new WardenError("NOT_FOUND", `no active key ${id}`);
+      o.service.audit({
+        userId: request.actor!.userId,
+        level: "info",
+        event: "key_updated",
+        message: `key ${id} updated (${Object.keys(request.body).join(", ")})`,
+        data: { keyId: id, changed: request.body, requestId: request.id },
+      });
+      return view(key);
+    },
+  );
+
+  zapp.post(
+    "/api/sandbox/keys/:id/rotate",
+    {
+      config: { scope: "admin" },
+      preParsing: emptyBodyIsNoBody,
+      schema: {
+        summary: "A new token for a key (in this answer only); the old one is refused from now on",
+        params: KeyIdParams,
+        response: {
+          200: z.object({ key: KeyViewSchema, token: z.string() }),
+          ...ErrorResponses,
+        },
+      },
+    },
+    async (request) => {
+      const { id } = request.params;
+      // Re-pointed at WARDEN_ADMIN_TOKEN at every start: a rotation would not last.
+      if (id === ENV_ADMIN_KEY_ID)
+        throw new WardenError(
+          "INVALID_REQUEST",
+          "id: this key follows WARDEN_ADMIN_TOKEN; change the variable instead",
+        );
+      const rotated = await o.keys.rotate(id);
+      if (!rotated) throw new WardenError("NOT_FOUND", `no active key ${id}`);
+      o.service.audit({
+        userId: request.actor!.userId,
+        level: "info",
+        event: "key_rotated",
+        message: `key ${id} rotated`,
+        data: { keyId: id, requestId: request.id },
+      });
+      return { key: view(rotated.key), token: rotated.token };
+    },
   );
 
   zapp.delete(

@@ -12,11 +12,13 @@ import {
   hashToken,
   LAST_USED_RESOLUTION_MS,
   newKeyRow,
+  newToken,
+  patchedRow,
   toKey,
   type ApiKey,
   type KeyRow,
 } from "../keys.js";
-import type { KeyStore, NewKeyOptions } from "../store.js";
+import type { KeyPatch, KeyStore, NewKeyOptions } from "../store.js";
 import { query } from "./pool.js";
 
 /** How long a key read from the database is trusted: the cross-node revoke delay. */
@@ -92,6 +94,42 @@ export class PgKeyStore implements KeyStore {
       [Date.now(), id],
     );
     return (rowCount ?? 0) > 0;
+  }
+
+  async update(id: string, patch: KeyPatch): Promise<ApiKey | null> {
+    this.drop(id);
+    const { rows } = await query<KeyRow>(
+      this.pool,
+      "SELECT * FROM api_keys WHERE id = $1 AND revoked_at IS NULL",
+      [id],
+    );
+    if (!rows[0]) return null;
+    const next = patchedRow(rows[0], patch);
+    const updated = await query<KeyRow>(
+      this.pool,
+      `UPDATE api_keys SET name = $2, scopes = $3, network_allow = $4, policy = $5
+       WHERE id = $1 AND revoked_at IS NULL RETURNING *`,
+      [id, next.name, next.scopes, next.networkAllow, next.policy],
+    );
+    this.drop(id);
+    return updated.rows[0] ? toKey(updated.rows[0]) : null;
+  }
+
+  /**
+   * The old token is dropped from this node's cache at once; another node
+   * that read it less than KEY_CACHE_TTL_MS ago accepts it until then, as
+   * for a revoke (docs/usage.md).
+   */
+  async rotate(id: string): Promise<{ key: ApiKey; token: string } | null> {
+    this.drop(id);
+    const { token, hash } = newToken();
+    const { rows } = await query<KeyRow>(
+      this.pool,
+      "UPDATE api_keys SET hash = $2 WHERE id = $1 AND revoked_at IS NULL RETURNING *",
+      [id, hash],
+    );
+    this.drop(id);
+    return rows[0] ? { key: toKey(rows[0]), token } : null;
   }
 
   async hasAdmin(): Promise<boolean> {

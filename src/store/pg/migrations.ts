@@ -6,6 +6,7 @@
  * Append new migrations; never edit one that has shipped.
  */
 import type pg from "pg";
+import { USAGE_TABLES_SQL } from "../usage.js";
 
 const MIGRATIONS: string[] = [
   // 1: what SQLite holds on a single node, plus the cluster's queue columns and workers.
@@ -50,6 +51,8 @@ const MIGRATIONS: string[] = [
    CREATE INDEX sessions_user ON sessions (user_id) WHERE ended_at IS NULL;`,
   // What each worker detected it can run, with versions: an API node has no runtimes of its own.
   `ALTER TABLE workers ADD COLUMN runtimes text NOT NULL DEFAULT '[]';`,
+  // Usage per hour, user and key, and quota rules (src/store/usage.ts, quotas.ts).
+  USAGE_TABLES_SQL,
 ];
 
 /** The schema version this code writes. */

@@ -28,6 +28,7 @@ import {
 import type { Events, NewRecord, RecordStore } from "../store.js";
 import { EventWriter, insertEvents } from "./events.js";
 import { query, transaction, type Queryable } from "./pool.js";
+import { countFinished } from "./usage.js";
 
 export class PgRecordStore implements RecordStore {
   private readonly writer: EventWriter;
@@ -105,6 +106,8 @@ export class PgRecordStore implements RecordStore {
     const { rest, output } = splitOutput(result);
     return this.inOrder(id, () =>
       transaction(this.pool, async (client) => {
+        // Counted in the same transaction as the final state: once, never twice.
+        await countFinished(client, id, result, at);
         await query(
           client,
           "UPDATE executions SET status = $1, result = $2, finished_at = $3, request = NULL WHERE id = $4",

@@ -11,6 +11,7 @@ import { migrate } from "./migrations.js";
 import { createPool, query, transaction } from "./pool.js";
 import { PgRecordStore } from "./records.js";
 import { PgSessionRegistry } from "./sessions.js";
+import { PgQuotaStore, PgUsageStore } from "./usage.js";
 
 /** How long closing waits for audit events still queued for a database that may be gone. */
 const CLOSE_FLUSH_MS = 5_000;
@@ -21,6 +22,8 @@ export class PgStore implements Store {
   readonly keys: PgKeyStore;
   readonly artifacts: PgArtifactStore;
   readonly sessions: PgSessionRegistry;
+  readonly usage: PgUsageStore;
+  readonly quotas: PgQuotaStore;
 
   /**
    * The connection pool (max 10 connections, 30 s statement timeout), for the
@@ -36,6 +39,8 @@ export class PgStore implements Store {
     this.keys = new PgKeyStore(pool);
     this.artifacts = new PgArtifactStore(pool);
     this.sessions = new PgSessionRegistry(pool);
+    this.usage = new PgUsageStore(pool);
+    this.quotas = new PgQuotaStore(pool);
   }
 
   /** Connects and applies pending migrations (refused if the database is newer than this code). */

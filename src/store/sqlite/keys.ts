@@ -10,11 +10,13 @@ import {
   hashToken,
   LAST_USED_RESOLUTION_MS,
   newKeyRow,
+  newToken,
+  patchedRow,
   toKey,
   type ApiKey,
   type KeyRow,
 } from "../keys.js";
-import type { KeyStore, NewKeyOptions } from "../store.js";
+import type { KeyPatch, KeyStore, NewKeyOptions } from "../store.js";
 
 export class SqliteKeyStore implements KeyStore {
   private readonly byHash;
@@ -92,6 +94,33 @@ export class SqliteKeyStore implements KeyStore {
 
   async hasAdmin(): Promise<boolean> {
     return this.listNow().some((k) => k.revokedAt === null && k.scopes.includes("admin"));
+  }
+
+  private live(id: string): KeyRow | null {
+    const row = this.byId.get(id);
+    return row && row.revoked_at === null ? row : null;
+  }
+
+  async update(id: string, patch: KeyPatch): Promise<ApiKey | null> {
+    const row = this.live(id);
+    if (!row) return null;
+    const next = patchedRow(row, patch);
+    this.db
+      .prepare(
+        "UPDATE api_keys SET name = ?, scopes = ?, network_allow = ?, policy = ? WHERE id = ? AND revoked_at IS NULL",
+      )
+      .run(next.name, next.scopes, next.networkAllow, next.policy, id);
+    return toKey(this.byId.get(id)!);
+  }
+
+  /** Keys are read on every request here (no cache): the old token fails from the next one. */
+  async rotate(id: string): Promise<{ key: ApiKey; token: string } | null> {
+    if (!this.live(id)) return null;
+    const { token, hash } = newToken();
+    const changed = this.db
+      .prepare("UPDATE api_keys SET hash = ? WHERE id = ? AND revoked_at IS NULL")
+      .run(hash, id).changes;
+    return changed > 0 ? { key: toKey(this.byId.get(id)!), token } : null;
   }
 
   /**

@@ -27,6 +27,8 @@ import {
   type RecordRow,
 } from "../records.js";
 import type { Events, NewRecord, RecordStore } from "../store.js";
+import { executionDelta } from "../usage.js";
+import type { SqliteUsageStore } from "./usage.js";
 
 export class SqliteRecordStore implements RecordStore {
   private readonly insertEvent;
@@ -37,8 +39,16 @@ export class SqliteRecordStore implements RecordStore {
   private readonly selectOutput;
   private readonly selectOutputBytes;
   private readonly selectRecord;
+  private readonly selectOwner;
 
-  constructor(private readonly db: Db) {
+  constructor(
+    private readonly db: Db,
+    private readonly usage?: SqliteUsageStore,
+  ) {
+    this.selectOwner = db.prepare<
+      [string],
+      { user_id: string; key_id: string | null; status: string; started_at: number | null }
+    >("SELECT user_id, key_id, status, started_at FROM executions WHERE id = ?");
     this.insertEvent = db.prepare(
       "INSERT INTO events (timestamp, execution_id, user_id, level, event, message, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
     );
@@ -121,6 +131,10 @@ export class SqliteRecordStore implements RecordStore {
   async finished(id: string, result: ExecutionResult, at: number, events?: Events): Promise<void> {
     const { rest, output } = splitOutput(result);
     this.atomically(() => {
+      // Counted in the same transaction as the final state: once, never twice.
+      const owner = this.usage ? this.selectOwner.get(id) : undefined;
+      const delta = owner ? executionDelta(owner, result, at) : null;
+      if (delta) this.usage!.addNow(delta);
       this.markFinished.run(result.status, JSON.stringify(rest), at, id);
       for (const [stream, text] of output) this.insertOutput.run(id, stream, encodeOutput(text));
       for (const e of eventList(events)) this.writeEvent(e);

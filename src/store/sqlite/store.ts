@@ -5,6 +5,7 @@ import type { Store } from "../store.js";
 import { SqliteKeyStore } from "./keys.js";
 import { SqliteRecordStore } from "./records.js";
 import { SqliteSessionRegistry } from "./sessions.js";
+import { SqliteQuotaStore, SqliteUsageStore } from "./usage.js";
 
 export class SqliteStore implements Store {
   readonly kind = "sqlite" as const;
@@ -12,13 +13,17 @@ export class SqliteStore implements Store {
   readonly keys: SqliteKeyStore;
   readonly artifacts: SqliteArtifactStore;
   readonly sessions: SqliteSessionRegistry;
+  readonly usage: SqliteUsageStore;
+  readonly quotas: SqliteQuotaStore;
 
   /** Opens (and migrates) `<dataDir>/warden.db`; artifacts' bytes go to `<dataDir>/artifacts`. */
   constructor(
     dataDir: string,
     readonly db: Db = openDatabase(dataDir),
   ) {
-    this.records = new SqliteRecordStore(db);
+    this.usage = new SqliteUsageStore(db);
+    this.quotas = new SqliteQuotaStore(db);
+    this.records = new SqliteRecordStore(db, this.usage);
     this.keys = new SqliteKeyStore(db);
     this.artifacts = new SqliteArtifactStore(db, dataDir);
     this.sessions = new SqliteSessionRegistry(db);

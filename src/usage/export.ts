@@ -1,0 +1,51 @@
+/**
+ * Usage exports as CSV or NDJSON, produced row by row (a stream, never one
+ * string of the whole export). A CSV cell that a spreadsheet would take for
+ * a formula (=, +, -, @, tab, CR first) is prefixed with a quote: a user id
+ * such as `=HYPERLINK(...)` or `@SUM(...)` (the id pattern allows `-` and
+ * `@`) must arrive as text, never run in the admin's spreadsheet.
+ */
+import { Readable } from "node:stream";
+import type { UsageRow } from "./report.js";
+
+export const CSV_COLUMNS = [
+  "period",
+  "userId",
+  "keyId",
+  "executions",
+  "sessions",
+  "cpuSeconds",
+  "memoryMbSeconds",
+  "wallSeconds",
+  "sessionSeconds",
+  "peakMemoryBytes",
+  "diskPeakBytes",
+  "egressBytes",
+  "egressConnections",
+  "outputBytes",
+] as const;
+
+/** One CSV cell: formula-looking text made inert, then quoted as RFC 4180 needs. */
+export function csvCell(value: unknown): string {
+  if (value === null || value === undefined) return "";
+  if (typeof value === "number") return String(value);
+  let text = typeof value === "string" ? value : JSON.stringify(value);
+  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
+  return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+function* csvLines(rows: readonly UsageRow[]): Generator<string> {
+  yield `${CSV_COLUMNS.join(",")}\r\n`;
+  for (const r of rows)
+    yield `${CSV_COLUMNS.map((c) => csvCell((r as unknown as Record<string, unknown>)[c])).join(",")}\r\n`;
+}
+
+function* ndjsonLines(rows: readonly UsageRow[]): Generator<string> {
+  for (const r of rows) yield `${JSON.stringify(r)}\n`;
+}
+
+export function exportStream(rows: readonly UsageRow[], format: "csv" | "ndjson"): Readable {
+  return Readable.from(format === "csv" ? csvLines(rows) : ndjsonLines(rows), {
+    objectMode: false,
+  });
+}
