@@ -10,6 +10,7 @@ import type { PolicyMode } from "../contract/policy.js";
 import type { ApiKey, Scope } from "./keys.js";
 import type { AuditEvent, ExecutionRecord, ListedRecord, ListFilter, NewEvent } from "./records.js";
 import type { StoredArtifact } from "./artifacts.js";
+import type { WebhookStore } from "./webhooks.js";
 
 export interface NewRecord {
   id: string;
@@ -69,6 +70,10 @@ export interface KeyStore {
   revoke(id: string): Promise<boolean>;
   hasAdmin(): Promise<boolean>;
   ensureEnvAdmin(token: string): Promise<void>;
+  /** The key's callback signing secret (hex), made on first use; null for an unknown key. */
+  webhookSecret(id: string): Promise<string | null>;
+  /** A new signing secret for the key (the old one stops signing at once); null for an unknown key. */
+  rotateWebhookSecret(id: string): Promise<string | null>;
 }
 
 export interface NewArtifact {
@@ -124,6 +129,8 @@ export interface Store {
   readonly keys: KeyStore;
   readonly artifacts: ArtifactStore;
   readonly sessions: SessionRegistry;
+  /** Callback deliveries and their attempts (docs/webhooks.md). */
+  readonly webhooks: WebhookStore;
   /** Answers a trivial write (for /readyz). */
   isWritable(): Promise<boolean>;
   close(): Promise<void>;
