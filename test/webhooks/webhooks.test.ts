@@ -15,11 +15,13 @@ let bob: string;
 
 /** The receiver's check, as docs/webhooks.md gives it. */
 function verify(secret: string, header: string, body: string, toleranceS = 300): boolean {
-  const parts = Object.fromEntries(header.split(",").map((kv) => kv.split("=")));
+  const parts: Record<string, string> = Object.fromEntries(
+    header.split(",").map((kv) => kv.split("=")),
+  );
   const t = Number(parts.t);
   if (!Number.isInteger(t) || Math.abs(Date.now() / 1000 - t) > toleranceS) return false;
   const expected = createHmac("sha256", secret).update(`${t}.${body}`).digest();
-  const given = Buffer.from(String(parts.v1), "hex");
+  const given = Buffer.from(parts.v1 ?? "", "hex");
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
