@@ -22,6 +22,8 @@ import type { PgStore } from "../store/pg/store.js";
 import { openApiNode, openWarden } from "../warden.js";
 import { SCOPES } from "../store/keys.js";
 import { createContext, type GlobalOptions } from "./context.js";
+import { WebhookService } from "../webhooks/service.js";
+import { wardenCallback } from "../webhooks/render.js";
 import { processLimitProblems, readHostCaps } from "./process-limits.js";
 
 export interface ServeOptions extends GlobalOptions {
@@ -77,7 +79,16 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
     return 1;
   }
   const node = await openNode(config, logger);
-  const app = await buildServer(node.deps);
+  // Every node that serves the public API delivers callbacks, from the shared store.
+  const webhooks = new WebhookService({
+    config,
+    store: node.deps.store,
+    logger,
+    audit: (event) => node.deps.service.audit(event),
+    // The lead wires judge0Callback (src/http/judge0/callback.ts) in place of this stand-in.
+    renderers: { warden: wardenCallback, judge0: wardenCallback },
+  }).start();
+  const app = await buildServer({ ...node.deps, webhooks });
   const address = await app.listen({ host: config.server.host, port: config.server.port });
   // Only once the port is ours: a key is printed for a server that runs.
   const keys = node.deps.keys;
@@ -97,6 +108,7 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
 
   return untilSignal(config, logger, async (graceMs) => {
     const closing = app.close(); // stop accepting; in-flight requests finish with their executions
+    await webhooks.close(); // attempts under way end (each has its deadline); the rest stay pending
     await node.shutdown(graceMs);
     // Every execution has ended; keep-alive sockets that went idle since close() began go too.
     app.server.closeIdleConnections();

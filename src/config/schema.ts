@@ -6,6 +6,7 @@ import { ClusterConfigSchema } from "./cluster-config.js";
 import { parseHostname, parsePattern } from "../util/hostname.js";
 import { RuntimeDefinitionSchema } from "./runtime-definition.js";
 import { EnvironmentsConfigSchema } from "./environments.js";
+import { WebhooksConfigSchema } from "./webhooks-config.js";
 
 const MiB = 1024 * 1024;
 
@@ -713,6 +714,9 @@ export const ConfigSchema = z
     sessions: SessionsConfigSchema.default(SessionsConfigSchema.parse({})),
     cluster: ClusterConfigSchema.default(ClusterConfigSchema.parse({})).describe(
       "Cluster mode: API and worker nodes on PostgreSQL and Redis (docs/cluster.md).",
+    ),
+    webhooks: WebhooksConfigSchema.default(WebhooksConfigSchema.parse({})).describe(
+      "Batches and signed callbacks (docs/webhooks.md).",
     ),
     runtimes: z
       .array(RuntimeDefinitionSchema)

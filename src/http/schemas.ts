@@ -39,8 +39,12 @@ export const RuntimeSchema = z.object({
   version: z.string().nullable(),
 });
 
+const EXECUTION_ID = /^exec_[0-9A-Z]{26}$/;
+/** Ids one GET /v1/executions?ids= may name. */
+export const MAX_LISTED_IDS = 100;
+
 export const IdParamsSchema = z.object({
-  id: z.string().regex(/^exec_[0-9A-Z]{26}$/, "id: not an execution id"),
+  id: z.string().regex(EXECUTION_ID, "id: not an execution id"),
 });
 
 /** The error answers every authenticated route may give, for the OpenAPI document. */
@@ -80,6 +84,19 @@ export const ListExecutionsQuerySchema = z
       .describe("Admin keys only: one user's executions (default: everyone's)."),
     limit: z.coerce.number().int().min(1).max(100).default(20).describe("Page size (1-100)."),
     cursor: z.string().max(256).optional().describe("`nextCursor` of the previous page."),
+    ids: z
+      .string()
+      .max(MAX_LISTED_IDS * 32, `ids: at most ${MAX_LISTED_IDS} execution ids`)
+      .refine((s) => s.split(",").length <= MAX_LISTED_IDS, {
+        message: `ids: at most ${MAX_LISTED_IDS} execution ids`,
+      })
+      .refine((s) => s.split(",").every((id) => EXECUTION_ID.test(id)), {
+        message: "ids: comma-separated execution ids (exec_...)",
+      })
+      .optional()
+      .describe(
+        `Only these executions (comma-separated, at most ${MAX_LISTED_IDS}), in the order given; ids the caller may not see are left out. Not with cursor; limit does not apply.`,
+      ),
   })
   .strict();
 

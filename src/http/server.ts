@@ -46,6 +46,8 @@ import { notebookRoutes } from "./routes/notebooks.js";
 import { environmentRoutes } from "./routes/environments.js";
 import { InternalGate } from "../cluster/internal-gate.js";
 import type { ClusterRouting } from "../cluster/forward.js";
+import type { Webhooks } from "../webhooks/types.js";
+import { webhookRoutes } from "./routes/webhooks.js";
 
 export interface ServerDeps {
   config: Config;
@@ -80,6 +82,8 @@ export interface ServerDeps {
   limiters?: LimiterFactory;
   /** Cluster API node: forwards session-bound calls to workers (src/cluster/forward.ts). */
   routing?: ClusterRouting;
+  /** Callbacks (src/webhooks/service.ts); absent: `callbackUrl` is refused. */
+  webhooks?: Webhooks | undefined;
 }
 
 // The return type is inferred: a Fastify instance with the zod type provider.
@@ -219,7 +223,9 @@ export async function buildServer(deps: ServerDeps) {
       registry: deps.registry,
       config,
       analyzer: queueAnalyzer,
+      webhooks: deps.webhooks,
     });
+    await app.register(webhookRoutes, { store: deps.store });
     await app.register(adminRoutes, { service, sessions: deps.sessions, keys: deps.keys, config });
     await app.register(usageRoutes, { store: deps.store, config, service });
     await app.register(pistonRoutes, {

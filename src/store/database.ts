@@ -90,6 +90,41 @@ const MIGRATIONS: string[] = [
    CREATE INDEX sessions_user ON sessions (user_id) WHERE ended_at IS NULL;`,
   // Usage per hour, user and key, and quota rules (src/store/usage.ts, quotas.ts).
   USAGE_TABLES_SQL,
+  // Signed callbacks (store/webhooks.ts): each key's signing secret, made when first needed;
+  // deliveries (leased while being sent) and a bounded log of their attempts.
+  `ALTER TABLE api_keys ADD COLUMN webhook_secret TEXT;
+   CREATE TABLE webhook_deliveries (
+     id TEXT PRIMARY KEY,
+     execution_id TEXT NOT NULL,
+     user_id TEXT NOT NULL,
+     key_id TEXT,
+     url TEXT NOT NULL,
+     format TEXT NOT NULL,
+     batch_id TEXT,
+     state TEXT NOT NULL,
+     attempts INTEGER NOT NULL DEFAULT 0,
+     next_attempt_at INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     first_attempt_at INTEGER,
+     last_status INTEGER,
+     last_error TEXT,
+     delivered_at INTEGER,
+     lease_owner TEXT,
+     lease_until INTEGER
+   );
+   CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE state = 'pending';
+   CREATE INDEX webhook_deliveries_user ON webhook_deliveries (user_id, created_at);
+   CREATE INDEX webhook_deliveries_execution ON webhook_deliveries (execution_id);
+   CREATE INDEX webhook_deliveries_created ON webhook_deliveries (created_at, id);
+   CREATE TABLE webhook_attempts (
+     delivery_id TEXT NOT NULL,
+     attempt INTEGER NOT NULL,
+     at INTEGER NOT NULL,
+     status INTEGER,
+     error TEXT,
+     duration_ms INTEGER NOT NULL,
+     PRIMARY KEY (delivery_id, attempt)
+   );`,
 ];
 
 /** The schema version this code writes (SQLite's `user_version`). */

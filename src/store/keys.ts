@@ -120,6 +120,11 @@ export function newKeyRow(options: NewKeyOptions): {
   };
 }
 
+/** A new callback signing secret: 32 random bytes, hex. */
+export function newWebhookSecret(): string {
+  return randomBytes(32).toString("hex");
+}
+
 /** What makes the environment's admin key. */
 export function envAdminKey(token: string): NewKeyOptions {
   return {

@@ -136,6 +136,8 @@ export function splitOutput(result: ExecutionResult): {
 /** Query of `GET /v1/executions`: newest first, `before` = the last row of the previous page. */
 export interface ListFilter {
   userId?: string | undefined;
+  /** Only these executions (GET /v1/executions?ids=; at most 100, checked by the route). */
+  ids?: readonly string[] | undefined;
   statuses?: readonly ExecutionStatus[] | undefined;
   /** createdAt ≥ fromMs */
   fromMs?: number | undefined;
@@ -195,6 +197,8 @@ export function listQuery(
     args.push(...values);
   };
   if (filter.userId !== undefined) add((p) => `user_id = ${p()}`, filter.userId);
+  if (filter.ids?.length)
+    add((p) => `id IN (${filter.ids!.map(() => p()).join(", ")})`, ...filter.ids);
   if (filter.statuses?.length)
     add((p) => `status IN (${filter.statuses!.map(() => p()).join(", ")})`, ...filter.statuses);
   if (filter.fromMs !== undefined) add((p) => `created_at >= ${p()}`, filter.fromMs);

@@ -12,6 +12,7 @@ import type { AuditEvent, ExecutionRecord, ListedRecord, ListFilter, NewEvent } 
 import type { StoredArtifact } from "./artifacts.js";
 import type { QuotaRule, NewQuota, QuotaFilter } from "./quotas.js";
 import type { UsageDelta, UsagePeriodRow, UsageQuery, UsageTotals } from "./usage.js";
+import type { WebhookStore } from "./webhooks.js";
 
 export interface NewRecord {
   id: string;
@@ -75,6 +76,10 @@ export interface KeyStore {
   update(id: string, patch: KeyPatch): Promise<ApiKey | null>;
   /** A new token for a live key; the old one is refused from now on (null: revoked or unknown). */
   rotate(id: string): Promise<{ key: ApiKey; token: string } | null>;
+  /** The key's callback signing secret (hex), made on first use; null for an unknown key. */
+  webhookSecret(id: string): Promise<string | null>;
+  /** A new signing secret for the key (the old one stops signing at once); null for an unknown key. */
+  rotateWebhookSecret(id: string): Promise<string | null>;
 }
 
 /** What `update` may change of a key (absent: unchanged). */
@@ -168,6 +173,8 @@ export interface Store {
   readonly sessions: SessionRegistry;
   readonly usage: UsageStore;
   readonly quotas: QuotaStore;
+  /** Callback deliveries and their attempts (docs/webhooks.md). */
+  readonly webhooks: WebhookStore;
   /** Answers a trivial write (for /readyz). */
   isWritable(): Promise<boolean>;
   close(): Promise<void>;

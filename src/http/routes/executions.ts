@@ -21,6 +21,9 @@ import { OutputBudget } from "../output-budget.js";
 import { clientGone, runActor } from "../run-request.js";
 import { lastEventId, openEventStream } from "../sse.js";
 import { executionListRoute } from "./execution-list.js";
+import { executionBatchRoute } from "./execution-batch.js";
+import { checkCallback, registerCallback } from "../callbacks.js";
+import type { Webhooks } from "../../webhooks/types.js";
 import {
   AcceptedSchema,
   ErrorResponses,
@@ -36,6 +39,8 @@ export interface ExecutionRoutesOptions {
   config: Config;
   /** Null on a cluster API node: the worker analyses (src/executions/run-code.ts). */
   analyzer: Analyzer | null;
+  /** Callbacks; absent: a request with `callbackUrl` is refused. */
+  webhooks?: Webhooks | undefined;
 }
 
 const errors = ErrorResponses;
@@ -47,7 +52,7 @@ function visible(actor: Actor | null, userId: string): boolean {
 
 export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = async (
   app,
-  { service, registry, config, analyzer },
+  { service, registry, config, analyzer, webhooks },
 ) => {
   const { CreateExecutionSchema } = createExecutionSchemas(config);
 
@@ -123,15 +128,23 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
     },
     async (request, reply) => {
       const wait = request.body.wait;
+      const actor = runActor(request.actor!);
+      // Checked before anything is submitted: a refused callback runs nothing.
+      const callbackUrl =
+        request.body.callbackUrl === undefined
+          ? undefined
+          : await checkCallback(webhooks, actor, request.body.callbackUrl, "callbackUrl");
       const outcome = await runCode(
         { service, analyzer },
         request.body,
-        runActor(request.actor!),
+        actor,
         // A client that asked for 202 is not waiting: its hanging up kills nothing.
         { source: "api", signal: wait ? clientGone(reply) : undefined },
       );
       if (outcome.rejected) return reply.status(422).send(outcome.rejected);
       const { execution } = outcome;
+      if (callbackUrl !== undefined)
+        await registerCallback(webhooks!, service, execution, { url: callbackUrl, actor });
       const findings = outcome.findings ? { findings: outcome.findings } : {};
       if (!wait) {
         void reply.header("Location", `/v1/executions/${execution.id}`);
@@ -143,6 +156,7 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
   );
 
   executionListRoute(app, service);
+  executionBatchRoute(app, { service, registry, config, analyzer, webhooks });
 
   app.get(
     "/v1/executions/:id",

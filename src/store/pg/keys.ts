@@ -14,6 +14,7 @@ import {
   newKeyRow,
   newToken,
   patchedRow,
+  newWebhookSecret,
   toKey,
   type ApiKey,
   type KeyRow,
@@ -147,5 +148,25 @@ export class PgKeyStore implements KeyStore {
        ON CONFLICT (id) DO UPDATE SET hash = excluded.hash, revoked_at = NULL`,
       [k.id, envAdminKey(token).name, k.hash, k.scopes, "admin", k.createdAt],
     );
+  }
+
+  /** Made once, by whichever node asks first: COALESCE keeps a secret another node just set. */
+  async webhookSecret(id: string): Promise<string | null> {
+    const { rows } = await query<{ webhook_secret: string }>(
+      this.pool,
+      `UPDATE api_keys SET webhook_secret = COALESCE(webhook_secret, $1) WHERE id = $2
+       RETURNING webhook_secret`,
+      [newWebhookSecret(), id],
+    );
+    return rows[0]?.webhook_secret ?? null;
+  }
+
+  async rotateWebhookSecret(id: string): Promise<string | null> {
+    const { rows } = await query<{ webhook_secret: string }>(
+      this.pool,
+      "UPDATE api_keys SET webhook_secret = $1 WHERE id = $2 RETURNING webhook_secret",
+      [newWebhookSecret(), id],
+    );
+    return rows[0]?.webhook_secret ?? null;
   }
 }

@@ -53,6 +53,22 @@ const MIGRATIONS: string[] = [
   `ALTER TABLE workers ADD COLUMN runtimes text NOT NULL DEFAULT '[]';`,
   // Usage per hour, user and key, and quota rules (src/store/usage.ts, quotas.ts).
   USAGE_TABLES_SQL,
+  // Signed callbacks (store/webhooks.ts): each key's signing secret; deliveries, leased by
+  // the API node sending them, and a bounded log of their attempts.
+  `ALTER TABLE api_keys ADD COLUMN webhook_secret text;
+   CREATE TABLE webhook_deliveries (
+     id text COLLATE "C" PRIMARY KEY, execution_id text COLLATE "C" NOT NULL,
+     user_id text NOT NULL, key_id text, url text NOT NULL, format text NOT NULL, batch_id text,
+     state text NOT NULL, attempts integer NOT NULL DEFAULT 0, next_attempt_at bigint NOT NULL,
+     created_at bigint NOT NULL, first_attempt_at bigint, last_status integer, last_error text,
+     delivered_at bigint, lease_owner text, lease_until bigint);
+   CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE state = 'pending';
+   CREATE INDEX webhook_deliveries_user ON webhook_deliveries (user_id, created_at);
+   CREATE INDEX webhook_deliveries_execution ON webhook_deliveries (execution_id);
+   CREATE INDEX webhook_deliveries_created ON webhook_deliveries (created_at, id);
+   CREATE TABLE webhook_attempts (delivery_id text NOT NULL, attempt integer NOT NULL,
+     at bigint NOT NULL, status integer, error text, duration_ms integer NOT NULL,
+     PRIMARY KEY (delivery_id, attempt));`,
 ];
 
 /** The schema version this code writes. */

@@ -12,6 +12,7 @@ import { createPool, query, transaction } from "./pool.js";
 import { PgRecordStore } from "./records.js";
 import { PgSessionRegistry } from "./sessions.js";
 import { PgQuotaStore, PgUsageStore } from "./usage.js";
+import { PgWebhookStore } from "./webhooks.js";
 
 /** How long closing waits for audit events still queued for a database that may be gone. */
 const CLOSE_FLUSH_MS = 5_000;
@@ -24,6 +25,7 @@ export class PgStore implements Store {
   readonly sessions: PgSessionRegistry;
   readonly usage: PgUsageStore;
   readonly quotas: PgQuotaStore;
+  readonly webhooks: PgWebhookStore;
 
   /**
    * The connection pool (max 10 connections, 30 s statement timeout), for the
@@ -41,6 +43,7 @@ export class PgStore implements Store {
     this.sessions = new PgSessionRegistry(pool);
     this.usage = new PgUsageStore(pool);
     this.quotas = new PgQuotaStore(pool);
+    this.webhooks = new PgWebhookStore(pool);
   }
 
   /** Connects and applies pending migrations (refused if the database is newer than this code). */

@@ -12,6 +12,7 @@ import {
   newKeyRow,
   newToken,
   patchedRow,
+  newWebhookSecret,
   toKey,
   type ApiKey,
   type KeyRow,
@@ -135,5 +136,28 @@ export class SqliteKeyStore implements KeyStore {
       return;
     }
     this.createNow(envAdminKey(token));
+  }
+
+  async webhookSecret(id: string): Promise<string | null> {
+    this.db
+      .prepare("UPDATE api_keys SET webhook_secret = ? WHERE id = ? AND webhook_secret IS NULL")
+      .run(newWebhookSecret(), id);
+    return this.secretOf(id);
+  }
+
+  async rotateWebhookSecret(id: string): Promise<string | null> {
+    this.db
+      .prepare("UPDATE api_keys SET webhook_secret = ? WHERE id = ?")
+      .run(newWebhookSecret(), id);
+    return this.secretOf(id);
+  }
+
+  private secretOf(id: string): string | null {
+    const row = this.db
+      .prepare<[string], { webhook_secret: string | null }>(
+        "SELECT webhook_secret FROM api_keys WHERE id = ?",
+      )
+      .get(id);
+    return row?.webhook_secret ?? null;
   }
 }

@@ -6,6 +6,7 @@ import { SqliteKeyStore } from "./keys.js";
 import { SqliteRecordStore } from "./records.js";
 import { SqliteSessionRegistry } from "./sessions.js";
 import { SqliteQuotaStore, SqliteUsageStore } from "./usage.js";
+import { SqliteWebhookStore } from "./webhooks.js";
 
 export class SqliteStore implements Store {
   readonly kind = "sqlite" as const;
@@ -15,6 +16,7 @@ export class SqliteStore implements Store {
   readonly sessions: SqliteSessionRegistry;
   readonly usage: SqliteUsageStore;
   readonly quotas: SqliteQuotaStore;
+  readonly webhooks: SqliteWebhookStore;
 
   /** Opens (and migrates) `<dataDir>/warden.db`; artifacts' bytes go to `<dataDir>/artifacts`. */
   constructor(
@@ -27,6 +29,7 @@ export class SqliteStore implements Store {
     this.keys = new SqliteKeyStore(db);
     this.artifacts = new SqliteArtifactStore(db, dataDir);
     this.sessions = new SqliteSessionRegistry(db);
+    this.webhooks = new SqliteWebhookStore(db);
   }
 
   async isWritable(): Promise<boolean> {

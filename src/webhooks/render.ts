@@ -1,0 +1,27 @@
+/**
+ * The `warden` callback body: the execution as GET /v1/executions/:id shows
+ * it, output included. The output is what the store kept, so it is already
+ * bounded by the run's outputBytes limits.
+ */
+import { blankResult } from "../contract/result.js";
+import type { CallbackRenderer } from "./types.js";
+
+export const wardenCallback: CallbackRenderer = (record) => {
+  const base = record.result ?? blankResult(record.id, record.status);
+  return {
+    method: "POST",
+    contentType: "application/json",
+    body: JSON.stringify({
+      ...base,
+      status: record.status,
+      language: record.language,
+      userId: record.userId,
+      createdAt: record.createdAt,
+      startedAt: record.startedAt,
+      finishedAt: record.finishedAt,
+    }),
+  };
+};
+
+/** The event every delivery names in `Warden-Event`. */
+export const EXECUTION_FINISHED_EVENT = "execution.finished";
