@@ -5,6 +5,7 @@ import { ClusterConfigSchema } from "./cluster-config.js";
 import { parseHostname, parsePattern } from "../util/hostname.js";
 import { RuntimeDefinitionSchema } from "./runtime-definition.js";
 import { EnvironmentsConfigSchema } from "./environments.js";
+import { DashboardConfigSchema } from "./dashboard-config.js";
 
 const MiB = 1024 * 1024;
 
@@ -717,6 +718,9 @@ export const ConfigSchema = z
       .array(RuntimeDefinitionSchema)
       .default([])
       .describe("Extra runtimes, or replacements for built-in ones of the same name."),
+    dashboard: DashboardConfigSchema.default(DashboardConfigSchema.parse({})).describe(
+      "The admin dashboard at /dashboard (docs/dashboard.md).",
+    ),
   })
   .strict()
   .superRefine((c, ctx) => {

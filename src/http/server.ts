@@ -45,6 +45,10 @@ import { notebookRoutes } from "./routes/notebooks.js";
 import { environmentRoutes } from "./routes/environments.js";
 import { InternalGate } from "../cluster/internal-gate.js";
 import type { ClusterRouting } from "../cluster/forward.js";
+import { DashboardSessions } from "./dashboard-session.js";
+import { dashboardRoutes } from "./routes/dashboard.js";
+import { auditRoutes } from "./routes/admin-audit.js";
+import { liveRoutes } from "./routes/admin-live.js";
 
 export interface ServerDeps {
   config: Config;
@@ -147,9 +151,13 @@ export async function buildServer(deps: ServerDeps) {
       "camera=(), microphone=(), geolocation=(), interest-cohort=()",
     );
   });
+  const dashboard =
+    !internal && config.dashboard.enabled
+      ? new DashboardSessions(deps.store.dashboardSessions, deps.keys, config.dashboard)
+      : null;
   const gate = internal
     ? new InternalGate(internal.secret, service, refusals)
-    : new Gate(deps.keys, service, server, refusals, deps.limiters);
+    : new Gate(deps.keys, service, server, refusals, deps.limiters, dashboard?.authenticate);
   app.addHook("onRequest", gate.check);
   app.addHook("onResponse", async (request, reply) => {
     // Refused requests (4xx) are logged only while this client has log budget left.
@@ -220,6 +228,16 @@ export async function buildServer(deps: ServerDeps) {
       analyzer: queueAnalyzer,
     });
     await app.register(adminRoutes, { service, sessions: deps.sessions, keys: deps.keys, config });
+    await app.register(auditRoutes, { service, maxExportRows: config.dashboard.maxExportRows });
+    await app.register(liveRoutes, { service, sessions: deps.sessions });
+    if (dashboard)
+      await app.register(dashboardRoutes, {
+        config: config.dashboard,
+        sessions: dashboard,
+        service,
+        refusals,
+        limiters: deps.limiters,
+      });
     await app.register(pistonRoutes, {
       service,
       registry: deps.registry,

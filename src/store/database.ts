@@ -87,6 +87,16 @@ const MIGRATIONS: string[] = [
    );
    CREATE INDEX sessions_live ON sessions (worker_id) WHERE ended_at IS NULL;
    CREATE INDEX sessions_user ON sessions (user_id) WHERE ended_at IS NULL;`,
+  // The admin audit search filters by event name and user over time; dashboard logins.
+  `CREATE INDEX events_event ON events (event, timestamp);
+   CREATE INDEX events_user ON events (user_id, id);
+   CREATE TABLE dashboard_sessions (
+     id_hash TEXT PRIMARY KEY,
+     key_id TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL
+   );
+   CREATE INDEX dashboard_sessions_expiry ON dashboard_sessions (expires_at);`,
 ];
 
 /** The schema version this code writes (SQLite's `user_version`). */

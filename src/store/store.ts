@@ -10,6 +10,7 @@ import type { PolicyMode } from "../contract/policy.js";
 import type { ApiKey, Scope } from "./keys.js";
 import type { AuditEvent, ExecutionRecord, ListedRecord, ListFilter, NewEvent } from "./records.js";
 import type { StoredArtifact } from "./artifacts.js";
+import type { CountBucket, CountFilter, EventFilter, StoredAuditEvent } from "./audit-search.js";
 
 export interface NewRecord {
   id: string;
@@ -48,6 +49,10 @@ export interface RecordStore {
   /** Single node: records a stopped Warden left queued or running end as `error`. */
   failOrphans(): Promise<string[]>;
   expire(retentionMs: number): Promise<{ executions: number; events: number }>;
+  /** Audit events matching a filter, newest first (the admin audit search). */
+  searchEvents(filter: EventFilter): Promise<StoredAuditEvent[]>;
+  /** How many events of each name fall in each bucket of a time range. */
+  countEvents(filter: CountFilter): Promise<CountBucket[]>;
 }
 
 export interface NewKeyOptions {
@@ -118,12 +123,31 @@ export interface SessionRegistry {
   expire(retentionMs: number): Promise<number>;
 }
 
+/** A dashboard login: the cookie's hash, the admin key it acts as, and when it ends. */
+export interface DashboardSessionRow {
+  idHash: string;
+  keyId: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+/** Dashboard logins, shared by every API node (src/http/dashboard-session.ts). */
+export interface DashboardSessionStore {
+  create(row: DashboardSessionRow): Promise<void>;
+  get(idHash: string): Promise<DashboardSessionRow | null>;
+  /** Logout: the session is gone on every node at once. */
+  delete(idHash: string): Promise<boolean>;
+  /** Removes sessions that ended before `now`; returns how many. */
+  expire(now: number): Promise<number>;
+}
+
 export interface Store {
   readonly kind: "sqlite" | "postgres";
   readonly records: RecordStore;
   readonly keys: KeyStore;
   readonly artifacts: ArtifactStore;
   readonly sessions: SessionRegistry;
+  readonly dashboardSessions: DashboardSessionStore;
   /** Answers a trivial write (for /readyz). */
   isWritable(): Promise<boolean>;
   close(): Promise<void>;

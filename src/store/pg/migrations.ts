@@ -50,6 +50,12 @@ const MIGRATIONS: string[] = [
    CREATE INDEX sessions_user ON sessions (user_id) WHERE ended_at IS NULL;`,
   // What each worker detected it can run, with versions: an API node has no runtimes of its own.
   `ALTER TABLE workers ADD COLUMN runtimes text NOT NULL DEFAULT '[]';`,
+  // The admin audit search filters by event name and user over time; dashboard logins.
+  `CREATE INDEX events_event ON events (event, timestamp);
+   CREATE INDEX events_user ON events (user_id, id);
+   CREATE TABLE dashboard_sessions (id_hash text PRIMARY KEY, key_id text NOT NULL,
+     created_at bigint NOT NULL, expires_at bigint NOT NULL);
+   CREATE INDEX dashboard_sessions_expiry ON dashboard_sessions (expires_at);`,
 ];
 
 /** The schema version this code writes. */

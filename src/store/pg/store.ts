@@ -11,6 +11,7 @@ import { migrate } from "./migrations.js";
 import { createPool, query, transaction } from "./pool.js";
 import { PgRecordStore } from "./records.js";
 import { PgSessionRegistry } from "./sessions.js";
+import { PgDashboardSessions } from "./dashboard-sessions.js";
 
 /** How long closing waits for audit events still queued for a database that may be gone. */
 const CLOSE_FLUSH_MS = 5_000;
@@ -21,6 +22,7 @@ export class PgStore implements Store {
   readonly keys: PgKeyStore;
   readonly artifacts: PgArtifactStore;
   readonly sessions: PgSessionRegistry;
+  readonly dashboardSessions: PgDashboardSessions;
 
   /**
    * The connection pool (max 10 connections, 30 s statement timeout), for the
@@ -36,6 +38,7 @@ export class PgStore implements Store {
     this.keys = new PgKeyStore(pool);
     this.artifacts = new PgArtifactStore(pool);
     this.sessions = new PgSessionRegistry(pool);
+    this.dashboardSessions = new PgDashboardSessions(pool);
   }
 
   /** Connects and applies pending migrations (refused if the database is newer than this code). */

@@ -5,6 +5,7 @@ import type { Store } from "../store.js";
 import { SqliteKeyStore } from "./keys.js";
 import { SqliteRecordStore } from "./records.js";
 import { SqliteSessionRegistry } from "./sessions.js";
+import { SqliteDashboardSessions } from "./dashboard-sessions.js";
 
 export class SqliteStore implements Store {
   readonly kind = "sqlite" as const;
@@ -12,6 +13,7 @@ export class SqliteStore implements Store {
   readonly keys: SqliteKeyStore;
   readonly artifacts: SqliteArtifactStore;
   readonly sessions: SqliteSessionRegistry;
+  readonly dashboardSessions: SqliteDashboardSessions;
 
   /** Opens (and migrates) `<dataDir>/warden.db`; artifacts' bytes go to `<dataDir>/artifacts`. */
   constructor(
@@ -22,6 +24,7 @@ export class SqliteStore implements Store {
     this.keys = new SqliteKeyStore(db);
     this.artifacts = new SqliteArtifactStore(db, dataDir);
     this.sessions = new SqliteSessionRegistry(db);
+    this.dashboardSessions = new SqliteDashboardSessions(db);
   }
 
   async isWritable(): Promise<boolean> {
