@@ -122,7 +122,8 @@ export class DashboardSessions {
    * or the route is not one a cookie may act on (then it needs a key as ever).
    */
   authenticate = async (request: FastifyRequest): Promise<CookieOutcome> => {
-    if (!cookieRoute(request.routeOptions.url)) return null;
+    // An unrouted path is checked by its own (so the dashboard sees 404 for a missing API).
+    if (!cookieRoute(request.routeOptions.url ?? request.url.split("?")[0])) return null;
     if (readCookie(request.headers.cookie, COOKIE_NAME) === undefined) return null;
     const refused = crossSite(request);
     if (refused) return { refuse: { code: "PERMISSION_DENIED", message: refused } };

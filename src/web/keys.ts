@@ -105,7 +105,7 @@ export function Keys(props: { onUnauthorized: () => void }) {
   const fail = (e: unknown, what: string) =>
     setError(
       e instanceof ApiError && e.missing
-        ? `${what} is not available on this server (its API answered 404).`
+        ? `${what}: not available on this server (its API answered 404).`
         : failure(e, props.onUnauthorized),
     );
   const load = () =>

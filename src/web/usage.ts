@@ -53,7 +53,7 @@ function quantile(buckets: [number, number][], q: number): string {
 
 function Unavailable(props: { what: string }) {
   return html`<p class="notice">
-    ${props.what} is not available on this server (its API answered 404).
+    ${props.what}: not available on this server (its API answered 404).
   </p>`;
 }
 
