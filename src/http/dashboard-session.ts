@@ -71,7 +71,8 @@ export function crossSite(request: FastifyRequest): string | null {
 
 export class DashboardSessions {
   constructor(
-    private readonly store: DashboardSessionStore,
+    /** Read when used: the routes are also built without a store (OpenAPI generation). */
+    private readonly sessions: () => DashboardSessionStore,
     private readonly keys: KeyStore,
     private readonly config: DashboardConfig,
   ) {}
@@ -92,10 +93,10 @@ export class DashboardSessions {
     const key = await this.keys.authenticate(token);
     if (!key?.scopes.includes("admin")) return null;
     const now = Date.now();
-    await this.store.expire(now);
+    await this.sessions().expire(now);
     const sessionId = randomBytes(32).toString("base64url");
     const expiresAt = now + this.config.sessionTtlMinutes * 60_000;
-    await this.store.create({
+    await this.sessions().create({
       idHash: sha256(sessionId),
       keyId: key.id,
       createdAt: now,
@@ -110,7 +111,7 @@ export class DashboardSessions {
   ): Promise<{ sessionId: string; key: ApiKey; expiresAt: number } | null> {
     const sessionId = readCookie(request.headers.cookie, COOKIE_NAME);
     if (!sessionId || !SESSION_ID.test(sessionId)) return null;
-    const row = await this.store.get(sha256(sessionId));
+    const row = await this.sessions().get(sha256(sessionId));
     if (!row || row.expiresAt <= Date.now()) return null;
     const key = await this.keys.get(row.keyId);
     if (!key || key.revokedAt !== null || !key.scopes.includes("admin")) return null;
@@ -150,7 +151,7 @@ export class DashboardSessions {
 
   async logout(request: FastifyRequest): Promise<void> {
     const sessionId = readCookie(request.headers.cookie, COOKIE_NAME);
-    if (sessionId && SESSION_ID.test(sessionId)) await this.store.delete(sha256(sessionId));
+    if (sessionId && SESSION_ID.test(sessionId)) await this.sessions().delete(sha256(sessionId));
   }
 
   setCookie(reply: FastifyReply, request: FastifyRequest, value: string, maxAgeSeconds: number) {

@@ -153,7 +153,7 @@ export async function buildServer(deps: ServerDeps) {
   });
   const dashboard =
     !internal && config.dashboard.enabled
-      ? new DashboardSessions(deps.store.dashboardSessions, deps.keys, config.dashboard)
+      ? new DashboardSessions(() => deps.store.dashboardSessions, deps.keys, config.dashboard)
       : null;
   const gate = internal
     ? new InternalGate(internal.secret, service, refusals)
