@@ -7,6 +7,7 @@ import { parseHostname, parsePattern } from "../util/hostname.js";
 import { RuntimeDefinitionSchema } from "./runtime-definition.js";
 import { EnvironmentsConfigSchema } from "./environments.js";
 import { WebhooksConfigSchema } from "./webhooks-config.js";
+import { DashboardConfigSchema } from "./dashboard-config.js";
 
 const MiB = 1024 * 1024;
 
@@ -724,6 +725,9 @@ export const ConfigSchema = z
       .describe("Extra runtimes, or replacements for built-in ones of the same name."),
     usage: UsageConfigSchema.default(UsageConfigSchema.parse({})).describe(
       "Usage accounting, prices and quotas (docs/usage.md).",
+    ),
+    dashboard: DashboardConfigSchema.default(DashboardConfigSchema.parse({})).describe(
+      "The admin dashboard at /dashboard (docs/dashboard.md).",
     ),
   })
   .strict()

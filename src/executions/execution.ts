@@ -57,6 +57,8 @@ export class Execution extends EventEmitter<ExecutionEvents> {
   readonly chunks: OutputChunk[] = [];
   readonly abort = new AbortController();
   killReason: string | null = null;
+  /** The box running it (its cgroups are `<boxId>-<run>`), for live monitoring. */
+  boxId: string | null = null;
   readonly done: Promise<ExecutionResult>;
   private resolveDone!: (result: ExecutionResult) => void;
 

@@ -67,4 +67,8 @@ export interface ExecutionFrontend {
   getRecord(id: string, withOutput?: boolean): Promise<ExecutionRecord | null>;
   storedOutputBytes(id: string): Promise<number>;
   withStoredOutput(id: string, result: ExecutionResult): Promise<ExecutionResult>;
+  /** Single node: running executions' memory and CPU now, from their cgroups (by id). */
+  sandboxUsage?(
+    ids: readonly string[],
+  ): Promise<Map<string, { memoryBytes: number; cpuTimeMs: number }>>;
 }

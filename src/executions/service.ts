@@ -229,6 +229,7 @@ export class ExecutionService {
         compileLimits: r.compileLimits,
         signal,
         onOutput: (chunk) => execution.pushOutput(chunk),
+        onBox: (box) => (execution.boxId = box.id),
         network: r.network
           ? this.o.egress(r.network, { executionId: execution.id, userId: execution.userId })
           : undefined,
@@ -376,6 +377,37 @@ export class ExecutionService {
 
   getLogs(executionId: string): Promise<AuditEvent[]> {
     return this.records.events(executionId);
+  }
+
+  /** Memory now and CPU so far of running executions' sandboxes, read from their cgroups. */
+  async sandboxUsage(
+    ids: readonly string[],
+  ): Promise<Map<string, { memoryBytes: number; cpuTimeMs: number }>> {
+    const byBox = new Map<string, string>();
+    for (const id of ids) {
+      const box = this.scheduler.get(id)?.boxId;
+      if (box) byBox.set(box, id);
+    }
+    const usage = new Map<string, { memoryBytes: number; cpuTimeMs: number }>();
+    if (byBox.size === 0) return usage;
+    // A box's runs are `<box>-1`, `<box>-2` (compile, then program): the latest is running.
+    const latest = new Map<string, { name: string; run: number }>();
+    for (const name of await this.o.host.cgroups.list()) {
+      const cut = name.lastIndexOf("-");
+      const box = name.slice(0, cut);
+      const run = Number(name.slice(cut + 1));
+      if (byBox.has(box) && run > (latest.get(box)?.run ?? 0)) latest.set(box, { name, run });
+    }
+    await Promise.all(
+      [...latest].map(async ([box, { name }]) => {
+        const now = await this.o.host.cgroups
+          .open(name)
+          .usage()
+          .catch(() => null); // it ended meanwhile
+        if (now) usage.set(byBox.get(box)!, now);
+      }),
+    );
+    return usage;
   }
 
   /** The live execution, if it is still queued or running. */

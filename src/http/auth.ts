@@ -16,6 +16,7 @@ import type { KeyStore } from "../store/store.js";
 import type { RefusalLog } from "./refusals.js";
 import { whenAnswered } from "./answered.js";
 import type { RateLimiter } from "../cluster/rate-limit-redis.js";
+import type { CookieOutcome } from "./dashboard-session.js";
 
 /** Makes a limiter for a set of windows; cluster API nodes share theirs in Redis. */
 export type LimiterFactory = (windows: WindowLimit[], name: string) => RateLimiter;
@@ -80,6 +81,8 @@ export class Gate {
     private readonly server: ServerConfig,
     private readonly refusals: RefusalLog,
     limiter: LimiterFactory = inProcess,
+    /** Dashboard sessions (dashboard-session.ts): a cookie acts as its admin key on admin routes only. */
+    private readonly cookie?: (request: FastifyRequest) => Promise<CookieOutcome>,
   ) {
     this.perIp = limiter(windows(server.rateLimits.perIp), "perIp");
     this.perKey = limiter(windows(server.rateLimits.perKey), "perKey");
@@ -217,7 +220,11 @@ export class Gate {
     if (scope === "public") return;
     this.limit(reply, await this.perIp.hit(request.ip), `client ${request.ip}`, request);
     const token = bearer(request.headers.authorization);
-    if (!token) {
+    const viaCookie = token || !this.cookie ? null : await this.cookie(request);
+    if (viaCookie && "refuse" in viaCookie)
+      this.refuse(request, viaCookie.refuse.code, viaCookie.refuse.message);
+    const key = token ? await this.keys.authenticate(token) : viaCookie?.key;
+    if (!token && !key) {
       if (request.routeOptions.config.anonymous && this.server.pistonAnonymous) {
         request.actor = { userId: "anonymous", key: null, anonymous: true };
         this.limit(reply, await this.anonymous.hit(request.ip), "anonymous client", request);
@@ -226,7 +233,6 @@ export class Gate {
       }
       this.refuse(request, "UNAUTHORIZED", "missing API key: send Authorization: Bearer <key>");
     }
-    const key = await this.keys.authenticate(token);
     if (!key) this.refuse(request, "UNAUTHORIZED", "invalid or revoked API key");
     request.actor = { userId: key.userId, key, anonymous: false };
     if (scope !== "any" && !key.scopes.includes(scope) && !key.scopes.includes("admin"))

@@ -48,6 +48,10 @@ import { InternalGate } from "../cluster/internal-gate.js";
 import type { ClusterRouting } from "../cluster/forward.js";
 import type { Webhooks } from "../webhooks/types.js";
 import { webhookRoutes } from "./routes/webhooks.js";
+import { DashboardSessions } from "./dashboard-session.js";
+import { dashboardRoutes } from "./routes/dashboard.js";
+import { auditRoutes } from "./routes/admin-audit.js";
+import { liveRoutes } from "./routes/admin-live.js";
 
 export interface ServerDeps {
   config: Config;
@@ -152,9 +156,13 @@ export async function buildServer(deps: ServerDeps) {
       "camera=(), microphone=(), geolocation=(), interest-cohort=()",
     );
   });
+  const dashboard =
+    !internal && config.dashboard.enabled
+      ? new DashboardSessions(() => deps.store.dashboardSessions, deps.keys, config.dashboard)
+      : null;
   const gate = internal
     ? new InternalGate(internal.secret, service, refusals)
-    : new Gate(deps.keys, service, server, refusals, deps.limiters);
+    : new Gate(deps.keys, service, server, refusals, deps.limiters, dashboard?.authenticate);
   app.addHook("onRequest", gate.check);
   app.addHook("onResponse", async (request, reply) => {
     // Refused requests (4xx) are logged only while this client has log budget left.
@@ -228,6 +236,16 @@ export async function buildServer(deps: ServerDeps) {
     await app.register(webhookRoutes, { store: deps.store });
     await app.register(adminRoutes, { service, sessions: deps.sessions, keys: deps.keys, config });
     await app.register(usageRoutes, { store: deps.store, config, service });
+    await app.register(auditRoutes, { service, maxExportRows: config.dashboard.maxExportRows });
+    await app.register(liveRoutes, { service, sessions: deps.sessions });
+    if (dashboard)
+      await app.register(dashboardRoutes, {
+        config: config.dashboard,
+        sessions: dashboard,
+        service,
+        refusals,
+        limiters: deps.limiters,
+      });
     await app.register(pistonRoutes, {
       service,
       registry: deps.registry,

@@ -125,6 +125,16 @@ const MIGRATIONS: string[] = [
      duration_ms INTEGER NOT NULL,
      PRIMARY KEY (delivery_id, attempt)
    );`,
+  // The admin audit search filters by event name and user over time; dashboard logins.
+  `CREATE INDEX events_event ON events (event, timestamp);
+   CREATE INDEX events_user ON events (user_id, id);
+   CREATE TABLE dashboard_sessions (
+     id_hash TEXT PRIMARY KEY,
+     key_id TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL
+   );
+   CREATE INDEX dashboard_sessions_expiry ON dashboard_sessions (expires_at);`,
 ];
 
 /** The schema version this code writes (SQLite's `user_version`). */

@@ -13,6 +13,7 @@ import type { StoredArtifact } from "./artifacts.js";
 import type { QuotaRule, NewQuota, QuotaFilter } from "./quotas.js";
 import type { UsageDelta, UsagePeriodRow, UsageQuery, UsageTotals } from "./usage.js";
 import type { WebhookStore } from "./webhooks.js";
+import type { CountBucket, CountFilter, EventFilter, StoredAuditEvent } from "./audit-search.js";
 
 export interface NewRecord {
   id: string;
@@ -51,6 +52,10 @@ export interface RecordStore {
   /** Single node: records a stopped Warden left queued or running end as `error`. */
   failOrphans(): Promise<string[]>;
   expire(retentionMs: number): Promise<{ executions: number; events: number }>;
+  /** Audit events matching a filter, newest first (the admin audit search). */
+  searchEvents(filter: EventFilter): Promise<StoredAuditEvent[]>;
+  /** How many events of each name fall in each bucket of a time range. */
+  countEvents(filter: CountFilter): Promise<CountBucket[]>;
 }
 
 export interface NewKeyOptions {
@@ -165,6 +170,24 @@ export interface QuotaStore {
   remove(id: string): Promise<boolean>;
 }
 
+/** A dashboard login: the cookie's hash, the admin key it acts as, and when it ends. */
+export interface DashboardSessionRow {
+  idHash: string;
+  keyId: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+/** Dashboard logins, shared by every API node (src/http/dashboard-session.ts). */
+export interface DashboardSessionStore {
+  create(row: DashboardSessionRow): Promise<void>;
+  get(idHash: string): Promise<DashboardSessionRow | null>;
+  /** Logout: the session is gone on every node at once. */
+  delete(idHash: string): Promise<boolean>;
+  /** Removes sessions that ended before `now`; returns how many. */
+  expire(now: number): Promise<number>;
+}
+
 export interface Store {
   readonly kind: "sqlite" | "postgres";
   readonly records: RecordStore;
@@ -175,6 +198,7 @@ export interface Store {
   readonly quotas: QuotaStore;
   /** Callback deliveries and their attempts (docs/webhooks.md). */
   readonly webhooks: WebhookStore;
+  readonly dashboardSessions: DashboardSessionStore;
   /** Answers a trivial write (for /readyz). */
   isWritable(): Promise<boolean>;
   close(): Promise<void>;

@@ -69,6 +69,12 @@ const MIGRATIONS: string[] = [
    CREATE TABLE webhook_attempts (delivery_id text NOT NULL, attempt integer NOT NULL,
      at bigint NOT NULL, status integer, error text, duration_ms integer NOT NULL,
      PRIMARY KEY (delivery_id, attempt));`,
+  // The admin audit search filters by event name and user over time; dashboard logins.
+  `CREATE INDEX events_event ON events (event, timestamp);
+   CREATE INDEX events_user ON events (user_id, id);
+   CREATE TABLE dashboard_sessions (id_hash text PRIMARY KEY, key_id text NOT NULL,
+     created_at bigint NOT NULL, expires_at bigint NOT NULL);
+   CREATE INDEX dashboard_sessions_expiry ON dashboard_sessions (expires_at);`,
 ];
 
 /** The schema version this code writes. */

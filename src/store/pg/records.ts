@@ -26,6 +26,16 @@ import {
   type RecordRow,
 } from "../records.js";
 import type { Events, NewRecord, RecordStore } from "../store.js";
+import {
+  countQuery,
+  searchQuery,
+  toBuckets,
+  toStoredEvent,
+  type CountBucket,
+  type CountFilter,
+  type EventFilter,
+  type StoredAuditEvent,
+} from "../audit-search.js";
 import { EventWriter, insertEvents } from "./events.js";
 import { query, transaction, type Queryable } from "./pool.js";
 import { countFinished } from "./usage.js";
@@ -219,5 +229,18 @@ export class PgRecordStore implements RecordStore {
     const events =
       (await query(this.pool, "DELETE FROM events WHERE timestamp < $1", [before])).rowCount ?? 0;
     return { executions, events };
+  }
+
+  async searchEvents(filter: EventFilter): Promise<StoredAuditEvent[]> {
+    await this.writer.flushed();
+    const { sql, args } = searchQuery(filter, "postgres");
+    return (await query<EventRow & { id: number }>(this.pool, sql, args)).rows.map(toStoredEvent);
+  }
+
+  async countEvents(filter: CountFilter): Promise<CountBucket[]> {
+    await this.writer.flushed();
+    const { sql, args } = countQuery(filter, "postgres");
+    const { rows } = await query<{ b: number; event: string; n: number }>(this.pool, sql, args);
+    return toBuckets(filter, rows);
   }
 }

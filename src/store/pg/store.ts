@@ -13,6 +13,7 @@ import { PgRecordStore } from "./records.js";
 import { PgSessionRegistry } from "./sessions.js";
 import { PgQuotaStore, PgUsageStore } from "./usage.js";
 import { PgWebhookStore } from "./webhooks.js";
+import { PgDashboardSessions } from "./dashboard-sessions.js";
 
 /** How long closing waits for audit events still queued for a database that may be gone. */
 const CLOSE_FLUSH_MS = 5_000;
@@ -26,6 +27,7 @@ export class PgStore implements Store {
   readonly usage: PgUsageStore;
   readonly quotas: PgQuotaStore;
   readonly webhooks: PgWebhookStore;
+  readonly dashboardSessions: PgDashboardSessions;
 
   /**
    * The connection pool (max 10 connections, 30 s statement timeout), for the
@@ -44,6 +46,7 @@ export class PgStore implements Store {
     this.usage = new PgUsageStore(pool);
     this.quotas = new PgQuotaStore(pool);
     this.webhooks = new PgWebhookStore(pool);
+    this.dashboardSessions = new PgDashboardSessions(pool);
   }
 
   /** Connects and applies pending migrations (refused if the database is newer than this code). */

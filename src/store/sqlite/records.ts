@@ -29,6 +29,16 @@ import {
 import type { Events, NewRecord, RecordStore } from "../store.js";
 import { executionDelta } from "../usage.js";
 import type { SqliteUsageStore } from "./usage.js";
+import {
+  countQuery,
+  searchQuery,
+  toBuckets,
+  toStoredEvent,
+  type CountBucket,
+  type CountFilter,
+  type EventFilter,
+  type StoredAuditEvent,
+} from "../audit-search.js";
 
 export class SqliteRecordStore implements RecordStore {
   private readonly insertEvent;
@@ -216,5 +226,21 @@ export class SqliteRecordStore implements RecordStore {
     })();
     const events = this.db.prepare("DELETE FROM events WHERE timestamp < ?").run(before).changes;
     return { executions, events };
+  }
+
+  async searchEvents(filter: EventFilter): Promise<StoredAuditEvent[]> {
+    const { sql, args } = searchQuery(filter, "sqlite");
+    return this.db
+      .prepare<(string | number)[], EventRow & { id: number }>(sql)
+      .all(...args)
+      .map(toStoredEvent);
+  }
+
+  async countEvents(filter: CountFilter): Promise<CountBucket[]> {
+    const { sql, args } = countQuery(filter, "sqlite");
+    const rows = this.db
+      .prepare<(string | number)[], { b: number; event: string; n: number }>(sql)
+      .all(...args);
+    return toBuckets(filter, rows);
   }
 }

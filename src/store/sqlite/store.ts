@@ -7,6 +7,7 @@ import { SqliteRecordStore } from "./records.js";
 import { SqliteSessionRegistry } from "./sessions.js";
 import { SqliteQuotaStore, SqliteUsageStore } from "./usage.js";
 import { SqliteWebhookStore } from "./webhooks.js";
+import { SqliteDashboardSessions } from "./dashboard-sessions.js";
 
 export class SqliteStore implements Store {
   readonly kind = "sqlite" as const;
@@ -17,6 +18,7 @@ export class SqliteStore implements Store {
   readonly usage: SqliteUsageStore;
   readonly quotas: SqliteQuotaStore;
   readonly webhooks: SqliteWebhookStore;
+  readonly dashboardSessions: SqliteDashboardSessions;
 
   /** Opens (and migrates) `<dataDir>/warden.db`; artifacts' bytes go to `<dataDir>/artifacts`. */
   constructor(
@@ -30,6 +32,7 @@ export class SqliteStore implements Store {
     this.artifacts = new SqliteArtifactStore(db, dataDir);
     this.sessions = new SqliteSessionRegistry(db);
     this.webhooks = new SqliteWebhookStore(db);
+    this.dashboardSessions = new SqliteDashboardSessions(db);
   }
 
   async isWritable(): Promise<boolean> {
