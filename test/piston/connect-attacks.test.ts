@@ -3,6 +3,7 @@
  * refused or cut off at its bound, and Warden keeps answering.
  */
 import { readFileSync } from "node:fs";
+import { connect as tcp } from "node:net";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer, type TestServer } from "../helpers/server.js";
@@ -54,6 +55,20 @@ describe("Piston socket attacks", () => {
     expect(refused).toMatchObject({ status: 401 });
     const wrong = await connect(server.url, "not-a-key").catch((e: { status?: number }) => e);
     expect(wrong).toMatchObject({ status: 401 });
+    // The refused upgrade's connection is closed by Warden, not left open.
+    const { port } = new URL(server.url);
+    const answer = await new Promise<string>((resolve) => {
+      const socket = tcp(Number(port), "127.0.0.1", () =>
+        socket.write(
+          "GET /api/v2/connect HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        ),
+      );
+      let text = "";
+      socket.on("data", (d) => (text += d.toString()));
+      socket.on("end", () => resolve(text));
+    });
+    expect(answer).toMatch(/^HTTP\/1.1 401/);
     await stillAnswers();
   });
 

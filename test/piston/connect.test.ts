@@ -20,7 +20,7 @@ afterAll(async () => {
 /** The message kinds in order; output split over several data messages counts once. */
 const types = (messages: PistonMessage[]): string[] =>
   messages
-    .map((m) => (m.type === "stage" || m.type === "exit" ? `${m.type}:${m.stage}` : m.type))
+    .map((m) => (m.type === "stage" || m.type === "exit" ? `${m.type}:${String(m.stage)}` : m.type))
     .filter((t, i, all) => t !== "data" || all[i - 1] !== "data");
 
 describe("Piston's interactive socket", () => {
