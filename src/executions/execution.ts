@@ -4,12 +4,13 @@
  * and a promise of its result.
  */
 import { EventEmitter } from "node:events";
+import type { Readable } from "node:stream";
 import type { ErrorInfo } from "../errors.js";
 import type { EgressPolicy } from "../network/policy.js";
 import type { SandboxEnvironment } from "../sandbox/types.js";
 import { blankResult, type ExecutionResult, type ExecutionStatus } from "../contract/result.js";
 import type { TestCaseResult } from "../contract/judging.js";
-import type { CompileLimits } from "../runtimes/execute.js";
+import type { CompileLimits, StageEvent } from "../runtimes/execute.js";
 import type { OutputChunk, SandboxFile, SandboxLimits } from "../sandbox/types.js";
 
 /** Where a request came from, for audit. */
@@ -20,6 +21,11 @@ export interface ExecutionRequest {
   files: SandboxFile[];
   entrypoint?: string | undefined;
   stdin?: string | undefined;
+  /**
+   * In process only (Piston's socket): piped to the program instead of
+   * `stdin`, for its whole life. Never stored or queued across nodes.
+   */
+  stdinStream?: Readable | undefined;
   args?: string[] | undefined;
   env?: Record<string, string> | undefined;
   limits: SandboxLimits;
@@ -43,6 +49,8 @@ export interface ExecutionEvents {
   status: [ExecutionStatus];
   /** A test-case run: one case's verdict, as soon as it is known. */
   test: [TestCaseResult];
+  /** A step started, or the compile step ended (interactive clients). */
+  stage: [StageEvent];
   end: [ExecutionResult];
 }
 

@@ -5,6 +5,7 @@
  * ClusterService (the PostgreSQL queue, workers elsewhere). Calls that may
  * cross the network return promises on the second; callers await both.
  */
+import type { Readable } from "node:stream";
 import type { ExecutionResult } from "../contract/result.js";
 import type { SystemMetrics, UserMetrics } from "../contract/metrics.js";
 import type { PolicyMode } from "../contract/policy.js";
@@ -35,6 +36,12 @@ export interface QuotaGate {
   ): Promise<() => void>;
 }
 
+/** What only an in-process caller can hand a run (never queued across nodes). */
+export interface LiveInput {
+  /** Piped to the program for its whole life instead of the request's `stdin`. */
+  stdin?: Readable | undefined;
+}
+
 export interface ExecutionFrontend {
   /** Quotas per user and key, when enforced. */
   readonly quotas?: QuotaGate | undefined;
@@ -50,7 +57,14 @@ export interface ExecutionFrontend {
     input: CreateExecutionInput,
     actor: SubmitActor,
     source: ExecutionSource,
+    live?: LiveInput,
   ): Execution | Promise<Execution>;
+  /**
+   * True where submit runs on this node's own sandboxes, so `live` input
+   * reaches the program (a single node). A cluster node queues through
+   * PostgreSQL, which carries no stream: absent there.
+   */
+  readonly interactive?: boolean;
   /** A cluster API node: what its workers can run (it has no runtimes of its own). */
   runtimes?(): Promise<
     { language: string; aliases: string[]; extensions: string[]; version: string | null }[]

@@ -19,7 +19,7 @@ import { checkPolicy, type RejectedResult } from "../policy/execution-policy.js"
 import type { Finding, PolicyMode } from "../contract/policy.js";
 import type { Execution, ExecutionSource } from "./execution.js";
 import type { CreateExecutionInput } from "./request.js";
-import type { ExecutionFrontend } from "./frontend.js";
+import type { ExecutionFrontend, LiveInput } from "./frontend.js";
 
 /** Who asks, as the interface authenticated them. */
 export interface RunActor {
@@ -44,6 +44,8 @@ export interface RunCodeOptions {
   signal?: AbortSignal | undefined;
   /** The kill reason recorded on abort. @default "client disconnected" */
   abortReason?: string | undefined;
+  /** In-process input (a stdin stream), for a frontend that is `interactive`. */
+  live?: LiveInput | undefined;
 }
 
 export type RunCodeOutcome =
@@ -97,6 +99,7 @@ export async function runCode(
         ...(analyzer ? {} : { policy: actor.policy ?? null }),
       },
       options.source,
+      options.live,
     );
   } catch (error) {
     release?.();

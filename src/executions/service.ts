@@ -30,6 +30,7 @@ import {
 } from "../artifacts/collect.js";
 import type { EgressHook } from "./egress-accounting.js";
 import type { QuotaGate } from "./frontend.js";
+import type { LiveInput } from "./frontend.js";
 import type { Metrics } from "./metrics.js";
 import { resolveKeyEgress, type EgressPolicy } from "../network/policy.js";
 import { EnvironmentStore } from "../environments/store.js";
@@ -222,11 +223,12 @@ export class ExecutionService {
         language: r.language,
         files: r.files,
         entrypoint: r.entrypoint,
-        stdin: r.stdin,
+        stdin: r.stdinStream ?? r.stdin,
         args: r.args,
         env: r.env,
         limits: r.limits,
         compileLimits: r.compileLimits,
+        onStage: (event) => execution.emit("stage", event),
         signal,
         onOutput: (chunk) => execution.pushOutput(chunk),
         onBox: (box) => (execution.boxId = box.id),
@@ -274,6 +276,11 @@ export class ExecutionService {
     return resolveKeyEgress(input, this.o.config.network, networkAllow);
   }
 
+  /** This node runs what it is given itself, so a stdin stream can reach the program. */
+  get interactive(): boolean {
+    return !this.o.clustered;
+  }
+
   /** Validates a request (already shape-checked) and queues it for `userId`. */
   submit(
     input: CreateExecutionInput,
@@ -283,6 +290,7 @@ export class ExecutionService {
       networkAllow?: string[] | null | undefined;
     },
     source: ExecutionSource,
+    live?: LiveInput,
   ): Execution {
     // A cluster node's runs go through the shared queue (src/cluster/cluster-service.ts):
     // one started here would have no record and skip the cluster-wide caps.
@@ -300,9 +308,15 @@ export class ExecutionService {
     this.o.registry.resolve(def.language); // not installed here → UNSUPPORTED_LANGUAGE
     const network = this.resolveNetwork(input.network, actor.networkAllow);
     const environment = this.environments.resolve(input.environment, "environment");
-    return this.scheduler.submit(
-      toExecutionRequest(this.o.config, def, input, { network, environment }, actor, source),
+    const request = toExecutionRequest(
+      this.o.config,
+      def,
+      input,
+      { network, environment },
+      actor,
+      source,
     );
+    return this.scheduler.submit(live?.stdin ? { ...request, stdinStream: live.stdin } : request);
   }
 
   /**

@@ -28,7 +28,7 @@ const COMMA = 0x2c;
  * maxDepth or has an object with more than maxKeys members. Malformed JSON
  * passes through: JSON.parse reports it.
  */
-function checkJsonBounds(text: string, bounds: JsonBounds): void {
+export function checkJsonBounds(text: string, bounds: JsonBounds): void {
   // members[i]: members seen so far in the open object at depth i (-1 for arrays).
   const members: number[] = [];
   let inString = false;

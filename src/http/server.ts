@@ -34,6 +34,7 @@ import { executionRoutes } from "./routes/executions.js";
 import { healthRoutes } from "./routes/health.js";
 import { mcpRoutes } from "./routes/mcp.js";
 import { pistonRoutes } from "./routes/piston.js";
+import { pistonConnectRoutes } from "./routes/piston-connect.js";
 import { previewRoutes } from "./routes/previews.js";
 import { sessionCommandRoutes } from "./routes/session-commands.js";
 import { sessionRoutes } from "./routes/sessions.js";
@@ -247,6 +248,12 @@ export async function buildServer(deps: ServerDeps) {
         limiters: deps.limiters,
       });
     await app.register(pistonRoutes, {
+      service,
+      registry: deps.registry,
+      config,
+      analyzer: queueAnalyzer,
+    });
+    await app.register(pistonConnectRoutes, {
       service,
       registry: deps.registry,
       config,

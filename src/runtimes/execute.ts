@@ -5,6 +5,7 @@
  */
 import { opendirSync } from "node:fs";
 import { join } from "node:path";
+import type { Readable } from "node:stream";
 import {
   blankResult,
   type ArtifactEntry,
@@ -43,14 +44,25 @@ export interface CompileLimits {
   memoryMb?: number | undefined;
 }
 
+/**
+ * Where a run is, for interactive clients (Piston's socket): a step starts,
+ * or the compile step ends with its result (the run's end is the result).
+ */
+export type StageEvent =
+  | { stage: "compile" | "run"; phase: "start" }
+  | { stage: "compile"; phase: "end"; result: StepResult };
+
 export interface ExecuteRequest {
   language: string;
   /** Source files; the entry point is `entrypoint` or the first file. */
   files: SandboxFile[];
   entrypoint?: string | undefined;
-  stdin?: string | undefined;
+  /** Written and closed; or a stream piped to the program for its whole life (interactive). */
+  stdin?: string | Readable | undefined;
   args?: string[] | undefined;
   env?: Record<string, string> | undefined;
+  /** Told when a step starts and when the compile step ends. */
+  onStage?: ((event: StageEvent) => void) | undefined;
   /** Limits of the program run (already validated against the maxima). */
   limits: SandboxLimits;
   /** Limits of the compile step, where the request set them. */
@@ -173,6 +185,7 @@ export async function executeCode(
   request.onBox?.({ id: box.id, uid: box.uid });
   try {
     if (compileArgv) {
+      request.onStage?.({ stage: "compile", phase: "start" });
       const compiled = await box.run({
         argv: compileArgv,
         env,
@@ -181,6 +194,7 @@ export async function executeCode(
         signal: request.signal,
       });
       result.compile = step(compiled);
+      request.onStage?.({ stage: "compile", phase: "end", result: result.compile });
       if (compiled.status !== "completed") {
         // The program never ran: the outcome is the compiler's.
         result.status = compiled.status;
@@ -188,6 +202,7 @@ export async function executeCode(
         return result;
       }
     }
+    request.onStage?.({ stage: "run", phase: "start" });
     const ran = await box.run({
       argv: runArgv,
       env,

@@ -35,7 +35,7 @@ interface PistonStage {
 }
 
 /** Piston's status letters: RE exit, SG signal, TO time, OL/EL output, XX internal. */
-function letter(step: StepResult): string | null {
+export function letter(step: StepResult): string | null {
   switch (step.status) {
     case "completed":
       return null;
@@ -54,7 +54,7 @@ function letter(step: StepResult): string | null {
   }
 }
 
-function message(step: StepResult): string | null {
+export function message(step: StepResult): string | null {
   switch (step.status) {
     case "completed":
       return null;
@@ -105,6 +105,16 @@ export function versionMatches(wanted: string, actual: string): boolean {
   return parts.every((p, i) => p === "x" || p === "*" || p === have[i]);
 }
 
+/** What can run here, in Piston's shape (a cluster API node asks its workers). */
+export async function pistonRuntimes(
+  service: ExecutionFrontend,
+  registry: RuntimeRegistry,
+): Promise<{ language: string; version: string; aliases: string[] }[]> {
+  return (
+    service.runtimes ? await service.runtimes() : (await registry.list()).filter((r) => r.available)
+  ).map((r) => ({ language: r.language, version: r.version ?? "0.0.0", aliases: r.aliases }));
+}
+
 function fail(reply: FastifyReply, status: number, text: string): FastifyReply {
   return reply.status(status).send({ message: text });
 }
@@ -136,11 +146,7 @@ export const pistonRoutes: FastifyPluginAsync<{
     return reply.status(statusOf(e)).send({ message: e.message });
   });
 
-  const runtimes = async (): Promise<{ language: string; version: string; aliases: string[] }[]> =>
-    (service.runtimes
-      ? await service.runtimes()
-      : (await registry.list()).filter((r) => r.available)
-    ).map((r) => ({ language: r.language, version: r.version ?? "0.0.0", aliases: r.aliases }));
+  const runtimes = () => pistonRuntimes(service, registry);
 
   app.get(
     "/api/v2/runtimes",

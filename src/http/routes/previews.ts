@@ -25,6 +25,7 @@ import {
 } from "../preview-headers.js";
 import { exchange } from "../preview-upstream.js";
 import { Params } from "./sessions.js";
+import { isPistonConnect, PISTON_CONNECT_PATH } from "./piston-connect.js";
 
 const PortParams = Params.extend({
   port: z.coerce.number().int().min(1, "port: 1-65535").max(65_535, "port: 1-65535"),
@@ -102,6 +103,9 @@ export const previewRoutes: FastifyPluginAsyncZod<{
   });
 
   app.server.on("upgrade", (raw: IncomingMessage, client: Duplex, head: Buffer) => {
+    // piston-connect.ts owns that upgrade where it is served (not on an internal listener).
+    if (isPistonConnect(raw.url) && app.hasRoute({ method: "GET", url: PISTON_CONNECT_PATH }))
+      return;
     client.on("error", () => client.destroy());
     void upgrade(raw, client, head).catch((error: unknown) => {
       const e = toWardenError(error);
