@@ -1,6 +1,7 @@
 import { isIP } from "node:net";
 import { z } from "zod";
 import { SessionsConfigSchema } from "./sessions-config.js";
+import { Judge0ConfigSchema } from "./judge0-config.js";
 import { ClusterConfigSchema } from "./cluster-config.js";
 import { parseHostname, parsePattern } from "../util/hostname.js";
 import { RuntimeDefinitionSchema } from "./runtime-definition.js";
@@ -712,6 +713,9 @@ export const ConfigSchema = z
     sessions: SessionsConfigSchema.default(SessionsConfigSchema.parse({})),
     cluster: ClusterConfigSchema.default(ClusterConfigSchema.parse({})).describe(
       "Cluster mode: API and worker nodes on PostgreSQL and Redis (docs/cluster.md).",
+    ),
+    judge0: Judge0ConfigSchema.default(Judge0ConfigSchema.parse({})).describe(
+      "Judge0 CE's API (docs/judge0.md).",
     ),
     runtimes: z
       .array(RuntimeDefinitionSchema)

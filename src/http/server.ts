@@ -45,6 +45,8 @@ import { notebookRoutes } from "./routes/notebooks.js";
 import { environmentRoutes } from "./routes/environments.js";
 import { InternalGate } from "../cluster/internal-gate.js";
 import type { ClusterRouting } from "../cluster/forward.js";
+import type { Webhooks } from "../webhooks/types.js";
+import { judge0Routes } from "./judge0/routes.js";
 
 export interface ServerDeps {
   config: Config;
@@ -79,6 +81,8 @@ export interface ServerDeps {
   limiters?: LimiterFactory;
   /** Cluster API node: forwards session-bound calls to workers (src/cluster/forward.ts). */
   routing?: ClusterRouting;
+  /** Callbacks (src/webhooks): absent, a callback URL is refused. */
+  webhooks?: Webhooks;
 }
 
 // The return type is inferred: a Fastify instance with the zod type provider.
@@ -226,6 +230,12 @@ export async function buildServer(deps: ServerDeps) {
       config,
       analyzer: queueAnalyzer,
     });
+    const judge0 = { service, registry: deps.registry, config, analyzer: queueAnalyzer };
+    const judge0Deps = { ...judge0, store: deps.store.judge0, webhooks: deps.webhooks };
+    if (config.judge0.enabled)
+      await app.register(judge0Routes, { ...judge0Deps, prefix: "/judge0" });
+    if (config.judge0.enabled && config.judge0.atRoot)
+      await app.register(judge0Routes, { ...judge0Deps, hidden: true });
   }
   await app.register(sessionRoutes, {
     sessions: deps.sessions,

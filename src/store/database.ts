@@ -87,6 +87,16 @@ const MIGRATIONS: string[] = [
    );
    CREATE INDEX sessions_live ON sessions (worker_id) WHERE ended_at IS NULL;
    CREATE INDEX sessions_user ON sessions (user_id) WHERE ended_at IS NULL;`,
+  // Judge0 submissions (store/judge0.ts): go when their execution record expires.
+  `CREATE TABLE judge0_submissions (
+     token TEXT PRIMARY KEY,
+     user_id TEXT NOT NULL,
+     language_id INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     fields TEXT NOT NULL
+   );
+   CREATE TRIGGER judge0_submissions_expire AFTER DELETE ON executions
+   BEGIN DELETE FROM judge0_submissions WHERE token = OLD.id; END;`,
 ];
 
 /** The schema version this code writes (SQLite's `user_version`). */

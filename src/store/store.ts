@@ -10,6 +10,7 @@ import type { PolicyMode } from "../contract/policy.js";
 import type { ApiKey, Scope } from "./keys.js";
 import type { AuditEvent, ExecutionRecord, ListedRecord, ListFilter, NewEvent } from "./records.js";
 import type { StoredArtifact } from "./artifacts.js";
+import type { Judge0Store } from "./judge0.js";
 
 export interface NewRecord {
   id: string;
@@ -124,6 +125,8 @@ export interface Store {
   readonly keys: KeyStore;
   readonly artifacts: ArtifactStore;
   readonly sessions: SessionRegistry;
+  /** Judge0 submissions beside their execution records (src/store/judge0.ts). */
+  readonly judge0: Judge0Store;
   /** Answers a trivial write (for /readyz). */
   isWritable(): Promise<boolean>;
   close(): Promise<void>;

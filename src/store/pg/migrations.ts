@@ -50,6 +50,13 @@ const MIGRATIONS: string[] = [
    CREATE INDEX sessions_user ON sessions (user_id) WHERE ended_at IS NULL;`,
   // What each worker detected it can run, with versions: an API node has no runtimes of its own.
   `ALTER TABLE workers ADD COLUMN runtimes text NOT NULL DEFAULT '[]';`,
+  // Judge0 submissions (store/judge0.ts): go when their execution record expires.
+  `CREATE TABLE judge0_submissions (token text PRIMARY KEY, user_id text NOT NULL,
+     language_id integer NOT NULL, created_at bigint NOT NULL, fields text NOT NULL);
+   CREATE FUNCTION judge0_submissions_expire() RETURNS trigger LANGUAGE plpgsql AS
+     $$ BEGIN DELETE FROM judge0_submissions WHERE token = OLD.id; RETURN OLD; END $$;
+   CREATE TRIGGER judge0_submissions_expire AFTER DELETE ON executions
+     FOR EACH ROW EXECUTE FUNCTION judge0_submissions_expire();`,
 ];
 
 /** The schema version this code writes. */

@@ -5,6 +5,7 @@
 import type pg from "pg";
 import type { Logger } from "../../audit/logger.js";
 import type { Store } from "../store.js";
+import { PgJudge0Store } from "./judge0.js";
 import { PgArtifactStore } from "./artifacts.js";
 import { PgKeyStore } from "./keys.js";
 import { migrate } from "./migrations.js";
@@ -21,6 +22,7 @@ export class PgStore implements Store {
   readonly keys: PgKeyStore;
   readonly artifacts: PgArtifactStore;
   readonly sessions: PgSessionRegistry;
+  readonly judge0: PgJudge0Store;
 
   /**
    * The connection pool (max 10 connections, 30 s statement timeout), for the
@@ -36,6 +38,7 @@ export class PgStore implements Store {
     this.keys = new PgKeyStore(pool);
     this.artifacts = new PgArtifactStore(pool);
     this.sessions = new PgSessionRegistry(pool);
+    this.judge0 = new PgJudge0Store(pool);
   }
 
   /** Connects and applies pending migrations (refused if the database is newer than this code). */

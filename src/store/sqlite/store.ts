@@ -1,4 +1,5 @@
 /** The single node's store: one SQLite file in the data dir (src/store/database.ts). */
+import { SqliteJudge0Store } from "./judge0.js";
 import { SqliteArtifactStore } from "./artifacts.js";
 import { openDatabase, storeIsWritable, type Db } from "../database.js";
 import type { Store } from "../store.js";
@@ -12,6 +13,7 @@ export class SqliteStore implements Store {
   readonly keys: SqliteKeyStore;
   readonly artifacts: SqliteArtifactStore;
   readonly sessions: SqliteSessionRegistry;
+  readonly judge0: SqliteJudge0Store;
 
   /** Opens (and migrates) `<dataDir>/warden.db`; artifacts' bytes go to `<dataDir>/artifacts`. */
   constructor(
@@ -22,6 +24,7 @@ export class SqliteStore implements Store {
     this.keys = new SqliteKeyStore(db);
     this.artifacts = new SqliteArtifactStore(db, dataDir);
     this.sessions = new SqliteSessionRegistry(db);
+    this.judge0 = new SqliteJudge0Store(db);
   }
 
   async isWritable(): Promise<boolean> {
