@@ -76,7 +76,11 @@ export async function judge0Info(app: FastifyInstance, o: InfoOptions): Promise<
       .map((l) => ({ id: l.id, name: l.name })),
   );
   app.get("/languages/all", route("any"), async () =>
-    [...(await languages()).values()].map((l) => ({ id: l.id, name: l.name, is_archived: false })),
+    [...(await languages()).values()].map((l) => ({
+      id: l.id,
+      name: l.name,
+      is_archived: l.archived,
+    })),
   );
   app.get<{ Params: { id: string } }>("/languages/:id", route("any"), async (request, reply) => {
     const id = /^\d{1,9}$/.test(request.params.id) ? Number(request.params.id) : NaN;
@@ -88,7 +92,7 @@ export async function judge0Info(app: FastifyInstance, o: InfoOptions): Promise<
     return {
       id: l.id,
       name: l.name,
-      is_archived: false,
+      is_archived: l.archived,
       source_file: l.sourceFile,
       compile_cmd: l.compileCmd,
       run_cmd: l.runCmd,

@@ -15,6 +15,11 @@ export interface Judge0Language {
   primary: number;
   /** Other Judge0 CE ids of the same language (other versions there), accepted too. */
   aliases: number[];
+  /**
+   * Ids Judge0 archived (its documentation's examples still use 4, C): accepted
+   * here so those examples run, listed by /languages/all as archived.
+   */
+  archived?: number[];
   /** How Judge0 names it, before our version: `label(version, tools)`. */
   label: (version: string, tools: Record<string, string>) => string;
 }
@@ -23,34 +28,50 @@ const compiler = (tool: string | undefined): string =>
   tool && basename(tool).includes("clang") ? "Clang" : "GCC";
 
 export const JUDGE0_LANGUAGES: readonly Judge0Language[] = [
-  { language: "bash", primary: 46, aliases: [], label: (v) => `Bash (${v})` },
+  { language: "bash", archived: [1, 2], primary: 46, aliases: [], label: (v) => `Bash (${v})` },
   {
     language: "c",
+    archived: [4, 5, 6, 7, 8, 9],
     primary: 50,
     aliases: [48, 49, 75, 103],
     label: (v, t) => `C (${compiler(t.cc)} ${v})`,
   },
   {
     language: "cpp",
+    archived: [10, 11, 12, 13, 14, 15],
     primary: 54,
     aliases: [52, 53, 76, 105],
     label: (v, t) => `C++ (${compiler(t.cxx)} ${v})`,
   },
-  { language: "go", primary: 60, aliases: [95, 106, 107], label: (v) => `Go (${v})` },
-  { language: "java", primary: 62, aliases: [91], label: (v) => `Java (OpenJDK ${v})` },
+  {
+    language: "go",
+    archived: [22],
+    primary: 60,
+    aliases: [95, 106, 107],
+    label: (v) => `Go (${v})`,
+  },
+  {
+    language: "java",
+    archived: [26, 27, 28],
+    primary: 62,
+    aliases: [91],
+    label: (v) => `Java (OpenJDK ${v})`,
+  },
   {
     language: "javascript",
+    archived: [29, 30],
     primary: 63,
     aliases: [93, 97, 102],
     label: (v) => `JavaScript (Node.js ${v})`,
   },
   {
     language: "python",
+    archived: [34, 35],
     primary: 71,
     aliases: [92, 100, 109, 113],
     label: (v) => `Python (${v})`,
   },
-  { language: "rust", primary: 73, aliases: [108], label: (v) => `Rust (${v})` },
+  { language: "rust", archived: [42], primary: 73, aliases: [108], label: (v) => `Rust (${v})` },
   {
     language: "typescript",
     primary: 74,
@@ -60,7 +81,8 @@ export const JUDGE0_LANGUAGES: readonly Judge0Language[] = [
 ];
 
 const byId = new Map<number, Judge0Language>();
-for (const l of JUDGE0_LANGUAGES) for (const id of [l.primary, ...l.aliases]) byId.set(id, l);
+for (const l of JUDGE0_LANGUAGES)
+  for (const id of [l.primary, ...l.aliases, ...(l.archived ?? [])]) byId.set(id, l);
 
 /** The Judge0 language an id names, whether or not it is installed here. */
 export function judge0Language(id: number): Judge0Language | undefined {
@@ -72,6 +94,7 @@ export interface InstalledLanguage {
   name: string;
   language: string;
   primary: boolean;
+  archived: boolean;
   sourceFile: string;
   compileCmd: string | null;
   runCmd: string;
@@ -96,7 +119,7 @@ export async function installedLanguages(
   const local = await registry.list();
   const remote = service.runtimes ? await service.runtimes() : null;
   const out: InstalledLanguage[] = [];
-  for (const primary of [true, false]) {
+  for (const kind of ["primary", "alias", "archived"] as const) {
     for (const l of JUDGE0_LANGUAGES) {
       const here = local.find((r) => r.language === l.language);
       const runs = remote
@@ -107,12 +130,15 @@ export async function installedLanguages(
       const def = registry.lookup(l.language);
       if (!runs || !def) continue;
       const name = l.label(runs.version ?? "unknown", here?.tools ?? {});
-      for (const id of primary ? [l.primary] : l.aliases)
+      const ids =
+        kind === "primary" ? [l.primary] : kind === "alias" ? l.aliases : (l.archived ?? []);
+      for (const id of ids)
         out.push({
           id,
           name,
           language: l.language,
-          primary,
+          primary: kind === "primary",
+          archived: kind === "archived",
           sourceFile: def.fileName,
           compileCmd: command(def.compile, def.fileName),
           runCmd: command(def.run, def.fileName)!,
