@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer, createKey, eventually, type TestServer } from "../helpers/server.js";
+import type { Answer } from "./zip-writer.js";
 
 let server: TestServer;
 let key: string;
@@ -21,7 +22,7 @@ async function j0(method: string, path: string, body?: unknown, token = key) {
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, any>) : null };
+  return { status: res.status, body: text ? (JSON.parse(text) as Answer) : null };
 }
 
 const b64 = (s: string) => Buffer.from(s).toString("base64");
@@ -70,7 +71,7 @@ describe("Judge0 submissions", () => {
     });
     expect(created.status).toBe(201);
     expect(Object.keys(created.body!)).toEqual(["token"]);
-    const token = created.body!.token as string;
+    const token = created.body!.token;
     let got: Awaited<ReturnType<typeof j0>> | undefined;
     await eventually(async () => {
       got = await j0("GET", `/submissions/${token}`);
@@ -194,11 +195,11 @@ describe("Judge0 submissions", () => {
     let got: Awaited<ReturnType<typeof j0>> | undefined;
     await eventually(async () => {
       got = await j0("GET", `/submissions/batch?tokens=${tokens}&base64_encoded=true`);
-      return got.body!.submissions.slice(0, 2).every((s: any) => s.status.id > 2);
+      return got.body!.submissions.slice(0, 2).every((s: Answer) => s.status.id > 2);
     }, 60_000);
     const [a, b, none] = got!.body!.submissions;
-    expect(unb64(a.stdout)).toBe("one\n");
-    expect(unb64(b.stdout)).toBe("two\n");
+    expect(unb64(a!.stdout)).toBe("one\n");
+    expect(unb64(b!.stdout)).toBe("two\n");
     expect(none).toBeNull();
   }, 90_000);
 
@@ -214,7 +215,7 @@ describe("Judge0 submissions", () => {
     });
     expect(big.status).toBe(422);
     expect(big.body!.wall_time_limit).toEqual(["must be less than or equal to 20"]);
-    expect(big.body!.enable_network[0]).toMatch(/not allowed/);
+    expect((big.body!.enable_network as string[])[0]).toMatch(/not allowed/);
     expect(big.body!.compiler_options).toEqual(["setting compiler options is not allowed"]);
     const cb = await j0("POST", "/submissions", {
       source_code: "1",
@@ -250,13 +251,17 @@ describe("Judge0 information routes", () => {
     );
     expect(byId.get(71)).toMatch(/^Python \(3\.\d+\.\d+\)$/);
     expect(byId.get(50)).toMatch(/^C \((GCC|Clang) \d+/);
-    expect(byId.has(92)).toBe(false); // an alias: accepted, not listed twice
+    expect(byId.get(92)).toBe(byId.get(71)); // another Judge0 version of Python 3: our one runtime
+    expect(byId.has(4)).toBe(false); // archived: accepted, listed only by /languages/all
     const one = await j0("GET", "/languages/92");
     expect(one.body).toMatchObject({ id: 92, is_archived: false, source_file: "main.py" });
     expect((await j0("GET", "/languages/70")).status).toBe(404);
     const statuses = await j0("GET", "/statuses");
     expect(statuses.body).toHaveLength(14);
-    expect((statuses.body as any)[10]).toEqual({ id: 11, description: "Runtime Error (NZEC)" });
+    expect((statuses.body as unknown as unknown[])[10]).toEqual({
+      id: 11,
+      description: "Runtime Error (NZEC)",
+    });
     expect((await j0("GET", "/about")).body).toMatchObject({ version: "1.13.1" });
     const info = await j0("GET", "/config_info");
     expect(info.body).toMatchObject({
@@ -283,4 +288,82 @@ describe("Judge0 information routes", () => {
     const v1 = await fetch(`${server.url}/v1/runtimes`, { headers: { "x-auth-token": key } });
     expect(v1.status).toBe(401);
   });
+});
+
+describe("Judge0's official Python SDK (judge0 on PyPI), replayed on the wire", () => {
+  // Not installed here (no new packages): its requests are replayed as it sends them
+  // (src/judge0/clients.py, submission.py) and its answers checked against its models.
+  it("passes its start-up checks: /languages holds its 1.13.1 ids, /config_info fits its Config model", async () => {
+    expect((await j0("GET", "/about")).body!.version).toBe("1.13.1");
+    const listed = ((await j0("GET", "/languages")).body as unknown as { id: number }[]).map(
+      (l) => l.id,
+    );
+    // LANGUAGE_TO_LANGUAGE_ID["1.13.1"]: BASH 46, C 50, CPP 52, GO 60, JAVA 62, JAVASCRIPT 63, PYTHON3 71, RUST 73, TYPESCRIPT 74.
+    for (const id of [50, 52, 62, 63, 71]) expect(listed).toContain(id);
+    const info = (await j0("GET", "/config_info")).body!;
+    const numbers = [
+      "callbacks_max_tries",
+      "callbacks_timeout",
+      "cpu_extra_time",
+      "cpu_time_limit",
+      "max_cpu_extra_time",
+      "max_cpu_time_limit",
+      "max_extract_size",
+      "max_file_size",
+      "max_max_file_size",
+      "max_max_processes_and_or_threads",
+      "max_memory_limit",
+      "max_number_of_runs",
+      "max_processes_and_or_threads",
+      "max_queue_size",
+      "max_stack_limit",
+      "max_submission_batch_size",
+      "max_wall_time_limit",
+      "memory_limit",
+      "number_of_runs",
+      "stack_limit",
+      "submission_cache_duration",
+      "wall_time_limit",
+    ];
+    const booleans = [
+      "allow_enable_network",
+      "allow_enable_per_process_and_thread_memory_limit",
+      "allow_enable_per_process_and_thread_time_limit",
+      "enable_additional_files",
+      "enable_batched_submissions",
+      "enable_callbacks",
+      "enable_command_line_arguments",
+      "enable_compiler_options",
+      "enable_network",
+      "enable_per_process_and_thread_memory_limit",
+      "enable_per_process_and_thread_time_limit",
+      "enable_submission_delete",
+      "enable_wait_result",
+      "maintenance_mode",
+      "redirect_stderr_to_stdout",
+      "use_docs_as_homepage",
+    ];
+    for (const k of numbers) expect(typeof info[k], k).toBe("number");
+    for (const k of booleans) expect(typeof info[k], k).toBe("boolean");
+    expect(Array.isArray(info.allowed_languages_for_compile_options)).toBe(true);
+  });
+
+  it("creates (base64, wait=false), polls with fields=* and batches as it does", async () => {
+    const created = await j0("POST", "/submissions?base64_encoded=true&wait=false", {
+      source_code: b64("print(input()[::-1])"),
+      language_id: 71,
+      stdin: b64("abc"),
+      cpu_time_limit: 2.0,
+      memory_limit: 128000.0,
+    });
+    expect(created.status).toBe(201);
+    let got: Awaited<ReturnType<typeof j0>> | undefined;
+    await eventually(async () => {
+      got = await j0("GET", `/submissions/${created.body!.token}?base64_encoded=true&fields=*`);
+      return got.body!.status.id > 2;
+    }, 60_000);
+    expect(unb64(got!.body!.stdout)).toBe("cba\n");
+    expect(got!.body!.created_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z$/);
+    expect(Number.isFinite(parseFloat(got!.body!.time))).toBe(true);
+  }, 90_000);
 });

@@ -8,7 +8,7 @@
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createKey, startServer, type TestServer } from "../helpers/server.js";
-import { writeZip } from "./zip-writer.js";
+import { writeZip, type Answer } from "./zip-writer.js";
 
 let server: TestServer;
 let alice: string;
@@ -22,13 +22,13 @@ async function j0(method: string, path: string, body?: unknown, token = alice) {
     body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
   });
   const text = await res.text();
-  let json: any = null;
+  let json: Answer | string | null = null;
   try {
-    json = JSON.parse(text);
+    json = JSON.parse(text) as Answer;
   } catch {
     json = text;
   }
-  return { status: res.status, body: json };
+  return { status: res.status, body: json as Answer };
 }
 
 const rssBytes = (): number => {
@@ -139,7 +139,14 @@ describe("Judge0 API under attack", () => {
   });
 
   it("refuses bad language ids without echoing more than a bounded id", async () => {
-    for (const id of ["71; DROP TABLE executions", -1, 1e309, { $gt: 0 }, "9".repeat(10_000), 70]) {
+    for (const id of [
+      "71; DROP TABLE executions",
+      -1,
+      "1e309",
+      { $gt: 0 },
+      "9".repeat(10_000),
+      70,
+    ]) {
       const r = await j0("POST", "/submissions", { source_code: "print(1)", language_id: id });
       expect(r.status).toBe(422);
       expect(JSON.stringify(r.body).length).toBeLessThan(200);
@@ -152,7 +159,7 @@ describe("Judge0 API under attack", () => {
       source_code: "print(1)",
       language_id: 71,
     });
-    const token = created.body.token as string;
+    const token = created.body.token;
     const proto = await j0("GET", `/submissions/${token}?fields=__proto__,constructor,toString`);
     expect(proto).toEqual({
       status: 400,
@@ -171,7 +178,7 @@ describe("Judge0 API under attack", () => {
       source_code: "print('secret')",
       language_id: 71,
     });
-    const token = mine.body.token as string;
+    const token = mine.body.token;
     expect((await j0("GET", `/submissions/${token}`)).body.stdout).toBe("secret\n");
     expect(await j0("GET", `/submissions/${token}`, undefined, bob)).toEqual({
       status: 404,

@@ -53,3 +53,17 @@ export function writeZip(items: ZipItem[]): Buffer {
   end.writeUInt32LE(offset, 16);
   return Buffer.concat([...locals, cd, end]);
 }
+
+/** A Judge0 answer as the tests read it (only the members they use are typed). */
+export interface Answer {
+  token: string;
+  stdout: string;
+  source_code: string;
+  created_at: string;
+  time: string;
+  error: string;
+  status: { id: number; description: string };
+  submissions: Answer[];
+  additional_files: string[];
+  [key: string]: unknown;
+}

@@ -19,10 +19,11 @@ interface InfoOptions {
   };
   languages: () => Promise<Map<number, InstalledLanguage>>;
   config: Config;
+  callbacks: boolean;
 }
 
 /** Judge0's /config_info: its keys, Warden's values (maxima capped by Warden's own). */
-export function configInfo(config: Config): Record<string, unknown> {
+export function configInfo(config: Config, callbacks: boolean): Record<string, unknown> {
   const j = config.judge0;
   return {
     maintenance_mode: false,
@@ -31,11 +32,13 @@ export function configInfo(config: Config): Record<string, unknown> {
     allowed_languages_for_compile_options: [],
     enable_command_line_arguments: true,
     enable_submission_delete: false,
-    enable_callbacks: true,
-    callbacks_max_tries: null,
-    callbacks_timeout: null,
+    // Numbers, as clients' models require (the Python SDK's); Warden's own retry
+    // schedule is the webhooks service's (docs/webhooks.md), not these.
+    enable_callbacks: callbacks,
+    callbacks_max_tries: callbacks ? 3 : 0,
+    callbacks_timeout: callbacks ? 5 : 0,
     enable_additional_files: true,
-    max_queue_size: config.maxQueueSize ?? null,
+    max_queue_size: config.maxQueueSize,
     cpu_time_limit: j.cpuTimeLimit,
     max_cpu_time_limit: Math.min(j.maxCpuTimeLimit, config.maxTimeout),
     cpu_extra_time: j.cpuExtraTime,
@@ -69,10 +72,12 @@ export function configInfo(config: Config): Record<string, unknown> {
 }
 
 export async function judge0Info(app: FastifyInstance, o: InfoOptions): Promise<void> {
-  const { route, languages, config } = o;
+  const { route, languages, config, callbacks } = o;
+  // Every id accepted (not archived), as Judge0 lists one per version: clients check membership
+  // (the official Python SDK maps C++ to 52, C to 50...).
   app.get("/languages", route("any"), async () =>
     [...(await languages()).values()]
-      .filter((l) => l.primary)
+      .filter((l) => !l.archived)
       .map((l) => ({ id: l.id, name: l.name })),
   );
   app.get("/languages/all", route("any"), async () =>
@@ -108,7 +113,7 @@ export async function judge0Info(app: FastifyInstance, o: InfoOptions): Promise<
   app.get("/version", route("any"), async (_request, reply) =>
     reply.type("text/plain; charset=utf-8").send(JUDGE0_API_VERSION),
   );
-  app.get("/config_info", route("any"), async () => configInfo(config));
+  app.get("/config_info", route("any"), async () => configInfo(config, callbacks));
   app.post("/authenticate", route("any"), async (_request, reply) => reply.status(200).send());
   app.post("/authorize", route("admin"), async (_request, reply) => reply.status(200).send());
 }

@@ -11,6 +11,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import type { Config } from "../../config/schema.js";
 import type { ExecutionFrontend } from "../../executions/frontend.js";
 import { runCode } from "../../executions/run-code.js";
+import { createExecutionSchemas } from "../../executions/request.js";
 import type { Analyzer } from "../../policy/analyzer.js";
 import type { RuntimeRegistry } from "../../runtimes/registry.js";
 import type { Judge0Store, Judge0Submission } from "../../store/judge0.js";
@@ -59,6 +60,7 @@ const flag = (q: unknown, name: string): boolean =>
 
 export const judge0Routes: FastifyPluginAsync<Judge0RoutesOptions> = async (app, o) => {
   const { service, registry, config, analyzer, store, webhooks } = o;
+  const { CreateExecutionSchema } = createExecutionSchemas(config);
   const budget = new OutputBudget(config.server.connections.maxOutputInFlightMb * 1024 * 1024);
   const route = (scope: "execute" | "any" | "admin") => ({
     config: { scope, judge0: true },
@@ -136,7 +138,13 @@ export const judge0Routes: FastifyPluginAsync<Judge0RoutesOptions> = async (app,
     reply: FastifyReply,
   ) => {
     const actor = request.actor!;
-    const outcome = await runCode({ service, analyzer }, parsed.input, runActor(actor), {
+    // The same bounds as POST /v1/executions, whatever the translation produced.
+    const input = CreateExecutionSchema.safeParse(parsed.input);
+    if (!input.success) {
+      const issue = input.error.issues[0]!;
+      return { refused: { [String(issue.path[0] ?? "submission")]: [issue.message] } };
+    }
+    const outcome = await runCode({ service, analyzer }, input.data, runActor(actor), {
       source: "judge0",
       signal: wait ? clientGone(reply) : undefined,
     });
@@ -317,5 +325,5 @@ export const judge0Routes: FastifyPluginAsync<Judge0RoutesOptions> = async (app,
     },
   );
 
-  await judge0Info(app, { route, languages, config });
+  await judge0Info(app, { route, languages, config, callbacks: webhooks !== undefined });
 };
