@@ -231,7 +231,7 @@ export async function buildServer(deps: ServerDeps) {
       analyzer: queueAnalyzer,
     });
     const judge0 = { service, registry: deps.registry, config, analyzer: queueAnalyzer };
-    const judge0Deps = { ...judge0, store: deps.store.judge0, webhooks: deps.webhooks };
+    const judge0Deps = { ...judge0, store: deps.store, webhooks: deps.webhooks };
     if (config.judge0.enabled)
       await app.register(judge0Routes, { ...judge0Deps, prefix: "/judge0" });
     if (config.judge0.enabled && config.judge0.atRoot)

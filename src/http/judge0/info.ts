@@ -13,9 +13,13 @@ import { JUDGE0_STATUSES } from "./statuses.js";
 export const JUDGE0_API_VERSION = "1.13.1";
 
 interface InfoOptions {
-  route: (scope: "execute" | "any" | "admin") => {
+  route: (
+    scope: "execute" | "any" | "admin",
+    operationId: string,
+    summary: string,
+  ) => {
     config: { scope: "execute" | "any" | "admin"; judge0: boolean };
-    schema: { tags: string[]; hide: boolean };
+    schema: { tags: string[]; hide: boolean; operationId: string; summary: string };
   };
   languages: () => Promise<Map<number, InstalledLanguage>>;
   config: Config;
@@ -75,45 +79,68 @@ export async function judge0Info(app: FastifyInstance, o: InfoOptions): Promise<
   const { route, languages, config, callbacks } = o;
   // Every id accepted (not archived), as Judge0 lists one per version: clients check membership
   // (the official Python SDK maps C++ to 52, C to 50...).
-  app.get("/languages", route("any"), async () =>
+  app.get("/languages", route("any", "judge0Languages", "Judge0: languages"), async () =>
     [...(await languages()).values()]
       .filter((l) => !l.archived)
       .map((l) => ({ id: l.id, name: l.name })),
   );
-  app.get("/languages/all", route("any"), async () =>
-    [...(await languages()).values()].map((l) => ({
-      id: l.id,
-      name: l.name,
-      is_archived: l.archived,
-    })),
+  app.get(
+    "/languages/all",
+    route("any", "judge0AllLanguages", "Judge0: all languages, archived ids too"),
+    async () =>
+      [...(await languages()).values()].map((l) => ({
+        id: l.id,
+        name: l.name,
+        is_archived: l.archived,
+      })),
   );
-  app.get<{ Params: { id: string } }>("/languages/:id", route("any"), async (request, reply) => {
-    const id = /^\d{1,9}$/.test(request.params.id) ? Number(request.params.id) : NaN;
-    const l = (await languages()).get(id);
-    if (!l)
-      return reply
-        .status(404)
-        .send({ error: `language with id ${request.params.id.slice(0, 32)} not found` });
-    return {
-      id: l.id,
-      name: l.name,
-      is_archived: l.archived,
-      source_file: l.sourceFile,
-      compile_cmd: l.compileCmd,
-      run_cmd: l.runCmd,
-    };
-  });
-  app.get("/statuses", route("any"), async () => JUDGE0_STATUSES);
-  app.get("/about", route("any"), async () => ({
+  app.get<{ Params: { id: string } }>(
+    "/languages/:id",
+    route("any", "judge0Language", "Judge0: one language"),
+    async (request, reply) => {
+      const id = /^\d{1,9}$/.test(request.params.id) ? Number(request.params.id) : NaN;
+      const l = (await languages()).get(id);
+      if (!l)
+        return reply
+          .status(404)
+          .send({ error: `language with id ${request.params.id.slice(0, 32)} not found` });
+      return {
+        id: l.id,
+        name: l.name,
+        is_archived: l.archived,
+        source_file: l.sourceFile,
+        compile_cmd: l.compileCmd,
+        run_cmd: l.runCmd,
+      };
+    },
+  );
+  app.get(
+    "/statuses",
+    route("any", "judge0Statuses", "Judge0: statuses"),
+    async () => JUDGE0_STATUSES,
+  );
+  app.get("/about", route("any", "judge0About", "Judge0: about"), async () => ({
     version: JUDGE0_API_VERSION,
     homepage: null,
     source_code: null,
     maintainer: `Warden ${packageVersion()} (Judge0 CE-compatible API)`,
   }));
-  app.get("/version", route("any"), async (_request, reply) =>
-    reply.type("text/plain; charset=utf-8").send(JUDGE0_API_VERSION),
+  app.get(
+    "/version",
+    route("any", "judge0Version", "Judge0: API version"),
+    async (_request, reply) => reply.type("text/plain; charset=utf-8").send(JUDGE0_API_VERSION),
   );
-  app.get("/config_info", route("any"), async () => configInfo(config, callbacks));
-  app.post("/authenticate", route("any"), async (_request, reply) => reply.status(200).send());
-  app.post("/authorize", route("admin"), async (_request, reply) => reply.status(200).send());
+  app.get("/config_info", route("any", "judge0ConfigInfo", "Judge0: configuration"), async () =>
+    configInfo(config, callbacks),
+  );
+  app.post(
+    "/authenticate",
+    route("any", "judge0Authenticate", "Judge0: is this key good"),
+    async (_request, reply) => reply.status(200).send(),
+  );
+  app.post(
+    "/authorize",
+    route("admin", "judge0Authorize", "Judge0: is this an admin key"),
+    async (_request, reply) => reply.status(200).send(),
+  );
 }

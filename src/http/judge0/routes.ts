@@ -14,7 +14,8 @@ import { runCode } from "../../executions/run-code.js";
 import { createExecutionSchemas } from "../../executions/request.js";
 import type { Analyzer } from "../../policy/analyzer.js";
 import type { RuntimeRegistry } from "../../runtimes/registry.js";
-import type { Judge0Store, Judge0Submission } from "../../store/judge0.js";
+import type { Judge0Submission } from "../../store/judge0.js";
+import type { Store } from "../../store/store.js";
 import type { Webhooks } from "../../webhooks/types.js";
 import { hasScope, type Actor } from "../auth.js";
 import { whenAnswered } from "../answered.js";
@@ -39,7 +40,8 @@ export interface Judge0RoutesOptions {
   registry: RuntimeRegistry;
   config: Config;
   analyzer: Analyzer | null;
-  store: Judge0Store;
+  /** Its `judge0` sub-store holds the submissions (read when a request needs it). */
+  store: Pick<Store, "judge0">;
   webhooks?: Webhooks | undefined;
   /** The copy at the root (judge0.atRoot): kept out of the OpenAPI document. */
   hidden?: boolean;
@@ -59,12 +61,17 @@ const flag = (q: unknown, name: string): boolean =>
   (q as Record<string, unknown> | undefined)?.[name] === "true";
 
 export const judge0Routes: FastifyPluginAsync<Judge0RoutesOptions> = async (app, o) => {
-  const { service, registry, config, analyzer, store, webhooks } = o;
+  const { service, registry, config, analyzer, webhooks } = o;
+  const store = {
+    save: (s: Judge0Submission) => o.store.judge0.save(s),
+    get: (token: string) => o.store.judge0.get(token),
+    getMany: (tokens: string[]) => o.store.judge0.getMany(tokens),
+  };
   const { CreateExecutionSchema } = createExecutionSchemas(config);
   const budget = new OutputBudget(config.server.connections.maxOutputInFlightMb * 1024 * 1024);
-  const route = (scope: "execute" | "any" | "admin") => ({
+  const route = (scope: "execute" | "any" | "admin", operationId: string, summary: string) => ({
     config: { scope, judge0: true },
-    schema: { tags: ["judge0"], hide: o.hidden === true },
+    schema: { tags: ["judge0"], hide: o.hidden === true, operationId, summary },
   });
 
   app.setErrorHandler(async (error, _request, reply) => {
@@ -188,128 +195,140 @@ export const judge0Routes: FastifyPluginAsync<Judge0RoutesOptions> = async (app,
     return { [field]: [e.message] };
   };
 
-  app.post("/submissions", route("execute"), async (request, reply) => {
-    const base64 = flag(request.query, "base64_encoded");
-    const wait = flag(request.query, "wait");
-    const fields = fieldsOf(request);
-    const names = await languages();
-    const parsed = await parseSubmission(request.body, {
-      config,
-      base64,
-      installed: names,
-      webhooks,
-    });
-    if (!parsed.ok) return reply.status(422).send(parsed.errors);
-    let done;
-    try {
-      done = await submit(parsed.value, request, wait, reply);
-    } catch (error) {
-      const fieldErrors = refusal(error);
-      if (fieldErrors) return reply.status(422).send(fieldErrors);
-      throw error;
-    }
-    if ("refused" in done) return reply.status(422).send(done.refused);
-    if (!wait) return reply.status(201).send({ token: done.submission.token });
-    await done.execution.done;
-    try {
-      const body = await view(done.submission, names, request, reply, fields, base64);
-      return sendJson(reply.status(201), body);
-    } catch (e) {
-      if (e instanceof Utf8Error)
-        return reply.status(201).send({ token: done.submission.token, error: e.message });
-      throw e;
-    }
-  });
-
-  app.post("/submissions/batch", route("execute"), async (request, reply) => {
-    const base64 = flag(request.query, "base64_encoded");
-    const body = request.body as { submissions?: unknown } | null;
-    const items = body && typeof body === "object" ? body.submissions : undefined;
-    const max = config.judge0.maxBatchSize;
-    if (!Array.isArray(items) || items.length === 0)
-      throw new Judge0Error(400, "there should be at least one submission in a batch");
-    if (items.length > max)
-      throw new Judge0Error(
-        400,
-        `number of submissions in a batch should be less than or equal to ${max}`,
-      );
-    const names = await languages();
-    // Every item is checked before any runs: a batch's refusals cost nothing.
-    const parsed = await Promise.all(
-      items.map((item) => parseSubmission(item, { config, base64, installed: names, webhooks })),
-    );
-    const answer: unknown[] = [];
-    let created = false;
-    for (const p of parsed) {
-      if (!p.ok) {
-        answer.push(p.errors);
-        continue;
-      }
+  app.post(
+    "/submissions",
+    route("execute", "judge0CreateSubmission", "Judge0: create a submission"),
+    async (request, reply) => {
+      const base64 = flag(request.query, "base64_encoded");
+      const wait = flag(request.query, "wait");
+      const fields = fieldsOf(request);
+      const names = await languages();
+      const parsed = await parseSubmission(request.body, {
+        config,
+        base64,
+        installed: names,
+        webhooks,
+      });
+      if (!parsed.ok) return reply.status(422).send(parsed.errors);
+      let done;
       try {
-        const done = await submit(p.value, request, false, reply);
-        if ("refused" in done) answer.push(done.refused);
-        else {
-          answer.push({ token: done.submission.token });
-          created = true;
-        }
+        done = await submit(parsed.value, request, wait, reply);
       } catch (error) {
         const fieldErrors = refusal(error);
-        if (!fieldErrors) throw error;
-        answer.push(fieldErrors);
+        if (fieldErrors) return reply.status(422).send(fieldErrors);
+        throw error;
       }
-    }
-    return reply.status(created ? 201 : 422).send(answer);
-  });
+      if ("refused" in done) return reply.status(422).send(done.refused);
+      if (!wait) return reply.status(201).send({ token: done.submission.token });
+      await done.execution.done;
+      try {
+        const body = await view(done.submission, names, request, reply, fields, base64);
+        return sendJson(reply.status(201), body);
+      } catch (e) {
+        if (e instanceof Utf8Error)
+          return reply.status(201).send({ token: done.submission.token, error: e.message });
+        throw e;
+      }
+    },
+  );
 
-  app.get("/submissions/batch", route("execute"), async (request, reply) => {
-    const base64 = flag(request.query, "base64_encoded");
-    const fields = fieldsOf(request);
-    const raw = (request.query as Record<string, unknown>).tokens;
-    const max = config.judge0.maxBatchSize;
-    if (raw !== undefined && typeof raw !== "string")
-      throw new Judge0Error(400, "tokens must be given once, comma-separated");
-    // Bounded before splitting: a token is an execution id (about 30 characters).
-    if ((raw ?? "").length > max * 64)
-      throw new Judge0Error(
-        400,
-        `number of submissions in a batch should be less than or equal to ${max}`,
-      );
-    const tokens = (raw ?? "")
-      .trim()
-      .split(",")
-      .map((t) => t.trim())
-      .filter((t) => t !== "");
-    if (tokens.length === 0)
-      throw new Judge0Error(400, "there should be at least one submission in a batch");
-    if (tokens.length > max)
-      throw new Judge0Error(
-        400,
-        `number of submissions in a batch should be less than or equal to ${max}`,
-      );
-    const found = new Map((await store.getMany([...new Set(tokens)])).map((s) => [s.token, s]));
-    const names = await languages();
-    const submissions: unknown[] = [];
-    try {
-      for (const token of tokens) {
-        const s = found.get(token) ?? null;
-        submissions.push(
-          visible(s, request.actor) ? await view(s, names, request, reply, fields, base64) : null,
-        );
-      }
-    } catch (e) {
-      if (e instanceof Utf8Error)
+  app.post(
+    "/submissions/batch",
+    route("execute", "judge0CreateBatch", "Judge0: create a batch"),
+    async (request, reply) => {
+      const base64 = flag(request.query, "base64_encoded");
+      const body = request.body as { submissions?: unknown } | null;
+      const items = body && typeof body === "object" ? body.submissions : undefined;
+      const max = config.judge0.maxBatchSize;
+      if (!Array.isArray(items) || items.length === 0)
+        throw new Judge0Error(400, "there should be at least one submission in a batch");
+      if (items.length > max)
         throw new Judge0Error(
           400,
-          "some attributes for one or more submissions cannot be converted to UTF-8, use base64_encoded=true query parameter",
+          `number of submissions in a batch should be less than or equal to ${max}`,
         );
-      throw e;
-    }
-    return sendJson(reply, { submissions });
-  });
+      const names = await languages();
+      // Every item is checked before any runs: a batch's refusals cost nothing.
+      const parsed = await Promise.all(
+        items.map((item) => parseSubmission(item, { config, base64, installed: names, webhooks })),
+      );
+      const answer: unknown[] = [];
+      let created = false;
+      for (const p of parsed) {
+        if (!p.ok) {
+          answer.push(p.errors);
+          continue;
+        }
+        try {
+          const done = await submit(p.value, request, false, reply);
+          if ("refused" in done) answer.push(done.refused);
+          else {
+            answer.push({ token: done.submission.token });
+            created = true;
+          }
+        } catch (error) {
+          const fieldErrors = refusal(error);
+          if (!fieldErrors) throw error;
+          answer.push(fieldErrors);
+        }
+      }
+      return reply.status(created ? 201 : 422).send(answer);
+    },
+  );
+
+  app.get(
+    "/submissions/batch",
+    route("execute", "judge0GetBatch", "Judge0: get a batch by tokens"),
+    async (request, reply) => {
+      const base64 = flag(request.query, "base64_encoded");
+      const fields = fieldsOf(request);
+      const raw = (request.query as Record<string, unknown>).tokens;
+      const max = config.judge0.maxBatchSize;
+      if (raw !== undefined && typeof raw !== "string")
+        throw new Judge0Error(400, "tokens must be given once, comma-separated");
+      // Bounded before splitting: a token is an execution id (about 30 characters).
+      if ((raw ?? "").length > max * 64)
+        throw new Judge0Error(
+          400,
+          `number of submissions in a batch should be less than or equal to ${max}`,
+        );
+      const tokens = (raw ?? "")
+        .trim()
+        .split(",")
+        .map((t) => t.trim())
+        .filter((t) => t !== "");
+      if (tokens.length === 0)
+        throw new Judge0Error(400, "there should be at least one submission in a batch");
+      if (tokens.length > max)
+        throw new Judge0Error(
+          400,
+          `number of submissions in a batch should be less than or equal to ${max}`,
+        );
+      const found = new Map((await store.getMany([...new Set(tokens)])).map((s) => [s.token, s]));
+      const names = await languages();
+      const submissions: unknown[] = [];
+      try {
+        for (const token of tokens) {
+          const s = found.get(token) ?? null;
+          submissions.push(
+            visible(s, request.actor) ? await view(s, names, request, reply, fields, base64) : null,
+          );
+        }
+      } catch (e) {
+        if (e instanceof Utf8Error)
+          throw new Judge0Error(
+            400,
+            "some attributes for one or more submissions cannot be converted to UTF-8, use base64_encoded=true query parameter",
+          );
+        throw e;
+      }
+      return sendJson(reply, { submissions });
+    },
+  );
 
   app.get<{ Params: { token: string } }>(
     "/submissions/:token",
-    route("execute"),
+    route("execute", "judge0GetSubmission", "Judge0: get a submission"),
     async (request, reply) => {
       const base64 = flag(request.query, "base64_encoded");
       const fields = fieldsOf(request);
