@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer, createKey, eventually, type TestServer } from "../helpers/server.js";
-import type { Answer } from "./zip-writer.js";
+import { writeZip, type Answer } from "./zip-writer.js";
 
 let server: TestServer;
 let key: string;
@@ -178,6 +178,25 @@ describe("Judge0 submissions", () => {
       command_line_arguments: `a "b c" 'd $HOME' e\\ f`,
     });
     expect(r.body!.stdout).toBe("['a', 'b c', 'd $HOME', 'e f']\n");
+  }, 60_000);
+
+  it("unpacks additional_files beside the source and merges stderr when asked", async () => {
+    const zip = writeZip([
+      { name: "helper.py", content: "GREETING = 'hi from the zip'\n", deflate: true },
+      { name: "data/n.txt", content: "42" },
+    ]);
+    const r = await j0("POST", "/submissions?wait=true", {
+      source_code:
+        "import sys, helper\nprint(helper.GREETING)\nprint(open('data/n.txt').read())\nprint('err', file=sys.stderr)",
+      language_id: 71,
+      additional_files: zip.toString("base64"),
+      redirect_stderr_to_stdout: true,
+    });
+    expect(r.body).toMatchObject({
+      status: { id: 3 },
+      stdout: "hi from the zip\n42\nerr\n",
+      stderr: null,
+    });
   }, 60_000);
 
   it("creates a batch with base64 and gets it back by tokens", async () => {
@@ -365,5 +384,27 @@ describe("Judge0's official Python SDK (judge0 on PyPI), replayed on the wire", 
     expect(unb64(got!.body!.stdout)).toBe("cba\n");
     expect(got!.body!.created_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z$/);
     expect(Number.isFinite(parseFloat(got!.body!.time))).toBe(true);
+  }, 90_000);
+});
+
+describe("Judge0 at the root (judge0.atRoot)", () => {
+  it("answers /submissions and /statuses at / too, beside /v1", async () => {
+    const root = await startServer({ config: { judge0: { atRoot: true } } });
+    try {
+      const token = await createKey(root, "root", "execute", "carol");
+      const headers = { "x-auth-token": token, "content-type": "application/json" };
+      const statuses = await fetch(`${root.url}/statuses`, { headers });
+      expect(statuses.status).toBe(200);
+      const created = await fetch(`${root.url}/submissions?wait=true`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ source_code: "print(6*7)", language_id: 71 }),
+      });
+      expect(((await created.json()) as Answer).stdout).toBe("42\n");
+      const v1 = await root.request("GET", "/v1/runtimes", { token });
+      expect(v1.status).toBe(200);
+    } finally {
+      await root.stop();
+    }
   }, 90_000);
 });
