@@ -10,12 +10,14 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import type { Config } from "../../config/schema.js";
 import type { ExecutionFrontend } from "../../executions/frontend.js";
+import type { Execution } from "../../executions/execution.js";
 import { runCode } from "../../executions/run-code.js";
 import { createExecutionSchemas } from "../../executions/request.js";
 import type { Analyzer } from "../../policy/analyzer.js";
 import type { RuntimeRegistry } from "../../runtimes/registry.js";
 import type { Judge0Submission } from "../../store/judge0.js";
 import type { Store } from "../../store/store.js";
+import { iso } from "../../store/records.js";
 import type { Webhooks } from "../../webhooks/types.js";
 import { hasScope, type Actor } from "../auth.js";
 import { whenAnswered } from "../answered.js";
@@ -105,9 +107,11 @@ export const judge0Routes: FastifyPluginAsync<Judge0RoutesOptions> = async (app,
     reply: FastifyReply,
     fields: readonly SubmissionField[],
     base64: boolean,
+    /** The execution this request waited for: its result, whether or not its record is written yet. */
+    waited?: Execution,
   ): Promise<Record<string, unknown>> => {
     const record = await service.getRecord(s.token, false);
-    const live = service.live(s.token);
+    const live = waited ?? service.live(s.token);
     let result = live?.result ?? record?.result ?? null;
     const status = live?.status ?? record?.status ?? "error";
     if (result && !live?.result && record?.result) {
@@ -129,8 +133,8 @@ export const judge0Routes: FastifyPluginAsync<Judge0RoutesOptions> = async (app,
           redirectStderrToStdout: f.redirect_stderr_to_stdout,
         }),
         createdAt: record?.createdAt ?? new Date(s.createdAt).toISOString(),
-        startedAt: record?.startedAt ?? null,
-        finishedAt: record?.finishedAt ?? null,
+        startedAt: record?.startedAt ?? iso(waited?.startedAt ?? null),
+        finishedAt: record?.finishedAt ?? iso(waited?.finishedAt ?? null),
       },
       fields,
       base64,
@@ -222,7 +226,15 @@ export const judge0Routes: FastifyPluginAsync<Judge0RoutesOptions> = async (app,
       if (!wait) return reply.status(201).send({ token: done.submission.token });
       await done.execution.done;
       try {
-        const body = await view(done.submission, names, request, reply, fields, base64);
+        const body = await view(
+          done.submission,
+          names,
+          request,
+          reply,
+          fields,
+          base64,
+          done.execution,
+        );
         return sendJson(reply.status(201), body);
       } catch (e) {
         if (e instanceof Utf8Error)
