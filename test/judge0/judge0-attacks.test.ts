@@ -195,4 +195,66 @@ describe("Judge0 API under attack", () => {
     expect((await j0("GET", `/submissions/${id}`)).status).toBe(404);
     expect((await j0("GET", `/submissions/${token}`, undefined, "wrong-key")).status).toBe(401);
   }, 60_000);
+
+  it("answers 4xx, never 5xx, to submissions of every wrong type (seeded)", async () => {
+    let seed = 20_261_130;
+    const next = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
+    const values = [
+      null,
+      true,
+      -1,
+      0,
+      1.5,
+      2 ** 53,
+      "",
+      "x",
+      "true",
+      "1e400",
+      [],
+      [1],
+      {},
+      { a: 1 },
+      "A".repeat(5000),
+    ];
+    const pick = () => values[Math.floor(next() * values.length)];
+    const names = [
+      "source_code",
+      "stdin",
+      "expected_output",
+      "number_of_runs",
+      "cpu_time_limit",
+      "cpu_extra_time",
+      "wall_time_limit",
+      "memory_limit",
+      "stack_limit",
+      "max_processes_and_or_threads",
+      "enable_per_process_and_thread_time_limit",
+      "max_file_size",
+      "compiler_options",
+      "command_line_arguments",
+      "redirect_stderr_to_stdout",
+      "callback_url",
+      "additional_files",
+      "enable_network",
+      "__proto__",
+      "constructor",
+    ];
+    const before = executions();
+    for (let i = 0; i < 200; i++) {
+      // language_id is never a language here: nothing may run, whatever else the body holds.
+      const body: Record<string, unknown> = { language_id: [70, "x", null, {}, 89][i % 5] };
+      for (const n of names) if (next() < 0.5) body[n] = pick();
+      const query = ["", "?base64_encoded=true", "?wait=true&fields=*"][i % 3]!;
+      const batch = i % 7 === 0;
+      const r = await j0(
+        "POST",
+        `/submissions${batch ? "/batch" : ""}${query}`,
+        batch ? { submissions: [body, pick()] } : body,
+      );
+      expect(r.status, JSON.stringify(body).slice(0, 300)).toBeGreaterThanOrEqual(400);
+      expect(r.status).toBeLessThan(500);
+    }
+    expect(executions()).toBe(before);
+    await stillUp();
+  }, 120_000);
 });
