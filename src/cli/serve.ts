@@ -14,6 +14,7 @@ import { clusterProblems } from "../config/cluster-config.js";
 import type { Config } from "../config/schema.js";
 import { WardenError } from "../errors.js";
 import type { ExecutionFrontend } from "../executions/frontend.js";
+import { judge0Callback } from "../http/judge0/callback.js";
 import { buildServer, type ServerDeps } from "../http/server.js";
 import type { NotebookService } from "../notebooks/service.js";
 import type { Analyzer } from "../policy/analyzer.js";
@@ -85,8 +86,8 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
     store: node.deps.store,
     logger,
     audit: (event) => node.deps.service.audit(event),
-    // The lead wires judge0Callback (src/http/judge0/callback.ts) in place of this stand-in.
-    renderers: { warden: wardenCallback, judge0: wardenCallback },
+    // Judge0 callbacks carry Judge0's submission shape (src/http/judge0/callback.ts).
+    renderers: { warden: wardenCallback, judge0: judge0Callback },
   }).start();
   const app = await buildServer({ ...node.deps, webhooks });
   const address = await app.listen({ host: config.server.host, port: config.server.port });

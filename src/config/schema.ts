@@ -2,6 +2,7 @@ import { isIP } from "node:net";
 import { z } from "zod";
 import { SessionsConfigSchema } from "./sessions-config.js";
 import { UsageConfigSchema } from "./usage-config.js";
+import { Judge0ConfigSchema } from "./judge0-config.js";
 import { ClusterConfigSchema } from "./cluster-config.js";
 import { parseHostname, parsePattern } from "../util/hostname.js";
 import { RuntimeDefinitionSchema } from "./runtime-definition.js";
@@ -718,6 +719,9 @@ export const ConfigSchema = z
     ),
     webhooks: WebhooksConfigSchema.default(WebhooksConfigSchema.parse({})).describe(
       "Batches and signed callbacks (docs/webhooks.md).",
+    ),
+    judge0: Judge0ConfigSchema.default(Judge0ConfigSchema.parse({})).describe(
+      "Judge0 CE's API (docs/judge0.md).",
     ),
     runtimes: z
       .array(RuntimeDefinitionSchema)

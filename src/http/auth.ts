@@ -37,6 +37,8 @@ declare module "fastify" {
     scope?: Scope | "public" | "any";
     /** Accept requests without a key as `anonymous` (Piston routes, when enabled). */
     anonymous?: boolean;
+    /** Judge0 routes: the key may also come in Judge0's X-Auth-Token / X-Auth-User header. */
+    judge0?: boolean;
   }
 }
 
@@ -219,7 +221,9 @@ export class Gate {
     const scope = request.routeOptions.config.scope ?? "any";
     if (scope === "public") return;
     this.limit(reply, await this.perIp.hit(request.ip), `client ${request.ip}`, request);
-    const token = bearer(request.headers.authorization);
+    const token =
+      bearer(request.headers.authorization) ??
+      (request.routeOptions.config.judge0 ? judge0Token(request.headers) : undefined);
     const viaCookie = token || !this.cookie ? null : await this.cookie(request);
     if (viaCookie && "refuse" in viaCookie)
       this.refuse(request, viaCookie.refuse.code, viaCookie.refuse.message);
@@ -250,6 +254,15 @@ export class Gate {
 /** The bearer token of an Authorization header, if any. */
 function bearer(header: string | undefined): string | undefined {
   return header?.startsWith("Bearer ") ? header.slice(7).trim() || undefined : undefined;
+}
+
+/** Judge0's auth headers (X-Auth-Token, X-Auth-User) carry a Warden key on its routes. */
+function judge0Token(headers: IncomingMessage["headers"]): string | undefined {
+  for (const name of ["x-auth-token", "x-auth-user"]) {
+    const v = headers[name];
+    if (typeof v === "string" && v.trim()) return v.trim();
+  }
+  return undefined;
 }
 
 export function hasScope(actor: Actor | null, scope: Scope): boolean {

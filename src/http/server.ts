@@ -53,6 +53,7 @@ import { DashboardSessions } from "./dashboard-session.js";
 import { dashboardRoutes } from "./routes/dashboard.js";
 import { auditRoutes } from "./routes/admin-audit.js";
 import { liveRoutes } from "./routes/admin-live.js";
+import { judge0Routes } from "./judge0/routes.js";
 
 export interface ServerDeps {
   config: Config;
@@ -259,6 +260,12 @@ export async function buildServer(deps: ServerDeps) {
       config,
       analyzer: queueAnalyzer,
     });
+    const judge0 = { service, registry: deps.registry, config, analyzer: queueAnalyzer };
+    const judge0Deps = { ...judge0, store: deps.store, webhooks: deps.webhooks };
+    if (config.judge0.enabled)
+      await app.register(judge0Routes, { ...judge0Deps, prefix: "/judge0" });
+    if (config.judge0.enabled && config.judge0.atRoot)
+      await app.register(judge0Routes, { ...judge0Deps, hidden: true });
   }
   await app.register(sessionRoutes, {
     sessions: deps.sessions,

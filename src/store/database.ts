@@ -135,6 +135,16 @@ const MIGRATIONS: string[] = [
      expires_at INTEGER NOT NULL
    );
    CREATE INDEX dashboard_sessions_expiry ON dashboard_sessions (expires_at);`,
+  // Judge0 submissions (store/judge0.ts): go when their execution record expires.
+  `CREATE TABLE judge0_submissions (
+     token TEXT PRIMARY KEY,
+     user_id TEXT NOT NULL,
+     language_id INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     fields TEXT NOT NULL
+   );
+   CREATE TRIGGER judge0_submissions_expire AFTER DELETE ON executions
+   BEGIN DELETE FROM judge0_submissions WHERE token = OLD.id; END;`,
 ];
 
 /** The schema version this code writes (SQLite's `user_version`). */

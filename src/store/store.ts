@@ -14,6 +14,7 @@ import type { QuotaRule, NewQuota, QuotaFilter } from "./quotas.js";
 import type { UsageDelta, UsagePeriodRow, UsageQuery, UsageTotals } from "./usage.js";
 import type { WebhookStore } from "./webhooks.js";
 import type { CountBucket, CountFilter, EventFilter, StoredAuditEvent } from "./audit-search.js";
+import type { Judge0Store } from "./judge0.js";
 
 export interface NewRecord {
   id: string;
@@ -199,6 +200,8 @@ export interface Store {
   /** Callback deliveries and their attempts (docs/webhooks.md). */
   readonly webhooks: WebhookStore;
   readonly dashboardSessions: DashboardSessionStore;
+  /** Judge0 submissions beside their execution records (src/store/judge0.ts). */
+  readonly judge0: Judge0Store;
   /** Answers a trivial write (for /readyz). */
   isWritable(): Promise<boolean>;
   close(): Promise<void>;

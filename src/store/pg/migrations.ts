@@ -75,6 +75,13 @@ const MIGRATIONS: string[] = [
    CREATE TABLE dashboard_sessions (id_hash text PRIMARY KEY, key_id text NOT NULL,
      created_at bigint NOT NULL, expires_at bigint NOT NULL);
    CREATE INDEX dashboard_sessions_expiry ON dashboard_sessions (expires_at);`,
+  // Judge0 submissions (store/judge0.ts): go when their execution record expires.
+  `CREATE TABLE judge0_submissions (token text PRIMARY KEY, user_id text NOT NULL,
+     language_id integer NOT NULL, created_at bigint NOT NULL, fields text NOT NULL);
+   CREATE FUNCTION judge0_submissions_expire() RETURNS trigger LANGUAGE plpgsql AS
+     $$ BEGIN DELETE FROM judge0_submissions WHERE token = OLD.id; RETURN OLD; END $$;
+   CREATE TRIGGER judge0_submissions_expire AFTER DELETE ON executions
+     FOR EACH ROW EXECUTE FUNCTION judge0_submissions_expire();`,
 ];
 
 /** The schema version this code writes. */

@@ -5,6 +5,7 @@
 import type pg from "pg";
 import type { Logger } from "../../audit/logger.js";
 import type { Store } from "../store.js";
+import { PgJudge0Store } from "./judge0.js";
 import { PgArtifactStore } from "./artifacts.js";
 import { PgKeyStore } from "./keys.js";
 import { migrate } from "./migrations.js";
@@ -28,6 +29,7 @@ export class PgStore implements Store {
   readonly quotas: PgQuotaStore;
   readonly webhooks: PgWebhookStore;
   readonly dashboardSessions: PgDashboardSessions;
+  readonly judge0: PgJudge0Store;
 
   /**
    * The connection pool (max 10 connections, 30 s statement timeout), for the
@@ -47,6 +49,7 @@ export class PgStore implements Store {
     this.quotas = new PgQuotaStore(pool);
     this.webhooks = new PgWebhookStore(pool);
     this.dashboardSessions = new PgDashboardSessions(pool);
+    this.judge0 = new PgJudge0Store(pool);
   }
 
   /** Connects and applies pending migrations (refused if the database is newer than this code). */

@@ -1,4 +1,5 @@
 /** The single node's store: one SQLite file in the data dir (src/store/database.ts). */
+import { SqliteJudge0Store } from "./judge0.js";
 import { SqliteArtifactStore } from "./artifacts.js";
 import { openDatabase, storeIsWritable, type Db } from "../database.js";
 import type { Store } from "../store.js";
@@ -19,6 +20,7 @@ export class SqliteStore implements Store {
   readonly quotas: SqliteQuotaStore;
   readonly webhooks: SqliteWebhookStore;
   readonly dashboardSessions: SqliteDashboardSessions;
+  readonly judge0: SqliteJudge0Store;
 
   /** Opens (and migrates) `<dataDir>/warden.db`; artifacts' bytes go to `<dataDir>/artifacts`. */
   constructor(
@@ -33,6 +35,7 @@ export class SqliteStore implements Store {
     this.sessions = new SqliteSessionRegistry(db);
     this.webhooks = new SqliteWebhookStore(db);
     this.dashboardSessions = new SqliteDashboardSessions(db);
+    this.judge0 = new SqliteJudge0Store(db);
   }
 
   async isWritable(): Promise<boolean> {
