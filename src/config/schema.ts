@@ -2,6 +2,7 @@ import { isIP } from "node:net";
 import { z } from "zod";
 import { SessionsConfigSchema } from "./sessions-config.js";
 import { ClusterConfigSchema } from "./cluster-config.js";
+import { JudgingConfigSchema } from "./judging-config.js";
 import { parseHostname, parsePattern } from "../util/hostname.js";
 import { RuntimeDefinitionSchema } from "./runtime-definition.js";
 import { EnvironmentsConfigSchema } from "./environments.js";
@@ -712,6 +713,9 @@ export const ConfigSchema = z
     sessions: SessionsConfigSchema.default(SessionsConfigSchema.parse({})),
     cluster: ClusterConfigSchema.default(ClusterConfigSchema.parse({})).describe(
       "Cluster mode: API and worker nodes on PostgreSQL and Redis (docs/cluster.md).",
+    ),
+    judging: JudgingConfigSchema.default(JudgingConfigSchema.parse({})).describe(
+      "Test-case runs: bounds of cases, suites and compiled workspaces (docs/judging.md).",
     ),
     runtimes: z
       .array(RuntimeDefinitionSchema)

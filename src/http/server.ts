@@ -31,6 +31,7 @@ import { sendError, toWardenError } from "./errors.js";
 import { openapiOptions } from "./openapi.js";
 import { adminRoutes } from "./routes/admin.js";
 import { executionRoutes } from "./routes/executions.js";
+import { testSuiteRoutes } from "./routes/test-suites.js";
 import { healthRoutes } from "./routes/health.js";
 import { mcpRoutes } from "./routes/mcp.js";
 import { pistonRoutes } from "./routes/piston.js";
@@ -219,6 +220,7 @@ export async function buildServer(deps: ServerDeps) {
       config,
       analyzer: queueAnalyzer,
     });
+    await app.register(testSuiteRoutes, { service, config });
     await app.register(adminRoutes, { service, sessions: deps.sessions, keys: deps.keys, config });
     await app.register(pistonRoutes, {
       service,
