@@ -42,6 +42,11 @@ function program(setExit: (code: number) => void): Command {
       "a prebuilt environment to import packages from (warden env list)",
     )
     .option("--json", "print the result as JSON instead of streaming the output")
+    .option("--tests <dir>", "judge on every NAME.in of DIR (NAME.out: expected output)")
+    .option("--compare <mode>", "with --tests: exact, trailing_whitespace, tokens, float, checker")
+    .option("--tolerance <x>", "with --compare float: absolute and relative tolerance")
+    .option("--checker <file>", "with --tests: a checker program (input/expected/actual.txt)")
+    .option("--stop-on-first-failure", "with --tests: skip the cases after the first failure")
     .action(async (file: string, args: string[], opts: RunOptions, cmd: Command) => {
       setExit(await runCommand(file, args, { ...cmd.optsWithGlobals<RunOptions>(), ...opts }));
     });
