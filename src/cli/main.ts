@@ -213,6 +213,8 @@ function program(setExit: (code: number) => void): Command {
       "only cluster throughput: an API node with 1 and 2 workers vs a single node",
     )
     .option("--database-url <url>", "PostgreSQL where --cluster makes its scratch database")
+    .option("--judge", "only test cases/s: one judge run vs the same cases as executions")
+    .option("--cases <n>", "cases of --judge", "100")
     .option("--json", "print the figures as JSON")
     .action(async (opts: BenchOptions, cmd: Command) => {
       setExit(await benchCommand({ ...cmd.optsWithGlobals<BenchOptions>(), ...opts }));
