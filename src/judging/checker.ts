@@ -49,8 +49,10 @@ export async function runChecker(
   if (ran.status === "completed") return { verdict: "accepted", message };
   if (ran.status === "failed" && ran.exitCode === 1) return { verdict: "wrong_answer", message };
   const how =
-    ran.status === "failed"
-      ? `exit code ${ran.exitCode ?? ran.signal ?? "?"}`
-      : `status ${ran.status}`;
+    ran.status !== "failed"
+      ? `status ${ran.status}`
+      : ran.exitCode !== null
+        ? `exit code ${ran.exitCode}`
+        : `signal ${ran.signal ?? "?"}`;
   return { verdict: "error", message: `checker failed (${how})${message ? `: ${message}` : ""}` };
 }
