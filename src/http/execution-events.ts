@@ -88,11 +88,7 @@ export async function streamExecution(
         if (!(await stream.write("test", live.tests[sentTests++]!, id()))) return;
       if (live.result) break;
       // Checked and waited on in one turn: nothing can slip in between.
-      if (
-        live.status === status &&
-        next === live.chunks.length &&
-        sentTests === live.tests.length
-      )
+      if (live.status === status && next === live.chunks.length && sentTests === live.tests.length)
         await changed(live, stream.signal);
       if (stream.signal.aborted) return;
     }

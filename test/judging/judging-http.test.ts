@@ -145,9 +145,10 @@ describe("warden run --tests DIR", () => {
     ["2", "2", "4"],
     ["10", "10", "20"],
     ["1", "1", "2"],
-  ])
-    (writeFileSync(join(cases, `${name}.in`), input!),
-      writeFileSync(join(cases, `${name}.out`), output!));
+  ]) {
+    writeFileSync(join(cases, `${name}.in`), input!);
+    writeFileSync(join(cases, `${name}.out`), output!);
+  }
   const good = join(dir, "good.py");
   writeFileSync(good, DOUBLE);
   const bad = join(dir, "bad.py");

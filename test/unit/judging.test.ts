@@ -135,7 +135,7 @@ describe("job row", () => {
   const request: ExecutionRequest = {
     language: "cpp",
     files: [{ path: "main.cpp", content: "int main(){}" }],
-    limits: limits as ExecutionRequest["limits"],
+    limits: limits,
     network: null,
     retryOnFailure: true,
     userId: "u",
@@ -150,7 +150,7 @@ describe("job row", () => {
         },
       ],
       compare: { mode: "float", absoluteTolerance: 0.01 },
-      checker: { language: "python", code: "pass", limits: limits as ExecutionRequest["limits"] },
+      checker: { language: "python", code: "pass", limits: limits },
       stopOnFirstFailure: true,
     },
   };
