@@ -16,6 +16,7 @@ import { benchEnvironments, type EnvBenchRow } from "./bench-env.js";
 import { benchCluster, DEFAULT_BENCH_DATABASE_URL } from "./bench-cluster.js";
 import { bareRate, bareSpawn, round, stats, timed, type Stats } from "./measure.js";
 import { createContext, openHost, type GlobalOptions } from "./context.js";
+import { benchJudge } from "./bench-judge.js";
 
 export interface BenchOptions extends GlobalOptions {
   runs?: string;
@@ -32,6 +33,10 @@ export interface BenchOptions extends GlobalOptions {
   cluster?: boolean;
   /** PostgreSQL where `--cluster` makes its scratch database. */
   databaseUrl?: string;
+  /** Only test cases/s: one judge run vs the same cases as separate executions. */
+  judge?: boolean;
+  /** Cases of `--judge`. @default 100 */
+  cases?: string;
 }
 
 const LIMITS: SandboxLimits = {
@@ -170,6 +175,7 @@ async function clusterCommand(options: BenchOptions): Promise<number> {
 
 export async function benchCommand(options: BenchOptions): Promise<number> {
   if (options.cluster) return clusterCommand(options);
+  if (options.judge) return benchJudge(options);
   const runs = Math.max(5, Number(options.runs ?? 50));
   const ctx = createContext(options);
   const host = await openHost(ctx);

@@ -43,6 +43,11 @@ function program(setExit: (code: number) => void): Command {
       "a prebuilt environment to import packages from (warden env list)",
     )
     .option("--json", "print the result as JSON instead of streaming the output")
+    .option("--tests <dir>", "judge on every NAME.in of DIR (NAME.out: expected output)")
+    .option("--compare <mode>", "with --tests: exact, trailing_whitespace, tokens, float, checker")
+    .option("--tolerance <x>", "with --compare float: absolute and relative tolerance")
+    .option("--checker <file>", "with --tests: a checker program (input/expected/actual.txt)")
+    .option("--stop-on-first-failure", "with --tests: skip the cases after the first failure")
     .action(async (file: string, args: string[], opts: RunOptions, cmd: Command) => {
       setExit(await runCommand(file, args, { ...cmd.optsWithGlobals<RunOptions>(), ...opts }));
     });
@@ -210,6 +215,8 @@ function program(setExit: (code: number) => void): Command {
       "only cluster throughput: an API node with 1 and 2 workers vs a single node",
     )
     .option("--database-url <url>", "PostgreSQL where --cluster makes its scratch database")
+    .option("--judge", "only test cases/s: one judge run vs the same cases as executions")
+    .option("--cases <n>", "cases of --judge", "100")
     .option("--json", "print the figures as JSON")
     .action(async (opts: BenchOptions, cmd: Command) => {
       setExit(await benchCommand({ ...cmd.optsWithGlobals<BenchOptions>(), ...opts }));

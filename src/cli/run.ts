@@ -10,8 +10,10 @@ import type { ExecutionResult } from "../contract/result.js";
 import { executeCode } from "../runtimes/execute.js";
 import { EnvironmentStore } from "../environments/store.js";
 import { createContext, openHost, type GlobalOptions } from "./context.js";
+import { judgeCode } from "../judging/judge.js";
+import { cliJudge, testsTable, type TestsOptions } from "./run-tests.js";
 
-export interface RunOptions extends GlobalOptions {
+export interface RunOptions extends GlobalOptions, TestsOptions {
   language?: string;
   stdin?: string;
   timeout?: string;
@@ -179,30 +181,64 @@ export async function runCommand(
   const release = environment
     ? await environments.acquire(environment.name, "--environment")
     : async () => undefined;
+  const judge = options.tests
+    ? await cliJudge(
+        options,
+        ctx.config,
+        { timeout: number("timeout", options.timeout), limits: requestLimits },
+        (path) => ctx.registry.lookupByExtension(extname(path))?.language,
+      )
+    : undefined;
   const host = await openHost(ctx);
-  const result = await executeCode(host, ctx.registry, {
-    language: definition.language,
-    files: [{ path: fileName, content: code }],
-    stdin,
-    args,
-    limits,
-    environment,
-    network: egress
-      ? {
-          policy: egress,
-          onEvent: (e) => {
-            const line = options.json ? null : egressNotice(e);
-            if (line) process.stderr.write(`${line}\n`);
-          },
-        }
-      : undefined,
-    onOutput: options.json
-      ? undefined
-      : (chunk) => (chunk.stream === "stdout" ? process.stdout : process.stderr).write(chunk.data),
-  }).finally(async () => {
+  const files = [{ path: fileName, content: code }];
+  const run = judge
+    ? judgeCode(host, ctx.registry, {
+        language: definition.language,
+        files,
+        limits,
+        environment,
+        judge,
+        maxCompiledBytes: ctx.config.judging.maxCompiledMb * 1024 * 1024,
+        caseOutputBytes: ctx.config.judging.caseOutputBytes,
+      })
+    : executeCode(host, ctx.registry, {
+        language: definition.language,
+        files,
+        stdin,
+        args,
+        limits,
+        environment,
+        network: egress
+          ? {
+              policy: egress,
+              onEvent: (e) => {
+                const line = options.json ? null : egressNotice(e);
+                if (line) process.stderr.write(`${line}\n`);
+              },
+            }
+          : undefined,
+        onOutput: options.json
+          ? undefined
+          : (chunk) =>
+              (chunk.stream === "stdout" ? process.stdout : process.stderr).write(chunk.data),
+      });
+  const result = await run.finally(async () => {
     await host.close();
     await release();
   });
+  if (result.tests && !options.json) {
+    if (result.compile && result.compile.status !== "completed")
+      process.stderr.write(result.compile.stdout + result.compile.stderr);
+    process.stdout.write(testsTable(result));
+    if (result.error)
+      process.stderr.write(`warden: ${result.error.code}: ${result.error.message}\n`);
+  }
+  if (result.tests) {
+    if (options.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    // All accepted or not; a Warden fault keeps its own code.
+    if (result.status === "error") return EXIT.wardenError;
+    return result.tests.verdict === "accepted" ? 0 : EXIT.compileFailed;
+  }
   if (options.json) {
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   } else {

@@ -22,6 +22,7 @@ import type { Metrics } from "../executions/metrics.js";
 import type { AuditEvent, ExecutionRecord, NewEvent } from "../store/records.js";
 import type { Execution, ExecutionRequest, ExecutionSource } from "../executions/execution.js";
 import { toExecutionRequest, type CreateExecutionInput } from "../executions/request.js";
+import { judgeMemoryMb } from "../judging/types.js";
 import type { AdmissionDecision } from "../executions/scheduler.js";
 import type { QuotaGate } from "../executions/frontend.js";
 import { resolveKeyEgress, type EgressPolicy } from "../network/policy.js";
@@ -206,11 +207,29 @@ export class ClusterService {
       // By name only: the worker mounts its own copy (job.ts).
       environment = { name, key: name, binds: [], env: {} };
     }
-    const request = toExecutionRequest(config, def, input, { network, environment }, actor, source);
+    const checkerLanguage = (name: string): string | undefined => {
+      const found = registry.lookup(name)?.language;
+      return found && can.languages.has(found) ? found : undefined;
+    };
+    const request = toExecutionRequest(
+      config,
+      def,
+      input,
+      { network, environment, checkerLanguage },
+      actor,
+      source,
+    );
     const compileMb = def.compile
       ? (request.compileLimits?.memoryMb ?? def.compileLimits.memoryMb ?? 0)
       : 0;
-    const reservationMb = Math.max(request.limits.memoryMb, compileMb);
+    const reservationMb = Math.max(
+      request.limits.memoryMb,
+      compileMb,
+      judgeMemoryMb(request.judge, (language) => {
+        const d = registry.lookup(language);
+        return d?.compile ? (d.compileLimits.memoryMb ?? 0) : 0;
+      }),
+    );
     if (reservationMb > can.maxMemoryMb)
       throw new WardenError(
         "QUOTA_EXCEEDED",

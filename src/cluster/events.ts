@@ -8,6 +8,7 @@
  */
 import { z } from "zod";
 import { ExecutionStatusSchema } from "../contract/result.js";
+import { TestCaseResultSchema } from "../contract/judging.js";
 
 /** Largest message accepted (bytes). An output chunk is at most 64 KiB of text, JSON-escaped. */
 export const MAX_MESSAGE_BYTES = 512 * 1024;
@@ -21,6 +22,8 @@ export const ExecMessageSchema = z.discriminatedUnion("t", [
     data: z.string().max(MAX_MESSAGE_BYTES),
   }),
   z.object({ t: z.literal("status"), status: ExecutionStatusSchema }),
+  /** One test case's result (a test-case run); the whole message is size-checked first. */
+  z.object({ t: z.literal("test"), result: TestCaseResultSchema }),
   /** The final state is in PostgreSQL before this is sent: the reader loads it from there. */
   z.object({ t: z.literal("end"), status: ExecutionStatusSchema }),
 ]);

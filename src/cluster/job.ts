@@ -9,8 +9,43 @@
 import { z } from "zod";
 import { PolicyModeSchema, type PolicyMode } from "../contract/policy.js";
 import { SandboxLimitsSchema } from "../contract/limits.js";
+import { WardenError } from "../errors.js";
 import type { EgressPolicy } from "../network/policy.js";
 import type { ExecutionRequest } from "../executions/execution.js";
+import type { JudgeSpec } from "../judging/types.js";
+
+/** Cases a row may carry: far past judging.maxTests, which the worker applies too. */
+const MAX_CASES = 100_000;
+const COMPARE_MODES = ["exact", "trailing_whitespace", "tokens", "float", "checker"] as const;
+
+/** A test-case run as a row carries it (src/judging/types.ts JudgeSpec), bounded. */
+const JudgeJobSchema = z.object({
+  cases: z
+    .array(
+      z.object({
+        name: z.string().min(1).max(128),
+        stdin: z.string().optional(),
+        args: z.array(z.string().max(4096)).max(256).optional(),
+        expectedOutput: z.string().optional(),
+        limits: SandboxLimitsSchema.optional(),
+        points: z.number().min(0).max(1_000_000),
+      }),
+    )
+    .max(MAX_CASES),
+  suiteId: z
+    .string()
+    .regex(/^suite_[0-9A-Z]{26}$/)
+    .optional(),
+  compare: z.object({
+    mode: z.enum(COMPARE_MODES),
+    absoluteTolerance: z.number().min(0).optional(),
+    relativeTolerance: z.number().min(0).optional(),
+  }),
+  checker: z
+    .object({ language: z.string().max(100), code: z.string(), limits: SandboxLimitsSchema })
+    .optional(),
+  stopOnFirstFailure: z.boolean(),
+});
 
 const MAX_FILES = 1000;
 
@@ -66,6 +101,8 @@ export const QueuedJobSchema = z.object({
    * analyse in): the key's mode, or null for the server's. Absent = done.
    */
   policy: PolicyModeSchema.nullable().optional(),
+  /** A test-case run; the worker re-bounds its limits and count by its own config. */
+  judge: JudgeJobSchema.optional(),
 });
 export type QueuedJob = z.infer<typeof QueuedJobSchema>;
 
@@ -94,6 +131,29 @@ export function toJob(request: ExecutionRequest, policy?: PolicyMode | null): Qu
     retryOnFailure: request.retryOnFailure,
     source: request.source,
     ...(policy !== undefined ? { policy } : {}),
+    ...(request.judge ? { judge: request.judge } : {}),
+  };
+}
+
+/**
+ * A row's test-case run checked against THIS worker's bounds: every case's
+ * and the checker's limits through `bound` (its maxima), the count within
+ * its judging.maxTests. A planted row gets no larger sandbox than a request.
+ */
+export function judgeFromJob(
+  judge: NonNullable<QueuedJob["judge"]>,
+  bound: (limits: QueuedJob["limits"]) => QueuedJob["limits"],
+  maxTests: number,
+): JudgeSpec {
+  if (judge.cases.length > maxTests)
+    throw new WardenError(
+      "INVALID_REQUEST",
+      `tests: over this worker's judging.maxTests (${maxTests})`,
+    );
+  return {
+    ...judge,
+    cases: judge.cases.map((c) => (c.limits ? { ...c, limits: bound(c.limits) } : c)),
+    checker: judge.checker ? { ...judge.checker, limits: bound(judge.checker.limits) } : undefined,
   };
 }
 
@@ -105,6 +165,7 @@ export function fromJob(
     limits: ExecutionRequest["limits"];
     environment: ExecutionRequest["environment"];
     network: EgressPolicy | null;
+    judge?: JudgeSpec | undefined;
   },
 ): ExecutionRequest {
   return {
@@ -126,5 +187,6 @@ export function fromJob(
     userId: who.userId,
     keyId: who.keyId ?? undefined,
     source: job.source,
+    ...(resolved.judge ? { judge: resolved.judge } : {}),
   };
 }

@@ -25,7 +25,7 @@ import { ClusterQueue } from "./queue.js";
 import { Reaper } from "./reaper.js";
 import { ClusterRedis } from "./redis.js";
 import { ClusterWorker, type LocalEngine } from "./worker.js";
-import type { QueuedJob } from "./job.js";
+import { judgeFromJob, type QueuedJob } from "./job.js";
 
 /** What a worker node runs jobs with: the single node's own parts. */
 export interface LocalParts {
@@ -211,6 +211,9 @@ function workerOf(
       environment: service.environments.resolve(job.environment ?? undefined, "environment"),
       // Re-bounded by THIS worker's network config: the row supplies only allow and ports.
       network: job.network ? resolveEgress(job.network, config.network) : null,
+      judge: job.judge
+        ? judgeFromJob(job.judge, (l) => withinMaxima(config, l), config.judging.maxTests)
+        : undefined,
     }),
     beforeRun: async (job, claimed) => {
       if (job.policy === undefined) return null; // analysed on the API node before submit

@@ -13,6 +13,8 @@ import { channels, ExecMessageSchema, parseMessage } from "./events.js";
 import type { ClusterRedis } from "./redis.js";
 
 const FINAL = new Set<ExecutionStatus>(["queued", "running"]);
+/** Cases of a suite (their count is known to the worker only): a row's bound (job.ts). */
+const MAX_SUITE_CASES = 100_000;
 export const isFinal = (s: ExecutionStatus): boolean => !FINAL.has(s);
 
 export interface FollowOptions {
@@ -66,6 +68,8 @@ export function followExecution(o: FollowOptions): Followed {
   // Each stream's cap as the worker enforces it, and room for the cut marker.
   const cap = 2 * (o.request.limits.outputBytes + 1024);
   let received = 0;
+  const judge = o.request.judge;
+  const maxTests = judge ? (judge.suiteId ? MAX_SUITE_CASES : judge.cases.length) : 0;
   /** Bytes this execution holds of `o.budget`, given back when it stops. */
   let held = 0;
   let stopped = false;
@@ -101,6 +105,13 @@ export function followExecution(o: FollowOptions): Followed {
       if (received > cap || (o.budget && !o.budget.take(bytes))) return;
       held += bytes;
       execution.pushOutput({ stream: m.stream, data: m.data });
+    } else if (m.t === "test") {
+      // At most one per case, and held within the shared budget: a publisher cannot
+      // grow this node's memory past either.
+      const bytes = Buffer.byteLength(JSON.stringify(m.result));
+      if (execution.tests.length >= maxTests || (o.budget && !o.budget.take(bytes))) return;
+      held += bytes;
+      execution.pushTest(m.result);
     } else if (m.t === "status") {
       if (!isFinal(m.status) && m.status !== execution.status) {
         if (m.status === "running") execution.startedAt ??= Date.now();

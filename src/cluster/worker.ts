@@ -58,6 +58,7 @@ export interface WorkerOptions {
     limits: ExecutionRequest["limits"];
     environment: ExecutionRequest["environment"];
     network: ExecutionRequest["network"];
+    judge?: ExecutionRequest["judge"];
   };
   /** Static analysis an API node could not do; a result = refused (status rejected). */
   beforeRun?: (job: QueuedJob, claimed: ClaimedJob) => Promise<ExecutionResult | null>;
@@ -268,6 +269,8 @@ export class ClusterWorker {
           data: chunk.data.slice(at, at + PUBLISH_CHARS),
         });
     });
+    // A case's result is bounded (judging.caseOutputBytes per stream): one message each.
+    execution.on("test", (result) => void this.o.redis.publish(channel, { t: "test", result }));
     return execution.done;
   }
 

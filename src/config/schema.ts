@@ -4,6 +4,7 @@ import { SessionsConfigSchema } from "./sessions-config.js";
 import { UsageConfigSchema } from "./usage-config.js";
 import { Judge0ConfigSchema } from "./judge0-config.js";
 import { ClusterConfigSchema } from "./cluster-config.js";
+import { JudgingConfigSchema } from "./judging-config.js";
 import { parseHostname, parsePattern } from "../util/hostname.js";
 import { RuntimeDefinitionSchema } from "./runtime-definition.js";
 import { EnvironmentsConfigSchema } from "./environments.js";
@@ -722,6 +723,9 @@ export const ConfigSchema = z
     ),
     judge0: Judge0ConfigSchema.default(Judge0ConfigSchema.parse({})).describe(
       "Judge0 CE's API (docs/judge0.md).",
+    ),
+    judging: JudgingConfigSchema.default(JudgingConfigSchema.parse({})).describe(
+      "Test-case runs: bounds of cases, suites and compiled workspaces (docs/judging.md).",
     ),
     runtimes: z
       .array(RuntimeDefinitionSchema)

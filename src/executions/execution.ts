@@ -11,6 +11,7 @@ import type { SandboxEnvironment } from "../sandbox/types.js";
 import { blankResult, type ExecutionResult, type ExecutionStatus } from "../contract/result.js";
 import type { TestCaseResult } from "../contract/judging.js";
 import type { CompileLimits, StageEvent } from "../runtimes/execute.js";
+import type { JudgeSpec } from "../judging/types.js";
 import type { OutputChunk, SandboxFile, SandboxLimits } from "../sandbox/types.js";
 
 /** Where a request came from, for audit. */
@@ -42,6 +43,8 @@ export interface ExecutionRequest {
   userId: string;
   keyId?: string | undefined;
   source: ExecutionSource;
+  /** A test-case run: the program runs once per case (src/judging/). */
+  judge?: JudgeSpec | undefined;
 }
 
 export interface ExecutionEvents {
@@ -63,6 +66,8 @@ export class Execution extends EventEmitter<ExecutionEvents> {
   result: ExecutionResult | null = null;
   /** Output so far, replayed to late stream subscribers (bounded by the output caps). */
   readonly chunks: OutputChunk[] = [];
+  /** A test-case run's cases so far, replayed to late subscribers (bounded by judging.maxTests). */
+  readonly tests: TestCaseResult[] = [];
   readonly abort = new AbortController();
   killReason: string | null = null;
   /** The box running it (its cgroups are `<boxId>-<run>`), for live monitoring. */
@@ -85,6 +90,11 @@ export class Execution extends EventEmitter<ExecutionEvents> {
   pushOutput(chunk: OutputChunk): void {
     this.chunks.push(chunk);
     this.emit("output", chunk);
+  }
+
+  pushTest(result: TestCaseResult): void {
+    this.tests.push(result);
+    this.emit("test", result);
   }
 
   setStatus(status: ExecutionStatus): void {

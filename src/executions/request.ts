@@ -19,6 +19,7 @@ import type { ExecutionRequest, ExecutionSource } from "./execution.js";
 import type { RuntimeDefinition } from "../config/runtime-definition.js";
 import { EnvironmentNameSchema } from "../contract/environment.js";
 import { JudgeRequestFields } from "../contract/judging.js";
+import { resolveJudge } from "../judging/request.js";
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const MAX_ENV_VARS = 64;
@@ -163,13 +164,17 @@ export function toExecutionRequest(
   config: Config,
   def: Pick<RuntimeDefinition, "language" | "fileName">,
   input: CreateExecutionInput,
-  resolved: Pick<ExecutionRequest, "network" | "environment">,
+  resolved: Pick<ExecutionRequest, "network" | "environment"> & {
+    /** A checker's language by its canonical name, undefined when not runnable here. */
+    checkerLanguage?: (name: string) => string | undefined;
+  },
   actor: { userId: string; keyId?: string | undefined },
   source: ExecutionSource,
 ): ExecutionRequest {
   const files = toSandboxFiles(input, def.fileName, config);
   if (input.entrypoint !== undefined && !files.some((f) => f.path === input.entrypoint))
     throw new WardenError("INVALID_REQUEST", `entrypoint: no file named ${input.entrypoint}`);
+  const judge = resolveJudge(config, input, resolved.checkerLanguage);
   return {
     language: def.language,
     files,
@@ -186,5 +191,6 @@ export function toExecutionRequest(
     userId: actor.userId,
     keyId: actor.keyId,
     source,
+    ...(judge ? { judge } : {}),
   };
 }

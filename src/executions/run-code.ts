@@ -20,6 +20,7 @@ import type { Finding, PolicyMode } from "../contract/policy.js";
 import type { Execution, ExecutionSource } from "./execution.js";
 import type { CreateExecutionInput } from "./request.js";
 import type { ExecutionFrontend, LiveInput } from "./frontend.js";
+import { checkSuiteOwner } from "../judging/suites.js";
 
 /** Who asks, as the interface authenticated them. */
 export interface RunActor {
@@ -80,6 +81,9 @@ export async function runCode(
 ): Promise<RunCodeOutcome> {
   const { service, analyzer } = deps;
   const userId = actingUser(actor, input.userId);
+  // A suite named by id is checked here, before anything is queued: only its owner may run it.
+  if (input.testsFrom !== undefined)
+    await checkSuiteOwner(service.artifacts, input.testsFrom, userId);
   const policy = analyzer
     ? await checkPolicy(analyzer, service, input, { policy: actor.policy }, userId)
     : { rejected: null, findings: null, audit: () => undefined };

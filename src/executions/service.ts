@@ -13,6 +13,9 @@ import type { Config } from "../config/schema.js";
 import { WardenError } from "../errors.js";
 import type { ExecutionResult } from "../contract/result.js";
 import { executeCode } from "../runtimes/execute.js";
+import { judgeCode } from "../judging/judge.js";
+import { loadSuite, suiteCases } from "../judging/suites.js";
+import { judgeMemoryMb } from "../judging/types.js";
 import type { RuntimeRegistry } from "../runtimes/registry.js";
 import type { SandboxHost } from "../sandbox/host.js";
 import type { SystemMetrics, UserMetrics } from "../contract/metrics.js";
@@ -76,6 +79,12 @@ export interface ExecuteOptions {
   network?: CreateExecutionInput["network"];
   /** A prebuilt environment (GET /v1/environments). @default "default" */
   environment?: string;
+  /** Test cases: the program runs once per case, compiled once (docs/judging.md). */
+  tests?: CreateExecutionInput["tests"];
+  /** How outputs are compared. @default { mode: "trailing_whitespace" } */
+  compare?: CreateExecutionInput["compare"];
+  /** Skip the cases after the first that fails. @default false */
+  stopOnFirstFailure?: boolean;
 }
 
 export type { SystemMetrics, UserMetrics };
@@ -201,13 +210,21 @@ export class ExecutionService {
     return kept;
   }
 
-  /** The most memory an execution holds at once: its run, or its compile step if larger. */
+  /**
+   * The most memory an execution holds at once: its run, or its compile step
+   * if larger; a test-case run, the largest of its compile, its cases and its
+   * checker (one sandbox at a time).
+   */
   private reservationMb(request: ExecutionRequest): number {
-    const def = this.o.registry.lookup(request.language);
-    const compile = def?.compile
-      ? (request.compileLimits?.memoryMb ?? def.compileLimits.memoryMb ?? COMPILE_MEMORY_FLOOR_MB)
-      : 0;
-    return Math.max(request.limits.memoryMb, compile);
+    const compileMb = (language: string, asked?: number): number => {
+      const def = this.o.registry.lookup(language);
+      return def?.compile ? (asked ?? def.compileLimits.memoryMb ?? COMPILE_MEMORY_FLOOR_MB) : 0;
+    };
+    return Math.max(
+      request.limits.memoryMb,
+      compileMb(request.language, request.compileLimits?.memoryMb),
+      judgeMemoryMb(request.judge, (language) => compileMb(language)),
+    );
   }
 
   private async runOnce(execution: Execution, signal: AbortSignal): Promise<ExecutionResult> {
@@ -218,39 +235,45 @@ export class ExecutionService {
       ? await this.environments.acquire(r.environment.name)
       : async () => undefined;
     try {
-      result = await executeCode(this.o.host, this.o.registry, {
-        id: execution.id,
-        language: r.language,
-        files: r.files,
-        entrypoint: r.entrypoint,
-        stdin: r.stdinStream ?? r.stdin,
-        args: r.args,
-        env: r.env,
-        limits: r.limits,
-        compileLimits: r.compileLimits,
-        onStage: (event) => execution.emit("stage", event),
-        signal,
-        onOutput: (chunk) => execution.pushOutput(chunk),
-        onBox: (box) => (execution.boxId = box.id),
-        network: r.network
-          ? this.o.egress(r.network, { executionId: execution.id, userId: execution.userId })
-          : undefined,
-        environment: r.environment,
-        artifacts:
-          this.o.config.maxArtifactsPerExecution > 0
-            ? {
-                // Files named in the request may be anywhere in the workspace.
-                keepIf: (r.artifacts ?? []).length > 0 ? "." : ARTIFACT_DIR,
-                // The program has run: a failure here must not make it run again (a retry).
-                collect: async (workspace) =>
-                  this.keepArtifacts(
-                    await readDeadWorkspace(workspace, this.artifactLimits(), r.artifacts),
-                    { ownerId: execution.id, userId: execution.userId, executionId: execution.id },
-                    (name) => this.o.artifactUrl(execution.id, name),
-                  ).catch(collectFailed),
-              }
-            : undefined,
-      });
+      result = r.judge
+        ? await this.judge(execution, r.judge, signal)
+        : await executeCode(this.o.host, this.o.registry, {
+            id: execution.id,
+            language: r.language,
+            files: r.files,
+            entrypoint: r.entrypoint,
+            stdin: r.stdinStream ?? r.stdin,
+            args: r.args,
+            env: r.env,
+            limits: r.limits,
+            compileLimits: r.compileLimits,
+            onStage: (event) => execution.emit("stage", event),
+            signal,
+            onOutput: (chunk) => execution.pushOutput(chunk),
+            onBox: (box) => (execution.boxId = box.id),
+            network: r.network
+              ? this.o.egress(r.network, { executionId: execution.id, userId: execution.userId })
+              : undefined,
+            environment: r.environment,
+            artifacts:
+              this.o.config.maxArtifactsPerExecution > 0
+                ? {
+                    // Files named in the request may be anywhere in the workspace.
+                    keepIf: (r.artifacts ?? []).length > 0 ? "." : ARTIFACT_DIR,
+                    // The program has run: a failure here must not make it run again (a retry).
+                    collect: async (workspace) =>
+                      this.keepArtifacts(
+                        await readDeadWorkspace(workspace, this.artifactLimits(), r.artifacts),
+                        {
+                          ownerId: execution.id,
+                          userId: execution.userId,
+                          executionId: execution.id,
+                        },
+                        (name) => this.o.artifactUrl(execution.id, name),
+                      ).catch(collectFailed),
+                  }
+                : undefined,
+          });
     } catch (error) {
       if (error instanceof WardenError) throw error;
       // A spawn, cgroup or mount failure of Warden's own: the program never ran.
@@ -263,6 +286,53 @@ export class ExecutionService {
     if (result.status === "error" && neverRan)
       throw new TransientError(result.error?.message ?? "sandbox failed");
     return result;
+  }
+
+  /** A test-case run: compiled once, then each case in a fresh sandbox (src/judging/). */
+  private async judge(
+    execution: Execution,
+    spec: NonNullable<ExecutionRequest["judge"]>,
+    signal: AbortSignal,
+  ): Promise<ExecutionResult> {
+    const r = execution.request;
+    const bounds = this.o.config.judging;
+    const judge = spec.suiteId
+      ? {
+          ...spec,
+          cases: suiteCases(
+            await loadSuite(this.artifacts, spec.suiteId, execution.userId, bounds),
+          ),
+        }
+      : spec;
+    return judgeCode(this.o.host, this.o.registry, {
+      id: execution.id,
+      language: r.language,
+      files: r.files,
+      entrypoint: r.entrypoint,
+      env: r.env,
+      limits: r.limits,
+      compileLimits: r.compileLimits,
+      signal,
+      network: r.network
+        ? this.o.egress(r.network, { executionId: execution.id, userId: execution.userId })
+        : undefined,
+      environment: r.environment,
+      judge,
+      maxCompiledBytes: bounds.maxCompiledMb * 1024 * 1024,
+      caseOutputBytes: bounds.caseOutputBytes,
+      onCase: (c) => execution.pushTest(c),
+      onBox: (box) => (execution.boxId = box.id),
+      // "One compile in the audit trail": a judge run's compile step is audited with its case count.
+      onCompile: ({ cases, timeMs }) =>
+        this.audit({
+          executionId: execution.id,
+          userId: execution.userId,
+          level: "info",
+          event: "compiled",
+          message: `compiled once for ${cases} test cases`,
+          data: { cases, timeMs, language: r.language },
+        }),
+    });
   }
 
   /**
@@ -308,11 +378,16 @@ export class ExecutionService {
     this.o.registry.resolve(def.language); // not installed here → UNSUPPORTED_LANGUAGE
     const network = this.resolveNetwork(input.network, actor.networkAllow);
     const environment = this.environments.resolve(input.environment, "environment");
+    const checkerLanguage = (name: string): string | undefined => {
+      const found = this.o.registry.lookup(name);
+      if (found) this.o.registry.resolve(found.language); // not installed here → UNSUPPORTED_LANGUAGE
+      return found?.language;
+    };
     const request = toExecutionRequest(
       this.o.config,
       def,
       input,
-      { network, environment },
+      { network, environment, checkerLanguage },
       actor,
       source,
     );
@@ -335,6 +410,9 @@ export class ExecutionService {
         limits: options.limits,
         network: options.network,
         environment: options.environment,
+        tests: options.tests,
+        compare: options.compare,
+        stopOnFirstFailure: options.stopOnFirstFailure,
         wait: true,
       },
       { userId },

@@ -1,6 +1,8 @@
 /**
  * The event stream of one execution: `status`, `stdout` / `stderr` ({data})
- * as the program writes, then `result`. Each event's id is the position in
+ * as the program writes, `test` (a test-case run: each case's result as
+ * soon as it is known, all of them again to a client that comes or
+ * reconnects later: dedupe by `index`), then `result`. Each event's id is the position in
  * the output it leaves the client at, `<stdout chars>-<stderr chars>`: the
  * same whether the output comes live or from the stored result, so a client
  * that reconnects with `Last-Event-ID` gets only the rest, even after the run.
@@ -39,12 +41,14 @@ function changed(live: Execution, signal: AbortSignal): Promise<void> {
     const done = (): void => {
       live.off("output", done);
       live.off("status", done);
+      live.off("test", done);
       live.off("end", done);
       signal.removeEventListener("abort", done);
       resolve();
     };
     live.on("output", done);
     live.on("status", done);
+    live.on("test", done);
     live.on("end", done);
     signal.addEventListener("abort", done);
   });
@@ -67,6 +71,7 @@ export async function streamExecution(
     return stream.write(name, { data: skip > 0 ? text.slice(skip) : text }, id());
   };
 
+  let sentTests = 0;
   if (live && !live.result) {
     let status: string | null = null;
     let next = 0;
@@ -79,9 +84,12 @@ export async function streamExecution(
         const chunk = live.chunks[next++]!;
         if (!(await output(chunk.stream, chunk.data))) return;
       }
+      while (sentTests < live.tests.length)
+        if (!(await stream.write("test", live.tests[sentTests++]!, id()))) return;
       if (live.result) break;
       // Checked and waited on in one turn: nothing can slip in between.
-      if (live.status === status && next === live.chunks.length) await changed(live, stream.signal);
+      if (live.status === status && next === live.chunks.length && sentTests === live.tests.length)
+        await changed(live, stream.signal);
       if (stream.signal.aborted) return;
     }
   }
@@ -90,6 +98,9 @@ export async function streamExecution(
     // Finished before this client came: the whole output, from its position on.
     if (!(await output("stdout", result.stdout.slice(at.stdout)))) return;
     if (!(await output("stderr", result.stderr.slice(at.stderr)))) return;
+    // Cases the live loop has not sent (all of them, to a client that came after the end).
+    for (const c of result.tests?.cases.slice(sentTests) ?? [])
+      if (c.verdict !== "skipped" && !(await stream.write("test", c, id()))) return;
     if (!(await stream.write("result", result, id()))) return;
   }
   stream.end();

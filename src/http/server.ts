@@ -31,6 +31,7 @@ import { sendError, toWardenError } from "./errors.js";
 import { openapiOptions } from "./openapi.js";
 import { adminRoutes } from "./routes/admin.js";
 import { executionRoutes } from "./routes/executions.js";
+import { testSuiteRoutes } from "./routes/test-suites.js";
 import { healthRoutes } from "./routes/health.js";
 import { mcpRoutes } from "./routes/mcp.js";
 import { pistonRoutes } from "./routes/piston.js";
@@ -236,6 +237,7 @@ export async function buildServer(deps: ServerDeps) {
       webhooks: deps.webhooks,
     });
     await app.register(webhookRoutes, { store: deps.store });
+    await app.register(testSuiteRoutes, { service, config });
     await app.register(adminRoutes, { service, sessions: deps.sessions, keys: deps.keys, config });
     await app.register(usageRoutes, { store: deps.store, config, service });
     await app.register(auditRoutes, { service, maxExportRows: config.dashboard.maxExportRows });

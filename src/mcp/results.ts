@@ -3,6 +3,7 @@
  * bundles to content blocks, file bytes to sandbox-scoped resources, and
  * output chunks to progress notifications. Nothing here names a host path.
  */
+import type { TestsSummary } from "../contract/judging.js";
 import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import {
   ErrorCode,
@@ -62,6 +63,21 @@ function section(label: string, text: string): string[] {
 /** The findings of a policy refusal as text: the first 20, one a line. */
 export function findingsText(findings: Finding[]): string {
   return `findings:\n${findings.slice(0, 20).map(describeFinding).join("\n")}`;
+}
+
+/** Cases listed at most in a tool's text; the rest are counted (all are in structuredContent). */
+const TEXT_CASES = 50;
+
+/** A test-case run, compactly: the totals, then one line per case. */
+export function testsText(t: TestsSummary): string {
+  const head = `tests: ${t.verdict}, ${t.passed}/${t.total} passed, ${t.skipped} skipped, score ${t.score}/${t.maxScore}`;
+  const lines = t.cases.slice(0, TEXT_CASES).map((c) => {
+    const why = c.diff ?? c.message;
+    const ran = c.status === null ? "" : ` ${c.timeMs} ms`;
+    return `${c.name}: ${c.verdict}${ran}${why ? ` (${why})` : ""}`;
+  });
+  const more = t.cases.length > TEXT_CASES ? [`… and ${t.cases.length - TEXT_CASES} more`] : [];
+  return [head, ...lines, ...more].join("\n");
 }
 
 export function runText(status: string, detail: string, stdout: string, stderr: string): string {

@@ -9,7 +9,8 @@ import { WardenError } from "../errors.js";
 import { runCode } from "../executions/run-code.js";
 import type { ExecutionResult } from "../contract/result.js";
 import { defineTool, type McpServerOptions, type ToolDefinition } from "./context.js";
-import { artifactContent, findingsText, progressReporter, runText } from "./results.js";
+import { artifactContent, findingsText, progressReporter, runText, testsText } from "./results.js";
+import { ComparisonSchema, TestCaseInputSchema } from "../contract/judging.js";
 import { ContextLanguageSchema } from "../contract/session.js";
 import { ExecutionResultOutput, RuntimesOutput } from "./schemas.js";
 
@@ -23,6 +24,7 @@ function resultText(r: ExecutionResult): string {
       ? `\ncompile (${r.compile.status}):\n${r.compile.stderr || r.compile.stdout}`
       : "";
   const error = r.error ? `\nerror: ${r.error.code}: ${r.error.message}` : "";
+  if (r.tests) return testsText(r.tests) + compile + error;
   return runText(r.status, detail, r.stdout, r.stderr) + compile + error;
 }
 
@@ -108,6 +110,18 @@ export function runTools(o: McpServerOptions): ToolDefinition[] {
             `Wall-clock limit in seconds (default ${o.config.defaultTimeout}, at most ${o.config.maxTimeout}).`,
           ),
         environment: EnvironmentNameSchema.optional(),
+        tests: z
+          .array(TestCaseInputSchema)
+          .min(1)
+          .max(o.config.judging.maxTests)
+          .optional()
+          .describe(
+            "Test cases ({name?, stdin?, args?, expectedOutput?}): the program is compiled once and run on each in a fresh sandbox; the answer gives a verdict per case.",
+          ),
+        compare: ComparisonSchema.optional().describe(
+          "How outputs are compared with expectedOutput (default: trailing whitespace ignored).",
+        ),
+        stop_on_first_failure: z.boolean().optional(),
       }),
       output: ExecutionResultOutput,
       annotations: {
@@ -137,6 +151,9 @@ export function runTools(o: McpServerOptions): ToolDefinition[] {
             stdin: args.stdin,
             timeout: args.timeout_seconds,
             environment: args.environment,
+            tests: args.tests,
+            compare: args.compare,
+            stopOnFirstFailure: args.stop_on_first_failure,
             retryOnFailure: true,
             wait: true,
           },

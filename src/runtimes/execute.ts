@@ -83,6 +83,14 @@ export interface ExecuteRequest {
    * (a host path). It must not throw: the program has run and must not run again.
    */
   artifacts?: ArtifactCollection | undefined;
+  /** Judging: `files` already hold what the compile step made, so it is not run again. */
+  skipCompile?: boolean | undefined;
+  /**
+   * Judging: compile only. Once the compile step succeeded, this gets the
+   * workspace (a host path, null if the box cannot show it) and the program
+   * is not run; the result has `compile` and status completed.
+   */
+  onCompiled?: ((workspace: string | null) => Promise<void>) | undefined;
 }
 
 export interface ArtifactCollection {
@@ -170,16 +178,17 @@ export async function executeCode(
     timeoutMs: asked.timeoutMs ?? def.compileLimits.timeoutMs ?? COMPILE_TIMEOUT_MS,
     cpuTimeMs: asked.cpuTimeMs,
   };
-  const compileArgv = def.compile
-    ? expandTemplate(def.compile, { ...vars, memoryMb: String(compileLimits.memoryMb) })
-    : undefined;
+  const compileArgv =
+    def.compile && !request.skipCompile
+      ? expandTemplate(def.compile, { ...vars, memoryMb: String(compileLimits.memoryMb) })
+      : undefined;
   const runArgv = [...expandTemplate(def.run, vars), ...(request.args ?? [])];
   const box = await takeOrPrepare(host, runtime, {
     files,
-    limits: def.compile ? compileLimits : request.limits,
+    limits: compileArgv ? compileLimits : request.limits,
     argv: compileArgv ?? runArgv,
     env,
-    network: def.compile ? undefined : request.network,
+    network: compileArgv ? undefined : request.network,
     environment: request.environment ?? undefined,
   });
   request.onBox?.({ id: box.id, uid: box.uid });
@@ -200,6 +209,10 @@ export async function executeCode(
         result.status = compiled.status;
         result.error = compileError(compiled);
         return result;
+      }
+      if (request.onCompiled) {
+        await request.onCompiled(box.deadWorkspace);
+        return Object.assign(result, { status: "completed", success: true });
       }
     }
     request.onStage?.({ stage: "run", phase: "start" });

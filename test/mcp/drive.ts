@@ -65,10 +65,13 @@ export async function listsEveryTool(client: Client): Promise<void> {
   const run = tools.find((t) => t.name === "run_code")!;
   expect(Object.keys(run.inputSchema.properties ?? {}).sort()).toEqual([
     "code",
+    "compare",
     "environment",
     "files",
     "language",
     "stdin",
+    "stop_on_first_failure",
+    "tests",
     "timeout_seconds",
   ]);
   expect(tools.find((t) => t.name === "destroy_sandbox")?.annotations?.destructiveHint).toBe(true);
@@ -101,6 +104,21 @@ export async function runsCodeOnce(client: Client): Promise<void> {
     code: "raise SystemExit(3)",
   });
   expect(failing.structuredContent).toMatchObject({ status: "failed", exitCode: 3 });
+  // Test cases: a verdict per case, compactly in the text, whole in structuredContent.
+  const judged = await call(client, "run_code", {
+    language: "python",
+    code: "print(int(input()) * 2)",
+    tests: [
+      { name: "one", stdin: "1", expectedOutput: "2" },
+      { name: "two", stdin: "2", expectedOutput: "5" },
+    ],
+  });
+  expect(judged.structuredContent).toMatchObject({
+    status: "failed",
+    tests: { verdict: "wrong_answer", passed: 1, total: 2 },
+  });
+  expect(text(judged)).toMatch(/tests: wrong_answer, 1\/2 passed/);
+  expect(text(judged)).toMatch(/two: wrong_answer \d+ ms \(line 1: expected "5", got "4"\)/);
   // Artifacts: an image inline, other files as artifact:// links readable as resources,
   // refusals said in words.
   const made = await call(client, "run_code", {
