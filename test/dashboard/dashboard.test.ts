@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eventually, startServer, type TestServer } from "../helpers/server.js";
+import { createKey, eventually, startServer, type TestServer } from "../helpers/server.js";
 
 const root = join(import.meta.dirname, "..", "..");
 const shots = join(root, "test-results", "dashboard");
@@ -144,6 +144,26 @@ describe("admin dashboard in a browser", () => {
     await page.getByText("Latency p50").waitFor();
     await expectLabelled();
     await shot("usage");
+  });
+
+  it("sets a quota from the usage view, and the user's next execution is refused", async () => {
+    const dana = await createKey(server, "dana-app", "execute", "dana");
+    await page.goto(`${server.url}/dashboard#usage`);
+    const form = page.getByRole("form", { name: "Set a quota" });
+    await form.getByLabel("ID").fill("dana");
+    await form.getByLabel("Metric").selectOption("executions");
+    await form.getByLabel("Limit").fill("0");
+    await form.getByRole("button", { name: "Set quota" }).click();
+    await page.locator("table tr", { hasText: "user dana" }).waitFor({ timeout: 10_000 });
+    const refused = await server.request("POST", "/v1/executions", {
+      token: dana,
+      body: { language: "bash", code: "echo no" },
+    });
+    expect(refused.status).toBe(429);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe(
+      "QUOTA_EXCEEDED",
+    );
+    await shot("quotas");
   });
 
   it("creates a key, shows its token once, and revokes it", async () => {

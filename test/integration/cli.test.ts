@@ -57,6 +57,7 @@ describe("warden run", () => {
         "queueTimeMs",
         "retries",
         "warmStart",
+        "usage",
       ].sort(),
     );
   });

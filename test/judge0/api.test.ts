@@ -239,9 +239,11 @@ describe("Judge0 submissions", () => {
     const cb = await j0("POST", "/submissions", {
       source_code: "1",
       language_id: 71,
-      callback_url: "http://example.com/",
+      // A literal private address: refused before any lookup, nothing sent anywhere.
+      callback_url: "http://10.0.0.1/",
     });
-    expect(cb.body).toEqual({ callback_url: ["setting callback is not allowed"] });
+    expect(cb.status).toBe(422);
+    expect(cb.body!.callback_url).toEqual([expect.stringMatching(/refused destination/)]);
   });
 
   it("answers output that is not UTF-8 only in base64, as Judge0 does", async () => {
