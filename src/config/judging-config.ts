@@ -43,6 +43,14 @@ export const JudgingConfigSchema = z
       .min(1)
       .default(64)
       .describe("Largest uploaded test suite (MiB of tar archive)."),
+    maxSuiteStorageMbPerUser: z
+      .number()
+      .int()
+      .min(1)
+      .default(256)
+      .describe(
+        "Most MiB of test suites one user may have stored at once (they expire with artifacts); an upload past it is refused.",
+      ),
     maxCompiledMb: z
       .number()
       .int()
