@@ -80,3 +80,39 @@ describe("test suites", () => {
     expect((await server.request("GET", "/healthz")).status).toBe(200);
   }, 180_000);
 });
+
+describe("judge runs", () => {
+  let judged: TestServer;
+  beforeAll(async () => {
+    judged = await startServer({ config: { judging: { maxRunSeconds: 3 } } });
+  });
+  afterAll(async () => {
+    await judged?.stop();
+  });
+
+  it("a run of many slow cases cannot hold its slot (and escape CPU quotas) past judging.maxRunSeconds", async () => {
+    // Each case may take the whole timeout; unbounded, maxTests × maxTimeout is
+    // 1000 × 900 s of one slot, and a cpuSeconds quota learns of it only at the end.
+    const r = await judged.request("POST", "/v1/executions", {
+      body: {
+        language: "python",
+        code: "import time\ntime.sleep(1.5)\nprint('ok')",
+        timeout: 10,
+        tests: Array.from({ length: 8 }, () => ({ expectedOutput: "ok" })),
+      },
+    });
+    expect(r.status).toBe(200);
+    const result = (await r.json()) as {
+      status: string;
+      tests: { cases: { verdict: string; message: string | null }[] };
+    };
+    const ran = result.tests.cases.filter((c) => c.verdict !== "skipped");
+    const skipped = result.tests.cases.filter((c) => c.verdict === "skipped");
+    // Started within the 3 s budget: at most 3 cases of 1.5 s (one may begin just before it ends).
+    expect(ran.length).toBeLessThanOrEqual(3);
+    expect(skipped.length).toBe(8 - ran.length);
+    expect(skipped[0]!.message).toMatch(/judging\.maxRunSeconds/);
+    expect(result.status).toBe("failed");
+    expect((await judged.request("GET", "/healthz")).status).toBe(200);
+  }, 120_000);
+});
