@@ -43,6 +43,21 @@ export const JudgingConfigSchema = z
       .min(1)
       .default(64)
       .describe("Largest uploaded test suite (MiB of tar archive)."),
+    maxRunSeconds: z
+      .number()
+      .positive()
+      .default(3600)
+      .describe(
+        "Wall time one test-case run may take in all (s): cases not started by then are skipped. It holds one slot, and a cpuSeconds quota counts it only when it ends.",
+      ),
+    maxSuiteStorageMbPerUser: z
+      .number()
+      .int()
+      .min(1)
+      .default(256)
+      .describe(
+        "Most MiB of test suites one user may have stored at once (they expire with artifacts); an upload past it is refused.",
+      ),
     maxCompiledMb: z
       .number()
       .int()

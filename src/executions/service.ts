@@ -320,6 +320,7 @@ export class ExecutionService {
       judge,
       maxCompiledBytes: bounds.maxCompiledMb * 1024 * 1024,
       caseOutputBytes: bounds.caseOutputBytes,
+      maxRunMs: bounds.maxRunSeconds * 1000,
       onCase: (c) => execution.pushTest(c),
       onBox: (box) => (execution.boxId = box.id),
       // "One compile in the audit trail": a judge run's compile step is audited with its case count.

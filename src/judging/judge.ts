@@ -36,6 +36,8 @@ export interface JudgeRequest extends Pick<
   maxCompiledBytes: number;
   /** Bytes of each case's stdout and stderr kept in its result (judging.caseOutputBytes). */
   caseOutputBytes: number;
+  /** Cases not started this long after the run began are skipped (judging.maxRunSeconds). */
+  maxRunMs?: number | undefined;
   /** Each case's result, as soon as it is known. */
   onCase?: ((result: TestCaseResult) => void) | undefined;
   /** The compile step ran (once, whatever the number of cases). */
@@ -134,6 +136,16 @@ export async function judgeCode(
   for (const [i, c] of judge.cases.entries()) {
     if (stopped || request.signal?.aborted) {
       cases.push(unrun(i, c, "skipped", null));
+      continue;
+    }
+    // One run is one slot and one quota admission: without a bound, maxTests cases
+    // of maxTimeout each would hold the slot for days, and a cpuSeconds quota sees
+    // the CPU only when the run ends. Past the budget the rest are skipped.
+    if (request.maxRunMs !== undefined && Date.now() - started > request.maxRunMs) {
+      const seconds = Math.round(request.maxRunMs / 1000);
+      cases.push(
+        unrun(i, c, "skipped", `run time budget spent (${seconds} s, judging.maxRunSeconds)`),
+      );
       continue;
     }
     const one = await runCase(host, registry, request, program, checker, c, i, count);

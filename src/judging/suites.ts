@@ -130,6 +130,15 @@ export async function saveSuite(
   } catch (error) {
     refused(error);
   }
+  // Each suite is kept on disk for artifactRetentionHours: without a bound per user,
+  // one key's uploads (64 MiB each, thousands a minute) would fill Warden's disk.
+  const limit = bounds.maxSuiteStorageMbPerUser * 1024 * 1024;
+  const stored = await store.bytesOf(userId, SUITE_FILE);
+  if (stored + tar.length > limit)
+    throw new WardenError(
+      "INVALID_REQUEST",
+      `body: your stored test suites would exceed ${bounds.maxSuiteStorageMbPerUser} MiB (judging.maxSuiteStorageMbPerUser; they hold ${Math.ceil(stored / 1024 / 1024)} MiB and expire after artifactRetentionHours)`,
+    );
   const id = `suite_${ulid()}`;
   await store.save({
     ownerId: id,

@@ -114,6 +114,8 @@ export interface ArtifactStore {
     admin: boolean,
   ): Promise<StoredArtifact & { content: Buffer }>;
   list(ownerId: string): Promise<StoredArtifact[]>;
+  /** Bytes of the artifacts named `name` that `userId` has stored (a per-user disk bound). */
+  bytesOf(userId: string, name: string): Promise<number>;
   /** Removes artifacts older than `maxAgeMs`; returns how many. */
   expire(maxAgeMs: number): Promise<number>;
 }

@@ -67,6 +67,15 @@ export class PgArtifactStore implements ArtifactStore {
     return rows.map(fromRow);
   }
 
+  async bytesOf(userId: string, name: string): Promise<number> {
+    const { rows } = await query<{ bytes: string }>(
+      this.pool,
+      "SELECT COALESCE(SUM(size), 0) AS bytes FROM artifacts WHERE user_id = $1 AND name = $2",
+      [userId, name],
+    );
+    return Number(rows[0]?.bytes ?? 0);
+  }
+
   async expire(maxAgeMs: number): Promise<number> {
     const { rowCount } = await query(this.pool, "DELETE FROM artifacts WHERE created_at < $1", [
       Date.now() - maxAgeMs,

@@ -68,6 +68,15 @@ export class SqliteArtifactStore implements ArtifactStore {
     ).map(fromRow);
   }
 
+  async bytesOf(userId: string, name: string): Promise<number> {
+    const row = this.db
+      .prepare(
+        "SELECT COALESCE(SUM(size), 0) AS bytes FROM artifacts WHERE user_id = ? AND name = ?",
+      )
+      .get(userId, name) as { bytes: number };
+    return Number(row.bytes);
+  }
+
   /** Removes artifacts older than `maxAgeMs`; returns how many. */
   async expire(maxAgeMs: number): Promise<number> {
     const cutoff = Date.now() - maxAgeMs;
