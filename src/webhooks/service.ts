@@ -231,7 +231,14 @@ export class WebhookService implements Webhooks {
       });
       return fail(`refused destination: ${host.reason}`);
     }
-    const body = render(record);
+    // A record a renderer cannot write (a bug, a corrupt row) is a failed attempt like any
+    // other: recorded, backed off, given up in the end — not retried at every lease forever.
+    let body: ReturnType<CallbackRenderer>;
+    try {
+      body = render(record);
+    } catch (error) {
+      return fail(`cannot render the callback: ${(error as Error).message}`.slice(0, 500));
+    }
     const t = Math.floor(Date.now() / 1000);
     return sendAttempt({
       url,

@@ -17,6 +17,10 @@ import {
   type TestServer,
 } from "../helpers/server.js";
 import { deliverer, finishedExecution, sqliteStore, testConfig } from "./fixture.js";
+import { silentLogger } from "../../src/audit/logger.js";
+import type { NewEvent } from "../../src/store/records.js";
+import { wardenCallback } from "../../src/webhooks/render.js";
+import { WebhookService } from "../../src/webhooks/service.js";
 import { startReceiver, type Receiver } from "./receiver.js";
 
 let server: TestServer;
@@ -257,5 +261,47 @@ describe("in process, with a stand-in resolver", () => {
     expect(d!.lastError).toMatch(/refused destination: rebind\.example resolves to 127\.0\.0\.1/);
     expect(audited.map((e) => e.event)).toContain("webhook_refused");
     expect(audited.map((e) => e.event)).toContain("webhook_failed");
+  });
+
+  it("a renderer that throws is a failed attempt, recorded and given up, not retried forever", async () => {
+    const target = await startReceiver();
+    const config = testConfig({ maxAttempts: 2, allowHosts: ["127.0.0.1"] });
+    const audited: NewEvent[] = [];
+    const service = new WebhookService({
+      config,
+      store,
+      logger: silentLogger,
+      audit: (e) => audited.push(e),
+      renderers: {
+        warden: () => {
+          throw new Error("corrupt record");
+        },
+        judge0: wardenCallback,
+      },
+    });
+    const key = await store.keys.create({ name: "k", scopes: ["execute"], userId: "rita" });
+    const url = await service.checkUrl(`${target.url}/r`, "callbackUrl");
+    const id = await finishedExecution(store, config, "rita");
+    await service.register({
+      executionId: id,
+      userId: "rita",
+      keyId: key.key.id,
+      url,
+      format: "warden",
+    });
+    service.start();
+    try {
+      await eventually(
+        async () =>
+          (await store.webhooks.list({ executionId: id, limit: 1 }))[0]?.state === "failed",
+      );
+    } finally {
+      await service.close();
+      await target.close();
+    }
+    expect(target.received).toHaveLength(0);
+    const [d] = await store.webhooks.list({ executionId: id, limit: 1 });
+    expect(d!.attempts).toBe(2);
+    expect(d!.lastError).toMatch(/cannot render the callback: corrupt record/);
   });
 });
