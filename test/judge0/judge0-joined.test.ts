@@ -91,9 +91,10 @@ describe("Judge0 over the judging engine and the webhooks", () => {
     await eventually(async () => receiver.received.some((x) => x.path === "/judge0-cb"), 60_000);
     const got = receiver.received.find((x) => x.path === "/judge0-cb")!;
     expect(got.method).toBe("PUT");
+    // Judge0 sends its callbacks base64-encoded, whatever the submission asked.
     const body = JSON.parse(got.body) as Submission;
     expect(body.token).toBe(token);
-    expect(body.stdout).toBe("JUDGE\n");
+    expect(Buffer.from(body.stdout!, "base64").toString()).toBe("JUDGE\n");
     expect(body.status).toEqual({ id: 3, description: "Accepted" });
     // Signed with the key's secret, as docs/webhooks.md says.
     const secretRes = await server.request("GET", "/v1/webhooks/secret", { token: key });
