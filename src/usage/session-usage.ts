@@ -26,7 +26,10 @@ interface Tracked {
   lastAt: number;
   lastMemory: number;
   lastCpuMs: number;
-  busy: boolean;
+  /** Whether the cgroup has been read once (before that, `lastMemory` is unknown, not 0). */
+  read: boolean;
+  /** The reading under way, if any: the last one at the end waits for it. */
+  reading: Promise<void> | null;
 }
 
 export interface SessionUsageOptions {
@@ -60,7 +63,8 @@ export class SessionUsage {
       lastAt: this.now(),
       lastMemory: 0,
       lastCpuMs: 0,
-      busy: false,
+      read: false,
+      reading: null,
     });
   }
 
@@ -72,26 +76,32 @@ export class SessionUsage {
     t.acc.egressConnections += connections;
   }
 
-  private async sample(t: Tracked): Promise<void> {
-    if (t.busy) return; // a slow read is not stacked
-    t.busy = true;
-    try {
-      const reading = await t.sandbox.usage().catch(() => null);
-      const now = this.now();
-      const ms = Math.max(0, now - t.lastAt);
-      t.acc.memoryMbMs += (t.lastMemory / MiB) * ms;
-      t.acc.wallMs += ms;
-      t.sessionMs += ms;
-      t.lastAt = now;
-      if (reading) {
-        // The cgroup's total only grows; a new sandbox (never here) would start from 0.
-        t.acc.cpuMs += Math.max(0, reading.cpuTimeMs - t.lastCpuMs);
-        t.lastCpuMs = Math.max(t.lastCpuMs, reading.cpuTimeMs);
-        t.lastMemory = reading.memoryBytes;
-        t.acc.peakMemoryBytes = Math.max(t.acc.peakMemoryBytes, reading.memoryBytes);
-      }
-    } finally {
-      t.busy = false;
+  /** One reading of the session's cgroup; a reading already under way is not stacked. */
+  private sample(t: Tracked): Promise<void> {
+    t.reading ??= this.read(t).finally(() => (t.reading = null));
+    return t.reading;
+  }
+
+  private async read(t: Tracked): Promise<void> {
+    const reading = await t.sandbox.usage().catch(() => null);
+    const now = this.now();
+    const ms = Math.max(0, now - t.lastAt);
+    // Memory between two readings is taken as their mean; before the first one it is
+    // unknown, so the first reading stands for the whole time since the start (a session
+    // shorter than one sampling interval still counts its memory).
+    const memory = reading?.memoryBytes ?? t.lastMemory;
+    const held = t.read ? (t.lastMemory + memory) / 2 : memory;
+    t.acc.memoryMbMs += (held / MiB) * ms;
+    t.acc.wallMs += ms;
+    t.sessionMs += ms;
+    t.lastAt = now;
+    if (reading) {
+      t.read = true;
+      // The cgroup's total only grows; a new sandbox (never here) would start from 0.
+      t.acc.cpuMs += Math.max(0, reading.cpuTimeMs - t.lastCpuMs);
+      t.lastCpuMs = Math.max(t.lastCpuMs, reading.cpuTimeMs);
+      t.lastMemory = reading.memoryBytes;
+      t.acc.peakMemoryBytes = Math.max(t.acc.peakMemoryBytes, reading.memoryBytes);
     }
   }
 
@@ -130,6 +140,7 @@ export class SessionUsage {
     const t = this.live.get(id);
     if (!t) return;
     this.live.delete(id);
+    await t.reading; // a periodic reading under way ends first, then the last one
     await this.sample(t);
     await this.flush(t);
   }
