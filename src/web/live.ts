@@ -83,95 +83,43 @@ export function Live(props: { onUnauthorized: () => void }) {
       </div>
     </dl>
     <h3>Executions</h3>
-    <table>
-      <thead>
-        <tr>
-          <th>ID</th>
-          <th>User</th>
-          <th>Language</th>
-          <th>Status</th>
-          <th>Started</th>
-          <th>Memory</th>
-          <th>CPU s</th>
-          <th><span class="sr">Actions</span></th>
-        </tr>
-      </thead>
-      <tbody>
-        ${
-          live.executions.length === 0 &&
-          html`<tr>
-            <td colspan="8" class="muted">Nothing running or queued.</td>
-          </tr>`
-        }
-        ${live.executions.map(
-          (e) =>
-            html`<tr data-id=${e.id}>
-              <td><code>${e.id}</code></td>
-              <td>${e.userId}</td>
-              <td>${e.language}</td>
-              <td>${e.status}</td>
-              <td>${formatTime(e.startedAt)}</td>
-              <td>${formatBytes(e.memoryBytes)}</td>
-              <td>${cpu(e.cpuSeconds)}</td>
-              <td>
-                <button
-                  type="button"
-                  class="danger"
-                  aria-label=${`Kill execution ${e.id}`}
-                  onClick=${() => act(`Killed ${e.id}.`, "POST", `/api/sandbox/kill/${e.id}`)}
-                >
-                  Kill
-                </button>
-              </td>
-            </tr>`,
-        )}
-      </tbody>
-    </table>
+    <${SandboxTable}
+      rows=${live.executions.map((e) => ({
+        id: e.id,
+        userId: e.userId,
+        language: e.language,
+        state: e.status,
+        since: e.startedAt,
+        memoryBytes: e.memoryBytes,
+        cpuSeconds: e.cpuSeconds,
+      }))}
+      columns=${["Status", "Started"]}
+      empty="Nothing running or queued."
+      action=${{
+        label: "Kill",
+        name: (id: string) => `Kill execution ${id}`,
+        run: (id: string) => act(`Killed ${id}.`, "POST", `/api/sandbox/kill/${id}`),
+      }}
+    />
     <h3>Sessions</h3>
-    <table>
-      <thead>
-        <tr>
-          <th>ID</th>
-          <th>User</th>
-          <th>Language</th>
-          <th>State</th>
-          <th>Created</th>
-          <th>Memory</th>
-          <th>CPU s</th>
-          <th><span class="sr">Actions</span></th>
-        </tr>
-      </thead>
-      <tbody>
-        ${
-          live.sessions.length === 0 &&
-          html`<tr>
-            <td colspan="8" class="muted">No live sessions.</td>
-          </tr>`
-        }
-        ${live.sessions.map(
-          (s) =>
-            html`<tr data-id=${s.id}>
-              <td><code>${s.id}</code></td>
-              <td>${s.userId}</td>
-              <td>${s.language ?? "—"}</td>
-              <td>${s.state}</td>
-              <td>${formatTime(s.createdAt)}</td>
-              <td>${formatBytes(s.memoryBytes)}</td>
-              <td>${cpu(s.cpuSeconds)}</td>
-              <td>
-                <button
-                  type="button"
-                  class="danger"
-                  aria-label=${`End session ${s.id}`}
-                  onClick=${() => act(`Ended ${s.id}.`, "DELETE", `/api/sandbox/sessions/${s.id}`)}
-                >
-                  End
-                </button>
-              </td>
-            </tr>`,
-        )}
-      </tbody>
-    </table>
+    <${SandboxTable}
+      rows=${live.sessions.map((x) => ({
+        id: x.id,
+        userId: x.userId,
+        language: x.language ?? "—",
+        state: x.state,
+        since: x.createdAt,
+        memoryBytes: x.memoryBytes,
+        cpuSeconds: x.cpuSeconds,
+      }))}
+      columns=${["State", "Created"]}
+      empty="No live sessions."
+      action=${{
+        label: "End",
+        name: (id: string) => `End session ${id}`,
+        run: (id: string) => act(`Ended ${id}.`, "DELETE", `/api/sandbox/sessions/${id}`),
+      }}
+    />
     <h3>Per user</h3>
     <table>
       <thead>
@@ -195,4 +143,69 @@ export function Live(props: { onUnauthorized: () => void }) {
       </tbody>
     </table>
   </section>`;
+}
+
+interface SandboxRow {
+  id: string;
+  userId: string;
+  language: string;
+  state: string;
+  since: string | null;
+  memoryBytes: number | null;
+  cpuSeconds: number | null;
+}
+
+/** Executions and sessions share one table: what runs, whose, and what it holds now. */
+function SandboxTable(props: {
+  rows: SandboxRow[];
+  /** The headers of the state and time columns. */
+  columns: [string, string];
+  empty: string;
+  action: { label: string; name: (id: string) => string; run: (id: string) => void };
+}) {
+  const { rows, columns, empty, action } = props;
+  return html`<table>
+    <thead>
+      <tr>
+        <th>ID</th>
+        <th>User</th>
+        <th>Language</th>
+        <th>${columns[0]}</th>
+        <th>${columns[1]}</th>
+        <th>Memory</th>
+        <th>CPU s</th>
+        <th><span class="sr">Actions</span></th>
+      </tr>
+    </thead>
+    <tbody>
+      ${
+        rows.length === 0 &&
+        html`<tr>
+          <td colspan="8" class="muted">${empty}</td>
+        </tr>`
+      }
+      ${rows.map(
+        (r) =>
+          html`<tr data-id=${r.id}>
+            <td><code>${r.id}</code></td>
+            <td>${r.userId}</td>
+            <td>${r.language}</td>
+            <td>${r.state}</td>
+            <td>${formatTime(r.since)}</td>
+            <td>${formatBytes(r.memoryBytes)}</td>
+            <td>${cpu(r.cpuSeconds)}</td>
+            <td>
+              <button
+                type="button"
+                class="danger"
+                aria-label=${action.name(r.id)}
+                onClick=${() => action.run(r.id)}
+              >
+                ${action.label}
+              </button>
+            </td>
+          </tr>`,
+      )}
+    </tbody>
+  </table>`;
 }

@@ -236,29 +236,15 @@ describe("in process, with a stand-in resolver", () => {
     ];
     const config = testConfig({ maxAttempts: 2 });
     const { service, audited } = deliverer(store, config, lookup);
-    const key = await store.keys.create({ name: "k", scopes: ["execute"], userId: "mallory" });
-    const url = await service.checkUrl(`http://rebind.example:${port}/x`, "callbackUrl");
-    const id = await finishedExecution(store, config, "mallory");
-    await service.register({
-      executionId: id,
-      userId: "mallory",
-      keyId: key.key.id,
-      url,
-      format: "warden",
-    });
-    service.start();
-    try {
-      await eventually(
-        async () =>
-          (await store.webhooks.list({ executionId: id, limit: 1 }))[0]?.state === "failed",
-      );
-    } finally {
-      await service.close();
-      await trap.close();
-    }
-    expect(trap.received).toHaveLength(0);
-    const [d] = await store.webhooks.list({ executionId: id, limit: 1 });
-    expect(d!.lastError).toMatch(/refused destination: rebind\.example resolves to 127\.0\.0\.1/);
+    const d = await deliverUntilFailed(
+      store,
+      service,
+      config,
+      "mallory",
+      `http://rebind.example:${port}/x`,
+      trap,
+    );
+    expect(d.lastError).toMatch(/refused destination: rebind\.example resolves to 127\.0\.0\.1/);
     expect(audited.map((e) => e.event)).toContain("webhook_refused");
     expect(audited.map((e) => e.event)).toContain("webhook_failed");
   });
@@ -279,29 +265,38 @@ describe("in process, with a stand-in resolver", () => {
         judge0: wardenCallback,
       },
     });
-    const key = await store.keys.create({ name: "k", scopes: ["execute"], userId: "rita" });
-    const url = await service.checkUrl(`${target.url}/r`, "callbackUrl");
-    const id = await finishedExecution(store, config, "rita");
-    await service.register({
-      executionId: id,
-      userId: "rita",
-      keyId: key.key.id,
-      url,
-      format: "warden",
-    });
-    service.start();
-    try {
-      await eventually(
-        async () =>
-          (await store.webhooks.list({ executionId: id, limit: 1 }))[0]?.state === "failed",
-      );
-    } finally {
-      await service.close();
-      await target.close();
-    }
-    expect(target.received).toHaveLength(0);
-    const [d] = await store.webhooks.list({ executionId: id, limit: 1 });
-    expect(d!.attempts).toBe(2);
-    expect(d!.lastError).toMatch(/cannot render the callback: corrupt record/);
+    const d = await deliverUntilFailed(store, service, config, "rita", `${target.url}/r`, target);
+    expect(d.attempts).toBe(2);
+    expect(d.lastError).toMatch(/cannot render the callback: corrupt record/);
   });
 });
+
+/**
+ * Registers a callback for a finished execution of `userId`, runs the deliverer
+ * until the delivery has failed, and checks `receiver` got nothing.
+ */
+async function deliverUntilFailed(
+  store: Store,
+  service: WebhookService,
+  config: ReturnType<typeof testConfig>,
+  userId: string,
+  target: string,
+  receiver: Receiver,
+) {
+  const key = await store.keys.create({ name: "k", scopes: ["execute"], userId });
+  const url = await service.checkUrl(target, "callbackUrl");
+  const id = await finishedExecution(store, config, userId);
+  await service.register({ executionId: id, userId, keyId: key.key.id, url, format: "warden" });
+  service.start();
+  try {
+    await eventually(
+      async () => (await store.webhooks.list({ executionId: id, limit: 1 }))[0]?.state === "failed",
+    );
+  } finally {
+    await service.close();
+    await receiver.close();
+  }
+  expect(receiver.received).toHaveLength(0);
+  const [d] = await store.webhooks.list({ executionId: id, limit: 1 });
+  return d!;
+}
