@@ -144,6 +144,9 @@ export async function buildServer(deps: ServerDeps) {
         styleSrc: ["'self'", "'unsafe-inline'"],
         imgSrc: ["'self'", "data:"],
         frameAncestors: ["'none'"],
+        // Only with TLS: over plain HTTP it would send the docs page's assets to an
+        // https:// that does not exist (helmet adds it by default).
+        upgradeInsecureRequests: server.tls ? [] : null,
       },
     },
     frameguard: { action: "deny" },

@@ -233,6 +233,8 @@ describe("REST /v1", () => {
     expect(res.headers.get("x-content-type-options")).toBe("nosniff");
     expect(res.headers.get("referrer-policy")).toBe("no-referrer");
     expect(res.headers.get("content-security-policy")).toContain("default-src 'self'");
+    // No TLS here: asking browsers to upgrade every asset to https would break the docs page.
+    expect(res.headers.get("content-security-policy")).not.toContain("upgrade-insecure-requests");
     expect(res.headers.get("permissions-policy")).toContain("camera=()");
     expect(res.headers.get("strict-transport-security")).toBeNull(); // no TLS configured
     expect(res.headers.get("access-control-allow-origin")).toBeNull(); // CORS off
