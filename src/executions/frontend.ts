@@ -34,6 +34,14 @@ export interface QuotaGate {
     actor: { userId: string; keyId?: string | null | undefined },
     kind: "execution" | "session",
   ): Promise<() => void>;
+  /**
+   * Why a running execution must stop now: a CPU-seconds or egress quota that
+   * what it has used so far (`spent`) would pass; null while it may go on.
+   */
+  exhausted?(
+    actor: { userId: string; keyId?: string | null | undefined },
+    spent: { cpuMs: number; egressBytes: number },
+  ): Promise<string | null>;
 }
 
 /** What only an in-process caller can hand a run (never queued across nodes). */

@@ -321,6 +321,13 @@ export class ExecutionService {
       maxCompiledBytes: bounds.maxCompiledMb * 1024 * 1024,
       caseOutputBytes: bounds.caseOutputBytes,
       maxRunMs: bounds.maxRunSeconds * 1000,
+      stopIf: this.quotas?.exhausted
+        ? (used) =>
+            this.quotas!.exhausted!(
+              { userId: execution.userId, keyId: r.keyId ?? null },
+              { cpuMs: used.cpuMs, egressBytes: used.egressBytes },
+            )
+        : undefined,
       onCase: (c) => execution.pushTest(c),
       onBox: (box) => (execution.boxId = box.id),
       // "One compile in the audit trail": a judge run's compile step is audited with its case count.

@@ -38,6 +38,12 @@ export interface JudgeRequest extends Pick<
   caseOutputBytes: number;
   /** Cases not started this long after the run began are skipped (judging.maxRunSeconds). */
   maxRunMs?: number | undefined;
+  /**
+   * Asked before each case after the first with what the run has used so far:
+   * a reason stops it (a usage quota the run would pass), and the remaining
+   * cases are skipped with that reason.
+   */
+  stopIf?: ((used: ExecutionUsage) => Promise<string | null>) | undefined;
   /** Each case's result, as soon as it is known. */
   onCase?: ((result: TestCaseResult) => void) | undefined;
   /** The compile step ran (once, whatever the number of cases). */
@@ -133,6 +139,7 @@ export async function judgeCode(
 
   const cases: TestCaseResult[] = [];
   let stopped = false;
+  let quotaStop: string | null = null;
   for (const [i, c] of judge.cases.entries()) {
     if (stopped || request.signal?.aborted) {
       cases.push(unrun(i, c, "skipped", null));
@@ -146,6 +153,15 @@ export async function judgeCode(
       cases.push(
         unrun(i, c, "skipped", `run time budget spent (${seconds} s, judging.maxRunSeconds)`),
       );
+      continue;
+    }
+    // A quota on CPU-seconds or egress learns a run's use only when it ends; checked
+    // between cases, a long run stops once its own use would pass the quota.
+    const why = i > 0 && request.stopIf ? await request.stopIf(used) : null;
+    if (why) {
+      quotaStop = why;
+      stopped = true;
+      cases.push(unrun(i, c, "skipped", why));
       continue;
     }
     const one = await runCase(host, registry, request, program, checker, c, i, count);
@@ -166,6 +182,7 @@ export async function judgeCode(
   result.metrics.executionTimeMs = ran.reduce((t, c) => t + c.timeMs, 0);
   result.metrics.cpuTimeMs = ran.reduce((t, c) => t + c.cpuTimeMs, 0);
   result.metrics.peakMemoryBytes = ran.reduce((m, c) => Math.max(m, c.peakMemoryBytes), 0);
+  if (quotaStop) result.error = { code: "QUOTA_EXCEEDED", message: quotaStop, retryable: false };
   const broken = cases.find((c) => c.status === "error");
   if (broken)
     result.error = {

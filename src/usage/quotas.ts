@@ -142,6 +142,7 @@ export class QuotaEnforcer {
     }
     if (kind !== "execution") return () => undefined;
     const counted = rules.filter((r) => r.metric === "executions").map((r) => this.subjectKey(r));
+    const subjects = new Set(rules.map((r) => this.subjectKey(r)));
     for (const k of counted) this.pending.set(k, (this.pending.get(k) ?? 0) + 1);
     let released = false;
     return () => {
@@ -151,10 +152,48 @@ export class QuotaEnforcer {
         const left = (this.pending.get(k) ?? 1) - 1;
         if (left > 0) this.pending.set(k, left);
         else this.pending.delete(k);
-        // Its row is written now: the next check must read it, not a copy from before.
-        for (const c of [...this.cache.keys()]) if (c.startsWith(`${k}:`)) this.cache.delete(c);
       }
+      // Its row is written now (executions, CPU, egress): the next check must read
+      // it, not a copy from before it ran.
+      for (const k of subjects)
+        for (const c of [...this.cache.keys()]) if (c.startsWith(`${k}:`)) this.cache.delete(c);
     };
+  }
+
+  /**
+   * Why a running execution must stop: a CPU-seconds or egress rule that the
+   * stored use plus what this run has spent so far reaches. Audited once per
+   * call that says so.
+   */
+  async exhausted(
+    actor: QuotaActor,
+    spent: { cpuMs: number; egressBytes: number },
+  ): Promise<string | null> {
+    const rules = (await this.o.quotas.forActor(actor.userId, actor.keyId ?? null)).filter(
+      (r) => r.metric === "cpuSeconds" || r.metric === "egressBytes",
+    );
+    const now = this.now();
+    for (const rule of rules) {
+      const own = rule.metric === "cpuSeconds" ? spent.cpuMs / 1000 : spent.egressBytes;
+      const used = (await this.stored(rule, now)) + own;
+      if (used < rule.limit) continue;
+      const why = `quota: ${rule.metric} per ${rule.period} is used up (${Math.round(used * 1000) / 1000} of ${rule.limit}) while this run went on`;
+      this.o.audit?.({
+        userId: actor.userId,
+        level: "warn",
+        event: "quota_exceeded",
+        message: `run stopped: ${why}`,
+        data: {
+          quotaId: rule.id,
+          metric: rule.metric,
+          period: rule.period,
+          limit: rule.limit,
+          used,
+        },
+      });
+      return why;
+    }
+    return null;
   }
 
   private refuse(
