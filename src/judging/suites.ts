@@ -9,7 +9,7 @@
  */
 import { WardenError } from "../errors.js";
 import type { JudgingConfig } from "../config/judging-config.js";
-import { checkMemberPath, TarRefused } from "../sessions/tar-check.js";
+import { checkMemberPath, checksumOk, field, octal, TarRefused } from "../sessions/tar-check.js";
 import type { ArtifactStore } from "../store/store.js";
 import { ulid } from "../util/ids.js";
 import type { JudgeCase } from "./types.js";
@@ -25,28 +25,6 @@ export interface SuiteCase {
   expectedOutput?: string | undefined;
 }
 
-function text(block: Buffer, at: number, length: number): string {
-  const raw = block.subarray(at, at + length);
-  const end = raw.indexOf(0);
-  return raw.subarray(0, end < 0 ? length : end).toString("utf8");
-}
-
-function octal(block: Buffer, at: number, length: number, what: string): number {
-  const t = block
-    .subarray(at, at + length)
-    .toString("latin1")
-    .replace(/[\0 ]+$/, "")
-    .replace(/^ +/, "");
-  if (!/^[0-7]{1,11}$/.test(t)) throw new TarRefused(`${what}: not an octal number`);
-  return parseInt(t, 8);
-}
-
-function checksumOk(block: Buffer): boolean {
-  let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : block[i]!;
-  return sum === octal(block, 148, 8, "checksum");
-}
-
 /** The cases of a suite archive, sorted by name (numbers in order: 2 before 10). */
 export function parseSuite(tar: Buffer, bounds: JudgingConfig): SuiteCase[] {
   const inputs = new Map<string, string>();
@@ -60,15 +38,16 @@ export function parseSuite(tar: Buffer, bounds: JudgingConfig): SuiteCase[] {
       ended = true;
       break;
     }
-    if (!checksumOk(header)) throw new TarRefused(`header at byte ${at - BLOCK}: bad checksum`);
+    if (!checksumOk(header, true))
+      throw new TarRefused(`header at byte ${at - BLOCK}: bad checksum`);
     const type = String.fromCharCode(header[156]!);
-    const size = octal(header, 124, 12, "size");
+    const size = octal(header, 124, 12, "size", true);
     const body = Math.ceil(size / BLOCK) * BLOCK;
     if (at + body > tar.length) throw new TarRefused("archive ends inside a member");
     const content = tar.subarray(at, at + size);
     at += body;
-    const prefix = text(header, 345, 155);
-    const raw = text(header, 0, 100);
+    const prefix = field(header, 345, 155);
+    const raw = field(header, 0, 100);
     const path = checkMemberPath(prefix ? `${prefix}/${raw}` : raw);
     if (type === "5") continue; // directories only hold the files
     if (type === "x" || type === "g") {

@@ -27,26 +27,37 @@ export class TarRefused extends Error {
 type Kind = "file" | "directory" | "symlink";
 
 /** A tar header field: text up to its first NUL. */
-function field(block: Buffer, at: number, length: number): string {
+export function field(block: Buffer, at: number, length: number): string {
   const raw = block.subarray(at, at + length);
   const end = raw.indexOf(0);
   return raw.subarray(0, end < 0 ? length : end).toString("utf8");
 }
 
-/** An octal number field, strictly: digits, then spaces or NULs. */
-function octal(block: Buffer, at: number, length: number, what: string): number {
-  const text = block
+/**
+ * An octal number field, strictly: digits, then spaces or NULs (and, when
+ * `padded`, leading spaces, as old tar writers put them).
+ */
+export function octal(
+  block: Buffer,
+  at: number,
+  length: number,
+  what: string,
+  padded = false,
+): number {
+  const raw = block
     .subarray(at, at + length)
     .toString("latin1")
     .replace(/[\0 ]+$/, "");
+  const text = padded ? raw.replace(/^ +/, "") : raw;
   if (!/^[0-7]{1,11}$/.test(text)) throw new TarRefused(`${what}: not an octal number`);
   return parseInt(text, 8);
 }
 
-function checksumOk(block: Buffer): boolean {
+/** Whether a header block's checksum field matches its bytes. */
+export function checksumOk(block: Buffer, padded = false): boolean {
   let sum = 0;
   for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : block[i]!;
-  return sum === octal(block, 148, 8, "checksum");
+  return sum === octal(block, 148, 8, "checksum", padded);
 }
 
 /** A member's name, refused unless it is relative, plain and short. */
