@@ -7,7 +7,7 @@ import { connect as tcp } from "node:net";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer, type TestServer } from "../helpers/server.js";
-import { connect } from "./socket-client.js";
+import { connect, lastExecution } from "./socket-client.js";
 
 const MiB = 1024 * 1024;
 let server: TestServer;
@@ -28,13 +28,6 @@ afterAll(async () => {
 async function stillAnswers(): Promise<void> {
   const r = await server.request("GET", "/api/v2/runtimes");
   expect(r.status).toBe(200);
-}
-
-async function lastExecution(): Promise<{ status: string; error?: { message: string } | null }> {
-  const r = (await (await server.request("GET", "/v1/executions?limit=1")).json()) as {
-    executions: { status: string }[];
-  };
-  return r.executions[0]!;
 }
 
 /** The server process's peak resident memory (VmHWM), in bytes. */
@@ -85,7 +78,7 @@ describe("Piston socket attacks", () => {
       type: "error",
       message: `stdin: more than ${MiB} bytes in total (maxStdinBytes)`,
     });
-    await expect.poll(async () => (await lastExecution()).status).toBe("killed");
+    await expect.poll(async () => (await lastExecution(server))?.status).toBe("killed");
     await stillAnswers();
   });
 
@@ -101,7 +94,7 @@ describe("Piston socket attacks", () => {
     // Stop reading: the kernel's buffers fill, then Warden's send queue.
     c.ws.pause();
     await expect
-      .poll(async () => (await lastExecution()).status, { timeout: 30_000 })
+      .poll(async () => (await lastExecution(server))?.status, { timeout: 30_000 })
       .toBe("killed");
     c.ws.resume();
     // Cut off (no close frame could reach a client that reads nothing).

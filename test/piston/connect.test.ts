@@ -1,7 +1,7 @@
 /** Piston's interactive socket (WS /api/v2/connect) against a real `warden serve`. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer, type TestServer } from "../helpers/server.js";
-import { connect, type PistonMessage } from "./socket-client.js";
+import { connect, lastExecution, type PistonMessage } from "./socket-client.js";
 
 let server: TestServer;
 
@@ -109,10 +109,7 @@ describe("Piston's interactive socket", () => {
     const exit = await c.next((m) => m.type === "exit");
     expect(exit).toMatchObject({ stage: "run", code: null, signal: "SIGKILL", status: "SG" });
     expect((await c.closed).code).toBe(4999);
-    const list = (await (await server.request("GET", "/v1/executions?limit=1")).json()) as {
-      executions: { status: string; source?: string }[];
-    };
-    expect(list.executions[0]).toMatchObject({ status: "killed" });
+    expect(await lastExecution(server)).toMatchObject({ status: "killed" });
   });
 
   it("init's stdin goes first; errors in init are Piston's error message and 4002", async () => {
@@ -150,13 +147,6 @@ describe("Piston's interactive socket", () => {
     await c.next((m) => m.type === "data");
     c.ws.close();
     await c.closed;
-    await expect
-      .poll(async () => {
-        const r = (await (await server.request("GET", "/v1/executions?limit=1")).json()) as {
-          executions: { status: string }[];
-        };
-        return r.executions[0]?.status;
-      })
-      .toBe("killed");
+    await expect.poll(async () => (await lastExecution(server))?.status).toBe("killed");
   });
 });

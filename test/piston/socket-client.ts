@@ -1,5 +1,6 @@
 /** A Piston socket client for tests: records every message and how the socket closed. */
 import WebSocket from "ws";
+import type { TestServer } from "../helpers/server.js";
 
 export interface PistonMessage {
   type: string;
@@ -67,4 +68,14 @@ export function connect(url: string, token?: string): Promise<SocketClient> {
     );
     ws.once("error", reject);
   });
+}
+
+/** The newest execution's record, as its owner lists it (undefined: none yet). */
+export async function lastExecution(
+  server: TestServer,
+): Promise<{ status: string; error?: { message: string } | null } | undefined> {
+  const r = (await (await server.request("GET", "/v1/executions?limit=1")).json()) as {
+    executions: { status: string; error?: { message: string } | null }[];
+  };
+  return r.executions[0];
 }
