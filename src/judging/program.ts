@@ -12,10 +12,9 @@ import type { RuntimeRegistry } from "../runtimes/registry.js";
 import type { SandboxHost } from "../sandbox/host.js";
 import type { ExecutionStatus, StepResult } from "../contract/result.js";
 import type { SandboxFile } from "../sandbox/types.js";
-import { readCompiledWorkspace } from "./workspace.js";
+import { readCompiledWorkspace, type CompiledWorkspace } from "./workspace.js";
 
 const UNREADABLE = "the compiled workspace could not be read";
-const workspaceUnreadable = (problem: string): boolean => problem === UNREADABLE;
 
 export type PreparedProgram =
   | {
@@ -30,9 +29,16 @@ export type PreparedProgram =
 
 export type ProgramRequest = Pick<
   ExecuteRequest,
-  "language" | "files" | "entrypoint" | "env" | "limits" | "compileLimits" | "signal" | "onBox"
-> &
-  Pick<ExecuteRequest, "environment">;
+  | "language"
+  | "files"
+  | "entrypoint"
+  | "env"
+  | "limits"
+  | "compileLimits"
+  | "signal"
+  | "onBox"
+  | "environment"
+>;
 
 /** Compiles `request` once (if its language compiles) and returns what its runs start from. */
 export async function prepareProgram(
@@ -47,7 +53,7 @@ export async function prepareProgram(
   const def = registry.resolve(request.language).definition;
   if (!def.compile)
     return { ok: true, files: request.files, entrypoint, skipCompile: false, compile: null };
-  let read: Awaited<ReturnType<typeof readCompiledWorkspace>> | null = null;
+  let read: CompiledWorkspace | null = null;
   const compiled = await executeCode(host, registry, {
     ...request,
     onCompiled: async (workspace) => {
@@ -57,12 +63,13 @@ export async function prepareProgram(
     },
   });
   count?.(compiled.metrics.usage);
-  if (compiled.status !== "completed" || !read)
+  // (`read` is set in a callback: TypeScript's narrowing of it here would say never.)
+  const got = read as CompiledWorkspace | null;
+  if (compiled.status !== "completed" || !got)
     return { ok: false, status: compiled.status, compile: compiled.compile, error: compiled.error };
-  const got = read as Awaited<ReturnType<typeof readCompiledWorkspace>>;
   if ("problem" in got) {
     // What the compile step left is the code's doing (or the box could not show it: Warden's).
-    const ours = workspaceUnreadable(got.problem);
+    const ours = got.problem === UNREADABLE;
     return {
       ok: false,
       status: ours ? "error" : "disk_limit",
@@ -80,12 +87,13 @@ export async function prepareProgram(
   // (A source the runtime renamed, Java's, comes back byte-identical: it is
   // renamed again the same way in each case's run.)
   const given = request.files;
-  const made = got.files.filter(
-    (f) =>
-      !given.some(
-        (g) => g.path === f.path || Buffer.from(g.content).equals(Buffer.from(f.content)),
-      ),
-  );
+  const givenPaths = new Set(given.map((g) => g.path));
+  const givenBytes = given.map((g) => Buffer.from(g.content));
+  const made = got.files.filter((f) => {
+    if (givenPaths.has(f.path)) return false;
+    const bytes = Buffer.from(f.content);
+    return !givenBytes.some((g) => g.equals(bytes));
+  });
   return {
     ok: true,
     files: [...given, ...made],
