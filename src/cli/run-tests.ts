@@ -61,7 +61,7 @@ export async function readTestsDir(dir: string, config: Config): Promise<TestCas
 export async function cliJudge(
   options: TestsOptions,
   config: Config,
-  run: { timeout?: number | undefined; limits: RequestLimits },
+  run: { timeout?: number | undefined; limits: RequestLimits; args?: string[] | undefined },
   checkerLanguage: (file: string) => string | undefined,
 ): Promise<JudgeSpec> {
   const tests = await readTestsDir(options.tests!, config);
@@ -93,6 +93,7 @@ export async function cliJudge(
           }
         : undefined,
       stopOnFirstFailure: options.stopOnFirstFailure,
+      args: run.args?.length ? run.args : undefined,
       timeout: run.timeout,
       limits: run.limits,
     },

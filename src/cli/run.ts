@@ -185,18 +185,28 @@ export async function runCommand(
     ? await cliJudge(
         options,
         ctx.config,
-        { timeout: number("timeout", options.timeout), limits: requestLimits },
+        { timeout: number("timeout", options.timeout), limits: requestLimits, args },
         (path) => ctx.registry.lookupByExtension(extname(path))?.language,
       )
     : undefined;
   const host = await openHost(ctx);
   const files = [{ path: fileName, content: code }];
+  const network = egress
+    ? {
+        policy: egress,
+        onEvent: (e: EgressEvent) => {
+          const line = options.json ? null : egressNotice(e);
+          if (line) process.stderr.write(`${line}\n`);
+        },
+      }
+    : undefined;
   const run = judge
     ? judgeCode(host, ctx.registry, {
         language: definition.language,
         files,
         limits,
         environment,
+        network,
         judge,
         maxCompiledBytes: ctx.config.judging.maxCompiledMb * 1024 * 1024,
         caseOutputBytes: ctx.config.judging.caseOutputBytes,
@@ -208,15 +218,7 @@ export async function runCommand(
         args,
         limits,
         environment,
-        network: egress
-          ? {
-              policy: egress,
-              onEvent: (e) => {
-                const line = options.json ? null : egressNotice(e);
-                if (line) process.stderr.write(`${line}\n`);
-              },
-            }
-          : undefined,
+        network,
         onOutput: options.json
           ? undefined
           : (chunk) =>

@@ -176,4 +176,12 @@ describe("warden run --tests DIR", () => {
     expect(compileError.code).toBe(1);
     expect(JSON.parse(compileError.stdout)).toMatchObject({ tests: { verdict: "compile_error" } });
   });
+
+  it("the program's arguments reach every case, as `args` does over REST", async () => {
+    const times = join(dir, "times.py");
+    writeFileSync(times, "import sys\nprint(int(input()) * int(sys.argv[1]))\n");
+    const ok = await warden(["run", times, "--tests", cases, "--", "2"], { env });
+    expect(ok.stdout).toMatch(/accepted: 3\/3 passed/);
+    expect(ok.code).toBe(0);
+  });
 });
