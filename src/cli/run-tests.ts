@@ -7,7 +7,7 @@
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Config } from "../config/schema.js";
-import type { TestCaseInput } from "../contract/judging.js";
+import { COMPARE_MODES as MODES, type TestCaseInput } from "../contract/judging.js";
 import type { ExecutionResult } from "../contract/result.js";
 import { WardenError } from "../errors.js";
 import { resolveJudge } from "../judging/request.js";
@@ -21,8 +21,6 @@ export interface TestsOptions {
   checker?: string;
   stopOnFirstFailure?: boolean;
 }
-
-const MODES = ["exact", "trailing_whitespace", "tokens", "float", "checker"] as const;
 
 /** The cases of a directory: NAME.in files sorted by name (2 before 10), NAME.out beside them. */
 export async function readTestsDir(dir: string, config: Config): Promise<TestCaseInput[]> {

@@ -7,6 +7,7 @@
  * corrupt or planted row fails that job alone.
  */
 import { z } from "zod";
+import { COMPARE_MODES } from "../contract/judging.js";
 import { PolicyModeSchema, type PolicyMode } from "../contract/policy.js";
 import { SandboxLimitsSchema } from "../contract/limits.js";
 import { WardenError } from "../errors.js";
@@ -15,8 +16,7 @@ import type { ExecutionRequest } from "../executions/execution.js";
 import type { JudgeSpec } from "../judging/types.js";
 
 /** Cases a row may carry: far past judging.maxTests, which the worker applies too. */
-const MAX_CASES = 100_000;
-const COMPARE_MODES = ["exact", "trailing_whitespace", "tokens", "float", "checker"] as const;
+export const MAX_JOB_CASES = 100_000;
 
 /** A test-case run as a row carries it (src/judging/types.ts JudgeSpec), bounded. */
 const JudgeJobSchema = z.object({
@@ -31,7 +31,7 @@ const JudgeJobSchema = z.object({
         points: z.number().min(0).max(1_000_000),
       }),
     )
-    .max(MAX_CASES),
+    .max(MAX_JOB_CASES),
   suiteId: z
     .string()
     .regex(/^suite_[0-9A-Z]{26}$/)

@@ -10,11 +10,10 @@
 import { Execution, type ExecutionRequest } from "../executions/execution.js";
 import { blankResult, type ExecutionResult, type ExecutionStatus } from "../contract/result.js";
 import { channels, ExecMessageSchema, parseMessage } from "./events.js";
+import { MAX_JOB_CASES } from "./job.js";
 import type { ClusterRedis } from "./redis.js";
 
 const FINAL = new Set<ExecutionStatus>(["queued", "running"]);
-/** Cases of a suite (their count is known to the worker only): a row's bound (job.ts). */
-const MAX_SUITE_CASES = 100_000;
 export const isFinal = (s: ExecutionStatus): boolean => !FINAL.has(s);
 
 export interface FollowOptions {
@@ -69,7 +68,8 @@ export function followExecution(o: FollowOptions): Followed {
   const cap = 2 * (o.request.limits.outputBytes + 1024);
   let received = 0;
   const judge = o.request.judge;
-  const maxTests = judge ? (judge.suiteId ? MAX_SUITE_CASES : judge.cases.length) : 0;
+  // A suite's count is known to the worker only: then a row's own bound.
+  const maxTests = judge ? (judge.suiteId ? MAX_JOB_CASES : judge.cases.length) : 0;
   /** Bytes this execution holds of `o.budget`, given back when it stops. */
   let held = 0;
   let stopped = false;

@@ -66,10 +66,19 @@ export const CheckerSchema = z
     "Gets the case's input, expected and actual output as files input.txt, expected.txt, actual.txt in its working directory; exit 0 accepts, exit 1 is wrong_answer, anything else is error. Its first line of stdout is the case's message.",
   );
 
+/** How outputs are compared (ComparisonSchema's `mode`). */
+export const COMPARE_MODES = [
+  "exact",
+  "trailing_whitespace",
+  "tokens",
+  "float",
+  "checker",
+] as const;
+
 export const ComparisonSchema = z
   .object({
     mode: z
-      .enum(["exact", "trailing_whitespace", "tokens", "float", "checker"])
+      .enum(COMPARE_MODES)
       .default("trailing_whitespace")
       .describe(
         "exact bytes; trailing_whitespace: each line's trailing spaces and trailing empty lines ignored (default); tokens: whitespace-separated tokens; float: tokens, numbers within tolerance; checker: a program decides.",
