@@ -27,6 +27,7 @@ import type { Webhooks } from "../../webhooks/types.js";
 import {
   AcceptedSchema,
   ErrorResponses,
+  executionView,
   ExecutionResultSchema,
   ExecutionViewSchema,
   IdParamsSchema,
@@ -174,15 +175,7 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
         found.result ??
         blankResult(request.params.id, found.status, null, { retries: found.live?.retries ?? 0 });
       // Streamed: output escaped as JSON is up to 6× its bytes, never held whole.
-      return sendJson(reply, {
-        ...base,
-        status: found.status,
-        language: found.language,
-        userId: found.userId,
-        createdAt: found.createdAt,
-        startedAt: found.startedAt,
-        finishedAt: found.finishedAt,
-      });
+      return sendJson(reply, executionView(base, found));
     },
   );
 
