@@ -126,26 +126,3 @@ export const ExecutionListSchema = z.object({
     .nullable()
     .describe("Pass as `cursor` for the next page; null at the end."),
 });
-
-/**
- * An execution as GET /v1/executions/:id shows it: its result (or the blank
- * one of its status) and the record's own fields. The `warden` callback body
- * is the same view (src/webhooks/render.ts).
- */
-export function executionView(
-  base: z.infer<typeof ExecutionResultSchema>,
-  r: Pick<
-    z.infer<typeof ExecutionViewSchema>,
-    "status" | "language" | "userId" | "createdAt" | "startedAt" | "finishedAt"
-  >,
-): z.infer<typeof ExecutionViewSchema> {
-  return {
-    ...base,
-    status: r.status,
-    language: r.language,
-    userId: r.userId,
-    createdAt: r.createdAt,
-    startedAt: r.startedAt,
-    finishedAt: r.finishedAt,
-  };
-}

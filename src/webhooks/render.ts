@@ -4,7 +4,7 @@
  * bounded by the run's outputBytes limits.
  */
 import { blankResult } from "../contract/result.js";
-import { executionView } from "../http/schemas.js";
+import { executionView } from "../contract/execution-view.js";
 import type { CallbackRenderer } from "./types.js";
 
 export const wardenCallback: CallbackRenderer = (record) => {

@@ -10,6 +10,7 @@ import type { ExecutionFrontend } from "../../executions/frontend.js";
 import { WardenError } from "../../errors.js";
 import type { Analyzer } from "../../policy/analyzer.js";
 import { blankResult, type ExecutionResult } from "../../contract/result.js";
+import { executionView } from "../../contract/execution-view.js";
 import type { RuntimeRegistry } from "../../runtimes/registry.js";
 import { hasScope, type Actor } from "../auth.js";
 import { ArtifactListSchema, artifactListing, sendArtifact } from "../artifacts.js";
@@ -27,7 +28,6 @@ import type { Webhooks } from "../../webhooks/types.js";
 import {
   AcceptedSchema,
   ErrorResponses,
-  executionView,
   ExecutionResultSchema,
   ExecutionViewSchema,
   IdParamsSchema,
