@@ -211,6 +211,7 @@ export const judge0Routes: FastifyPluginAsync<Judge0RoutesOptions> = async (app,
         base64,
         installed: names,
         webhooks,
+        keyId: request.actor?.key?.id,
       });
       if (!parsed.ok) return reply.status(422).send(parsed.errors);
       let done;
@@ -261,7 +262,15 @@ export const judge0Routes: FastifyPluginAsync<Judge0RoutesOptions> = async (app,
       const names = await languages();
       // Every item is checked before any runs: a batch's refusals cost nothing.
       const parsed = await Promise.all(
-        items.map((item) => parseSubmission(item, { config, base64, installed: names, webhooks })),
+        items.map((item) =>
+          parseSubmission(item, {
+            config,
+            base64,
+            installed: names,
+            webhooks,
+            keyId: request.actor?.key?.id,
+          }),
+        ),
       );
       const answer: unknown[] = [];
       let created = false;
