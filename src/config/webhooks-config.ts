@@ -1,12 +1,11 @@
 /** Batches and signed callbacks (`webhooks.*`; docs/webhooks.md). */
-import { isIP } from "node:net";
 import { z } from "zod";
-import { parseHostname } from "../util/hostname.js";
+import { ipLiteral, parseHostname } from "../util/hostname.js";
 
 /** An allowHosts entry: a host name (normal form) or an IP address, exact. */
 const AllowedHostSchema = z.string().transform((entry, ctx) => {
-  const literal = entry.startsWith("[") && entry.endsWith("]") ? entry.slice(1, -1) : entry;
-  if (isIP(literal)) return literal.toLowerCase();
+  const ip = ipLiteral(entry);
+  if (ip !== null) return ip;
   const name = parseHostname(entry);
   if (!name.ok) {
     ctx.addIssue({ code: "custom", message: `not a host name or IP address (${name.reason})` });

@@ -63,7 +63,7 @@ export interface RunCodeDeps {
 }
 
 /** The user a request acts as; a body `userId` from a key without the delegate scope is refused. */
-function actingUser(actor: RunActor, requested: string | undefined): string {
+export function actingUser(actor: RunActor, requested: string | undefined): string {
   if (requested === undefined || requested === actor.userId) return actor.userId;
   if (!actor.mayDelegate)
     throw new WardenError(

@@ -1,12 +1,12 @@
 /**
- * What the execution routes do about `callbackUrl`: check it before anything
+ * What the execution and Judge0 routes do about a callback URL: check it before anything
  * is submitted (a refused URL runs nothing), register the delivery once the
  * execution exists, and nudge the deliverer when the run ends on this node.
  */
 import { WardenError } from "../errors.js";
 import type { Execution } from "../executions/execution.js";
 import type { ExecutionFrontend } from "../executions/frontend.js";
-import type { Webhooks } from "../webhooks/types.js";
+import type { CallbackFormat, Webhooks } from "../webhooks/types.js";
 import type { RunActor } from "../executions/run-code.js";
 
 /** The checked form of `url`, or INVALID_REQUEST naming `field`. */
@@ -36,7 +36,7 @@ export async function registerCallback(
   webhooks: Webhooks,
   service: ExecutionFrontend,
   execution: Execution,
-  o: { url: string; actor: RunActor; batchId?: string },
+  o: { url: string; actor: RunActor; batchId?: string; format?: CallbackFormat },
 ): Promise<void> {
   try {
     await webhooks.register({
@@ -44,7 +44,7 @@ export async function registerCallback(
       userId: execution.request.userId,
       keyId: o.actor.keyId ?? null,
       url: o.url,
-      format: "warden",
+      format: o.format ?? "warden",
       batchId: o.batchId,
     });
   } catch (error) {

@@ -36,7 +36,7 @@ export interface CountBucket {
 type Dialect = "sqlite" | "postgres";
 
 /** Builds WHERE clauses whose placeholders are numbered as arguments are added. */
-class Where {
+export class Where {
   readonly clauses: string[] = [];
   readonly args: (string | number)[] = [];
   constructor(private readonly dialect: Dialect) {}

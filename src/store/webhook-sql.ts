@@ -1,4 +1,5 @@
 /** SQL both stores share for callback deliveries (placeholders in each dialect). */
+import { Where } from "./audit-search.js";
 import type { DeliveryFilter } from "./webhooks.js";
 
 /** The WHERE clause, arguments and LIMIT of a delivery listing, newest first. */
@@ -6,25 +7,18 @@ export function deliveryListQuery(
   filter: DeliveryFilter,
   dialect: "sqlite" | "postgres",
 ): { sql: string; args: (string | number)[] } {
-  const args: (string | number)[] = [];
-  const p = (value: string | number): string => {
-    args.push(value);
-    return dialect === "sqlite" ? "?" : `$${args.length}`;
-  };
-  const where: string[] = [];
-  if (filter.userId !== undefined) where.push(`user_id = ${p(filter.userId)}`);
-  if (filter.executionId !== undefined) where.push(`execution_id = ${p(filter.executionId)}`);
-  if (filter.state !== undefined) where.push(`state = ${p(filter.state)}`);
+  const w = new Where(dialect);
+  if (filter.userId !== undefined) w.add(`user_id = ${w.p(filter.userId)}`);
+  if (filter.executionId !== undefined) w.add(`execution_id = ${w.p(filter.executionId)}`);
+  if (filter.state !== undefined) w.add(`state = ${w.p(filter.state)}`);
   const before = filter.before;
-  if (before) {
-    const at = p(before.createdAt);
-    const at2 = p(before.createdAt);
-    where.push(`(created_at < ${at} OR (created_at = ${at2} AND id < ${p(before.id)}))`);
-  }
-  const limit = p(filter.limit);
+  if (before)
+    w.add(
+      `(created_at < ${w.p(before.createdAt)} OR (created_at = ${w.p(before.createdAt)} AND id < ${w.p(before.id)}))`,
+    );
   return {
-    sql: `SELECT * FROM webhook_deliveries ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
-          ORDER BY created_at DESC, id DESC LIMIT ${limit}`,
-    args,
+    sql: `SELECT * FROM webhook_deliveries ${w.sql}
+          ORDER BY created_at DESC, id DESC LIMIT ${w.p(filter.limit)}`,
+    args: w.args,
   };
 }

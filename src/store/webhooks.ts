@@ -4,6 +4,8 @@
  * once its execution's record is final; a claim is a lease, so on PostgreSQL
  * several API nodes share the work and each delivery is sent by one of them.
  */
+import type { ExecutionStatus } from "../contract/result.js";
+
 export type DeliveryState = "pending" | "delivered" | "failed";
 
 export interface Delivery {
@@ -33,16 +35,11 @@ export interface DeliveryAttempt {
   durationMs: number;
 }
 
-export interface NewDelivery {
-  id: string;
-  executionId: string;
-  userId: string;
-  keyId: string | null;
-  url: string;
-  format: string;
-  batchId: string | null;
-  createdAt: number;
-}
+/** A delivery as registered: the rest (state, attempts, times) the store starts itself. */
+export type NewDelivery = Pick<
+  Delivery,
+  "id" | "executionId" | "userId" | "keyId" | "url" | "format" | "batchId" | "createdAt"
+>;
 
 /** What an attempt changes: the delivery's next state, and the attempt's log line. */
 export interface AttemptOutcome {
@@ -152,5 +149,8 @@ export function truncateError(error: string | null): string | null {
   return line.length > MAX_ERROR_CHARS ? `${line.slice(0, MAX_ERROR_CHARS - 1)}…` : line;
 }
 
-/** Final statuses, for the claim's join (an execution still queued or running is not delivered). */
-export const UNFINISHED_STATUSES = ["queued", "running"] as const;
+/** Statuses not final yet: the claim's join delivers no execution still in one. */
+export const UNFINISHED_STATUSES = [
+  "queued",
+  "running",
+] as const satisfies readonly ExecutionStatus[];

@@ -15,6 +15,7 @@
  * spelling can never match an ASCII allowlist entry, and an internationalised
  * name is reachable only if the allowlist names its `xn--` form.
  */
+import { isIP } from "node:net";
 
 /** A name of at most 253 bytes; one trailing dot (the DNS root) is dropped. */
 const MAX_HOSTNAME_BYTES = 253;
@@ -100,4 +101,10 @@ export function parseHostPort(authority: string, defaultPort: number | null): Ho
 export function printable(text: string): string {
   const clean = text.slice(0, 100).replace(/[^\x20-\x7e]/g, "?");
   return text.length > 100 ? `${clean}…` : clean;
+}
+
+/** The IP address a host is written as (`127.0.0.1`, `::1` or `[::1]`), lower-cased; null for a name. */
+export function ipLiteral(host: string): string | null {
+  const literal = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
+  return isIP(literal) !== 0 ? literal.toLowerCase() : null;
 }

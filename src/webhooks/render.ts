@@ -4,6 +4,7 @@
  * bounded by the run's outputBytes limits.
  */
 import { blankResult } from "../contract/result.js";
+import { executionView } from "../contract/execution-view.js";
 import type { CallbackRenderer } from "./types.js";
 
 export const wardenCallback: CallbackRenderer = (record) => {
@@ -11,15 +12,7 @@ export const wardenCallback: CallbackRenderer = (record) => {
   return {
     method: "POST",
     contentType: "application/json",
-    body: JSON.stringify({
-      ...base,
-      status: record.status,
-      language: record.language,
-      userId: record.userId,
-      createdAt: record.createdAt,
-      startedAt: record.startedAt,
-      finishedAt: record.finishedAt,
-    }),
+    body: JSON.stringify(executionView(base, record)),
   };
 };
 

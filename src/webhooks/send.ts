@@ -8,7 +8,8 @@
  */
 import http from "node:http";
 import https from "node:https";
-import { isIP, type LookupFunction } from "node:net";
+import type { LookupFunction } from "node:net";
+import { ipLiteral } from "../util/hostname.js";
 import type { ResolvedAddress } from "./url-check.js";
 
 export interface AttemptRequest {
@@ -41,7 +42,8 @@ function pinned(address: ResolvedAddress): LookupFunction {
 export function sendAttempt(r: AttemptRequest): Promise<AttemptResult> {
   const started = Date.now();
   const maxBytes = r.maxResponseBytes ?? 4096;
-  const host = r.url.hostname.replace(/^\[|\]$/g, "");
+  const ip = ipLiteral(r.url.hostname);
+  const host = ip ?? r.url.hostname;
   const secure = r.url.protocol === "https:";
   return new Promise((resolve) => {
     let settled = false;
@@ -61,7 +63,7 @@ export function sendAttempt(r: AttemptRequest): Promise<AttemptResult> {
       // No pooled sockets: each attempt dials its own checked address.
       agent: false,
       lookup: pinned(r.address),
-      ...(secure && isIP(host) === 0 ? { servername: host } : {}),
+      ...(secure && ip === null ? { servername: host } : {}),
     });
     const timer = setTimeout(() => {
       request.destroy();

@@ -13,7 +13,6 @@ import type { Audit } from "../audit/trail.js";
 import type { Logger } from "../audit/logger.js";
 import type { Config } from "../config/schema.js";
 import { WardenError } from "../errors.js";
-import type { Execution } from "../executions/execution.js";
 import type { Store } from "../store/store.js";
 import type { AttemptOutcome, Delivery } from "../store/webhooks.js";
 import { ulid } from "../util/ids.js";
@@ -103,11 +102,6 @@ export class WebhookService implements Webhooks {
   nudge(_executionId: string): void {
     if (this.polling) this.again = true;
     else this.schedule(0);
-  }
-
-  /** Nudges when `execution` ends (its record is final by then on every node kind). */
-  nudgeWhenDone(execution: Pick<Execution, "id" | "done">): void {
-    void execution.done.then(() => this.nudge(execution.id));
   }
 
   async close(): Promise<void> {

@@ -12,7 +12,7 @@ import { lookup as dnsLookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { WardenError } from "../errors.js";
 import { isBlockedAddress, isPrivateAllowed } from "../network/policy.js";
-import { parseHostname, printable } from "../util/hostname.js";
+import { ipLiteral, parseHostname, printable } from "../util/hostname.js";
 
 export interface ResolvedAddress {
   address: string;
@@ -67,15 +67,12 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
 
 /** The addresses a URL's host may be reached at, every one of them checked; or why not. */
 export async function checkHost(hostname: string, rules: UrlRules): Promise<HostCheck> {
-  const literal =
-    hostname.startsWith("[") && hostname.endsWith("]") ? hostname.slice(1, -1) : hostname;
-  const family = isIP(literal);
-  if (family !== 0) {
-    const address = literal.toLowerCase();
+  const address = ipLiteral(hostname);
+  if (address !== null) {
     const refusal = addressRefusal(address, rules.allowHosts.includes(address));
     return refusal
       ? { ok: false, reason: refusal }
-      : { ok: true, addresses: [{ address, family }] };
+      : { ok: true, addresses: [{ address, family: isIP(address) }] };
   }
   const parsed = parseHostname(hostname);
   if (!parsed.ok) return { ok: false, reason: `"${printable(hostname)}": ${parsed.reason}` };

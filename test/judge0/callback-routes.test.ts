@@ -39,7 +39,8 @@ const service = {
     submitted.push(input);
     const id = `exe_${submitted.length}`;
     const result = { ...blankResult(id, "completed"), success: true, exitCode: 0, stdout: "1\n" };
-    return { id, result, status: "completed", done: Promise.resolve(result) };
+    const request = { userId: "alice" };
+    return { id, request, result, status: "completed", done: Promise.resolve(result) };
   },
   live: () => undefined,
   killExecution: () => true,

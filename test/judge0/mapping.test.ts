@@ -48,6 +48,23 @@ describe("splitArgs", () => {
 });
 
 describe("parseSubmission", () => {
+  it("refuses callback_url from a request without an API key, before anything runs", async () => {
+    const webhooks = {
+      checkUrl: async (url: string) => url,
+      register: async () => undefined,
+      nudge: () => undefined,
+      close: async () => undefined,
+    };
+    const body = { source_code: "print(1)", language_id: 71, callback_url: "https://h.example/" };
+    const keyless = await parseSubmission(body, { ...ctx, webhooks });
+    expect(keyless).toEqual({
+      ok: false,
+      errors: { callback_url: ["needs a request made with an API key"] },
+    });
+    const keyed = await parseSubmission(body, { ...ctx, webhooks, keyId: "key_a" });
+    expect(keyed.ok).toBe(true);
+  });
+
   it("maps Judge0's units onto Warden's limits", async () => {
     const r = await parseSubmission(
       {

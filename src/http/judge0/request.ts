@@ -72,6 +72,8 @@ export interface SubmissionContext {
   /** Judge0 id → the language installed here. */
   installed: ReadonlyMap<number, InstalledLanguage>;
   webhooks?: Webhooks | undefined;
+  /** The request's API key: deliveries are signed with its secret, so a callback needs one. */
+  keyId?: string | undefined;
 }
 
 type Num = { min: number; minOpen?: boolean; max: number; int?: boolean };
@@ -244,6 +246,7 @@ export async function parseSubmission(
     }
   if (fields.callback_url?.trim()) {
     if (!ctx.webhooks) fail("callback_url", "setting callback is not allowed");
+    else if (!ctx.keyId) fail("callback_url", "needs a request made with an API key");
     else
       try {
         fields.callback_url = await ctx.webhooks.checkUrl(fields.callback_url, "callback_url");

@@ -20,6 +20,7 @@ import type { Store } from "../../store/store.js";
 import { iso } from "../../store/records.js";
 import type { Webhooks } from "../../webhooks/types.js";
 import { hasScope, type Actor } from "../auth.js";
+import { registerCallback } from "../callbacks.js";
 import { whenAnswered } from "../answered.js";
 import { statusOf, toWardenError } from "../errors.js";
 import { sendJson } from "../json-pieces.js";
@@ -170,19 +171,17 @@ export const judge0Routes: FastifyPluginAsync<Judge0RoutesOptions> = async (app,
     };
     try {
       await store.save(submission);
-      if (parsed.fields.callback_url && webhooks)
-        await webhooks.register({
-          executionId: execution.id,
-          userId: actor.userId,
-          keyId: actor.key?.id ?? null,
-          url: parsed.fields.callback_url,
-          format: "judge0",
-        });
     } catch (error) {
-      // Unreachable by its token, or its callback lost: it must not run for nobody.
+      // Unreachable by its token: it must not run for nobody.
       await service.killExecution(execution.id, "judge0 submission could not be stored");
       throw error;
     }
+    if (parsed.fields.callback_url && webhooks)
+      await registerCallback(webhooks, service, execution, {
+        url: parsed.fields.callback_url,
+        actor: runActor(actor),
+        format: "judge0",
+      });
     return { execution, submission };
   };
 
@@ -212,6 +211,7 @@ export const judge0Routes: FastifyPluginAsync<Judge0RoutesOptions> = async (app,
         base64,
         installed: names,
         webhooks,
+        keyId: request.actor?.key?.id,
       });
       if (!parsed.ok) return reply.status(422).send(parsed.errors);
       let done;
@@ -262,7 +262,15 @@ export const judge0Routes: FastifyPluginAsync<Judge0RoutesOptions> = async (app,
       const names = await languages();
       // Every item is checked before any runs: a batch's refusals cost nothing.
       const parsed = await Promise.all(
-        items.map((item) => parseSubmission(item, { config, base64, installed: names, webhooks })),
+        items.map((item) =>
+          parseSubmission(item, {
+            config,
+            base64,
+            installed: names,
+            webhooks,
+            keyId: request.actor?.key?.id,
+          }),
+        ),
       );
       const answer: unknown[] = [];
       let created = false;

@@ -22,7 +22,7 @@ import {
   toExecutionRequest,
   type CreateExecutionInput,
 } from "../../executions/request.js";
-import { runCode, type RunActor } from "../../executions/run-code.js";
+import { actingUser, runCode, type RunActor } from "../../executions/run-code.js";
 import type { Analyzer } from "../../policy/analyzer.js";
 import type { RuntimeRegistry } from "../../runtimes/registry.js";
 import { ulid } from "../../util/ids.js";
@@ -60,11 +60,7 @@ function forItem<T>(k: number, check: () => T): T {
 
 /** What a submit would refuse, checked without submitting (environments are checked on submit). */
 function precheck(o: BatchRouteOptions, item: CreateExecutionInput, actor: RunActor): void {
-  if (item.userId !== undefined && item.userId !== actor.userId && !actor.mayDelegate)
-    throw new WardenError(
-      "PERMISSION_DENIED",
-      "userId: only keys with the delegate scope may act for another user",
-    );
+  actingUser(actor, item.userId);
   const def = o.registry.lookup(item.language);
   if (!def)
     throw new WardenError(

@@ -10,19 +10,10 @@ import type { ExecutionFrontend } from "../../executions/frontend.js";
 import { blankResult, type ExecutionStatus } from "../../contract/result.js";
 import type { ListedRecord } from "../../store/records.js";
 import { hasScope } from "../auth.js";
+import { decodeCursor, encodeCursor } from "../cursor.js";
 import { ErrorResponses, ExecutionListSchema, ListExecutionsQuerySchema } from "../schemas.js";
 
-const CURSOR = /^(\d{1,15})\.(exec_[0-9A-Z]{26})$/;
-
-function encodeCursor(record: ListedRecord): string {
-  return Buffer.from(`${record.createdAtMs}.${record.id}`).toString("base64url");
-}
-
-function decodeCursor(cursor: string): { createdAt: number; id: string } {
-  const match = CURSOR.exec(Buffer.from(cursor, "base64url").toString("latin1"));
-  if (!match) throw new WardenError("INVALID_REQUEST", "cursor: not a nextCursor of this API");
-  return { createdAt: Number(match[1]), id: match[2]! };
-}
+const EXECUTION_ID = /^exec_[0-9A-Z]{26}$/;
 
 /** The rows found, in the order their ids were asked. */
 function inOrder(rows: readonly ListedRecord[], ids: readonly string[]): ListedRecord[] {
@@ -64,7 +55,7 @@ export function executionListRoute(app: FastifyInstance, service: ExecutionFront
         statuses: q.status?.split(",") as ExecutionStatus[] | undefined,
         fromMs: q.from === undefined ? undefined : Date.parse(q.from),
         toMs: q.to === undefined ? undefined : Date.parse(q.to),
-        before: q.cursor === undefined ? undefined : decodeCursor(q.cursor),
+        before: q.cursor === undefined ? undefined : decodeCursor(q.cursor, EXECUTION_ID),
         // One more tells whether there is a next page; by ids, all of them in one answer.
         limit: ids ? ids.length : q.limit + 1,
       });
@@ -89,7 +80,10 @@ export function executionListRoute(app: FastifyInstance, service: ExecutionFront
             finishedAt: r.finishedAt,
           };
         }),
-        nextCursor: !ids && rows.length > q.limit ? encodeCursor(page[page.length - 1]!) : null,
+        nextCursor:
+          !ids && rows.length > q.limit
+            ? encodeCursor({ createdAt: page.at(-1)!.createdAtMs, id: page.at(-1)!.id })
+            : null,
       };
     },
   );

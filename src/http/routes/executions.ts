@@ -10,6 +10,7 @@ import type { ExecutionFrontend } from "../../executions/frontend.js";
 import { WardenError } from "../../errors.js";
 import type { Analyzer } from "../../policy/analyzer.js";
 import { blankResult, type ExecutionResult } from "../../contract/result.js";
+import { executionView } from "../../contract/execution-view.js";
 import type { RuntimeRegistry } from "../../runtimes/registry.js";
 import { hasScope, type Actor } from "../auth.js";
 import { ArtifactListSchema, artifactListing, sendArtifact } from "../artifacts.js";
@@ -174,15 +175,7 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
         found.result ??
         blankResult(request.params.id, found.status, null, { retries: found.live?.retries ?? 0 });
       // Streamed: output escaped as JSON is up to 6× its bytes, never held whole.
-      return sendJson(reply, {
-        ...base,
-        status: found.status,
-        language: found.language,
-        userId: found.userId,
-        createdAt: found.createdAt,
-        startedAt: found.startedAt,
-        finishedAt: found.finishedAt,
-      });
+      return sendJson(reply, executionView(base, found));
     },
   );
 

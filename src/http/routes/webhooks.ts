@@ -8,7 +8,9 @@ import { z } from "zod";
 import { WardenError } from "../../errors.js";
 import type { Store } from "../../store/store.js";
 import type { Delivery, DeliveryAttempt } from "../../store/webhooks.js";
+import { iso } from "../../store/records.js";
 import { hasScope, type Actor } from "../auth.js";
+import { decodeCursor, encodeCursor } from "../cursor.js";
 import { emptyBodyIsNoBody } from "../empty-body.js";
 import { ErrorResponses } from "../schemas.js";
 
@@ -58,9 +60,7 @@ const QuerySchema = z
   })
   .strict();
 
-const CURSOR = /^(\d{1,15})\.(dlv_[0-9A-Z]{26})$/;
-
-const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+const DELIVERY_ID = /^dlv_[0-9A-Z]{26}$/;
 
 function view(d: Delivery, log: DeliveryAttempt[]): z.infer<typeof DeliverySchema> {
   return {
@@ -147,12 +147,7 @@ export const webhookRoutes: FastifyPluginAsyncZod<WebhookRoutesOptions> = async 
     async (request) => {
       const q = request.query;
       const actor = request.actor!;
-      let before: { createdAt: number; id: string } | undefined;
-      if (q.cursor !== undefined) {
-        const m = CURSOR.exec(Buffer.from(q.cursor, "base64url").toString("latin1"));
-        if (!m) throw new WardenError("INVALID_REQUEST", "cursor: not a nextCursor of this API");
-        before = { createdAt: Number(m[1]), id: m[2]! };
-      }
+      const before = q.cursor === undefined ? undefined : decodeCursor(q.cursor, DELIVERY_ID);
       const rows = await store.webhooks.list({
         userId: hasScope(actor, "admin") ? undefined : actor.userId,
         executionId: q.executionId,
@@ -165,10 +160,7 @@ export const webhookRoutes: FastifyPluginAsyncZod<WebhookRoutesOptions> = async 
       const last = page[page.length - 1];
       return {
         deliveries: page.map((d) => view(d, attempts.get(d.id) ?? [])),
-        nextCursor:
-          rows.length > q.limit && last
-            ? Buffer.from(`${last.createdAt}.${last.id}`).toString("base64url")
-            : null,
+        nextCursor: rows.length > q.limit && last ? encodeCursor(last) : null,
       };
     },
   );
