@@ -10,8 +10,8 @@ import type { UsageStore } from "../store/store.js";
 import {
   emptyTotals,
   type Granularity,
-  type GroupBy,
   type UsagePeriodRow,
+  type UsageQuery,
   type UsageTotals,
 } from "../store/usage.js";
 
@@ -50,14 +50,8 @@ export interface UsageReport {
   cost?: UsageCost;
 }
 
-export interface ReportQuery {
-  fromMs: number;
-  toMs: number;
-  granularity: Granularity;
-  userId?: string | undefined;
-  keyId?: string | undefined;
-  groupBy: GroupBy;
-}
+/** A usage query without its row cap (the report sets it from usage.maxRows). */
+export type ReportQuery = Omit<UsageQuery, "limit">;
 
 /** Dates a report may name: anything outside is a typo, not a query. */
 const EARLIEST_MS = Date.UTC(2000, 0, 1);
