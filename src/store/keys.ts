@@ -182,3 +182,6 @@ export function newToken(): { token: string; hash: string } {
 function randomToken(): string {
   return `${TOKEN_PREFIX}${randomBytes(32).toString("base64url")}`;
 }
+
+/** What a key id looks like (a generated `key_` + hex, or a named one such as key_env_admin). */
+export const KEY_ID_PATTERN = /^key_[A-Za-z0-9_]{1,64}$/;

@@ -15,6 +15,7 @@ import { createKey, updateKey } from "../../executions/new-key.js";
 import { POLICY_MODES } from "../../contract/policy.js";
 import {
   ENV_ADMIN_KEY_ID,
+  KEY_ID_PATTERN,
   KeyPatchSchema,
   NewKeySchema,
   SCOPES,
@@ -58,7 +59,7 @@ export function keyRoutes(
 ): void {
   const zapp = app.withTypeProvider<ZodTypeProvider>();
   const KeyIdParams = z.object({
-    id: z.string().regex(/^key_[A-Za-z0-9_]{1,64}$/, "id: not a key id"),
+    id: z.string().regex(KEY_ID_PATTERN, "id: not a key id"),
   });
   /** An admin's change to a key, in the audit trail. */
   const audited = (

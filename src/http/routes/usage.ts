@@ -8,7 +8,7 @@ import { z } from "zod";
 import type { Config } from "../../config/schema.js";
 import { WardenError } from "../../errors.js";
 import type { ExecutionFrontend } from "../../executions/frontend.js";
-import { USER_ID_PATTERN } from "../../store/keys.js";
+import { KEY_ID_PATTERN, USER_ID_PATTERN } from "../../store/keys.js";
 import { QUOTA_METRICS, QUOTA_PERIODS, QUOTA_SUBJECTS, QuotaIdSchema } from "../../store/quotas.js";
 import type { Store } from "../../store/store.js";
 import { exportStream } from "../../usage/export.js";
@@ -17,7 +17,7 @@ import { readRows, toUsageRow, usageReport } from "../../usage/report.js";
 import { ErrorResponses } from "../schemas.js";
 
 const DAY_MS = 86_400_000;
-const KEY_ID = z.string().regex(/^key_[A-Za-z0-9_]{1,64}$/, "keyId: not a key id");
+const KEY_ID = z.string().regex(KEY_ID_PATTERN, "keyId: not a key id");
 const USER_ID = z.string().regex(USER_ID_PATTERN, `userId: must match ${USER_ID_PATTERN.source}`);
 
 const dateParam = (name: string) =>
@@ -210,7 +210,8 @@ export const usageRoutes: FastifyPluginAsyncZod<{
             ? { subjectType: "key" as const, subjectId: keyId }
             : {};
       const rules = await store.quotas.list(filter);
-      return { quotas: await Promise.all(rules.map((r) => views().view(r))) };
+      const v = views();
+      return { quotas: await Promise.all(rules.map((r) => v.view(r))) };
     },
   );
 
