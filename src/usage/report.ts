@@ -9,6 +9,8 @@ import { WardenError } from "../errors.js";
 import type { UsageStore } from "../store/store.js";
 import {
   emptyTotals,
+  MAXIMA,
+  SUMMED,
   type Granularity,
   type UsagePeriodRow,
   type UsageQuery,
@@ -92,12 +94,12 @@ export function toUsageRow(r: UsageTotals & { period: number }, withGroup = true
   return out;
 }
 
-/** Rows added up: sums, and maxima of the peaks. */
+/** Rows added up as the store adds hours up: SUMMED summed, MAXIMA the highest. */
 export function sumRows(rows: readonly UsageTotals[]): UsageTotals {
   const t = emptyTotals();
   for (const r of rows) {
-    for (const k of Object.keys(t) as (keyof UsageTotals)[])
-      t[k] = k === "peakMemoryBytes" || k === "diskPeakBytes" ? Math.max(t[k], r[k]) : t[k] + r[k];
+    for (const [, k] of SUMMED) t[k] += r[k];
+    for (const [, k] of MAXIMA) t[k] = Math.max(t[k], r[k]);
   }
   return t;
 }
