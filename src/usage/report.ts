@@ -5,6 +5,7 @@
  * refused with a message that says how to narrow it, never cut silently.
  */
 import type { UsageConfig, UsagePrices } from "../config/usage-config.js";
+import type { UsageCost, UsageReport, UsageRow } from "../contract/usage.js";
 import { WardenError } from "../errors.js";
 import type { UsageStore } from "../store/store.js";
 import {
@@ -16,41 +17,6 @@ import {
   type UsageQuery,
   type UsageTotals,
 } from "../store/usage.js";
-
-export interface UsageRow {
-  period: string;
-  userId?: string;
-  keyId?: string | null;
-  executions: number;
-  sessions: number;
-  cpuSeconds: number;
-  memoryMbSeconds: number;
-  wallSeconds: number;
-  sessionSeconds: number;
-  peakMemoryBytes: number;
-  diskPeakBytes: number;
-  egressBytes: number;
-  egressConnections: number;
-  outputBytes: number;
-}
-
-export interface UsageCost {
-  currency: string;
-  cpu: number;
-  memory: number;
-  egress: number;
-  sessions: number;
-  total: number;
-}
-
-export interface UsageReport {
-  granularity: Granularity;
-  from: string;
-  to: string;
-  rows: UsageRow[];
-  totals: UsageRow;
-  cost?: UsageCost;
-}
 
 /** A usage query without its row cap (the report sets it from usage.maxRows). */
 export type ReportQuery = Omit<UsageQuery, "limit">;
@@ -156,3 +122,5 @@ export async function usageReport(
     ...(config.prices ? { cost: costOf(totals, config.prices) } : {}),
   };
 }
+
+export type { UsageCost, UsageReport, UsageRow };

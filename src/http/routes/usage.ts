@@ -15,6 +15,7 @@ import { exportStream } from "../../usage/export.js";
 import { QuotaEnforcer } from "../../usage/quotas.js";
 import { readRows, toUsageRow, usageReport } from "../../usage/report.js";
 import { ErrorResponses } from "../schemas.js";
+import { UsageReportSchema } from "../../contract/usage.js";
 
 const DAY_MS = 86_400_000;
 const KEY_ID = z.string().regex(KEY_ID_PATTERN, "keyId: not a key id");
@@ -33,41 +34,6 @@ const RangeQuery = z.object({
   from: dateParam("from").describe("Start (inclusive). @default 30 days before `to`"),
   to: dateParam("to").describe("End (exclusive). @default now"),
   granularity: z.enum(["hour", "day", "month"]).default("day"),
-});
-
-export const UsageRowSchema = z.object({
-  period: z.string().describe("Start of the period (UTC)."),
-  userId: z.string().optional(),
-  keyId: z.string().nullable().optional(),
-  executions: z.number(),
-  sessions: z.number(),
-  cpuSeconds: z.number(),
-  memoryMbSeconds: z.number(),
-  wallSeconds: z.number(),
-  sessionSeconds: z.number(),
-  peakMemoryBytes: z.number(),
-  diskPeakBytes: z.number(),
-  egressBytes: z.number(),
-  egressConnections: z.number(),
-  outputBytes: z.number(),
-});
-
-const CostSchema = z.object({
-  currency: z.string(),
-  cpu: z.number(),
-  memory: z.number(),
-  egress: z.number(),
-  sessions: z.number(),
-  total: z.number(),
-});
-
-const ReportSchema = z.object({
-  granularity: z.enum(["hour", "day", "month"]),
-  from: z.string(),
-  to: z.string(),
-  rows: z.array(UsageRowSchema),
-  totals: UsageRowSchema,
-  cost: CostSchema.optional(),
 });
 
 export const QuotaSchema = z.object({
@@ -128,7 +94,7 @@ export const usageRoutes: FastifyPluginAsyncZod<{
       schema: {
         summary: "What this key's user used, per hour, day or month (docs/usage.md)",
         querystring: RangeQuery.strict(),
-        response: { 200: ReportSchema, ...ErrorResponses },
+        response: { 200: UsageReportSchema, ...ErrorResponses },
       },
     },
     async (request) => {
@@ -154,7 +120,7 @@ export const usageRoutes: FastifyPluginAsyncZod<{
           groupBy: z.enum(["user", "key", "none"]).default("none"),
           format: z.enum(["json", "csv", "ndjson"]).default("json"),
         }).strict(),
-        response: { 200: ReportSchema, ...ErrorResponses },
+        response: { 200: UsageReportSchema, ...ErrorResponses },
       },
     },
     async (request, reply) => {
