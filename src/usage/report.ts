@@ -12,7 +12,6 @@ import {
   emptyTotals,
   MAXIMA,
   SUMMED,
-  type Granularity,
   type UsagePeriodRow,
   type UsageQuery,
   type UsageTotals,
