@@ -50,3 +50,44 @@ export function addUsage(a: ExecutionUsage, b: ExecutionUsage): ExecutionUsage {
     outputBytes: a.outputBytes + b.outputBytes,
   };
 }
+
+/** One period (and group) of a usage report, in the API's units (seconds, bytes). */
+export const UsageRowSchema = z.object({
+  period: z.string().describe("Start of the period (UTC)."),
+  userId: z.string().optional(),
+  keyId: z.string().nullable().optional(),
+  executions: z.number(),
+  sessions: z.number(),
+  cpuSeconds: z.number(),
+  memoryMbSeconds: z.number(),
+  wallSeconds: z.number(),
+  sessionSeconds: z.number(),
+  peakMemoryBytes: z.number(),
+  diskPeakBytes: z.number(),
+  egressBytes: z.number(),
+  egressConnections: z.number(),
+  outputBytes: z.number(),
+});
+
+/** What a report's usage costs at the configured prices (usage.prices). */
+export const UsageCostSchema = z.object({
+  currency: z.string(),
+  cpu: z.number(),
+  memory: z.number(),
+  egress: z.number(),
+  sessions: z.number(),
+  total: z.number(),
+});
+
+/** A usage report: `GET /v1/usage`, `GET /api/sandbox/usage`, `warden usage`. */
+export const UsageReportSchema = z.object({
+  granularity: z.enum(["hour", "day", "month"]),
+  from: z.string(),
+  to: z.string(),
+  rows: z.array(UsageRowSchema),
+  totals: UsageRowSchema,
+  cost: UsageCostSchema.optional(),
+});
+export type UsageRow = z.infer<typeof UsageRowSchema>;
+export type UsageCost = z.infer<typeof UsageCostSchema>;
+export type UsageReport = z.infer<typeof UsageReportSchema>;

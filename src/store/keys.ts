@@ -108,7 +108,7 @@ export function newKeyRow(options: NewKeyOptions): {
     throw new WardenError("INVALID_REQUEST", `userId: must match ${USER_ID_PATTERN.source}`);
   if (options.scopes.length === 0)
     throw new WardenError("INVALID_REQUEST", "scopes: at least one scope is needed");
-  const token = options.token ?? `${TOKEN_PREFIX}${randomBytes(32).toString("base64url")}`;
+  const token = options.token ?? randomToken();
   return {
     id: options.id ?? `key_${randomBytes(6).toString("hex")}`,
     token,
@@ -174,6 +174,14 @@ export function patchedRow(
 
 /** A fresh token and its hash (rotation). */
 export function newToken(): { token: string; hash: string } {
-  const token = `${TOKEN_PREFIX}${randomBytes(32).toString("base64url")}`;
+  const token = randomToken();
   return { token, hash: hashToken(token) };
 }
+
+/** A token as a new key and a rotation make it: the prefix and 32 random bytes. */
+function randomToken(): string {
+  return `${TOKEN_PREFIX}${randomBytes(32).toString("base64url")}`;
+}
+
+/** What a key id looks like (a generated `key_` + hex, or a named one such as key_env_admin). */
+export const KEY_ID_PATTERN = /^key_[A-Za-z0-9_]{1,64}$/;

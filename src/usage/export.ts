@@ -6,24 +6,10 @@
  * `@`) must arrive as text, never run in the admin's spreadsheet.
  */
 import { Readable } from "node:stream";
-import type { UsageRow } from "./report.js";
+import { UsageRowSchema, type UsageRow } from "../contract/usage.js";
 
-export const CSV_COLUMNS = [
-  "period",
-  "userId",
-  "keyId",
-  "executions",
-  "sessions",
-  "cpuSeconds",
-  "memoryMbSeconds",
-  "wallSeconds",
-  "sessionSeconds",
-  "peakMemoryBytes",
-  "diskPeakBytes",
-  "egressBytes",
-  "egressConnections",
-  "outputBytes",
-] as const;
+/** The report row's fields, in its schema's order. */
+export const CSV_COLUMNS = UsageRowSchema.keyof().options;
 
 /** One CSV cell: formula-looking text made inert, then quoted as RFC 4180 needs. */
 export function csvCell(value: unknown): string {
@@ -36,8 +22,7 @@ export function csvCell(value: unknown): string {
 
 function* csvLines(rows: readonly UsageRow[]): Generator<string> {
   yield `${CSV_COLUMNS.join(",")}\r\n`;
-  for (const r of rows)
-    yield `${CSV_COLUMNS.map((c) => csvCell((r as unknown as Record<string, unknown>)[c])).join(",")}\r\n`;
+  for (const r of rows) yield `${CSV_COLUMNS.map((c) => csvCell(r[c])).join(",")}\r\n`;
 }
 
 function* ndjsonLines(rows: readonly UsageRow[]): Generator<string> {

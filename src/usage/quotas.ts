@@ -178,22 +178,34 @@ export class QuotaEnforcer {
       const used = (await this.stored(rule, now)) + own;
       if (used < rule.limit) continue;
       const why = `quota: ${rule.metric} per ${rule.period} is used up (${Math.round(used * 1000) / 1000} of ${rule.limit}) while this run went on`;
-      this.o.audit?.({
-        userId: actor.userId,
-        level: "warn",
-        event: "quota_exceeded",
-        message: `run stopped: ${why}`,
-        data: {
-          quotaId: rule.id,
-          metric: rule.metric,
-          period: rule.period,
-          limit: rule.limit,
-          used,
-        },
-      });
+      this.audited(actor, `run stopped: ${why}`, rule, used);
       return why;
     }
     return null;
+  }
+
+  /** A rule reached, in the audit trail (a refusal, a run stopped). */
+  private audited(
+    actor: QuotaActor,
+    message: string,
+    rule: QuotaRule,
+    used: number,
+    more: Record<string, unknown> = {},
+  ): void {
+    this.o.audit?.({
+      userId: actor.userId,
+      level: "warn",
+      event: "quota_exceeded",
+      message,
+      data: {
+        quotaId: rule.id,
+        metric: rule.metric,
+        period: rule.period,
+        limit: rule.limit,
+        used,
+        ...more,
+      },
+    });
   }
 
   private refuse(
@@ -205,21 +217,13 @@ export class QuotaEnforcer {
   ): never {
     const reset = periodReset(rule.period, now);
     const resetsAt = new Date(reset).toISOString();
-    this.o.audit?.({
-      userId: actor.userId,
-      level: "warn",
-      event: "quota_exceeded",
-      message: `${kind} refused: ${rule.metric} per ${rule.period} of ${rule.subjectType} ${rule.subjectId} used ${used} of ${rule.limit}`,
-      data: {
-        quotaId: rule.id,
-        metric: rule.metric,
-        period: rule.period,
-        limit: rule.limit,
-        used,
-        kind,
-        keyId: actor.keyId ?? null,
-      },
-    });
+    this.audited(
+      actor,
+      `${kind} refused: ${rule.metric} per ${rule.period} of ${rule.subjectType} ${rule.subjectId} used ${used} of ${rule.limit}`,
+      rule,
+      used,
+      { kind, keyId: actor.keyId ?? null },
+    );
     throw new WardenError(
       "QUOTA_EXCEEDED",
       `quota: ${rule.metric} per ${rule.period} is used up (${used} of ${rule.limit}); it resets at ${resetsAt}`,

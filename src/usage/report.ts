@@ -5,59 +5,20 @@
  * refused with a message that says how to narrow it, never cut silently.
  */
 import type { UsageConfig, UsagePrices } from "../config/usage-config.js";
+import type { UsageCost, UsageReport, UsageRow } from "../contract/usage.js";
 import { WardenError } from "../errors.js";
 import type { UsageStore } from "../store/store.js";
 import {
   emptyTotals,
-  type Granularity,
-  type GroupBy,
+  MAXIMA,
+  SUMMED,
   type UsagePeriodRow,
+  type UsageQuery,
   type UsageTotals,
 } from "../store/usage.js";
 
-export interface UsageRow {
-  period: string;
-  userId?: string;
-  keyId?: string | null;
-  executions: number;
-  sessions: number;
-  cpuSeconds: number;
-  memoryMbSeconds: number;
-  wallSeconds: number;
-  sessionSeconds: number;
-  peakMemoryBytes: number;
-  diskPeakBytes: number;
-  egressBytes: number;
-  egressConnections: number;
-  outputBytes: number;
-}
-
-export interface UsageCost {
-  currency: string;
-  cpu: number;
-  memory: number;
-  egress: number;
-  sessions: number;
-  total: number;
-}
-
-export interface UsageReport {
-  granularity: Granularity;
-  from: string;
-  to: string;
-  rows: UsageRow[];
-  totals: UsageRow;
-  cost?: UsageCost;
-}
-
-export interface ReportQuery {
-  fromMs: number;
-  toMs: number;
-  granularity: Granularity;
-  userId?: string | undefined;
-  keyId?: string | undefined;
-  groupBy: GroupBy;
-}
+/** A usage query without its row cap (the report sets it from usage.maxRows). */
+export type ReportQuery = Omit<UsageQuery, "limit">;
 
 /** Dates a report may name: anything outside is a typo, not a query. */
 const EARLIEST_MS = Date.UTC(2000, 0, 1);
@@ -98,12 +59,12 @@ export function toUsageRow(r: UsageTotals & { period: number }, withGroup = true
   return out;
 }
 
-/** Rows added up: sums, and maxima of the peaks. */
+/** Rows added up as the store adds hours up: SUMMED summed, MAXIMA the highest. */
 export function sumRows(rows: readonly UsageTotals[]): UsageTotals {
   const t = emptyTotals();
   for (const r of rows) {
-    for (const k of Object.keys(t) as (keyof UsageTotals)[])
-      t[k] = k === "peakMemoryBytes" || k === "diskPeakBytes" ? Math.max(t[k], r[k]) : t[k] + r[k];
+    for (const [, k] of SUMMED) t[k] += r[k];
+    for (const [, k] of MAXIMA) t[k] = Math.max(t[k], r[k]);
   }
   return t;
 }
@@ -160,3 +121,5 @@ export async function usageReport(
     ...(config.prices ? { cost: costOf(totals, config.prices) } : {}),
   };
 }
+
+export type { UsageCost, UsageReport, UsageRow };

@@ -5,7 +5,7 @@
  * on its next request (keys are looked up in the store on every request).
  * Every change is audited.
  */
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { Config } from "../../config/schema.js";
@@ -15,6 +15,7 @@ import { createKey, updateKey } from "../../executions/new-key.js";
 import { POLICY_MODES } from "../../contract/policy.js";
 import {
   ENV_ADMIN_KEY_ID,
+  KEY_ID_PATTERN,
   KeyPatchSchema,
   NewKeySchema,
   SCOPES,
@@ -57,6 +58,23 @@ export function keyRoutes(
   o: { service: ExecutionFrontend; keys: KeyStore; config: Config },
 ): void {
   const zapp = app.withTypeProvider<ZodTypeProvider>();
+  const KeyIdParams = z.object({
+    id: z.string().regex(KEY_ID_PATTERN, "id: not a key id"),
+  });
+  /** An admin's change to a key, in the audit trail. */
+  const audited = (
+    request: FastifyRequest,
+    event: string,
+    message: string,
+    data: Record<string, unknown>,
+  ): void =>
+    o.service.audit({
+      userId: request.actor!.userId,
+      level: "info",
+      event,
+      message,
+      data: { ...data, requestId: request.id },
+    });
 
   zapp.post(
     "/api/sandbox/keys",
@@ -70,13 +88,12 @@ export function keyRoutes(
     },
     async (request, reply) => {
       const { key, token } = await createKey(o.keys, o.config.network, request.body);
-      o.service.audit({
-        userId: request.actor!.userId,
-        level: "info",
-        event: "key_created",
-        message: `key ${key.id} created for ${key.userId} (${key.scopes.join(",")})`,
-        data: { keyId: key.id, forUser: key.userId, scopes: key.scopes, requestId: request.id },
-      });
+      audited(
+        request,
+        "key_created",
+        `key ${key.id} created for ${key.userId} (${key.scopes.join(",")})`,
+        { keyId: key.id, forUser: key.userId, scopes: key.scopes },
+      );
       return reply.status(201).send({ ...view(key), token });
     },
   );
@@ -93,10 +110,6 @@ export function keyRoutes(
     async () => (await o.keys.list()).map(view),
   );
 
-  const KeyIdParams = z.object({
-    id: z.string().regex(/^key_[A-Za-z0-9_]{1,64}$/, "id: not a key id"),
-  });
-
   zapp.patch(
     "/api/sandbox/keys/:id",
     {
@@ -112,13 +125,12 @@ export function keyRoutes(
       const { id } = request.params;
       const key = await updateKey(o.keys, o.config.network, id, request.body);
       if (!key) throw new WardenError("NOT_FOUND", `no active key ${id}`);
-      o.service.audit({
-        userId: request.actor!.userId,
-        level: "info",
-        event: "key_updated",
-        message: `key ${id} updated (${Object.keys(request.body).join(", ")})`,
-        data: { keyId: id, changed: request.body, requestId: request.id },
-      });
+      audited(
+        request,
+        "key_updated",
+        `key ${id} updated (${Object.keys(request.body).join(", ")})`,
+        { keyId: id, changed: request.body },
+      );
       return view(key);
     },
   );
@@ -147,13 +159,7 @@ export function keyRoutes(
         );
       const rotated = await o.keys.rotate(id);
       if (!rotated) throw new WardenError("NOT_FOUND", `no active key ${id}`);
-      o.service.audit({
-        userId: request.actor!.userId,
-        level: "info",
-        event: "key_rotated",
-        message: `key ${id} rotated`,
-        data: { keyId: id, requestId: request.id },
-      });
+      audited(request, "key_rotated", `key ${id} rotated`, { keyId: id });
       return { key: view(rotated.key), token: rotated.token };
     },
   );
@@ -164,20 +170,14 @@ export function keyRoutes(
       config: { scope: "admin" },
       schema: {
         summary: "Revoke an API key (refused from its next request on)",
-        params: z.object({ id: z.string().regex(/^key_[A-Za-z0-9_]{1,64}$/, "id: not a key id") }),
+        params: KeyIdParams,
         response: { 200: z.object({ success: z.boolean() }), ...ErrorResponses },
       },
     },
     async (request) => {
       const { id } = request.params;
       if (!(await o.keys.revoke(id))) throw new WardenError("NOT_FOUND", `no active key ${id}`);
-      o.service.audit({
-        userId: request.actor!.userId,
-        level: "info",
-        event: "key_revoked",
-        message: `key ${id} revoked`,
-        data: { keyId: id, requestId: request.id },
-      });
+      audited(request, "key_revoked", `key ${id} revoked`, { keyId: id });
       return { success: true };
     },
   );

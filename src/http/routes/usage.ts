@@ -8,16 +8,17 @@ import { z } from "zod";
 import type { Config } from "../../config/schema.js";
 import { WardenError } from "../../errors.js";
 import type { ExecutionFrontend } from "../../executions/frontend.js";
-import { USER_ID_PATTERN } from "../../store/keys.js";
+import { KEY_ID_PATTERN, USER_ID_PATTERN } from "../../store/keys.js";
 import { QUOTA_METRICS, QUOTA_PERIODS, QUOTA_SUBJECTS, QuotaIdSchema } from "../../store/quotas.js";
 import type { Store } from "../../store/store.js";
 import { exportStream } from "../../usage/export.js";
 import { QuotaEnforcer } from "../../usage/quotas.js";
 import { readRows, toUsageRow, usageReport } from "../../usage/report.js";
 import { ErrorResponses } from "../schemas.js";
+import { UsageReportSchema } from "../../contract/usage.js";
 
 const DAY_MS = 86_400_000;
-const KEY_ID = z.string().regex(/^key_[A-Za-z0-9_]{1,64}$/, "keyId: not a key id");
+const KEY_ID = z.string().regex(KEY_ID_PATTERN, "keyId: not a key id");
 const USER_ID = z.string().regex(USER_ID_PATTERN, `userId: must match ${USER_ID_PATTERN.source}`);
 
 const dateParam = (name: string) =>
@@ -33,41 +34,6 @@ const RangeQuery = z.object({
   from: dateParam("from").describe("Start (inclusive). @default 30 days before `to`"),
   to: dateParam("to").describe("End (exclusive). @default now"),
   granularity: z.enum(["hour", "day", "month"]).default("day"),
-});
-
-export const UsageRowSchema = z.object({
-  period: z.string().describe("Start of the period (UTC)."),
-  userId: z.string().optional(),
-  keyId: z.string().nullable().optional(),
-  executions: z.number(),
-  sessions: z.number(),
-  cpuSeconds: z.number(),
-  memoryMbSeconds: z.number(),
-  wallSeconds: z.number(),
-  sessionSeconds: z.number(),
-  peakMemoryBytes: z.number(),
-  diskPeakBytes: z.number(),
-  egressBytes: z.number(),
-  egressConnections: z.number(),
-  outputBytes: z.number(),
-});
-
-const CostSchema = z.object({
-  currency: z.string(),
-  cpu: z.number(),
-  memory: z.number(),
-  egress: z.number(),
-  sessions: z.number(),
-  total: z.number(),
-});
-
-const ReportSchema = z.object({
-  granularity: z.enum(["hour", "day", "month"]),
-  from: z.string(),
-  to: z.string(),
-  rows: z.array(UsageRowSchema),
-  totals: UsageRowSchema,
-  cost: CostSchema.optional(),
 });
 
 export const QuotaSchema = z.object({
@@ -128,7 +94,7 @@ export const usageRoutes: FastifyPluginAsyncZod<{
       schema: {
         summary: "What this key's user used, per hour, day or month (docs/usage.md)",
         querystring: RangeQuery.strict(),
-        response: { 200: ReportSchema, ...ErrorResponses },
+        response: { 200: UsageReportSchema, ...ErrorResponses },
       },
     },
     async (request) => {
@@ -154,7 +120,7 @@ export const usageRoutes: FastifyPluginAsyncZod<{
           groupBy: z.enum(["user", "key", "none"]).default("none"),
           format: z.enum(["json", "csv", "ndjson"]).default("json"),
         }).strict(),
-        response: { 200: ReportSchema, ...ErrorResponses },
+        response: { 200: UsageReportSchema, ...ErrorResponses },
       },
     },
     async (request, reply) => {
@@ -210,7 +176,8 @@ export const usageRoutes: FastifyPluginAsyncZod<{
             ? { subjectType: "key" as const, subjectId: keyId }
             : {};
       const rules = await store.quotas.list(filter);
-      return { quotas: await Promise.all(rules.map((r) => views().view(r))) };
+      const v = views();
+      return { quotas: await Promise.all(rules.map((r) => v.view(r))) };
     },
   );
 

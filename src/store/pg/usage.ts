@@ -69,8 +69,11 @@ export class PgUsageStore implements UsageStore {
     toMs: number,
   ): Promise<UsageTotals> {
     const id = "keyId" in subject ? subject.keyId : subject.userId;
-    const sql = subjectSumSql("keyId" in subject ? { keyId: id } : { userId: id }, "postgres");
-    const { rows } = await query(this.pool, sql, [id, hourOf(fromMs), toMs]);
+    const { rows } = await query(this.pool, subjectSumSql(subject, "postgres"), [
+      id,
+      hourOf(fromMs),
+      toMs,
+    ]);
     const { period: _period, ...totals } = toPeriodRow({ ...rows[0], period: 0 });
     return totals;
   }

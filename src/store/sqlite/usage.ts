@@ -12,7 +12,7 @@ import {
 } from "../quotas.js";
 import {
   deltaParams,
-  HOUR_MS,
+  hourOf,
   subjectSumSql,
   toPeriodRow,
   upsertSql,
@@ -25,9 +25,18 @@ import {
 
 export class SqliteUsageStore implements UsageStore {
   private readonly upsert;
+  /** A quota check's reads (every admission that has rules): prepared once. */
+  private readonly userSum;
+  private readonly keySum;
 
   constructor(private readonly db: Db) {
     this.upsert = db.prepare(upsertSql("sqlite"));
+    const sum = (subject: { userId: string } | { keyId: string }) =>
+      db.prepare<[string, number, number], Record<string, unknown>>(
+        subjectSumSql(subject, "sqlite"),
+      );
+    this.userSum = sum({ userId: "" });
+    this.keySum = sum({ keyId: "" });
   }
 
   /** Adds a delta now: inside `records.finished`'s transaction it joins it. */
@@ -52,11 +61,9 @@ export class SqliteUsageStore implements UsageStore {
     fromMs: number,
     toMs: number,
   ): Promise<UsageTotals> {
-    const id = "keyId" in subject ? subject.keyId : subject.userId;
-    const sql = subjectSumSql("keyId" in subject ? { keyId: id } : { userId: id }, "sqlite");
-    const row = this.db
-      .prepare<[string, number, number], Record<string, unknown>>(sql)
-      .get(id, fromMs - (fromMs % HOUR_MS), toMs)!;
+    const [id, sum] =
+      "keyId" in subject ? [subject.keyId, this.keySum] : [subject.userId, this.userSum];
+    const row = sum.get(id, hourOf(fromMs), toMs)!;
     const { period: _period, ...totals } = toPeriodRow({ ...row, period: 0 });
     return totals;
   }
@@ -68,7 +75,15 @@ export class SqliteUsageStore implements UsageStore {
 }
 
 export class SqliteQuotaStore implements QuotaStore {
-  constructor(private readonly db: Db) {}
+  /** Read at every submission: prepared once. */
+  private readonly selectForActor;
+
+  constructor(private readonly db: Db) {
+    this.selectForActor = db.prepare<[string, string], QuotaRow>(
+      `SELECT * FROM quotas WHERE (subject_type = 'user' AND subject_id = ?)
+                               OR (subject_type = 'key' AND subject_id = ?)`,
+    );
+  }
 
   async put(q: NewQuota): Promise<QuotaRule> {
     this.db
@@ -95,13 +110,7 @@ export class SqliteQuotaStore implements QuotaStore {
   }
 
   async forActor(userId: string, keyId: string | null): Promise<QuotaRule[]> {
-    return this.db
-      .prepare<[string, string], QuotaRow>(
-        `SELECT * FROM quotas WHERE (subject_type = 'user' AND subject_id = ?)
-                                 OR (subject_type = 'key' AND subject_id = ?)`,
-      )
-      .all(userId, keyId ?? "")
-      .map(toQuota);
+    return this.selectForActor.all(userId, keyId ?? "").map(toQuota);
   }
 
   async remove(id: string): Promise<boolean> {
