@@ -12,12 +12,11 @@ import { z } from "zod";
 import type { DashboardConfig } from "../../config/dashboard-config.js";
 import { WardenError } from "../../errors.js";
 import type { ExecutionFrontend } from "../../executions/frontend.js";
-import type { LimiterFactory } from "../auth.js";
+import { inProcessLimiters, type LimiterFactory } from "../auth.js";
 import { crossSite, type DashboardSessions } from "../dashboard-session.js";
 import { emptyBodyIsNoBody } from "../empty-body.js";
 import type { RefusalLog } from "../refusals.js";
 import { ErrorResponses } from "../schemas.js";
-import { SlidingWindowLimiter } from "../../policy/rate-limit.js";
 
 /** Where the build puts the client: <package>/dist/web, from src/ and from dist/ alike. */
 const WEB_DIR = join(import.meta.dirname, "..", "..", "..", "dist", "web");
@@ -78,9 +77,7 @@ export const dashboardRoutes: FastifyPluginAsyncZod<{
 }> = async (app, o) => {
   const files = loadFiles();
   const window = { name: "minute", windowMs: 60_000, limit: o.config.loginAttemptsPerMinute };
-  const loginLimiter = o.limiters
-    ? o.limiters([window], "dashboardLogin")
-    : new SlidingWindowLimiter([window]);
+  const loginLimiter = (o.limiters ?? inProcessLimiters)([window], "dashboardLogin");
 
   for (const url of Object.keys(FILES))
     app.get(
