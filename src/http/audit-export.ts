@@ -2,37 +2,27 @@
  * The audit search's exports. A CSV opened in a spreadsheet runs any cell that
  * starts like a formula, and audit cells hold text an attacker chose (a
  * program's egress host name, a refused request's route): such cells are
- * prefixed with an apostrophe (OWASP's rule), and every cell is quoted.
+ * prefixed with an apostrophe (OWASP's rule) by the usage export's escaper,
+ * the one CSV cell rule of the API.
  */
 import type { FastifyReply } from "fastify";
 import type { StoredAuditEvent } from "../store/audit-search.js";
+import { csvCell } from "../usage/export.js";
 
-const COLUMNS = ["id", "timestamp", "level", "event", "userId", "executionId", "message", "data"];
-/** What a spreadsheet takes as the start of a formula (or of a DDE command). */
-const FORMULA_START = /^[=+\-@\t\r]/;
-
-export function csvCell(value: string): string {
-  const safe = FORMULA_START.test(value) ? `'${value}` : value;
-  return `"${safe.replaceAll('"', '""')}"`;
-}
+const COLUMNS = [
+  "id",
+  "timestamp",
+  "level",
+  "event",
+  "userId",
+  "executionId",
+  "message",
+  "data",
+] as const;
 
 export function toCsv(events: readonly StoredAuditEvent[]): string {
   const lines = [COLUMNS.join(",")];
-  for (const e of events)
-    lines.push(
-      [
-        String(e.id),
-        e.timestamp,
-        e.level,
-        e.event,
-        e.userId ?? "",
-        e.executionId ?? "",
-        e.message,
-        e.data ? JSON.stringify(e.data) : "",
-      ]
-        .map(csvCell)
-        .join(","),
-    );
+  for (const e of events) lines.push(COLUMNS.map((c) => csvCell(e[c])).join(","));
   return `${lines.join("\r\n")}\r\n`;
 }
 

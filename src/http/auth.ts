@@ -20,7 +20,8 @@ import type { CookieOutcome } from "./dashboard-session.js";
 
 /** Makes a limiter for a set of windows; cluster API nodes share theirs in Redis. */
 export type LimiterFactory = (windows: WindowLimit[], name: string) => RateLimiter;
-const inProcess: LimiterFactory = (w) => new SlidingWindowLimiter(w);
+/** Limiters of this process alone (one node; the dashboard login when no factory is given). */
+export const inProcessLimiters: LimiterFactory = (w) => new SlidingWindowLimiter(w);
 
 export interface Actor {
   userId: string;
@@ -82,7 +83,7 @@ export class Gate {
     private readonly service: ExecutionFrontend,
     private readonly server: ServerConfig,
     private readonly refusals: RefusalLog,
-    limiter: LimiterFactory = inProcess,
+    limiter: LimiterFactory = inProcessLimiters,
     /** Dashboard sessions (dashboard-session.ts): a cookie acts as its admin key on admin routes only. */
     private readonly cookie?: (request: FastifyRequest) => Promise<CookieOutcome>,
   ) {

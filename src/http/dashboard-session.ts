@@ -89,7 +89,7 @@ export class DashboardSessions {
   /** Exchanges an admin key for a session; null when the token is not an active admin key. */
   async login(
     token: string,
-  ): Promise<{ sessionId: string; key: ApiKey; csrf: string; expiresAt: number } | null> {
+  ): Promise<{ sessionId: string; key: ApiKey; expiresAt: number } | null> {
     const key = await this.keys.authenticate(token);
     if (!key?.scopes.includes("admin")) return null;
     const now = Date.now();
@@ -102,7 +102,7 @@ export class DashboardSessions {
       createdAt: now,
       expiresAt,
     });
-    return { sessionId, key, csrf: this.csrfFor(sessionId), expiresAt };
+    return { sessionId, key, expiresAt };
   }
 
   /** The live session a request's cookie names, with its key re-checked. */

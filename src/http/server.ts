@@ -232,13 +232,9 @@ export async function buildServer(deps: ServerDeps) {
   const queueAnalyzer = deps.analyseBeforeQueue === false ? null : deps.analyzer;
   // Not on an internal listener: executions go through the queue, keys stay on API nodes.
   if (!internal) {
-    await app.register(executionRoutes, {
-      service,
-      registry: deps.registry,
-      config,
-      analyzer: queueAnalyzer,
-      webhooks: deps.webhooks,
-    });
+    /** What every route that queues code needs. */
+    const run = { service, registry: deps.registry, config, analyzer: queueAnalyzer };
+    await app.register(executionRoutes, { ...run, webhooks: deps.webhooks });
     await app.register(webhookRoutes, { store: deps.store });
     await app.register(testSuiteRoutes, { service, config });
     await app.register(adminRoutes, { service, sessions: deps.sessions, keys: deps.keys, config });
@@ -253,20 +249,9 @@ export async function buildServer(deps: ServerDeps) {
         refusals,
         limiters: deps.limiters,
       });
-    await app.register(pistonRoutes, {
-      service,
-      registry: deps.registry,
-      config,
-      analyzer: queueAnalyzer,
-    });
-    await app.register(pistonConnectRoutes, {
-      service,
-      registry: deps.registry,
-      config,
-      analyzer: queueAnalyzer,
-    });
-    const judge0 = { service, registry: deps.registry, config, analyzer: queueAnalyzer };
-    const judge0Deps = { ...judge0, store: deps.store, webhooks: deps.webhooks };
+    await app.register(pistonRoutes, run);
+    await app.register(pistonConnectRoutes, run);
+    const judge0Deps = { ...run, store: deps.store, webhooks: deps.webhooks };
     if (config.judge0.enabled)
       await app.register(judge0Routes, { ...judge0Deps, prefix: "/judge0" });
     if (config.judge0.enabled && config.judge0.atRoot)

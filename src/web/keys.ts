@@ -6,6 +6,7 @@
 import { html } from "htm/preact";
 import { useEffect, useState } from "preact/hooks";
 import { ApiError, api, failure, formatTime } from "./api.js";
+import { Table } from "./table.js";
 
 interface Key {
   id: string;
@@ -185,77 +186,59 @@ export function Keys(props: { onUnauthorized: () => void }) {
       onSubmit=${create}
     />
     <h3>All keys</h3>
-    <table>
-      <thead>
-        <tr>
-          <th>ID</th>
-          <th>Name</th>
-          <th>User</th>
-          <th>Scopes</th>
-          <th>Egress</th>
-          <th>Policy</th>
-          <th>Last used</th>
-          <th>State</th>
-          <th><span class="sr">Actions</span></th>
-        </tr>
-      </thead>
-      <tbody>
-        ${keys.map(
-          (k) =>
-            html`<tr data-id=${k.id} class=${k.revokedAt ? "revoked" : ""}>
-                <td><code>${k.id}</code></td>
-                <td>${k.name}</td>
-                <td>${k.userId}</td>
-                <td>${k.scopes.join(", ")}</td>
-                <td>${k.networkAllow?.join(", ") ?? "server's"}</td>
-                <td>${k.policy ?? "server's"}</td>
-                <td>${formatTime(k.lastUsedAt)}</td>
-                <td>${k.revokedAt ? "revoked" : "active"}</td>
-                <td class="actions">
-                  ${
-                    !k.revokedAt &&
-                    html`<button
-                        type="button"
-                        aria-label=${`Edit ${k.id}`}
-                        onClick=${() => setEditing(editing === k.id ? null : k.id)}
-                      >
-                        Edit
-                      </button>
-                      <button
-                        type="button"
-                        aria-label=${`Rotate ${k.id}`}
-                        onClick=${() => rotate(k)}
-                      >
-                        Rotate
-                      </button>
-                      <button
-                        type="button"
-                        class="danger"
-                        aria-label=${`Revoke ${k.id}`}
-                        onClick=${() => revoke(k)}
-                      >
-                        Revoke
-                      </button>`
-                  }
-                </td>
-              </tr>
+    <${Table}
+      columns=${["ID", "Name", "User", "Scopes", "Egress", "Policy", "Last used", "State"]}
+      actions=${true}
+      rows=${keys}
+      row=${(k: Key) =>
+        html`<tr data-id=${k.id} class=${k.revokedAt ? "revoked" : ""}>
+            <td><code>${k.id}</code></td>
+            <td>${k.name}</td>
+            <td>${k.userId}</td>
+            <td>${k.scopes.join(", ")}</td>
+            <td>${k.networkAllow?.join(", ") ?? "server's"}</td>
+            <td>${k.policy ?? "server's"}</td>
+            <td>${formatTime(k.lastUsedAt)}</td>
+            <td>${k.revokedAt ? "revoked" : "active"}</td>
+            <td class="actions">
               ${
-                editing === k.id &&
-                html`<tr>
-                  <td colspan="9">
-                    <${KeyForm}
-                      label=${`Edit ${k.id}`}
-                      submit="Save"
-                      withName=${false}
-                      draft=${{ name: k.name, userId: k.userId, scopes: k.scopes, networkAllow: k.networkAllow?.join(", ") ?? "", policy: k.policy ?? "" }}
-                      onSubmit=${(d: Draft) => update(k, d)}
-                    />
-                  </td>
-                </tr>`
-              }`,
-        )}
-      </tbody>
-    </table>
+                !k.revokedAt &&
+                html`<button
+                    type="button"
+                    aria-label=${`Edit ${k.id}`}
+                    onClick=${() => setEditing(editing === k.id ? null : k.id)}
+                  >
+                    Edit
+                  </button>
+                  <button type="button" aria-label=${`Rotate ${k.id}`} onClick=${() => rotate(k)}>
+                    Rotate
+                  </button>
+                  <button
+                    type="button"
+                    class="danger"
+                    aria-label=${`Revoke ${k.id}`}
+                    onClick=${() => revoke(k)}
+                  >
+                    Revoke
+                  </button>`
+              }
+            </td>
+          </tr>
+          ${
+            editing === k.id &&
+            html`<tr>
+              <td colspan="9">
+                <${KeyForm}
+                  label=${`Edit ${k.id}`}
+                  submit="Save"
+                  withName=${false}
+                  draft=${{ name: k.name, userId: k.userId, scopes: k.scopes, networkAllow: k.networkAllow?.join(", ") ?? "", policy: k.policy ?? "" }}
+                  onSubmit=${(d: Draft) => update(k, d)}
+                />
+              </td>
+            </tr>`
+          }`}
+    />
     <p class="muted">Quotas per key or user: see Usage.</p>
   </section>`;
 }

@@ -2,6 +2,7 @@
 import { html } from "htm/preact";
 import { useEffect, useState } from "preact/hooks";
 import { api, failure, formatBytes, formatTime } from "./api.js";
+import { Table } from "./table.js";
 
 interface LiveState {
   executions: {
@@ -121,27 +122,17 @@ export function Live(props: { onUnauthorized: () => void }) {
       }}
     />
     <h3>Per user</h3>
-    <table>
-      <thead>
-        <tr>
-          <th>User</th>
-          <th>Running</th>
-          <th>Queued</th>
-          <th>Sessions</th>
-        </tr>
-      </thead>
-      <tbody>
-        ${live.perUser.map(
-          (u) =>
-            html`<tr>
-              <td>${u.userId}</td>
-              <td>${u.running}</td>
-              <td>${u.queued}</td>
-              <td>${u.sessions}</td>
-            </tr>`,
-        )}
-      </tbody>
-    </table>
+    <${Table}
+      columns=${["User", "Running", "Queued", "Sessions"]}
+      rows=${live.perUser}
+      row=${(u: LiveState["perUser"][number]) =>
+        html`<tr>
+          <td>${u.userId}</td>
+          <td>${u.running}</td>
+          <td>${u.queued}</td>
+          <td>${u.sessions}</td>
+        </tr>`}
+    />
   </section>`;
 }
 
@@ -164,48 +155,30 @@ function SandboxTable(props: {
   action: { label: string; name: (id: string) => string; run: (id: string) => void };
 }) {
   const { rows, columns, empty, action } = props;
-  return html`<table>
-    <thead>
-      <tr>
-        <th>ID</th>
-        <th>User</th>
-        <th>Language</th>
-        <th>${columns[0]}</th>
-        <th>${columns[1]}</th>
-        <th>Memory</th>
-        <th>CPU s</th>
-        <th><span class="sr">Actions</span></th>
-      </tr>
-    </thead>
-    <tbody>
-      ${
-        rows.length === 0 &&
-        html`<tr>
-          <td colspan="8" class="muted">${empty}</td>
-        </tr>`
-      }
-      ${rows.map(
-        (r) =>
-          html`<tr data-id=${r.id}>
-            <td><code>${r.id}</code></td>
-            <td>${r.userId}</td>
-            <td>${r.language}</td>
-            <td>${r.state}</td>
-            <td>${formatTime(r.since)}</td>
-            <td>${formatBytes(r.memoryBytes)}</td>
-            <td>${cpu(r.cpuSeconds)}</td>
-            <td>
-              <button
-                type="button"
-                class="danger"
-                aria-label=${action.name(r.id)}
-                onClick=${() => action.run(r.id)}
-              >
-                ${action.label}
-              </button>
-            </td>
-          </tr>`,
-      )}
-    </tbody>
-  </table>`;
+  return html`<${Table}
+    columns=${["ID", "User", "Language", ...columns, "Memory", "CPU s"]}
+    actions=${true}
+    empty=${empty}
+    rows=${rows}
+    row=${(r: SandboxRow) =>
+      html`<tr data-id=${r.id}>
+        <td><code>${r.id}</code></td>
+        <td>${r.userId}</td>
+        <td>${r.language}</td>
+        <td>${r.state}</td>
+        <td>${formatTime(r.since)}</td>
+        <td>${formatBytes(r.memoryBytes)}</td>
+        <td>${cpu(r.cpuSeconds)}</td>
+        <td>
+          <button
+            type="button"
+            class="danger"
+            aria-label=${action.name(r.id)}
+            onClick=${() => action.run(r.id)}
+          >
+            ${action.label}
+          </button>
+        </td>
+      </tr>`}
+  />`;
 }

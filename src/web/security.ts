@@ -3,6 +3,7 @@ import { html } from "htm/preact";
 import { useEffect, useState } from "preact/hooks";
 import { api, failure, qs } from "./api.js";
 import { BarChart } from "./chart.js";
+import { Table } from "./table.js";
 
 /** What the feed shows unless one event is picked. */
 export const SECURITY_EVENTS = [
@@ -134,37 +135,21 @@ export function Security(props: { onUnauthorized: () => void }) {
     <ul class="totals" aria-label="Totals in the chart's range">
       ${Object.entries(totals).map(([k, n]) => html`<li><span class="tag">${k}</span> ${n}</li>`)}
     </ul>
-    <table class="feed">
-      <thead>
-        <tr>
-          <th>Time</th>
-          <th>Level</th>
-          <th>Event</th>
-          <th>User</th>
-          <th>Execution</th>
-          <th>Message</th>
-        </tr>
-      </thead>
-      <tbody>
-        ${
-          events.length === 0 &&
-          html`<tr>
-            <td colspan="6" class="muted">No matching events.</td>
-          </tr>`
-        }
-        ${events.map(
-          (e) =>
-            html`<tr class=${`level-${e.level}`}>
-              <td>${new Date(e.timestamp).toLocaleString()}</td>
-              <td>${e.level}</td>
-              <td><span class="tag">${e.event}</span></td>
-              <td>${e.userId ?? "—"}</td>
-              <td>${e.executionId ? html`<code>${e.executionId}</code>` : "—"}</td>
-              <td>${e.message}</td>
-            </tr>`,
-        )}
-      </tbody>
-    </table>
+    <${Table}
+      class="feed"
+      columns=${["Time", "Level", "Event", "User", "Execution", "Message"]}
+      empty="No matching events."
+      rows=${events}
+      row=${(e: AuditEvent) =>
+        html`<tr class=${`level-${e.level}`}>
+          <td>${new Date(e.timestamp).toLocaleString()}</td>
+          <td>${e.level}</td>
+          <td><span class="tag">${e.event}</span></td>
+          <td>${e.userId ?? "—"}</td>
+          <td>${e.executionId ? html`<code>${e.executionId}</code>` : "—"}</td>
+          <td>${e.message}</td>
+        </tr>`}
+    />
     ${cursor && html`<button type="button" onClick=${() => load(filters, cursor)}>Load more</button>`}
   </section>`;
 }

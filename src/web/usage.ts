@@ -7,6 +7,7 @@ import { html } from "htm/preact";
 import { useEffect, useState } from "preact/hooks";
 import { ApiError, api, failure, qs } from "./api.js";
 import { BarChart, type Bar } from "./chart.js";
+import { Table } from "./table.js";
 
 interface UsageRow {
   userId?: string;
@@ -175,68 +176,46 @@ export function Usage(props: { onUnauthorized: () => void }) {
                 unit=" s"
                 bars=${users.slice(0, 20).map((u) => ({ label: u.userId ?? "?", value: Math.round(u.cpuSeconds * 100) / 100 }))}
               />
-              <table>
-                <thead>
-                  <tr>
-                    <th>User</th>
-                    <th>Executions</th>
-                    <th>CPU s</th>
-                    <th>Session s</th>
-                    <th>Egress bytes</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  ${users.slice(0, 20).map(
-                    (u) =>
-                      html`<tr>
-                        <td>${u.userId}</td>
-                        <td>${u.executions}</td>
-                        <td>${u.cpuSeconds.toFixed(2)}</td>
-                        <td>${u.sessionSeconds.toFixed(0)}</td>
-                        <td>${u.egressBytes}</td>
-                      </tr>`,
-                  )}
-                </tbody>
-              </table>`
+              <${Table}
+                columns=${["User", "Executions", "CPU s", "Session s", "Egress bytes"]}
+                rows=${users.slice(0, 20)}
+                row=${(u: UsageRow) =>
+                  html`<tr>
+                    <td>${u.userId}</td>
+                    <td>${u.executions}</td>
+                    <td>${u.cpuSeconds.toFixed(2)}</td>
+                    <td>${u.sessionSeconds.toFixed(0)}</td>
+                    <td>${u.egressBytes}</td>
+                  </tr>`}
+              />`
     }
     <h3>Quotas</h3>
     ${
       quotas === "missing"
         ? html`<${Unavailable} what="Quotas" />`
-        : html`<table>
-              <thead>
-                <tr>
-                  <th>Subject</th>
-                  <th>Metric</th>
-                  <th>Period</th>
-                  <th>Used / limit</th>
-                  <th>Resets</th>
-                  <th><span class="sr">Actions</span></th>
-                </tr>
-              </thead>
-              <tbody>
-                ${(quotas ?? []).map(
-                  (q) =>
-                    html`<tr>
-                      <td>${q.subjectType} ${q.subjectId}</td>
-                      <td>${q.metric}</td>
-                      <td>${q.period}</td>
-                      <td>${q.used} / ${q.limit}</td>
-                      <td>${new Date(q.resetsAt).toLocaleString()}</td>
-                      <td>
-                        <button
-                          type="button"
-                          class="danger"
-                          aria-label=${`Delete quota ${q.id}`}
-                          onClick=${() => api("DELETE", `/api/sandbox/quotas/${q.id}`).then(loadQuotas, (e) => setError(failure(e, props.onUnauthorized)))}
-                        >
-                          Delete
-                        </button>
-                      </td>
-                    </tr>`,
-                )}
-              </tbody>
-            </table>
+        : html`<${Table}
+              columns=${["Subject", "Metric", "Period", "Used / limit", "Resets"]}
+              actions=${true}
+              rows=${quotas ?? []}
+              row=${(q: Quota) =>
+                html`<tr>
+                  <td>${q.subjectType} ${q.subjectId}</td>
+                  <td>${q.metric}</td>
+                  <td>${q.period}</td>
+                  <td>${q.used} / ${q.limit}</td>
+                  <td>${new Date(q.resetsAt).toLocaleString()}</td>
+                  <td>
+                    <button
+                      type="button"
+                      class="danger"
+                      aria-label=${`Delete quota ${q.id}`}
+                      onClick=${() => api("DELETE", `/api/sandbox/quotas/${q.id}`).then(loadQuotas, (e) => setError(failure(e, props.onUnauthorized)))}
+                    >
+                      Delete
+                    </button>
+                  </td>
+                </tr>`}
+            />
             <form class="filters" onSubmit=${saveQuota} aria-label="Set a quota">
               <label
                 >Subject

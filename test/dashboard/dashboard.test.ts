@@ -70,6 +70,10 @@ describe("admin dashboard in a browser", () => {
       ),
     };
     writeFileSync(join(shots, "..", "dashboard-figures.json"), JSON.stringify(figures, null, 2));
+    // "Small": served gzipped (fewer bytes over the wire than on disk), and far
+    // below 64 KiB gzipped (about 15 KiB now: a framework creeping in shows here).
+    expect(timing.transferBytes).toBeLessThan(figures.rawBytes);
+    expect(figures.gzipBytes).toBeLessThan(64 * 1024);
     // Keyboard: the first Tab lands on the key field.
     await page.keyboard.press("Tab");
     expect(await page.evaluate("document.activeElement.id")).toBe("token");

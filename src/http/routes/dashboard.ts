@@ -11,13 +11,13 @@ import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { DashboardConfig } from "../../config/dashboard-config.js";
 import { WardenError } from "../../errors.js";
+import type { ApiKey } from "../../store/keys.js";
 import type { ExecutionFrontend } from "../../executions/frontend.js";
-import type { LimiterFactory } from "../auth.js";
+import { inProcessLimiters, type LimiterFactory } from "../auth.js";
 import { crossSite, type DashboardSessions } from "../dashboard-session.js";
 import { emptyBodyIsNoBody } from "../empty-body.js";
 import type { RefusalLog } from "../refusals.js";
 import { ErrorResponses } from "../schemas.js";
-import { SlidingWindowLimiter } from "../../policy/rate-limit.js";
 
 /** Where the build puts the client: <package>/dist/web, from src/ and from dist/ alike. */
 const WEB_DIR = join(import.meta.dirname, "..", "..", "..", "dist", "web");
@@ -78,9 +78,14 @@ export const dashboardRoutes: FastifyPluginAsyncZod<{
 }> = async (app, o) => {
   const files = loadFiles();
   const window = { name: "minute", windowMs: 60_000, limit: o.config.loginAttemptsPerMinute };
-  const loginLimiter = o.limiters
-    ? o.limiters([window], "dashboardLogin")
-    : new SlidingWindowLimiter([window]);
+  /** What the page gets of its session, at login and on reload alike. */
+  const view = (s: { sessionId: string; key: ApiKey; expiresAt: number }) => ({
+    csrfToken: o.sessions.csrfFor(s.sessionId),
+    keyId: s.key.id,
+    userId: s.key.userId,
+    expiresAt: new Date(s.expiresAt).toISOString(),
+  });
+  const loginLimiter = (o.limiters ?? inProcessLimiters)([window], "dashboardLogin");
 
   for (const url of Object.keys(FILES))
     app.get(
@@ -154,12 +159,7 @@ export const dashboardRoutes: FastifyPluginAsyncZod<{
         data: { keyId: session.key.id, ip: request.ip, requestId: request.id },
       });
       o.sessions.setCookie(reply, request, session.sessionId, o.config.sessionTtlMinutes * 60);
-      return {
-        csrfToken: session.csrf,
-        keyId: session.key.id,
-        userId: session.key.userId,
-        expiresAt: new Date(session.expiresAt).toISOString(),
-      };
+      return view(session);
     },
   );
 
@@ -175,12 +175,7 @@ export const dashboardRoutes: FastifyPluginAsyncZod<{
     async (request) => {
       const session = await o.sessions.session(request);
       if (!session) throw new WardenError("UNAUTHORIZED", "no dashboard session: log in");
-      return {
-        csrfToken: o.sessions.csrfFor(session.sessionId),
-        keyId: session.key.id,
-        userId: session.key.userId,
-        expiresAt: new Date(session.expiresAt).toISOString(),
-      };
+      return view(session);
     },
   );
 
