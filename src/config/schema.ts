@@ -3,6 +3,9 @@ import { z } from "zod";
 import { SessionsConfigSchema } from "./sessions-config.js";
 import { UsageConfigSchema } from "./usage-config.js";
 import { Judge0ConfigSchema } from "./judge0-config.js";
+import { E2bConfigSchema } from "./e2b-config.js";
+import { GvisorConfigSchema } from "./gvisor-config.js";
+import { IsolationSchema } from "../contract/isolation.js";
 import { ClusterConfigSchema } from "./cluster-config.js";
 import { JudgingConfigSchema } from "./judging-config.js";
 import { parseHostname, parsePattern } from "../util/hostname.js";
@@ -125,6 +128,12 @@ export const SandboxHostConfigSchema = z
       .describe("System directories searched for runtime binaries (never a user's home)."),
     pool: PoolConfigSchema.default(PoolConfigSchema.parse({})).describe(
       "The warm pool: sandboxes started ahead of their requests.",
+    ),
+    isolation: IsolationSchema.default("namespaces").describe(
+      "The tier a run gets when neither it nor its key names one (docs/isolation.md).",
+    ),
+    gvisor: GvisorConfigSchema.default(GvisorConfigSchema.parse({})).describe(
+      "The gVisor tier (docs/isolation.md).",
     ),
   })
   .strict();
@@ -720,6 +729,9 @@ export const ConfigSchema = z
     ),
     webhooks: WebhooksConfigSchema.default(WebhooksConfigSchema.parse({})).describe(
       "Batches and signed callbacks (docs/webhooks.md).",
+    ),
+    e2b: E2bConfigSchema.default(E2bConfigSchema.parse({})).describe(
+      "E2B's SDKs against Warden: the adapter under /e2b (docs/e2b.md).",
     ),
     judge0: Judge0ConfigSchema.default(Judge0ConfigSchema.parse({})).describe(
       "Judge0 CE's API (docs/judge0.md).",

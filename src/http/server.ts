@@ -55,6 +55,8 @@ import { dashboardRoutes } from "./routes/dashboard.js";
 import { auditRoutes } from "./routes/admin-audit.js";
 import { liveRoutes } from "./routes/admin-live.js";
 import { judge0Routes } from "./judge0/routes.js";
+import { e2bRoutes } from "./e2b/index.js";
+import { planeTokens } from "./e2b/plane.js";
 
 export interface ServerDeps {
   config: Config;
@@ -269,6 +271,14 @@ export async function buildServer(deps: ServerDeps) {
     config,
   });
   await app.register(sessionStateRoutes, { sessions: deps.sessions });
+  // E2B's SDKs drive sessions held here: a single node (cluster API nodes do not serve it yet).
+  if (config.e2b.enabled && !deps.routing && !internal)
+    await app.register(e2bRoutes, {
+      sessions: deps.sessions,
+      config,
+      tokens: planeTokens(config),
+      prefix: "/e2b",
+    });
   await app.register(previewRoutes, {
     sessions: deps.sessions,
     gate,
