@@ -57,6 +57,8 @@ import { liveRoutes } from "./routes/admin-live.js";
 import { judge0Routes } from "./judge0/routes.js";
 import { e2bRoutes } from "./e2b/index.js";
 import { planeTokens } from "./e2b/plane.js";
+import { e2bError } from "./e2b/api.js";
+import { e2bHostRewrite } from "./e2b/host-routing.js";
 
 export interface ServerDeps {
   config: Config;
@@ -110,6 +112,7 @@ export async function buildServer(deps: ServerDeps) {
   const tls = server.tls
     ? { cert: readFileSync(server.tls.certFile), key: readFileSync(server.tls.keyFile) }
     : undefined;
+  const e2bServed = config.e2b.enabled && !deps.routing && !internal;
   const app = Fastify({
     loggerInstance: log,
     // One line per request comes from our onResponse hook instead.
@@ -122,7 +125,12 @@ export async function buildServer(deps: ServerDeps) {
     serverFactory: serverFactory(limits, refusals, warn, tls),
     clientErrorHandler: clientErrorHandler(limits, refusals, warn),
     // Bad percent-encoding or an overlong path segment: our error shape, the path not echoed.
-    frameworkErrors: (error, request, reply) => void sendError(reply, request, error),
+    frameworkErrors: (error, request, reply) =>
+      void (e2bServed && request.url.startsWith("/e2b/")
+        ? e2bError(error, request, reply)
+        : sendError(reply, request, error)),
+    // E2B's getHost(port) names (<port>-<sandbox>.<domain>) reach the sandbox's port.
+    ...(e2bServed ? { rewriteUrl: e2bHostRewrite(config.e2b) } : {}),
     // Tells Fastify the scheme (for its address line); the server itself comes from serverFactory.
     ...(tls ? { https: tls } : {}),
   }).withTypeProvider<ZodTypeProvider>();
@@ -272,7 +280,7 @@ export async function buildServer(deps: ServerDeps) {
   });
   await app.register(sessionStateRoutes, { sessions: deps.sessions });
   // E2B's SDKs drive sessions held here: a single node (cluster API nodes do not serve it yet).
-  if (config.e2b.enabled && !deps.routing && !internal)
+  if (e2bServed)
     await app.register(e2bRoutes, {
       sessions: deps.sessions,
       config,

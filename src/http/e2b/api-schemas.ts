@@ -15,35 +15,54 @@ export const MAX_ENV_VALUE = 8192;
 export const MAX_ENV_TOTAL = 64 * 1024;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 
+/** The first key that breaks `rule`, as a message (zod's own record-key issue names no field). */
+function keyRule(keys: string[], test: (k: string) => boolean, message: string) {
+  return keys.every(test) || message;
+}
+
 const MetadataSchema = z
   .record(
-    z.string().min(1).max(MAX_METADATA_KEY, `metadata: keys of at most ${MAX_METADATA_KEY} chars`),
-    z.string().max(MAX_METADATA_VALUE, `metadata: values of at most ${MAX_METADATA_VALUE} chars`),
+    z.string(),
+    z.string().max(MAX_METADATA_VALUE, `a value of at most ${MAX_METADATA_VALUE} chars`),
   )
-  .refine(
-    (m) => Object.keys(m).length <= MAX_METADATA_ENTRIES,
-    `metadata: at most ${MAX_METADATA_ENTRIES} entries`,
-  );
+  .superRefine((m, ctx) => {
+    const keys = Object.keys(m);
+    for (const verdict of [
+      keys.length <= MAX_METADATA_ENTRIES || `metadata: at most ${MAX_METADATA_ENTRIES} entries`,
+      keyRule(
+        keys,
+        (k) => k.length > 0 && k.length <= MAX_METADATA_KEY,
+        `metadata: keys of 1 to ${MAX_METADATA_KEY} chars`,
+      ),
+    ])
+      if (verdict !== true) return void ctx.addIssue({ code: "custom", message: verdict });
+  });
 
 const EnvVarsSchema = z
-  .record(
-    z
-      .string()
-      .regex(ENV_NAME, "envVars: names must match [A-Za-z_][A-Za-z0-9_]* (at most 128)")
+  .record(z.string(), z.string().max(MAX_ENV_VALUE, `a value of at most ${MAX_ENV_VALUE} bytes`))
+  .superRefine((e, ctx) => {
+    const keys = Object.keys(e);
+    const total = Object.entries(e).reduce(
+      (n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v),
+      0,
+    );
+    for (const verdict of [
+      keys.length <= MAX_ENV_VARS || `envVars: at most ${MAX_ENV_VARS} variables`,
+      keyRule(
+        keys,
+        (k) => ENV_NAME.test(k),
+        "envVars: names must match [A-Za-z_][A-Za-z0-9_]* (at most 128)",
+      ),
       // Warden's agent reads its own settings from WARDEN_* variables.
-      .refine((k) => !k.startsWith("WARDEN_"), "envVars: names starting WARDEN_ are Warden's own"),
-    z.string().max(MAX_ENV_VALUE, `envVars: values of at most ${MAX_ENV_VALUE} bytes`),
-  )
-  .refine(
-    (e) => Object.keys(e).length <= MAX_ENV_VARS,
-    `envVars: at most ${MAX_ENV_VARS} variables`,
-  )
-  .refine(
-    (e) =>
-      Object.entries(e).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0) <=
-      MAX_ENV_TOTAL,
-    `envVars: at most ${MAX_ENV_TOTAL} bytes in all`,
-  );
+      keyRule(
+        keys,
+        (k) => !k.startsWith("WARDEN_"),
+        "envVars: names starting WARDEN_ are Warden's own",
+      ),
+      total <= MAX_ENV_TOTAL || `envVars: at most ${MAX_ENV_TOTAL} bytes in all`,
+    ])
+      if (verdict !== true) return void ctx.addIssue({ code: "custom", message: verdict });
+  });
 
 const HostList = z.array(z.string().max(253)).max(64, "network.allowOut: at most 64 entries");
 

@@ -11,6 +11,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { WardenError } from "../../errors.js";
 import { resolveKeyEgress } from "../../network/policy.js";
+import { emptyBodyIsNoBody } from "../empty-body.js";
 import { statusOf, toWardenError } from "../errors.js";
 import {
   ConnectSandboxSchema,
@@ -30,6 +31,7 @@ import {
   templateEnvironment,
 } from "./api-views.js";
 import { PlaneError, sandboxCall, toE2bId, toSessionId, type E2bDeps } from "./plane.js";
+import { hostRoutes } from "./host-routing.js";
 import { unsupportedRoutes } from "./unsupported.js";
 
 /** Any error as E2B's body; PlaneErrors keep their status. No stack, no internals. */
@@ -66,6 +68,8 @@ export async function apiRoutes(root: FastifyInstance, deps: E2bDeps): Promise<v
   // For every /e2b route: the Gate's refusals (raised in its onRequest hook) land here too.
   app.setErrorHandler(e2bError);
   const keyed = { scope: "sessions" as const, e2b: true };
+  // Clients send `Content-Type: application/json` with no body on calls that need none.
+  const preParsing = emptyBodyIsNoBody;
   const me = (request: FastifyRequest): string => request.actor!.userId;
 
   const create = async (
@@ -173,7 +177,7 @@ export async function apiRoutes(root: FastifyInstance, deps: E2bDeps): Promise<v
 
   app.get(
     "/sandboxes/:id",
-    { config: keyed, schema: { hide: true, params: SandboxParams } },
+    { config: keyed, preParsing, schema: { hide: true, params: SandboxParams } },
     async (request) => {
       const id = sessionOf(request.params.id);
       const info = sessions.get(id, me(request));
@@ -186,7 +190,11 @@ export async function apiRoutes(root: FastifyInstance, deps: E2bDeps): Promise<v
 
   app.post(
     "/sandboxes/:id/timeout",
-    { config: keyed, schema: { hide: true, params: SandboxParams, body: TimeoutSchema } },
+    {
+      config: keyed,
+      preParsing,
+      schema: { hide: true, params: SandboxParams, body: TimeoutSchema },
+    },
     async (request, reply) => {
       sessions.setExpiry(sessionOf(request.params.id), me(request), request.body.timeout);
       return reply.status(204).send();
@@ -195,7 +203,7 @@ export async function apiRoutes(root: FastifyInstance, deps: E2bDeps): Promise<v
 
   app.delete(
     "/sandboxes/:id",
-    { config: keyed, schema: { hide: true, params: SandboxParams } },
+    { config: keyed, preParsing, schema: { hide: true, params: SandboxParams } },
     async (request, reply) => {
       await sessions.destroy(sessionOf(request.params.id), me(request), "killed through E2B's API");
       return reply.status(204).send();
@@ -204,7 +212,11 @@ export async function apiRoutes(root: FastifyInstance, deps: E2bDeps): Promise<v
 
   app.post(
     "/sandboxes/:id/pause",
-    { config: keyed, schema: { hide: true, params: SandboxParams, body: PauseSchema.optional() } },
+    {
+      config: keyed,
+      preParsing,
+      schema: { hide: true, params: SandboxParams, body: PauseSchema.optional() },
+    },
     async (request, reply) => {
       const id = sessionOf(request.params.id);
       // The SDK reads 409 as "already paused" (pause() answers false).
@@ -272,4 +284,5 @@ export async function apiRoutes(root: FastifyInstance, deps: E2bDeps): Promise<v
   );
 
   unsupportedRoutes(app);
+  await hostRoutes(root, deps);
 }
