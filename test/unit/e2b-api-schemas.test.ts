@@ -43,16 +43,12 @@ describe("CreateSandboxSchema", () => {
     const many = (n: number, v = "x") =>
       Object.fromEntries(Array.from({ length: n }, (_, i) => [`K${i}`, v]));
     expect(firstIssue({ metadata: many(33) })).toBe("metadata: at most 32 entries");
-    expect(firstIssue({ metadata: { k: "v".repeat(1025) } })).toBe(
-      "a value of at most 1024 chars",
-    );
+    expect(firstIssue({ metadata: { k: "v".repeat(1025) } })).toBe("a value of at most 1024 chars");
     expect(firstIssue({ metadata: { ["k".repeat(65)]: "v" } })).toMatch(
       /metadata: keys of 1 to 64/,
     );
     expect(firstIssue({ envVars: many(65) })).toBe("envVars: at most 64 variables");
-    expect(firstIssue({ envVars: { X: "v".repeat(8193) } })).toBe(
-      "a value of at most 8192 bytes",
-    );
+    expect(firstIssue({ envVars: { X: "v".repeat(8193) } })).toBe("a value of at most 8192 bytes");
     expect(firstIssue({ envVars: many(10, "v".repeat(8000)) })).toBe(
       `envVars: at most ${MAX_ENV_TOTAL} bytes in all`,
     );
