@@ -10,7 +10,7 @@ const GAPS: [string, string, string][] = [
   [
     "POST",
     "/sandboxes/:id/snapshots",
-    "Sandbox.createSnapshot (Warden snapshots: POST /v1/sessions/:id/snapshot)",
+    "Sandbox.createSnapshot (Warden snapshots: POST /v1/sessions/:id/snapshots)",
   ],
   ["GET", "/snapshots", "Sandbox.listSnapshots"],
   ["POST", "/sandboxes/:id/fork", "Sandbox.fork"],
