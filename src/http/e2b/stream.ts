@@ -64,7 +64,8 @@ export function openStream(
     end(endStream) {
       stop();
       gone.removeEventListener("abort", stop);
-      if (alive()) res.end(envelope(END_STREAM, endStream));
+      // Written after a deadline cut-off too (that aborts `gone`); not to a closed socket.
+      if (!res.destroyed && !res.writableEnded) res.end(envelope(END_STREAM, endStream));
     },
   };
 }
