@@ -137,7 +137,7 @@ console.log(JSON.stringify({ ms }));
       rest.push(performance.now() - t);
     }
     const [a, b] = [median(sdk.ms), median(rest)];
-    console.log(
+    console.error(
       `commands.run('true') median of 10: SDK ${a.toFixed(1)} ms, REST ${b.toFixed(1)} ms (ratio ${(a / b).toFixed(2)})`,
     );
   });

@@ -42,7 +42,7 @@ const methods: Record<string, Method> = {
   SendSignal: {
     kind: "unary",
     input: z.object({ process: z.object({ pid: z.number() }), signal: z.string().optional() }),
-    handle: async (_c, req) => {
+    handle: async (_c, req: { process: { pid: number } }) => {
       throw new PlaneError("not_found", `process with pid ${req.process.pid} not found`, 404);
     },
   },
@@ -50,7 +50,7 @@ const methods: Record<string, Method> = {
     kind: "stream",
     input: z.object({ process: z.object({ cmd: z.string(), args: z.array(z.string()) }) }),
     keepalive: { event: { keepalive: {} } },
-    async handle(_c, req, send, ctx) {
+    async handle(_c, req: { process: { args: string[] } }, send, ctx) {
       seen.started++;
       await send({ event: { start: { pid: 1000 } } });
       const arg = req.process.args.join(" ");
@@ -115,7 +115,21 @@ function client(headers: Record<string, string> = {}) {
       return fetch(url, { ...init, headers: h });
     },
   });
-  return createClient(Process, transport);
+  return createClient(Process, transport) as unknown as ProcessClient;
+}
+
+/** The part of the client these tests call (the descriptor is read at run time, so untyped). */
+interface ProcessEventMsg {
+  event?: {
+    event:
+      | { case: "data"; value: { output: { value?: Uint8Array } } }
+      | { case: "start" | "end" | "keepalive" | undefined; value?: unknown };
+  };
+}
+interface ProcessClient {
+  list(req: object): Promise<{ processes: { pid: number; config?: { args: string[] } }[] }>;
+  sendSignal(req: object): Promise<unknown>;
+  start(req: object, options?: { signal?: AbortSignal }): AsyncIterable<ProcessEventMsg>;
 }
 
 async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
@@ -261,6 +275,8 @@ function frames(body: Buffer): { flags: number; msg: unknown }[] {
   return out;
 }
 
+const bodyOf = (a: Answer) => JSON.parse(a.body.toString()) as { code: string; message: string };
+
 const START = JSON.stringify({ process: { cmd: "x", args: ["ok"] } });
 
 /** A refused stream: a 200 with only an end-stream envelope carrying the error. */
@@ -332,13 +348,13 @@ describe("raw requests", () => {
     const bad = await post("List", [Buffer.from("{nope")], json);
     expect(bad.status).toBe(400);
     expect(bad.type).toMatch(/^application\/json/);
-    expect(JSON.parse(bad.body.toString()).code).toBe("invalid_argument");
+    expect(bodyOf(bad).code).toBe("invalid_argument");
     const big = await post("List", [Buffer.from(`{"a":"${"x".repeat(70_000)}"}`)], json);
     expect(big.status).toBe(400);
-    expect(JSON.parse(big.body.toString()).message).toMatch(/65536 bytes/);
+    expect(bodyOf(big).message).toMatch(/65536 bytes/);
     const wrong = await post("List", [frame(0, "{}")]);
     expect(wrong.status).toBe(415);
-    expect(JSON.parse(wrong.body.toString()).message).toMatch(/application\/json/);
+    expect(bodyOf(wrong).message).toMatch(/application\/json/);
   });
 
   it("a deadline ends a stream whose handler does not, with deadline_exceeded", async () => {

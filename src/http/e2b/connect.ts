@@ -271,9 +271,9 @@ function readFailure(kind: Method["kind"]) {
               400,
             )
           : w;
-    return kind === "stream" && status !== 415
+    void (kind === "stream" && status !== 415
       ? refuseStream(req, reply, e)
-      : sendUnaryError(req, reply, e);
+      : sendUnaryError(req, reply, e));
   };
 }
 

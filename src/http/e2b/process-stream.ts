@@ -68,7 +68,10 @@ export function endError(c: BackgroundInfo, timeoutMs: number | null): PlaneErro
         "the sandbox reached its memory limit (memoryMb) and the command was killed",
         429,
       );
-    default:
+    case "running":
+    case "completed":
+    case "failed":
+    case "killed":
       return null;
   }
 }

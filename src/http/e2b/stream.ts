@@ -15,9 +15,9 @@ export const STALL_MS = 30_000;
 
 export interface StreamOut {
   /** Writes one message; resolves once the client has room for more (or is gone). */
-  send(msg: unknown): Promise<void>;
+  send: (msg: unknown) => Promise<void>;
   /** Writes the end-of-stream envelope (if the client is still there) and stops the pings. */
-  end(endStream: unknown): void;
+  end: (endStream: unknown) => void;
 }
 
 function keepaliveSeconds(request: FastifyRequest): number | null {
@@ -55,13 +55,13 @@ export function openStream(
   // The pings stop with the client, not only when the handler returns.
   gone.addEventListener("abort", stop, { once: true });
   return {
-    async send(msg) {
+    send: async (msg) => {
       if (!alive()) return;
       res.write(envelope(0, msg));
       lastSent = Date.now();
       if (res.writableLength > HIGH_WATER) await drained(res, gone);
     },
-    end(endStream) {
+    end: (endStream) => {
       stop();
       gone.removeEventListener("abort", stop);
       // Written after a deadline cut-off too (that aborts `gone`); not to a closed socket.
