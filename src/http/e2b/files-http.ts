@@ -88,8 +88,11 @@ function toHttp(error: unknown, maxFileBytes: number): { status: number; message
 function send(reply: FastifyReply, error: unknown, maxFileBytes: number): FastifyReply {
   const { status, message } = toHttp(error, maxFileBytes);
   if (status === 500) reply.log.error({ err: error }, "e2b /files failed");
-  // An upload refused part-way is not read on: the connection closes after this answer.
-  if (status === 400 && !reply.request.raw.complete) void reply.header("connection", "close");
+  // An upload past the limit is not read on: the connection closes after this answer
+  // (other refusals leave the rest of a body to Node, which reads and drops it).
+  const code = (error as { code?: string }).code;
+  const tooLarge = code === "FST_ERR_CTP_BODY_TOO_LARGE" || code === "FST_REQ_FILE_TOO_LARGE";
+  if (tooLarge && !reply.request.raw.complete) void reply.header("connection", "close");
   return reply.status(status).type("application/json").send({ code: status, message });
 }
 
@@ -116,6 +119,8 @@ export async function filesRoutes(app: FastifyInstance, deps: E2bDeps): Promise<
       // busboy stops keeping a part's bytes at fileSize: memory holds one file at most.
       limits: { fileSize: max, files: MAX_UPLOAD_FILES, parts: MAX_UPLOAD_FILES, fields: 0 },
       throwFileSizeLimit: true,
+      // The filename is the file's path (writeFiles): busboy keeps only its base name otherwise.
+      preservePath: true,
     });
     // Raw uploads: bounded by a declared length before reading, and by the count as they arrive.
     scope.addContentTypeParser(
