@@ -96,6 +96,23 @@ function send(reply: FastifyReply, error: unknown, maxFileBytes: number): Fastif
   return reply.status(status).type("application/json").send({ code: status, message });
 }
 
+/**
+ * A part's bytes, counted as they arrive: one past maxFileBytes and the
+ * upload is refused at once (busboy would otherwise read the rest of the
+ * part, however long, before saying it was cut).
+ */
+async function readPart(file: AsyncIterable<Buffer>, max: number): Promise<Buffer> {
+  const pieces: Buffer[] = [];
+  let size = 0;
+  for await (const piece of file) {
+    size += piece.length;
+    if (size > max)
+      throw Object.assign(new Error("file too large"), { code: "FST_REQ_FILE_TOO_LARGE" });
+    pieces.push(piece);
+  }
+  return Buffer.concat(pieces);
+}
+
 /** Where an uploaded file goes, checked to stay in the workspace. */
 async function target(deps: E2bDeps, call: SandboxCall, path: string | undefined) {
   if (!path) throw fail(400, "path: give ?path= or a filename for each file part");
@@ -116,9 +133,9 @@ export async function filesRoutes(app: FastifyInstance, deps: E2bDeps): Promise<
   const max = deps.config.maxFileBytes;
   await app.register(async (scope) => {
     await scope.register(multipart, {
-      // busboy stops keeping a part's bytes at fileSize: memory holds one file at most.
-      limits: { fileSize: max, files: MAX_UPLOAD_FILES, parts: MAX_UPLOAD_FILES, fields: 0 },
-      throwFileSizeLimit: true,
+      // busboy keeps at most one byte past the limit of a part: readPart stops at it.
+      limits: { fileSize: max + 1, files: MAX_UPLOAD_FILES, parts: MAX_UPLOAD_FILES, fields: 0 },
+      throwFileSizeLimit: false,
       // The filename is the file's path (writeFiles): busboy keeps only its base name otherwise.
       preservePath: true,
     });
@@ -179,8 +196,7 @@ export async function filesRoutes(app: FastifyInstance, deps: E2bDeps): Promise<
         if (path !== undefined && files.length > 0)
           throw fail(400, "form: one file part with ?path= (several: a filename each, no path)");
         const rel = await target(deps, call, path ?? part.filename);
-        // Counted as it arrives: past maxFileBytes this throws and nothing is written.
-        const content = await part.toBuffer();
+        const content = await readPart(part.file, max);
         files.push(await written(deps, call, rel, content));
       }
       if (files.length === 0) throw fail(400, "form: no file part");
