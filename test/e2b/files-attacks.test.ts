@@ -208,13 +208,13 @@ n = 'x' * 200
 for i in range(120000):
     p = '/workspace/w/%s%d' % (n, i)
     open(p, 'w').close(); os.remove(p)
-    if i % 150 == 0: time.sleep(0.1)
+    if i % 100 == 0: time.sleep(0.1)
 "`,
         true,
       );
       // sessions.maxWatches is 1: a second watch opens once the first is let go.
       let opened = false;
-      for (let i = 0; i < 60 && !opened; i++) {
+      for (let i = 0; i < 45 && !opened; i++) {
         await new Promise((r) => setTimeout(r, 2000));
         opened = (await secondWatch()) === null;
       }
@@ -225,7 +225,7 @@ for i in range(120000):
       socket.destroy();
       await command("pkill -f range || true");
     }
-  }, 180_000);
+  }, 240_000);
 
   it("another sandbox's token, or none, opens nothing", async () => {
     const other = await openSandbox(w);
