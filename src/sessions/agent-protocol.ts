@@ -208,7 +208,10 @@ export type AgentOp =
   | "relay"
   | "snapshot"
   | "restore"
-  | "watch";
+  | "watch"
+  | "context-create"
+  | "context-restart"
+  | "context-close";
 
 /**
  * Which events may answer each op: `stream` before the end, `final` to end it
@@ -230,6 +233,9 @@ export const ANSWERS: Record<AgentOp, { stream: AgentEventType[]; final: AgentEv
   snapshot: { stream: ["data", "packages"], final: "snapshot" },
   restore: { stream: [], final: "ok" },
   watch: { stream: ["watching", "change"], final: "ok" },
+  "context-create": { stream: [], final: "ok" },
+  "context-restart": { stream: [], final: "ok" },
+  "context-close": { stream: [], final: "ok" },
 };
 
 /**
