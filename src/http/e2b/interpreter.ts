@@ -14,6 +14,7 @@ import type { FastifyInstance, FastifyReply } from "fastify";
 import { z } from "zod";
 import { CellCodeSchema, type ContextLanguage } from "../../contract/session.js";
 import { WardenError } from "../../errors.js";
+import type { OutputChunk } from "../../sandbox/types.js";
 import { emptyBodyIsNoBody } from "../empty-body.js";
 import { contextLanguageOf } from "../../sessions/languages.js";
 import { checkCell } from "../../sessions/run-policy.js";
@@ -84,6 +85,32 @@ function refuse(reply: FastifyReply, error: unknown): FastifyReply {
 const contextNotFound = (reply: FastifyReply, id: string): FastifyReply =>
   fail(reply, 404, `Context ${id.slice(0, 128)} not found`);
 
+/**
+ * Output pieces gathered into lines: the kernel's writes arrive as they were
+ * made (`print` writes the text, then the newline), E2B's server sends the
+ * line. A piece is held until a newline ends it, 64 KiB gather, the other
+ * stream writes, or 20 ms pass.
+ */
+function lineGatherer(push: (line: object) => void) {
+  let stream: "stdout" | "stderr" = "stdout";
+  let text = "";
+  let timer: NodeJS.Timeout | undefined;
+  const flush = (): void => {
+    clearTimeout(timer);
+    timer = undefined;
+    if (text) push({ type: stream, text, timestamp: new Date().toISOString() });
+    text = "";
+  };
+  const add = (chunk: OutputChunk): void => {
+    if (chunk.stream !== stream) flush();
+    stream = chunk.stream;
+    text += chunk.data;
+    if (text.endsWith("\n") || text.length >= 64 * 1024) flush();
+    else timer ??= setTimeout(flush, 20);
+  };
+  return { add, flush };
+}
+
 /** WARDEN_CODE as an error name: SESSION_PAUSED → SessionPaused. */
 function errorName(code: string): string {
   return code
@@ -127,7 +154,9 @@ export async function interpreterRoutes(app: FastifyInstance, deps: E2bDeps): Pr
       const body = parsed.data;
       const language = context?.language ?? languageOf(body.language);
       const stream = openLineStream(request, reply);
+      const output = lineGatherer(stream.push);
       const finish = async (error: ReturnType<typeof errorLine> | null): Promise<void> => {
+        output.flush();
         if (error) await stream.write(error);
         await stream.write({ type: "end_of_execution" });
         stream.end();
@@ -150,13 +179,9 @@ export async function interpreterRoutes(app: FastifyInstance, deps: E2bDeps): Pr
           env: body.env_vars ?? undefined,
           signal: stream.signal,
           onStart: (n) => stream.push({ type: "number_of_executions", execution_count: n }),
-          onOutput: (chunk) =>
-            stream.push({
-              type: chunk.stream,
-              text: chunk.data,
-              timestamp: new Date().toISOString(),
-            }),
+          onOutput: output.add,
         });
+        output.flush();
         for (const r of cell.results) if (!(await stream.write(resultLine(r)))) return;
         return await finish(cellErrorLine(cell, deps.config.defaultTimeout));
       } catch (error) {
