@@ -13,6 +13,8 @@
 //   read   {id, op, path, maxBytes}               → {id, type: "data", data (base64)}* then {id, type: "file", size}
 //   list   {id, op, path}                         → {id, type: "entries", entries: [{name, type, size, mtime}]}* then {id, type: "list"}
 //   delete {id, op, path} / mkdir {id, op, path}  → {id, type: "ok"}
+//   stat   {id, op, path}                         → {id, type: "stat", entry: {type, size, mode, uid, gid, mtime, target} | null, inside, real}
+//   move   {id, op, path, destination}            → {id, type: "ok"} (rename, the destination's parents made)
 //   collect {id, op, since, maxBytes, maxCount, maxTotal}
 //          → ({id, type: "artifact", name, size, read, problem?} then {id, type: "data", data}* when read)*
 //            then {id, type: "collected"}: regular files under /workspace/output changed since
@@ -676,9 +678,66 @@ function fileOp(req) {
     case "mkdir":
       fs.mkdirSync(full, { recursive: true });
       return send({ id: req.id, type: "ok" });
+    case "stat":
+      return statPath(req, full);
+    case "move":
+      return movePath(req, full);
     default:
       return fail(req.id, "INVALID_REQUEST", `op: unknown ${req.op}`);
   }
+}
+
+const within = (p) => p === ROOT || p.startsWith(`${ROOT}/`);
+
+/**
+ * lstat of a path (null when missing) and where it leads: `inside` when the
+ * directory holding it (the deepest one that exists) resolves under
+ * /workspace, `real` what the whole path resolves to, relative to /workspace,
+ * or null (missing, dangling, or out of it). The E2B adapter refuses names
+ * whose directory is a link out of the workspace (docs/e2b.md).
+ */
+function statPath(req, full) {
+  let st = null;
+  try {
+    st = fs.lstatSync(full);
+  } catch (e) {
+    if (e.code !== "ENOENT" && e.code !== "ENOTDIR") throw e;
+  }
+  let inside = full === ROOT;
+  for (let dir = path.dirname(full); !inside; dir = path.dirname(dir)) {
+    try {
+      inside = within(fs.realpathSync(dir));
+      break;
+    } catch {
+      if (!within(dir) || dir === ROOT) break; // nothing of it exists inside: refused
+    }
+  }
+  let real = null;
+  try {
+    const r = st ? fs.realpathSync(full) : null;
+    if (r && within(r)) real = r === ROOT ? "." : r.slice(ROOT.length + 1);
+  } catch {}
+  const entry = st && {
+    type: st.isDirectory() ? "directory" : st.isSymbolicLink() ? "symlink" : st.isFile() ? "file" : "other",
+    size: st.size,
+    mode: st.mode & 0o7777,
+    uid: st.uid,
+    gid: st.gid,
+    mtime: st.mtime.toISOString(),
+    target: st.isSymbolicLink() ? fs.readlinkSync(full).slice(0, 4096) : null,
+  };
+  send({ id: req.id, type: "stat", entry, inside, real });
+}
+
+/** rename(2), the destination's directories made first; /workspace itself stays. */
+function movePath(req, full) {
+  const to = resolvePath(req.destination || "");
+  if (full === ROOT || to === ROOT)
+    throw Object.assign(new Error("path: cannot move /workspace itself"), { code: "INVALID_REQUEST" });
+  fs.lstatSync(full); // a missing source is NOT_FOUND before any directory is made
+  fs.mkdirSync(path.dirname(to), { recursive: true });
+  fs.renameSync(full, to);
+  send({ id: req.id, type: "ok" });
 }
 
 // Snapshots, restores and file watches (docs/pause.md).

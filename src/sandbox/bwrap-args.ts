@@ -8,6 +8,8 @@ import type { ReadOnlyMount } from "./types.js";
 /** Where Warden's init lives inside every sandbox. */
 export const INIT_PATH = "/.warden/init";
 export const WORKSPACE = "/workspace";
+/** E2B's home directory, a link to the workspace in every sandbox. */
+export const HOME_USER = "/home/user";
 /** The uid/gid the program sees; the host sees the box's own unprivileged uid. */
 export const SANDBOX_UID = 1000;
 export const SANDBOX_HOSTNAME = "warden";
@@ -91,7 +93,8 @@ export function readOnlyArgs(mounts: readonly ReadOnlyMount[]): string[] {
 /**
  * The private parts: a fresh /proc for the sandbox's own pid namespace, a
  * minimal read-only /dev (null, zero, full, random, urandom, tty, pts) with a
- * bounded /dev/shm, the box's tmpfs as /workspace and /tmp, and Warden's init.
+ * bounded /dev/shm, the box's tmpfs as /workspace (also /home/user) and /tmp,
+ * and Warden's init.
  * No /sys, no host /proc, nothing of the service.
  */
 export function privateArgs(layout: BwrapLayout, shmBytes: number): string[] {
@@ -113,6 +116,15 @@ export function privateArgs(layout: BwrapLayout, shmBytes: number): string[] {
     "--bind",
     layout.workspaceDir,
     WORKSPACE,
+    // E2B scripts write /home/user/... (docs/e2b.md): a link to the workspace,
+    // in a /home of the sandbox's own (never the host's homes), read-only below.
+    "--perms",
+    "0755",
+    "--dir",
+    "/home",
+    "--symlink",
+    WORKSPACE,
+    HOME_USER,
     "--bind",
     layout.tmpDir,
     "/tmp",

@@ -186,7 +186,35 @@ export const AgentEventSchema = z.discriminatedUnion("type", [
       entry: WatchEventSchema.shape.type,
     })
     .strict(),
+  /** One path's lstat (null: missing) and whether it stays in /workspace (see StatInfo). */
+  z
+    .object({
+      id,
+      type: z.literal("stat"),
+      entry: z
+        .object({
+          type: z.enum(["file", "directory", "symlink", "other"]),
+          size: z.number().int().nonnegative(),
+          mode: z.number().int().min(0).max(0o7777),
+          uid: z.number().int().nonnegative(),
+          gid: z.number().int().nonnegative(),
+          mtime: z.string().max(64).nullable(),
+          target: short.nullable(),
+        })
+        .strict()
+        .nullable(),
+      inside: z.boolean(),
+      real: short
+        .refine((p) => p === "." || isRelativeInside(p), "not a path inside /workspace")
+        .nullable(),
+    })
+    .strict(),
 ]);
+
+/** A relative path that does not climb: no leading "/", no "..", no NUL. */
+function isRelativeInside(p: string): boolean {
+  return p.length > 0 && !p.startsWith("/") && !p.includes("\0") && !p.split("/").includes("..");
+}
 
 export type AgentEvent = z.infer<typeof AgentEventSchema>;
 export type AgentEventType = AgentEvent["type"];
@@ -211,7 +239,9 @@ export type AgentOp =
   | "watch"
   | "context-create"
   | "context-restart"
-  | "context-close";
+  | "context-close"
+  | "stat"
+  | "move";
 
 /**
  * Which events may answer each op: `stream` before the end, `final` to end it
@@ -236,6 +266,8 @@ export const ANSWERS: Record<AgentOp, { stream: AgentEventType[]; final: AgentEv
   "context-create": { stream: [], final: "ok" },
   "context-restart": { stream: [], final: "ok" },
   "context-close": { stream: [], final: "ok" },
+  stat: { stream: [], final: "stat" },
+  move: { stream: [], final: "ok" },
 };
 
 /**

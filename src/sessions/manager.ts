@@ -23,7 +23,7 @@ import type {
 } from "./commands.js";
 import type { ContextLanguage } from "../contract/session.js";
 import { cellLanguage, contextLanguage } from "./languages.js";
-import { LiveSession } from "./session.js";
+import { LiveSession, type PathStat } from "./session.js";
 import type { CodeContextInfo } from "./contexts.js";
 import { Pausing } from "./pausing.js";
 import { restoreInto, type SnapshotStore } from "./snapshots.js";
@@ -382,6 +382,16 @@ export class SessionManager {
 
   async makeDir(id: string, userId: string, path: string): Promise<void> {
     return this.using(id, userId, (s) => s.makeDir(path));
+  }
+
+  /** lstat of a path in the workspace, and whether it stays inside (see PathStat). */
+  async stat(id: string, userId: string, path: string): Promise<PathStat> {
+    return this.using(id, userId, (s) => s.stat(path));
+  }
+
+  /** Renames a file or directory in the workspace (the destination's parents made). */
+  async move(id: string, userId: string, source: string, destination: string): Promise<void> {
+    return this.using(id, userId, (s) => s.move(source, destination));
   }
 
   /**

@@ -71,6 +71,14 @@ function gather(
   };
 }
 
+/**
+ * What the agent's `stat` says of a path: its lstat (null when missing);
+ * `inside` when the directory holding it resolves under /workspace; `real`
+ * the workspace path it resolves to (null: missing, dangling or outside).
+ * The agent's word, checked for shape only: it is the sandbox's own view.
+ */
+export type PathStat = Omit<EventOf<"stat">, "id" | "type">;
+
 export class LiveSession {
   readonly background: BackgroundCommands;
   /** The cell running now and those queued behind it. */
@@ -379,6 +387,22 @@ export class LiveSession {
 
   async makeDir(path: string): Promise<void> {
     await this.sandbox.request({ op: "mkdir", path: checkWorkspacePath(path) });
+  }
+
+  /** lstat of a path ("." is the workspace) and whether it stays inside the workspace. */
+  async stat(path: string): Promise<PathStat> {
+    const rel = path === "" || path === "." ? "." : checkWorkspacePath(path);
+    const answer = (await this.sandbox.request({ op: "stat", path: rel })) as EventOf<"stat">;
+    return { entry: answer.entry, inside: answer.inside, real: answer.real };
+  }
+
+  /** Renames `source` to `destination`, making the destination's directories. */
+  async move(source: string, destination: string): Promise<void> {
+    await this.sandbox.request({
+      op: "move",
+      path: checkWorkspacePath(source, "source"),
+      destination: checkWorkspacePath(destination, "destination"),
+    });
   }
 
   /**

@@ -22,10 +22,11 @@ describe("escape attacks", () => {
     ];
     const result = await runCode("python", program("read-host.py"), { args: wardenPaths });
     const seen = JSON.parse(result.stdout) as Record<string, unknown>;
+    // The sandbox's own /home holds only E2B's `user`, a link to its workspace: never the host's homes.
+    expect(seen["/home"]).toBe("listed: user");
     for (const path of [
       "/etc/shadow",
       "/root",
-      "/home",
       "/sys/fs/cgroup",
       "/proc/1/root/etc/shadow",
       ...wardenPaths,

@@ -78,6 +78,16 @@ export function sample(f: Fuzz, type: AgentEventType, id: number): Record<string
       return { id, type, skipped: f.int(10) };
     case "change":
       return { id, type, kind: "created", path: text(f, 10) || "n", entry: f.pick([null, "file"]) };
+    case "stat":
+      return {
+        id,
+        type,
+        entry: f.chance(0.2)
+          ? null
+          : { type: "file", size: 3, mode: 0o644, uid: 1000, gid: 1000, mtime: null, target: null },
+        inside: f.chance(0.5),
+        real: f.pick([null, ".", "a/b"]),
+      };
     case "ok":
     case "list":
     case "collected":

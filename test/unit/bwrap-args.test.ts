@@ -71,6 +71,9 @@ describe("bwrap argv builders", () => {
       [layout.tmpDir, "/tmp"],
     ]);
     expect(args.join(" ")).not.toContain("/sys");
+    // /home/user is the workspace (E2B's paths), in a /home made here, not bound from the host.
+    expect(valuesOf(args, "--symlink", 2)).toEqual([["/workspace", "/home/user"]]);
+    expect(valuesOf(args, "--dir")).toEqual([["/home"]]);
   });
 
   it("clears the environment before setting exactly the given variables", () => {
