@@ -40,6 +40,8 @@ declare module "fastify" {
     anonymous?: boolean;
     /** Judge0 routes: the key may also come in Judge0's X-Auth-Token / X-Auth-User header. */
     judge0?: boolean;
+    /** E2B's control API (src/http/e2b): the key may also come in E2B's X-API-KEY header. */
+    e2b?: boolean;
   }
 }
 
@@ -220,11 +222,21 @@ export class Gate {
   check = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     request.actor = null;
     const scope = request.routeOptions.config.scope ?? "any";
+    // E2B's sandbox plane (and its 501 for unknown paths) needs no key: each
+    // call proves itself with its sandbox's token. Per-IP limits still apply,
+    // so guessing tokens or flooding costs the client its rate budget.
+    if ((scope === "public" || request.is404) && request.url.startsWith("/e2b/")) {
+      this.limit(reply, await this.perIp.hit(request.ip), `client ${request.ip}`, request);
+      this.holdUntilAnswered(request, reply, `e2b-plane ${request.ip}`);
+      return;
+    }
     if (scope === "public") return;
     this.limit(reply, await this.perIp.hit(request.ip), `client ${request.ip}`, request);
+    const config = request.routeOptions.config;
     const token =
       bearer(request.headers.authorization) ??
-      (request.routeOptions.config.judge0 ? judge0Token(request.headers) : undefined);
+      (config.judge0 ? judge0Token(request.headers) : undefined) ??
+      (config.e2b ? headerToken(request.headers, "x-api-key") : undefined);
     const viaCookie = token || !this.cookie ? null : await this.cookie(request);
     if (viaCookie && "refuse" in viaCookie)
       this.refuse(request, viaCookie.refuse.code, viaCookie.refuse.message);
@@ -236,7 +248,13 @@ export class Gate {
         this.holdUntilAnswered(request, reply, "anonymous");
         return;
       }
-      this.refuse(request, "UNAUTHORIZED", "missing API key: send Authorization: Bearer <key>");
+      this.refuse(
+        request,
+        "UNAUTHORIZED",
+        config.e2b
+          ? "missing API key: send X-API-KEY: <Warden key> (E2B_API_KEY)"
+          : "missing API key: send Authorization: Bearer <key>",
+      );
     }
     if (!key) this.refuse(request, "UNAUTHORIZED", "invalid or revoked API key");
     request.actor = { userId: key.userId, key, anonymous: false };
@@ -259,11 +277,13 @@ function bearer(header: string | undefined): string | undefined {
 
 /** Judge0's auth headers (X-Auth-Token, X-Auth-User) carry a Warden key on its routes. */
 function judge0Token(headers: IncomingMessage["headers"]): string | undefined {
-  for (const name of ["x-auth-token", "x-auth-user"]) {
-    const v = headers[name];
-    if (typeof v === "string" && v.trim()) return v.trim();
-  }
-  return undefined;
+  return headerToken(headers, "x-auth-token") ?? headerToken(headers, "x-auth-user");
+}
+
+/** A key in a header of its own (Judge0's, E2B's X-API-KEY). */
+function headerToken(headers: IncomingMessage["headers"], name: string): string | undefined {
+  const v = headers[name];
+  return typeof v === "string" && v.trim() ? v.trim() : undefined;
 }
 
 export function hasScope(actor: Actor | null, scope: Scope): boolean {

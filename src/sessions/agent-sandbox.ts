@@ -49,6 +49,11 @@ export interface AgentSandboxOptions {
   pythonKernel?: "auto" | "builtin" | undefined;
   /** The context the agent starts before the first cell asks for it (sessions.prestartContext). */
   prestart?: ContextLanguage | undefined;
+  /**
+   * Session-wide variables: the agent's own environment, so every command and
+   * kernel it starts inherits them. Warden's own variables win a clash.
+   */
+  env?: Readonly<Record<string, string>> | undefined;
 }
 
 const AGENT_PATH = "/.warden/lib/agent.cjs";
@@ -128,6 +133,7 @@ export class AgentSandbox {
         ],
         network: options.network,
         env: {
+          ...options.env,
           ...options.environment?.env,
           ...kernelEnv(python, options.pythonKernel),
           // The kernels run the session venv's python (WARDEN_PYTHON), layered on `python`.

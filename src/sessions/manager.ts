@@ -148,7 +148,15 @@ export class SessionManager {
     this.starting.set(userId, (this.starting.get(userId) ?? 0) + 1);
     try {
       if (environment) releaseEnvironment = await this.environments.acquire(environment.name);
-      sandbox = await this.startSandbox(id, userId, limits, options.network, environment, language);
+      sandbox = await this.startSandbox(
+        id,
+        userId,
+        limits,
+        options.network,
+        environment,
+        language,
+        options.env,
+      );
       const ready = async (): Promise<void> => {
         // Restored by the fresh agent, before any user code runs: code contexts start anew.
         if (restore)
@@ -235,10 +243,12 @@ export class SessionManager {
     network: EgressPolicy | null | undefined,
     environment: SandboxEnvironment | null,
     language: ContextLanguage,
+    env: Record<string, string> | undefined,
   ): Promise<AgentSandbox> {
     return AgentSandbox.start(this.host, limits.diskMb, {
       limits,
       environment,
+      env,
       indexes: this.config.environments,
       searchPath: this.config.sandbox.searchPath,
       pythonKernel: this.config.sessionPythonKernel,
@@ -305,6 +315,31 @@ export class SessionManager {
       );
     s.expiresAt = Math.max(s.expiresAt, wanted);
     return this.get(id, userId);
+  }
+
+  /**
+   * The session now ends `seconds` from now, earlier or later than it would
+   * (E2B's setTimeout): unlike extend, this may shorten. Its whole life stays
+   * within maxSessionTimeout from creation.
+   */
+  setExpiry(id: string, userId: string, seconds: number): SessionInfo {
+    const s = this.ownedBy(id, userId);
+    s.pause.check(id);
+    const created = Date.parse(s.info.createdAt);
+    const wanted = Date.now() + seconds * 1000;
+    const latest = created + this.config.maxSessionTimeout * 1000;
+    if (wanted > latest)
+      throw new WardenError(
+        "INVALID_REQUEST",
+        `timeout: a session lives at most ${this.config.maxSessionTimeout} s from its creation (maxSessionTimeout); at most ${Math.max(0, Math.floor((latest - Date.now()) / 1000))} s more for this one`,
+      );
+    s.expiresAt = wanted;
+    return this.get(id, userId);
+  }
+
+  /** One session's memory and CPU now, for its owner. */
+  async usage(id: string, userId: string): Promise<{ memoryBytes: number; cpuTimeMs: number }> {
+    return this.ownedBy(id, userId).sandbox.usage();
   }
 
   /** The caller's session, marked as used now (and again when the call ends). */

@@ -27,6 +27,11 @@ export interface CreateSessionOptions {
   environment?: string | undefined;
   /** A snapshot of the caller's to start from: its workspace is restored before the session starts. */
   snapshot?: string | undefined;
+  /**
+   * Variables every command, background command and code context of the
+   * session starts with (E2B's envVars); a call's own env goes on top.
+   */
+  env?: Record<string, string> | undefined;
 }
 
 export interface CommandOptions {

@@ -176,3 +176,15 @@ export function toE2bPath(rel: string): string {
   const clean = posix.normalize(rel);
   return clean === "." || clean === "" ? HOME : posix.join(HOME, clean);
 }
+
+/** What a paused sandbox answers on the sandbox plane (E2B resumes by connecting). */
+export const PAUSED_MESSAGE = "sandbox is paused; Sandbox.connect(id) resumes it";
+
+/**
+ * Throws `unavailable` (503) unless the call's sandbox runs: a paused (or
+ * released) session takes no commands, files or code until it is resumed.
+ */
+export function assertRunning(deps: E2bDeps, call: SandboxCall): void {
+  if (deps.sessions.get(call.sessionId, call.userId).state !== "running")
+    throw new PlaneError("unavailable", PAUSED_MESSAGE, 503);
+}
