@@ -28,6 +28,13 @@ export interface BackgroundStart {
   cwd?: string | undefined;
   env?: Record<string, string> | undefined;
   stdin?: string | undefined;
+  /**
+   * Warden kills it (status `timeout`) this long after its start; 0 or absent:
+   * it lives until it ends, is killed, or the session ends.
+   */
+  timeoutMs?: number | undefined;
+  /** Standard input stays open for `stdin` calls (default); false: EOF after `stdin`. */
+  keepStdin?: boolean | undefined;
 }
 
 /** Signals a client may send to a background command's process group. */
@@ -46,6 +53,8 @@ interface Entry {
   log: OutputLog;
   /** A client asked for it to be signalled (the kill route): its end is `killed`. */
   killRequested: boolean;
+  /** Warden's own timer (timeoutMs) killed it: its end is `timeout`. */
+  timedOut: boolean;
   listeners: Set<(event: BackgroundEvent) => void>;
 }
 
@@ -93,6 +102,7 @@ export class BackgroundCommands {
       agentId: 0,
       log: new OutputLog(this.outputBytes, this.budget),
       killRequested: false,
+      timedOut: false,
       listeners: new Set(),
     };
     const emit = (event: BackgroundEvent): void => {
@@ -107,8 +117,9 @@ export class BackgroundCommands {
         cwd: o.cwd,
         env: o.env,
         stdin: o.stdin,
-        keepStdin: true,
-        timeoutMs: 0, // lives until it ends, is killed, or the session ends
+        keepStdin: o.keepStdin ?? true,
+        // The host keeps the clock (below): the agent is on the sandbox's side.
+        timeoutMs: 0,
         outputBytes: this.outputBytes,
       },
       (event) => {
@@ -122,8 +133,16 @@ export class BackgroundCommands {
     );
     entry.agentId = id;
     this.entries.set(info.id, entry);
+    const timer = o.timeoutMs
+      ? setTimeout(() => {
+          entry.timedOut = true;
+          this.sandbox.request({ op: "signal", target: id, signal: "SIGKILL" }).catch(() => {});
+        }, o.timeoutMs)
+      : null;
+    timer?.unref();
     /** `exit` is null when the agent refused it (not found) or the session ended under it. */
     const finish = async (exit: EventOf<"exit"> | null): Promise<void> => {
+      if (timer) clearTimeout(timer);
       const exitCode = exit?.exitCode ?? null;
       const oomKilled =
         exit !== null && exitCode !== 0 && (await this.sandbox.oomKills()) > (await oomBefore);
@@ -131,7 +150,7 @@ export class BackgroundCommands {
       // The session ending under it is Warden's kill; a refusal (not found) is its failure.
       const status = callStatus({
         killed: entry.killRequested || (exit === null && this.sandbox.result !== null),
-        timedOut: false,
+        timedOut: entry.timedOut,
         truncated: truncated.stdout || truncated.stderr,
         oomKilled,
         ok: exitCode === 0,

@@ -9,11 +9,14 @@
  * `{"code","message"}`. Stream: `application/connect+json`; the request is one
  * envelope (flags byte, 4-byte big-endian length, JSON), the answer is data
  * envelopes (flags 0) and one end-of-stream envelope (flags 2) carrying `{}` or
- * `{"error":{code,message}}`.
+ * `{"error":{code,message}}`. A stream's errors always travel in that last
+ * envelope under a 200: the client shows only "HTTP <n>" for any other status.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { ZodType } from "zod";
 import { WardenError, type ErrorCode } from "../../errors.js";
+import { toWardenError } from "../errors.js";
+import { END_STREAM, envelope, MAX_ENVELOPE_BYTES, readEnvelope } from "./envelope.js";
 import {
   PlaneError,
   sandboxCall,
@@ -21,20 +24,17 @@ import {
   type E2bDeps,
   type SandboxCall,
 } from "./plane.js";
+import { openStream } from "./stream.js";
 
-/** Largest request envelope: every E2B request message is small (stdin chunks are 64 KiB). */
-export const MAX_ENVELOPE_BYTES = 1024 * 1024;
-const END_STREAM = 0x02;
-const COMPRESSED = 0x01;
-/** Unsent bytes a stream may hold for a slow client before send() waits for it. */
-const HIGH_WATER = 1024 * 1024;
-/** A client that takes nothing for this long is dropped. */
-const STALL_MS = 30_000;
+export { envelope, MAX_ENVELOPE_BYTES, readEnvelope } from "./envelope.js";
+
+/** How long past Connect-Timeout-Ms a handler may take to end on its own before it is cut off. */
+export const DEADLINE_GRACE_MS = 2000;
 
 export interface CallContext {
-  /** Aborted when the client goes away. */
+  /** Aborted when the client goes away, or when the call is cut off at its deadline. */
   signal: AbortSignal;
-  /** Connect-Timeout-Ms of the request, if it sent one. */
+  /** Connect-Timeout-Ms of the request, if it sent one (0 or absent: none). */
   deadlineMs: number | null;
   request: FastifyRequest;
 }
@@ -62,7 +62,8 @@ export interface ServerStream<I, O> {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Method = Unary<any, any> | ServerStream<any, any>;
 
-const HTTP_STATUS: Record<ConnectCode, number> = {
+/** HTTP status of a unary error, as Connect's spec maps the codes. */
+export const HTTP_STATUS: Record<ConnectCode, number> = {
   canceled: 499,
   unknown: 500,
   invalid_argument: 400,
@@ -95,45 +96,17 @@ const FROM_WARDEN: Partial<Record<ErrorCode, ConnectCode>> = {
   UPSTREAM_TIMEOUT: "deadline_exceeded",
 };
 
+/** What a paused sandbox answers on the sandbox plane (E2B has no resume call: connect is it). */
+export const PAUSED_MESSAGE = "sandbox is paused; Sandbox.connect(id) resumes it";
+
 /** Any error as the Connect code and message a client is shown (never a stack). */
 export function toConnectError(error: unknown): { code: ConnectCode; message: string } {
   if (error instanceof PlaneError) return { code: error.connectCode, message: error.message };
-  if (error instanceof WardenError)
+  if (error instanceof WardenError) {
+    if (error.code === "SESSION_PAUSED") return { code: "unavailable", message: PAUSED_MESSAGE };
     return { code: FROM_WARDEN[error.code] ?? "internal", message: error.message };
-  return { code: "internal", message: "internal error" };
-}
-
-/** Splits one request envelope; throws invalid_argument on anything else. */
-export function readEnvelope(body: Buffer): unknown {
-  if (body.length < 5) throw new PlaneError("invalid_argument", "stream request: no envelope", 400);
-  const flags = body[0]!;
-  const length = body.readUInt32BE(1);
-  if (flags & COMPRESSED)
-    throw new PlaneError("invalid_argument", "stream request: compression is not supported", 400);
-  if (length > MAX_ENVELOPE_BYTES || body.length !== 5 + length)
-    throw new PlaneError(
-      "invalid_argument",
-      `stream request: one envelope of at most ${MAX_ENVELOPE_BYTES} bytes`,
-      400,
-    );
-  return parseJson(body.subarray(5).toString("utf8"));
-}
-
-/** One response envelope. */
-export function envelope(flags: number, message: unknown): Buffer {
-  const json = Buffer.from(JSON.stringify(message));
-  const head = Buffer.alloc(5);
-  head[0] = flags;
-  head.writeUInt32BE(json.length, 1);
-  return Buffer.concat([head, json]);
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new PlaneError("invalid_argument", "request message is not valid JSON", 400);
   }
+  return { code: "internal", message: "internal error" };
 }
 
 function parseInput<I>(schema: ZodType<I>, value: unknown): I {
@@ -146,18 +119,65 @@ function parseInput<I>(schema: ZodType<I>, value: unknown): I {
 
 function deadlineOf(request: FastifyRequest): number | null {
   const v = request.headers["connect-timeout-ms"];
-  return typeof v === "string" && /^\d{1,10}$/.test(v) ? Number(v) : null;
+  // Connect allows at most 10 digits; 0 means no deadline, as the SDK's timeoutMs: 0.
+  return typeof v === "string" && /^\d{1,10}$/.test(v) && Number(v) > 0 ? Number(v) : null;
 }
 
-function keepaliveSeconds(request: FastifyRequest): number | null {
-  const v = request.headers["keepalive-ping-interval"];
-  return typeof v === "string" && /^\d{1,5}$/.test(v) && Number(v) > 0 ? Number(v) : null;
+const STREAM_TYPE = "application/connect+json";
+
+/** Headers a call must not carry: another protocol version, compressed bodies. */
+function checkHeaders(req: FastifyRequest, kind: Method["kind"]): void {
+  const version = req.headers["connect-protocol-version"];
+  if (version !== undefined && version !== "1")
+    throw new PlaneError("invalid_argument", "connect-protocol-version: only 1 is spoken", 400);
+  const encoding = req.headers[kind === "unary" ? "content-encoding" : "connect-content-encoding"];
+  if (encoding !== undefined && encoding !== "identity")
+    throw new PlaneError("unimplemented", "compression is not supported: send identity", 501);
+  const type = String(req.headers["content-type"] ?? "")
+    .split(";")[0]!
+    .trim();
+  const want = kind === "unary" ? "application/json" : STREAM_TYPE;
+  if (type !== want)
+    throw new PlaneError("invalid_argument", `content-type: this method takes ${want}`, 415);
 }
 
-function contextOf(request: FastifyRequest, reply: FastifyReply): CallContext {
-  const gone = new AbortController();
-  reply.raw.on("close", () => gone.abort());
-  return { signal: gone.signal, deadlineMs: deadlineOf(request), request };
+/**
+ * Aborted when the client goes away before the answer is complete, or by
+ * `cutOff` (the deadline). Handlers stop on it; nothing else is killed by it.
+ */
+function contextOf(request: FastifyRequest, reply: FastifyReply) {
+  const controller = new AbortController();
+  reply.raw.once("close", () => {
+    if (!reply.raw.writableFinished) controller.abort();
+  });
+  const ctx: CallContext = {
+    signal: controller.signal,
+    deadlineMs: deadlineOf(request),
+    request,
+  };
+  return { ctx, cutOff: () => controller.abort() };
+}
+
+/** Settles with a deadline_exceeded PlaneError once the deadline and its grace have passed. */
+function deadline(ms: number | null): { passed: Promise<never>; clear: () => void } {
+  let timer: NodeJS.Timeout | undefined;
+  const passed = new Promise<never>((_, reject) => {
+    if (ms !== null)
+      timer = setTimeout(
+        () => reject(new PlaneError("deadline_exceeded", `deadline of ${ms} ms passed`, 504)),
+        ms + DEADLINE_GRACE_MS,
+      );
+  });
+  passed.catch(() => undefined);
+  return { passed, clear: () => clearTimeout(timer) };
+}
+
+function sendUnaryError(req: FastifyRequest, reply: FastifyReply, error: unknown) {
+  const e = toConnectError(error);
+  if (e.code === "internal") req.log.error({ err: error }, "e2b rpc failed");
+  const status =
+    error instanceof PlaneError && error.httpStatus === 415 ? 415 : HTTP_STATUS[e.code];
+  return reply.status(status).type("application/json").send(JSON.stringify(e));
 }
 
 async function unary(
@@ -166,18 +186,22 @@ async function unary(
   req: FastifyRequest,
   reply: FastifyReply,
 ) {
+  const { ctx, cutOff } = contextOf(req, reply);
+  const limit = deadline(ctx.deadlineMs);
   try {
+    checkHeaders(req, "unary");
     const call = sandboxCall(req, deps);
     const input = parseInput(m.input, req.body ?? {});
-    const out = await m.handle(call, input, contextOf(req, reply));
+    const out = await Promise.race([m.handle(call, input, ctx), limit.passed]);
     return reply
       .status(200)
       .type("application/json")
       .send(JSON.stringify(out ?? {}));
   } catch (error) {
-    const e = toConnectError(error);
-    if (e.code === "internal") req.log.error({ err: error }, "e2b rpc failed");
-    return reply.status(HTTP_STATUS[e.code]).type("application/json").send(JSON.stringify(e));
+    if (error instanceof PlaneError && error.connectCode === "deadline_exceeded") cutOff();
+    return sendUnaryError(req, reply, error);
+  } finally {
+    limit.clear();
   }
 }
 
@@ -190,68 +214,67 @@ async function stream(
   let call: SandboxCall;
   let input: unknown;
   try {
+    checkHeaders(req, "stream");
     call = sandboxCall(req, deps);
-    input = parseInput(m.input, readEnvelope(req.body as Buffer));
+    input = parseInput(m.input, readEnvelope(req.body));
   } catch (error) {
-    const e = toConnectError(error);
-    // Before the stream starts, an error is an ordinary status with the JSON body.
-    return void reply.status(HTTP_STATUS[e.code]).type("application/json").send(JSON.stringify(e));
+    // A stream that cannot start is refused in the stream's own form, so the client sees why.
+    if (error instanceof PlaneError && error.httpStatus === 415)
+      return void sendUnaryError(req, reply, error);
+    return void refuseStream(req, reply, error);
   }
-  const ctx = contextOf(req, reply);
+  const { ctx, cutOff } = contextOf(req, reply);
   reply.hijack();
-  const res = reply.raw;
-  res.writeHead(200, { "content-type": "application/connect+json", "x-request-id": req.id });
-  res.flushHeaders();
-  const alive = (): boolean => !ctx.signal.aborted && !res.destroyed && !res.writableEnded;
-  const pingS = keepaliveSeconds(req);
-  let lastSent = Date.now();
-  const pinger =
-    pingS && m.keepalive !== undefined
-      ? setInterval(
-          () => {
-            if (alive() && Date.now() - lastSent >= pingS * 1000 && res.writableLength === 0) {
-              res.write(envelope(0, m.keepalive));
-              lastSent = Date.now();
-            }
-          },
-          Math.min(pingS * 1000, 10_000),
-        )
-      : null;
-  const send = async (msg: unknown): Promise<void> => {
-    if (!alive()) return;
-    res.write(envelope(0, msg));
-    lastSent = Date.now();
-    if (res.writableLength > HIGH_WATER) await drained(res, ctx.signal);
-  };
+  const out = openStream(req, reply.raw, ctx.signal, m.keepalive);
+  const limit = deadline(ctx.deadlineMs);
   let end: unknown = {};
+  const handling = m.handle(call, input, out.send, ctx);
+  handling.catch(() => undefined);
   try {
-    await m.handle(call, input, send, ctx);
+    await Promise.race([handling, limit.passed]);
   } catch (error) {
     const e = toConnectError(error);
     if (e.code === "internal") req.log.error({ err: error }, "e2b stream failed");
+    if (e.code === "deadline_exceeded") cutOff();
     end = { error: e };
   } finally {
-    if (pinger) clearInterval(pinger);
+    limit.clear();
   }
-  if (alive()) res.end(envelope(END_STREAM, end));
+  out.end(end);
 }
 
-/** Resolves when the socket drains; a client that takes nothing for STALL_MS is dropped. */
-function drained(res: FastifyReply["raw"], gone: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      res.off("drain", done);
-      gone.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      res.destroy();
-      done();
-    }, STALL_MS);
-    res.once("drain", done);
-    gone.addEventListener("abort", done);
-  });
+function refuseStream(req: FastifyRequest, reply: FastifyReply, error: unknown) {
+  const e = toConnectError(error);
+  if (e.code === "internal") req.log.error({ err: error }, "e2b stream failed");
+  return reply
+    .status(200)
+    .type(STREAM_TYPE)
+    .send(envelope(END_STREAM, { error: e }));
+}
+
+/** Body-reading failures (too large, bad JSON, wrong type) in the Connect form of the method. */
+function readFailure(kind: Method["kind"]) {
+  return (error: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
+    const w = toWardenError(error);
+    const status = w.details?.httpStatus;
+    const e =
+      status === 415
+        ? new PlaneError(
+            "invalid_argument",
+            `content-type: this method takes ${kind === "unary" ? "application/json" : STREAM_TYPE}`,
+            415,
+          )
+        : status === 413
+          ? new PlaneError(
+              "invalid_argument",
+              `request: larger than the limit of ${kind === "unary" ? req.routeOptions.bodyLimit : MAX_ENVELOPE_BYTES} bytes`,
+              400,
+            )
+          : w;
+    return kind === "stream" && status !== 415
+      ? refuseStream(req, reply, e)
+      : sendUnaryError(req, reply, e);
+  };
 }
 
 /**
@@ -267,7 +290,11 @@ export function connectService(
   for (const [name, m] of Object.entries(methods))
     app.post(
       `/${service}/${name}`,
-      { config: { scope: "public" }, schema: { hide: true } },
+      {
+        config: { scope: "public" },
+        schema: { hide: true },
+        errorHandler: readFailure(m.kind),
+      },
       (req, reply) =>
         m.kind === "unary" ? unary(m, deps, req, reply) : stream(m, deps, req, reply),
     );
@@ -276,7 +303,7 @@ export function connectService(
 /** Registers the stream content type, read as raw bytes bounded to one envelope. */
 export function acceptConnectStreams(app: FastifyInstance): void {
   app.addContentTypeParser(
-    "application/connect+json",
+    STREAM_TYPE,
     { parseAs: "buffer", bodyLimit: MAX_ENVELOPE_BYTES + 5 },
     (_req, body, done) => done(null, body),
   );
