@@ -61,7 +61,19 @@ console.log(JSON.stringify({
 `,
       { timeoutMs: 180_000 },
     );
-    const out = lastJson<Record<string, any>>(r);
+    const out = lastJson<{
+      statsText: string;
+      statsHtml: string;
+      statsError: unknown;
+      mean: string;
+      pngMagic: string;
+      seen: string;
+      stdout: string;
+      exitCode: number;
+      greeting: string;
+      metadata: Record<string, string>;
+      running: boolean;
+    }>(r);
     expect(out.statsError).toBeNull();
     expect(out.statsText).toContain("count");
     expect(out.statsHtml).toContain("<table");

@@ -82,7 +82,27 @@ console.log(execution.text)  // outputs 2
       };
     `),
     );
-    const out = lastJson<Record<string, any>>(r);
+    interface Failure {
+      name: string;
+      value: string;
+      traceback: string;
+    }
+    const out = lastJson<{
+      stdout: string[];
+      stderr: string[];
+      results: string[];
+      count: number;
+      text: string;
+      zero: Failure;
+      pngMagic: string;
+      df: { text: string; html: string };
+      js: { text: string; json: unknown };
+      ts: string;
+      quoted: string;
+      env: string;
+      gone: string;
+      r: Failure;
+    }>(r);
     expect(out.stdout).toEqual(["hello\n"]);
     expect(out.stderr).toEqual(["oops\n"]);
     expect(out.results).toEqual(["42"]);
@@ -127,7 +147,18 @@ console.log(execution.text)  // outputs 2
       };
     `),
     );
-    const out = lastJson<Record<string, any>>(r);
+    const out = lastJson<{
+      ctx: { id: string; language: string; cwd: string };
+      cwd: string;
+      before: string;
+      isolated: string;
+      after: string;
+      listed: string[];
+      jsText: string;
+      left: string[];
+      removed: { name: string; message: string };
+      bad: { name: string; message: string };
+    }>(r);
     expect(out.ctx).toMatchObject({ language: "python", cwd: "/home/user/proj" });
     expect(out.cwd).toBe("/workspace/proj");
     expect(out.before).toBe("5");
@@ -156,7 +187,7 @@ console.log(execution.text)  // outputs 2
       return { slow, next: next.text, waitedMs: Date.now() - t0 };
     `),
     );
-    const out = lastJson<Record<string, any>>(r);
+    const out = lastJson<{ slow: string; next: string; waitedMs: number }>(r);
     expect(out.slow).toBe("TimeoutError");
     expect(out.next).toBe("1");
     // Interrupted, not waited out: the next cell did not sit behind a 60 s sleep.
@@ -191,7 +222,7 @@ console.log(execution.text)  // outputs 2
       { env: { WARDEN_URL: w.server.url } },
     );
     const out = lastJson<{ sdkMs: number; restMs: number }>(r);
-    console.log(
+    console.error(
       `runCode('1+1') median of 10: SDK ${out.sdkMs.toFixed(1)} ms, POST /v1/sessions/:id/run ${out.restMs.toFixed(1)} ms (ratio ${(out.sdkMs / out.restMs).toFixed(2)})`,
     );
     expect(out.sdkMs).toBeGreaterThan(0);

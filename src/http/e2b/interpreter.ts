@@ -123,9 +123,17 @@ function errorName(code: string): string {
 export async function interpreterRoutes(app: FastifyInstance, deps: E2bDeps): Promise<void> {
   const { sessions } = deps;
   // The SDK sends Content-Type: application/json on calls without a body too.
-  const opts = { config: { scope: "public" as const }, preParsing: emptyBodyIsNoBody };
+  // Hidden from OpenAPI: E2B's wire format, documented in docs/e2b.md.
+  const opts = {
+    config: { scope: "public" as const },
+    schema: { hide: true },
+    preParsing: emptyBodyIsNoBody,
+  };
   /** A context id from the path (one too long for any context is simply not found). */
-  const idOf = (params: unknown): string => String((params as { id?: unknown }).id ?? "");
+  const idOf = (params: unknown): string => {
+    const id = (params as { id?: unknown }).id;
+    return typeof id === "string" ? id : "";
+  };
 
   /** A context of the session by id, or undefined. */
   const findContext = (call: SandboxCall, id: string): CodeContextInfo | undefined =>
@@ -133,7 +141,7 @@ export async function interpreterRoutes(app: FastifyInstance, deps: E2bDeps): Pr
 
   app.post(
     "/execute",
-    { config: { scope: "public" }, bodyLimit: EXECUTE_BODY_BYTES },
+    { config: { scope: "public" }, schema: { hide: true }, bodyLimit: EXECUTE_BODY_BYTES },
     async (request, reply) => {
       let call: SandboxCall;
       let context: CodeContextInfo | undefined;
@@ -154,7 +162,7 @@ export async function interpreterRoutes(app: FastifyInstance, deps: E2bDeps): Pr
       const body = parsed.data;
       const language = context?.language ?? languageOf(body.language);
       const stream = openLineStream(request, reply);
-      const output = lineGatherer(stream.push);
+      const output = lineGatherer((line) => stream.push(line));
       const finish = async (error: ReturnType<typeof errorLine> | null): Promise<void> => {
         output.flush();
         if (error) await stream.write(error);
@@ -179,7 +187,7 @@ export async function interpreterRoutes(app: FastifyInstance, deps: E2bDeps): Pr
           env: body.env_vars ?? undefined,
           signal: stream.signal,
           onStart: (n) => stream.push({ type: "number_of_executions", execution_count: n }),
-          onOutput: output.add,
+          onOutput: (chunk) => output.add(chunk),
         });
         output.flush();
         for (const r of cell.results) if (!(await stream.write(resultLine(r)))) return;

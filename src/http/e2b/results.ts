@@ -124,7 +124,9 @@ export function cellErrorLine(cell: CellResult, timeoutSeconds: number): ErrorLi
             "OutputLimit",
             "the cell wrote more than the session's output limit (limits.outputBytes); the rest was cut",
           );
-    default:
+    case "completed":
+    case "failed":
+    case "killed":
       return own ? errorLine(own.name, own.value, own.traceback) : null;
   }
 }
