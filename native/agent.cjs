@@ -26,6 +26,11 @@
 //   relay  {id, op, port, socket, token}           → {id, type: "ok"} once 127.0.0.1:port inside
 //          is joined to Warden's preview socket (which this agent dials, announcing the token)
 //   snapshot, restore, watch: see agent-workspace.cjs (bundled into this file at build)
+//   context-create {id, op, context, language, cwd} / context-restart {id, op, context} /
+//   context-close {id, op, context} → {id, type: "ok"}: named code contexts (E2B's
+//          createCodeContext), each its own kernel; a run naming `context` uses it, and
+//          `env` on a run is set around that one cell. Restart and close kill the kernel
+//          (its variables are gone); a default context (python, javascript, bash) restarts too.
 // Errors: {id, type: "error", code, message}. Everything it touches is the
 // sandbox's own: the host never opens a path the sandbox controls.
 "use strict";
@@ -63,6 +68,9 @@ const KERNEL_LINE_CHARS = 64 * 1024 * 1024;
 const kernels = {};
 let cellChain = Promise.resolve();
 const KERNEL_NAMES = { python: "Python", javascript: "JavaScript", bash: "bash" };
+/** Named contexts by id: {language, cwd}; their kernels are kernels[`ctx:${id}`]. */
+const namedContexts = {};
+const CONTEXT_ID = /^[a-z0-9-]{1,64}$/;
 
 /** The bash context's framing (native/kernel-bash.cjs), loaded when first used. */
 function bashKernel() {
@@ -99,12 +107,12 @@ function kernelCommand(language) {
   return [python, ["-u", "/.warden/lib/kernel.py"]];
 }
 
-function startKernel(language) {
+function startKernel(language, key = language, cwd = ROOT) {
   const [command, args] = kernelCommand(language);
   const bash = language === "bash";
   // bash gets its cells on stdin and a process group of its own (interrupts reach its command).
   const child = spawn(command, args, {
-    cwd: ROOT,
+    cwd,
     stdio: [bash ? "pipe" : "ignore", "pipe", "pipe", "pipe"],
     detached: bash,
   });
@@ -158,7 +166,7 @@ function startKernel(language) {
     }
   });
   const gone = (code) => {
-    if (kernels[language] === k) delete kernels[language];
+    if (kernels[key] === k) delete kernels[key];
     if (k.current)
       k.current.done({
         type: "result",
@@ -184,9 +192,15 @@ function runCell(req) {
       new Promise((resolve) => {
         const started = Date.now();
         let k;
+        let typescript = req.language === "typescript";
         try {
-          const language = kernelOf(req.language);
-          k = kernels[language] || (kernels[language] = startKernel(language));
+          const named = req.context ? namedContexts[req.context] : null;
+          if (req.context && !named)
+            throw Object.assign(new Error(`context ${req.context}: not found`), { code: "NOT_FOUND" });
+          const language = kernelOf(named ? named.language : req.language);
+          const key = named ? `ctx:${req.context}` : language;
+          if (named) typescript = named.language === "typescript";
+          k = kernels[key] || (kernels[key] = startKernel(language, key, named ? named.cwd : ROOT));
         } catch (e) {
           fail(req.id, e.code, e.message);
           return resolve();
@@ -229,9 +243,9 @@ function runCell(req) {
           }
           return;
         }
-        const typescript = req.language === "typescript";
         const { nonce } = k.current;
-        const message = { id: req.id, nonce, code: String(req.code || ""), timeoutMs: req.timeoutMs, typescript };
+        const env = req.env && typeof req.env === "object" ? req.env : undefined;
+        const message = { id: req.id, nonce, code: String(req.code || ""), timeoutMs: req.timeoutMs, typescript, env };
         k.child.stdio[3].write(`${JSON.stringify(message)}\n`);
       }),
   );
@@ -503,6 +517,33 @@ function collect(req) {
   send({ id: req.id, type: "collected" });
 }
 
+/** Named contexts: made with a working directory, restarted or closed (their kernel killed). */
+function contextOp(req) {
+  const id = String(req.context || "");
+  if (!CONTEXT_ID.test(id)) return fail(req.id, "INVALID_REQUEST", "context: not a context id");
+  if (req.op === "context-create") {
+    if (!["python", "javascript", "typescript", "bash"].includes(req.language))
+      return fail(req.id, "UNSUPPORTED_LANGUAGE", `language: no context for ${String(req.language).slice(0, 64)}`);
+    const cwd = resolvePath(String(req.cwd || "."));
+    let dir = false;
+    try {
+      dir = fs.statSync(cwd).isDirectory();
+    } catch {}
+    if (!dir) return fail(req.id, "NOT_FOUND", `cwd: ${cwd} is not a directory in the session`);
+    namedContexts[id] = { language: req.language, cwd };
+    return send({ id: req.id, type: "ok" });
+  }
+  const key = namedContexts[id] ? `ctx:${id}` : Object.hasOwn(KERNEL_NAMES, id) ? id : null;
+  if (!key) return fail(req.id, "NOT_FOUND", `context ${id}: not found`);
+  const k = kernels[key];
+  if (k) {
+    delete kernels[key]; // the next cell starts a fresh one; a running cell ends as KernelDied
+    signalKernel(k, "SIGKILL");
+  }
+  if (req.op === "context-close") delete namedContexts[id];
+  send({ id: req.id, type: "ok" });
+}
+
 /** Stops a request that is still running (the client went away or cancelled). */
 function cancel(req) {
   workspace.unwatch(req.target);
@@ -749,6 +790,7 @@ readline.createInterface({ input: process.stdin }).on("line", (line) => {
     else if (req.op === "restore-data" || req.op === "restore-end") workspace.restoreMore(req);
     else if (req.op === "watch") workspace.watch(req);
     else if (req.op === "cancel") cancel(req);
+    else if (String(req.op).startsWith("context-")) contextOp(req);
     else if (req.op === "stdin" || req.op === "signal") control(req);
     else fileOp(req);
   } catch (e) {

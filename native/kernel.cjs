@@ -1,6 +1,6 @@
 // warden JavaScript kernel: a persistent code context inside a session's
 // sandbox, started by the session agent. Requests arrive on fd 3 as JSON
-// lines ({id, code, timeoutMs, typescript}); each gets one JSON line back on
+// lines ({id, code, timeoutMs, typescript, env?}); each gets one JSON line back on
 // fd 3: {id, type: "result", results: [MIME bundles], error}. Top-level
 // let/const, functions and globals persist between cells (one vm context);
 // the last expression's value (awaited if it is a promise) is the main
@@ -119,6 +119,28 @@ function stripTypes(code, timeoutMs) {
   throw Object.assign(new SyntaxError(message.replace(/\u001b\[[0-9;]*m/g, "").trim()), { stack: "" });
 }
 
+/**
+ * A cell's own environment variables (E2B's env_vars): set for this cell, then
+ * put back as they were, so they do not leak into the next one.
+ */
+function setEnv(env) {
+  const saved = new Map();
+  if (!env || typeof env !== "object") return saved;
+  for (const [key, value] of Object.entries(env)) {
+    if (typeof value !== "string" || !key || key.includes("=") || (key + value).includes("\0")) continue;
+    if (!saved.has(key)) saved.set(key, Object.hasOwn(process.env, key) ? process.env[key] : undefined);
+    process.env[key] = value;
+  }
+  return saved;
+}
+
+function restoreEnv(saved) {
+  for (const [key, value] of saved) {
+    if (value === undefined) delete process.env[key];
+    else process.env[key] = value;
+  }
+}
+
 let chain = Promise.resolve();
 let cells = 0;
 input.on("line", (line) => {
@@ -133,6 +155,7 @@ input.on("line", (line) => {
     const results = [];
     let error = null;
     let timedOut = false;
+    const savedEnv = setEnv(request.env);
     try {
       cells += 1;
       const timeout = request.timeoutMs || 60000;
@@ -152,6 +175,8 @@ input.on("line", (line) => {
         value: String((e && e.message) || e),
         traceback: userStack(e),
       };
+    } finally {
+      restoreEnv(savedEnv);
     }
     const answer = { id: request.id, nonce: request.nonce, type: "result", results, error, timedOut };
     output.write(`${JSON.stringify(answer)}\n`);

@@ -1,7 +1,7 @@
 """warden python kernel: a persistent code context inside a session's sandbox.
 
 Started by the session agent. Requests arrive on fd 3 as JSON lines
-({"id", "code"}); the answer for each is one JSON line on fd 3:
+({"id", "code", "env"?}); the answer for each is one JSON line on fd 3:
 {"id", "type": "result", "results": [{data, metadata?, isMainResult}], "error"}.
 The cell's own output goes to fd 1 and 2 as usual (the agent streams it).
 
@@ -65,6 +65,27 @@ def interrupt(signum, frame):
 
 signal.signal(signal.SIGINT, interrupt)
 
+
+def set_env(env):
+    """A cell's own environment variables (E2B's env_vars): set for this cell,
+    then put back as they were (restore_env), so they do not leak into the next."""
+    saved = {}
+    if not isinstance(env, dict):
+        return saved
+    for key, value in env.items():
+        if isinstance(key, str) and isinstance(value, str) and key and "=" not in key and "\0" not in key + value:
+            saved.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+    return saved
+
+
+def restore_env(saved):
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
 for line in channel_in:
     try:
         request = json.loads(line)
@@ -78,6 +99,7 @@ for line in channel_in:
     sink = engine.sink
     sink.begin()
     error = None
+    saved_env = set_env(request.get("env"))
     try:
         sink.running = True
         error = engine.run(code)
@@ -86,6 +108,7 @@ for line in channel_in:
     except BaseException as e:  # an interrupt between the user's code and here
         sink.running = False
         error = error or common.error_of(e, "")
+    restore_env(saved_env)
     try:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -50,6 +50,14 @@ export const SessionsConfigSchema = z
       .min(0)
       .default(8)
       .describe("File watches (GET /v1/sessions/:id/watch) open at once on one session."),
+    maxContexts: z
+      .number()
+      .int()
+      .min(0)
+      .default(4)
+      .describe(
+        "Named code contexts (E2B's createCodeContext) one session may hold besides its default ones; each is a kernel of its own (~50 MiB for IPython).",
+      ),
   })
   .strict();
 

@@ -285,6 +285,8 @@ export async function buildServer(deps: ServerDeps) {
       sessions: deps.sessions,
       config,
       tokens: planeTokens(config),
+      analyzer: deps.analyzer,
+      service,
       prefix: "/e2b",
     });
   await app.register(previewRoutes, {

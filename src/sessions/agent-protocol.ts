@@ -237,6 +237,9 @@ export type AgentOp =
   | "snapshot"
   | "restore"
   | "watch"
+  | "context-create"
+  | "context-restart"
+  | "context-close"
   | "stat"
   | "move";
 
@@ -260,6 +263,9 @@ export const ANSWERS: Record<AgentOp, { stream: AgentEventType[]; final: AgentEv
   snapshot: { stream: ["data", "packages"], final: "snapshot" },
   restore: { stream: [], final: "ok" },
   watch: { stream: ["watching", "change"], final: "ok" },
+  "context-create": { stream: [], final: "ok" },
+  "context-restart": { stream: [], final: "ok" },
+  "context-close": { stream: [], final: "ok" },
   stat: { stream: [], final: "stat" },
   move: { stream: [], final: "ok" },
 };

@@ -24,6 +24,7 @@ import type {
 import type { ContextLanguage } from "../contract/session.js";
 import { cellLanguage, contextLanguage } from "./languages.js";
 import { LiveSession, type PathStat } from "./session.js";
+import type { CodeContextInfo } from "./contexts.js";
 import { Pausing } from "./pausing.js";
 import { restoreInto, type SnapshotStore } from "./snapshots.js";
 import { watchDirectory, type WatchEvent } from "./watch.js";
@@ -374,6 +375,28 @@ export class SessionManager {
         language: cellLanguage(o.language, s.info.language),
       }),
     );
+  }
+
+  /** The session's code contexts: its defaults, then named ones (E2B's contexts). */
+  contexts(id: string, userId: string): CodeContextInfo[] {
+    return this.use(id, userId).contexts.list();
+  }
+
+  async createContext(
+    id: string,
+    userId: string,
+    o: { language: string; cwd: string },
+  ): Promise<CodeContextInfo> {
+    const language = contextLanguage(o.language);
+    return this.using(id, userId, (s) => s.createContext(language, o.cwd));
+  }
+
+  async restartContext(id: string, userId: string, contextId: string): Promise<void> {
+    return this.using(id, userId, (s) => s.restartContext(contextId));
+  }
+
+  async closeContext(id: string, userId: string, contextId: string): Promise<void> {
+    return this.using(id, userId, (s) => s.closeContext(contextId));
   }
 
   async writeFile(id: string, userId: string, path: string, content: Buffer): Promise<void> {

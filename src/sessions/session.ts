@@ -15,6 +15,7 @@ import { ArtifactPieces, FileBytes, Listing, RichResults } from "./agent-answers
 import type { EventOf } from "./agent-protocol.js";
 import type { AgentEvent, AgentRequest, AgentSandbox } from "./agent-sandbox.js";
 import { BackgroundCommands } from "./commands.js";
+import { CodeContexts, defaultContextOf, type CodeContextInfo } from "./contexts.js";
 import { callStatus } from "./outcome.js";
 import { OutputTally } from "./output-cap.js";
 import { PauseState } from "./pausing.js";
@@ -88,6 +89,8 @@ export class LiveSession {
   readonly pause = new PauseState();
   /** File watches open on it (sessions.maxWatches). */
   watches = 0;
+  /** Its code contexts: the defaults and named ones (sessions.maxContexts). */
+  readonly contexts: CodeContexts;
 
   constructor(
     readonly info: SessionInfo,
@@ -100,6 +103,7 @@ export class LiveSession {
   ) {
     // limits.outputBytes as the session was created with (the config's default otherwise).
     this.background = new BackgroundCommands(sandbox, sandbox.outputBytes);
+    this.contexts = new CodeContexts(config.sessions.maxContexts);
     this.lastUsedAt = Date.now();
     this.expiresAt = this.lastUsedAt + ttlMs;
   }
@@ -245,7 +249,11 @@ export class LiveSession {
   }
 
   private async runNow(o: RunCellOptions & { language: ContextLanguage }): Promise<CellResult> {
-    const language = o.language;
+    // A named context runs its own language; NOT_FOUND if it was closed meanwhile.
+    const context = o.context ? this.contexts.get(o.context) : null;
+    const language = context?.named ? context.language : o.language;
+    const executionCount = this.contexts.executed(context?.id ?? defaultContextOf(language));
+    o.onStart?.(executionCount);
     const { timeoutMs } = resolveLimits(this.config, { timeout: o.timeout });
     const outputBytes = this.sandbox.outputBytes;
     const { out, tally, onEvent } = gather(outputBytes, o.onOutput);
@@ -254,7 +262,15 @@ export class LiveSession {
     const oomBefore = this.sandbox.oomKills().catch(() => 0);
     const cell = (await this.cancellable(
       o.signal,
-      { op: "run", language, code: o.code, timeoutMs, outputBytes },
+      {
+        op: "run",
+        language,
+        code: o.code,
+        timeoutMs,
+        outputBytes,
+        ...(context?.named ? { context: context.id } : {}),
+        ...(o.env ? { env: o.env } : {}),
+      },
       (event) => {
         if (event.type === "result" || event.type === "mime") results.onEvent(event);
         else onEvent(event);
@@ -296,6 +312,43 @@ export class LiveSession {
       artifacts: kept.artifacts,
       rejectedArtifacts: kept.rejected,
     };
+  }
+
+  /** A named code context with its own kernel, started in `cwd` (relative to /workspace). */
+  async createContext(language: ContextLanguage, cwd: string): Promise<CodeContextInfo> {
+    const info = this.contexts.reserve(
+      language,
+      cwd === "." ? "." : checkWorkspacePath(cwd, "cwd"),
+    );
+    try {
+      await this.sandbox.request({
+        op: "context-create",
+        context: info.id,
+        language,
+        cwd: info.cwd,
+      });
+    } catch (error) {
+      this.contexts.remove(info.id);
+      throw error;
+    }
+    return info;
+  }
+
+  /** Kills a context's kernel (its variables are gone); the next cell starts a fresh one. */
+  async restartContext(id: string): Promise<void> {
+    const info = this.contexts.get(id);
+    await this.sandbox.request({ op: "context-restart", context: info.id });
+    this.contexts.reset(info.id);
+  }
+
+  /** Ends a named context (a default one is restarted: it is always there). */
+  async closeContext(id: string): Promise<void> {
+    const info = this.contexts.get(id);
+    await this.sandbox.request({
+      op: info.named ? "context-close" : "context-restart",
+      context: info.id,
+    });
+    this.contexts.remove(info.id);
   }
 
   async writeFile(path: string, content: Buffer): Promise<void> {

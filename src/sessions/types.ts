@@ -55,6 +55,12 @@ export interface RunCellOptions {
   onOutput?: ((chunk: OutputChunk) => void) | undefined;
   /** Aborting interrupts the cell (KeyboardInterrupt); the context survives. */
   signal?: AbortSignal | undefined;
+  /** A code context by id (named, or a default one: python, javascript, bash); its language wins. */
+  context?: string | undefined;
+  /** Environment variables for this cell only (set around it in the kernel, then restored). */
+  env?: Record<string, string> | undefined;
+  /** Called as the cell starts, with the context's count of cells run (this one included). */
+  onStart?: ((executionCount: number) => void) | undefined;
 }
 
 /** A rich output: a MIME bundle, e.g. {"text/plain": "42", "image/png": "<base64>"}. */

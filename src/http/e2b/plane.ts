@@ -15,6 +15,7 @@ import type { FastifyRequest } from "fastify";
 import type { Config } from "../../config/schema.js";
 import { WardenError } from "../../errors.js";
 import type { SessionManager } from "../../sessions/manager.js";
+import type { SessionRunDeps } from "../../sessions/run-policy.js";
 
 /** Connect's error codes (the ones this adapter answers with). */
 export type ConnectCode =
@@ -58,6 +59,9 @@ export interface E2bDeps {
   config: Config;
   /** Signs and checks sandbox access tokens (see planeKeys). */
   tokens: PlaneTokens;
+  /** The static-analysis policy cells go through, as on /v1/sessions/:id/run (run-policy.ts). */
+  analyzer: SessionRunDeps["analyzer"];
+  service: SessionRunDeps["service"];
 }
 
 const SESSION_PREFIX = "sess_";
