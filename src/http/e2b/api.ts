@@ -100,6 +100,7 @@ export async function apiRoutes(root: FastifyInstance, deps: E2bDeps): Promise<v
       actor.key?.id ?? null,
     );
     templates.set(info.id, body.templateID);
+    deps.policies.record(info.id, actor.key?.policy);
     return reply.status(201).send(sandboxAnswer(info, body.templateID, deps, request));
   };
   for (const url of ["/v2/sandboxes", "/sandboxes"])
@@ -117,6 +118,8 @@ export async function apiRoutes(root: FastifyInstance, deps: E2bDeps): Promise<v
         "SESSION_PAUSED",
         `sandbox was released to snapshot ${info.snapshotId ?? "(none kept)"} after sessions.pausedSnapshotAfter; create a new one from it`,
       );
+    // This key's code obeys its own policy from now on, if stricter than the creator's.
+    deps.policies.record(id, request.actor!.key?.policy);
     const resumed = info.state === "paused";
     if (resumed) info = await sessions.resume(id, me(request));
     const timeout = request.body?.timeout;

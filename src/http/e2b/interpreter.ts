@@ -176,10 +176,15 @@ export async function interpreterRoutes(app: FastifyInstance, deps: E2bDeps): Pr
           errorLine("NotSupported", "env_vars: per-cell variables are not supported in bash cells"),
         );
       try {
-        const check = await checkCell(deps, { userId: call.userId }, call.sessionId, {
-          code: body.code,
-          language,
-        });
+        const check = await checkCell(
+          deps,
+          { userId: call.userId, policy: call.policy },
+          call.sessionId,
+          {
+            code: body.code,
+            language,
+          },
+        );
         if (check.rejected)
           return await finish(errorLine("MaliciousCode", check.rejected.error.message));
         const cell = await check.run({

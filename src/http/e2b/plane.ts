@@ -15,6 +15,7 @@ import type { FastifyRequest } from "fastify";
 import type { Config } from "../../config/schema.js";
 import { WardenError } from "../../errors.js";
 import type { SessionManager } from "../../sessions/manager.js";
+import type { PolicyMode } from "../../contract/policy.js";
 import type { SessionRunDeps } from "../../sessions/run-policy.js";
 
 /** Connect's error codes (the ones this adapter answers with). */
@@ -51,6 +52,8 @@ export interface SandboxCall {
   sessionId: string;
   e2bId: string;
   userId: string;
+  /** The strictest static-analysis policy of the keys that created or connected to it. */
+  policy: PolicyMode;
 }
 
 /** What every part of the adapter is given. */
@@ -62,6 +65,40 @@ export interface E2bDeps {
   /** The static-analysis policy cells go through, as on /v1/sessions/:id/run (run-policy.ts). */
   analyzer: SessionRunDeps["analyzer"];
   service: SessionRunDeps["service"];
+  /** Which keys' policies a sandbox's code obeys (the plane itself carries no key). */
+  policies: SandboxPolicies;
+}
+
+const STRICTNESS: Record<PolicyMode, number> = { off: 0, audit: 1, block: 2 };
+
+/**
+ * The sandbox plane carries a token, not a key, so the policy a key's code
+ * must obey (a block-mode key may not run through /e2b what /run would refuse)
+ * is recorded when a key creates or connects to the sandbox; the strictest
+ * one holds. A session no E2B key ever touched follows the server's.
+ */
+export class SandboxPolicies {
+  private readonly modes = new Map<string, PolicyMode>();
+  constructor(private readonly deps: Pick<E2bDeps, "sessions" | "config" | "analyzer">) {}
+
+  /** A key with this policy (null: the server's) created or connected to the session. */
+  record(sessionId: string, keyPolicy: PolicyMode | null | undefined): void {
+    const mode = this.deps.analyzer.modeFor(keyPolicy);
+    const before = this.modes.get(sessionId);
+    if (before === undefined && this.modes.size >= this.deps.config.maxSessions) this.prune();
+    if (before === undefined || STRICTNESS[mode] > STRICTNESS[before])
+      this.modes.set(sessionId, mode);
+  }
+
+  of(sessionId: string): PolicyMode {
+    return this.modes.get(sessionId) ?? this.deps.analyzer.modeFor(null);
+  }
+
+  /** Forgets sessions that ended: the map never holds more than the live ones. */
+  private prune(): void {
+    const live = new Set(this.deps.sessions.list("", true).map((s) => s.id));
+    for (const id of this.modes.keys()) if (!live.has(id)) this.modes.delete(id);
+  }
 }
 
 const SESSION_PREFIX = "sess_";
@@ -145,7 +182,7 @@ export function sandboxCall(req: FastifyRequest, deps: E2bDeps, e2bId?: string):
     // A valid token for a session that is gone: the sandbox is not running.
     throw new PlaneError("not_found", `sandbox ${toE2bId(sessionId)} is not running`, 502);
   }
-  return { sessionId, e2bId: toE2bId(sessionId), userId };
+  return { sessionId, e2bId: toE2bId(sessionId), userId, policy: deps.policies.of(sessionId) };
 }
 
 const HOME = "/home/user";

@@ -57,12 +57,11 @@ function checkRunning(deps: E2bDeps, call: SandboxCall): void {
  * policy is block and session commands are refused (run-policy.ts), the
  * adapter refuses them too rather than be a way around it.
  */
-function checkPolicy(deps: E2bDeps): void {
-  const { mode, sessionCommands } = deps.config.policy;
-  if (mode === "block" && sessionCommands === "block")
+function checkPolicy(deps: E2bDeps, call: SandboxCall): void {
+  if (call.policy === "block" && deps.config.policy.sessionCommands === "block")
     throw new PlaneError(
       "permission_denied",
-      "commands: shell commands cannot be statically analysed, and this server's policy is block (policy.sessionCommands: block)",
+      "commands: shell commands cannot be statically analysed, and this sandbox's key policy is block (server setting policy.sessionCommands: block)",
       403,
     );
 }
@@ -93,7 +92,7 @@ export function processService(app: FastifyInstance, deps: E2bDeps): void {
     async handle(call, req, send, ctx) {
       checkUser(ctx.request);
       checkRunning(deps, call);
-      checkPolicy(deps);
+      checkPolicy(deps, call);
       if (req.pty !== undefined && req.pty !== null)
         throw new PlaneError(
           "unimplemented",
