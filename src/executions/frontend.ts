@@ -16,6 +16,7 @@ import type { Execution, ExecutionSource } from "./execution.js";
 import type { Metrics } from "./metrics.js";
 import type { CreateExecutionInput } from "./request.js";
 import type { AdmissionDecision } from "./scheduler.js";
+import type { KeyIsolation } from "./isolation.js";
 
 export interface SubmitActor {
   userId: string;
@@ -23,6 +24,8 @@ export interface SubmitActor {
   networkAllow?: string[] | null | undefined;
   /** The key's policy mode (null: the server's), for a worker that analyses before it runs. */
   policy?: PolicyMode | null | undefined;
+  /** The key's isolation tier settings (executions/isolation.ts). */
+  isolation?: KeyIsolation | undefined;
 }
 
 /**

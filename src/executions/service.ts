@@ -38,6 +38,7 @@ import type { Metrics } from "./metrics.js";
 import { resolveKeyEgress, type EgressPolicy } from "../network/policy.js";
 import { EnvironmentStore } from "../environments/store.js";
 import { toExecutionRequest, type CreateExecutionInput } from "./request.js";
+import { checkTierAvailable, type KeyIsolation } from "./isolation.js";
 import { Scheduler, TransientError, type AdmissionDecision } from "./scheduler.js";
 
 export interface ExecutionServiceOptions {
@@ -255,6 +256,7 @@ export class ExecutionService {
               ? this.o.egress(r.network, { executionId: execution.id, userId: execution.userId })
               : undefined,
             environment: r.environment,
+            isolation: r.isolation,
             artifacts:
               this.o.config.maxArtifactsPerExecution > 0
                 ? {
@@ -317,6 +319,7 @@ export class ExecutionService {
         ? this.o.egress(r.network, { executionId: execution.id, userId: execution.userId })
         : undefined,
       environment: r.environment,
+      isolation: r.isolation,
       judge,
       maxCompiledBytes: bounds.maxCompiledMb * 1024 * 1024,
       caseOutputBytes: bounds.caseOutputBytes,
@@ -366,6 +369,7 @@ export class ExecutionService {
       userId: string;
       keyId?: string | undefined;
       networkAllow?: string[] | null | undefined;
+      isolation?: KeyIsolation | undefined;
     },
     source: ExecutionSource,
     live?: LiveInput,
@@ -399,6 +403,8 @@ export class ExecutionService {
       actor,
       source,
     );
+    // Refused before it is queued: a gvisor run must never fall back to namespaces.
+    checkTierAvailable(this.o.host, request.isolation);
     return this.scheduler.submit(live?.stdin ? { ...request, stdinStream: live.stdin } : request);
   }
 

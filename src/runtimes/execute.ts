@@ -33,6 +33,7 @@ import {
   type RuntimeRegistry,
 } from "./registry.js";
 import { runtimeTemplate } from "./warm.js";
+import type { Isolation } from "../contract/isolation.js";
 
 /**
  * A request's own limits for the compile step (already validated against the
@@ -85,6 +86,8 @@ export interface ExecuteRequest {
   artifacts?: ArtifactCollection | undefined;
   /** Judging: `files` already hold what the compile step made, so it is not run again. */
   skipCompile?: boolean | undefined;
+  /** The tier the box runs in (resolved by the caller: executions/isolation.ts). @default "namespaces" */
+  isolation?: Isolation | undefined;
   /**
    * Judging: compile only. Once the compile step succeeded, this gets the
    * workspace (a host path, null if the box cannot show it) and the program
@@ -190,7 +193,9 @@ export async function executeCode(
     env,
     network: compileArgv ? undefined : request.network,
     environment: request.environment ?? undefined,
+    isolation: request.isolation ?? "namespaces",
   });
+  result.isolation = request.isolation ?? "namespaces";
   request.onBox?.({ id: box.id, uid: box.uid });
   try {
     if (compileArgv) {
@@ -251,6 +256,7 @@ export async function executeCode(
         cpuTimeMs: ran.metrics.cpuTimeMs,
         peakMemoryBytes: ran.metrics.peakMemoryBytes,
         warmStart: box.tookWarm,
+        ...(ran.metrics.platform ? { platform: ran.metrics.platform } : {}),
       },
     });
     if (ran.status === "error")
@@ -299,11 +305,15 @@ async function takeOrPrepare(
     env: Record<string, string>;
     network: SandboxNetwork | undefined;
     environment: SandboxEnvironment | undefined;
+    isolation: Isolation;
   },
 ): Promise<Box> {
   const template = runtimeTemplate(host, runtime, first.limits, first.environment);
+  // The pool's templates are namespaces boxes: a gvisor run never takes one.
   const warm =
-    first.network === undefined && template.accepts(first.argv, { ...BASE_ENV, ...first.env })
+    first.isolation === "namespaces" &&
+    first.network === undefined &&
+    template.accepts(first.argv, { ...BASE_ENV, ...first.env })
       ? host.pool.take(template)
       : undefined;
   if (!warm)
@@ -311,6 +321,7 @@ async function takeOrPrepare(
       diskMb: first.limits.diskMb,
       files: first.files,
       binds: first.environment?.binds,
+      isolation: first.isolation,
     });
   try {
     warm.provide(first.files);

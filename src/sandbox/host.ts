@@ -24,6 +24,8 @@ import { newBoxId, ownerTag } from "./owner.js";
 import { UidPool } from "./uid-pool.js";
 import { WarmPool, type PoolConfig } from "./pool.js";
 import { checkFiles } from "./workspace.js";
+import type { Isolation } from "../contract/isolation.js";
+import { GVISOR_NOT_BUILT, type TierReporter, type TierStatus } from "./tiers.js";
 
 export interface SandboxHostOptions {
   config: SandboxHostConfig;
@@ -56,7 +58,7 @@ export function defaultNativeDir(): string {
   return resolve(here, "..", "..", "build", "native");
 }
 
-export class SandboxHost {
+export class SandboxHost implements TierReporter {
   /** Sandboxes started ahead of their requests. */
   readonly pool: WarmPool;
   private readonly pending = new Set<Promise<unknown>>();
@@ -238,8 +240,21 @@ export class SandboxHost {
     }
   }
 
+  /** Whether the gVisor tier runs here, or why not (a stub until the gVisor box lands). */
+  gvisorStatus(): TierStatus {
+    return GVISOR_NOT_BUILT;
+  }
+
   /** A new box with its own uid and (unmounted) workspace. Destroy it when done. */
-  async prepare(options: BoxOptions): Promise<Box> {
+  async prepare(options: BoxOptions & { isolation?: Isolation | undefined }): Promise<Box> {
+    // Never a quiet fallback: a run asked (or forced) into gvisor does not get namespaces.
+    if (options.isolation === "gvisor") {
+      const status = this.gvisorStatus();
+      throw new WardenError(
+        "ISOLATION_UNAVAILABLE",
+        `gVisor tier not available on this host: ${status.available ? "no gVisor box in this build" : status.reason}`,
+      );
+    }
     checkFiles(options.files ?? []);
     const id = newBoxId();
     const uid = await this.uids.acquire(id);

@@ -1,0 +1,68 @@
+/**
+ * Which isolation tier a run gets (docs/isolation.md). One pure function, so
+ * every interface — REST, MCP, sessions, notebooks, the CLI and the Piston,
+ * Judge0 and E2B adapters, which pass no field — resolves it the same way.
+ */
+import type { Isolation } from "../contract/isolation.js";
+import { WardenError } from "../errors.js";
+import type { TierReporter } from "../sandbox/tiers.js";
+
+/** A key's isolation settings (`warden keys create --isolation gvisor [--force-isolation]`). */
+export interface KeyIsolation {
+  /** The tier the key's runs get when the request names none; null = the server's. */
+  isolationDefault?: Isolation | null | undefined;
+  /** The key's runs are always in its default tier (only gvisor may be forced). */
+  isolationForced?: boolean | undefined;
+}
+
+/**
+ * The order: a key forced to gvisor wins, and a request asking for namespaces
+ * on it is refused (403) rather than quietly upgraded, so a client learns its
+ * key's rule; then the request's field; then the key's default; then
+ * `sandbox.isolation`. A forced key is a tenant that must never share the
+ * host kernel: nothing a request says can bring it back to namespaces.
+ */
+export function resolveIsolation(
+  serverDefault: Isolation,
+  requested: Isolation | undefined,
+  key: KeyIsolation | null | undefined,
+  field = "isolation",
+): Isolation {
+  if (key?.isolationForced && key.isolationDefault === "gvisor") {
+    if (requested === "namespaces")
+      throw new WardenError(
+        "ISOLATION_FORBIDDEN",
+        `${field}: this key may run only in the gvisor tier (an admin forced it)`,
+      );
+    return "gvisor";
+  }
+  return requested ?? key?.isolationDefault ?? serverDefault;
+}
+
+/** A key's settings checked when made or changed: forcing needs a gvisor default. */
+export function checkKeyIsolation(key: KeyIsolation): void {
+  if (key.isolationForced && key.isolationDefault !== "gvisor")
+    throw new WardenError(
+      "INVALID_REQUEST",
+      "isolationForced: only a key whose isolationDefault is gvisor can be forced",
+    );
+}
+
+/**
+ * Refuses a gvisor run on a host without the tier (503), with the probe's
+ * reason: silently running it in namespaces would break the key's promise.
+ */
+export function checkTierAvailable(host: TierReporter, isolation: Isolation | undefined): void {
+  if (isolation !== "gvisor") return;
+  const status = host.gvisorStatus();
+  if (!status.available)
+    throw new WardenError(
+      "ISOLATION_UNAVAILABLE",
+      `gVisor tier not available on this host: ${status.reason}`,
+    );
+}
+
+/** The tiers a host runs, for `GET /v1/runtimes`: namespaces always, gvisor when it is available. */
+export function tiersOf(host: TierReporter): Isolation[] {
+  return host.gvisorStatus().available ? ["namespaces", "gvisor"] : ["namespaces"];
+}
