@@ -5,6 +5,7 @@
  * ClusterService (the PostgreSQL queue, workers elsewhere). Calls that may
  * cross the network return promises on the second; callers await both.
  */
+import type { Isolation } from "../contract/isolation.js";
 import type { Readable } from "node:stream";
 import type { ExecutionResult } from "../contract/result.js";
 import type { SystemMetrics, UserMetrics } from "../contract/metrics.js";
@@ -80,6 +81,8 @@ export interface ExecutionFrontend {
   runtimes?(): Promise<
     { language: string; aliases: string[]; extensions: string[]; version: string | null }[]
   >;
+  /** The isolation tiers this node's sandboxes run in (a single node: its host's). */
+  tiers?(): Isolation[];
   /** The live execution this node follows (queued or running), if any. */
   live(id: string): Execution | undefined;
   /** A cluster API node follows an execution queued or running anywhere (SSE on any node). */

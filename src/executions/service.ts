@@ -38,7 +38,8 @@ import type { Metrics } from "./metrics.js";
 import { resolveKeyEgress, type EgressPolicy } from "../network/policy.js";
 import { EnvironmentStore } from "../environments/store.js";
 import { toExecutionRequest, type CreateExecutionInput } from "./request.js";
-import { checkTierAvailable, type KeyIsolation } from "./isolation.js";
+import { checkTierAvailable, tiersOf, type KeyIsolation } from "./isolation.js";
+import type { Isolation } from "../contract/isolation.js";
 import { Scheduler, TransientError, type AdmissionDecision } from "./scheduler.js";
 
 export interface ExecutionServiceOptions {
@@ -86,6 +87,8 @@ export interface ExecuteOptions {
   compare?: CreateExecutionInput["compare"];
   /** Skip the cases after the first that fails. @default false */
   stopOnFirstFailure?: boolean;
+  /** The isolation tier. @default config.sandbox.isolation */
+  isolation?: Isolation;
 }
 
 export type { SystemMetrics, UserMetrics };
@@ -357,6 +360,11 @@ export class ExecutionService {
     return resolveKeyEgress(input, this.o.config.network, networkAllow);
   }
 
+  /** The tiers this host runs: gvisor only when its probe passed (sandbox/tiers.ts). */
+  tiers(): Isolation[] {
+    return tiersOf(this.o.host);
+  }
+
   /** This node runs what it is given itself, so a stdin stream can reach the program. */
   get interactive(): boolean {
     return !this.o.clustered;
@@ -427,6 +435,7 @@ export class ExecutionService {
         tests: options.tests,
         compare: options.compare,
         stopOnFirstFailure: options.stopOnFirstFailure,
+        isolation: options.isolation,
         wait: true,
       },
       { userId },

@@ -7,6 +7,7 @@
  * on the sandbox's side of the wall: its stdout is read through an
  * AgentChannel (bounded lines, strict schema), and a violation ends the session.
  */
+import type { Isolation } from "../contract/isolation.js";
 import { once } from "node:events";
 import type { Socket } from "node:net";
 import { PassThrough } from "node:stream";
@@ -49,6 +50,8 @@ export interface AgentSandboxOptions {
   pythonKernel?: "auto" | "builtin" | undefined;
   /** The context the agent starts before the first cell asks for it (sessions.prestartContext). */
   prestart?: ContextLanguage | undefined;
+  /** The tier of the session's box (resolved by the manager). @default "namespaces" */
+  isolation?: Isolation | undefined;
 }
 
 const AGENT_PATH = "/.warden/lib/agent.cjs";
@@ -162,7 +165,11 @@ export class AgentSandbox {
     diskMb: number,
     options: AgentSandboxOptions,
   ): Promise<AgentSandbox> {
-    const box = await host.prepare({ diskMb, binds: options.environment?.binds });
+    const box = await host.prepare({
+      diskMb,
+      binds: options.environment?.binds,
+      isolation: options.isolation ?? "namespaces",
+    });
     const relay = new PreviewRelay(box.sidePath("preview"));
     let markReady!: () => void;
     const ready = new Promise<void>((resolve) => (markReady = resolve));

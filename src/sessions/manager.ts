@@ -4,6 +4,8 @@
  * run inside through the session's agent. Expiry, deletion and crashes all
  * end in the same place: the sandbox is destroyed and nothing is left.
  */
+import type { Isolation } from "../contract/isolation.js";
+import { checkTierAvailable, resolveIsolation } from "../executions/isolation.js";
 import type { Socket } from "node:net";
 import type { Logger } from "../audit/logger.js";
 import type { Config } from "../config/schema.js";
@@ -102,6 +104,14 @@ export class SessionManager {
       ? this.hooks.snapshots?.archive(options.snapshot, userId)
       : undefined;
     const language = contextLanguage(options.language ?? restore?.info.language ?? "python");
+    // Before anything starts: a forced key's namespaces request is refused (403), and a
+    // gvisor session on a host without the tier is refused (503), never run in namespaces.
+    const isolation = resolveIsolation(
+      this.config.sandbox.isolation,
+      options.isolation,
+      options.keyIsolation,
+    );
+    checkTierAvailable(this.host, isolation);
     // A restored session keeps its snapshot's environment unless it names another.
     const environment = this.environments.resolve(
       options.environment ?? restore?.info.environment,
@@ -147,7 +157,7 @@ export class SessionManager {
     this.starting.set(userId, (this.starting.get(userId) ?? 0) + 1);
     try {
       if (environment) releaseEnvironment = await this.environments.acquire(environment.name);
-      sandbox = await this.startSandbox(id, userId, limits, options.network, environment, language);
+      sandbox = await this.startSandbox(id, userId, limits, options.network, environment, language, isolation);
       const ready = async (): Promise<void> => {
         // Restored by the fresh agent, before any user code runs: code contexts start anew.
         if (restore)
@@ -179,6 +189,7 @@ export class SessionManager {
       language,
       network: options.network?.allow ?? [],
       environment: environment?.name ?? "default",
+      isolation,
       limits: {
         memoryMb: limits.memoryMb,
         cpuPercent: limits.cpuPercent,
@@ -234,6 +245,7 @@ export class SessionManager {
     network: EgressPolicy | null | undefined,
     environment: SandboxEnvironment | null,
     language: ContextLanguage,
+    isolation: Isolation,
   ): Promise<AgentSandbox> {
     return AgentSandbox.start(this.host, limits.diskMb, {
       limits,
@@ -242,6 +254,7 @@ export class SessionManager {
       searchPath: this.config.sandbox.searchPath,
       pythonKernel: this.config.sessionPythonKernel,
       prestart: this.config.sessions.prestartContext ? language : undefined,
+      isolation,
       network:
         network && this.hooks.egress
           ? this.hooks.egress(network, { userId, sessionId: id })

@@ -2,6 +2,8 @@
 import type { ArtifactCandidate, ArtifactLimits, Collected } from "../artifacts/collect.js";
 import type { RequestLimits } from "../executions/limits.js";
 import type { EgressPolicy } from "../network/policy.js";
+import type { Isolation } from "../contract/isolation.js";
+import type { KeyIsolation } from "../executions/isolation.js";
 import type { OutputChunk, SandboxNetwork } from "../sandbox/types.js";
 import type { z } from "zod";
 import type { SnapshotStore } from "./snapshots.js";
@@ -27,6 +29,10 @@ export interface CreateSessionOptions {
   environment?: string | undefined;
   /** A snapshot of the caller's to start from: its workspace is restored before the session starts. */
   snapshot?: string | undefined;
+  /** The tier the request asked for; resolved with `keyIsolation` and sandbox.isolation. */
+  isolation?: Isolation | undefined;
+  /** The creating key's tier settings (executions/isolation.ts): a forced key wins. */
+  keyIsolation?: KeyIsolation | null | undefined;
 }
 
 export interface CommandOptions {
