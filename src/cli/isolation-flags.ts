@@ -9,7 +9,10 @@ export function parseIsolationFlag(value: string | undefined): Isolation | undef
   if (value === undefined) return undefined;
   const parsed = IsolationSchema.safeParse(value);
   if (!parsed.success)
-    throw new WardenError("INVALID_REQUEST", `--isolation: unknown tier "${value}" (one of ${TIERS})`);
+    throw new WardenError(
+      "INVALID_REQUEST",
+      `--isolation: unknown tier "${value}" (one of ${TIERS})`,
+    );
   return parsed.data;
 }
 

@@ -6,14 +6,9 @@
 import type { Isolation } from "../contract/isolation.js";
 import { WardenError } from "../errors.js";
 import type { TierReporter } from "../sandbox/tiers.js";
+import type { KeyIsolation } from "../contract/key-isolation.js";
 
-/** A key's isolation settings (`warden keys create --isolation gvisor [--force-isolation]`). */
-export interface KeyIsolation {
-  /** The tier the key's runs get when the request names none; null = the server's. */
-  isolationDefault?: Isolation | null | undefined;
-  /** The key's runs are always in its default tier (only gvisor may be forced). */
-  isolationForced?: boolean | undefined;
-}
+export { checkKeyIsolation, type KeyIsolation } from "../contract/key-isolation.js";
 
 /**
  * The order: a key forced to gvisor wins, and a request asking for namespaces
@@ -37,15 +32,6 @@ export function resolveIsolation(
     return "gvisor";
   }
   return requested ?? key?.isolationDefault ?? serverDefault;
-}
-
-/** A key's settings checked when made or changed: forcing needs a gvisor default. */
-export function checkKeyIsolation(key: KeyIsolation): void {
-  if (key.isolationForced && key.isolationDefault !== "gvisor")
-    throw new WardenError(
-      "INVALID_REQUEST",
-      "isolationForced: only a key whose isolationDefault is gvisor can be forced",
-    );
 }
 
 /**

@@ -157,7 +157,15 @@ export class SessionManager {
     this.starting.set(userId, (this.starting.get(userId) ?? 0) + 1);
     try {
       if (environment) releaseEnvironment = await this.environments.acquire(environment.name);
-      sandbox = await this.startSandbox(id, userId, limits, options.network, environment, language, isolation);
+      sandbox = await this.startSandbox(
+        id,
+        userId,
+        limits,
+        options.network,
+        environment,
+        language,
+        isolation,
+      );
       const ready = async (): Promise<void> => {
         // Restored by the fresh agent, before any user code runs: code contexts start anew.
         if (restore)

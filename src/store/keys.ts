@@ -9,7 +9,7 @@ import { WardenError } from "../errors.js";
 import { PolicyModeSchema, type PolicyMode } from "../contract/policy.js";
 import type { NewKeyOptions } from "./store.js";
 import { IsolationSchema, type Isolation } from "../contract/isolation.js";
-import { checkKeyIsolation } from "../executions/isolation.js";
+import { checkKeyIsolation } from "../contract/key-isolation.js";
 
 export const SCOPES = ["execute", "sessions", "admin", "delegate"] as const;
 export type Scope = (typeof SCOPES)[number];
