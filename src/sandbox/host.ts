@@ -121,15 +121,13 @@ export class SandboxHost {
         await box.destroy();
         await this.settled();
       }
-    }).catch(
-      (error: unknown): GvisorProbe => ({
-        available: false,
-        version: null,
-        platform: null,
-        reason: (error as Error).message,
-        platforms: {},
-      }),
-    );
+    }).catch((error: unknown): GvisorProbe => ({
+      available: false,
+      version: null,
+      platform: null,
+      reason: (error as Error).message,
+      platforms: {},
+    }));
     if (probe.available && probe.platform)
       this.gvisorContext = await this.gvisorContextFor(probe.platform);
     const line = describeProbe(probe);

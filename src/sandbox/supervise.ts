@@ -37,6 +37,8 @@ export interface LaunchOptions {
   softStop?: (() => Promise<void>) | undefined;
   /** What the helper runs, for a failed start's message. @default "bubblewrap" */
   runtimeName?: string | undefined;
+  /** Told when the helper reports the runtime's end ("S"): nothing can connect after it. */
+  onRuntimeExit?: (() => void) | undefined;
 }
 
 export interface BeginOptions {
@@ -226,6 +228,7 @@ export class Launched {
         this.holding = true;
       } else if (kind === "S") {
         this.outcome.bwrapStatus = Number(rest[0]);
+        this.o.onRuntimeExit?.();
         reported();
         // bubblewrap ended before init said ready (a bind it could not make, say):
         // the helper now holds the box, so without this the start would wait forever.

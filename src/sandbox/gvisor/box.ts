@@ -205,8 +205,9 @@ export class GvisorBox implements SandboxBox {
         control: socketChannel(listener.connection),
         softStop: () => runscTerminate(this.ctx.runsc, container),
         runtimeName: "runsc",
+        // runsc is gone: an init that never connected never will.
+        onRuntimeExit: () => void listener.close(),
       });
-      // runsc is gone: nobody may connect any more.
       void launched.exited.then(() => listener.close());
       if (holder === undefined) this.holder = launched;
       return { launched, cgroup, control, container, bundle, mounts, limits: spec.limits };

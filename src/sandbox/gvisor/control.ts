@@ -5,9 +5,14 @@
  * program exists; that first connection is the only one ever accepted: the
  * listener closes and its path is unlinked at once, so a program that later
  * finds the path cannot connect and forge an `exit 0`.
+ *
+ * gVisor checks the socket's mode for the guest's uid 1000 itself, so the
+ * socket is 0666, inside a root-only 0700 directory: no host user reaches it,
+ * and runsc's gofer (root, binding it in) does.
  */
-import { chmod, rm } from "node:fs/promises";
+import { chmod, mkdir, rm } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
+import { join } from "node:path";
 
 export class ControlListener {
   /** init's connection: resolves with the first one, rejects if the listener closes first. */
@@ -16,7 +21,8 @@ export class ControlListener {
   private closed = false;
 
   private constructor(
-    readonly path: string,
+    /** The root-only directory holding the socket. */
+    readonly dir: string,
     private readonly server: Server,
   ) {
     this.connection = new Promise<Socket>((resolve, reject) => {
@@ -37,9 +43,16 @@ export class ControlListener {
     server.on("error", () => undefined);
   }
 
-  /** Listens on `path` (root-owned, mode 0600: only root, i.e. runsc's gofer, may connect). */
-  static async listen(path: string): Promise<ControlListener> {
-    await rm(path, { force: true });
+  /** The socket's host path (bound into the container). */
+  get path(): string {
+    return join(this.dir, "sock");
+  }
+
+  /** Listens on `<dir>/sock`, making `dir` (root-owned, 0700) afresh. */
+  static async listen(dir: string): Promise<ControlListener> {
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { mode: 0o700 });
+    const path = join(dir, "sock");
     const server = createServer({ allowHalfOpen: true, pauseOnConnect: false });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -48,9 +61,9 @@ export class ControlListener {
         resolve();
       });
     });
-    const listener = new ControlListener(path, server);
+    const listener = new ControlListener(dir, server);
     try {
-      await chmod(path, 0o600);
+      await chmod(path, 0o666);
     } catch (error) {
       await listener.close();
       throw error;
@@ -58,13 +71,13 @@ export class ControlListener {
     return listener;
   }
 
-  /** Stops listening and removes the path; a pending `connection` rejects. Safe twice. */
+  /** Stops listening and removes the socket and its directory; a pending `connection` rejects. Safe twice. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.server.close();
     this.settle?.reject(new Error("init never connected to its control socket"));
     this.settle = undefined;
-    await rm(this.path, { force: true });
+    await rm(this.dir, { recursive: true, force: true });
   }
 }
