@@ -48,9 +48,14 @@ export function runsc(
   });
 }
 
-/** SIGTERM to every process of the container (init ignores it, as a namespace's init does). */
+/**
+ * SIGTERM to every process of the container but init, as the namespaces tier
+ * does it: `kill(-1)` from a process run inside as the guest's user spares
+ * init and the caller. (`runsc kill --all` would kill init as well, and the
+ * program's own end would never be reported.)
+ */
 export async function runscTerminate(call: RunscCall, id: string): Promise<void> {
-  await runsc(call, ["kill", "--all", id, "TERM"]);
+  await runsc(call, ["exec", "--user", "1000:1000", id, "/bin/sh", "-c", "kill -TERM -1"]);
 }
 
 /** Removes the container's state whatever it is doing (idempotent; errors are "already gone"). */
