@@ -33,9 +33,10 @@ export function parseRunscVersion(text: string): string | null {
 export function parsePlatforms(flags: string): string[] {
   const m = /platform to use:\s*([^\n]*)/.exec(flags);
   if (!m) return [];
+  // "ptrace (default), kvm. (default "ptrace")": the list ends at the first period.
   return m[1]!
+    .split(".")[0]!
     .replace(/\(default\)/g, "")
-    .replace(/\.\s*$/, "")
     .split(",")
     .map((p) => p.trim())
     .filter((p) => /^[a-z]+$/.test(p));
