@@ -25,7 +25,7 @@ import type {
 } from "../sandbox/types.js";
 import { executionId } from "../util/ids.js";
 import { javaEntry } from "./java.js";
-import { BASE_ENV, type Box } from "../sandbox/box.js";
+import { BASE_ENV, type SandboxBox as Box } from "../sandbox/box.js";
 import {
   expandTemplate,
   privateMountsFor,

@@ -101,6 +101,11 @@ export class SandboxHost {
     this.gvisorProbe = this.probeGvisor();
   }
 
+  /** The gVisor tier's platform once its probe passed, else null (template keys). */
+  get gvisorPlatform(): string | null {
+    return this.gvisorContext?.platform ?? null;
+  }
+
   /** Whether the gVisor tier is available here, on which platform, or why not. */
   gvisor(): Promise<GvisorProbe> {
     return this.gvisorProbe;

@@ -8,6 +8,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SandboxHost } from "../../src/sandbox/host.js";
+import { runtimeTemplate } from "../../src/runtimes/warm.js";
 import type { SandboxBox } from "../../src/sandbox/box.js";
 import type { GvisorProbe } from "../../src/sandbox/gvisor/probe.js";
 import type { RunResult, SandboxSpec } from "../../src/sandbox/types.js";
@@ -262,6 +263,29 @@ describe.skipIf(reason !== "")(`gVisor box ${reason}`, () => {
     }
     const fmt = (xs: number[]) => xs.map((x) => x.toFixed(1)).join(", ");
     console.log(`gvisor /bin/true ms: bare ${fmt(bare)} | cold ${fmt(cold)} | warm ${fmt(warm)}`);
+  });
+
+  it("the pool's python template in gVisor: a warm stub answers the request", async () => {
+    const l = limits({ diskMb: 16 });
+    const template = runtimeTemplate(host!, registry.resolve("python"), l, undefined, "gvisor");
+    expect(template.key).toMatch(new RegExp(`^gvisor\\|python\\|.*\\|${probe!.platform}\\|warm$`));
+    const box = await host!.prepare(template.box);
+    try {
+      await box.prestart(template.launch);
+      box.provide([{ path: "main.py", content: "import os\nprint('warm', os.getuid())\n" }]);
+      const python = registry.resolve("python").tools.python!;
+      const t = performance.now();
+      const r = await box.run({
+        argv: [python, "-u", "main.py"],
+        limits: l,
+        mounts: [...(template.launch.mounts ?? [])],
+      });
+      console.log(`gvisor warm python request→result ${(performance.now() - t).toFixed(1)} ms`);
+      expect(r).toMatchObject({ status: "completed", warm: true, stdout: "warm 1000\n" });
+    } finally {
+      await box.destroy();
+      await expectGvisorNothingLeft(box);
+    }
   });
 
   it("the namespaces tier is untouched: prepare without isolation gives a bubblewrap box", async () => {
