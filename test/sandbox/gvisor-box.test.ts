@@ -6,6 +6,8 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SandboxHost } from "../../src/sandbox/host.js";
 import { runtimeTemplate } from "../../src/runtimes/warm.js";
@@ -285,6 +287,33 @@ describe.skipIf(reason !== "")(`gVisor box ${reason}`, () => {
     } finally {
       await box.destroy();
       await expectGvisorNothingLeft(box);
+    }
+  });
+
+  it("egress goes through the proxy over the bridge: an allowed host answers, another is refused", async () => {
+    const server = createServer((_, res) => res.end("from-host"));
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    const port = (server.address() as AddressInfo).port;
+    const fetch = (host: string) =>
+      `import urllib.request\ntry: print(urllib.request.urlopen('http://${host}:${port}/', timeout=10).read().decode())\nexcept Exception as e: print('refused', type(e).__name__)`;
+    const network = {
+      policy: {
+        allow: ["api.test"],
+        ports: [port],
+        maxBytes: 1 << 20,
+        maxConnections: 10,
+        staticHosts: { "api.test": "127.0.0.1", "other.test": "127.0.0.1" },
+        allowPrivateAddresses: true,
+      },
+    };
+    try {
+      const ok = await once({ argv: ["/usr/bin/python3", "-c", fetch("api.test")], network });
+      expect(ok.stdout, ok.stderr + (ok.errorMessage ?? "")).toBe("from-host\n");
+      expect(ok.metrics.networkConnections).toBe(1);
+      const denied = await once({ argv: ["/usr/bin/python3", "-c", fetch("other.test")], network });
+      expect(denied.stdout).toMatch(/^refused/);
+    } finally {
+      server.close();
     }
   });
 

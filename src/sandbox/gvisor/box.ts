@@ -7,7 +7,7 @@
  * sees only runsc's gofer (root) and Sentry (nobody), both in the cgroup.
  * init talks over a Unix socket bound into the container (control.ts).
  */
-import { rm } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "../../audit/logger.js";
@@ -233,6 +233,7 @@ export class GvisorBox implements SandboxBox {
     this.prestarted = undefined;
     let proxy: EgressProxy | undefined;
     let socketPath: string | undefined;
+    let socketDir: string | undefined;
     let cpuBaselineMs = 0;
     let warm = false;
     try {
@@ -245,10 +246,14 @@ export class GvisorBox implements SandboxBox {
       } else {
         if (started) await this.discard(started);
         if (spec.network) {
-          socketPath = this.sidePath(`${this.runs + 1}`);
+          // gVisor checks the socket's owner against the guest's uid 1000: it
+          // is 1000's, inside a root-only directory no host user can pass.
+          socketDir = this.sidePath(`net-${this.runs + 1}`);
+          await rm(socketDir, { recursive: true, force: true });
+          await mkdir(socketDir, { mode: 0o700 });
+          socketPath = join(socketDir, "sock");
           proxy = new EgressProxy(spec.network.policy, (e) => spec.network?.onEvent?.(e));
-          // The gofer (root) connects for the guest: the socket needs no box uid.
-          await proxy.listen(socketPath, this.uid);
+          await proxy.listen(socketPath, SANDBOX_UID);
         }
         started = await this.launch({ limits, mounts: spec.mounts }, socketPath);
       }
@@ -341,12 +346,12 @@ export class GvisorBox implements SandboxBox {
       // sockets go off the caller's path.
       const done = started;
       const closing = proxy;
-      const socket = socketPath;
+      const socket = socketDir;
       this.ctx.track(
         (async () => {
           if (done) await this.teardown(done);
           if (closing) await closing.close();
-          if (socket) await rm(socket, { force: true });
+          if (socket) await rm(socket, { recursive: true, force: true });
         })(),
       );
     }
