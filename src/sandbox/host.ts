@@ -14,7 +14,7 @@ import type { Isolation } from "../contract/isolation.js";
 import { GvisorBox, type GvisorContext } from "./gvisor/box.js";
 import { describeProbe, probeGvisor, type GvisorProbe } from "./gvisor/probe.js";
 import { ensureRootfs } from "./gvisor/rootfs.js";
-import { runscGlobalArgs } from "./gvisor/runsc-args.js";
+import { runscGlobalArgs, type RunscPlatform } from "./exec-args.js";
 import { SANDBOX_UID } from "./bwrap-args.js";
 import {
   createCgroupDriver,
@@ -158,7 +158,12 @@ export class SandboxHost {
       platform,
       runsc: {
         runscPath: gvisor.runscPath,
-        globalArgs: runscGlobalArgs({ root: runscRoot, platform, debugDir: gvisor.debugDir }),
+        // --overlay2=none: a newer runsc would otherwise lay a writable
+        // memory overlay over the read-only root.
+        globalArgs: [
+          ...runscGlobalArgs(gvisor, platform as RunscPlatform, runscRoot),
+          "--overlay2=none",
+        ],
       },
       bundleRoot,
       rootfs,

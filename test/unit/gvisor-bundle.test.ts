@@ -4,10 +4,8 @@ import {
   CONTROL_SOCKET,
   type OciSpecOptions,
 } from "../../src/sandbox/gvisor/bundle.js";
-import { runscGlobalArgs } from "../../src/sandbox/gvisor/runsc-args.js";
 import { skeletonContent, skeletonDigest } from "../../src/sandbox/gvisor/rootfs.js";
 import { gvisorCgroupLimits, parsePidsEventsMax } from "../../src/sandbox/gvisor/limits.js";
-import { runscExecArgs } from "../../src/sandbox/gvisor/exec.js";
 import {
   describeProbe,
   missingFlags,
@@ -168,66 +166,6 @@ describe("buildOciSpec", () => {
       "/.warden/lib/warm.py",
     ]);
     expect(mount(s, "/.warden/egress.sock")?.source).toBe("/run/warden/boxes/b1-2");
-  });
-});
-
-describe("runsc command lines", () => {
-  it("global flags: own root, no network, host sockets open-only, the platform; never the dangerous ones", () => {
-    const args = runscGlobalArgs({ root: "/run/warden/runsc", platform: "ptrace" });
-    expect(args).toEqual(
-      expect.arrayContaining([
-        "--root",
-        "/run/warden/runsc",
-        "--network=none",
-        "--host-uds=open",
-        "--platform=ptrace",
-        "--overlay2=none",
-      ]),
-    );
-    const all = [
-      ...args,
-      ...runscGlobalArgs({ root: "/r", platform: "kvm", debugDir: "/var/log/runsc" }),
-    ].join(" ");
-    for (const bad of [
-      "--host-uds=create",
-      "--host-uds=all",
-      "--network=host",
-      "TESTONLY",
-      "allow-flag-override",
-      "--rootless",
-    ])
-      expect(all).not.toContain(bad);
-    expect(runscGlobalArgs({ root: "/r", platform: "ptrace", debugDir: "/d" })).toContain(
-      "--debug-log=/d/",
-    );
-  });
-
-  it("warden-exec --runsc passes no fd, sets no rlimit on runsc, names uid 1000 as the workspace owner", () => {
-    const args = runscExecArgs({
-      runscPath: "/usr/bin/runsc",
-      runscArgs: ["--root", "/r", "run", "--bundle", "/b", "id"],
-      cgroupProcsFiles: ["/sys/fs/cgroup/pids/warden/id/cgroup.procs"],
-      workspace: { dir: "/run/warden/boxes/b1", mount: { join: 42 } },
-    });
-    expect(args).toContain("--runsc");
-    expect(args).not.toContain("--keep-fd");
-    expect(args).not.toContain("--rlimit");
-    expect(args.slice(args.indexOf("--uid"), args.indexOf("--uid") + 4)).toEqual([
-      "--uid",
-      "1000",
-      "--gid",
-      "1000",
-    ]);
-    expect(args.slice(args.indexOf("--"))).toEqual([
-      "--",
-      "/usr/bin/runsc",
-      "--root",
-      "/r",
-      "run",
-      "--bundle",
-      "/b",
-      "id",
-    ]);
   });
 });
 

@@ -23,7 +23,7 @@ import type { Cgroup } from "../cgroups/index.js";
 import { CPU_PERIOD_US, cpuQuotaUs } from "../cgroups/cgroup.js";
 import { classify } from "../classify.js";
 import { socketChannel } from "../control-channel.js";
-import { MiB, rlimitsFor, workspaceInodes } from "../exec-args.js";
+import { buildRunscExecArgs, MiB, rlimitsFor, workspaceInodes } from "../exec-args.js";
 import { encodeInitRequest } from "../init-request.js";
 import { Launched } from "../supervise.js";
 import type {
@@ -37,7 +37,6 @@ import { checkFiles, fillWorkspace } from "../workspace.js";
 import { buildOciSpec, writeBundle } from "./bundle.js";
 import { ControlListener } from "./control.js";
 import { gvisorCgroupLimits, pidsLimitHit } from "./limits.js";
-import { runscExecArgs } from "./exec.js";
 import { runscDelete, runscTerminate, type RunscCall } from "./runsc-args.js";
 
 /** What a gVisor box borrows from its host on top of a namespaces box's context. */
@@ -183,9 +182,11 @@ export class GvisorBox implements SandboxBox {
       const listener = control;
       const launched = new Launched({
         helperPath: this.ctx.helperPath,
-        helperArgs: runscExecArgs({
+        helperArgs: buildRunscExecArgs({
           runscPath: this.ctx.runsc.runscPath,
-          runscArgs: [...this.ctx.runsc.globalArgs, "run", "--bundle", bundle, container],
+          globalArgs: this.ctx.runsc.globalArgs,
+          bundleDir: bundle,
+          containerId: container,
           cgroupProcsFiles: cgroup.procsFiles,
           workspace: {
             dir: this.dir,

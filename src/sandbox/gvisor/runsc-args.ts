@@ -62,26 +62,3 @@ export async function runscTerminate(call: RunscCall, id: string): Promise<void>
 export async function runscDelete(call: RunscCall, id: string): Promise<void> {
   await runsc(call, ["delete", "--force", id], 30_000);
 }
-
-/**
- * The flags of every runsc call. Never --host-uds=create/all (the sandbox
- * could make host sockets), --network=host, --TESTONLY-* or
- * --allow-flag-override. --overlay2=none: newer runsc would otherwise put a
- * writable memory overlay over the read-only root.
- */
-export function runscGlobalArgs(o: {
-  root: string;
-  platform: string;
-  debugDir?: string | null | undefined;
-}): string[] {
-  return [
-    "--root",
-    o.root,
-    "--network=none",
-    "--host-uds=open",
-    `--platform=${o.platform}`,
-    "--file-access-mounts=shared",
-    "--overlay2=none",
-    ...(o.debugDir ? ["--debug", `--debug-log=${o.debugDir.replace(/\/*$/, "/")}`] : []),
-  ];
-}
