@@ -90,7 +90,7 @@ describe.skipIf(reason !== "")(`gVisor box ${reason}`, () => {
   });
 
   beforeAll(() => {
-    console.log(`gvisor probe: ${JSON.stringify(probe)}`);
+    process.stderr.write(`gvisor probe: ${JSON.stringify(probe)}\n`);
   });
 
   it("runs python as uid 1000 with stdout, stderr and the exit code", async () => {
@@ -264,7 +264,9 @@ describe.skipIf(reason !== "")(`gVisor box ${reason}`, () => {
       await expectGvisorNothingLeft(w);
     }
     const fmt = (xs: number[]) => xs.map((x) => x.toFixed(1)).join(", ");
-    console.log(`gvisor /bin/true ms: bare ${fmt(bare)} | cold ${fmt(cold)} | warm ${fmt(warm)}`);
+    process.stderr.write(
+      `gvisor /bin/true ms: bare ${fmt(bare)} | cold ${fmt(cold)} | warm ${fmt(warm)}\n`,
+    );
   });
 
   it("the pool's python template in gVisor: a warm stub answers the request", async () => {
@@ -282,7 +284,9 @@ describe.skipIf(reason !== "")(`gVisor box ${reason}`, () => {
         limits: l,
         mounts: [...(template.launch.mounts ?? [])],
       });
-      console.log(`gvisor warm python request→result ${(performance.now() - t).toFixed(1)} ms`);
+      process.stderr.write(
+        `gvisor warm python request→result ${(performance.now() - t).toFixed(1)} ms\n`,
+      );
       expect(r).toMatchObject({ status: "completed", warm: true, stdout: "warm 1000\n" });
     } finally {
       await box.destroy();
