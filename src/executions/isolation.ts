@@ -41,7 +41,8 @@ export function resolveIsolation(
 export function checkTierAvailable(host: TierReporter, isolation: Isolation | undefined): void {
   if (isolation !== "gvisor") return;
   const status = host.gvisorStatus();
-  if (!status.available)
+  // Pending (the probe at start-up still running): prepare waits for it and refuses then.
+  if (!status.available && !status.pending)
     throw new WardenError(
       "ISOLATION_UNAVAILABLE",
       `gVisor tier not available on this host: ${status.reason}`,

@@ -25,7 +25,7 @@ import type {
 } from "../sandbox/types.js";
 import { executionId } from "../util/ids.js";
 import { javaEntry } from "./java.js";
-import { BASE_ENV, type Box } from "../sandbox/box.js";
+import { BASE_ENV, type SandboxBox as Box } from "../sandbox/box.js";
 import {
   expandTemplate,
   privateMountsFor,
@@ -308,12 +308,10 @@ async function takeOrPrepare(
     isolation: Isolation;
   },
 ): Promise<Box> {
-  const template = runtimeTemplate(host, runtime, first.limits, first.environment);
-  // The pool's templates are namespaces boxes: a gvisor run never takes one.
+  // The tier is part of the template's key: a gvisor run takes only a gVisor box.
+  const template = runtimeTemplate(host, runtime, first.limits, first.environment, first.isolation);
   const warm =
-    first.isolation === "namespaces" &&
-    first.network === undefined &&
-    template.accepts(first.argv, { ...BASE_ENV, ...first.env })
+    first.network === undefined && template.accepts(first.argv, { ...BASE_ENV, ...first.env })
       ? host.pool.take(template)
       : undefined;
   if (!warm)

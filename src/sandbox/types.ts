@@ -94,8 +94,8 @@ export interface RunMetrics {
   memoryByteMs: number;
   /** Highest use of the workspace tmpfs seen while it ran (bytes). */
   diskPeakBytes: number;
-  /** gvisor tier: the platform the Sentry intercepted system calls with (ptrace, systrap, kvm). */
-  platform?: string | undefined;
+  /** gVisor tier: how the Sentry intercepts system calls (ptrace, systrap, kvm). */
+  platform?: string;
 }
 
 export interface RunResult {
@@ -113,6 +113,6 @@ export interface RunResult {
   sandbox: { id: string; uid: number };
   /** The run took a sandbox the warm pool had started ahead. */
   warm: boolean;
-  /** The tier that ran it; absent: namespaces (a bubblewrap box). */
-  isolation?: Isolation | undefined;
+  /** The tier that ran it. */
+  isolation?: Isolation;
 }

@@ -13,7 +13,7 @@ import type { Socket } from "node:net";
 import { PassThrough } from "node:stream";
 import { WardenError, type ErrorCode } from "../errors.js";
 import { findTool } from "../runtimes/registry.js";
-import type { Box } from "../sandbox/box.js";
+import type { SandboxBox as Box } from "../sandbox/box.js";
 import type { Cgroup } from "../sandbox/cgroups/index.js";
 import type { SandboxHost } from "../sandbox/host.js";
 import type {

@@ -19,8 +19,9 @@ async function gvisorUnavailable(): Promise<string | null> {
   if (gv.enabled === "off") return "sandbox.gvisor.enabled is off";
   if (!existsSync(gv.runscPath)) return `no runsc at ${gv.runscPath} (apt-get install runsc)`;
   if (process.getuid?.() !== 0) return "the tests do not run as root";
-  const status = (await testHost()).gvisorStatus();
-  return status.available ? null : status.reason;
+  // Waits for the host's probe at open (runsc runs /bin/true per platform).
+  const probe = await (await testHost()).gvisor();
+  return probe.available ? null : (probe.reason ?? "not probed");
 }
 
 const gvisorReason = await gvisorUnavailable();

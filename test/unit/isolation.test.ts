@@ -21,7 +21,7 @@ import { fromJob, QueuedJobSchema, toJob } from "../../src/cluster/job.js";
 import { keyOf, principalOf, PrincipalSchema } from "../../src/cluster/internal-auth.js";
 import { keyIsolationFlags, parseIsolationFlag } from "../../src/cli/isolation-flags.js";
 import { resolveLimits } from "../../src/executions/limits.js";
-import { GVISOR_NOT_BUILT, type TierStatus } from "../../src/sandbox/tiers.js";
+import type { TierStatus } from "../../src/sandbox/tiers.js";
 
 const FORCED = { isolationDefault: "gvisor", isolationForced: true } as const;
 const PREFERS = { isolationDefault: "gvisor", isolationForced: false } as const;
@@ -35,6 +35,8 @@ function thrown(fn: () => unknown): { code?: string; message: string } | null {
   }
 }
 const host = (status: TierStatus) => ({ gvisorStatus: () => status });
+const DOWN: TierStatus = { available: false, reason: "no runsc at /usr/bin/runsc" };
+const PENDING: TierStatus = { available: false, pending: true, reason: "probe running" };
 const UP: TierStatus = { available: true, platform: "ptrace", version: "0.0~20221219.0" };
 
 describe("resolveIsolation", () => {
@@ -75,16 +77,19 @@ describe("resolveIsolation", () => {
 
 describe("the host's tier", () => {
   it("refuses gvisor with the host's reason (503), never a quiet namespaces run", () => {
-    expect(thrown(() => checkTierAvailable(host(GVISOR_NOT_BUILT), "gvisor"))).toMatchObject({
+    expect(thrown(() => checkTierAvailable(host(DOWN), "gvisor"))).toMatchObject({
       code: "ISOLATION_UNAVAILABLE",
-      message: `gVisor tier not available on this host: ${GVISOR_NOT_BUILT.available ? "" : GVISOR_NOT_BUILT.reason}`,
+      message: `gVisor tier not available on this host: ${DOWN.available ? "" : DOWN.reason}`,
     });
-    expect(() => checkTierAvailable(host(GVISOR_NOT_BUILT), "namespaces")).not.toThrow();
+    expect(() => checkTierAvailable(host(DOWN), "namespaces")).not.toThrow();
     expect(() => checkTierAvailable(host(UP), "gvisor")).not.toThrow();
+    // Still probing: not refused at submission (prepare waits for the probe and refuses then).
+    expect(() => checkTierAvailable(host(PENDING), "gvisor")).not.toThrow();
   });
 
   it("lists gvisor only when the host offers it", () => {
-    expect(tiersOf(host(GVISOR_NOT_BUILT))).toEqual(["namespaces"]);
+    expect(tiersOf(host(DOWN))).toEqual(["namespaces"]);
+    expect(tiersOf(host(PENDING))).toEqual(["namespaces"]);
     expect(tiersOf(host(UP))).toEqual(["namespaces", "gvisor"]);
   });
 });
