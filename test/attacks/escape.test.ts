@@ -3,7 +3,7 @@
  * files, Warden's state, the network, the kernel, other sandboxes.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, readlinkSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
 import type { SandboxHost } from "../../src/sandbox/host.js";
@@ -20,14 +20,15 @@ import { EXPECT } from "./expect.js";
 import { program } from "./program.js";
 
 /** Host uid and command line of each pid (those that still exist). */
-function describeProcesses(pids: number[]): Map<number, { ids: string; cmdline: string }> {
-  const seen = new Map<number, { ids: string; cmdline: string }>();
+function describeProcesses(pids: number[]): Map<number, { ids: string; exe: string }> {
+  const seen = new Map<number, { ids: string; exe: string }>();
   for (const pid of pids)
     try {
       const status = readFileSync(`/proc/${pid}/status`, "utf8");
       seen.set(pid, {
         ids: `${/^Uid:\s+(.*)$/m.exec(status)?.[1]} / ${/^Gid:\s+(.*)$/m.exec(status)?.[1]}`,
-        cmdline: readFileSync(`/proc/${pid}/cmdline`, "utf8"),
+        // The binary, not argv: runsc re-executes itself as /proc/self/exe.
+        exe: readlinkSync(`/proc/${pid}/exe`),
       });
     } catch {
       // exited while we looked
@@ -61,9 +62,9 @@ const HOST_PROCESSES = {
   },
   runsc: {
     pids: (host: SandboxHost, box: { id: string; uid: number }) => cgroupPids(host, box.id),
-    check(seen: Map<number, { ids: string; cmdline: string }>, box: { uid: number }) {
-      for (const { ids, cmdline } of seen.values()) {
-        expect(cmdline).toMatch(/runsc/);
+    check(seen: Map<number, { ids: string; exe: string }>, box: { uid: number }) {
+      for (const { ids, exe } of seen.values()) {
+        expect(exe).toMatch(/\/runsc$/);
         expect(ids.split(/\s+/)).not.toContain(String(box.uid));
       }
     },
@@ -97,7 +98,7 @@ describe.each(TIERS)("escape attacks [%s]", (isolation) => {
       "/proc/1/root/etc/shadow",
       ...wardenPaths,
     ])
-      expect(seen[path], path).toMatch(/^(FileNotFoundError|PermissionError)$/);
+      expected.hostPath(path, seen[path]);
     // PID 1 is Warden's init, not the host's.
     const hostPid1 = readFileSync("/proc/1/cmdline", "utf8").split("\0")[0];
     expect(seen.pid1).toBe("/.warden/init");
@@ -105,7 +106,7 @@ describe.each(TIERS)("escape attacks [%s]", (isolation) => {
     // Only its own processes exist, and nothing of Warden's descriptors leaked in.
     expect((seen.pids as number[]).every((p) => p < 10)).toBe(true);
     expect(seen.fds).toEqual([0, 1, 2, 3]); // 3 is the listing's own directory fd
-    expect(seen.cgroup).toMatch(/:\/$/m);
+    expect(seen.cgroup).toMatch(expected.ownCgroup);
   });
 
   it("cannot write outside /workspace and /tmp", async () => {
@@ -191,7 +192,7 @@ describe.each(TIERS)("escape attacks [%s]", (isolation) => {
     expect(out).toMatch(expected.status.noNewPrivs);
     expect(out).toMatch(expected.status.seccomp);
     expect(out).toContain("hostname=warden");
-    expect(out).toContain(`unshare: ${expected.unshare}`);
+    expect(out).toMatch(expected.unshare);
     // Whatever the tier's kernel allows inside, root stays out of reach.
     expect(out).toContain("su: refused");
   });
@@ -201,7 +202,7 @@ describe.each(TIERS)("escape attacks [%s]", (isolation) => {
     const box = await host.prepare({ diskMb: 1, isolation });
     const who = HOST_PROCESSES[expected.hostProcesses];
     try {
-      const seen = new Map<number, { ids: string; cmdline: string }>();
+      const seen = new Map<number, { ids: string; exe: string }>();
       const run = box.run({
         argv: ["/bin/sh", "-c", "sleep 0.5 & sleep 0.5; wait"],
         limits: limits(),

@@ -35,11 +35,17 @@ const SENTRY_REFUSALS = new Set([
   "ENOTTY",
 ]);
 
+const UNREADABLE = /^(FileNotFoundError|PermissionError)$/;
+
 export interface TierExpectations {
+  /** What read-host.py saw of a host path (secrets, Warden's state, /sys). */
+  hostPath(path: string, seen: unknown): void;
+  /** The sandbox's /proc/self/cgroup: its own root, never a host path. */
+  ownCgroup: RegExp;
   /** identity.sh's /proc/self/status lines. */
   status: { seccomp: RegExp; noNewPrivs: RegExp };
-  /** `unshare -U true` as the sandbox user. */
-  unshare: "refused" | "ALLOWED";
+  /** identity.sh's `unshare -U true` line. */
+  unshare: RegExp;
   /** Checks one line of syscalls.c (`name outcome`). */
   syscall(name: string, outcome: string): void;
   /** A system call through the i386 (int 0x80) or x32 entry. */
@@ -55,8 +61,12 @@ export interface TierExpectations {
 
 export const EXPECT: Record<Isolation, TierExpectations> = {
   namespaces: {
+    hostPath(path, seen) {
+      expect(seen, path).toMatch(UNREADABLE);
+    },
+    ownCgroup: /:\/$/m,
     status: { seccomp: /Seccomp:\s+2/, noNewPrivs: /NoNewPrivs:\s+1/ },
-    unshare: "refused",
+    unshare: /unshare: refused/,
     syscall(name, outcome) {
       expect(outcome, name).not.toBe("ALLOWED");
       if (name === "clone3") expect(outcome).toBe("ENOSYS");
@@ -71,9 +81,20 @@ export const EXPECT: Record<Isolation, TierExpectations> = {
     hostProcesses: "box-uid",
   },
   gvisor: {
+    hostPath(path, seen) {
+      // gVisor mounts a /sys of its own kernel: /sys/fs/cgroup lists empty, nothing of the host's.
+      const sentrySys = path.startsWith("/sys/")
+        ? /^(FileNotFoundError|PermissionError|listed: )$/
+        : UNREADABLE;
+      expect(seen, path).toMatch(sentrySys);
+    },
+    // gVisor's own /proc/self/cgroup is empty: no host path shows.
+    ownCgroup: /^$|:\/$/m,
     // gVisor's /proc: no seccomp of the guest's own, no NoNewPrivs line (measured).
     status: { seccomp: /Seccomp:\s+0/, noNewPrivs: /^(?![\s\S]*NoNewPrivs:\s+0)/ },
-    unshare: "ALLOWED",
+    // A user namespace inside the Sentry touches only the guest: allowed by a bare
+    // runsc bundle (measured), refused under Warden's; either way harmless.
+    unshare: /unshare: (refused|ALLOWED)/,
     syscall(name, outcome) {
       if (SENTRY_OWN.has(name)) return;
       expect(SENTRY_REFUSALS.has(outcome), `${name} ${outcome}`).toBe(true);
