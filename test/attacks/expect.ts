@@ -8,6 +8,7 @@
 import { expect } from "vitest";
 import type { Isolation } from "../../src/contract/isolation.js";
 import type { ExecutionResult } from "../../src/contract/result.js";
+import { config } from "../helpers/sandbox.js";
 
 /**
  * System calls gVisor implements inside its own kernel (the Sentry), where
@@ -35,6 +36,10 @@ const SENTRY_REFUSALS = new Set([
   "ENOTTY",
 ]);
 
+const MiB = 1024 * 1024;
+/** The Sentry's room in a gVisor box's memory cgroup (sandbox.gvisor.memoryOverheadMb). */
+const GVISOR_MB = config.sandbox.gvisor.memoryOverheadMb;
+
 const UNREADABLE = /^(FileNotFoundError|PermissionError)$/;
 
 export interface TierExpectations {
@@ -50,6 +55,10 @@ export interface TierExpectations {
   syscall(name: string, outcome: string): void;
   /** A system call through the i386 (int 0x80) or x32 entry. */
   foreignAbi(result: ExecutionResult): void;
+  /** A memory bomb under `memoryMb`. */
+  memoryBomb(result: ExecutionResult, memoryMb: number): void;
+  /** A /dev/shm bomb under `memoryMb` (and RLIMIT_FSIZE at diskMb). */
+  shmBomb(result: ExecutionResult, memoryMb: number): void;
   /** A fork bomb under pids.max with a short timeout. */
   forkBomb(result: ExecutionResult): void;
   /**
@@ -74,6 +83,13 @@ export const EXPECT: Record<Isolation, TierExpectations> = {
     },
     foreignAbi(result) {
       expect(result).toMatchObject({ status: "failed", signal: "SIGSYS", stdout: "" });
+    },
+    memoryBomb(result, memoryMb) {
+      expect(result).toMatchObject({ status: "memory_limit", signal: "SIGKILL" });
+      expect(result.metrics.peakMemoryBytes).toBeLessThanOrEqual(memoryMb * MiB);
+    },
+    shmBomb(result) {
+      expect(result.status).toBe("memory_limit");
     },
     forkBomb(result) {
       expect(result.status).toBe("timeout");
@@ -103,6 +119,21 @@ export const EXPECT: Record<Isolation, TierExpectations> = {
       // The Sentry answers the foreign entry with an error (EINVAL / EPERM measured), or kills.
       expect(result.stdout).not.toMatch(/returned [1-9]/);
       expect(["completed", "failed"]).toContain(result.status);
+    },
+    memoryBomb(result, memoryMb) {
+      // The host OOM killer takes the whole Sentry: init cannot report a signal (null).
+      expect(result.status).toBe("memory_limit");
+      expect([null, "SIGKILL"]).toContain(result.signal);
+      expect(result.metrics.peakMemoryBytes).toBeLessThanOrEqual((memoryMb + GVISOR_MB) * MiB);
+    },
+    shmBomb(result, memoryMb) {
+      // gVisor's /dev/shm is its own tmpfs, in the Sentry's memory (so in the cgroup),
+      // and RLIMIT_FSIZE binds there first: EFBIG before the cgroup's limit, or the OOM kill.
+      const stopped =
+        result.status === "memory_limit" ||
+        (result.status === "failed" && /File too large/.test(result.stderr));
+      expect(stopped, `${result.status} ${result.stderr.slice(-200)}`).toBe(true);
+      expect(result.metrics.peakMemoryBytes).toBeLessThanOrEqual((memoryMb + GVISOR_MB) * MiB);
     },
     forkBomb(result) {
       // The host pids.max kills the whole Sentry (gVisor has no RLIMIT_NPROC).
