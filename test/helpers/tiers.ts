@@ -25,7 +25,8 @@ async function gvisorUnavailable(): Promise<string | null> {
 }
 
 const gvisorReason = await gvisorUnavailable();
-if (gvisorReason) console.warn(`gvisor tier tests skipped: ${gvisorReason}`);
+// stderr, so the reason shows in every run that leaves the tier out.
+if (gvisorReason) console.error(`gvisor tier tests skipped: ${gvisorReason}`);
 
 export const TIERS: Isolation[] = gvisorReason ? ["namespaces"] : ["namespaces", "gvisor"];
 
