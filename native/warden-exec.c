@@ -27,6 +27,19 @@
  *      to be read) until Warden closes the control fd, then exits, and the
  *      workspace goes with the namespace. Nothing is ever left mounted.
  *
+ * With --runsc (the gVisor tier) step 2 differs: the child joins the cgroups
+ * and execs runsc (`runsc ... run --bundle DIR ID`) as root, with an empty
+ * environment, and keeps only its stdio. It does not switch uid, set
+ * no_new_privs or load Warden's seccomp filter: runsc needs root to build the
+ * sandbox, and its gofer and Sentry drop to their own uid, capabilities and
+ * seccomp filters themselves; the program runs as the OCI spec's user inside
+ * gVisor's kernel, never as a host process. Joining the cgroups before exec
+ * puts runsc, its gofer, the Sentry and every stub in them from the start.
+ * The workspace tmpfs is mounted (or joined) as above, so the gofer, which
+ * runs in this mount namespace, binds DIR/workspace and DIR/tmp into the
+ * container; --uid/--gid then only name the owner of those directories (the
+ * container's user, through the gofer).
+ *
  * Errors go to the control fd as "E <message>", never to the sandbox's stderr.
  * If Warden dies, PR_SET_PDEATHSIG delivers SIGTERM here and the child is
  * killed; whatever still remains is the start-up janitor's job.
@@ -82,6 +95,7 @@ static void fail(const char *what) {
 struct options {
   const char *workspace;
   int mount;
+  int runsc;
   long join;
   unsigned long long mount_bytes, mount_inodes;
   const char *cgroups[MAX_LIST];
@@ -121,6 +135,10 @@ static void parse(int argc, char **argv, struct options *o) {
     }
     if (!strcmp(a, "--mount")) {
       o->mount = 1;
+      continue;
+    }
+    if (!strcmp(a, "--runsc")) {
+      o->runsc = 1;
       continue;
     }
     if (!v) break;
@@ -183,6 +201,11 @@ static void parse(int argc, char **argv, struct options *o) {
     report("E --mount and --join need --workspace");
     _exit(125);
   }
+  /* runsc gets only its stdio: an fd passed on would reach a root process. */
+  if (o->runsc && o->n_keep_fds) {
+    report("E --runsc passes no fds (--keep-fd)");
+    _exit(125);
+  }
   if (i >= argc || o->uid <= 0 || o->gid <= 0) {
     report("E usage: warden-exec --uid N --gid N [options] -- PROGRAM ARGS...");
     _exit(125);
@@ -206,9 +229,8 @@ static void close_other_fds(const struct options *o) {
   close_range(from, ~0U, 0);
 }
 
-/* Runs in the forked child: enter limits, drop privileges, exec. */
-static void become_sandbox(const struct options *o) {
-  close_other_fds(o);
+/* Into every cgroup, then the rlimits: before anything is exec'd. */
+static void enter_limits(const struct options *o) {
   char pid[32];
   int len = snprintf(pid, sizeof pid, "%d", getpid());
   for (int i = 0; i < o->n_cgroups; i++) {
@@ -220,6 +242,12 @@ static void become_sandbox(const struct options *o) {
     struct rlimit rl = {o->rlimit_val[i], o->rlimit_val[i]};
     if (setrlimit(o->rlimit_res[i], &rl) < 0) fail("setrlimit");
   }
+}
+
+/* Runs in the forked child: enter limits, drop privileges, exec. */
+static void become_sandbox(const struct options *o) {
+  close_other_fds(o);
+  enter_limits(o);
   if (setgroups(0, NULL) < 0) fail("setgroups");
   if (setresgid((gid_t)o->gid, (gid_t)o->gid, (gid_t)o->gid) < 0) fail("setresgid");
   if (setresuid((uid_t)o->uid, (uid_t)o->uid, (uid_t)o->uid) < 0) fail("setresuid");
@@ -237,6 +265,22 @@ static void become_sandbox(const struct options *o) {
   fail(o->argv[0]);
 }
 
+/* The --runsc child: into the cgroups, then runsc as root with nothing else. */
+static void become_runsc(const struct options *o) {
+  close_other_fds(o);
+  enter_limits(o);
+  /* runsc gives its gofer and Sentry the same death signal: the whole
+   * container goes when this helper does. */
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) fail("pdeathsig");
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  /* Nothing of Warden's environment reaches a root process. */
+  char *empty[] = {NULL};
+  execve(o->argv[0], o->argv, empty);
+  fail(o->argv[0]);
+}
+
 static void on_term(int sig) {
   (void)sig;
   terminate_requested = 1;
@@ -246,6 +290,9 @@ int main(int argc, char **argv) {
   struct options o;
   parse(argc, argv, &o);
   if (control_fd >= 0) fcntl(control_fd, F_SETFD, FD_CLOEXEC);
+  /* runsc keeps no fd but its stdio, so the rest (init's status and request
+   * fds of the other mode) close now: Warden sees them end at once. */
+  if (o.runsc) close_other_fds(&o);
 
   pid_t parent = getppid();
   struct sigaction sa = {0};
@@ -316,7 +363,10 @@ int main(int argc, char **argv) {
 
   pid_t child = fork();
   if (child < 0) fail("fork");
-  if (child == 0) become_sandbox(&o);
+  if (child == 0) {
+    if (o.runsc) become_runsc(&o);
+    become_sandbox(&o);
+  }
   /* The sandbox's fds are its own now: their ends must close when it ends. */
   for (int i = 0; i < o.n_keep_fds; i++)
     if (o.keep_fds[i] != control_fd) close(o.keep_fds[i]);

@@ -22,6 +22,13 @@
  * The status and request fds are close-on-exec, so the program cannot forge
  * its own outcome.
  *
+ * With `--socket PATH` in place of the two fds (the gVisor tier: runsc offers
+ * no way to hand fds to the container's init) it connects to the Unix socket
+ * PATH, bound in from the host, and uses that one connection for both: "ready"
+ * out, the request in until Warden shuts down its write half, the outcome out.
+ * The connection is made before any user code exists, and Warden accepts only
+ * that first one, so a program cannot connect later and forge an outcome.
+ *
  * With `--bridge SOCKET PORT` it first listens on 127.0.0.1:PORT inside the
  * sandbox's own network namespace and relays every connection to SOCKET, a
  * Unix socket bound in from the host's egress proxy: the only way out, and
@@ -257,16 +264,45 @@ static pid_t start_warm(char **argv, int *request_w, int *ready_r) {
   return pid;
 }
 
+/* The control connection of --socket mode (CLOEXEC: the program never holds it). */
+static int connect_control(const char *path) {
+  struct sockaddr_un addr = {0};
+  if (strlen(path) >= sizeof addr.sun_path) return -1;
+  addr.sun_family = AF_UNIX;
+  strcpy(addr.sun_path, path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  int r;
+  do r = connect(fd, (struct sockaddr *)&addr, sizeof addr);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+  }
+  return fd;
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: warden-init STATUS_FD REQUEST_FD [--bridge SOCKET PORT] "
-                    "[--warm PROGRAM ARGS...]\n");
+    fprintf(stderr, "usage: warden-init {STATUS_FD REQUEST_FD | --socket PATH} "
+                    "[--bridge SOCKET PORT] [--warm PROGRAM ARGS...]\n");
     return 127;
   }
-  int status_fd = atoi(argv[1]);
-  int request_fd = atoi(argv[2]);
-  if (fcntl(status_fd, F_SETFD, FD_CLOEXEC) < 0 || fcntl(request_fd, F_SETFD, FD_CLOEXEC) < 0)
-    return 127;
+  int status_fd, request_fd;
+  if (strcmp(argv[1], "--socket") == 0) {
+    status_fd = request_fd = connect_control(argv[2]);
+    if (status_fd < 0) {
+      fprintf(stderr, "warden-init: cannot connect to %s: %s\n", argv[2], strerror(errno));
+      return 127;
+    }
+  } else {
+    status_fd = atoi(argv[1]);
+    request_fd = atoi(argv[2]);
+    if (fcntl(status_fd, F_SETFD, FD_CLOEXEC) < 0 || fcntl(request_fd, F_SETFD, FD_CLOEXEC) < 0)
+      return 127;
+  }
   int arg = 3;
   if (argc >= arg + 3 && strcmp(argv[arg], "--bridge") == 0) {
     int listen_fd = bridge_listen(atoi(argv[arg + 2]));
@@ -277,7 +313,7 @@ int main(int argc, char **argv) {
     pid_t bridge = fork();
     if (bridge == 0) {
       close(status_fd);
-      close(request_fd);
+      if (request_fd != status_fd) close(request_fd);
       bridge_serve(listen_fd, argv[arg + 1]);
     }
     close(listen_fd);
@@ -310,7 +346,7 @@ int main(int argc, char **argv) {
     say(status_fd, "error request\n");
     return 127;
   }
-  close(request_fd);
+  if (request_fd != status_fd) close(request_fd);
   if (stub_request >= 0) {
     /* The stub parses the same request; the limits are set from here first. */
     if (apply_rlimits(&req, child) < 0 || write_all(stub_request, req.bytes, req.len) < 0) {

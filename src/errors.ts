@@ -26,6 +26,8 @@ export const ERROR_CODES = {
   SESSION_PAUSED: { httpStatus: 409, retryable: false },
   // Cluster: the worker running this execution (or holding this session) died.
   WORKER_LOST: { httpStatus: 503, retryable: true },
+  // The key is forced to the gvisor tier and the request asked for namespaces.
+  ISOLATION_FORBIDDEN: { httpStatus: 403, retryable: false },
 } as const satisfies Record<string, { httpStatus: number; retryable: boolean }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -7,6 +7,7 @@ import { SCOPES, ScopeSchema, type Scope } from "../store/keys.js";
 import { databaseUrlOf, openStore } from "../store/open.js";
 import type { KeyStore } from "../store/store.js";
 import { createContext, type GlobalOptions } from "./context.js";
+import { keyIsolationFlags } from "./isolation-flags.js";
 
 /** The configured store: the data dir's SQLite, or the cluster's PostgreSQL. */
 async function store(
@@ -28,6 +29,10 @@ export interface KeysCreateOptions {
   user?: string;
   allowNet?: string;
   policy?: string;
+  /** `--isolation gvisor`: the key's default tier. */
+  isolation?: string;
+  /** `--force-isolation`: the key's runs can never leave its tier. */
+  forceIsolation?: boolean;
   json?: boolean;
 }
 
@@ -48,6 +53,7 @@ export async function keysCreate(options: GlobalOptions & KeysCreateOptions): Pr
       "INVALID_REQUEST",
       `--policy: unknown mode "${options.policy}" (one of ${POLICY_MODES.join(", ")})`,
     );
+  const isolation = keyIsolationFlags(options, false);
   const { config } = createContext(options);
   const networkAllow = options.allowNet
     ?.split(",")
@@ -61,6 +67,7 @@ export async function keysCreate(options: GlobalOptions & KeysCreateOptions): Pr
       userId: options.user,
       networkAllow,
       policy: policy?.data,
+      ...isolation,
     });
     if (options.json) process.stdout.write(`${JSON.stringify({ ...key, token })}\n`);
     else process.stdout.write(`${token}\n`);
@@ -87,10 +94,11 @@ export async function keysList(options: GlobalOptions & { json?: boolean }): Pro
       k.userId,
       k.scopes.join(","),
       k.policy ?? "-",
+      `${k.isolationDefault ?? "-"}${k.isolationForced ? " (forced)" : ""}`,
       new Date(k.createdAt).toISOString(),
       k.revokedAt ? `revoked ${new Date(k.revokedAt).toISOString()}` : "active",
     ]);
-    const header = ["ID", "NAME", "USER", "SCOPES", "POLICY", "CREATED", "STATE"];
+    const header = ["ID", "NAME", "USER", "SCOPES", "POLICY", "ISOLATION", "CREATED", "STATE"];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     for (const row of [header, ...rows])
       process.stdout.write(`${row.map((c, i) => c.padEnd(widths[i]!)).join("  ")}\n`);

@@ -6,6 +6,7 @@ import { benchCommand, type BenchOptions } from "./bench.js";
 import { doctorCommand } from "./doctor.js";
 import { envCreate, envList, envRemove, type EnvCreateOptions } from "./env.js";
 import type { GlobalOptions } from "./context.js";
+import { parseIsolationFlag } from "./isolation-flags.js";
 import { keysCreate, keysList, keysRevoke, type KeysCreateOptions } from "./keys.js";
 import { DEFAULT_MCP_USER, mcpCommand, type McpOptions } from "./mcp.js";
 import { migrateCommand, type MigrateOptions } from "./migrate.js";
@@ -48,6 +49,7 @@ function program(setExit: (code: number) => void): Command {
     .option("--tolerance <x>", "with --compare float: absolute and relative tolerance")
     .option("--checker <file>", "with --tests: a checker program (input/expected/actual.txt)")
     .option("--stop-on-first-failure", "with --tests: skip the cases after the first failure")
+    .option("--isolation <tier>", "namespaces or gvisor (default sandbox.isolation)")
     .action(async (file: string, args: string[], opts: RunOptions, cmd: Command) => {
       setExit(await runCommand(file, args, { ...cmd.optsWithGlobals<RunOptions>(), ...opts }));
     });
@@ -131,6 +133,8 @@ function program(setExit: (code: number) => void): Command {
     .option("--user <userId>", "the user it acts as (default: the name)")
     .option("--allow-net <hosts>", "egress this key's executions may ask for, within network.allow")
     .option("--policy <mode>", "static-analysis policy for this key: off, audit or block")
+    .option("--isolation <tier>", "the tier of this key's runs: namespaces or gvisor")
+    .option("--force-isolation", "the key can never run outside its tier (gvisor only)")
     .option("--json", "print the key record with its token as JSON")
     .action(async (opts: KeysCreateOptions, cmd: Command) => {
       setExit(await keysCreate({ ...cmd.optsWithGlobals<GlobalOptions>(), ...opts }));
@@ -218,8 +222,17 @@ function program(setExit: (code: number) => void): Command {
     .option("--judge", "only test cases/s: one judge run vs the same cases as executions")
     .option("--cases <n>", "cases of --judge", "100")
     .option("--json", "print the figures as JSON")
-    .action(async (opts: BenchOptions, cmd: Command) => {
-      setExit(await benchCommand({ ...cmd.optsWithGlobals<BenchOptions>(), ...opts }));
+    .option("--isolation <tier>", "measure only this tier: namespaces or gvisor (default: each)")
+    .action(async (opts: BenchOptions & { isolation?: string }, cmd: Command) => {
+      // Parsed here so a typo fails before minutes of measuring; the bench reads `isolation`.
+      const isolation = parseIsolationFlag(opts.isolation);
+      setExit(
+        await benchCommand({
+          ...cmd.optsWithGlobals<BenchOptions>(),
+          ...opts,
+          ...(isolation ? { isolation } : {}),
+        }),
+      );
     });
   return cli;
 }

@@ -12,6 +12,8 @@ import { EnvironmentStore } from "../environments/store.js";
 import { createContext, openHost, type GlobalOptions } from "./context.js";
 import { judgeCode } from "../judging/judge.js";
 import { cliJudge, testsTable, type TestsOptions } from "./run-tests.js";
+import { parseIsolationFlag } from "./isolation-flags.js";
+import { checkTierAvailable } from "../executions/isolation.js";
 
 export interface RunOptions extends GlobalOptions, TestsOptions {
   language?: string;
@@ -22,6 +24,8 @@ export interface RunOptions extends GlobalOptions, TestsOptions {
   disk?: string;
   allowNet?: string;
   environment?: string;
+  /** `--isolation gvisor`: the tier (default sandbox.isolation). */
+  isolation?: string;
   json?: boolean;
 }
 
@@ -189,7 +193,15 @@ export async function runCommand(
         (path) => ctx.registry.lookupByExtension(extname(path))?.language,
       )
     : undefined;
+  const isolation = parseIsolationFlag(options.isolation) ?? ctx.config.sandbox.isolation;
   const host = await openHost(ctx);
+  try {
+    checkTierAvailable(host, isolation);
+  } catch (error) {
+    await host.close();
+    await release();
+    throw error;
+  }
   const files = [{ path: fileName, content: code }];
   const network = egress
     ? {
@@ -208,6 +220,7 @@ export async function runCommand(
         environment,
         network,
         judge,
+        isolation,
         maxCompiledBytes: ctx.config.judging.maxCompiledMb * 1024 * 1024,
         caseOutputBytes: ctx.config.judging.caseOutputBytes,
       })
@@ -219,6 +232,7 @@ export async function runCommand(
         limits,
         environment,
         network,
+        isolation,
         onOutput: options.json
           ? undefined
           : (chunk) =>

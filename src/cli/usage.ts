@@ -8,6 +8,7 @@ import type { Command } from "commander";
 import { WardenError } from "../errors.js";
 import { updateKey } from "../executions/new-key.js";
 import { ENV_ADMIN_KEY_ID, KeyPatchSchema } from "../store/keys.js";
+import { keyIsolationFlags } from "./isolation-flags.js";
 import { databaseUrlOf, openStore } from "../store/open.js";
 import { QUOTA_METRICS, QUOTA_PERIODS, QuotaIdSchema } from "../store/quotas.js";
 import type { Store } from "../store/store.js";
@@ -169,6 +170,8 @@ interface KeysUpdateOptions {
   scopes?: string;
   allowNet?: string;
   policy?: string;
+  isolation?: string;
+  forceIsolation?: boolean;
 }
 
 async function keysUpdate(
@@ -188,6 +191,7 @@ async function keysUpdate(
     ...(options.policy !== undefined
       ? { policy: options.policy === "server" ? null : options.policy }
       : {}),
+    ...keyIsolationFlags(options, true),
   });
   if (!patch.success)
     throw new WardenError(
@@ -254,12 +258,15 @@ export function usageCommands(cli: Command, keys: Command, setExit: (code: numbe
     );
   keys
     .command("update")
-    .description("change a key's name, scopes, egress allowlist or policy")
+    .description("change a key's name, scopes, egress allowlist, policy or isolation tier")
     .argument("<id>", "key id (see keys list)")
     .option("--name <name>", "a new label")
     .option("--scopes <list>", "comma-separated: execute, sessions, admin, delegate")
     .option("--allow-net <hosts>", "egress within network.allow ('' for the server's)")
     .option("--policy <mode>", "off, audit, block, or server (the server's)")
+    .option("--isolation <tier>", "namespaces, gvisor, or server (the server's)")
+    .option("--force-isolation", "the key can never run outside its tier (gvisor only)")
+    .option("--no-force-isolation", "lift the forced tier")
     .action(async (id: string, opts: KeysUpdateOptions, cmd: Command) =>
       setExit(await keysUpdate({ ...globals(cmd), ...opts, id })),
     );

@@ -22,6 +22,7 @@ import type { Metrics } from "../executions/metrics.js";
 import type { AuditEvent, ExecutionRecord, NewEvent } from "../store/records.js";
 import type { Execution, ExecutionRequest, ExecutionSource } from "../executions/execution.js";
 import { toExecutionRequest, type CreateExecutionInput } from "../executions/request.js";
+import type { KeyIsolation } from "../executions/isolation.js";
 import { judgeMemoryMb } from "../judging/types.js";
 import type { AdmissionDecision } from "../executions/scheduler.js";
 import type { QuotaGate } from "../executions/frontend.js";
@@ -182,6 +183,7 @@ export class ClusterService {
       networkAllow?: string[] | null | undefined;
       /** The key's policy mode (null: the server's); used when the worker analyses. */
       policy?: PolicyMode | null | undefined;
+      isolation?: KeyIsolation | undefined;
     },
     source: ExecutionSource,
   ): Promise<Execution> {

@@ -17,6 +17,7 @@ import { createHmac, timingSafeEqual } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 import { z } from "zod";
 import { PolicyModeSchema } from "../contract/policy.js";
+import { IsolationSchema } from "../contract/isolation.js";
 import { WardenError } from "../errors.js";
 import { ScopeSchema, type ApiKey } from "../store/keys.js";
 
@@ -36,6 +37,9 @@ export const PrincipalSchema = z
     scopes: z.array(ScopeSchema).max(8),
     networkAllow: z.array(z.string().max(253)).max(256).nullable(),
     policy: PolicyModeSchema.nullable(),
+    // The key's tier travels with it: a worker must not run a forced-gvisor key's session in namespaces.
+    isolationDefault: IsolationSchema.nullable().optional(),
+    isolationForced: z.boolean().optional(),
     ip: z.string().max(64),
     requestId: z.string().max(64),
   })
@@ -67,6 +71,8 @@ export function principalOf(key: ApiKey, ip: string, requestId: string): Princip
     scopes: key.scopes,
     networkAllow: key.networkAllow,
     policy: key.policy,
+    isolationDefault: key.isolationDefault,
+    isolationForced: key.isolationForced,
     ip,
     requestId,
   };
@@ -156,5 +162,7 @@ export function keyOf(p: Principal): ApiKey {
     lastUsedAt: null,
     networkAllow: p.networkAllow,
     policy: p.policy,
+    isolationDefault: p.isolationDefault ?? null,
+    isolationForced: p.isolationForced ?? false,
   };
 }

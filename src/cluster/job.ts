@@ -9,6 +9,7 @@
 import { z } from "zod";
 import { COMPARE_MODES } from "../contract/judging.js";
 import { PolicyModeSchema, type PolicyMode } from "../contract/policy.js";
+import { IsolationSchema } from "../contract/isolation.js";
 import { SandboxLimitsSchema } from "../contract/limits.js";
 import { WardenError } from "../errors.js";
 import type { EgressPolicy } from "../network/policy.js";
@@ -103,6 +104,11 @@ export const QueuedJobSchema = z.object({
   policy: PolicyModeSchema.nullable().optional(),
   /** A test-case run; the worker re-bounds its limits and count by its own config. */
   judge: JudgeJobSchema.optional(),
+  /**
+   * The tier the API node resolved (request, key, server). Absent in rows
+   * queued before the tier existed: namespaces, as they were submitted.
+   */
+  isolation: IsolationSchema.optional(),
 });
 export type QueuedJob = z.infer<typeof QueuedJobSchema>;
 
@@ -132,6 +138,7 @@ export function toJob(request: ExecutionRequest, policy?: PolicyMode | null): Qu
     source: request.source,
     ...(policy !== undefined ? { policy } : {}),
     ...(request.judge ? { judge: request.judge } : {}),
+    ...(request.isolation ? { isolation: request.isolation } : {}),
   };
 }
 
@@ -187,6 +194,7 @@ export function fromJob(
     userId: who.userId,
     keyId: who.keyId ?? undefined,
     source: job.source,
+    isolation: job.isolation ?? "namespaces",
     ...(resolved.judge ? { judge: resolved.judge } : {}),
   };
 }

@@ -12,6 +12,7 @@ export { RUN_STATUSES, RunStatusSchema, type RunStatus } from "./status.js";
 import { RUN_STATUSES, RunStatusSchema } from "./status.js";
 import { TestsSummarySchema } from "./judging.js";
 import { ExecutionUsageSchema } from "./usage.js";
+import { IsolationSchema } from "./isolation.js";
 
 /** An execution's status: a run's, or where it stands before one. */
 export const ExecutionStatusSchema = z.enum(["queued", "running", ...RUN_STATUSES, "rejected"]);
@@ -59,6 +60,12 @@ export const ResultMetricsSchema = z.object({
     .boolean()
     .describe("The run took a sandbox the warm pool had started ahead of the request."),
   usage: ExecutionUsageSchema.optional(),
+  platform: z
+    .string()
+    .optional()
+    .describe(
+      "gvisor tier: how gVisor intercepted the program's system calls (ptrace, systrap, kvm).",
+    ),
 });
 
 /** `success` of every result: status is completed. */
@@ -107,6 +114,8 @@ export const ExecutionResultSchema = z
     tests: TestsSummarySchema.optional().describe(
       "A test-case run (`tests` or `testsFrom` in the request): verdicts per case and totals.",
     ),
+    // Optional: records stored before the gvisor tier existed have none (they ran in namespaces).
+    isolation: IsolationSchema.optional().describe("The tier the program ran in."),
   })
   .describe("The result shape shared by every interface.");
 export type ExecutionResult = z.infer<typeof ExecutionResultSchema>;

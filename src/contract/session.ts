@@ -4,6 +4,7 @@
  * execution result's own (DESIGN §3), so a command, a background command and
  * a cell end in the same words as an execution.
  */
+import { IsolationSchema } from "./isolation.js";
 import { z } from "zod";
 import { FindingSchema } from "./policy.js";
 import { SandboxLimitsSchema } from "./limits.js";
@@ -134,6 +135,7 @@ export const SessionSchema = z.object({
     .string()
     .optional()
     .describe("The prebuilt environment mounted read-only (GET /v1/environments)."),
+  isolation: IsolationSchema.optional().describe("The tier the session's sandbox runs in."),
   state: z
     .enum(["running", "paused", "released"])
     .describe(

@@ -12,6 +12,7 @@ import { blankResult, type ExecutionResult, type ExecutionStatus } from "../cont
 import type { TestCaseResult } from "../contract/judging.js";
 import type { CompileLimits, StageEvent } from "../runtimes/execute.js";
 import type { JudgeSpec } from "../judging/types.js";
+import type { Isolation } from "../contract/isolation.js";
 import type { OutputChunk, SandboxFile, SandboxLimits } from "../sandbox/types.js";
 
 /** Where a request came from, for audit. */
@@ -36,6 +37,11 @@ export interface ExecutionRequest {
   network: EgressPolicy | null;
   /** A prebuilt environment mounted for the program; absent = the host's packages. */
   environment?: SandboxEnvironment | null | undefined;
+  /**
+   * The tier it runs in, resolved from the request, its key and the server
+   * (executions/isolation.ts; toExecutionRequest always sets it). Absent: namespaces.
+   */
+  isolation?: Isolation | undefined;
   /** Files (relative to /workspace) to return as artifacts besides those under output/. */
   artifacts?: string[] | undefined;
   /** Retry Warden's own transient failures (never the program). @default true */

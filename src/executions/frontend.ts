@@ -5,6 +5,7 @@
  * ClusterService (the PostgreSQL queue, workers elsewhere). Calls that may
  * cross the network return promises on the second; callers await both.
  */
+import type { Isolation } from "../contract/isolation.js";
 import type { Readable } from "node:stream";
 import type { ExecutionResult } from "../contract/result.js";
 import type { SystemMetrics, UserMetrics } from "../contract/metrics.js";
@@ -16,6 +17,7 @@ import type { Execution, ExecutionSource } from "./execution.js";
 import type { Metrics } from "./metrics.js";
 import type { CreateExecutionInput } from "./request.js";
 import type { AdmissionDecision } from "./scheduler.js";
+import type { KeyIsolation } from "./isolation.js";
 
 export interface SubmitActor {
   userId: string;
@@ -23,6 +25,8 @@ export interface SubmitActor {
   networkAllow?: string[] | null | undefined;
   /** The key's policy mode (null: the server's), for a worker that analyses before it runs. */
   policy?: PolicyMode | null | undefined;
+  /** The key's isolation tier settings (executions/isolation.ts). */
+  isolation?: KeyIsolation | undefined;
 }
 
 /**
@@ -77,6 +81,8 @@ export interface ExecutionFrontend {
   runtimes?(): Promise<
     { language: string; aliases: string[]; extensions: string[]; version: string | null }[]
   >;
+  /** The isolation tiers this node's sandboxes run in (a single node: its host's). */
+  tiers?(): Isolation[];
   /** The live execution this node follows (queued or running), if any. */
   live(id: string): Execution | undefined;
   /** A cluster API node follows an execution queued or running anywhere (SSE on any node). */

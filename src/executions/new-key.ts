@@ -21,6 +21,8 @@ export function createKey(
     scopes: input.scopes,
     networkAllow,
     policy: input.policy ?? null,
+    isolationDefault: input.isolationDefault ?? null,
+    isolationForced: input.isolationForced ?? false,
   });
 }
 

@@ -18,6 +18,8 @@ import {
 import type { ExecutionRequest, ExecutionSource } from "./execution.js";
 import type { RuntimeDefinition } from "../config/runtime-definition.js";
 import { EnvironmentNameSchema } from "../contract/environment.js";
+import { IsolationSchema } from "../contract/isolation.js";
+import { resolveIsolation, type KeyIsolation } from "./isolation.js";
 import { JudgeRequestFields } from "../contract/judging.js";
 import { resolveJudge } from "../judging/request.js";
 
@@ -84,6 +86,9 @@ export function createExecutionSchemas(config: Config) {
       compileLimits: CompileLimitsSchema.optional(),
       network: NetworkRequestSchema.optional(),
       environment: EnvironmentNameSchema.optional(),
+      isolation: IsolationSchema.optional().describe(
+        "Isolation tier; absent: the key's, else the server's (sandbox.isolation). A key forced to gvisor refuses namespaces (403 ISOLATION_FORBIDDEN).",
+      ),
       artifacts: z
         .array(z.string().min(1).max(1024))
         .max(
@@ -168,7 +173,7 @@ export function toExecutionRequest(
     /** A checker's language by its canonical name, undefined when not runnable here. */
     checkerLanguage?: (name: string) => string | undefined;
   },
-  actor: { userId: string; keyId?: string | undefined },
+  actor: { userId: string; keyId?: string | undefined; isolation?: KeyIsolation | undefined },
   source: ExecutionSource,
 ): ExecutionRequest {
   const files = toSandboxFiles(input, def.fileName, config);
@@ -186,6 +191,7 @@ export function toExecutionRequest(
     compileLimits: resolveCompileLimits(config, input.compileLimits),
     network: resolved.network,
     environment: resolved.environment,
+    isolation: resolveIsolation(config.sandbox.isolation, input.isolation, actor.isolation),
     artifacts: input.artifacts?.map((path, i) => checkWorkspacePath(path, `artifacts[${i}]`)),
     retryOnFailure: input.retryOnFailure,
     userId: actor.userId,

@@ -21,6 +21,7 @@ import type { Execution, ExecutionSource } from "./execution.js";
 import type { CreateExecutionInput } from "./request.js";
 import type { ExecutionFrontend, LiveInput } from "./frontend.js";
 import { checkSuiteOwner } from "../judging/suites.js";
+import type { KeyIsolation } from "./isolation.js";
 
 /** Who asks, as the interface authenticated them. */
 export interface RunActor {
@@ -33,6 +34,8 @@ export interface RunActor {
   policy?: PolicyMode | null | undefined;
   /** The key's own egress allowlist (narrows the server's). */
   networkAllow?: string[] | null | undefined;
+  /** The key's isolation tier: its default and whether it is forced (executions/isolation.ts). */
+  isolation?: KeyIsolation | undefined;
 }
 
 export interface RunCodeOptions {
@@ -100,6 +103,7 @@ export async function runCode(
         userId,
         keyId: actor.keyId,
         networkAllow: actor.networkAllow,
+        isolation: actor.isolation,
         ...(analyzer ? {} : { policy: actor.policy ?? null }),
       },
       options.source,

@@ -38,6 +38,8 @@ import type { Metrics } from "./metrics.js";
 import { resolveKeyEgress, type EgressPolicy } from "../network/policy.js";
 import { EnvironmentStore } from "../environments/store.js";
 import { toExecutionRequest, type CreateExecutionInput } from "./request.js";
+import { checkTierAvailable, tiersOf, type KeyIsolation } from "./isolation.js";
+import type { Isolation } from "../contract/isolation.js";
 import { Scheduler, TransientError, type AdmissionDecision } from "./scheduler.js";
 
 export interface ExecutionServiceOptions {
@@ -85,6 +87,8 @@ export interface ExecuteOptions {
   compare?: CreateExecutionInput["compare"];
   /** Skip the cases after the first that fails. @default false */
   stopOnFirstFailure?: boolean;
+  /** The isolation tier. @default config.sandbox.isolation */
+  isolation?: Isolation;
 }
 
 export type { SystemMetrics, UserMetrics };
@@ -255,6 +259,7 @@ export class ExecutionService {
               ? this.o.egress(r.network, { executionId: execution.id, userId: execution.userId })
               : undefined,
             environment: r.environment,
+            isolation: r.isolation,
             artifacts:
               this.o.config.maxArtifactsPerExecution > 0
                 ? {
@@ -317,6 +322,7 @@ export class ExecutionService {
         ? this.o.egress(r.network, { executionId: execution.id, userId: execution.userId })
         : undefined,
       environment: r.environment,
+      isolation: r.isolation,
       judge,
       maxCompiledBytes: bounds.maxCompiledMb * 1024 * 1024,
       caseOutputBytes: bounds.caseOutputBytes,
@@ -354,6 +360,11 @@ export class ExecutionService {
     return resolveKeyEgress(input, this.o.config.network, networkAllow);
   }
 
+  /** The tiers this host runs: gvisor only when its probe passed (sandbox/tiers.ts). */
+  tiers(): Isolation[] {
+    return tiersOf(this.o.host);
+  }
+
   /** This node runs what it is given itself, so a stdin stream can reach the program. */
   get interactive(): boolean {
     return !this.o.clustered;
@@ -366,6 +377,7 @@ export class ExecutionService {
       userId: string;
       keyId?: string | undefined;
       networkAllow?: string[] | null | undefined;
+      isolation?: KeyIsolation | undefined;
     },
     source: ExecutionSource,
     live?: LiveInput,
@@ -399,6 +411,8 @@ export class ExecutionService {
       actor,
       source,
     );
+    // Refused before it is queued: a gvisor run must never fall back to namespaces.
+    checkTierAvailable(this.o.host, request.isolation);
     return this.scheduler.submit(live?.stdin ? { ...request, stdinStream: live.stdin } : request);
   }
 
@@ -421,6 +435,7 @@ export class ExecutionService {
         tests: options.tests,
         compare: options.compare,
         stopOnFirstFailure: options.stopOnFirstFailure,
+        isolation: options.isolation,
         wait: true,
       },
       { userId },

@@ -14,6 +14,7 @@ export function runActor(actor: Actor): RunActor {
     keyId: actor.key?.id,
     policy: actor.key?.policy,
     networkAllow: actor.key?.networkAllow,
+    isolation: actor.key ?? undefined,
   };
 }
 

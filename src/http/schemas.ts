@@ -1,4 +1,5 @@
 /** Response shapes, in zod, for validation of what we send and for the OpenAPI document. */
+import { IsolationSchema } from "../contract/isolation.js";
 import { z } from "zod";
 import { FindingSchema } from "../contract/policy.js";
 import { ErrorCodeSchema, ExecutionResultSchema } from "../contract/result.js";
@@ -37,6 +38,9 @@ export const RuntimeSchema = z.object({
   aliases: z.array(z.string()),
   extensions: z.array(z.string()),
   version: z.string().nullable(),
+  isolation: z
+    .array(IsolationSchema)
+    .describe("The tiers it runs in here: namespaces always, gvisor when this host offers it."),
 });
 
 const EXECUTION_ID = /^exec_[0-9A-Z]{26}$/;

@@ -9,6 +9,7 @@
 import type { Verdict } from "../contract/judging.js";
 import { executeCode } from "../runtimes/execute.js";
 import type { ExecutionUsage } from "../contract/usage.js";
+import type { Isolation } from "../contract/isolation.js";
 import type { RuntimeRegistry } from "../runtimes/registry.js";
 import type { SandboxHost } from "../sandbox/host.js";
 import type { PreparedProgram } from "./program.js";
@@ -32,6 +33,8 @@ export async function runChecker(
   io: { input: string; expected: string; actual: string },
   signal: AbortSignal | undefined,
   count?: (usage: ExecutionUsage | undefined) => void,
+  /** The checker is the request's code too: it runs in the run's tier. */
+  isolation?: Isolation,
 ): Promise<CheckerOutcome> {
   const ran = await executeCode(host, registry, {
     language: checker.language,
@@ -45,6 +48,7 @@ export async function runChecker(
     skipCompile: program.skipCompile,
     limits: checker.limits,
     signal,
+    isolation,
   });
   count?.(ran.metrics.usage);
   const firstLine = ran.stdout.split("\n", 1)[0] ?? "";

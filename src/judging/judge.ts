@@ -30,6 +30,7 @@ export interface JudgeRequest extends Pick<
   | "environment"
   | "signal"
   | "onBox"
+  | "isolation"
 > {
   judge: JudgeSpec;
   /** Most bytes a compile step may leave (judging.maxCompiledMb). */
@@ -84,6 +85,7 @@ export async function judgeCode(
   request: JudgeRequest,
 ): Promise<ExecutionResult> {
   const result = blankResult(request.id ?? executionId());
+  result.isolation = request.isolation ?? "namespaces";
   const { judge } = request;
   const started = Date.now();
   // Every sandbox of the run counts in its usage: compile, cases, checker (docs/usage.md).
@@ -119,6 +121,7 @@ export async function judgeCode(
         ],
         limits: judge.checker.limits,
         signal: request.signal,
+        isolation: request.isolation,
       },
       request.maxCompiledBytes,
       count,
@@ -216,6 +219,7 @@ async function runCase(
     environment: request.environment,
     signal: request.signal,
     onBox: request.onBox,
+    isolation: request.isolation,
   }).catch((error: unknown) => {
     const failed = blankResult("case", "error", {
       code: "INTERNAL",
@@ -242,6 +246,7 @@ async function runCase(
         { input: c.stdin ?? "", expected: c.expectedOutput ?? "", actual: ran.stdout },
         request.signal,
         count,
+        request.isolation,
       ).catch((error: unknown) => ({
         verdict: "error" as const,
         message: `checker: ${(error as Error).message}`,

@@ -38,6 +38,7 @@ export type ProgramRequest = Pick<
   | "signal"
   | "onBox"
   | "environment"
+  | "isolation"
 >;
 
 /** Compiles `request` once (if its language compiles) and returns what its runs start from. */

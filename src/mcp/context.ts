@@ -2,6 +2,7 @@
  * What every MCP tool gets: the core services, the acting user and their
  * scopes; and the shape of a tool definition.
  */
+import type { KeyIsolation } from "../executions/isolation.js";
 import type { CallToolResult, ToolAnnotations } from "@modelcontextprotocol/sdk/types.js";
 import type { z } from "zod";
 import type { Logger } from "../audit/logger.js";
@@ -35,6 +36,8 @@ export interface McpServerOptions {
   keyId?: string | undefined;
   /** The key's own egress allowlist (narrows the server's). */
   networkAllow?: string[] | null | undefined;
+  /** The key's isolation tier settings; absent = none (the server's sandbox.isolation). */
+  isolation?: KeyIsolation | null | undefined;
   /**
    * Base of the service's URLs (preview links), e.g. `http://127.0.0.1:8080`;
    * absent when no HTTP service serves this client's sandboxes (stdio).

@@ -3,6 +3,7 @@
  * exactly like `POST /v1/executions` and Piston (same static-analysis policy,
  * scheduler, per-user limits, records, audit trail and kill on cancel).
  */
+import { IsolationSchema } from "../contract/isolation.js";
 import { EnvironmentNameSchema } from "../contract/environment.js";
 import { z } from "zod";
 import { WardenError } from "../errors.js";
@@ -122,6 +123,9 @@ export function runTools(o: McpServerOptions): ToolDefinition[] {
           "How outputs are compared with expectedOutput (default: trailing whitespace ignored).",
         ),
         stop_on_first_failure: z.boolean().optional(),
+        isolation: IsolationSchema.optional().describe(
+          "Isolation tier: namespaces (fast) or gvisor (gVisor's user-space kernel); default: the key's, else the server's.",
+        ),
       }),
       output: ExecutionResultOutput,
       annotations: {
@@ -154,6 +158,7 @@ export function runTools(o: McpServerOptions): ToolDefinition[] {
             tests: args.tests,
             compare: args.compare,
             stopOnFirstFailure: args.stop_on_first_failure,
+            isolation: args.isolation,
             retryOnFailure: true,
             wait: true,
           },
@@ -163,6 +168,7 @@ export function runTools(o: McpServerOptions): ToolDefinition[] {
             keyId: o.keyId,
             policy: o.policy,
             networkAllow: o.networkAllow,
+            isolation: o.isolation ?? undefined,
           },
           { source: "mcp", signal: extra.signal, abortReason: "cancelled by the MCP client" },
         );

@@ -3,6 +3,7 @@
  * caller, named by an explicit `sandbox_id` (the protocol keeps no session
  * state of its own). Same per-user limits, TTL and idle expiry as REST.
  */
+import { IsolationSchema } from "../contract/isolation.js";
 import { EnvironmentNameSchema } from "../contract/environment.js";
 import { z } from "zod";
 import { WardenError } from "../errors.js";
@@ -85,6 +86,9 @@ export function sandboxTools(o: McpServerOptions): ToolDefinition[] {
         snapshot_id: SnapshotIdSchema.optional().describe(
           "Start with the files of a snapshot_sandbox snapshot.",
         ),
+        isolation: IsolationSchema.optional().describe(
+          "Isolation tier: namespaces (fast) or gvisor (gVisor's user-space kernel); default: the key's, else the server's.",
+        ),
       }),
       output: SandboxOutput,
       annotations: {
@@ -99,6 +103,8 @@ export function sandboxTools(o: McpServerOptions): ToolDefinition[] {
           timeout: args.timeout_seconds,
           environment: args.environment,
           snapshot: args.snapshot_id,
+          isolation: args.isolation,
+          keyIsolation: o.isolation,
           metadata: { via: "mcp" },
         });
         const view = sandboxView(info);

@@ -4,6 +4,8 @@
  * IPython shell lines (`!cmd`, `%%bash`) run through the session's shell;
  * other magics are reported as unsupported for their cell, never a crash.
  */
+import type { Isolation } from "../contract/isolation.js";
+import type { KeyIsolation } from "../executions/isolation.js";
 import { randomBytes } from "node:crypto";
 import { toErrorInfo } from "../errors.js";
 import type { CellResult, SessionManager } from "../sessions/manager.js";
@@ -41,6 +43,9 @@ export interface RunNotebookOptions {
   maxOutputBytes: number;
   /** A prebuilt environment for the notebook's session; absent = the host's packages. */
   environment?: string | undefined;
+  /** The tier the run asked for, and the key's settings (the session manager resolves them). */
+  isolation?: Isolation | undefined;
+  keyIsolation?: KeyIsolation | null | undefined;
 }
 
 /** The bytes a cell's outputs hold (what keeping and storing them costs). */
@@ -255,7 +260,12 @@ export async function runNotebook(
   });
   if (codeCells === 0) return { notebook: executed(), summary };
   const ttl = Math.min(o.maxSessionSeconds, Math.ceil(codeCells * (o.cellTimeout + 5)) + 120);
-  const session = await sessions.create(o.userId, { timeout: ttl, environment: o.environment });
+  const session = await sessions.create(o.userId, {
+    timeout: ttl,
+    environment: o.environment,
+    isolation: o.isolation,
+    keyIsolation: o.keyIsolation,
+  });
   const cancel = (): void =>
     void sessions.destroy(session.id, o.userId, "notebook run cancelled").catch(() => undefined);
   o.signal?.addEventListener("abort", cancel, { once: true });

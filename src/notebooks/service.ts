@@ -3,6 +3,8 @@
  * under the caller's policy, run it in a fresh session, keep the executed
  * notebook in the data dir under a Warden-chosen name for download.
  */
+import type { Isolation } from "../contract/isolation.js";
+import type { KeyIsolation } from "../executions/isolation.js";
 import { mkdirSync } from "node:fs";
 import { readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -35,6 +37,8 @@ export interface NotebookRunRequest {
   stopOnError?: boolean | undefined;
   /** Aborting cancels the run (say, the client hung up). */
   signal?: AbortSignal | undefined;
+  /** The tier asked for; resolved with the key's and the server's as for a session. */
+  isolation?: Isolation | undefined;
 }
 
 export interface NotebookRun {
@@ -149,7 +153,11 @@ export class NotebookService {
   /** Analyses, then (unless the policy blocks it) runs the notebook for `userId`. */
   async run(
     notebook: Notebook,
-    actor: { userId: string; policy?: PolicyMode | null | undefined },
+    actor: {
+      userId: string;
+      policy?: PolicyMode | null | undefined;
+      isolation?: KeyIsolation | null | undefined;
+    },
     request: NotebookRunRequest = {},
   ): Promise<NotebookRun> {
     const cellTimeout = request.cellTimeout ?? this.config.notebooks.cellTimeout;
@@ -188,6 +196,8 @@ export class NotebookService {
         maxOutputBytes: this.config.notebooks.maxOutputBytes,
         signal: request.signal,
         environment: request.environment,
+        isolation: request.isolation,
+        keyIsolation: actor.isolation,
       });
       run = {
         ...base,

@@ -25,7 +25,7 @@ import type {
 } from "../sandbox/types.js";
 import { executionId } from "../util/ids.js";
 import { javaEntry } from "./java.js";
-import { BASE_ENV, type Box } from "../sandbox/box.js";
+import { BASE_ENV, type SandboxBox as Box } from "../sandbox/box.js";
 import {
   expandTemplate,
   privateMountsFor,
@@ -33,6 +33,7 @@ import {
   type RuntimeRegistry,
 } from "./registry.js";
 import { runtimeTemplate } from "./warm.js";
+import type { Isolation } from "../contract/isolation.js";
 
 /**
  * A request's own limits for the compile step (already validated against the
@@ -85,6 +86,8 @@ export interface ExecuteRequest {
   artifacts?: ArtifactCollection | undefined;
   /** Judging: `files` already hold what the compile step made, so it is not run again. */
   skipCompile?: boolean | undefined;
+  /** The tier the box runs in (resolved by the caller: executions/isolation.ts). @default "namespaces" */
+  isolation?: Isolation | undefined;
   /**
    * Judging: compile only. Once the compile step succeeded, this gets the
    * workspace (a host path, null if the box cannot show it) and the program
@@ -190,7 +193,9 @@ export async function executeCode(
     env,
     network: compileArgv ? undefined : request.network,
     environment: request.environment ?? undefined,
+    isolation: request.isolation ?? "namespaces",
   });
+  result.isolation = request.isolation ?? "namespaces";
   request.onBox?.({ id: box.id, uid: box.uid });
   try {
     if (compileArgv) {
@@ -251,6 +256,7 @@ export async function executeCode(
         cpuTimeMs: ran.metrics.cpuTimeMs,
         peakMemoryBytes: ran.metrics.peakMemoryBytes,
         warmStart: box.tookWarm,
+        ...(ran.metrics.platform ? { platform: ran.metrics.platform } : {}),
       },
     });
     if (ran.status === "error")
@@ -299,9 +305,11 @@ async function takeOrPrepare(
     env: Record<string, string>;
     network: SandboxNetwork | undefined;
     environment: SandboxEnvironment | undefined;
+    isolation: Isolation;
   },
 ): Promise<Box> {
-  const template = runtimeTemplate(host, runtime, first.limits, first.environment);
+  // The tier is part of the template's key: a gvisor run takes only a gVisor box.
+  const template = runtimeTemplate(host, runtime, first.limits, first.environment, first.isolation);
   const warm =
     first.network === undefined && template.accepts(first.argv, { ...BASE_ENV, ...first.env })
       ? host.pool.take(template)
@@ -311,6 +319,7 @@ async function takeOrPrepare(
       diskMb: first.limits.diskMb,
       files: first.files,
       binds: first.environment?.binds,
+      isolation: first.isolation,
     });
   try {
     warm.provide(first.files);

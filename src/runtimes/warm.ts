@@ -5,7 +5,8 @@
  * of the program, started exactly as the program would be; any other box
  * waits in init for whatever its first run (a compile step, say) asks.
  */
-import type { PoolTemplate } from "../sandbox/pool.js";
+import { isolatedKey, type PoolTemplate } from "../sandbox/pool.js";
+import type { Isolation } from "../contract/isolation.js";
 import type { SandboxHost } from "../sandbox/host.js";
 import type { ReadOnlyMount, SandboxEnvironment, SandboxLimits } from "../sandbox/types.js";
 import { BASE_ENV } from "../sandbox/box.js";
@@ -36,20 +37,25 @@ export function runtimeTemplate(
   runtime: ResolvedRuntime,
   limits: SandboxLimits,
   environment?: SandboxEnvironment,
+  isolation: Isolation = "namespaces",
 ): RuntimeTemplate {
   const def = runtime.definition;
   const mounts: ReadOnlyMount[] = privateMountsFor(runtime, (name) => host.privateFile(name));
   // An environment's boxes are their own template: its tree is bound when the
   // box starts, and its variables are in the stub's start-up environment.
-  const key = [
-    def.language,
-    limits.diskMb,
-    limits.memoryMb,
-    limits.pids,
-    limits.openFiles,
-    ...(environment ? [`env=${environment.key}`] : []),
-  ].join("|");
-  const base = { key, box: { diskMb: limits.diskMb, binds: environment?.binds } };
+  const key = isolatedKey(
+    [
+      def.language,
+      limits.diskMb,
+      limits.memoryMb,
+      limits.pids,
+      limits.openFiles,
+      ...(environment ? [`env=${environment.key}`] : []),
+    ].join("|"),
+    isolation,
+    host.gvisorPlatform,
+  );
+  const base = { key, box: { diskMb: limits.diskMb, binds: environment?.binds, isolation } };
   const ceilings: SandboxLimits = { ...limits, cpuTimeMs: undefined };
   const stub = def.warm && !def.compile ? STUBS[def.warm] : undefined;
   if (!stub) return { ...base, launch: { limits: ceilings, mounts }, accepts: () => true };

@@ -113,9 +113,30 @@ export const BASE_ENV: Readonly<Record<string, string>> = {
   USER: "sandbox",
 };
 
+/**
+ * What callers use of a box, whichever tier runs it: `Box` (bubblewrap over the
+ * host kernel) or `GvisorBox` (runsc; src/sandbox/gvisor/box.ts).
+ */
+export interface SandboxBox {
+  readonly id: string;
+  /** The host uid leased to the box (its files and, in the namespaces tier, its processes). */
+  readonly uid: number;
+  /** The box's first run took a sandbox started ahead (the warm pool). */
+  readonly tookWarm: boolean;
+  /** The workspace on the host between runs (or after the last), else null. */
+  readonly deadWorkspace: string | null;
+  sidePath(name: string): string;
+  startedMemoryBytes(): Promise<number>;
+  usage(): ExecutionUsage;
+  provide(files: readonly SandboxFile[]): void;
+  prestart(spec: LaunchSpec): Promise<void>;
+  run(spec: SandboxSpec): Promise<RunResult>;
+  destroy(): Promise<void>;
+}
+
 type BoxState = "prepared" | "idle" | "running" | "destroyed";
 
-export class Box {
+export class Box implements SandboxBox {
   private state: BoxState = "prepared";
   private runs = 0;
   private destroying: Promise<void> | undefined;

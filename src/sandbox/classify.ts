@@ -37,6 +37,7 @@ type Facts = Pick<
   | "killedByUser"
   | "forceKilled"
   | "disk"
+  | "pidsExceeded"
 > & { oomKills: number };
 
 export function classify(f: Facts): Classification {
@@ -44,7 +45,9 @@ export function classify(f: Facts): Classification {
   let signal: string | null = null;
   if (f.program && "exitCode" in f.program) exitCode = f.program.exitCode;
   else if (f.program) signal = signalName(f.program.signal);
-  else if (f.forceKilled) signal = "SIGKILL";
+  // gVisor has no RLIMIT_NPROC: a fork bomb fills the host's pids.max and
+  // runsc's kernel dies with the program, as if it had been SIGKILLed.
+  else if (f.forceKilled || f.pidsExceeded) signal = "SIGKILL";
 
   const base = { exitCode, signal };
   if (f.killedByUser) return { status: "killed", ...base };
@@ -53,6 +56,7 @@ export function classify(f: Facts): Classification {
 
   const failed = exitCode !== 0;
   if (f.oomKills > 0 && failed) return { status: "memory_limit", ...base };
+  if (f.pidsExceeded && !f.program) return { status: "failed", ...base };
   const diskFull =
     f.disk !== null && (f.disk.freeBytes < DISK_FULL_SLACK_BYTES || f.disk.freeInodes === 0);
   if (signal === "SIGXFSZ" || (diskFull && failed)) return { status: "disk_limit", ...base };

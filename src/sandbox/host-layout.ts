@@ -148,7 +148,7 @@ export async function ensureEtcTree(
  * nobody sees half of it; `<tree>.users/<owner>` marks who uses it, and the
  * janitor removes a tree no live owner marks.
  */
-async function sharedTree(
+export async function sharedTree(
   root: string,
   digest: string,
   owner: string,

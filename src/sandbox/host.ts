@@ -9,7 +9,12 @@ import { fileURLToPath } from "node:url";
 import { silentLogger, type Logger } from "../audit/logger.js";
 import type { SandboxHostConfig } from "../config/schema.js";
 import { WardenError } from "../errors.js";
-import { Box, type BoxContext, type BoxOptions } from "./box.js";
+import { Box, type BoxContext, type BoxOptions, type SandboxBox } from "./box.js";
+import type { Isolation } from "../contract/isolation.js";
+import { GvisorBox, type GvisorContext } from "./gvisor/box.js";
+import { describeProbe, probeGvisor, type GvisorProbe } from "./gvisor/probe.js";
+import { ensureRootfs } from "./gvisor/rootfs.js";
+import { runscGlobalArgs, type RunscPlatform } from "./exec-args.js";
 import { SANDBOX_UID } from "./bwrap-args.js";
 import {
   createCgroupDriver,
@@ -24,6 +29,7 @@ import { newBoxId, ownerTag } from "./owner.js";
 import { UidPool } from "./uid-pool.js";
 import { WarmPool, type PoolConfig } from "./pool.js";
 import { checkFiles } from "./workspace.js";
+import type { TierReporter, TierStatus } from "./tiers.js";
 
 export interface SandboxHostOptions {
   config: SandboxHostConfig;
@@ -49,6 +55,18 @@ const OPTIONAL_NATIVE_FILES = [
   "warm.cjs",
 ];
 
+/** The probe's run: /bin/true, small, bounded by probeTimeoutMs. */
+const PROBE_LIMITS = (gvisor: SandboxHostConfig["gvisor"]) => ({
+  timeoutMs: gvisor.probeTimeoutMs,
+  killGraceMs: 0,
+  memoryMb: 64,
+  cpuPercent: 50,
+  diskMb: 1,
+  pids: 16,
+  outputBytes: 4096,
+  openFiles: 64,
+});
+
 /** Where Warden's compiled native helpers are, unless configured. */
 export function defaultNativeDir(): string {
   const here = dirname(fileURLToPath(import.meta.url));
@@ -56,11 +74,16 @@ export function defaultNativeDir(): string {
   return resolve(here, "..", "..", "build", "native");
 }
 
-export class SandboxHost {
+export class SandboxHost implements TierReporter {
   /** Sandboxes started ahead of their requests. */
   readonly pool: WarmPool;
   private readonly pending = new Set<Promise<unknown>>();
   private readonly boxContext: BoxContext;
+  /** The gVisor tier's probe, started at open (runs of the other tier never wait for it). */
+  private readonly gvisorProbe: Promise<GvisorProbe>;
+  private gvisorContext: GvisorContext | undefined;
+  /** The probe's answer once it came (gvisorStatus reads it synchronously). */
+  private gvisorKnown: GvisorProbe | undefined;
 
   private constructor(
     /** Warden's cgroup name under each hierarchy root. */
@@ -74,9 +97,82 @@ export class SandboxHost {
     private readonly releaseLauncher: () => Promise<void>,
     poolConfig: PoolConfig,
     private readonly logger: Logger,
+    private readonly config: SandboxHostConfig,
   ) {
     this.boxContext = { ...boxContext, track: (work) => this.track(work) };
     this.pool = new WarmPool(this, poolConfig, logger);
+    this.gvisorProbe = this.probeGvisor();
+  }
+
+  /** The gVisor tier's platform once its probe passed, else null (template keys). */
+  get gvisorPlatform(): string | null {
+    return this.gvisorContext?.platform ?? null;
+  }
+
+  /** Whether the gVisor tier is available here, on which platform, or why not. */
+  gvisor(): Promise<GvisorProbe> {
+    return this.gvisorProbe;
+  }
+
+  private async probeGvisor(): Promise<GvisorProbe> {
+    const gvisor = this.config.gvisor;
+    const probe = await probeGvisor(gvisor, async (platform) => {
+      const ctx = await this.gvisorContextFor(platform);
+      const box = new GvisorBox(...(await this.newBox()), { diskMb: 1 }, ctx);
+      try {
+        const result = await box.run({ argv: ["/bin/true"], limits: PROBE_LIMITS(gvisor) });
+        if (result.status === "completed") return null;
+        return result.status === "timeout"
+          ? `probe timed out after ${gvisor.probeTimeoutMs} ms`
+          : `probe ended ${result.status}: ${(result.errorMessage ?? result.stderr).slice(0, 200)}`;
+      } finally {
+        await box.destroy();
+        await this.settled();
+      }
+    }).catch((error: unknown): GvisorProbe => ({
+      available: false,
+      version: null,
+      platform: null,
+      reason: (error as Error).message,
+      platforms: {},
+    }));
+    if (probe.available && probe.platform)
+      this.gvisorContext = await this.gvisorContextFor(probe.platform);
+    this.gvisorKnown = probe;
+    const line = describeProbe(probe);
+    if (!probe.available && gvisor.enabled === "on") this.logger.error(`gvisor tier ${line}`);
+    else this.logger.info(`gvisor tier ${line}`);
+    return probe;
+  }
+
+  private async gvisorContextFor(platform: string): Promise<GvisorContext> {
+    const gvisor = this.config.gvisor;
+    const runscRoot = join(this.runDir.root, "runsc");
+    const bundleRoot = join(this.runDir.root, "gvisor");
+    await mkdir(runscRoot, { recursive: true, mode: 0o700 });
+    await mkdir(bundleRoot, { recursive: true, mode: 0o700 });
+    const rootfs = await ensureRootfs(
+      join(this.runDir.root, "gvisor-rootfs"),
+      ownerTag(),
+      this.boxContext.layout.system,
+    );
+    return {
+      ...this.boxContext,
+      gvisor,
+      platform,
+      runsc: {
+        runscPath: gvisor.runscPath,
+        // --overlay2=none: a newer runsc would otherwise lay a writable
+        // memory overlay over the read-only root.
+        globalArgs: [
+          ...runscGlobalArgs(gvisor, platform as RunscPlatform, runscRoot),
+          "--overlay2=none",
+        ],
+      },
+      bundleRoot,
+      rootfs,
+      cgroupParent: this.cgroupParent,
+    };
   }
 
   /** Teardown that finishes after a result was returned; `settled()` and `close()` wait for it. */
@@ -187,6 +283,7 @@ export class SandboxHost {
       releaseLauncher,
       config.pool,
       logger,
+      config,
     );
   }
 
@@ -195,6 +292,7 @@ export class SandboxHost {
    * claim on the shared /etc tree. Other boxes must be destroyed first.
    */
   async close(): Promise<void> {
+    await this.gvisorProbe;
     await this.pool.close();
     await this.settled();
     await this.releaseLauncher();
@@ -238,9 +336,45 @@ export class SandboxHost {
     }
   }
 
-  /** A new box with its own uid and (unmounted) workspace. Destroy it when done. */
-  async prepare(options: BoxOptions): Promise<Box> {
+  /**
+   * The tier's state without waiting (submit paths are synchronous): until
+   * the probe has answered, gvisor is pending — not refused at submission;
+   * `prepare` waits for the probe and refuses then if it failed.
+   */
+  gvisorStatus(): TierStatus {
+    const probe = this.gvisorKnown;
+    if (!probe)
+      return { available: false, pending: true, reason: "the gVisor probe is still running" };
+    return probe.available && probe.platform
+      ? { available: true, platform: probe.platform, version: probe.version }
+      : { available: false, reason: probe.reason ?? "not probed" };
+  }
+
+  /**
+   * A new box with its own uid and (unmounted) workspace, in the tier asked
+   * for (namespaces by default). Destroy it when done. A gvisor box on a host
+   * without the tier is ISOLATION_UNAVAILABLE, with the probe's reason.
+   */
+  async prepare(options: BoxOptions & { isolation?: "namespaces" | undefined }): Promise<Box>;
+  async prepare(options: BoxOptions & { isolation?: Isolation | undefined }): Promise<SandboxBox>;
+  async prepare(options: BoxOptions & { isolation?: Isolation | undefined }): Promise<SandboxBox> {
     checkFiles(options.files ?? []);
+    const { isolation, ...boxOptions } = options;
+    if (isolation === "gvisor") {
+      const probe = await this.gvisorProbe;
+      const ctx = this.gvisorContext;
+      if (!probe.available || !ctx)
+        throw new WardenError(
+          "ISOLATION_UNAVAILABLE",
+          `the gvisor tier is not available on this host: ${probe.reason ?? "not probed"}`,
+        );
+      return new GvisorBox(...(await this.newBox()), boxOptions, ctx);
+    }
+    return new Box(...(await this.newBox()), boxOptions, this.boxContext);
+  }
+
+  /** A box id, its uid lease and its directory. */
+  private async newBox(): Promise<[string, number, string]> {
     const id = newBoxId();
     const uid = await this.uids.acquire(id);
     const dir = join(this.runDir.boxes, id);
@@ -250,6 +384,6 @@ export class SandboxHost {
       await this.uids.release(uid);
       throw error;
     }
-    return new Box(id, uid, dir, options, this.boxContext);
+    return [id, uid, dir];
   }
 }

@@ -15,7 +15,8 @@
 import { performance } from "node:perf_hooks";
 import type { Logger } from "../audit/logger.js";
 import type { PoolStats } from "../contract/metrics.js";
-import type { Box, BoxOptions, LaunchSpec } from "./box.js";
+import type { Isolation } from "../contract/isolation.js";
+import type { BoxOptions, LaunchSpec, SandboxBox as Box } from "./box.js";
 
 export type { PoolStats };
 
@@ -36,8 +37,17 @@ export interface PoolConfig {
 export interface PoolTemplate {
   /** What makes boxes interchangeable: runtime and the limits fixed at start. */
   key: string;
-  box: BoxOptions;
+  /** The tier is part of the template (gvisor keys start `gvisor|`, see isolatedKey). */
+  box: BoxOptions & { isolation?: Isolation | undefined };
   launch: LaunchSpec;
+}
+
+/**
+ * A template key for a tier: gVisor boxes are never interchangeable with
+ * bubblewrap ones, nor across platforms (`gvisor|<key>|<platform>`).
+ */
+export function isolatedKey(key: string, isolation: Isolation, platform: string | null): string {
+  return isolation === "gvisor" ? `gvisor|${key}|${platform ?? "none"}` : key;
 }
 
 interface Slot {
@@ -66,7 +76,7 @@ const FAILURE_PAUSE_MS = 5_000;
 const MAX_TEMPLATES = 16;
 
 export interface PoolHost {
-  prepare(options: BoxOptions): Promise<Box>;
+  prepare(options: BoxOptions & { isolation?: Isolation | undefined }): Promise<Box>;
 }
 
 /**

@@ -10,6 +10,7 @@ import { performance } from "node:perf_hooks";
 import type { Readable, Writable } from "node:stream";
 import { createInterface } from "node:readline";
 import type { Cgroup } from "./cgroups/index.js";
+import { fdChannel, type ControlChannel } from "./control-channel.js";
 import { startHelper } from "./launcher.js";
 import { CappedOutput } from "./output.js";
 import { UsageSampler, type SampledUsage } from "./usage-sampler.js";
@@ -24,6 +25,20 @@ export interface LaunchOptions {
   cgroup: Cgroup;
   /** The helper mounts a fresh workspace (and reports "R" once it has). */
   mountsWorkspace: boolean;
+  /**
+   * How init reports and gets its request (the gVisor tier's socket); by
+   * default the helper's status and request fds.
+   */
+  control?: ControlChannel | undefined;
+  /**
+   * Asks the program to stop (SIGTERM) at the deadline, before the grace; by
+   * default a signal to bubblewrap's children through the cgroup.
+   */
+  softStop?: (() => Promise<void>) | undefined;
+  /** What the helper runs, for a failed start's message. @default "bubblewrap" */
+  runtimeName?: string | undefined;
+  /** Told when the helper reports the runtime's end ("S"): nothing can connect after it. */
+  onRuntimeExit?: (() => void) | undefined;
 }
 
 export interface BeginOptions {
@@ -51,8 +66,10 @@ export interface BeginOptions {
 export interface Outcome {
   /** The program's own end as warden-init saw it; null if it never got that far. */
   program: { exitCode: number } | { signal: number } | null;
-  /** Helper's wait status of bubblewrap, when reported. */
+  /** Helper's wait status of bubblewrap (or runsc), when reported. */
   bwrapStatus: number | null;
+  /** gVisor: the runtime died without init's report after the box hit pids.max. */
+  pidsExceeded?: boolean;
   /** Warden-side failures (helper "E" lines, init errors, spawn errors). */
   errors: string[];
   timedOut: boolean;
@@ -101,6 +118,7 @@ export class Launched {
     Writable,
   ];
   private readonly child: ReturnType<typeof startHelper>;
+  private readonly channel: ControlChannel;
 
   constructor(private readonly o: LaunchOptions) {
     this.outcome = {
@@ -122,7 +140,8 @@ export class Launched {
     this.child = child;
     this.stdio = child.stdio;
     const [, stdout, stderr, control, status, , request] = this.stdio;
-    request.on("error", () => undefined); // init gone before reading: its end says why
+    this.channel = o.control ?? fdChannel(status, request);
+    if (o.control) request.on("error", () => undefined);
     let mounted = !o.mountsWorkspace;
     let initReady = false;
     let spawned = false;
@@ -148,15 +167,16 @@ export class Launched {
     void this.exited.then(() =>
       settleReady(new Error(this.outcome.errors.join("; ") || "sandbox ended before it was ready")),
     );
-    const streamsEnded = Promise.all(
-      [stdout, stderr, status].map(
+    const streamsEnded = Promise.all([
+      ...[stdout, stderr].map(
         (s) =>
           new Promise<void>((resolve) => {
             s.once("end", () => resolve());
             s.once("close", () => resolve());
           }),
       ),
-    );
+      this.channel.ended,
+    ]);
     let reported: () => void = () => undefined;
     const statusReported = new Promise<void>((resolve) => (reported = resolve));
     // The run is over when the helper says so and the sandbox's output has ended,
@@ -180,7 +200,7 @@ export class Launched {
     stdout.on("data", onData("stdout"));
     stderr.on("data", onData("stderr"));
 
-    createInterface({ input: status }).on("line", (line) => {
+    this.channel.lines((line) => {
       const [kind, a, b] = line.split(" ");
       if (kind === "ready") {
         initReady = true;
@@ -208,6 +228,7 @@ export class Launched {
         this.holding = true;
       } else if (kind === "S") {
         this.outcome.bwrapStatus = Number(rest[0]);
+        this.o.onRuntimeExit?.();
         reported();
         // bubblewrap ended before init said ready (a bind it could not make, say):
         // the helper now holds the box, so without this the start would wait forever.
@@ -227,7 +248,8 @@ export class Launched {
       .split("\n")[0]!
       .replace(/[^\x20-\x7e]/g, "?")
       .slice(0, 300);
-    return `the sandbox did not start (bubblewrap status ${status})${said ? `: ${said}` : ""}`;
+    const what = this.o.runtimeName ?? "bubblewrap";
+    return `the sandbox did not start (${what} status ${status})${said ? `: ${said}` : ""}`;
   }
 
   private push(stream: "stdout" | "stderr", data: Buffer): void {
@@ -256,9 +278,15 @@ export class Launched {
     if (this.ended || this.stopping) return;
     this.stopping = (async () => {
       if (graceMs > 0) {
-        const pids = await this.o.cgroup.pids();
-        const bwrap = new Set(pids.filter((p) => parentPid(p) === this.pid));
-        await this.o.cgroup.signal("SIGTERM", bwrap);
+        if (this.o.softStop)
+          await this.o.softStop().catch((error: unknown) => {
+            this.outcome.errors.push(`stop: ${(error as Error).message}`);
+          });
+        else {
+          const pids = await this.o.cgroup.pids();
+          const bwrap = new Set(pids.filter((p) => parentPid(p) === this.pid));
+          await this.o.cgroup.signal("SIGTERM", bwrap);
+        }
         const grace = new Promise<void>((resolve) =>
           this.timers.push(setTimeout(resolve, graceMs)),
         );
@@ -278,6 +306,7 @@ export class Launched {
   async kill(): Promise<void> {
     if (!this.begun) {
       this.begun = true;
+      this.channel.drop();
       this.stdio[6].destroy();
       this.stdio[0].destroy();
     }
@@ -301,7 +330,7 @@ export class Launched {
     this.outcome.stdout = new CappedOutput("stdout", b.outputBytes, b.onOutput, retain);
     this.outcome.stderr = new CappedOutput("stderr", b.outputBytes, b.onOutput, retain);
     for (const { stream, data } of this.early.splice(0)) this.push(stream, data);
-    const [stdin, , , , , , request] = this.stdio;
+    const [stdin] = this.stdio;
     const onAbort = (): void => {
       this.outcome.killedByUser = true;
       this.terminate(0);
@@ -324,11 +353,11 @@ export class Launched {
     if (!started || this.outcome.errors.length > 0 || b.signal?.aborted) {
       // Never released: init gets no request and the sandbox is killed.
       if (b.signal?.aborted) this.outcome.killedByUser = true;
-      request.destroy();
+      this.channel.drop();
       stdin.destroy();
       this.terminate(0);
     } else {
-      request.end(b.request);
+      this.channel.send(b.request);
       this.startedAt = performance.now();
       sampler = new UsageSampler(this.o.cgroup, b.workspace);
       sampler.start();

@@ -5,6 +5,7 @@ import type { Cgroup } from "./cgroups/cgroup.js";
 import type { EgressEvent } from "../network/proxy.js";
 import type { SandboxLimits } from "../contract/limits.js";
 import type { RunStatus } from "../contract/result.js";
+import type { Isolation } from "../contract/isolation.js";
 
 export interface SandboxFile {
   /** Relative to /workspace; no `..`, no absolute paths. */
@@ -93,6 +94,8 @@ export interface RunMetrics {
   memoryByteMs: number;
   /** Highest use of the workspace tmpfs seen while it ran (bytes). */
   diskPeakBytes: number;
+  /** gVisor tier: how the Sentry intercepts system calls (ptrace, systrap, kvm). */
+  platform?: string;
 }
 
 export interface RunResult {
@@ -110,4 +113,6 @@ export interface RunResult {
   sandbox: { id: string; uid: number };
   /** The run took a sandbox the warm pool had started ahead. */
   warm: boolean;
+  /** The tier that ran it. */
+  isolation?: Isolation;
 }

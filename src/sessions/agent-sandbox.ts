@@ -7,12 +7,13 @@
  * on the sandbox's side of the wall: its stdout is read through an
  * AgentChannel (bounded lines, strict schema), and a violation ends the session.
  */
+import type { Isolation } from "../contract/isolation.js";
 import { once } from "node:events";
 import type { Socket } from "node:net";
 import { PassThrough } from "node:stream";
 import { WardenError, type ErrorCode } from "../errors.js";
 import { findTool } from "../runtimes/registry.js";
-import type { Box } from "../sandbox/box.js";
+import type { SandboxBox as Box } from "../sandbox/box.js";
 import type { Cgroup } from "../sandbox/cgroups/index.js";
 import type { SandboxHost } from "../sandbox/host.js";
 import type {
@@ -54,6 +55,8 @@ export interface AgentSandboxOptions {
    * kernel it starts inherits them. Warden's own variables win a clash.
    */
   env?: Readonly<Record<string, string>> | undefined;
+  /** The tier of the session's box (resolved by the manager). @default "namespaces" */
+  isolation?: Isolation | undefined;
 }
 
 const AGENT_PATH = "/.warden/lib/agent.cjs";
@@ -168,7 +171,11 @@ export class AgentSandbox {
     diskMb: number,
     options: AgentSandboxOptions,
   ): Promise<AgentSandbox> {
-    const box = await host.prepare({ diskMb, binds: options.environment?.binds });
+    const box = await host.prepare({
+      diskMb,
+      binds: options.environment?.binds,
+      isolation: options.isolation ?? "namespaces",
+    });
     const relay = new PreviewRelay(box.sidePath("preview"));
     let markReady!: () => void;
     const ready = new Promise<void>((resolve) => (markReady = resolve));

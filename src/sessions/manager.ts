@@ -4,6 +4,8 @@
  * run inside through the session's agent. Expiry, deletion and crashes all
  * end in the same place: the sandbox is destroyed and nothing is left.
  */
+import type { Isolation } from "../contract/isolation.js";
+import { checkTierAvailable, resolveIsolation } from "../executions/isolation.js";
 import type { Socket } from "node:net";
 import type { Logger } from "../audit/logger.js";
 import type { Config } from "../config/schema.js";
@@ -103,6 +105,14 @@ export class SessionManager {
       ? this.hooks.snapshots?.archive(options.snapshot, userId)
       : undefined;
     const language = contextLanguage(options.language ?? restore?.info.language ?? "python");
+    // Before anything starts: a forced key's namespaces request is refused (403), and a
+    // gvisor session on a host without the tier is refused (503), never run in namespaces.
+    const isolation = resolveIsolation(
+      this.config.sandbox.isolation,
+      options.isolation,
+      options.keyIsolation,
+    );
+    checkTierAvailable(this.host, isolation);
     // A restored session keeps its snapshot's environment unless it names another.
     const environment = this.environments.resolve(
       options.environment ?? restore?.info.environment,
@@ -156,6 +166,7 @@ export class SessionManager {
         environment,
         language,
         options.env,
+        isolation,
       );
       const ready = async (): Promise<void> => {
         // Restored by the fresh agent, before any user code runs: code contexts start anew.
@@ -188,6 +199,7 @@ export class SessionManager {
       language,
       network: options.network?.allow ?? [],
       environment: environment?.name ?? "default",
+      isolation,
       limits: {
         memoryMb: limits.memoryMb,
         cpuPercent: limits.cpuPercent,
@@ -244,6 +256,7 @@ export class SessionManager {
     environment: SandboxEnvironment | null,
     language: ContextLanguage,
     env: Record<string, string> | undefined,
+    isolation: Isolation,
   ): Promise<AgentSandbox> {
     return AgentSandbox.start(this.host, limits.diskMb, {
       limits,
@@ -253,6 +266,7 @@ export class SessionManager {
       searchPath: this.config.sandbox.searchPath,
       pythonKernel: this.config.sessionPythonKernel,
       prestart: this.config.sessions.prestartContext ? language : undefined,
+      isolation,
       network:
         network && this.hooks.egress
           ? this.hooks.egress(network, { userId, sessionId: id })

@@ -2,6 +2,8 @@
 import type { ArtifactCandidate, ArtifactLimits, Collected } from "../artifacts/collect.js";
 import type { RequestLimits } from "../executions/limits.js";
 import type { EgressPolicy } from "../network/policy.js";
+import type { Isolation } from "../contract/isolation.js";
+import type { KeyIsolation } from "../executions/isolation.js";
 import type { OutputChunk, SandboxNetwork } from "../sandbox/types.js";
 import type { z } from "zod";
 import type { SnapshotStore } from "./snapshots.js";
@@ -32,6 +34,10 @@ export interface CreateSessionOptions {
    * session starts with (E2B's envVars); a call's own env goes on top.
    */
   env?: Record<string, string> | undefined;
+  /** The tier the request asked for; resolved with `keyIsolation` and sandbox.isolation. */
+  isolation?: Isolation | undefined;
+  /** The creating key's tier settings (executions/isolation.ts): a forced key wins. */
+  keyIsolation?: KeyIsolation | null | undefined;
 }
 
 export interface CommandOptions {

@@ -145,6 +145,9 @@ const MIGRATIONS: string[] = [
    );
    CREATE TRIGGER judge0_submissions_expire AFTER DELETE ON executions
    BEGIN DELETE FROM judge0_submissions WHERE token = OLD.id; END;`,
+  // A key's isolation tier (src/executions/isolation.ts): its default, and whether it is forced.
+  `ALTER TABLE api_keys ADD COLUMN isolation_default TEXT;
+   ALTER TABLE api_keys ADD COLUMN isolation_forced INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 /** The schema version this code writes (SQLite's `user_version`). */

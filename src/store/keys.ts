@@ -8,6 +8,8 @@ import { z } from "zod";
 import { WardenError } from "../errors.js";
 import { PolicyModeSchema, type PolicyMode } from "../contract/policy.js";
 import type { NewKeyOptions } from "./store.js";
+import { IsolationSchema, type Isolation } from "../contract/isolation.js";
+import { checkKeyIsolation } from "../contract/key-isolation.js";
 
 export const SCOPES = ["execute", "sessions", "admin", "delegate"] as const;
 export type Scope = (typeof SCOPES)[number];
@@ -26,6 +28,10 @@ export interface ApiKey {
   networkAllow: string[] | null;
   /** Static-analysis policy for this key's code; null = the server's `policy.mode`. */
   policy: PolicyMode | null;
+  /** The isolation tier of this key's runs when a request names none; null = the server's. */
+  isolationDefault: Isolation | null;
+  /** The key's runs are always in `isolationDefault` (gvisor): a namespaces request is refused. */
+  isolationForced: boolean;
 }
 
 export interface KeyRow {
@@ -38,6 +44,8 @@ export interface KeyRow {
   last_used_at: number | null;
   network_allow: string | null;
   policy: string | null;
+  isolation_default: string | null;
+  isolation_forced: number;
 }
 
 const TOKEN_PREFIX = "wdn_";
@@ -57,6 +65,8 @@ export function toKey(row: KeyRow): ApiKey {
     lastUsedAt: row.last_used_at,
     networkAllow: row.network_allow ? (JSON.parse(row.network_allow) as string[]) : null,
     policy: (row.policy as PolicyMode | null) ?? null,
+    isolationDefault: (row.isolation_default as Isolation | null) ?? null,
+    isolationForced: row.isolation_forced === 1,
   };
 }
 
@@ -84,6 +94,15 @@ export const NewKeySchema = z
     policy: PolicyModeSchema.nullable()
       .optional()
       .describe("Static-analysis policy for this key's code; null = the server's."),
+    isolationDefault: IsolationSchema.nullable()
+      .optional()
+      .describe("The tier of this key's runs when a request names none; null = the server's."),
+    isolationForced: z
+      .boolean()
+      .optional()
+      .describe(
+        "Always run in isolationDefault (gvisor only): a request asking namespaces is refused with ISOLATION_FORBIDDEN.",
+      ),
   })
   .strict();
 export type NewKey = z.infer<typeof NewKeySchema>;
@@ -103,11 +122,14 @@ export function newKeyRow(options: NewKeyOptions): {
   createdAt: number;
   networkAllow: string | null;
   policy: string | null;
+  isolationDefault: string | null;
+  isolationForced: number;
 } {
   if (!USER_ID_PATTERN.test(options.userId))
     throw new WardenError("INVALID_REQUEST", `userId: must match ${USER_ID_PATTERN.source}`);
   if (options.scopes.length === 0)
     throw new WardenError("INVALID_REQUEST", "scopes: at least one scope is needed");
+  checkKeyIsolation(options);
   const token = options.token ?? randomToken();
   return {
     id: options.id ?? `key_${randomBytes(6).toString("hex")}`,
@@ -117,6 +139,8 @@ export function newKeyRow(options: NewKeyOptions): {
     createdAt: Date.now(),
     networkAllow: options.networkAllow ? JSON.stringify(options.networkAllow) : null,
     policy: options.policy ?? null,
+    isolationDefault: options.isolationDefault ?? null,
+    isolationForced: options.isolationForced ? 1 : 0,
   };
 }
 
@@ -142,6 +166,8 @@ export const KeyPatchSchema = NewKeySchema.pick({
   scopes: true,
   networkAllow: true,
   policy: true,
+  isolationDefault: true,
+  isolationForced: true,
 })
   .partial()
   .strict()
@@ -155,10 +181,26 @@ export function patchedRow(
     scopes?: readonly Scope[] | undefined;
     networkAllow?: string[] | null | undefined;
     policy?: PolicyMode | null | undefined;
+    isolationDefault?: Isolation | null | undefined;
+    isolationForced?: boolean | undefined;
   },
-): { name: string; scopes: string; networkAllow: string | null; policy: string | null } {
+): {
+  name: string;
+  scopes: string;
+  networkAllow: string | null;
+  policy: string | null;
+  isolationDefault: string | null;
+  isolationForced: number;
+} {
   if (patch.scopes !== undefined && patch.scopes.length === 0)
     throw new WardenError("INVALID_REQUEST", "scopes: at least one scope is needed");
+  const isolationDefault =
+    patch.isolationDefault === undefined
+      ? (row.isolation_default as Isolation | null)
+      : patch.isolationDefault;
+  // Un-forcing is explicit: clearing the default alone would leave a forced key with no tier.
+  const isolationForced = patch.isolationForced ?? row.isolation_forced === 1;
+  checkKeyIsolation({ isolationDefault, isolationForced });
   return {
     name: patch.name ?? row.name,
     scopes: patch.scopes ? [...new Set(patch.scopes)].join(",") : row.scopes,
@@ -169,6 +211,8 @@ export function patchedRow(
           ? JSON.stringify(patch.networkAllow)
           : null,
     policy: patch.policy === undefined ? row.policy : patch.policy,
+    isolationDefault,
+    isolationForced: isolationForced ? 1 : 0,
   };
 }
 

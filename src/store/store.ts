@@ -7,6 +7,7 @@
 import type { ExecutionResult } from "../contract/result.js";
 import type { SandboxLimits } from "../contract/limits.js";
 import type { PolicyMode } from "../contract/policy.js";
+import type { Isolation } from "../contract/isolation.js";
 import type { ApiKey, Scope } from "./keys.js";
 import type { AuditEvent, ExecutionRecord, ListedRecord, ListFilter, NewEvent } from "./records.js";
 import type { StoredArtifact } from "./artifacts.js";
@@ -67,6 +68,8 @@ export interface NewKeyOptions {
   id?: string;
   networkAllow?: string[] | null;
   policy?: PolicyMode | null;
+  isolationDefault?: Isolation | null | undefined;
+  isolationForced?: boolean | undefined;
 }
 
 export interface KeyStore {
@@ -94,6 +97,8 @@ export interface KeyPatch {
   scopes?: Scope[] | undefined;
   networkAllow?: string[] | null | undefined;
   policy?: PolicyMode | null | undefined;
+  isolationDefault?: Isolation | null | undefined;
+  isolationForced?: boolean | undefined;
 }
 
 export interface NewArtifact {

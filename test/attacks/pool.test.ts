@@ -9,8 +9,10 @@ import { executeCode } from "../../src/runtimes/execute.js";
 import { runtimeTemplate } from "../../src/runtimes/warm.js";
 import { SandboxHost } from "../../src/sandbox/host.js";
 import type { SandboxLimits } from "../../src/sandbox/types.js";
-import { config, expectNothingLeft, limits, registry } from "../helpers/sandbox.js";
+import { config, expectNothingLeft, limits, registry, testHost } from "../helpers/sandbox.js";
 import { eventually } from "../helpers/server.js";
+import { skippedTiers, TIERS } from "../helpers/tiers.js";
+import type { Isolation } from "../../src/contract/isolation.js";
 
 let host: SandboxHost;
 
@@ -23,18 +25,26 @@ beforeAll(async () => {
     runDir: config.runDir,
     privateFiles: registry.privateFiles(),
   });
+  // A gvisor template's key names the probed platform: known only once the probe answered.
+  await host.gvisor();
 });
 
 afterAll(async () => {
   await host.close();
+  // TIERS asked the file's shared host (helpers/tiers.ts): it goes too, with its launcher's cgroups.
+  await (await testHost()).close();
   // Closing the host destroyed every pooled box: no cgroup of this process is left.
   const mine = (await host.cgroups.list()).filter((n) => n.startsWith(`b${process.pid}-`));
   expect(mine).toEqual([]);
 });
 
 /** Prewarms the template of `language` with `l` and waits until a box is ready. */
-async function warmed(language: string, l: SandboxLimits): Promise<void> {
-  const template = runtimeTemplate(host, registry.resolve(language), l);
+async function warmedIn(
+  language: string,
+  l: SandboxLimits,
+  isolation: Isolation = "namespaces",
+): Promise<void> {
+  const template = runtimeTemplate(host, registry.resolve(language), l, undefined, isolation);
   host.pool.prewarm(template);
   await eventually(
     async () => (host.pool.stats().find((s) => s.key === template.key)?.ready ?? 0) > 0,
@@ -42,11 +52,11 @@ async function warmed(language: string, l: SandboxLimits): Promise<void> {
   );
 }
 
-async function run(
+async function runIn(
   language: string,
   code: string,
   l: SandboxLimits,
-  extra: { env?: Record<string, string>; args?: string[] } = {},
+  extra: { env?: Record<string, string>; args?: string[]; isolation?: Isolation } = {},
 ) {
   let box: { id: string; uid: number } | undefined;
   const result = await executeCode(host, registry, {
@@ -85,7 +95,13 @@ print(resource.getrlimit(resource.RLIMIT_NOFILE), resource.getrlimit(resource.RL
 raise RuntimeError("from the user's file")
 `;
 
-describe("warm pool", () => {
+skippedTiers("warm pool");
+
+describe.each(TIERS)("warm pool [%s]", (isolation) => {
+  const warmed = (language: string, l: SandboxLimits) => warmedIn(language, l, isolation);
+  const run = (...[language, code, l, extra]: Parameters<typeof runIn>) =>
+    runIn(language, code, l, { ...extra, isolation });
+
   it("an execution sees nothing of an earlier one: files, env, processes, memory, /tmp, /dev/shm, uid", async () => {
     const l = limits({ memoryMb: 256, openFiles: 200, diskMb: 16 });
     await warmed("python", l);
@@ -146,7 +162,7 @@ describe("warm pool", () => {
       env: { PYTHONHASHSEED: "0" },
     }).toString();
     const l = limits({ diskMb: 32 });
-    const template = runtimeTemplate(host, registry.resolve("python"), l);
+    const template = runtimeTemplate(host, registry.resolve("python"), l, undefined, isolation);
     await warmed("python", l);
     // Warden does not hand such a request to a warm box...
     const seeded = await run("python", code, l, { env: { PYTHONHASHSEED: "0" } });

@@ -13,6 +13,13 @@ import { executeCode, type ExecuteRequest } from "../../src/runtimes/execute.js"
 import { RuntimeRegistry } from "../../src/runtimes/registry.js";
 import { SandboxHost } from "../../src/sandbox/host.js";
 import type { SandboxLimits } from "../../src/sandbox/types.js";
+import type { Isolation } from "../../src/contract/isolation.js";
+import {
+  cgroupsInEveryHierarchy,
+  runscContainersOf,
+  runscFilesOf,
+  runscProcessesOf,
+} from "./gvisor-leftovers.js";
 
 export const config: Config = loadConfig({ env: {} });
 export const registry = new RuntimeRegistry(config.sandbox.searchPath);
@@ -47,6 +54,8 @@ export interface RunCodeOptions extends Partial<
 > {
   limits?: Partial<SandboxLimits>;
   files?: ExecuteRequest["files"];
+  /** The tier to run in (TIERS). @default "namespaces" */
+  isolation?: Isolation | undefined;
 }
 
 /** Runs code, then checks the box left nothing behind. */
@@ -137,6 +146,17 @@ export async function expectNothingLeft(
   // The workspace lives in the mount namespace of the box's first helper: gone with it.
   expect(helpersOf(box.id), "helpers holding the box's workspace").toEqual([]);
   expect(existsSync(join(host.runDir.boxes, box.id)), "workspace dir of the box").toBe(false);
+  // gVisor's own leftovers (DESIGN-18 §3): none can exist for a namespaces box.
+  expect(runscProcessesOf(box.id), "runsc processes naming the box").toEqual([]);
+  expect(
+    runscContainersOf(host, config.sandbox.gvisor.runscPath, box.id),
+    "runsc list entries of the box",
+  ).toEqual([]);
+  expect(runscFilesOf(host, box.id), "runsc bundle and state files of the box").toEqual([]);
+  expect(
+    cgroupsInEveryHierarchy(host.cgroupParent, box.id),
+    "cgroups of the box in any hierarchy",
+  ).toEqual([]);
   // Test files run in parallel and share the uid range: once released, the uid may
   // already belong to another box. Its processes and lease are then not this box's.
   const lease = join(host.runDir.uids, String(box.uid));

@@ -82,6 +82,8 @@ beforeAll(async () => {
         lastUsedAt: null,
         networkAllow: null,
         policy: null,
+        isolationDefault: null,
+        isolationForced: false,
       },
     };
   });

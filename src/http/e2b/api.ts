@@ -96,6 +96,8 @@ export async function apiRoutes(root: FastifyInstance, deps: E2bDeps): Promise<v
         env: body.envVars ?? undefined,
         environment,
         network,
+        // E2B has no tier field: the key decides (a key forced to gvisor gets it here too).
+        keyIsolation: actor.key,
       },
       actor.key?.id ?? null,
     );

@@ -13,6 +13,7 @@ import { WardenError } from "../../errors.js";
 import type { ExecutionFrontend } from "../../executions/frontend.js";
 import { createKey, updateKey } from "../../executions/new-key.js";
 import { POLICY_MODES } from "../../contract/policy.js";
+import { IsolationSchema } from "../../contract/isolation.js";
 import {
   ENV_ADMIN_KEY_ID,
   KEY_ID_PATTERN,
@@ -33,6 +34,8 @@ export const KeyViewSchema = z.object({
   scopes: z.array(z.enum(SCOPES)),
   networkAllow: z.array(z.string()).nullable(),
   policy: z.enum(POLICY_MODES).nullable(),
+  isolationDefault: IsolationSchema.nullable().describe("The key's tier; null: the server's."),
+  isolationForced: z.boolean().describe("The key's runs can never leave isolationDefault."),
   createdAt: z.string(),
   revokedAt: z.string().nullable(),
   lastUsedAt: z.string().nullable(),
@@ -47,6 +50,8 @@ function view(key: ApiKey): z.infer<typeof KeyViewSchema> {
     scopes: key.scopes,
     networkAllow: key.networkAllow,
     policy: key.policy,
+    isolationDefault: key.isolationDefault,
+    isolationForced: key.isolationForced,
     createdAt: iso(key.createdAt)!,
     revokedAt: iso(key.revokedAt),
     lastUsedAt: iso(key.lastUsedAt),
@@ -92,7 +97,13 @@ export function keyRoutes(
         request,
         "key_created",
         `key ${key.id} created for ${key.userId} (${key.scopes.join(",")})`,
-        { keyId: key.id, forUser: key.userId, scopes: key.scopes },
+        {
+          keyId: key.id,
+          forUser: key.userId,
+          scopes: key.scopes,
+          isolationDefault: key.isolationDefault,
+          isolationForced: key.isolationForced,
+        },
       );
       return reply.status(201).send({ ...view(key), token });
     },
@@ -115,7 +126,7 @@ export function keyRoutes(
     {
       config: { scope: "admin" },
       schema: {
-        summary: "Change a key's name, scopes, egress allowlist or policy",
+        summary: "Change a key's name, scopes, egress allowlist, policy or isolation tier",
         params: KeyIdParams,
         body: KeyPatchSchema,
         response: { 200: KeyViewSchema, ...ErrorResponses },

@@ -269,6 +269,11 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRoutesOptions> = as
         response: { 200: z.array(RuntimeSchema), ...errors },
       },
     },
-    async () => (service.runtimes ? service.runtimes() : registry.available()),
+    async () => {
+      const runtimes = service.runtimes ? await service.runtimes() : await registry.available();
+      // A cluster API node has no host of its own: workers do not report tiers yet.
+      const isolation = service.tiers?.() ?? ["namespaces" as const];
+      return runtimes.map((r) => ({ ...r, isolation }));
+    },
   );
 };

@@ -112,6 +112,7 @@ export const mcpRoutes: FastifyPluginAsync<McpRoutesOptions> = async (app, o) =>
         scopes: actor.key?.scopes ?? [],
         keyId: actor.key?.id,
         networkAllow: actor.key?.networkAllow,
+        isolation: actor.key,
         publicUrl:
           o.config.server.publicUrl ?? `${tls ? "https" : "http"}://${request.headers.host}`,
       });

@@ -2,6 +2,7 @@
  * REST /v1/notebooks (upload as multipart or JSON, run, download as .ipynb)
  * and /v1/analyze (static analysis of code on its own).
  */
+import { IsolationSchema, type Isolation } from "../../contract/isolation.js";
 import { EnvironmentNameSchema } from "../../contract/environment.js";
 import multipart from "@fastify/multipart";
 import type { FastifyRequest } from "fastify";
@@ -61,6 +62,7 @@ export const notebookRoutes: FastifyPluginAsyncZod<NotebookRoutesOptions> = asyn
       stopOnError: z.boolean().optional(),
       cellTimeout: z.number().positive().optional(),
       environment: EnvironmentNameSchema.optional(),
+      isolation: IsolationSchema.optional(),
     }),
     z.strictObject({
       filename: z.string().min(1).max(255),
@@ -68,6 +70,7 @@ export const notebookRoutes: FastifyPluginAsyncZod<NotebookRoutesOptions> = asyn
       stopOnError: z.boolean().optional(),
       cellTimeout: z.number().positive().optional(),
       environment: EnvironmentNameSchema.optional(),
+      isolation: IsolationSchema.optional(),
     }),
   ]);
 
@@ -79,6 +82,7 @@ export const notebookRoutes: FastifyPluginAsyncZod<NotebookRoutesOptions> = asyn
     stopOnError?: boolean;
     cellTimeout?: number;
     environment?: string;
+    isolation?: Isolation;
   }> => {
     if (request.isMultipart()) {
       // A broken multipart body (no boundary, cut short) is the client's error, not ours.
@@ -106,9 +110,10 @@ export const notebookRoutes: FastifyPluginAsyncZod<NotebookRoutesOptions> = asyn
         "INVALID_REQUEST",
         "body: send {notebook: {...}} or {filename, content} as JSON, or the file as multipart field `file`",
       );
-    const { stopOnError, cellTimeout, environment, ...upload } = parsed.data;
+    const { stopOnError, cellTimeout, environment, isolation, ...upload } = parsed.data;
     return {
       upload,
+      ...(isolation === undefined ? {} : { isolation }),
       ...(environment === undefined ? {} : { environment }),
       ...(stopOnError === undefined ? {} : { stopOnError }),
       ...(cellTimeout === undefined ? {} : { cellTimeout }),
@@ -138,6 +143,9 @@ export const notebookRoutes: FastifyPluginAsyncZod<NotebookRoutesOptions> = asyn
           stopOnError: z.enum(["true", "false"]).optional().describe("Default true."),
           cellTimeout: z.coerce.number().positive().optional().describe("Seconds per cell."),
           environment: EnvironmentNameSchema.optional(),
+          isolation: IsolationSchema.optional().describe(
+            "Isolation tier of the notebook's session; default: the key's, else the server's.",
+          ),
         }),
         response: { 200: RunSchema, 422: RunSchema, ...errors },
       },
@@ -155,12 +163,13 @@ export const notebookRoutes: FastifyPluginAsyncZod<NotebookRoutesOptions> = asyn
       reply.raw.on("close", onClose);
       const run = await notebooks.run(
         notebook,
-        { userId: actor.userId, policy: actor.key?.policy },
+        { userId: actor.userId, policy: actor.key?.policy, isolation: actor.key },
         {
           stopOnError:
             options.stopOnError ?? (query.stopOnError ? query.stopOnError === "true" : undefined),
           cellTimeout: options.cellTimeout ?? query.cellTimeout,
           environment: options.environment ?? query.environment,
+          isolation: options.isolation ?? query.isolation,
           signal: hangUp.signal,
         },
       );

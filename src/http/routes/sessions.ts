@@ -1,4 +1,5 @@
 /** REST /v1/sessions: long-lived sandboxes and their files (commands and code: session-commands.ts). */
+import { IsolationSchema } from "../../contract/isolation.js";
 import { EnvironmentNameSchema } from "../../contract/environment.js";
 import multipart from "@fastify/multipart";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
@@ -124,6 +125,9 @@ export const sessionRoutes: FastifyPluginAsyncZod<{
             snapshot: SnapshotIdSchema.optional().describe(
               "Start from one of your snapshots: its workspace is restored (code contexts start fresh).",
             ),
+            isolation: IsolationSchema.optional().describe(
+              "Isolation tier; absent: the key's, else the server's. A key forced to gvisor refuses namespaces (403 ISOLATION_FORBIDDEN).",
+            ),
           })
           .strict(),
         response: { 201: SessionSchema, ...errors },
@@ -134,7 +138,7 @@ export const sessionRoutes: FastifyPluginAsyncZod<{
       const network = service.resolveNetwork(request.body.network, actor.key?.networkAllow);
       const info = await sessions.create(
         actor.userId,
-        { ...request.body, network },
+        { ...request.body, network, keyIsolation: actor.key },
         actor.key?.id ?? null,
       );
       return reply.status(201).send(info);

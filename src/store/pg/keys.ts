@@ -41,9 +41,21 @@ export class PgKeyStore implements KeyStore {
     const k = newKeyRow(options);
     const { rows } = await query<KeyRow>(
       this.pool,
-      `INSERT INTO api_keys (id, name, hash, scopes, user_id, created_at, network_allow, policy)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *`,
-      [k.id, options.name, k.hash, k.scopes, options.userId, k.createdAt, k.networkAllow, k.policy],
+      `INSERT INTO api_keys (id, name, hash, scopes, user_id, created_at, network_allow, policy,
+         isolation_default, isolation_forced)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *`,
+      [
+        k.id,
+        options.name,
+        k.hash,
+        k.scopes,
+        options.userId,
+        k.createdAt,
+        k.networkAllow,
+        k.policy,
+        k.isolationDefault,
+        k.isolationForced,
+      ],
     );
     return { key: toKey(rows[0]!), token: k.token };
   }
@@ -108,9 +120,18 @@ export class PgKeyStore implements KeyStore {
     const next = patchedRow(rows[0], patch);
     const updated = await query<KeyRow>(
       this.pool,
-      `UPDATE api_keys SET name = $2, scopes = $3, network_allow = $4, policy = $5
+      `UPDATE api_keys SET name = $2, scopes = $3, network_allow = $4, policy = $5,
+         isolation_default = $6, isolation_forced = $7
        WHERE id = $1 AND revoked_at IS NULL RETURNING *`,
-      [id, next.name, next.scopes, next.networkAllow, next.policy],
+      [
+        id,
+        next.name,
+        next.scopes,
+        next.networkAllow,
+        next.policy,
+        next.isolationDefault,
+        next.isolationForced,
+      ],
     );
     this.drop(id);
     return updated.rows[0] ? toKey(updated.rows[0]) : null;

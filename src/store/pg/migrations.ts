@@ -82,6 +82,9 @@ const MIGRATIONS: string[] = [
      $$ BEGIN DELETE FROM judge0_submissions WHERE token = OLD.id; RETURN OLD; END $$;
    CREATE TRIGGER judge0_submissions_expire AFTER DELETE ON executions
      FOR EACH ROW EXECUTE FUNCTION judge0_submissions_expire();`,
+  // A key's isolation tier (src/executions/isolation.ts): its default, and whether it is forced.
+  `ALTER TABLE api_keys ADD COLUMN isolation_default text,
+     ADD COLUMN isolation_forced integer NOT NULL DEFAULT 0;`,
 ];
 
 /** The schema version this code writes. */

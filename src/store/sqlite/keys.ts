@@ -36,7 +36,7 @@ export class SqliteKeyStore implements KeyStore {
     const k = newKeyRow(options);
     this.db
       .prepare(
-        "INSERT INTO api_keys (id, name, hash, scopes, user_id, created_at, network_allow, policy) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO api_keys (id, name, hash, scopes, user_id, created_at, network_allow, policy, isolation_default, isolation_forced) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       )
       .run(
         k.id,
@@ -47,6 +47,8 @@ export class SqliteKeyStore implements KeyStore {
         k.createdAt,
         k.networkAllow,
         k.policy,
+        k.isolationDefault,
+        k.isolationForced,
       );
     return { key: toKey(this.byId.get(k.id)!), token: k.token };
   }
@@ -108,9 +110,17 @@ export class SqliteKeyStore implements KeyStore {
     const next = patchedRow(row, patch);
     this.db
       .prepare(
-        "UPDATE api_keys SET name = ?, scopes = ?, network_allow = ?, policy = ? WHERE id = ? AND revoked_at IS NULL",
+        "UPDATE api_keys SET name = ?, scopes = ?, network_allow = ?, policy = ?, isolation_default = ?, isolation_forced = ? WHERE id = ? AND revoked_at IS NULL",
       )
-      .run(next.name, next.scopes, next.networkAllow, next.policy, id);
+      .run(
+        next.name,
+        next.scopes,
+        next.networkAllow,
+        next.policy,
+        next.isolationDefault,
+        next.isolationForced,
+        id,
+      );
     return toKey(this.byId.get(id)!);
   }
 
