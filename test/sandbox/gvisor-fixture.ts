@@ -165,8 +165,11 @@ export class GvisorBox {
     writeFileSync(join(this.bundle, "config.json"), JSON.stringify(spec));
   }
 
-  /** Listens for init (one connection, as Warden's control.ts), then starts the helper. */
-  async start(): Promise<Run> {
+  /**
+   * Listens for init (one connection, as Warden's control.ts), then starts the
+   * helper: mounting a fresh workspace, or joining the namespace of `holder`.
+   */
+  async start(holder?: number): Promise<Run> {
     const server = createServer();
     this.server = server;
     await new Promise<void>((r) => server.listen(this.ctlPath, r));
@@ -187,10 +190,10 @@ export class GvisorBox {
     });
     // Reached by init as the guest's uid, inside gVisor (the Sentry checks it);
     // on the host the 0700 test directory keeps everyone but root out.
-    return this.spawnHelper(init);
+    return this.spawnHelper(init, holder);
   }
 
-  private spawnHelper(init: Promise<Socket>): Run {
+  private spawnHelper(init: Promise<Socket>, holder: number | undefined): Run {
     const diskMb = this.options.diskMb ?? 16;
     const args = buildRunscExecArgs({
       runscPath: RUNSC,
@@ -200,7 +203,10 @@ export class GvisorBox {
       cgroupProcsFiles: this.cgroup.procsFiles,
       workspace: {
         dir: this.boxDir,
-        mount: { bytes: diskMb << 20, inodes: workspaceInodes(diskMb) },
+        mount:
+          holder !== undefined
+            ? { join: holder }
+            : { bytes: diskMb << 20, inodes: workspaceInodes(diskMb) },
       },
     });
     const owner = this.options.socketOwner ?? GUEST;

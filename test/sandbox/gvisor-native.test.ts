@@ -116,6 +116,23 @@ describe.skipIf(skip !== null)(
       expect(b.runsc("list", "--quiet").trim()).toBe("");
     });
 
+    it("a later run joins the holder's workspace (a compile step, then its program)", async () => {
+      const b = await box();
+      const first = await b.start();
+      const write = python("open('/workspace/a.out', 'w').write('built')");
+      expect(await request(await first.init, write)).toBe("exit 0\n");
+      expect((await first.settled).slice(-2)).toEqual(["H", "S 0"]);
+      // Same bundle and id: the first container is gone from runsc's root.
+      const second = await b.start(first.helper.pid);
+      const read = python("print(open('/workspace/a.out').read())");
+      expect(await request(await second.init, read)).toBe("exit 0\n");
+      const control = await finish(second);
+      expect(second.stdout()).toBe("built\n");
+      expect(control).not.toContain("R"); // it joined, it mounted nothing
+      expect(control).not.toContain("H"); // only the first run holds the namespace
+      await finish(first);
+    });
+
     it("init is PID 1: a program's kill -9 -1 spares it, leftovers and daemons go", async () => {
       const b = await box();
       const run = await b.start();
