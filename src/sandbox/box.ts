@@ -398,6 +398,7 @@ export class Box implements SandboxBox {
         metrics,
         sandbox: { id: this.id, uid: this.uid },
         warm,
+        isolation: "namespaces",
       };
     } finally {
       if (this.state === "running") this.state = "idle";

@@ -79,8 +79,11 @@ export class SandboxHost implements TierReporter {
   readonly pool: WarmPool;
   private readonly pending = new Set<Promise<unknown>>();
   private readonly boxContext: BoxContext;
-  /** The gVisor tier's probe, started at open (runs of the other tier never wait for it). */
-  private readonly gvisorProbe: Promise<GvisorProbe>;
+  /**
+   * The gVisor tier's probe: started at open when the tier is the default or
+   * `enabled: on`, else at the first question; never awaited by the other tier.
+   */
+  private gvisorProbe: Promise<GvisorProbe> | undefined;
   private gvisorContext: GvisorContext | undefined;
   /** The probe's answer once it came (gvisorStatus reads it synchronously). */
   private gvisorKnown: GvisorProbe | undefined;
@@ -101,7 +104,7 @@ export class SandboxHost implements TierReporter {
   ) {
     this.boxContext = { ...boxContext, track: (work) => this.track(work) };
     this.pool = new WarmPool(this, poolConfig, logger);
-    this.gvisorProbe = this.probeGvisor();
+    if (config.isolation === "gvisor" || config.gvisor.enabled === "on") void this.gvisor();
   }
 
   /** The gVisor tier's platform once its probe passed, else null (template keys). */
@@ -111,6 +114,7 @@ export class SandboxHost implements TierReporter {
 
   /** Whether the gVisor tier is available here, on which platform, or why not. */
   gvisor(): Promise<GvisorProbe> {
+    this.gvisorProbe ??= this.probeGvisor();
     return this.gvisorProbe;
   }
 
@@ -127,7 +131,6 @@ export class SandboxHost implements TierReporter {
           : `probe ended ${result.status}: ${(result.errorMessage ?? result.stderr).slice(0, 200)}`;
       } finally {
         await box.destroy();
-        await this.settled();
       }
     }).catch((error: unknown): GvisorProbe => ({
       available: false,
@@ -361,7 +364,7 @@ export class SandboxHost implements TierReporter {
     checkFiles(options.files ?? []);
     const { isolation, ...boxOptions } = options;
     if (isolation === "gvisor") {
-      const probe = await this.gvisorProbe;
+      const probe = await this.gvisor();
       const ctx = this.gvisorContext;
       if (!probe.available || !ctx)
         throw new WardenError(

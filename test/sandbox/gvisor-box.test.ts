@@ -321,6 +321,14 @@ describe.skipIf(reason !== "")(`gVisor box ${reason}`, () => {
     }
   });
 
+  it("a started box that is never taken is destroyed with nothing left", async () => {
+    const box = await host!.prepare({ diskMb: 16, isolation: "gvisor" });
+    await box.prestart({ limits: limits() });
+    expect(await box.startedMemoryBytes()).toBeGreaterThan(0);
+    await box.destroy();
+    await expectGvisorNothingLeft(box);
+  });
+
   it("the namespaces tier is untouched: prepare without isolation gives a bubblewrap box", async () => {
     const box = await host!.prepare({ diskMb: 4 });
     try {
