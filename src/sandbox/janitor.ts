@@ -51,7 +51,7 @@ function isOrphan(name: string): boolean {
  * or `<boxId>-<name>-<run>` (a gVisor run's control socket, `-ctl-<n>`): a
  * Warden killed with SIGKILL never runs the close() that removes it.
  */
-const SIDE_FILE = /^(b\d+-\d+-[a-z0-9]+)-([a-z]+(?:-\d+)?)$/
+const SIDE_FILE = /^(b\d+-\d+-[a-z0-9]+)-([a-z]+(?:-\d+)?)$/;
 
 function isOrphanSideFile(name: string): boolean {
   const boxId = SIDE_FILE.exec(name)?.[1];
