@@ -12,6 +12,7 @@ import {
   existsSync,
   mkdirSync,
   readdirSync,
+  rmdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
@@ -141,10 +142,19 @@ function cgroupsNamed(id: string): string[] {
 }
 
 afterAll(async () => {
+  if (skipReason !== null) return;
   for (const child of children) if (child.exitCode === null) child.kill("SIGKILL");
   const cgroups = createCgroupDriver(PARENT);
   await cgroups.sweepForeign(`b${process.pid}`).catch(() => undefined);
   rmSync(RUN_DIR, { recursive: true, force: true });
+  // The test's own cgroup parent, in every hierarchy runsc or the driver made it.
+  for (const mount of readCgroupLayout().v1Hierarchies ?? []) {
+    try {
+      rmdirSync(join(mount, PARENT));
+    } catch {
+      // not made there, or still in use
+    }
+  }
 });
 
 describe("janitor, gVisor tier (real runsc)", () => {
