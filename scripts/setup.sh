@@ -27,6 +27,11 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 packages=(bubblewrap libseccomp-dev gcc libc6-dev util-linux coreutils findutils)
+# gVisor's runsc for the isolation tier `gvisor` (docs/isolation.md). Debian
+# builds it for amd64 and arm64 only; elsewhere that tier stays unavailable.
+case "$(dpkg --print-architecture 2>/dev/null)" in
+  amd64 | arm64) packages+=(runsc) ;;
+esac
 # The languages the tests run: python (with matplotlib, for plots as
 # image/png; IPython and pandas for Jupyter cells), C and C++ compilers;
 # openssl and curl for the egress tests.

@@ -17,6 +17,7 @@ import { benchCluster, DEFAULT_BENCH_DATABASE_URL } from "./bench-cluster.js";
 import { bareRate, bareSpawn, round, stats, timed, type Stats } from "./measure.js";
 import { createContext, openHost, type GlobalOptions } from "./context.js";
 import { benchJudge } from "./bench-judge.js";
+import { benchTiers } from "./bench-tiers.js";
 
 export interface BenchOptions extends GlobalOptions {
   runs?: string;
@@ -37,6 +38,10 @@ export interface BenchOptions extends GlobalOptions {
   judge?: boolean;
   /** Cases of `--judge`. @default 100 */
   cases?: string;
+  /** Only cold and warm starts per isolation tier, e.g. `namespaces,gvisor`. */
+  tiers?: string;
+  /** Only cold and warm starts in this tier (`--tiers` with one entry). */
+  isolation?: string;
 }
 
 const LIMITS: SandboxLimits = {
@@ -176,6 +181,7 @@ async function clusterCommand(options: BenchOptions): Promise<number> {
 export async function benchCommand(options: BenchOptions): Promise<number> {
   if (options.cluster) return clusterCommand(options);
   if (options.judge) return benchJudge(options);
+  if (options.tiers !== undefined || options.isolation !== undefined) return benchTiers(options);
   const runs = Math.max(5, Number(options.runs ?? 50));
   const ctx = createContext(options);
   const host = await openHost(ctx);

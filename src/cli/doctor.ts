@@ -9,6 +9,7 @@ import { promisify } from "node:util";
 import { readCgroupLayout } from "../sandbox/cgroups/index.js";
 import { defaultNativeDir } from "../sandbox/host.js";
 import { createContext, openHost, type GlobalOptions } from "./context.js";
+import { gatherGvisorChecks } from "./doctor-gvisor.js";
 
 const run = promisify(execFile);
 
@@ -226,6 +227,10 @@ export async function gatherChecks(options: GlobalOptions): Promise<Check[]> {
       detail: "skipped: fix the blockers above first",
     });
   }
+
+  if (layout.mode !== "none")
+    for (const check of await gatherGvisorChecks(ctx.config.sandbox.gvisor, layout.mode))
+      add(check);
 
   for (const runtime of await ctx.registry.list()) {
     add(

@@ -221,6 +221,11 @@ function program(setExit: (code: number) => void): Command {
     .option("--database-url <url>", "PostgreSQL where --cluster makes its scratch database")
     .option("--judge", "only test cases/s: one judge run vs the same cases as executions")
     .option("--cases <n>", "cases of --judge", "100")
+    .option(
+      "--tiers <list>",
+      "only cold and warm starts per isolation tier (namespaces,gvisor) against a bare spawn",
+    )
+    .option("--isolation <tier>", "only cold and warm starts in this tier (namespaces or gvisor)")
     .option("--json", "print the figures as JSON")
     .option("--isolation <tier>", "measure only this tier: namespaces or gvisor (default: each)")
     .action(async (opts: BenchOptions & { isolation?: string }, cmd: Command) => {

@@ -1,7 +1,8 @@
 /**
  * Start-up janitor: removes what a crashed Warden left behind — cgroups,
  * workspace mounts and directories, a box's side files (a session's preview
- * relay socket), uid leases and stray processes. Only
+ * relay socket, a gVisor run's control socket), uid leases, stray processes
+ * and the gVisor tier's runsc state, bundles and foreign cgroups. Only
  * leftovers whose owner (the Warden process named in the box id) is dead are
  * touched, so several Warden processes can share one host.
  */
@@ -11,6 +12,7 @@ import { spawn } from "node:child_process";
 import type { Logger } from "../audit/logger.js";
 import { parseMountInfo } from "./cgroups/detect.js";
 import type { CgroupDriver } from "./cgroups/index.js";
+import { sweepGvisor, type GvisorSweepReport } from "./janitor-gvisor.js";
 import type { RunDirLayout } from "./host-layout.js";
 import { isOwnerAlive, parseBoxName, parseOwnerTag } from "./owner.js";
 import type { UidPool } from "./uid-pool.js";
@@ -23,6 +25,7 @@ export interface JanitorReport {
   sideFiles: number;
   leases: number;
   processes: number;
+  gvisor: GvisorSweepReport;
 }
 
 export interface JanitorOptions {
@@ -30,6 +33,11 @@ export interface JanitorOptions {
   cgroups: CgroupDriver;
   uids: UidPool;
   logger: Logger;
+  /**
+   * runsc, to `delete --force` a dead owner's gVisor containers; null or
+   * absent when the tier is off (its files and cgroups are swept anyway).
+   */
+  runscPath?: string | null;
 }
 
 /** A box (or one of its cgroups) whose Warden is gone. Names Warden did not make are left alone. */
@@ -39,10 +47,11 @@ function isOrphan(name: string): boolean {
 }
 
 /**
- * A box's side file, `<boxId>-<name>` next to its directory (Box.sidePath): a
+ * A box's side file, `<boxId>-<name>` next to its directory (Box.sidePath),
+ * or `<boxId>-<name>-<run>` (a gVisor run's control socket, `-ctl-<n>`): a
  * Warden killed with SIGKILL never runs the close() that removes it.
  */
-const SIDE_FILE = /^(b\d+-\d+-[a-z0-9]+)-([a-z]+)$/;
+const SIDE_FILE = /^(b\d+-\d+-[a-z0-9]+)-([a-z]+(?:-\d+)?)$/;
 
 function isOrphanSideFile(name: string): boolean {
   const boxId = SIDE_FILE.exec(name)?.[1];
@@ -96,12 +105,20 @@ export async function runJanitor(o: JanitorOptions): Promise<JanitorReport> {
     sideFiles: 0,
     leases: 0,
     processes: 0,
+    gvisor: { containers: 0, stateFiles: 0, bundles: 0, foreignCgroups: 0 },
   };
   for (const name of await o.cgroups.list()) {
     if (!isOrphan(name)) continue;
     await o.cgroups.open(name).destroy();
     report.cgroups++;
   }
+  // After Warden's own cgroups are emptied, so runsc only has state to drop.
+  report.gvisor = await sweepGvisor({
+    runDir: o.runDir.root,
+    runscPath: o.runscPath ?? null,
+    cgroups: o.cgroups,
+    isOrphan,
+  });
   for (const name of await readdir(o.runDir.boxes).catch(() => [] as string[])) {
     if (isOrphanSideFile(name)) {
       await rm(join(o.runDir.boxes, name), { force: true });
@@ -151,7 +168,11 @@ export async function runJanitor(o: JanitorOptions): Promise<JanitorReport> {
     report.workspaces +
     report.sideFiles +
     report.leases +
-    report.processes;
+    report.processes +
+    report.gvisor.containers +
+    report.gvisor.stateFiles +
+    report.gvisor.bundles +
+    report.gvisor.foreignCgroups;
   if (total > 0)
     o.logger.info({ cleaned: report }, "janitor removed leftovers of a crashed Warden");
   return report;

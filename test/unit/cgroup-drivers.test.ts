@@ -41,7 +41,13 @@ describe("cgroup v2 driver", () => {
     writeFileSync(join(dir, "cpu.stat"), "usage_usec 12345\nuser_usec 10000\n");
     writeFileSync(join(dir, "memory.peak"), "4096\n");
     writeFileSync(join(dir, "memory.events"), "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n");
-    expect(await group.accounting()).toEqual({ cpuTimeMs: 12, peakMemoryBytes: 4096, oomKills: 1 });
+    writeFileSync(join(dir, "pids.events"), "max 7\n");
+    expect(await group.accounting()).toEqual({
+      cpuTimeMs: 12,
+      peakMemoryBytes: 4096,
+      oomKills: 1,
+      pidsMaxEvents: 7,
+    });
     expect(await driver.list()).toEqual(["b1-2-abc-1"]);
   });
 });
@@ -80,6 +86,9 @@ describe("cgroup v1 driver", () => {
       cpuTimeMs: 2500,
       peakMemoryBytes: 8192,
       oomKills: 2,
+      pidsMaxEvents: 0,
     });
+    writeFileSync(join(mounts.pids, "warden", "b1-2-abc-1", "pids.events"), "max 3\n");
+    expect((await group.accounting()).pidsMaxEvents).toBe(3);
   });
 });

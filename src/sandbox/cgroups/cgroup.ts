@@ -27,6 +27,12 @@ export interface CgroupAccounting {
   /** 0 where the kernel keeps no peak (cgroup v2 before Linux 5.19). */
   peakMemoryBytes: number;
   oomKills: number;
+  /**
+   * Forks the kernel refused at pids.max (`max` in pids.events; 0 where the
+   * kernel does not count). In the gVisor tier that refusal kills the whole
+   * Sentry, so this is how a run tells a fork bomb from a crash.
+   */
+  pidsMaxEvents: number;
 }
 
 /** One sandbox's cgroup, on whichever hierarchy the host uses. */
@@ -71,6 +77,26 @@ export interface CgroupDriver {
    * reparents a removed child's cache to the parent, so raw usage only grows).
    */
   usageBytes(): Promise<number>;
+  /**
+   * Kills and removes the selected cgroups (a name, a dash-ended prefix, or a
+   * predicate) under Warden's parent in every mounted hierarchy, those Warden
+   * does not drive included; returns how many directories went. v1: runsc
+   * makes a gVisor box's cgroup in each hierarchy it finds and a killed runsc
+   * leaves them. v2: runsc joins the one unified cgroup Warden made, so 0.
+   */
+  sweepForeign(select: CgroupSelector): Promise<number>;
+}
+
+/**
+ * Which names a sweep takes: a string is a name or a prefix ending at a dash
+ * (`b1-2` takes `b1-2-ab12-3`, `b1-2-ab12-3` takes only itself, never
+ * `b1-2-ab12-30`); a function decides by itself.
+ */
+export type CgroupSelector = string | ((name: string) => boolean);
+
+export function selects(select: CgroupSelector, name: string): boolean {
+  if (typeof select === "function") return select(name);
+  return name === select || name.startsWith(`${select}-`);
 }
 
 export const CPU_PERIOD_US = 100_000;

@@ -22,6 +22,11 @@ export interface CgroupLayout {
   v1Mounts: Record<string, string>;
   /** Required controllers that are nowhere to be found. */
   missing: string[];
+  /**
+   * Mount points of every v1 hierarchy, with those Warden does not drive
+   * (blkio, cpuset, devices, name=systemd...): runsc makes cgroups there.
+   */
+  v1Hierarchies?: string[];
 }
 
 export interface MountEntry {
@@ -75,8 +80,10 @@ export function detectCgroupLayout(
     }
   }
   const v1Mounts: Record<string, string> = {};
+  const v1Hierarchies: string[] = [];
   for (const m of mounts) {
     if (m.fsType !== "cgroup") continue;
+    if (!v1Hierarchies.includes(m.mountPoint)) v1Hierarchies.push(m.mountPoint);
     for (const option of m.superOptions)
       if ((WANTED_CONTROLLERS as readonly string[]).includes(option))
         v1Mounts[option] ??= m.mountPoint;
@@ -89,6 +96,7 @@ export function detectCgroupLayout(
       unifiedControllers,
       v1Mounts,
       missing: [],
+      v1Hierarchies,
     };
   }
   const missing = REQUIRED_CONTROLLERS.filter((c) => !v1Mounts[c]);
@@ -99,5 +107,6 @@ export function detectCgroupLayout(
     unifiedControllers,
     v1Mounts,
     missing,
+    v1Hierarchies,
   };
 }

@@ -8,6 +8,8 @@ import { CgroupV2Driver } from "./v2.js";
 
 export type { Cgroup, CgroupAccounting, CgroupDriver, CgroupLimits } from "./cgroup.js";
 export { detectCgroupLayout, type CgroupLayout, type CgroupMode } from "./detect.js";
+export type { CgroupSelector } from "./cgroup.js";
+export { gvisorLimits, type GvisorOverheads } from "./gvisor.js";
 
 export function readCgroupLayout(): CgroupLayout {
   return detectCgroupLayout(readFileSync("/proc/self/mountinfo", "utf8"));
@@ -24,7 +26,7 @@ export function createCgroupDriver(
       return new CgroupV2Driver(layout.unifiedMount!, parent, layout.unifiedControllers, cpuCount);
     case "v1":
     case "hybrid":
-      return new CgroupV1Driver(layout.v1Mounts, parent, cpuCount);
+      return new CgroupV1Driver(layout.v1Mounts, parent, cpuCount, layout.v1Hierarchies ?? []);
     case "none":
       throw new WardenError(
         "ISOLATION_UNAVAILABLE",

@@ -21,7 +21,9 @@ import {
   type CgroupAccounting,
   type CgroupDriver,
   type CgroupLimits,
+  type CgroupSelector,
 } from "./cgroup.js";
+import { sweepHierarchies } from "./gvisor.js";
 
 /**
  * cgroup v1: one directory per controller hierarchy. Also drives hybrid hosts,
@@ -35,7 +37,17 @@ export class CgroupV1Driver implements CgroupDriver {
     private readonly mounts: Readonly<Record<string, string>>,
     private readonly parent: string,
     private readonly cpuCount: number,
+    /** Every mounted v1 hierarchy, the ones Warden does not drive too (blkio, name=systemd...). */
+    private readonly hierarchies: readonly string[] = [],
   ) {}
+
+  async sweepForeign(select: CgroupSelector): Promise<number> {
+    return sweepHierarchies(
+      [...Object.values(this.mounts), ...this.hierarchies],
+      this.parent,
+      select,
+    );
+  }
 
   private dirsOf(name: string): Record<string, string> {
     const dirs: Record<string, string> = {};
@@ -149,14 +161,16 @@ class CgroupV1 implements Cgroup {
   }
 
   async accounting(): Promise<CgroupAccounting> {
-    const { memory, cpuacct } = this.dirs;
+    const { memory, cpuacct, pids } = this.dirs;
     const cpuNs = cpuacct ? readNumberOr(join(cpuacct, "cpuacct.usage"), 0) : 0;
+    const pidsEvents: Record<string, number> = pids ? readKeyed(join(pids, "pids.events")) : {};
     const peak = memory ? readNumberOr(join(memory, "memory.max_usage_in_bytes"), 0) : 0;
     const oom: Record<string, number> = memory ? readKeyed(join(memory, "memory.oom_control")) : {};
     return {
       cpuTimeMs: Math.round(cpuNs / 1e6),
       peakMemoryBytes: peak,
       oomKills: oom.oom_kill ?? 0,
+      pidsMaxEvents: pidsEvents.max ?? 0,
     };
   }
 

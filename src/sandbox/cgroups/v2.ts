@@ -19,6 +19,7 @@ import {
   type CgroupAccounting,
   type CgroupDriver,
   type CgroupLimits,
+  type CgroupSelector,
 } from "./cgroup.js";
 
 /** cgroup v2: one unified directory per sandbox under `<mount>/<parent>`. */
@@ -72,6 +73,11 @@ export class CgroupV2Driver implements CgroupDriver {
     return workingSetBytes(join(dir, "memory.current"), join(dir, "memory.stat"), "inactive_file");
   }
 
+  /** runsc joins the unified cgroup Warden made and makes none of its own: nothing extra. */
+  async sweepForeign(_select: CgroupSelector): Promise<number> {
+    return Promise.resolve(0);
+  }
+
   async list(): Promise<string[]> {
     try {
       const entries = await readdir(join(this.mount, this.parent), { withFileTypes: true });
@@ -113,10 +119,12 @@ class CgroupV2 implements Cgroup {
   async accounting(): Promise<CgroupAccounting> {
     const cpu = readKeyed(join(this.dir, "cpu.stat"));
     const events = readKeyed(join(this.dir, "memory.events"));
+    const pidsEvents = readKeyed(join(this.dir, "pids.events"));
     return {
       cpuTimeMs: Math.round((cpu.usage_usec ?? 0) / 1000),
       peakMemoryBytes: readNumberOr(join(this.dir, "memory.peak"), 0),
       oomKills: events.oom_kill ?? 0,
+      pidsMaxEvents: pidsEvents.max ?? 0,
     };
   }
 
