@@ -227,7 +227,6 @@ function program(setExit: (code: number) => void): Command {
     )
     .option("--isolation <tier>", "only cold and warm starts in this tier (namespaces or gvisor)")
     .option("--json", "print the figures as JSON")
-    .option("--isolation <tier>", "measure only this tier: namespaces or gvisor (default: each)")
     .action(async (opts: BenchOptions & { isolation?: string }, cmd: Command) => {
       // Parsed here so a typo fails before minutes of measuring; the bench reads `isolation`.
       const isolation = parseIsolationFlag(opts.isolation);
