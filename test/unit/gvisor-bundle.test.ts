@@ -5,7 +5,7 @@ import {
   type OciSpecOptions,
 } from "../../src/sandbox/gvisor/bundle.js";
 import { skeletonContent, skeletonDigest } from "../../src/sandbox/gvisor/rootfs.js";
-import { gvisorCgroupLimits, parsePidsEventsMax } from "../../src/sandbox/gvisor/limits.js";
+import { gvisorCgroupLimits } from "../../src/sandbox/gvisor/limits.js";
 import {
   describeProbe,
   missingFlags,
@@ -178,9 +178,7 @@ describe("gVisor helpers", () => {
     });
   });
 
-  it("parses pids.events, runsc --version and runsc flags", () => {
-    expect(parsePidsEventsMax("max 17\n")).toBe(17);
-    expect(parsePidsEventsMax("")).toBe(0);
+  it("parses runsc --version and runsc flags", () => {
     expect(parseRunscVersion("runsc version 0.0~20221219.0\nspec: 1.0.2-dev\n")).toBe(
       "0.0~20221219.0",
     );
