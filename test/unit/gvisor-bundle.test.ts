@@ -198,7 +198,12 @@ describe("gVisor helpers", () => {
       { kind: "symlink", path: "/lib", target: "usr/lib" },
     ]);
     expect(a.dirs).toContain(".warden");
-    expect(a.symlinks).toEqual([{ path: "lib", target: "usr/lib" }]);
+    // /home/user is the workspace, as in the namespaces tier (E2B's paths).
+    expect(a.dirs).toContain("home");
+    expect(a.symlinks).toEqual([
+      { path: "home/user", target: "/workspace" },
+      { path: "lib", target: "usr/lib" },
+    ]);
     const b = skeletonContent([
       { kind: "dir", path: "/usr" },
       { kind: "symlink", path: "/lib", target: "usr/lib64" },
