@@ -108,10 +108,13 @@ describe("buildOciSpec", () => {
     expect(r.find((x) => x.type === "RLIMIT_FSIZE")?.hard).toBe(16 << 20);
   });
 
-  it("mounts: /proc, a read-only /dev, a bounded /dev/shm, read-only system and /etc, rw workspace and tmp", () => {
+  it("mounts: /proc, a read-only /dev, an empty read-only /sys, a bounded /dev/shm, read-only system and /etc, rw workspace and tmp", () => {
     const s = spec();
     expect(mount(s, "/proc")?.type).toBe("proc");
     expect(mount(s, "/dev")?.options).toContain("ro");
+    // An empty read-only tmpfs stands where runsc would mount its own sysfs.
+    expect(mount(s, "/sys")).toMatchObject({ type: "tmpfs" });
+    expect(mount(s, "/sys")?.options).toEqual(expect.arrayContaining(["ro", "noexec"]));
     expect(mount(s, "/dev/shm")?.options).toEqual(
       expect.arrayContaining(["noexec", "nosuid", "nodev", `size=${128 << 20}`]),
     );
@@ -145,7 +148,8 @@ describe("buildOciSpec", () => {
       .map((m) => m.destination);
     expect(writable.sort()).toEqual([CONTROL_SOCKET, "/tmp", "/workspace"]);
     expect(mount(s, "/.warden/egress.sock")).toBeUndefined();
-    expect(s.mounts.some((m) => m.destination === "/sys")).toBe(false);
+    // Never a sysfs: runsc's own would appear if the spec left /sys out.
+    expect(s.mounts.filter((m) => m.destination === "/sys").map((m) => m.type)).toEqual(["tmpfs"]);
   });
 
   it("init gets the control socket, then bridge and warm as in the namespaces tier", () => {

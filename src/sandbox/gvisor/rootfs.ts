@@ -11,7 +11,17 @@ import { HOME_USER, WORKSPACE, type SystemEntry } from "../bwrap-args.js";
 import { sharedTree } from "../host-layout.js";
 
 /** Mount points runsc finds in place (it can make others in its own view, but need not). */
-export const SKELETON_DIRS = ["usr", "etc", "proc", "dev", "tmp", "workspace", ".warden", "home"];
+export const SKELETON_DIRS = [
+  "usr",
+  "etc",
+  "proc",
+  "dev",
+  "tmp",
+  "workspace",
+  ".warden",
+  "home",
+  "sys",
+];
 
 /**
  * E2B scripts write /home/user/... (docs/e2b.md): as in the namespaces tier
