@@ -395,11 +395,16 @@ function warmPool(
       logger.warn({ language }, "sandbox.pool.prewarm names an unknown language");
       continue;
     }
+    const cannot = (error: unknown): void =>
+      logger.warn({ language, reason: (error as Error).message }, "cannot prewarm");
     try {
       const runtime = registry.resolve(language);
-      pool.prewarm(runtimeTemplate(host, runtime, resolveLimits(config, {})));
+      runtimeTemplate(host, runtime, resolveLimits(config, {})).then(
+        (template) => pool.prewarm(template),
+        cannot,
+      );
     } catch (error) {
-      logger.warn({ language, reason: (error as Error).message }, "cannot prewarm");
+      cannot(error);
     }
   }
   return () => {

@@ -117,7 +117,9 @@ export async function benchEnvironments(o: {
       for (const c of cases) cold.get(c.name)!.push(await timed(() => run(c.env)));
     await host.close();
     host = await open(true);
-    const templates = cases.map((c) => runtimeTemplate(host, runtime, o.limits, c.env));
+    const templates = await Promise.all(
+      cases.map((c) => runtimeTemplate(host, runtime, o.limits, c.env)),
+    );
     for (const t of templates) host.pool.prewarm(t);
     const ready = async (key: string): Promise<void> => {
       for (let i = 0; i < 1000; i++) {

@@ -10,7 +10,8 @@ import { IsolationSchema, type Isolation } from "../contract/isolation.js";
 import { findTool } from "../runtimes/registry.js";
 import type { SandboxHost } from "../sandbox/host.js";
 import type { SandboxLimits } from "../sandbox/types.js";
-import { describeStatus, quickGvisorStatus } from "../sandbox/gvisor/status.js";
+import { describeProbe } from "../sandbox/gvisor/probe.js";
+import { quickGvisorStatus } from "../sandbox/gvisor/status.js";
 import { createContext, openHost, type GlobalOptions } from "./context.js";
 import { bareSpawn, round, stats, timed, type Stats } from "./measure.js";
 
@@ -142,7 +143,7 @@ async function measureParallel(
 async function unavailable(tier: Isolation, options: TierBenchOptions): Promise<string | null> {
   if (tier !== "gvisor") return null;
   const status = await quickGvisorStatus(createContext(options).config.sandbox.gvisor);
-  return status.available ? null : describeStatus(status);
+  return status.available ? null : describeProbe(status);
 }
 
 export async function benchTiers(options: TierBenchOptions): Promise<number> {

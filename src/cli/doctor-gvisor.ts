@@ -5,12 +5,8 @@
  */
 import type { GvisorConfig } from "../config/gvisor-config.js";
 import type { CgroupMode } from "../sandbox/cgroups/index.js";
-import {
-  describeStatus,
-  quickGvisorStatus,
-  versionWarning,
-  type GvisorStatus,
-} from "../sandbox/gvisor/status.js";
+import { describeProbe, type GvisorProbe } from "../sandbox/gvisor/probe.js";
+import { quickGvisorStatus, versionWarning } from "../sandbox/gvisor/status.js";
 
 export interface DoctorCheck {
   name: string;
@@ -24,12 +20,12 @@ const LATEST =
 
 /** The lines for a status (pure: the doctor's probe or the server's). */
 export function gvisorChecks(
-  status: GvisorStatus,
+  status: GvisorProbe,
   config: GvisorConfig,
   cgroupMode: CgroupMode,
 ): DoctorCheck[] {
   const checks: DoctorCheck[] = [];
-  const detail = describeStatus(status);
+  const detail = describeProbe(status);
   if (status.available) checks.push({ name: "gvisor", level: "ok", detail });
   else
     checks.push({

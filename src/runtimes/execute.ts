@@ -309,7 +309,13 @@ async function takeOrPrepare(
   },
 ): Promise<Box> {
   // The tier is part of the template's key: a gvisor run takes only a gVisor box.
-  const template = runtimeTemplate(host, runtime, first.limits, first.environment, first.isolation);
+  const template = await runtimeTemplate(
+    host,
+    runtime,
+    first.limits,
+    first.environment,
+    first.isolation,
+  );
   const warm =
     first.network === undefined && template.accepts(first.argv, { ...BASE_ENV, ...first.env })
       ? host.pool.take(template)

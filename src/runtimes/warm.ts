@@ -31,14 +31,19 @@ export interface RuntimeTemplate extends PoolTemplate {
  * from the host. The CPU-time rlimit is not: a box starts without one and
  * init sets the request's before its program runs (a process may lower its
  * limits, never raise them); the host enforces CPU time on the cgroup anyway.
+ *
+ * A gvisor template waits for the tier's probe: its key names the platform,
+ * and a key built before the probe answered ended `|none`, so its boxes were
+ * never taken by a later run (keyed `|ptrace`) and sat in the pool.
  */
-export function runtimeTemplate(
-  host: SandboxHost,
+export async function runtimeTemplate(
+  host: Pick<SandboxHost, "gvisor" | "gvisorPlatform" | "privateFile">,
   runtime: ResolvedRuntime,
   limits: SandboxLimits,
   environment?: SandboxEnvironment,
   isolation: Isolation = "namespaces",
-): RuntimeTemplate {
+): Promise<RuntimeTemplate> {
+  if (isolation === "gvisor") await host.gvisor();
   const def = runtime.definition;
   const mounts: ReadOnlyMount[] = privateMountsFor(runtime, (name) => host.privateFile(name));
   // An environment's boxes are their own template: its tree is bound when the

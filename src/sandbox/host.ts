@@ -238,7 +238,15 @@ export class SandboxHost implements TierReporter {
     });
     const uids = new UidPool(runDir.uids, config.uidBase, config.uidCount);
     await uids.init();
-    const janitorReport = await runJanitor({ runDir, cgroups, uids, logger });
+    // runsc too, so a dead owner's gVisor containers get `runsc delete --force`
+    // (not only their state files removed); the tier off means no runsc is spawned.
+    const janitorReport = await runJanitor({
+      runDir,
+      cgroups,
+      uids,
+      logger,
+      runscPath: config.gvisor.enabled === "off" ? null : config.gvisor.runscPath,
+    });
     const layout = {
       system: await systemEntries(),
       etcDir: runDir.etc,

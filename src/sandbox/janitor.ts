@@ -21,7 +21,7 @@ export interface JanitorReport {
   cgroups: number;
   mounts: number;
   workspaces: number;
-  /** Side files of boxes, e.g. `<boxId>-preview`, a session's preview relay socket. */
+  /** Side entries of boxes: `<boxId>-preview` (a relay socket), gVisor's `-ctl-<n>/` and `-net-<n>/` dirs. */
   sideFiles: number;
   leases: number;
   processes: number;
@@ -47,9 +47,11 @@ function isOrphan(name: string): boolean {
 }
 
 /**
- * A box's side file, `<boxId>-<name>` next to its directory (Box.sidePath),
- * or `<boxId>-<name>-<run>` (a gVisor run's control socket, `-ctl-<n>`): a
- * Warden killed with SIGKILL never runs the close() that removes it.
+ * A box's side entry, `<boxId>-<name>` next to its directory (Box.sidePath),
+ * or `<boxId>-<name>-<run>`: a file (a session's preview relay socket) or a
+ * directory (a gVisor run's control socket dir `-ctl-<n>/`, its egress socket
+ * dir `-net-<n>/`). A Warden killed with SIGKILL never runs the close() that
+ * removes it.
  */
 const SIDE_FILE = /^(b\d+-\d+-[a-z0-9]+)-([a-z]+(?:-\d+)?)$/;
 
@@ -121,7 +123,9 @@ export async function runJanitor(o: JanitorOptions): Promise<JanitorReport> {
   });
   for (const name of await readdir(o.runDir.boxes).catch(() => [] as string[])) {
     if (isOrphanSideFile(name)) {
-      await rm(join(o.runDir.boxes, name), { force: true });
+      // Recursive: gVisor's side entries are directories, and rm without it
+      // throws EISDIR, which aborted the whole start-up sweep.
+      await rm(join(o.runDir.boxes, name), { recursive: true, force: true });
       report.sideFiles++;
       continue;
     }

@@ -44,7 +44,7 @@ async function warmedIn(
   l: SandboxLimits,
   isolation: Isolation = "namespaces",
 ): Promise<void> {
-  const template = runtimeTemplate(host, registry.resolve(language), l, undefined, isolation);
+  const template = await runtimeTemplate(host, registry.resolve(language), l, undefined, isolation);
   host.pool.prewarm(template);
   await eventually(
     async () => (host.pool.stats().find((s) => s.key === template.key)?.ready ?? 0) > 0,
@@ -162,7 +162,13 @@ describe.each(TIERS)("warm pool [%s]", (isolation) => {
       env: { PYTHONHASHSEED: "0" },
     }).toString();
     const l = limits({ diskMb: 32 });
-    const template = runtimeTemplate(host, registry.resolve("python"), l, undefined, isolation);
+    const template = await runtimeTemplate(
+      host,
+      registry.resolve("python"),
+      l,
+      undefined,
+      isolation,
+    );
     await warmed("python", l);
     // Warden does not hand such a request to a warm box...
     const seeded = await run("python", code, l, { env: { PYTHONHASHSEED: "0" } });

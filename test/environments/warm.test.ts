@@ -72,7 +72,7 @@ const run = (
 
 describe("environments and the warm pool", () => {
   it("serves an environment run from its own warm template", async () => {
-    const template = runtimeTemplate(host, registry.resolve("python"), limits(), env);
+    const template = await runtimeTemplate(host, registry.resolve("python"), limits(), env);
     expect(template.key).toMatch(/\|env=warm@/);
     host.pool.prewarm(template);
     await eventually(

@@ -175,7 +175,10 @@ describe("janitor, gVisor tier (real runsc)", () => {
       for (const id of [running, killed]) {
         // Warden makes the box's cgroup first; runsc joins it and makes the rest.
         await cgroups.create(id, limits);
-        writeFileSync(join(RUN_DIR, "boxes", `${id.replace(/-\d+$/, "")}-ctl-${id.slice(-1)}`), "");
+        // The control socket as GvisorBox leaves it: `<boxId>-ctl-<n>/sock`.
+        const ctl = join(RUN_DIR, "boxes", `${id.replace(/-\d+$/, "")}-ctl-${id.slice(-1)}`);
+        mkdirSync(ctl, { mode: 0o700 });
+        writeFileSync(join(ctl, "sock"), "");
       }
       await startContainer(running);
       const victim = await startContainer(killed);

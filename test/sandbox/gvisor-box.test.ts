@@ -271,7 +271,13 @@ describe.skipIf(reason !== "")(`gVisor box ${reason}`, () => {
 
   it("the pool's python template in gVisor: a warm stub answers the request", async () => {
     const l = limits({ diskMb: 16 });
-    const template = runtimeTemplate(host!, registry.resolve("python"), l, undefined, "gvisor");
+    const template = await runtimeTemplate(
+      host!,
+      registry.resolve("python"),
+      l,
+      undefined,
+      "gvisor",
+    );
     expect(template.key).toMatch(new RegExp(`^gvisor\\|python\\|.*\\|${probe!.platform}\\|warm$`));
     const box = await host!.prepare(template.box);
     try {

@@ -5,7 +5,7 @@ import {
   type OciSpecOptions,
 } from "../../src/sandbox/gvisor/bundle.js";
 import { skeletonContent, skeletonDigest } from "../../src/sandbox/gvisor/rootfs.js";
-import { gvisorCgroupLimits, parsePidsEventsMax } from "../../src/sandbox/gvisor/limits.js";
+import { gvisorCgroupLimits } from "../../src/sandbox/gvisor/limits.js";
 import {
   describeProbe,
   missingFlags,
@@ -108,10 +108,13 @@ describe("buildOciSpec", () => {
     expect(r.find((x) => x.type === "RLIMIT_FSIZE")?.hard).toBe(16 << 20);
   });
 
-  it("mounts: /proc, a read-only /dev, a bounded /dev/shm, read-only system and /etc, rw workspace and tmp", () => {
+  it("mounts: /proc, a read-only /dev, an empty read-only /sys, a bounded /dev/shm, read-only system and /etc, rw workspace and tmp", () => {
     const s = spec();
     expect(mount(s, "/proc")?.type).toBe("proc");
     expect(mount(s, "/dev")?.options).toContain("ro");
+    // An empty read-only tmpfs stands where runsc would mount its own sysfs.
+    expect(mount(s, "/sys")).toMatchObject({ type: "tmpfs" });
+    expect(mount(s, "/sys")?.options).toEqual(expect.arrayContaining(["ro", "noexec"]));
     expect(mount(s, "/dev/shm")?.options).toEqual(
       expect.arrayContaining(["noexec", "nosuid", "nodev", `size=${128 << 20}`]),
     );
@@ -145,7 +148,8 @@ describe("buildOciSpec", () => {
       .map((m) => m.destination);
     expect(writable.sort()).toEqual([CONTROL_SOCKET, "/tmp", "/workspace"]);
     expect(mount(s, "/.warden/egress.sock")).toBeUndefined();
-    expect(s.mounts.some((m) => m.destination === "/sys")).toBe(false);
+    // Never a sysfs: runsc's own would appear if the spec left /sys out.
+    expect(s.mounts.filter((m) => m.destination === "/sys").map((m) => m.type)).toEqual(["tmpfs"]);
   });
 
   it("init gets the control socket, then bridge and warm as in the namespaces tier", () => {
@@ -178,9 +182,7 @@ describe("gVisor helpers", () => {
     });
   });
 
-  it("parses pids.events, runsc --version and runsc flags", () => {
-    expect(parsePidsEventsMax("max 17\n")).toBe(17);
-    expect(parsePidsEventsMax("")).toBe(0);
+  it("parses runsc --version and runsc flags", () => {
     expect(parseRunscVersion("runsc version 0.0~20221219.0\nspec: 1.0.2-dev\n")).toBe(
       "0.0~20221219.0",
     );
@@ -200,7 +202,12 @@ describe("gVisor helpers", () => {
       { kind: "symlink", path: "/lib", target: "usr/lib" },
     ]);
     expect(a.dirs).toContain(".warden");
-    expect(a.symlinks).toEqual([{ path: "lib", target: "usr/lib" }]);
+    // /home/user is the workspace, as in the namespaces tier (E2B's paths).
+    expect(a.dirs).toContain("home");
+    expect(a.symlinks).toEqual([
+      { path: "home/user", target: "/workspace" },
+      { path: "lib", target: "usr/lib" },
+    ]);
     const b = skeletonContent([
       { kind: "dir", path: "/usr" },
       { kind: "symlink", path: "/lib", target: "usr/lib64" },

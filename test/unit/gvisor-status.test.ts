@@ -3,13 +3,11 @@ import { describe, expect, it } from "vitest";
 import { GvisorConfigSchema } from "../../src/config/gvisor-config.js";
 import { gvisorChecks } from "../../src/cli/doctor-gvisor.js";
 import {
-  buildDate,
-  describeStatus,
+  describeProbe,
   parsePlatforms,
   parseRunscVersion,
-  quickGvisorStatus,
-  versionWarning,
-} from "../../src/sandbox/gvisor/status.js";
+} from "../../src/sandbox/gvisor/probe.js";
+import { buildDate, quickGvisorStatus, versionWarning } from "../../src/sandbox/gvisor/status.js";
 
 const config = GvisorConfigSchema.parse({});
 
@@ -48,9 +46,10 @@ describe("the doctor's gvisor lines", () => {
       available: true,
       version: "0.0~20221219.0",
       platform: "ptrace",
-      reasons: { kvm: "probe timed out", systrap: "not in this build" },
+      reason: null,
+      platforms: { kvm: "probe timed out", systrap: "not in this build", ptrace: "ok" },
     };
-    expect(describeStatus(status)).toBe(
+    expect(describeProbe(status)).toBe(
       "available (runsc 0.0~20221219.0, platform ptrace; kvm: probe timed out; systrap: not in this build)",
     );
     const checks = gvisorChecks(status, config, "v1");
@@ -64,12 +63,12 @@ describe("the doctor's gvisor lines", () => {
   it("is a warning when unavailable, a blocker only when the operator turned the tier on", async () => {
     const missing = await quickGvisorStatus({ ...config, runscPath: "/nonexistent/runsc" });
     expect(missing.available).toBe(false);
-    expect(describeStatus(missing)).toMatch(
+    expect(describeProbe(missing)).toMatch(
       /^unavailable: runsc: not found at \/nonexistent\/runsc/,
     );
     expect(gvisorChecks(missing, config, "v1")[0]!.level).toBe("warn");
     expect(gvisorChecks(missing, { ...config, enabled: "on" }, "v1")[0]!.level).toBe("fail");
     const off = await quickGvisorStatus({ ...config, enabled: "off" });
-    expect(describeStatus(off)).toBe("unavailable: config: sandbox.gvisor.enabled is off");
+    expect(describeProbe(off)).toBe("unavailable: sandbox.gvisor.enabled is off");
   });
 });

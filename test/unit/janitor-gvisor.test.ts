@@ -1,7 +1,7 @@
 /**
  * The janitor's gVisor sweep against a fake runsc (a script that records how
  * it was called) and fake run, state and cgroup directories: a dead owner's
- * containers, state and lock files, bundles, control sockets and foreign
+ * containers, state and lock files, bundles, control and egress socket dirs and foreign
  * cgroups go; a live owner's stay; runsc gets an empty environment and a
  * fixed argv, and a runsc that hangs is killed at the deadline.
  */
@@ -206,5 +206,37 @@ describe("janitor", () => {
     });
     expect(report.sideFiles).toBe(2);
     expect(readdirSync(boxes)).toEqual([liveCtl]);
+  });
+
+  it("removes a dead owner's control and egress socket directories (<boxId>-ctl-<n>/, -net-<n>/)", async () => {
+    const w = world();
+    const boxes = join(w.runDir, "boxes");
+    const uids = join(w.runDir, "uids");
+    // What GvisorBox makes: `<boxId>-ctl-<n>/sock` and `<boxId>-net-<n>/<socket>`.
+    const deadDirs = [`${dead}-ff66-ctl-2`, `${dead}-ff66-net-3`];
+    const liveDirs = [`${live}-ff77-ctl-1`, `${live}-ff77-net-1`];
+    for (const name of [...deadDirs, ...liveDirs]) {
+      mkdirSync(join(boxes, name), { recursive: true });
+      writeFileSync(join(boxes, name, "sock"), "");
+    }
+    const pool = new UidPool(uids, 3_900_000_000, 10);
+    await pool.init();
+    const report = await runJanitor({
+      runDir: {
+        root: w.runDir,
+        boxes,
+        uids,
+        etcRoot: join(w.runDir, "etc"),
+        etc: "",
+        libRoot: join(w.runDir, "lib"),
+        lib: "",
+      },
+      cgroups: w.cgroups,
+      uids: pool,
+      logger: silentLogger,
+      runscPath: null,
+    });
+    expect(report.sideFiles).toBe(2);
+    expect(readdirSync(boxes).sort()).toEqual([...liveDirs].sort());
   });
 });

@@ -36,7 +36,7 @@ import type {
 import { checkFiles, fillWorkspace } from "../workspace.js";
 import { buildOciSpec, writeBundle } from "./bundle.js";
 import { ControlListener } from "./control.js";
-import { gvisorCgroupLimits, pidsLimitHit } from "./limits.js";
+import { gvisorCgroupLimits } from "./limits.js";
 import { runscDelete, runscTerminate, type RunscCall } from "./runsc-args.js";
 
 /** What a gVisor box borrows from its host on top of a namespaces box's context. */
@@ -296,7 +296,8 @@ export class GvisorBox implements SandboxBox {
       const accounting = await cgroup.accounting();
       if (outcome.program === null && outcome.bwrapStatus !== null && outcome.errors.length === 0)
         // runsc ended without init's report: its kernel died (OOM, pids) or was killed.
-        outcome.pidsExceeded = !outcome.timedOut && (await pidsLimitHit(cgroup));
+        // gVisor ignores RLIMIT_NPROC: a fork bomb ends at the host's pids.max and kills the Sentry.
+        outcome.pidsExceeded = !outcome.timedOut && accounting.pidsMaxEvents > 0;
       const verdict = classify({ ...outcome, oomKills: accounting.oomKills });
       let stderr = outcome.stderr.text();
       if (verdict.status === "error" && outcome.program === null) {

@@ -7,11 +7,28 @@
 import { mkdir, symlink } from "node:fs/promises";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import type { SystemEntry } from "../bwrap-args.js";
+import { HOME_USER, WORKSPACE, type SystemEntry } from "../bwrap-args.js";
 import { sharedTree } from "../host-layout.js";
 
 /** Mount points runsc finds in place (it can make others in its own view, but need not). */
-export const SKELETON_DIRS = ["usr", "etc", "proc", "dev", "tmp", "workspace", ".warden"];
+export const SKELETON_DIRS = [
+  "usr",
+  "etc",
+  "proc",
+  "dev",
+  "tmp",
+  "workspace",
+  ".warden",
+  "home",
+  "sys",
+];
+
+/**
+ * E2B scripts write /home/user/... (docs/e2b.md): as in the namespaces tier
+ * (bwrap-args.ts), a link to the workspace in a /home of the box's own, never
+ * the host's homes. Both tiers show the same paths.
+ */
+const HOME_LINK = { path: HOME_USER.slice(1), target: WORKSPACE };
 
 /** Bump when the skeleton's shape changes without its inputs changing. */
 const ROOTFS_VERSION = "1";
@@ -24,7 +41,7 @@ export interface SkeletonContent {
 /** What the skeleton holds for this host's system layout (pure). */
 export function skeletonContent(system: readonly SystemEntry[]): SkeletonContent {
   const dirs = new Set(SKELETON_DIRS);
-  const symlinks: { path: string; target: string }[] = [];
+  const symlinks: { path: string; target: string }[] = [{ ...HOME_LINK }];
   for (const entry of system) {
     const path = entry.path.replace(/^\/+/, "");
     if (entry.kind === "dir") dirs.add(path);
