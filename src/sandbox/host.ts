@@ -354,8 +354,11 @@ export class SandboxHost implements TierReporter {
    */
   gvisorStatus(): TierStatus {
     const probe = this.gvisorKnown;
-    if (!probe)
+    if (!probe) {
+      // Asking is what starts the probe when nothing else did (a namespaces default).
+      if (this.config.gvisor.enabled !== "off") void this.gvisor();
       return { available: false, pending: true, reason: "the gVisor probe is still running" };
+    }
     return probe.available && probe.platform
       ? { available: true, platform: probe.platform, version: probe.version }
       : { available: false, reason: probe.reason ?? "not probed" };

@@ -35,6 +35,7 @@ describe("warden run", () => {
         "rejectedArtifacts",
         "error",
         "metrics",
+        "isolation",
       ].sort(),
     );
     expect(result).toMatchObject({

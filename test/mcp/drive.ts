@@ -68,6 +68,7 @@ export async function listsEveryTool(client: Client): Promise<void> {
     "compare",
     "environment",
     "files",
+    "isolation",
     "language",
     "stdin",
     "stop_on_first_failure",

@@ -1,5 +1,5 @@
 /**
- * A box of the gVisor tier (docs/isolation-gvisor.md): the same contract as
+ * A box of the gVisor tier (docs/isolation.md): the same contract as
  * `Box` — a leased uid, a workspace tmpfs held by the first run's helper, one
  * fresh cgroup per run — but each run is `runsc run` of an OCI bundle Warden
  * writes, started by warden-exec --runsc inside the box's cgroup and mount

@@ -1,5 +1,5 @@
 /**
- * The OCI bundle runsc runs (docs/isolation-gvisor.md): a pure builder of its
+ * The OCI bundle runsc runs (docs/isolation.md): a pure builder of its
  * config.json, unit-tested like bwrap-args.ts, and the writer that puts it in
  * a root-only directory. Everything the sandbox sees is named here: a
  * read-only skeleton root, read-only binds of the system and of Warden's

@@ -2,7 +2,7 @@
  * The cgroup of a gVisor box holds runsc's own processes as well as the
  * program's: the gofer, the Sentry and its stubs (about 15 MiB and 85 tasks
  * idle, measured). Without room for them a small limit kills the Sentry
- * before the program starts (docs/isolation-gvisor.md).
+ * before the program starts (docs/isolation.md).
  */
 import type { GvisorConfig } from "../../config/gvisor-config.js";
 import { gvisorLimits, type CgroupLimits } from "../cgroups/index.js";
