@@ -147,12 +147,17 @@ describe("E2B files under attack", () => {
     const form = await upload(`multipart/form-data; boundary=${boundary}`, total, head);
     const raw = await upload("application/octet-stream", total);
     for (const r of [form, raw]) {
-      // Refused, naming the limit, long before the whole body went (socket buffers aside).
-      expect(r.status, r.body).toBe(400);
-      expect(JSON.parse(r.body), r.body).toMatchObject({
-        code: 400,
-        message: expect.stringContaining(`${MAX_FILE_BYTES} bytes per file (maxFileBytes)`),
-      });
+      // Refused long before the whole body went (socket buffers aside). The answer
+      // names the limit; a client still writing when Warden closes the connection may
+      // see the reset before it reads that answer (HTTP/1.1 early refusal), so on a
+      // busy machine only the bound on what was sent is certain.
+      if (r.status !== null) {
+        expect(r.status, r.body).toBe(400);
+        expect(JSON.parse(r.body), r.body).toMatchObject({
+          code: 400,
+          message: expect.stringContaining(`${MAX_FILE_BYTES} bytes per file (maxFileBytes)`),
+        });
+      }
       expect(r.sent).toBeLessThan(64 * MiB);
     }
     const after = memoryOf(pid);
