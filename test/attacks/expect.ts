@@ -37,6 +37,8 @@ const SENTRY_REFUSALS = new Set([
 ]);
 
 const MiB = 1024 * 1024;
+/** The memory cgroup charges in batches of 64 pages: a peak may pass the limit by that. */
+const CHARGE_BATCH = 64 * 4096;
 /** The Sentry's room in a gVisor box's memory cgroup (sandbox.gvisor.memoryOverheadMb). */
 const GVISOR_MB = config.sandbox.gvisor.memoryOverheadMb;
 
@@ -122,7 +124,11 @@ export const EXPECT: Record<Isolation, TierExpectations> = {
       // The host OOM killer takes the whole Sentry: init cannot report a signal (null).
       expect(result.status).toBe("memory_limit");
       expect([null, "SIGKILL"]).toContain(result.signal);
-      expect(result.metrics.peakMemoryBytes).toBeLessThanOrEqual((memoryMb + GVISOR_MB) * MiB);
+      // v1's max_usage_in_bytes may pass the limit by the kernel's charge batch (64 pages),
+      // measured 4 KiB over: the bound is the cgroup's, not a byte-exact figure.
+      expect(result.metrics.peakMemoryBytes).toBeLessThanOrEqual(
+        (memoryMb + GVISOR_MB) * MiB + CHARGE_BATCH,
+      );
     },
     shmBomb(result, memoryMb) {
       // gVisor's /dev/shm is its own tmpfs, in the Sentry's memory (so in the cgroup),
@@ -131,7 +137,9 @@ export const EXPECT: Record<Isolation, TierExpectations> = {
         result.status === "memory_limit" ||
         (result.status === "failed" && /File too large/.test(result.stderr));
       expect(stopped, `${result.status} ${result.stderr.slice(-200)}`).toBe(true);
-      expect(result.metrics.peakMemoryBytes).toBeLessThanOrEqual((memoryMb + GVISOR_MB) * MiB);
+      expect(result.metrics.peakMemoryBytes).toBeLessThanOrEqual(
+        (memoryMb + GVISOR_MB) * MiB + CHARGE_BATCH,
+      );
     },
     forkBomb(result) {
       // The host pids.max kills the whole Sentry (gVisor has no RLIMIT_NPROC).
