@@ -9,6 +9,7 @@
 import { IsolationSchema, type Isolation } from "../contract/isolation.js";
 import { findTool } from "../runtimes/registry.js";
 import type { SandboxHost } from "../sandbox/host.js";
+import type { RunResult } from "../sandbox/types.js";
 import { describeProbe } from "../sandbox/gvisor/probe.js";
 import { quickGvisorStatus } from "../sandbox/gvisor/status.js";
 import { createContext, openHost, type GlobalOptions } from "./context.js";
@@ -60,11 +61,10 @@ async function start(
   argv: string[],
   warm: boolean,
 ): Promise<number> {
-  // `isolation` joins BoxOptions with the gVisor box; until then the host ignores it.
-  const box = await host.prepare({ diskMb: LIMITS.diskMb, ...{ isolation: tier } });
+  const box = await host.prepare({ diskMb: LIMITS.diskMb, isolation: tier });
   try {
     if (warm) await box.prestart({ limits: LIMITS });
-    let ran: { status: string; errorMessage?: string | null; isolation?: string } | undefined;
+    let ran: RunResult | undefined;
     const ms = await timed(async () => (ran = await box.run({ argv, limits: LIMITS })));
     if (ran?.status === "error") throw new Error(`${argv.join(" ")}: ${ran.errorMessage}`);
     // Never print a namespaces figure under the gvisor label.
