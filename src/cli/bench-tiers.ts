@@ -9,11 +9,11 @@
 import { IsolationSchema, type Isolation } from "../contract/isolation.js";
 import { findTool } from "../runtimes/registry.js";
 import type { SandboxHost } from "../sandbox/host.js";
-import type { SandboxLimits } from "../sandbox/types.js";
+import type { RunResult } from "../sandbox/types.js";
 import { describeProbe } from "../sandbox/gvisor/probe.js";
 import { quickGvisorStatus } from "../sandbox/gvisor/status.js";
 import { createContext, openHost, type GlobalOptions } from "./context.js";
-import { bareSpawn, round, stats, timed, type Stats } from "./measure.js";
+import { bareSpawn, BENCH_LIMITS as LIMITS, round, stats, timed, type Stats } from "./measure.js";
 
 export interface TierBenchOptions extends GlobalOptions {
   runs?: string;
@@ -43,16 +43,6 @@ export interface ParallelRow {
   vsAlone: number;
 }
 
-const LIMITS: SandboxLimits = {
-  timeoutMs: 30_000,
-  killGraceMs: 1000,
-  memoryMb: 256,
-  cpuPercent: 100,
-  diskMb: 16,
-  pids: 64,
-  outputBytes: 1 << 20,
-  openFiles: 256,
-};
 const PARALLEL = 4;
 
 /** Which tiers were asked for, each checked against the contract's names. */
@@ -71,11 +61,10 @@ async function start(
   argv: string[],
   warm: boolean,
 ): Promise<number> {
-  // `isolation` joins BoxOptions with the gVisor box; until then the host ignores it.
-  const box = await host.prepare({ diskMb: LIMITS.diskMb, ...{ isolation: tier } });
+  const box = await host.prepare({ diskMb: LIMITS.diskMb, isolation: tier });
   try {
     if (warm) await box.prestart({ limits: LIMITS });
-    let ran: { status: string; errorMessage?: string | null; isolation?: string } | undefined;
+    let ran: RunResult | undefined;
     const ms = await timed(async () => (ran = await box.run({ argv, limits: LIMITS })));
     if (ran?.status === "error") throw new Error(`${argv.join(" ")}: ${ran.errorMessage}`);
     // Never print a namespaces figure under the gvisor label.

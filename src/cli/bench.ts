@@ -5,7 +5,6 @@
  */
 import { performance } from "node:perf_hooks";
 import type { SandboxHost } from "../sandbox/host.js";
-import type { SandboxLimits } from "../sandbox/types.js";
 import { findTool } from "../runtimes/registry.js";
 import { benchHttp, type HttpBenchResult } from "./bench-http.js";
 import { benchScale, type ScaleResult } from "./bench-scale.js";
@@ -14,7 +13,15 @@ import { renderTable, summaryRows, type SummaryRow } from "./bench-summary.js";
 import { warmLatencyRows } from "./bench-warm.js";
 import { benchEnvironments, type EnvBenchRow } from "./bench-env.js";
 import { benchCluster, DEFAULT_BENCH_DATABASE_URL } from "./bench-cluster.js";
-import { bareRate, bareSpawn, round, stats, timed, type Stats } from "./measure.js";
+import {
+  bareRate,
+  bareSpawn,
+  BENCH_LIMITS as LIMITS,
+  round,
+  stats,
+  timed,
+  type Stats,
+} from "./measure.js";
 import { createContext, openHost, type GlobalOptions } from "./context.js";
 import { benchJudge } from "./bench-judge.js";
 import { benchTiers } from "./bench-tiers.js";
@@ -43,17 +50,6 @@ export interface BenchOptions extends GlobalOptions {
   /** Only cold and warm starts in this tier (`--tiers` with one entry). */
   isolation?: string;
 }
-
-const LIMITS: SandboxLimits = {
-  timeoutMs: 30_000,
-  killGraceMs: 1000,
-  memoryMb: 256,
-  cpuPercent: 100,
-  diskMb: 16,
-  pids: 64,
-  outputBytes: 1 << 20,
-  openFiles: 256,
-};
 
 async function sandboxed(host: SandboxHost, argv: string[], limits = LIMITS): Promise<number> {
   const box = await host.prepare({ diskMb: limits.diskMb });

@@ -2,6 +2,7 @@
 import { spawn } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import { BASE_ENV } from "../sandbox/box.js";
+import type { SandboxLimits } from "../sandbox/types.js";
 
 export interface Stats {
   medianMs: number;
@@ -88,3 +89,15 @@ export async function bareRate(argv: string[], spawners: number, total: number):
   );
   return round(total / ((performance.now() - start) / 1000));
 }
+
+/** The limits of every sandboxed run a bench times (`warden bench` and its tier section). */
+export const BENCH_LIMITS: SandboxLimits = {
+  timeoutMs: 30_000,
+  killGraceMs: 1000,
+  memoryMb: 256,
+  cpuPercent: 100,
+  diskMb: 16,
+  pids: 64,
+  outputBytes: 1 << 20,
+  openFiles: 256,
+};

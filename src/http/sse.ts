@@ -14,6 +14,7 @@
  *   reader never touches what it was reading.
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
+import { drainedOrDropped } from "./drain.js";
 import { jsonPieces } from "./json-pieces.js";
 
 const HEARTBEAT_MS = 15_000;
@@ -83,22 +84,7 @@ export function openEventStream(request: FastifyRequest, reply: FastifyReply): E
   };
   /** Resolves true on 'drain', false on close or after STALL_MS without one (then drops). */
   const drained = (): Promise<boolean> =>
-    new Promise((resolve) => {
-      const done = (ok: boolean): void => {
-        clearTimeout(timer);
-        res.off("drain", onDrain);
-        closed.signal.removeEventListener("abort", onClose);
-        resolve(ok);
-      };
-      const onDrain = (): void => done(true);
-      const onClose = (): void => done(false);
-      const timer = setTimeout(() => {
-        drop(`took no bytes for ${STALL_MS} ms`);
-        done(false);
-      }, STALL_MS);
-      res.on("drain", onDrain);
-      closed.signal.addEventListener("abort", onClose);
-    });
+    drainedOrDropped(res, closed.signal, STALL_MS, () => drop(`took no bytes for ${STALL_MS} ms`));
   let seq = 0;
 
   return {

@@ -14,24 +14,11 @@ import type { SandboxHost } from "../sandbox/host.js";
 import { executionId } from "../util/ids.js";
 import { runChecker } from "./checker.js";
 import { compareOutput } from "./compare.js";
-import { prepareProgram, type PreparedProgram } from "./program.js";
+import { prepareProgram, type PreparedProgram, type ProgramRequest } from "./program.js";
 import { runVerdict, type JudgeCase, type JudgeSpec } from "./types.js";
 
-export interface JudgeRequest extends Pick<
-  ExecuteRequest,
-  | "id"
-  | "language"
-  | "files"
-  | "entrypoint"
-  | "env"
-  | "limits"
-  | "compileLimits"
-  | "network"
-  | "environment"
-  | "signal"
-  | "onBox"
-  | "isolation"
-> {
+/** A program's request (what prepareProgram takes) plus the run's id and network. */
+export interface JudgeRequest extends ProgramRequest, Pick<ExecuteRequest, "id" | "network"> {
   judge: JudgeSpec;
   /** Most bytes a compile step may leave (judging.maxCompiledMb). */
   maxCompiledBytes: number;

@@ -68,19 +68,7 @@ export function buildExecArgs(o: ExecArgsOptions): string[] {
   args.push("--keep-fd", String(FD.status), "--keep-fd", String(FD.seccomp));
   args.push("--keep-fd", String(FD.request));
   args.push("--workspace", o.workspace.dir);
-  const mount = o.workspace.mount;
-  if ("join" in mount) args.push("--join", String(mount.join));
-  else {
-    args.push(
-      "--mount",
-      "--mount-bytes",
-      String(mount.bytes),
-      "--mount-inodes",
-      String(mount.inodes),
-    );
-    for (const bind of mount.binds ?? []) args.push("--ro-bind", bind.source, bind.name);
-  }
-  for (const file of o.cgroupProcsFiles) args.push("--cgroup", file);
+  args.push(...workspaceArgs(o.workspace.mount, o.cgroupProcsFiles));
   for (const [name, value] of Object.entries(o.rlimits)) args.push("--rlimit", `${name}=${value}`);
   args.push("--uid", String(o.uid), "--gid", String(o.gid));
   return [...args, "--", o.bwrapPath, ...o.bwrapArgs];
@@ -160,19 +148,7 @@ export function buildRunscExecArgs(o: RunscExecArgsOptions): string[] {
     if (!path.startsWith("/")) throw new WardenError("INTERNAL", `not an absolute path: ${path}`);
   const owner = o.owner ?? { uid: SANDBOX_UID, gid: SANDBOX_UID };
   const args = ["--runsc", "--control-fd", String(FD.control), "--workspace", o.workspace.dir];
-  const mount = o.workspace.mount;
-  if ("join" in mount) args.push("--join", String(mount.join));
-  else {
-    args.push(
-      "--mount",
-      "--mount-bytes",
-      String(mount.bytes),
-      "--mount-inodes",
-      String(mount.inodes),
-    );
-    for (const bind of mount.binds ?? []) args.push("--ro-bind", bind.source, bind.name);
-  }
-  for (const file of o.cgroupProcsFiles) args.push("--cgroup", file);
+  args.push(...workspaceArgs(o.workspace.mount, o.cgroupProcsFiles));
   // A Sentry's core dump would hold the guest's memory.
   args.push("--rlimit", "core=0");
   args.push("--uid", String(owner.uid), "--gid", String(owner.gid));
@@ -186,4 +162,25 @@ export function buildRunscExecArgs(o: RunscExecArgsOptions): string[] {
     o.bundleDir,
     o.containerId,
   ];
+}
+
+/** The helper's workspace (a fresh mount or one joined) and cgroup flags, the same for both tiers. */
+function workspaceArgs(
+  mount: ExecArgsOptions["workspace"]["mount"],
+  cgroupProcsFiles: readonly string[],
+): string[] {
+  const args: string[] = [];
+  if ("join" in mount) args.push("--join", String(mount.join));
+  else {
+    args.push(
+      "--mount",
+      "--mount-bytes",
+      String(mount.bytes),
+      "--mount-inodes",
+      String(mount.inodes),
+    );
+    for (const bind of mount.binds ?? []) args.push("--ro-bind", bind.source, bind.name);
+  }
+  for (const file of cgroupProcsFiles) args.push("--cgroup", file);
+  return args;
 }

@@ -55,9 +55,9 @@ const OPTIONAL_NATIVE_FILES = [
   "warm.cjs",
 ];
 
-/** The probe's run: /bin/true, small, bounded by probeTimeoutMs. */
-const PROBE_LIMITS = (gvisor: SandboxHostConfig["gvisor"]) => ({
-  timeoutMs: gvisor.probeTimeoutMs,
+/** A host check's run (the gVisor probe, the self-test): a tiny program, small limits. */
+const CHECK_LIMITS = (timeoutMs: number) => ({
+  timeoutMs,
   killGraceMs: 0,
   memoryMb: 64,
   cpuPercent: 50,
@@ -124,7 +124,10 @@ export class SandboxHost implements TierReporter {
       const ctx = await this.gvisorContextFor(platform);
       const box = new GvisorBox(...(await this.newBox()), { diskMb: 1 }, ctx);
       try {
-        const result = await box.run({ argv: ["/bin/true"], limits: PROBE_LIMITS(gvisor) });
+        const result = await box.run({
+          argv: ["/bin/true"],
+          limits: CHECK_LIMITS(gvisor.probeTimeoutMs),
+        });
         if (result.status === "completed") return null;
         return result.status === "timeout"
           ? `probe timed out after ${gvisor.probeTimeoutMs} ms`
@@ -324,16 +327,7 @@ export class SandboxHost implements TierReporter {
     try {
       const result = await box.run({
         argv: ["/usr/bin/id", "-u"],
-        limits: {
-          timeoutMs: 10_000,
-          killGraceMs: 0,
-          memoryMb: 64,
-          cpuPercent: 50,
-          diskMb: 1,
-          pids: 16,
-          outputBytes: 4096,
-          openFiles: 64,
-        },
+        limits: CHECK_LIMITS(10_000),
       });
       if (result.status !== "completed")
         return `self-test run ended ${result.status}: ${result.errorMessage ?? result.stderr}`;

@@ -6,10 +6,10 @@
  * runsc makes the box's cgroup in hierarchies Warden does not drive. Only
  * names whose owner (the Warden process named in them) is dead are touched.
  */
-import { spawn } from "node:child_process";
 import { access, constants, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { CgroupDriver } from "./cgroups/index.js";
+import { runsc } from "./gvisor/runsc-args.js";
 
 /** `<runDir>/runsc`: runsc's `--root`, its state and lock files. */
 export const RUNSC_STATE_DIR = "runsc";
@@ -18,8 +18,6 @@ export const BUNDLES_DIR = "gvisor";
 
 /** How long one runsc call of the janitor may take before it is killed. */
 export const RUNSC_CALL_TIMEOUT_MS = 10_000;
-/** runsc's answers are ours (ids under our root), but read no more than this. */
-const MAX_OUTPUT_BYTES = 1 << 20;
 
 /** A container id, bundle or state file named after a run (`<boxId>-<n>`). */
 const RUN_PREFIX = /^(b\d+-\d+-[a-z0-9]+(?:-\d+)?)(?:$|[_.])/;
@@ -43,48 +41,6 @@ export interface GvisorSweepOptions {
   /** Whether a name (box id, run, container id) belongs to a dead owner. */
   isOrphan: (name: string) => boolean;
   timeoutMs?: number;
-}
-
-export interface RunscCall {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
-}
-
-/**
- * One runsc call: a fixed argv, an empty environment (nothing of Warden's own
- * environment reaches runsc), no shell, killed at the deadline so a wedged
- * runsc (the KVM platform hangs on some hosts) cannot stall start-up.
- */
-export function callRunsc(
-  runscPath: string,
-  args: string[],
-  timeoutMs: number,
-): Promise<RunscCall> {
-  return new Promise((resolve) => {
-    const child = spawn(runscPath, args, { env: {}, stdio: ["ignore", "pipe", "pipe"] });
-    const out = { stdout: "", stderr: "" };
-    const collect = (key: "stdout" | "stderr") => (chunk: Buffer) => {
-      if (out[key].length < MAX_OUTPUT_BYTES)
-        out[key] += chunk.toString("utf8", 0, MAX_OUTPUT_BYTES - out[key].length);
-    };
-    child.stdout.on("data", collect("stdout"));
-    child.stderr.on("data", collect("stderr"));
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill("SIGKILL");
-    }, timeoutMs);
-    child.on("error", (error) => {
-      clearTimeout(timer);
-      resolve({ code: null, stdout: "", stderr: error.message, timedOut });
-    });
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, ...out, timedOut });
-    });
-  });
 }
 
 /** The run named at the start of `name` (`b1-2-ab-3_sandbox:b1-2-ab-3.lock` → `b1-2-ab-3`). */
@@ -113,9 +69,13 @@ export async function sweepGvisor(o: GvisorSweepOptions): Promise<GvisorSweepRep
     const run = orphanRun(name);
     if (run) ids.add(run);
   }
-  const runsc = o.runscPath;
-  if (ids.size > 0 && runsc && (await executable(runsc))) {
-    const listed = await callRunsc(runsc, ["--root", stateDir, "list", "-quiet"], timeoutMs);
+  const runscPath = o.runscPath;
+  if (ids.size > 0 && runscPath && (await executable(runscPath))) {
+    const listed = await runsc(
+      { runscPath, globalArgs: [] },
+      ["--root", stateDir, "list", "-quiet"],
+      timeoutMs,
+    );
     if (listed.code === 0)
       for (const line of listed.stdout.split("\n")) {
         const run = orphanRun(line.trim());
@@ -123,8 +83,8 @@ export async function sweepGvisor(o: GvisorSweepOptions): Promise<GvisorSweepRep
       }
     for (const id of ids) {
       // The id comes from a name that matched RUN_PREFIX: never a flag.
-      const deleted = await callRunsc(
-        runsc,
+      const deleted = await runsc(
+        { runscPath, globalArgs: [] },
         ["--root", stateDir, "delete", "--force", id],
         timeoutMs,
       );

@@ -28,7 +28,7 @@ import {
   readCgroupLayout,
 } from "../../src/sandbox/cgroups/index.js";
 import { runJanitor } from "../../src/sandbox/janitor.js";
-import { callRunsc } from "../../src/sandbox/janitor-gvisor.js";
+import { runsc } from "../../src/sandbox/gvisor/runsc-args.js";
 import { ownerTag } from "../../src/sandbox/owner.js";
 import { UidPool } from "../../src/sandbox/uid-pool.js";
 
@@ -107,7 +107,11 @@ async function startContainer(id: string): Promise<ChildProcess> {
   );
   children.push(child);
   for (let i = 0; i < 300; i++) {
-    const list = await callRunsc(RUNSC, ["--root", stateDir, "list", "-format", "json"], 10_000);
+    const list = await runsc(
+      { runscPath: RUNSC, globalArgs: [] },
+      ["--root", stateDir, "list", "-format", "json"],
+      10_000,
+    );
     if (list.stdout.includes(`"id":"${id}","status":"running"`)) return child;
     await sleep(100);
   }
@@ -231,7 +235,11 @@ describe("janitor, gVisor tier (real runsc)", () => {
         running: nothing,
         killed: nothing,
       });
-      const list = await callRunsc(RUNSC, ["--root", stateDir, "list", "-quiet"], 10_000);
+      const list = await runsc(
+        { runscPath: RUNSC, globalArgs: [] },
+        ["--root", stateDir, "list", "-quiet"],
+        10_000,
+      );
       expect(list.stdout.trim()).toBe("");
       expect(readdirSync(stateDir)).toEqual([`${live}_sandbox:${live}.lock`]);
       expect(readdirSync(join(RUN_DIR, "gvisor"))).toEqual([live]);

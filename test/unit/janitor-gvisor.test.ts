@@ -20,7 +20,8 @@ import { silentLogger } from "../../src/audit/logger.js";
 import { CgroupV1Driver } from "../../src/sandbox/cgroups/v1.js";
 import { CgroupV2Driver } from "../../src/sandbox/cgroups/v2.js";
 import { runJanitor } from "../../src/sandbox/janitor.js";
-import { callRunsc, runOf, sweepGvisor } from "../../src/sandbox/janitor-gvisor.js";
+import { runsc as callRunsc } from "../../src/sandbox/gvisor/runsc-args.js";
+import { runOf, sweepGvisor } from "../../src/sandbox/janitor-gvisor.js";
 import { ownerTag } from "../../src/sandbox/owner.js";
 import { UidPool } from "../../src/sandbox/uid-pool.js";
 
@@ -160,7 +161,11 @@ describe("gVisor janitor sweep", () => {
   it("kills a runsc that hangs at the deadline", async () => {
     const w = world();
     const runsc = fakeRunsc(w.root, [], "exec sleep 30");
-    const call = await callRunsc(runsc.path, ["--root", w.state, "list", "-quiet"], 200);
+    const call = await callRunsc(
+      { runscPath: runsc.path, globalArgs: [] },
+      ["--root", w.state, "list", "-quiet"],
+      200,
+    );
     expect(call).toMatchObject({ timedOut: true, code: null });
   });
 

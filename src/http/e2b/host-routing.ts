@@ -10,19 +10,15 @@
  * opts into public ports (e2b.publicPorts).
  */
 import type { IncomingMessage } from "node:http";
-import { Readable } from "node:stream";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { E2bConfig } from "../../config/e2b-config.js";
 import { WardenError } from "../../errors.js";
-import { PREVIEW_CSP, requestHeaders, responseHeaders } from "../preview-headers.js";
-import { exchange } from "../preview-upstream.js";
+import { relayToPort } from "../preview-relay.js";
 import { PlaneError, toSessionId, type E2bDeps } from "./plane.js";
 
 const HOST_ROUTE = "/e2b/_host";
 const PORT_HOST = /^(\d{1,5})-([0-9a-z]{26})\.([a-z0-9.-]{1,253}(?::\d{1,5})?)$/;
 const PLANE_PORTS = new Set(["49983", "49999"]);
-/** A preview connection with no traffic this long is closed (as previews.ts). */
-const IDLE_MS = 5 * 60_000;
 
 /**
  * Fastify's rewriteUrl: the URL a request is routed by. Only a Host of the
@@ -83,24 +79,6 @@ async function relay(deps: E2bDeps, request: FastifyRequest, reply: FastifyReply
   const prefix = `${HOST_ROUTE}/${port}/${params.id}`;
   const url = request.raw.url ?? "";
   const path = url.startsWith(prefix) ? url.slice(prefix.length) || "/" : "/";
-  socket.setTimeout(IDLE_MS, () => socket.destroy());
-  reply.raw.on("close", () => {
-    if (!reply.raw.writableFinished) socket.destroy();
-  });
-  const body = request.body instanceof Readable ? request.body : undefined;
   // The app is served at the root of its own host name: no prefix to add.
-  const headers = requestHeaders(request.headers, port, "", false);
-  if (!body) delete headers["content-length"];
-  const answer = await exchange({ socket, port, method: request.method, path, headers, body });
-  if (answer.kind !== "response") throw new WardenError("INTERNAL", "preview: unexpected switch");
-  const { response } = answer;
-  response.on("error", () => reply.raw.destroy());
-  response.on("aborted", () => reply.raw.destroy());
-  void reply.status(response.statusCode!);
-  void reply.headers({
-    ...responseHeaders(response.headers, port, "", path),
-    "content-security-policy": PREVIEW_CSP,
-    "x-content-type-options": "nosniff",
-  });
-  return reply.send(response);
+  return relayToPort(request, reply, socket, port, "", path);
 }

@@ -10,6 +10,7 @@
  *   takes nothing for STALL_MS is dropped.
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
+import { drainedOrDropped } from "../drain.js";
 import { batched, jsonPieces } from "../json-pieces.js";
 
 /** What a push may leave unsent for one client before it is dropped. */
@@ -53,22 +54,7 @@ export function openLineStream(request: FastifyRequest, reply: FastifyReply): Li
   res.on("close", () => clearInterval(keepalive));
 
   const drained = (): Promise<boolean> =>
-    new Promise((resolve) => {
-      const done = (ok: boolean): void => {
-        clearTimeout(timer);
-        res.off("drain", onDrain);
-        closed.signal.removeEventListener("abort", onClose);
-        resolve(ok);
-      };
-      const onDrain = (): void => done(true);
-      const onClose = (): void => done(false);
-      const timer = setTimeout(() => {
-        drop(`took no bytes for ${STALL_MS} ms`);
-        done(false);
-      }, STALL_MS);
-      res.on("drain", onDrain);
-      closed.signal.addEventListener("abort", onClose, { once: true });
-    });
+    drainedOrDropped(res, closed.signal, STALL_MS, () => drop(`took no bytes for ${STALL_MS} ms`));
 
   return {
     push: (line) => {

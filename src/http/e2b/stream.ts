@@ -6,6 +6,7 @@
  */
 import type { ServerResponse } from "node:http";
 import type { FastifyRequest } from "fastify";
+import { drainedOrDropped } from "../drain.js";
 import { END_STREAM, envelope } from "./envelope.js";
 
 /** Unsent bytes a stream may hold for a slow client before send() waits for it. */
@@ -59,7 +60,9 @@ export function openStream(
       if (!alive()) return;
       res.write(envelope(0, msg));
       lastSent = Date.now();
-      if (res.writableLength > HIGH_WATER) await drained(res, gone);
+      // A client that takes nothing for STALL_MS is dropped.
+      if (res.writableLength > HIGH_WATER)
+        await drainedOrDropped(res, gone, STALL_MS, () => res.destroy());
     },
     end: (endStream) => {
       stop();
@@ -68,22 +71,4 @@ export function openStream(
       if (!res.destroyed && !res.writableEnded) res.end(envelope(END_STREAM, endStream));
     },
   };
-}
-
-/** Resolves when the socket drains; a client that takes nothing for STALL_MS is dropped. */
-function drained(res: ServerResponse, gone: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      res.off("drain", done);
-      gone.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      res.destroy();
-      done();
-    }, STALL_MS);
-    res.once("drain", done);
-    gone.addEventListener("abort", done);
-  });
 }

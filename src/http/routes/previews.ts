@@ -8,7 +8,7 @@
  * allow-lists of ../preview-headers.ts on both paths.
  */
 import { STATUS_CODES, type IncomingMessage } from "node:http";
-import { Readable, type Duplex } from "node:stream";
+import type { Duplex } from "node:stream";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { WardenError } from "../../errors.js";
@@ -17,12 +17,12 @@ import type { Actor } from "../auth.js";
 import { errorBody, statusOf, toWardenError } from "../errors.js";
 import {
   formatHead,
-  PREVIEW_CSP,
   previewPrefix,
   requestHeaders,
   responseHeaders,
   switchHeaders,
 } from "../preview-headers.js";
+import { PREVIEW_IDLE_MS, PREVIEW_OWN, relayToPort } from "../preview-relay.js";
 import { exchange } from "../preview-upstream.js";
 import { Params } from "./sessions.js";
 import { isPistonConnect, PISTON_CONNECT_PATH } from "./piston-connect.js";
@@ -33,15 +33,6 @@ const PortParams = Params.extend({
 const UPGRADE_PATH = /^\/v1\/sessions\/(sess_[0-9A-Z]{26})\/ports\/(\d{1,5})(\/[^?]*)?(\?.*)?$/;
 /** An upgrade token is an HTTP token (RFC 9110), optionally with a version. */
 const UPGRADE_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}(\/[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64})?$/;
-
-/** A preview connection with no traffic this long is closed. */
-const IDLE_MS = 5 * 60_000;
-
-/** Headers Warden adds to every answer a preview passes on (helmet covers the plain path's others). */
-const PREVIEW_OWN = {
-  "content-security-policy": PREVIEW_CSP,
-  "x-content-type-options": "nosniff",
-};
 
 /** Cluster API node: hands an admitted upgrade to the worker that holds its session. */
 export type UpgradeRelay = (
@@ -78,28 +69,7 @@ export const previewRoutes: FastifyPluginAsyncZod<{
     const socket = await sessions.openPort(id, request.actor!.userId, port);
     const url = request.raw.url ?? "";
     const path = url.startsWith(prefix) ? url.slice(prefix.length) : "/";
-    socket.setTimeout(IDLE_MS, () => socket.destroy());
-    // A client that hangs up ends the connection inside the session too.
-    reply.raw.on("close", () => {
-      if (!reply.raw.writableFinished) socket.destroy();
-    });
-    const body = request.body instanceof Readable ? request.body : undefined;
-    const headers = requestHeaders(request.headers, port, prefix, false);
-    // No body goes in, so none may be announced (the server would wait for it).
-    if (!body) delete headers["content-length"];
-    const answer = await exchange({ socket, port, method: request.method, path, headers, body });
-    if (answer.kind !== "response") throw new WardenError("INTERNAL", "preview: unexpected switch");
-    const { response } = answer;
-    // A body cut short (abrupt close, bad chunk) ends the client's response as
-    // an error too, never as a clean but truncated one.
-    response.on("error", () => reply.raw.destroy());
-    response.on("aborted", () => reply.raw.destroy());
-    void reply.status(response.statusCode!);
-    void reply.headers({
-      ...responseHeaders(response.headers, port, prefix, path),
-      ...PREVIEW_OWN,
-    });
-    return reply.send(response);
+    return relayToPort(request, reply, socket, port, prefix, path);
   });
 
   app.server.on("upgrade", (raw: IncomingMessage, client: Duplex, head: Buffer) => {
@@ -141,7 +111,7 @@ export const previewRoutes: FastifyPluginAsyncZod<{
     const port = Number(portText);
     const prefix = previewPrefix(id, port);
     const socket = await sessions.openPort(id, actor.userId, port);
-    socket.setTimeout(IDLE_MS, () => socket.destroy());
+    socket.setTimeout(PREVIEW_IDLE_MS, () => socket.destroy());
     client.on("close", () => socket.destroy());
     const answer = await exchange({
       socket,

@@ -3,7 +3,7 @@
  * at the deadline, the teardown, the probe. Every call repeats the same global
  * flags (runscGlobalArgs), or runsc would look in another state root or refuse.
  */
-import { execFile } from "node:child_process";
+import { spawn } from "node:child_process";
 
 export interface RunscCall {
   runscPath: string;
@@ -18,12 +18,13 @@ export interface RunscOutcome {
   timedOut: boolean;
 }
 
-/** At most this much of runsc's output is kept (its errors are one line). */
-const MAX_OUTPUT = 64 * 1024;
+/** At most this much of runsc's output is kept (errors are one line; the janitor's `list` is longer). */
+const MAX_OUTPUT = 1 << 20;
 
 /**
  * Runs runsc with an empty environment and a fixed argv (nothing from a
- * request is ever a flag); killed at `timeoutMs`.
+ * request is ever a flag); killed at `timeoutMs`. Output past MAX_OUTPUT is
+ * dropped, not fatal: runsc is never killed for talking.
  */
 export function runsc(
   call: RunscCall,
@@ -31,20 +32,30 @@ export function runsc(
   timeoutMs = 10_000,
 ): Promise<RunscOutcome> {
   return new Promise((resolve) => {
-    execFile(
-      call.runscPath,
-      [...call.globalArgs, ...args],
-      { env: {}, timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: MAX_OUTPUT },
-      (error, stdout, stderr) => {
-        const e = error as (NodeJS.ErrnoException & { killed?: boolean; code?: unknown }) | null;
-        resolve({
-          code: e ? (typeof e.code === "number" ? e.code : null) : 0,
-          stdout: String(stdout),
-          stderr: String(stderr),
-          timedOut: Boolean(e?.killed),
-        });
-      },
-    );
+    const child = spawn(call.runscPath, [...call.globalArgs, ...args], {
+      env: {},
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const out = { stdout: "", stderr: "" };
+    const collect = (key: "stdout" | "stderr") => (chunk: Buffer) => {
+      if (out[key].length < MAX_OUTPUT)
+        out[key] += chunk.toString("utf8", 0, MAX_OUTPUT - out[key].length);
+    };
+    child.stdout.on("data", collect("stdout"));
+    child.stderr.on("data", collect("stderr"));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, timeoutMs);
+    child.on("error", (error) => {
+      clearTimeout(timer);
+      resolve({ code: null, stdout: "", stderr: error.message, timedOut });
+    });
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, ...out, timedOut });
+    });
   });
 }
 

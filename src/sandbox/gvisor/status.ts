@@ -10,8 +10,8 @@ import { access, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { GvisorConfig } from "../../config/gvisor-config.js";
-import { callRunsc } from "../janitor-gvisor.js";
 import { probeGvisor, type GvisorProbe } from "./probe.js";
+import { runsc } from "./runsc-args.js";
 
 /** The build date in a version (`0.0~20221219.0`, `release-20230605.0`), or null. */
 export function buildDate(version: string): string | null {
@@ -32,7 +32,11 @@ export function versionWarning(version: string): string | null {
 }
 
 /** `/bin/true` in a throw-away bundle; null when it ran, else why not. */
-async function runTrue(runsc: string, platform: string, timeoutMs: number): Promise<string | null> {
+async function runTrue(
+  runscPath: string,
+  platform: string,
+  timeoutMs: number,
+): Promise<string | null> {
   const dir = await mkdtemp(join(tmpdir(), "warden-gvisor-probe-"));
   const id = `warden-probe-${randomBytes(4).toString("hex")}`;
   const root = join(dir, "state");
@@ -51,8 +55,9 @@ async function runTrue(runsc: string, platform: string, timeoutMs: number): Prom
       `--platform=${platform}`,
       "--ignore-cgroups",
     ];
-    const run = await callRunsc(runsc, [...globals, "run", "--bundle", dir, id], timeoutMs);
-    await callRunsc(runsc, ["--root", root, "delete", "--force", id], timeoutMs);
+    const call = { runscPath, globalArgs: [] };
+    const run = await runsc(call, [...globals, "run", "--bundle", dir, id], timeoutMs);
+    await runsc(call, ["--root", root, "delete", "--force", id], timeoutMs);
     if (run.timedOut) return "probe timed out";
     if (run.code !== 0) return `probe failed: ${lastLine(run.stderr) || `exit ${run.code}`}`;
     return null;
