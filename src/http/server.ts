@@ -56,7 +56,7 @@ import { auditRoutes } from "./routes/admin-audit.js";
 import { liveRoutes } from "./routes/admin-live.js";
 import { judge0Routes } from "./judge0/routes.js";
 import { e2bRoutes } from "./e2b/index.js";
-import { planeTokens, SandboxPolicies } from "./e2b/plane.js";
+import { planeTokens, SandboxRecords } from "./e2b/plane.js";
 import { e2bError } from "./e2b/api.js";
 import { e2bHostRewrite } from "./e2b/host-routing.js";
 
@@ -287,7 +287,7 @@ export async function buildServer(deps: ServerDeps) {
       tokens: planeTokens(config),
       analyzer: deps.analyzer,
       service,
-      policies: new SandboxPolicies({ sessions: deps.sessions, config, analyzer: deps.analyzer }),
+      sandboxes: new SandboxRecords({ sessions: deps.sessions, config, analyzer: deps.analyzer }),
       prefix: "/e2b",
     });
   await app.register(previewRoutes, {

@@ -89,8 +89,8 @@ beforeAll(async () => {
   // Keep-alive connections of the clients would hold close() otherwise.
   app = Fastify({ bodyLimit: 64 * 1024, forceCloseConnections: true });
   const sessions = { get: () => ({ userId: "u" }) } as unknown as SessionManager;
-  const policies = { of: () => "off" as const };
-  const deps = { sessions, tokens, config: {}, policies } as unknown as E2bDeps;
+  const sandboxes = { policy: () => "off" as const };
+  const deps = { sessions, tokens, config: {}, sandboxes } as unknown as E2bDeps;
   await app.register(
     async (a) => {
       acceptConnectStreams(a);

@@ -82,25 +82,6 @@ export function domainOf(config: Config, request: FastifyRequest): string | unde
   return host && DOMAIN.test(host) ? host : undefined;
 }
 
-/** The template a sandbox was created from, kept by the adapter (not in the user's metadata). */
-export class TemplateNames {
-  private readonly names = new Map<string, string>();
-  constructor(private readonly deps: E2bDeps) {}
-
-  set(sessionId: string, template: string): void {
-    // Forget sessions that ended: the map never holds more than the live ones.
-    if (this.names.size >= this.deps.config.maxSessions) {
-      const live = new Set(this.deps.sessions.list("", true).map((s) => s.id));
-      for (const id of this.names.keys()) if (!live.has(id)) this.names.delete(id);
-    }
-    this.names.set(sessionId, template);
-  }
-
-  of(sessionId: string): string {
-    return this.names.get(sessionId) ?? "base";
-  }
-}
-
 /** What create and connect answer: where the sandbox is and its access token. */
 export function sandboxAnswer(
   info: SessionInfo,

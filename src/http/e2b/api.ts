@@ -23,13 +23,7 @@ import {
   SandboxParams,
   TimeoutSchema,
 } from "./api-schemas.js";
-import {
-  refuseGaps,
-  sandboxAnswer,
-  sandboxView,
-  TemplateNames,
-  templateEnvironment,
-} from "./api-views.js";
+import { refuseGaps, sandboxAnswer, sandboxView, templateEnvironment } from "./api-views.js";
 import { PlaneError, sandboxCall, toE2bId, toSessionId, type E2bDeps } from "./plane.js";
 import { hostRoutes } from "./host-routing.js";
 import { unsupportedRoutes } from "./unsupported.js";
@@ -64,7 +58,6 @@ const MiB = 1024 * 1024;
 export async function apiRoutes(root: FastifyInstance, deps: E2bDeps): Promise<void> {
   const app = root.withTypeProvider<ZodTypeProvider>();
   const { sessions, config } = deps;
-  const templates = new TemplateNames(deps);
   // For every /e2b route: the Gate's refusals (raised in its onRequest hook) land here too.
   app.setErrorHandler(e2bError);
   const keyed = { scope: "sessions" as const, e2b: true };
@@ -101,8 +94,7 @@ export async function apiRoutes(root: FastifyInstance, deps: E2bDeps): Promise<v
       },
       actor.key?.id ?? null,
     );
-    templates.set(info.id, body.templateID);
-    deps.policies.record(info.id, actor.key?.policy);
+    deps.sandboxes.created(info.id, body.templateID, actor.key?.policy);
     return reply.status(201).send(sandboxAnswer(info, body.templateID, deps, request));
   };
   for (const url of ["/v2/sandboxes", "/sandboxes"])
@@ -121,7 +113,7 @@ export async function apiRoutes(root: FastifyInstance, deps: E2bDeps): Promise<v
         `sandbox was released to snapshot ${info.snapshotId ?? "(none kept)"} after sessions.pausedSnapshotAfter; create a new one from it`,
       );
     // This key's code obeys its own policy from now on, if stricter than the creator's.
-    deps.policies.record(id, request.actor!.key?.policy);
+    deps.sandboxes.connected(id, request.actor!.key?.policy);
     const resumed = info.state === "paused";
     if (resumed) info = await sessions.resume(id, me(request));
     const timeout = request.body?.timeout;
@@ -131,7 +123,7 @@ export async function apiRoutes(root: FastifyInstance, deps: E2bDeps): Promise<v
       const seconds = Math.min(timeout, Math.floor((latest - Date.now()) / 1000));
       if (seconds > 0) info = sessions.extend(id, me(request), seconds);
     }
-    const answer = sandboxAnswer(info, templates.of(id), deps, request);
+    const answer = sandboxAnswer(info, deps.sandboxes.template(id), deps, request);
     return reply.status(resumed ? 201 : 200).send(answer);
   };
   const ConnectBody = ConnectSandboxSchema.optional();
@@ -162,7 +154,7 @@ export async function apiRoutes(root: FastifyInstance, deps: E2bDeps): Promise<v
     // Only the caller's own sandboxes, admin key or not: an E2B key is one team.
     const all = sessions
       .list(me(request))
-      .map((s) => sandboxView(s, templates.of(s.id)))
+      .map((s) => sandboxView(s, deps.sandboxes.template(s.id)))
       .filter(
         (v) =>
           (q.state as string[]).includes(v.state) &&
@@ -187,8 +179,8 @@ export async function apiRoutes(root: FastifyInstance, deps: E2bDeps): Promise<v
       const id = sessionOf(request.params.id);
       const info = sessions.get(id, me(request));
       return {
-        ...sandboxView(info, templates.of(id)),
-        ...sandboxAnswer(info, templates.of(id), deps, request),
+        ...sandboxView(info, deps.sandboxes.template(id)),
+        ...sandboxAnswer(info, deps.sandboxes.template(id), deps, request),
       };
     },
   );

@@ -65,39 +65,51 @@ export interface E2bDeps {
   /** The static-analysis policy cells go through, as on /v1/sessions/:id/run (run-policy.ts). */
   analyzer: SessionRunDeps["analyzer"];
   service: SessionRunDeps["service"];
-  /** Which keys' policies a sandbox's code obeys (the plane itself carries no key). */
-  policies: SandboxPolicies;
+  /** What the adapter keeps per sandbox: its template, and the policy its code obeys. */
+  sandboxes: SandboxRecords;
 }
 
 const STRICTNESS: Record<PolicyMode, number> = { off: 0, audit: 1, block: 2 };
 
 /**
- * The sandbox plane carries a token, not a key, so the policy a key's code
- * must obey (a block-mode key may not run through /e2b what /run would refuse)
- * is recorded when a key creates or connects to the sandbox; the strictest
- * one holds. A session no E2B key ever touched follows the server's.
+ * What the adapter keeps of each sandbox, beside the session itself:
+ * - the E2B template it was created from (not put in the user's metadata);
+ * - the static-analysis policy its code obeys. The sandbox plane carries a
+ *   token, not a key, so the policy of each key that creates or connects to
+ *   the sandbox is recorded and the strictest holds (a block-mode key may not
+ *   run through /e2b what /run would refuse it). A session no E2B key touched
+ *   follows the server's.
+ * Entries of ended sessions are dropped once the map reaches maxSessions.
  */
-export class SandboxPolicies {
-  private readonly modes = new Map<string, PolicyMode>();
+export class SandboxRecords {
+  private readonly records = new Map<string, { template: string; policy: PolicyMode }>();
   constructor(private readonly deps: Pick<E2bDeps, "sessions" | "config" | "analyzer">) {}
 
-  /** A key with this policy (null: the server's) created or connected to the session. */
-  record(sessionId: string, keyPolicy: PolicyMode | null | undefined): void {
+  /** A key with this policy (null: the server's) created the session from `template`. */
+  created(sessionId: string, template: string, keyPolicy: PolicyMode | null | undefined): void {
+    if (this.records.size >= this.deps.config.maxSessions) this.prune();
+    this.records.set(sessionId, { template, policy: this.deps.analyzer.modeFor(keyPolicy) });
+  }
+
+  /** A key with this policy connected to the session: its policy holds if stricter. */
+  connected(sessionId: string, keyPolicy: PolicyMode | null | undefined): void {
     const mode = this.deps.analyzer.modeFor(keyPolicy);
-    const before = this.modes.get(sessionId);
-    if (before === undefined && this.modes.size >= this.deps.config.maxSessions) this.prune();
-    if (before === undefined || STRICTNESS[mode] > STRICTNESS[before])
-      this.modes.set(sessionId, mode);
+    const r = this.records.get(sessionId);
+    if (!r) this.created(sessionId, "base", mode);
+    else if (STRICTNESS[mode] > STRICTNESS[r.policy]) r.policy = mode;
   }
 
-  of(sessionId: string): PolicyMode {
-    return this.modes.get(sessionId) ?? this.deps.analyzer.modeFor(null);
+  template(sessionId: string): string {
+    return this.records.get(sessionId)?.template ?? "base";
   }
 
-  /** Forgets sessions that ended: the map never holds more than the live ones. */
+  policy(sessionId: string): PolicyMode {
+    return this.records.get(sessionId)?.policy ?? this.deps.analyzer.modeFor(null);
+  }
+
   private prune(): void {
     const live = new Set(this.deps.sessions.list("", true).map((s) => s.id));
-    for (const id of this.modes.keys()) if (!live.has(id)) this.modes.delete(id);
+    for (const id of this.records.keys()) if (!live.has(id)) this.records.delete(id);
   }
 }
 
@@ -182,7 +194,7 @@ export function sandboxCall(req: FastifyRequest, deps: E2bDeps, e2bId?: string):
     // A valid token for a session that is gone: the sandbox is not running.
     throw new PlaneError("not_found", `sandbox ${toE2bId(sessionId)} is not running`, 502);
   }
-  return { sessionId, e2bId: toE2bId(sessionId), userId, policy: deps.policies.of(sessionId) };
+  return { sessionId, e2bId: toE2bId(sessionId), userId, policy: deps.sandboxes.policy(sessionId) };
 }
 
 const HOME = "/home/user";
