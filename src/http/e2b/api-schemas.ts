@@ -38,31 +38,37 @@ const MetadataSchema = z
       if (verdict !== true) return void ctx.addIssue({ code: "custom", message: verdict });
   });
 
-const EnvVarsSchema = z
-  .record(z.string(), z.string().max(MAX_ENV_VALUE, `a value of at most ${MAX_ENV_VALUE} bytes`))
-  .superRefine((e, ctx) => {
-    const keys = Object.keys(e);
-    const total = Object.entries(e).reduce(
-      (n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v),
-      0,
-    );
-    for (const verdict of [
-      keys.length <= MAX_ENV_VARS || `envVars: at most ${MAX_ENV_VARS} variables`,
-      keyRule(
-        keys,
-        (k) => ENV_NAME.test(k),
-        "envVars: names must match [A-Za-z_][A-Za-z0-9_]* (at most 128)",
-      ),
-      // Warden's agent reads its own settings from WARDEN_* variables.
-      keyRule(
-        keys,
-        (k) => !k.startsWith("WARDEN_"),
-        "envVars: names starting WARDEN_ are Warden's own",
-      ),
-      total <= MAX_ENV_TOTAL || `envVars: at most ${MAX_ENV_TOTAL} bytes in all`,
-    ])
-      if (verdict !== true) return void ctx.addIssue({ code: "custom", message: verdict });
-  });
+/**
+ * Variables a client hands a sandbox (`envVars` at create, a cell's
+ * `env_vars`): the same bounds wherever they come in, named by `field`.
+ */
+export function envVarsSchema(field: string) {
+  return z
+    .record(z.string(), z.string().max(MAX_ENV_VALUE, `a value of at most ${MAX_ENV_VALUE} bytes`))
+    .superRefine((e, ctx) => {
+      const keys = Object.keys(e);
+      const total = Object.entries(e).reduce(
+        (n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v),
+        0,
+      );
+      for (const verdict of [
+        keys.length <= MAX_ENV_VARS || `${field}: at most ${MAX_ENV_VARS} variables`,
+        keyRule(
+          keys,
+          (k) => ENV_NAME.test(k),
+          `${field}: names must match [A-Za-z_][A-Za-z0-9_]* (at most 128)`,
+        ),
+        // Warden's agent and kernels read their own settings from WARDEN_* variables.
+        keyRule(
+          keys,
+          (k) => !k.startsWith("WARDEN_"),
+          `${field}: names starting WARDEN_ are Warden's own`,
+        ),
+        total <= MAX_ENV_TOTAL || `${field}: at most ${MAX_ENV_TOTAL} bytes in all`,
+      ])
+        if (verdict !== true) return void ctx.addIssue({ code: "custom", message: verdict });
+    });
+}
 
 const HostList = z.array(z.string().max(253)).max(64, "network.allowOut: at most 64 entries");
 
@@ -88,7 +94,7 @@ export const CreateSandboxSchema = z
       .positive("timeout: at least 1 second")
       .optional(),
     metadata: MetadataSchema.nullable().optional(),
-    envVars: EnvVarsSchema.nullable().optional(),
+    envVars: envVarsSchema("envVars").nullable().optional(),
     allow_internet_access: z.boolean().nullable().optional(),
     network: NetworkSchema.nullable().optional(),
     autoPause: z.boolean().nullable().optional(),

@@ -28,25 +28,19 @@ import {
   type E2bDeps,
   type SandboxCall,
 } from "./plane.js";
+import { envVarsSchema } from "./api-schemas.js";
 import { cellErrorLine, errorLine, resultLine } from "./results.js";
 
 /** A cell (1 MiB) and its environment, JSON-escaped, with room to spare. */
 const EXECUTE_BODY_BYTES = 8 * 1024 * 1024;
 const SUPPORTED = "python, javascript (js), typescript (ts) and bash";
 
-const EnvVarsSchema = z
-  .record(
-    z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, "a variable name"),
-    z.string().max(32_768, "at most 32768 characters"),
-  )
-  .refine((env) => Object.keys(env).length <= 64, "at most 64 variables");
-
 // Unknown fields are ignored (newer SDKs may send more); absent and null are the same.
 const ExecuteSchema = z.object({
   code: CellCodeSchema,
   context_id: z.string().max(128).nullish(),
   language: z.string().max(64).nullish(),
-  env_vars: EnvVarsSchema.nullish(),
+  env_vars: envVarsSchema("env_vars").nullish(),
 });
 
 const CreateContextSchema = z.object({
