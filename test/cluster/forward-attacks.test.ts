@@ -304,6 +304,10 @@ describe("an API node's forwarding under attack", () => {
     // Up to 30 s: on a busy machine the worker takes the streams slowly.
     for (let i = 0; i < 1200 && held.length < 140; i++) await new Promise((r) => setTimeout(r, 25));
     expect(held.length).toBe(140);
+    // The stand-in worker sends no heartbeats: on a slow machine the wait above outlives the
+    // freshness of the row beforeEach wrote, and a stale worker answers 410 before forwarding.
+    const port = (worker.address() as AddressInfo).port;
+    await putWorker(db.pool, { id: "w-rec", url: `http://127.0.0.1:${port}` });
     // bob's call to his own session on the same worker is answered at once, not queued.
     const answered = await Promise.race([
       raw(`/v1/sessions/${BOB_SESSION}/files/b.txt`, "GET", "", "", bob),

@@ -341,9 +341,11 @@ describe.skipIf(reason !== "")(`gVisor box ${reason}`, () => {
       const r = await box.run({ argv: ["/usr/bin/id", "-u"], limits: limits() });
       expect(r.status).toBe("completed");
       expect(Number(r.stdout)).toBe(1000);
-      expect(cgroupDirsOf(host!, box.id).length).toBe(0);
     } finally {
       await box.destroy();
     }
+    // The run's cgroup goes in teardown that may finish after the result: wait for it.
+    await host!.settled();
+    expect(cgroupDirsOf(host!, box.id).length).toBe(0);
   });
 });
